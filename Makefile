@@ -1,0 +1,64 @@
+# One entry point for everything: `make run` and `make test` set up what they need, idempotently.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# The install stamp changes whenever the declared or locked dependencies change, so a second run is a no-op.
+DEPS_HASH := $(shell cat pyproject.toml requirements.lock 2>/dev/null | sha256sum | cut -c1-16)
+STAMP := $(VENV)/.installed-$(DEPS_HASH)
+NATIVE_STAMP := layers/native/lib/.built
+PYTEST_WORKERS ?= 2
+
+.PHONY: help setup run test unit lint bench native lock clean
+
+help:
+	@echo "make run    - set up and run the local demonstration (moto, no Docker, no cloud)"
+	@echo "make test   - set up, lint (ruff, mypy --strict, cfn-lint) and run every test"
+	@echo "make bench  - set up and print the benchmark tables"
+	@echo "make setup  - only install: .venv with the locked dependencies, the native layer"
+	@echo "make native - rebuild the native layer (liboqs from the pinned wheel) for local use"
+	@echo "make lock   - re-resolve requirements.lock from pyproject.toml"
+
+setup: $(STAMP) $(NATIVE_STAMP)
+
+$(STAMP): pyproject.toml requirements.lock
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (found " + sys.version.split()[0] + ")")'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+$(NATIVE_STAMP): layers/native/Makefile | $(STAMP)
+	$(MAKE) -C layers/native local PYTHON=$(abspath $(PY))
+
+native: $(STAMP)
+	$(MAKE) -C layers/native clean-local
+	$(MAKE) -C layers/native local PYTHON=$(abspath $(PY))
+
+run: setup
+	$(PY) -m infra.local.demo
+
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+	$(VENV)/bin/cfn-lint template.yaml
+
+unit: setup
+	$(PY) -m pytest -n $(PYTEST_WORKERS) tests/unit tests/vectors
+
+test: lint
+	$(PY) -m pytest -n $(PYTEST_WORKERS)
+
+bench: setup
+	$(PY) -m tests.bench.run
+
+lock:
+	rm -rf /tmp/reliquary-lock && $(PYTHON) -m venv /tmp/reliquary-lock
+	/tmp/reliquary-lock/bin/pip install --quiet '.[dev]'
+	/tmp/reliquary-lock/bin/pip freeze --exclude-editable | grep -v '^reliquary' > requirements.lock
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	$(MAKE) -C layers/native clean-local

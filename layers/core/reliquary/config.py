@@ -1,0 +1,51 @@
+"""The one settings object. Read from the environment once per cold start (``get_settings``).
+
+Names of environment variables are the field names with the ``RELIQUARY_`` prefix; template.yaml sets
+them for every function. An explicit argument to a constructor always wins over the environment.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "RELIQUARY_"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
+
+    stage: Literal["local", "dev", "prod"] = "local"
+    region: str = Field(default="us-east-1", validation_alias="AWS_REGION")
+    # Set for local development and tests (moto); unset on AWS.
+    endpoint_url: str | None = Field(default=None, validation_alias="AWS_ENDPOINT_URL")
+
+    vaults_table: str = "reliquary-vaults"
+    items_table: str = "reliquary-items"
+    idempotency_table: str = "reliquary-idempotency"
+    items_bucket: str = "reliquary-items"
+
+    root_of_trust: Literal["kms", "local"] = "local"
+    kms_key_id: str | None = None
+    # Local development root key: generated on first use, kept outside the repository.
+    local_root_key_path: Path = Path.home() / ".reliquary" / "root.key"
+
+    # Items larger than this go to S3; only the pointer and the wrapped data key stay in DynamoDB.
+    large_item_threshold: int = Field(default=256 * 1024, ge=1024)
+    max_item_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    # Algorithm the service signs envelopes, grants and receipts with.
+    signature_algorithm: Literal["ML-DSA-65", "Falcon-512", "Ed25519"] = "ML-DSA-65"
+    # Lifetime of a grant issued to a requester.
+    grant_ttl_seconds: int = Field(default=300, ge=1, le=86_400)
+    # Idempotency records live this long (powertools default is one hour).
+    idempotency_ttl_seconds: int = Field(default=3600, ge=60)
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The settings of this process, read once (a Lambda cold start reads them once)."""
+    return Settings()

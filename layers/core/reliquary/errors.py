@@ -1,0 +1,148 @@
+"""The one error hierarchy of RELIQUARY.
+
+Every error a caller can see has a stable ``code`` (part of the API contract: clients and the state
+machine match on it, so codes never change meaning), an HTTP status for the API, and whether retrying
+the same request can succeed. Messages never contain plaintext, keys or other secrets.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class ReliquaryError(Exception):
+    """Base of every error RELIQUARY raises on purpose."""
+
+    code: ClassVar[str] = "internal_error"
+    http_status: ClassVar[int] = 500
+    retryable: ClassVar[bool] = False
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        # Details are for the caller (field names, limits, ids) and must never hold secrets.
+        self.details = details
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"code": self.code, "type": type(self).__name__, "message": self.message}
+        if self.details:
+            body["details"] = self.details
+        body["retryable"] = self.retryable
+        return body
+
+
+# --- the caller's request -------------------------------------------------------------------------
+class InvalidRequestError(ReliquaryError):
+    """The request is malformed: missing or wrong fields, wrong lengths, bad encodings."""
+
+    code = "invalid_request"
+    http_status = 400
+
+
+class NotFoundError(ReliquaryError):
+    """The tenant, vault, item or key version does not exist (or is not visible to this tenant)."""
+
+    code = "not_found"
+    http_status = 404
+
+
+class ConflictError(ReliquaryError):
+    """The write conflicts with the current state (already exists, concurrent update, reused id)."""
+
+    code = "conflict"
+    http_status = 409
+
+
+class IdempotencyConflictError(ConflictError):
+    """A request id was reused with a different payload."""
+
+    code = "idempotency_conflict"
+
+
+class ItemShreddedError(ReliquaryError):
+    """The item was crypto-shredded: its data key is gone and it can never be opened again."""
+
+    code = "item_shredded"
+    http_status = 410
+
+
+class ItemExpiredError(ItemShreddedError):
+    """The item passed its expiry; expiry crypto-shreds it."""
+
+    code = "item_expired"
+
+
+class KeyVersionError(ReliquaryError):
+    """A vault key version is unknown, retired, or not the one the operation needs."""
+
+    code = "key_version"
+    http_status = 409
+
+
+class PayloadTooLargeError(InvalidRequestError):
+    """The item is larger than the configured maximum."""
+
+    code = "payload_too_large"
+    http_status = 413
+
+
+# --- cryptographic verification -------------------------------------------------------------------
+class InvalidEnvelopeError(ReliquaryError):
+    """An envelope, grant or share could not be parsed, authenticated or opened.
+
+    Deliberately opaque: the same error and message for a malformed field, a bad signature, a wrong
+    scope, a wrong key or a failed tag, so a caller learns nothing about which check failed.
+    """
+
+    code = "invalid_envelope"
+    http_status = 400
+
+    def __init__(self, message: str = "the envelope could not be authenticated or opened") -> None:
+        super().__init__(message)
+
+
+class InvalidSignatureError(ReliquaryError):
+    """A signature did not verify under the named key and algorithm."""
+
+    code = "invalid_signature"
+    http_status = 400
+
+
+class UnsupportedAlgorithmError(InvalidRequestError):
+    """An algorithm id or suite id this build does not support."""
+
+    code = "unsupported_algorithm"
+
+
+# --- configuration and the platform ---------------------------------------------------------------
+class ConfigurationError(ReliquaryError):
+    """The deployment is misconfigured (missing settings, unusable native library)."""
+
+    code = "configuration"
+
+
+class NativeLibraryError(ConfigurationError):
+    """liboqs (or another native library of the layer) is missing or cannot be loaded."""
+
+    code = "native_library"
+
+
+class TransientError(ReliquaryError):
+    """A dependency failed in a way that a retry may fix (throttling, timeouts, 5xx)."""
+
+    code = "transient"
+    http_status = 503
+    retryable = True
+
+
+class StorageUnavailableError(TransientError):
+    """DynamoDB, S3 or KMS did not answer or throttled the request."""
+
+    code = "storage_unavailable"
+
+
+class RootOfTrustError(ReliquaryError):
+    """The root of trust refused to wrap or unwrap (wrong context, disabled key, no permission)."""
+
+    code = "root_of_trust"
+    http_status = 500
