@@ -1,0 +1,263 @@
+"""The sealed-item envelope, format v1 (docs/envelope.md is the normative description).
+
+```
+magic "RQE1" | suite u16 | sig_alg u16 | signer_key_id 8 | sealed_key_version u32 | wrap_key_version u32
+| nonce 12 | wrapped_key_len u16 | wrapped_key | body_mode u8 (0 inline, 1 detached) | body_len u64
+| body_sha256 32 | body (inline only) | signature_len u16 | signature
+```
+The signature covers a domain tag, every header field except ``body_mode``, the body's length and
+SHA-256, and the item's associated data (its scope). A body can therefore move to S3 (detached) and back
+without re-signing, and re-wrapping the data key re-signs without reading the body.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from reliquary.crypto import aead, kem
+from reliquary.crypto.codec import Reader, Writer
+from reliquary.crypto.kem import HybridPrivateKey, HybridPublicKey
+from reliquary.crypto.scope import ItemScope
+from reliquary.crypto.signing import KEY_ID_LEN, KeyRing, SignatureAlgorithm, Signer
+from reliquary.errors import InvalidEnvelopeError, ReliquaryError
+
+MAGIC = b"RQE1"
+BODY_INLINE = 0
+BODY_DETACHED = 1
+DIGEST_LEN = 32
+WRAPPED_KEY_LEN = kem.sealed_length(aead.DATA_KEY_LEN)
+_SIGNING_DOMAIN = b"RELIQUARY envelope v1\x00"
+_MAX_BODY = 2**40
+
+RandomBytes = Callable[[int], bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    suite: int
+    signature_algorithm: SignatureAlgorithm
+    signer_key_id: bytes
+    sealed_key_version: int
+    wrap_key_version: int
+    nonce: bytes
+    wrapped_key: bytes
+    body_length: int
+    body_digest: bytes
+    body: bytes | None
+    signature: bytes
+
+    @property
+    def detached(self) -> bool:
+        return self.body is None
+
+    def to_bytes(self) -> bytes:
+        writer = self._header(Writer().raw(MAGIC))
+        writer.u8(BODY_DETACHED if self.body is None else BODY_INLINE)
+        writer.u64(self.body_length).raw(self.body_digest)
+        if self.body is not None:
+            writer.raw(self.body)
+        return writer.bytes16(self.signature).getvalue()
+
+    def without_body(self) -> tuple[Envelope, bytes]:
+        """Split into the detached envelope (for DynamoDB) and the body (for S3)."""
+        if self.body is None:
+            raise ValueError("the envelope is already detached")
+        return replace(self, body=None), self.body
+
+    def with_body(self, body: bytes) -> Envelope:
+        """Re-attach a body fetched from storage; it must be the very body that was signed."""
+        if len(body) != self.body_length or not hmac.compare_digest(
+            hashlib.sha256(body).digest(), self.body_digest
+        ):
+            raise InvalidEnvelopeError
+        return replace(self, body=body)
+
+    def _header(self, writer: Writer) -> Writer:
+        return (
+            writer.u16(self.suite)
+            .u16(self.signature_algorithm.wire_id)
+            .raw(self.signer_key_id)
+            .u32(self.sealed_key_version)
+            .u32(self.wrap_key_version)
+            .raw(self.nonce)
+            .bytes16(self.wrapped_key)
+        )
+
+    def signed_message(self, scope: ItemScope) -> bytes:
+        writer = self._header(Writer().raw(_SIGNING_DOMAIN).raw(MAGIC))
+        writer.u64(self.body_length).raw(self.body_digest)
+        writer.raw(scope.item_aad(suite=self.suite, sealed_key_version=self.sealed_key_version))
+        return writer.getvalue()
+
+    @classmethod
+    def parse(cls, data: bytes) -> Envelope:
+        """Strictly parse; anything unexpected is the opaque ``InvalidEnvelopeError``."""
+        reader = Reader(data)
+        reader.expect(MAGIC)
+        suite = reader.u16()
+        if suite != kem.SUITE_ID:
+            raise InvalidEnvelopeError
+        try:
+            algorithm = SignatureAlgorithm.from_wire_id(reader.u16())
+        except ReliquaryError:
+            raise InvalidEnvelopeError from None
+        signer_key_id = reader.raw(KEY_ID_LEN)
+        sealed_key_version = reader.u32()
+        wrap_key_version = reader.u32()
+        if sealed_key_version == 0 or wrap_key_version < sealed_key_version:
+            raise InvalidEnvelopeError
+        nonce = reader.raw(aead.NONCE_LEN)
+        wrapped_key = reader.bytes16()
+        if len(wrapped_key) != WRAPPED_KEY_LEN:
+            raise InvalidEnvelopeError
+        body_mode = reader.u8()
+        body_length = reader.u64()
+        if body_length < aead.TAG_LEN or body_length > _MAX_BODY:
+            raise InvalidEnvelopeError
+        body_digest = reader.raw(DIGEST_LEN)
+        body: bytes | None
+        if body_mode == BODY_INLINE:
+            body = reader.raw(body_length)
+            if not hmac.compare_digest(hashlib.sha256(body).digest(), body_digest):
+                raise InvalidEnvelopeError
+        elif body_mode == BODY_DETACHED:
+            body = None
+        else:
+            raise InvalidEnvelopeError
+        signature = reader.bytes16()
+        if not signature:
+            raise InvalidEnvelopeError
+        reader.finish()
+        return cls(
+            suite=suite,
+            signature_algorithm=algorithm,
+            signer_key_id=signer_key_id,
+            sealed_key_version=sealed_key_version,
+            wrap_key_version=wrap_key_version,
+            nonce=nonce,
+            wrapped_key=wrapped_key,
+            body_length=body_length,
+            body_digest=body_digest,
+            body=body,
+            signature=signature,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class VaultKey:
+    """One version of a vault's key pair, as the opener holds it."""
+
+    version: int
+    private_key: HybridPrivateKey
+
+
+def _sign(envelope: Envelope, scope: ItemScope, signer: Signer) -> Envelope:
+    unsigned = replace(
+        envelope,
+        signature_algorithm=signer.algorithm,
+        signer_key_id=signer.key_id,
+        signature=b"",
+    )
+    return replace(unsigned, signature=signer.sign(unsigned.signed_message(scope)))
+
+
+def verify(envelope: Envelope, scope: ItemScope, keyring: KeyRing) -> None:
+    """Check the service's signature over the envelope and its scope."""
+    try:
+        keyring.verify(
+            envelope.signer_key_id,
+            envelope.signature_algorithm,
+            envelope.signed_message(scope),
+            envelope.signature,
+        )
+    except ReliquaryError:
+        raise InvalidEnvelopeError from None
+
+
+def seal(
+    plaintext: bytes,
+    *,
+    scope: ItemScope,
+    vault_public_key: HybridPublicKey,
+    key_version: int,
+    signer: Signer,
+    randbytes: RandomBytes = os.urandom,
+) -> Envelope:
+    """Encrypt under a fresh data key, wrap it to the vault key, sign. ``randbytes`` draws key and nonce."""
+    data_key = randbytes(aead.DATA_KEY_LEN)
+    nonce = randbytes(aead.NONCE_LEN)
+    body = aead.encrypt(
+        data_key, nonce, plaintext, scope.item_aad(suite=kem.SUITE_ID, sealed_key_version=key_version)
+    )
+    wrapped_key = vault_public_key.seal(
+        data_key, info=scope.wrap_info(suite=kem.SUITE_ID, wrap_key_version=key_version)
+    )
+    unsigned = Envelope(
+        suite=kem.SUITE_ID,
+        signature_algorithm=signer.algorithm,
+        signer_key_id=signer.key_id,
+        sealed_key_version=key_version,
+        wrap_key_version=key_version,
+        nonce=nonce,
+        wrapped_key=wrapped_key,
+        body_length=len(body),
+        body_digest=hashlib.sha256(body).digest(),
+        body=body,
+        signature=b"",
+    )
+    return _sign(unsigned, scope, signer)
+
+
+def unwrap_data_key(envelope: Envelope, *, scope: ItemScope, vault_key: VaultKey, keyring: KeyRing) -> bytes:
+    """Verify the envelope and recover its data key with the vault key of the envelope's wrap version."""
+    verify(envelope, scope, keyring)
+    if vault_key.version != envelope.wrap_key_version:
+        raise InvalidEnvelopeError
+    data_key = vault_key.private_key.open(
+        envelope.wrapped_key, info=scope.wrap_info(suite=envelope.suite, wrap_key_version=vault_key.version)
+    )
+    if len(data_key) != aead.DATA_KEY_LEN:
+        raise InvalidEnvelopeError
+    return data_key
+
+
+def open_body(envelope: Envelope, *, scope: ItemScope, data_key: bytes) -> bytes:
+    """Decrypt an attached body with an already unwrapped (and so already verified) data key."""
+    if envelope.body is None:
+        raise InvalidEnvelopeError
+    return aead.decrypt(
+        data_key,
+        envelope.nonce,
+        envelope.body,
+        scope.item_aad(suite=envelope.suite, sealed_key_version=envelope.sealed_key_version),
+    )
+
+
+def open_envelope(envelope: Envelope, *, scope: ItemScope, vault_key: VaultKey, keyring: KeyRing) -> bytes:
+    """Verify, unwrap and decrypt. Every failure is the one opaque ``InvalidEnvelopeError``."""
+    data_key = unwrap_data_key(envelope, scope=scope, vault_key=vault_key, keyring=keyring)
+    return open_body(envelope, scope=scope, data_key=data_key)
+
+
+def rewrap(
+    envelope: Envelope,
+    *,
+    scope: ItemScope,
+    old_key: VaultKey,
+    new_public_key: HybridPublicKey,
+    new_key_version: int,
+    keyring: KeyRing,
+    signer: Signer,
+) -> Envelope:
+    """Wrap the data key to a newer vault key version and re-sign; the body is neither read nor changed."""
+    if new_key_version <= envelope.wrap_key_version:
+        raise ValueError("rewrap only moves a data key to a newer key version")
+    data_key = unwrap_data_key(envelope, scope=scope, vault_key=old_key, keyring=keyring)
+    wrapped_key = new_public_key.seal(
+        data_key, info=scope.wrap_info(suite=envelope.suite, wrap_key_version=new_key_version)
+    )
+    return _sign(replace(envelope, wrap_key_version=new_key_version, wrapped_key=wrapped_key), scope, signer)

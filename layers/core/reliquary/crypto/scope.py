@@ -1,0 +1,104 @@
+"""What a ciphertext is bound to: tenant, vault, item, version, content type and key versions.
+
+The associated data of the item cipher and the HPKE ``info`` of every wrap are built here, from one
+canonical length-prefixed encoding, so a ciphertext or wrapped key moved to any other scope fails.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from reliquary.crypto.codec import Writer
+from reliquary.errors import InvalidRequestError
+
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}")
+_CONTENT_TYPE = re.compile(r"[!-~][ -~]{0,126}")
+MAX_VERSION = 2**32 - 1
+
+
+def validate_id(kind: str, value: str) -> str:
+    """Tenant, vault, item and request ids: 1-128 of [A-Za-z0-9._:@-], starting with a letter or digit."""
+    if not isinstance(value, str) or _ID.fullmatch(value) is None:
+        raise InvalidRequestError(
+            f"{kind} must be 1-128 characters of letters, digits and ._:@- (starting with a letter or digit)",
+            field=kind,
+        )
+    return value
+
+
+def validate_version(kind: str, value: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_VERSION:
+        raise InvalidRequestError(f"{kind} must be an integer from 1 to {MAX_VERSION}", field=kind)
+    return value
+
+
+def validate_content_type(value: str) -> str:
+    if not isinstance(value, str) or _CONTENT_TYPE.fullmatch(value) is None:
+        raise InvalidRequestError(
+            "content_type must be 1-127 printable ASCII characters", field="content_type"
+        )
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class VaultRef:
+    tenant_id: str
+    vault_id: str
+
+    def __post_init__(self) -> None:
+        validate_id("tenant_id", self.tenant_id)
+        validate_id("vault_id", self.vault_id)
+
+    def key_context(self, key_version: int) -> dict[str, str]:
+        """The root-of-trust encryption context for this vault's private key of one version."""
+        return {
+            "purpose": "vault-key",
+            "tenant_id": self.tenant_id,
+            "vault_id": self.vault_id,
+            "key_version": str(key_version),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ItemScope:
+    tenant_id: str
+    vault_id: str
+    item_id: str
+    item_version: int
+    content_type: str
+
+    def __post_init__(self) -> None:
+        validate_id("tenant_id", self.tenant_id)
+        validate_id("vault_id", self.vault_id)
+        validate_id("item_id", self.item_id)
+        validate_version("item_version", self.item_version)
+        validate_content_type(self.content_type)
+
+    @property
+    def vault(self) -> VaultRef:
+        return VaultRef(self.tenant_id, self.vault_id)
+
+    def _fields(self, domain: bytes, suite: int) -> Writer:
+        return (
+            Writer()
+            .raw(domain)
+            .u16(suite)
+            .text(self.tenant_id)
+            .text(self.vault_id)
+            .text(self.item_id)
+            .u32(self.item_version)
+        )
+
+    def item_aad(self, *, suite: int, sealed_key_version: int) -> bytes:
+        """Associated data of the item cipher: immutable for the life of the ciphertext."""
+        return (
+            self._fields(b"RELIQUARY item v1\x00", suite)
+            .u32(sealed_key_version)
+            .text(self.content_type)
+            .getvalue()
+        )
+
+    def wrap_info(self, *, suite: int, wrap_key_version: int) -> bytes:
+        """HPKE info of the data key wrapped to the vault key of ``wrap_key_version``."""
+        return self._fields(b"RELIQUARY dek v1\x00", suite).u32(wrap_key_version).getvalue()
