@@ -1,0 +1,135 @@
+"""The encrypt function: create_vault, seal, rotate, rewrap, retire, grant, shred.
+
+Invoked directly and as the access state machine's Grant task. Deterministic failures (bad input, not
+found, conflicts, shredded items) come back as ``{"status": "error", "error": {code, type, message}}``
+with no stack trace; only transient failures raise, so Step Functions' Retry can act on them.
+Idempotent on (tenant_id, request_id): a retried request returns the stored result.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, cast
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyPersistenceLayerError,
+    IdempotencyValidationError,
+)
+from pydantic import TypeAdapter, ValidationError
+
+from reliquary.adapters.factory import build_vault_service, dynamodb_client
+from reliquary.config import Settings, get_settings
+from reliquary.contracts.encrypt import EncryptRequest
+from reliquary.errors import (
+    IdempotencyConflictError,
+    InvalidRequestError,
+    ReliquaryError,
+    StorageUnavailableError,
+    TransientError,
+)
+from reliquary.observability import build_logger, build_metrics, build_tracer
+from reliquary.vaults.actions import run_encrypt_action
+
+SERVICE = "reliquary-encrypt"
+logger = build_logger(SERVICE)
+metrics = build_metrics(SERVICE)
+tracer = build_tracer(SERVICE)
+_REQUEST: TypeAdapter[Any] = TypeAdapter(EncryptRequest)
+# Payload fields that must match when a request id is reused. The plaintext is left out on purpose:
+# powertools stores this hash, and a hash of a low-entropy secret is a dictionary-attack target.
+_PAYLOAD_FIELDS = "[action, vault_id, item_id, version, key_version, content_type, requester_public_key]"
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    execute: Callable[..., dict[str, Any]]
+    idempotency: IdempotencyConfig
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    service = build_vault_service(settings)
+    config = IdempotencyConfig(
+        event_key_jmespath="[tenant_id, request_id]",
+        payload_validation_jmespath=_PAYLOAD_FIELDS,
+        raise_on_no_idempotency_key=True,
+        expires_after_seconds=settings.idempotency_ttl_seconds,
+        hash_function="sha256",
+    )
+    persistence = DynamoDBPersistenceLayer(
+        table_name=settings.idempotency_table, boto3_client=dynamodb_client(settings)
+    )
+
+    def execute(request: dict[str, Any]) -> dict[str, Any]:
+        return run_encrypt_action(service, _REQUEST.validate_python(request))
+
+    guarded = idempotent_function(
+        data_keyword_argument="request", persistence_store=persistence, config=config
+    )
+    return Runtime(execute=cast("Callable[..., dict[str, Any]]", guarded(execute)), idempotency=config)
+
+
+@functools.cache
+def runtime() -> Runtime:
+    """Adapters and clients, built once per cold start (on the first invocation)."""
+    return build_runtime(get_settings())
+
+
+def reset_runtime() -> None:
+    """Forget the cold-start state (tests that switch settings between invocations)."""
+    runtime.cache_clear()
+
+
+def _validation_error(exc: ValidationError) -> InvalidRequestError:
+    # Only locations and messages: pydantic's "input" could echo plaintext back.
+    problems = [{"field": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]} for e in exc.errors()]
+    return InvalidRequestError("the request is malformed", problems=problems[:20])
+
+
+def _error(exc: ReliquaryError, action: str) -> dict[str, Any]:
+    metrics.add_metric(name="Rejected", unit=MetricUnit.Count, value=1)
+    logger.info("request refused", extra={"action": action, "code": exc.code})
+    return {"status": "error", "action": action, "error": exc.to_dict()}
+
+
+def handle(event: Any, context: Any, current: Runtime) -> dict[str, Any]:
+    action = event.get("action", "") if isinstance(event, dict) else ""
+    action = action if isinstance(action, str) else ""
+    try:
+        request = _REQUEST.validate_python(event)
+    except ValidationError as exc:
+        return _error(_validation_error(exc), action)
+    logger.append_keys(action=request.action, tenant_id=request.tenant_id, request_id=request.request_id)
+    current.idempotency.register_lambda_context(context)
+    try:
+        result = current.execute(request=request.model_dump(mode="json"))
+    except IdempotencyValidationError:
+        return _error(
+            IdempotencyConflictError("request_id was already used with a different request"), action
+        )
+    except IdempotencyAlreadyInProgressError as exc:
+        raise TransientError("the same request is in progress; retry") from exc
+    except IdempotencyPersistenceLayerError as exc:
+        raise StorageUnavailableError("the idempotency store is unavailable") from exc
+    except ReliquaryError as exc:
+        if exc.retryable:
+            logger.warning("transient failure", extra={"code": exc.code})
+            raise
+        return _error(exc, action)
+    metrics.add_metric(name="Succeeded", unit=MetricUnit.Count, value=1)
+    return {"status": "ok", "action": request.action, "result": result}
+
+
+@tracer.capture_lambda_handler
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def handler(event: Any, context: Any) -> dict[str, Any]:
+    return handle(event, context, runtime())

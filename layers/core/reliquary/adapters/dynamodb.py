@@ -1,0 +1,496 @@
+"""DynamoDB adapters (pynamodb): vaults, vault keys, service signing keys, items.
+
+Table keys (see template.yaml), every partition key starting with the tenant:
+- VaultsTable  pk ``TENANT#<t>``  sk ``VAULT#<v>`` (vault) and ``VAULT#<v>#KEY#<version:010d>`` (key version);
+               pk ``SERVICE``      sk ``SIGNING#<algorithm>`` (service signing keys)
+- ItemsTable   pk ``TENANT#<t>#VAULT#<v>``  sk ``ITEM#<i>#V#<version:010d>``; TTL attribute ``expires_at``
+Ids never contain ``#`` (scope.validate_id), so no key of one tenant or vault can prefix another's.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import NoReturn, TypeVar, cast
+
+from pynamodb.attributes import BinaryAttribute, NumberAttribute, UnicodeAttribute
+from pynamodb.connection import Connection
+from pynamodb.exceptions import PynamoDBException
+from pynamodb.models import Model
+from pynamodb.transactions import TransactWrite
+
+from reliquary.errors import (
+    ConflictError,
+    KeyVersionError,
+    NotFoundError,
+    ReliquaryError,
+    StorageUnavailableError,
+)
+from reliquary.vaults.models import (
+    BodyLocation,
+    Custodian,
+    ItemRecord,
+    KeyStatus,
+    MemoryKind,
+    MemoryScope,
+    RecoveryPolicy,
+    StoredSigningKey,
+    Vault,
+    VaultKeyRecord,
+)
+
+_TRANSIENT = {
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "TransactionConflictException",
+}
+T = TypeVar("T")
+
+
+def _translate(exc: PynamoDBException, conflict: str) -> NoReturn:
+    """Map a pynamodb failure by its error code (never by message text) to the domain hierarchy."""
+    code = exc.cause_response_code
+    if code == "ConditionalCheckFailedException":
+        raise ConflictError(conflict) from exc
+    if code == "TransactionCanceledException":
+        reasons = [r.code for r in getattr(exc, "cancellation_reasons", []) if r is not None]
+        if "ConditionalCheckFailed" in reasons:
+            raise ConflictError(conflict) from exc
+        raise StorageUnavailableError("DynamoDB cancelled the transaction", reasons=reasons) from exc
+    if code in _TRANSIENT or code is None:
+        raise StorageUnavailableError("DynamoDB is unavailable or throttling", aws_code=code) from exc
+    raise ReliquaryError("DynamoDB refused the request", aws_code=code) from exc
+
+
+def _guard(call: Callable[[], T], conflict: str = "conflicting write") -> T:
+    try:
+        return call()
+    except PynamoDBException as exc:
+        _translate(exc, conflict)
+
+
+@dataclass(frozen=True, slots=True)
+class TableConfig:
+    table_name: str
+    region: str
+    host: str | None = None  # the moto endpoint locally; None on AWS
+
+
+M = TypeVar("M", bound=Model)
+
+
+def _bind(model: type[M], config: TableConfig) -> type[M]:
+    """A subclass of ``model`` bound to one table (names differ per stage, and per test)."""
+    meta = type(
+        "Meta",
+        (),
+        {
+            "table_name": config.table_name,
+            "region": config.region,
+            "host": config.host,
+            "max_retry_attempts": 3,
+        },
+    )
+    return cast("type[M]", type(model.__name__, (model,), {"Meta": meta}))
+
+
+class VaultRow(Model):
+    class Meta:
+        table_name = "unbound"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    tenant_id = UnicodeAttribute()
+    vault_id = UnicodeAttribute()
+    current_key_version = NumberAttribute()
+    created_at = NumberAttribute()
+    recovery = UnicodeAttribute(null=True)  # JSON; public material only
+
+
+class KeyRow(Model):
+    class Meta:
+        table_name = "unbound"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    tenant_id = UnicodeAttribute(null=True)
+    vault_id = UnicodeAttribute(null=True)
+    version = NumberAttribute(null=True)
+    algorithm = UnicodeAttribute(null=True)
+    key_id = BinaryAttribute(legacy_encoding=False, null=True)
+    public_key = BinaryAttribute(legacy_encoding=False)
+    wrapped_private_key = BinaryAttribute(legacy_encoding=False, null=True)
+    escrowed_private_key = BinaryAttribute(legacy_encoding=False, null=True)
+    status = UnicodeAttribute(null=True)
+    created_at = NumberAttribute()
+    retired_at = NumberAttribute(null=True)
+    root_key_id = UnicodeAttribute(null=True)
+
+
+def _vault_pk(tenant_id: str) -> str:
+    return f"TENANT#{tenant_id}"
+
+
+def _key_sk(vault_id: str, version: int) -> str:
+    return f"VAULT#{vault_id}#KEY#{version:010d}"
+
+
+def _recovery_to_json(policy: RecoveryPolicy | None) -> str | None:
+    if policy is None:
+        return None
+    b64 = base64.b64encode
+    return json.dumps(
+        {
+            "threshold": policy.threshold,
+            "recovery_public_key": b64(policy.recovery_public_key).decode(),
+            "custodians": [
+                {
+                    "custodian_id": c.custodian_id,
+                    "public_key_fingerprint": b64(c.public_key_fingerprint).decode(),
+                    "sealed_share": b64(c.sealed_share).decode(),
+                }
+                for c in policy.custodians
+            ],
+        },
+        sort_keys=True,
+    )
+
+
+def _recovery_from_json(text: str | None) -> RecoveryPolicy | None:
+    if text is None:
+        return None
+    data = json.loads(text)
+    b64 = base64.b64decode
+    return RecoveryPolicy(
+        threshold=data["threshold"],
+        recovery_public_key=b64(data["recovery_public_key"]),
+        custodians=tuple(
+            Custodian(c["custodian_id"], b64(c["public_key_fingerprint"]), b64(c["sealed_share"]))
+            for c in data["custodians"]
+        ),
+    )
+
+
+class DynamoDBVaultRepository:
+    def __init__(self, config: TableConfig) -> None:
+        self._config = config
+        self._vault_row = _bind(VaultRow, config)
+        self._key_row = _bind(KeyRow, config)
+        self._connection = Connection(region=config.region, host=config.host)
+
+    def _vault_from(self, row: VaultRow) -> Vault:
+        return Vault(
+            tenant_id=row.tenant_id,
+            vault_id=row.vault_id,
+            current_key_version=int(row.current_key_version),
+            created_at=int(row.created_at),
+            recovery=_recovery_from_json(row.recovery),
+        )
+
+    def _key_from(self, row: KeyRow) -> VaultKeyRecord:
+        return VaultKeyRecord(
+            tenant_id=row.tenant_id,
+            vault_id=row.vault_id,
+            version=int(row.version),
+            public_key=row.public_key,
+            wrapped_private_key=row.wrapped_private_key,
+            status=KeyStatus(row.status),
+            created_at=int(row.created_at),
+            escrowed_private_key=row.escrowed_private_key,
+            root_key_id=row.root_key_id or "",
+        )
+
+    def _key_row_for(self, key: VaultKeyRecord) -> KeyRow:
+        return self._key_row(
+            _vault_pk(key.tenant_id),
+            _key_sk(key.vault_id, key.version),
+            tenant_id=key.tenant_id,
+            vault_id=key.vault_id,
+            version=key.version,
+            public_key=key.public_key,
+            wrapped_private_key=key.wrapped_private_key,
+            escrowed_private_key=key.escrowed_private_key,
+            status=key.status.value,
+            created_at=key.created_at,
+            root_key_id=key.root_key_id,
+        )
+
+    def create(self, vault: Vault, first_key: VaultKeyRecord) -> None:
+        row = self._vault_row(
+            _vault_pk(vault.tenant_id),
+            f"VAULT#{vault.vault_id}",
+            tenant_id=vault.tenant_id,
+            vault_id=vault.vault_id,
+            current_key_version=vault.current_key_version,
+            created_at=vault.created_at,
+            recovery=_recovery_to_json(vault.recovery),
+        )
+        key_row = self._key_row_for(first_key)
+
+        def write() -> None:
+            with TransactWrite(connection=self._connection) as transaction:
+                transaction.save(row, condition=self._vault_row.pk.does_not_exist())
+                transaction.save(key_row, condition=self._key_row.pk.does_not_exist())
+
+        _guard(write, "the vault exists")
+
+    def get(self, tenant_id: str, vault_id: str) -> Vault:
+        try:
+            row = _guard(lambda: self._vault_row.get(_vault_pk(tenant_id), f"VAULT#{vault_id}"))
+        except self._vault_row.DoesNotExist:
+            raise NotFoundError("no such vault", vault_id=vault_id) from None
+        return self._vault_from(row)
+
+    def add_key_version(self, vault: Vault, key: VaultKeyRecord) -> Vault:
+        vault_row = self._vault_row(_vault_pk(vault.tenant_id), f"VAULT#{vault.vault_id}")
+        previous = self._key_row(
+            _vault_pk(vault.tenant_id), _key_sk(vault.vault_id, vault.current_key_version)
+        )
+        new_row = self._key_row_for(key)
+        vault_cls, key_cls = self._vault_row, self._key_row
+
+        def write() -> None:
+            with TransactWrite(connection=self._connection) as transaction:
+                transaction.update(
+                    vault_row,
+                    actions=[vault_cls.current_key_version.set(key.version)],
+                    condition=vault_cls.current_key_version == vault.current_key_version,
+                )
+                transaction.update(
+                    previous,
+                    actions=[key_cls.status.set(KeyStatus.PREVIOUS.value)],
+                    condition=key_cls.pk.exists(),
+                )
+                transaction.save(new_row, condition=key_cls.pk.does_not_exist())
+
+        _guard(write, "the vault key was rotated concurrently")
+        return Vault(vault.tenant_id, vault.vault_id, key.version, vault.created_at, vault.recovery)
+
+    def get_key(self, tenant_id: str, vault_id: str, version: int) -> VaultKeyRecord:
+        try:
+            row = _guard(lambda: self._key_row.get(_vault_pk(tenant_id), _key_sk(vault_id, version)))
+        except self._key_row.DoesNotExist:
+            raise NotFoundError("no such key version", vault_id=vault_id, key_version=version) from None
+        return self._key_from(row)
+
+    def list_keys(self, tenant_id: str, vault_id: str) -> list[VaultKeyRecord]:
+        self.get(tenant_id, vault_id)
+        rows = _guard(
+            lambda: list(
+                self._key_row.query(
+                    _vault_pk(tenant_id), self._key_row.sk.startswith(f"VAULT#{vault_id}#KEY#")
+                )
+            )
+        )
+        return [self._key_from(r) for r in rows]
+
+    def retire_key(self, tenant_id: str, vault_id: str, version: int, *, retired_at: int) -> VaultKeyRecord:
+        row = self._key_row(_vault_pk(tenant_id), _key_sk(vault_id, version))
+        key_cls = self._key_row
+        try:
+            _guard(
+                lambda: row.update(
+                    actions=[
+                        key_cls.status.set(KeyStatus.RETIRED.value),
+                        key_cls.wrapped_private_key.remove(),
+                        key_cls.escrowed_private_key.remove(),
+                        key_cls.retired_at.set(retired_at),
+                    ],
+                    condition=key_cls.pk.exists() & (key_cls.status != KeyStatus.ACTIVE.value),
+                ),
+                "the key version is missing or current",
+            )
+        except ConflictError:
+            current = self.get_key(tenant_id, vault_id, version)  # NotFoundError if missing
+            raise KeyVersionError(
+                f"key version is {current.status}, it cannot be retired", key_version=version
+            ) from None
+        return self.get_key(tenant_id, vault_id, version)
+
+
+class DynamoDBSigningKeyStore:
+    """Service signing keys, in the vaults table under the partition ``SERVICE``."""
+
+    def __init__(self, config: TableConfig) -> None:
+        self._key_row = _bind(KeyRow, config)
+
+    def list(self) -> list[StoredSigningKey]:
+        rows = _guard(lambda: list(self._key_row.query("SERVICE", self._key_row.sk.startswith("SIGNING#"))))
+        keys = [
+            StoredSigningKey(
+                algorithm=r.algorithm,
+                key_id=r.key_id,
+                public_key=r.public_key,
+                wrapped_secret=r.wrapped_private_key,
+                created_at=int(r.created_at),
+                root_key_id=r.root_key_id or "",
+            )
+            for r in rows
+        ]
+        return sorted(keys, key=lambda k: (k.created_at, k.key_id))
+
+    def add(self, key: StoredSigningKey) -> None:
+        row = self._key_row(
+            "SERVICE",
+            f"SIGNING#{key.algorithm}",
+            algorithm=key.algorithm,
+            key_id=key.key_id,
+            public_key=key.public_key,
+            wrapped_private_key=key.wrapped_secret,
+            created_at=key.created_at,
+            root_key_id=key.root_key_id,
+        )
+        _guard(
+            lambda: row.save(condition=self._key_row.pk.does_not_exist()),
+            "a signing key of this algorithm exists",
+        )
+
+
+class ItemRow(Model):
+    class Meta:
+        table_name = "unbound"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    tenant_id = UnicodeAttribute()
+    vault_id = UnicodeAttribute()
+    item_id = UnicodeAttribute()
+    version = NumberAttribute()
+    content_type = UnicodeAttribute()
+    memory_kind = UnicodeAttribute()
+    memory_ref = UnicodeAttribute()
+    created_at = NumberAttribute()
+    size = NumberAttribute()
+    wrap_key_version = NumberAttribute()
+    body_location = UnicodeAttribute()
+    envelope = BinaryAttribute(legacy_encoding=False, null=True)
+    tags = UnicodeAttribute(null=True)  # JSON object of str -> str
+    expires_at = NumberAttribute(null=True)  # the table's TTL attribute (epoch seconds)
+    shredded_at = NumberAttribute(null=True)
+    blob_key = UnicodeAttribute(null=True)
+
+
+def _item_pk(tenant_id: str, vault_id: str) -> str:
+    return f"TENANT#{tenant_id}#VAULT#{vault_id}"
+
+
+def _item_prefix(item_id: str) -> str:
+    return f"ITEM#{item_id}#V#"
+
+
+class DynamoDBItemRepository:
+    def __init__(self, config: TableConfig) -> None:
+        self._row = _bind(ItemRow, config)
+
+    @staticmethod
+    def _record(row: ItemRow) -> ItemRecord:
+        return ItemRecord(
+            tenant_id=row.tenant_id,
+            vault_id=row.vault_id,
+            item_id=row.item_id,
+            version=int(row.version),
+            content_type=row.content_type,
+            memory_scope=MemoryScope(MemoryKind(row.memory_kind), row.memory_ref),
+            created_at=int(row.created_at),
+            size=int(row.size),
+            wrap_key_version=int(row.wrap_key_version),
+            body_location=BodyLocation(row.body_location),
+            envelope=row.envelope,
+            tags=json.loads(row.tags) if row.tags else {},
+            expires_at=int(row.expires_at) if row.expires_at is not None else None,
+            shredded_at=int(row.shredded_at) if row.shredded_at is not None else None,
+            blob_key=row.blob_key,
+        )
+
+    def _key(self, record: ItemRecord) -> ItemRow:
+        return self._row(
+            _item_pk(record.tenant_id, record.vault_id),
+            f"{_item_prefix(record.item_id)}{record.version:010d}",
+        )
+
+    def put(self, record: ItemRecord) -> None:
+        row = self._row(
+            _item_pk(record.tenant_id, record.vault_id),
+            f"{_item_prefix(record.item_id)}{record.version:010d}",
+            tenant_id=record.tenant_id,
+            vault_id=record.vault_id,
+            item_id=record.item_id,
+            version=record.version,
+            content_type=record.content_type,
+            memory_kind=record.memory_scope.kind.value,
+            memory_ref=record.memory_scope.ref,
+            created_at=record.created_at,
+            size=record.size,
+            wrap_key_version=record.wrap_key_version,
+            body_location=record.body_location.value,
+            envelope=record.envelope,
+            tags=json.dumps(record.tags, sort_keys=True) if record.tags else None,
+            expires_at=record.expires_at,
+            shredded_at=record.shredded_at,
+            blob_key=record.blob_key,
+        )
+        _guard(lambda: row.save(condition=self._row.pk.does_not_exist()), "the item version exists")
+
+    def get(self, tenant_id: str, vault_id: str, item_id: str, version: int | None = None) -> ItemRecord:
+        pk = _item_pk(tenant_id, vault_id)
+        if version is None:
+            rows = _guard(
+                lambda: list(
+                    self._row.query(
+                        pk, self._row.sk.startswith(_item_prefix(item_id)), scan_index_forward=False, limit=1
+                    )
+                )
+            )
+            if not rows:
+                raise NotFoundError("no such item", item_id=item_id)
+            return self._record(rows[0])
+        try:
+            row = _guard(lambda: self._row.get(pk, f"{_item_prefix(item_id)}{version:010d}"))
+        except self._row.DoesNotExist:
+            raise NotFoundError("no such item version", item_id=item_id, version=version) from None
+        return self._record(row)
+
+    def versions(self, tenant_id: str, vault_id: str, item_id: str) -> list[ItemRecord]:
+        rows = _guard(
+            lambda: list(
+                self._row.query(_item_pk(tenant_id, vault_id), self._row.sk.startswith(_item_prefix(item_id)))
+            )
+        )
+        return [self._record(r) for r in rows]
+
+    def scan_vault(self, tenant_id: str, vault_id: str) -> Iterator[ItemRecord]:
+        pages = self._row.query(
+            _item_pk(tenant_id, vault_id), self._row.sk.startswith("ITEM#"), page_size=100
+        )
+        try:
+            for row in pages:
+                yield self._record(row)
+        except PynamoDBException as exc:
+            _translate(exc, "conflicting read")
+
+    def replace_envelope(self, record: ItemRecord, envelope: bytes, wrap_key_version: int) -> ItemRecord:
+        row, cls = self._key(record), self._row
+        _guard(
+            lambda: row.update(
+                actions=[cls.envelope.set(envelope), cls.wrap_key_version.set(wrap_key_version)],
+                condition=cls.envelope.exists() & (cls.wrap_key_version == record.wrap_key_version),
+            ),
+            "the item was rewrapped or shredded concurrently",
+        )
+        return self.get(record.tenant_id, record.vault_id, record.item_id, record.version)
+
+    def shred(self, record: ItemRecord, *, shredded_at: int) -> ItemRecord:
+        row, cls = self._key(record), self._row
+        _guard(
+            lambda: row.update(
+                actions=[cls.envelope.remove(), cls.shredded_at.set(cls.shredded_at | shredded_at)],
+                condition=cls.pk.exists(),
+            ),
+            "no such item version",
+        )
+        return self.get(record.tenant_id, record.vault_id, record.item_id, record.version)

@@ -1,0 +1,57 @@
+"""S3 blob store for the bodies of large items (versioned bucket, SSE-KMS by the bucket's default)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from reliquary.errors import NotFoundError, ReliquaryError, StorageUnavailableError
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+_TRANSIENT = {"SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout", "503"}
+_MISSING = {"NoSuchKey", "404", "NotFound"}
+
+
+def _translate(exc: ClientError | BotoCoreError, key: str) -> ReliquaryError:
+    if isinstance(exc, BotoCoreError):
+        return StorageUnavailableError("S3 did not answer", key=key)
+    code = exc.response.get("Error", {}).get("Code", "")
+    if code in _MISSING:
+        return NotFoundError("no such object", key=key)
+    if code in _TRANSIENT:
+        return StorageUnavailableError("S3 is unavailable or throttling", key=key, aws_code=code)
+    return ReliquaryError("S3 refused the request", key=key, aws_code=code)
+
+
+class S3BlobStore:
+    def __init__(self, client: S3Client, bucket: str) -> None:
+        self._client = client
+        self._bucket = bucket
+
+    def put(self, key: str, data: bytes) -> None:
+        try:
+            self._client.put_object(Bucket=self._bucket, Key=key, Body=data)
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate(exc, key) from exc
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self._client.get_object(Bucket=self._bucket, Key=key)["Body"].read()
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate(exc, key) from exc
+
+    def delete(self, key: str) -> None:
+        """Remove every version and delete marker of ``key`` (the bucket is versioned): a shredded body
+        must not survive as a noncurrent version."""
+        try:
+            paginator = self._client.get_paginator("list_object_versions")
+            for page in paginator.paginate(Bucket=self._bucket, Prefix=key):
+                for entry in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]:
+                    if entry.get("Key") == key and "VersionId" in entry:
+                        self._client.delete_object(Bucket=self._bucket, Key=key, VersionId=entry["VersionId"])
+            self._client.delete_object(Bucket=self._bucket, Key=key)
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate(exc, key) from exc

@@ -1,0 +1,188 @@
+"""Input and output models of the encrypt function (direct invocation and Step Functions tasks).
+
+Binary fields travel as standard base64 (strictly decoded). Outputs never hold plaintext or secret keys:
+the grant is sealed to the requester, shares to custodians, envelopes are ciphertext.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints, WithJsonSchema
+from pydantic.functional_validators import BeforeValidator
+
+from reliquary.vaults.models import MemoryKind
+
+_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"
+Identifier = Annotated[str, StringConstraints(pattern=_ID_PATTERN)]
+
+
+def _decode_base64(value: object) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("expected a base64 string")  # noqa: TRY004  (pydantic wants ValueError)
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("not valid base64") from None
+
+
+Base64Bytes = Annotated[
+    bytes,
+    BeforeValidator(_decode_base64),
+    PlainSerializer(lambda b: base64.b64encode(b).decode("ascii"), return_type=str),
+    WithJsonSchema({"type": "string", "contentEncoding": "base64"}),
+]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    request_id: Identifier
+    tenant_id: Identifier
+
+
+class _VaultRequest(_Request):
+    vault_id: Identifier
+
+
+class CustodianIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    custodian_id: Identifier
+    public_key: Base64Bytes
+
+
+class CreateVaultRequest(_VaultRequest):
+    action: Literal["create_vault"]
+    custodians: list[CustodianIn] = Field(default_factory=list, max_length=255)
+    recovery_threshold: int | None = Field(default=None, ge=2, le=255)
+
+
+class MemoryScopeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: MemoryKind
+    ref: Identifier
+
+
+class SealRequest(_VaultRequest):
+    action: Literal["seal"]
+    item_id: Identifier
+    plaintext: Base64Bytes
+    content_type: Annotated[str, StringConstraints(pattern=r"^[!-~][ -~]{0,126}$")] = (
+        "application/octet-stream"
+    )
+    memory_scope: MemoryScopeIn
+    tags: dict[str, str] = Field(default_factory=dict)
+    expires_at: int | None = Field(default=None, gt=0)
+
+
+class RotateRequest(_VaultRequest):
+    action: Literal["rotate"]
+
+
+class RewrapRequest(_VaultRequest):
+    action: Literal["rewrap"]
+
+
+class RetireRequest(_VaultRequest):
+    action: Literal["retire"]
+    key_version: int = Field(ge=1)
+
+
+class GrantRequest(_VaultRequest):
+    """The Grant task of the access state machine; extra execution fields are ignored there."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    action: Literal["grant"]
+    item_id: Identifier
+    version: int | None = Field(default=None, ge=1)
+    requester_public_key: Base64Bytes
+
+
+class ShredRequest(_VaultRequest):
+    action: Literal["shred"]
+    item_id: Identifier
+
+
+EncryptRequest = Annotated[
+    CreateVaultRequest
+    | SealRequest
+    | RotateRequest
+    | RewrapRequest
+    | RetireRequest
+    | GrantRequest
+    | ShredRequest,
+    Field(discriminator="action"),
+]
+
+
+class _Result(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class CustodianShareOut(_Result):
+    custodian_id: str
+    public_key_fingerprint: Base64Bytes
+    sealed_share: Base64Bytes
+
+
+class CreateVaultResult(_Result):
+    tenant_id: str
+    vault_id: str
+    key_version: int
+    public_key: Base64Bytes
+    recovery_threshold: int | None
+    custodian_shares: list[CustodianShareOut]
+
+
+class SealResult(_Result):
+    tenant_id: str
+    vault_id: str
+    item_id: str
+    version: int
+    key_version: int
+    size: int
+    body_location: str
+    content_type: str
+    expires_at: int | None
+
+
+class RotateResult(_Result):
+    tenant_id: str
+    vault_id: str
+    key_version: int
+    public_key: Base64Bytes
+
+
+class RewrapResult(_Result):
+    key_version: int
+    rewrapped: int
+    already_current: int
+    skipped_shredded: int
+
+
+class RetireResult(_Result):
+    key_version: int
+    status: str
+
+
+class GrantResult(_Result):
+    grant: Base64Bytes
+    item_id: str
+    version: int
+    expires_at: int
+
+
+class ShredResult(_Result):
+    item_id: str
+    versions: list[int]
+    shredded_at: int
+    signer_key_id: str
+    signature_algorithm: str
+    signature: Base64Bytes

@@ -1,0 +1,165 @@
+"""In-memory implementations of the vault ports: for unit tests, benchmarks and the pure core.
+
+They honour the same contracts as the DynamoDB/S3 adapters (conditional writes, tenant-scoped keys),
+and the integration tests run one shared contract suite against both.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+
+from reliquary.errors import ConflictError, KeyVersionError, NotFoundError
+from reliquary.vaults.models import ItemRecord, KeyStatus, StoredSigningKey, Vault, VaultKeyRecord
+
+
+class InMemoryVaultRepository:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._vaults: dict[tuple[str, str], Vault] = {}
+        self._keys: dict[tuple[str, str, int], VaultKeyRecord] = {}
+
+    def create(self, vault: Vault, first_key: VaultKeyRecord) -> None:
+        with self._lock:
+            if (vault.tenant_id, vault.vault_id) in self._vaults:
+                raise ConflictError("the vault exists", vault_id=vault.vault_id)
+            self._vaults[(vault.tenant_id, vault.vault_id)] = vault
+            self._keys[(vault.tenant_id, vault.vault_id, first_key.version)] = first_key
+
+    def get(self, tenant_id: str, vault_id: str) -> Vault:
+        try:
+            return self._vaults[(tenant_id, vault_id)]
+        except KeyError:
+            raise NotFoundError("no such vault", vault_id=vault_id) from None
+
+    def add_key_version(self, vault: Vault, key: VaultKeyRecord) -> Vault:
+        with self._lock:
+            current = self.get(vault.tenant_id, vault.vault_id)
+            if current.current_key_version != vault.current_key_version:
+                raise ConflictError("the vault key was rotated concurrently", vault_id=vault.vault_id)
+            previous = self._keys[(vault.tenant_id, vault.vault_id, current.current_key_version)]
+            self._keys[(vault.tenant_id, vault.vault_id, previous.version)] = replace(
+                previous, status=KeyStatus.PREVIOUS
+            )
+            self._keys[(vault.tenant_id, vault.vault_id, key.version)] = key
+            updated = replace(current, current_key_version=key.version)
+            self._vaults[(vault.tenant_id, vault.vault_id)] = updated
+            return updated
+
+    def get_key(self, tenant_id: str, vault_id: str, version: int) -> VaultKeyRecord:
+        try:
+            return self._keys[(tenant_id, vault_id, version)]
+        except KeyError:
+            raise NotFoundError("no such key version", vault_id=vault_id, key_version=version) from None
+
+    def list_keys(self, tenant_id: str, vault_id: str) -> list[VaultKeyRecord]:
+        self.get(tenant_id, vault_id)
+        return sorted(
+            (k for (t, v, _), k in self._keys.items() if (t, v) == (tenant_id, vault_id)),
+            key=lambda k: k.version,
+        )
+
+    def retire_key(self, tenant_id: str, vault_id: str, version: int, *, retired_at: int) -> VaultKeyRecord:
+        del retired_at  # the in-memory store keeps no timestamps beyond the record
+        with self._lock:
+            key = self.get_key(tenant_id, vault_id, version)
+            if key.status is KeyStatus.ACTIVE:
+                raise KeyVersionError("the current key version cannot be retired", key_version=version)
+            retired = replace(
+                key, status=KeyStatus.RETIRED, wrapped_private_key=None, escrowed_private_key=None
+            )
+            self._keys[(tenant_id, vault_id, version)] = retired
+            return retired
+
+
+class InMemoryItemRepository:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: dict[tuple[str, str, str, int], ItemRecord] = {}
+
+    @staticmethod
+    def _key(record: ItemRecord) -> tuple[str, str, str, int]:
+        return (record.tenant_id, record.vault_id, record.item_id, record.version)
+
+    def put(self, record: ItemRecord) -> None:
+        with self._lock:
+            if self._key(record) in self._items:
+                raise ConflictError("the item version exists", item_id=record.item_id, version=record.version)
+            self._items[self._key(record)] = record
+
+    def get(self, tenant_id: str, vault_id: str, item_id: str, version: int | None = None) -> ItemRecord:
+        if version is None:
+            found = self.versions(tenant_id, vault_id, item_id)
+            if not found:
+                raise NotFoundError("no such item", item_id=item_id)
+            return found[-1]
+        try:
+            return self._items[(tenant_id, vault_id, item_id, version)]
+        except KeyError:
+            raise NotFoundError("no such item version", item_id=item_id, version=version) from None
+
+    def versions(self, tenant_id: str, vault_id: str, item_id: str) -> list[ItemRecord]:
+        return sorted(
+            (r for k, r in self._items.items() if k[:3] == (tenant_id, vault_id, item_id)),
+            key=lambda r: r.version,
+        )
+
+    def scan_vault(self, tenant_id: str, vault_id: str) -> Iterator[ItemRecord]:
+        records = [r for k, r in self._items.items() if k[:2] == (tenant_id, vault_id)]
+        yield from sorted(records, key=lambda r: (r.item_id, r.version))
+
+    def replace_envelope(self, record: ItemRecord, envelope: bytes, wrap_key_version: int) -> ItemRecord:
+        with self._lock:
+            current = self._items.get(self._key(record))
+            if current is None or current.envelope is None:
+                raise NotFoundError("no such item version", item_id=record.item_id, version=record.version)
+            if current.wrap_key_version != record.wrap_key_version:
+                raise ConflictError("the item was rewrapped concurrently", item_id=record.item_id)
+            updated = replace(current, envelope=envelope, wrap_key_version=wrap_key_version)
+            self._items[self._key(record)] = updated
+            return updated
+
+    def shred(self, record: ItemRecord, *, shredded_at: int) -> ItemRecord:
+        with self._lock:
+            current = self._items.get(self._key(record))
+            if current is None:
+                raise NotFoundError("no such item version", item_id=record.item_id, version=record.version)
+            updated = replace(current, envelope=None, shredded_at=current.shredded_at or shredded_at)
+            self._items[self._key(record)] = updated
+            return updated
+
+
+class InMemoryBlobStore:
+    def __init__(self) -> None:
+        self._blobs: dict[str, bytes] = {}
+
+    def put(self, key: str, data: bytes) -> None:
+        self._blobs[key] = bytes(data)
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self._blobs[key]
+        except KeyError:
+            raise NotFoundError("no such object", key=key) from None
+
+    def delete(self, key: str) -> None:
+        self._blobs.pop(key, None)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._blobs
+
+
+class InMemorySigningKeyStore:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._keys: dict[str, StoredSigningKey] = {}
+
+    def list(self) -> list[StoredSigningKey]:
+        return sorted(self._keys.values(), key=lambda k: (k.created_at, k.key_id))
+
+    def add(self, key: StoredSigningKey) -> None:
+        with self._lock:
+            if key.algorithm in self._keys:
+                raise ConflictError("a signing key of this algorithm exists")
+            self._keys[key.algorithm] = key

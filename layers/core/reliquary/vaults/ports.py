@@ -1,0 +1,69 @@
+"""The storage the vault domain needs, as small protocols. Adapters implement them over DynamoDB and
+S3 (``reliquary.adapters``); ``reliquary.vaults.memory`` implements them in memory for unit tests.
+
+Every method takes the tenant explicitly and every key an adapter builds starts with it, so one tenant's
+call can never address another tenant's records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Protocol
+
+from reliquary.vaults.models import ItemRecord, StoredSigningKey, Vault, VaultKeyRecord
+
+
+class VaultRepository(Protocol):
+    def create(self, vault: Vault, first_key: VaultKeyRecord) -> None:
+        """Store a new vault with its first key version; ConflictError if the vault exists."""
+
+    def get(self, tenant_id: str, vault_id: str) -> Vault:
+        """NotFoundError if there is no such vault for this tenant."""
+
+    def add_key_version(self, vault: Vault, key: VaultKeyRecord) -> Vault:
+        """Make ``key`` current and demote the previous one, only if the vault's current version is still
+        ``vault.current_key_version`` (ConflictError otherwise)."""
+
+    def get_key(self, tenant_id: str, vault_id: str, version: int) -> VaultKeyRecord: ...
+
+    def list_keys(self, tenant_id: str, vault_id: str) -> list[VaultKeyRecord]: ...
+
+    def retire_key(self, tenant_id: str, vault_id: str, version: int, *, retired_at: int) -> VaultKeyRecord:
+        """Destroy the wrapped private key of a previous (never the current) version."""
+
+
+class ItemRepository(Protocol):
+    def put(self, record: ItemRecord) -> None:
+        """Store a new item version; ConflictError if that version exists."""
+
+    def get(self, tenant_id: str, vault_id: str, item_id: str, version: int | None = None) -> ItemRecord:
+        """A version, or the latest when ``version`` is None; NotFoundError if absent."""
+
+    def versions(self, tenant_id: str, vault_id: str, item_id: str) -> list[ItemRecord]: ...
+
+    def scan_vault(self, tenant_id: str, vault_id: str) -> Iterator[ItemRecord]:
+        """Every item version of a vault, page by page."""
+
+    def replace_envelope(self, record: ItemRecord, envelope: bytes, wrap_key_version: int) -> ItemRecord:
+        """Swap the envelope after a rewrap, only if the stored one still has ``record.wrap_key_version``."""
+
+    def shred(self, record: ItemRecord, *, shredded_at: int) -> ItemRecord:
+        """Destroy the envelope (and so the wrapped data key) of one version, keeping a tombstone."""
+
+
+class BlobStore(Protocol):
+    def put(self, key: str, data: bytes) -> None: ...
+
+    def get(self, key: str) -> bytes:
+        """NotFoundError if absent."""
+
+    def delete(self, key: str) -> None:
+        """Delete the object and every stored version of it; absent is fine."""
+
+
+class SigningKeyStore(Protocol):
+    def list(self) -> list[StoredSigningKey]: ...
+
+    def add(self, key: StoredSigningKey) -> None:
+        """ConflictError if a key of that algorithm exists (one service key per algorithm, so two cold
+        starts racing to create one end up sharing the winner's)."""

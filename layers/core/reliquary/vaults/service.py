@@ -1,0 +1,435 @@
+"""The vault domain: create vaults, seal items, rotate and rewrap keys, issue grants, crypto-shred.
+
+Pure: it talks to storage and the root of trust only through the ports it is given. Plaintext enters
+only in ``seal_item`` and leaves only inside a grant, sealed to the requester's own key.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from reliquary.crypto import envelope as env
+from reliquary.crypto import grants, recovery
+from reliquary.crypto.codec import Writer
+from reliquary.crypto.envelope import Envelope, VaultKey
+from reliquary.crypto.kem import HybridPrivateKey, HybridPublicKey
+from reliquary.crypto.root import RootOfTrust
+from reliquary.crypto.scope import ItemScope, VaultRef, validate_content_type, validate_id
+from reliquary.crypto.shamir import Share
+from reliquary.errors import (
+    ConflictError,
+    InvalidRequestError,
+    ItemExpiredError,
+    ItemShreddedError,
+    KeyVersionError,
+    NotFoundError,
+    PayloadTooLargeError,
+)
+from reliquary.vaults.models import (
+    BodyLocation,
+    Custodian,
+    ItemRecord,
+    KeyStatus,
+    MemoryScope,
+    RecoveryPolicy,
+    Vault,
+    VaultKeyRecord,
+    validate_tags,
+)
+from reliquary.vaults.ports import BlobStore, ItemRepository, VaultRepository
+from reliquary.vaults.service_keys import ServiceKeys
+
+Clock = Callable[[], int]
+_VERSION_RACE_RETRIES = 5
+
+
+def system_clock() -> int:
+    return int(time.time())
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedVault:
+    vault: Vault
+    key: VaultKeyRecord
+
+
+@dataclass(frozen=True, slots=True)
+class RewrapReport:
+    key_version: int
+    rewrapped: int
+    already_current: int
+    skipped_shredded: int
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedGrant:
+    grant: bytes
+    record: ItemRecord
+    expires_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class ShredReceipt:
+    tenant_id: str
+    vault_id: str
+    item_id: str
+    versions: tuple[int, ...]
+    shredded_at: int
+    signer_key_id: bytes
+    signature_algorithm: str
+    signature: bytes
+
+    def signed_message(self) -> bytes:
+        return shred_message(self.tenant_id, self.vault_id, self.item_id, self.versions, self.shredded_at)
+
+
+def blob_key_for(scope: ItemScope, body_digest: bytes) -> str:
+    """Where a large item's body lives in S3: under its tenant, unique to this very body."""
+    return (
+        f"tenants/{scope.tenant_id}/vaults/{scope.vault_id}/items/{scope.item_id}"
+        f"/v{scope.item_version:010d}-{body_digest[:12].hex()}.bin"
+    )
+
+
+def shred_message(tenant_id: str, vault_id: str, item_id: str, versions: Sequence[int], at: int) -> bytes:
+    writer = Writer().raw(b"RELIQUARY shred v1\x00").text(tenant_id).text(vault_id).text(item_id)
+    writer.u32(len(versions))
+    for version in versions:
+        writer.u32(version)
+    return writer.u64(at).getvalue()
+
+
+class VaultService:
+    def __init__(
+        self,
+        *,
+        vaults: VaultRepository,
+        items: ItemRepository,
+        blobs: BlobStore,
+        root: RootOfTrust,
+        service_keys: ServiceKeys,
+        large_item_threshold: int = 256 * 1024,
+        max_item_bytes: int = 64 * 1024 * 1024,
+        grant_ttl_seconds: int = 300,
+        clock: Clock = system_clock,
+        randbytes: Callable[[int], bytes] = os.urandom,
+    ) -> None:
+        self._vaults = vaults
+        self._items = items
+        self._blobs = blobs
+        self._root = root
+        self._keys = service_keys
+        self._large_item_threshold = large_item_threshold
+        self._max_item_bytes = max_item_bytes
+        self._grant_ttl = grant_ttl_seconds
+        self._clock = clock
+        self._randbytes = randbytes
+
+    @property
+    def service_keys(self) -> ServiceKeys:
+        return self._keys
+
+    # --- vault keys -------------------------------------------------------------------------------
+    def _new_key_record(
+        self, ref: VaultRef, version: int, recovery_public_key: bytes | None
+    ) -> VaultKeyRecord:
+        private_key = HybridPrivateKey.generate()
+        escrowed = None
+        if recovery_public_key is not None:
+            escrowed = recovery.escrow(
+                ref, version, private_key, HybridPublicKey.from_bytes(recovery_public_key)
+            )
+        return VaultKeyRecord(
+            tenant_id=ref.tenant_id,
+            vault_id=ref.vault_id,
+            version=version,
+            public_key=private_key.public_key().to_bytes(),
+            wrapped_private_key=self._root.wrap(
+                private_key.private_bytes(), context=ref.key_context(version)
+            ),
+            status=KeyStatus.ACTIVE,
+            created_at=self._clock(),
+            escrowed_private_key=escrowed,
+            root_key_id=self._root.key_id,
+        )
+
+    def create_vault(
+        self,
+        tenant_id: str,
+        vault_id: str,
+        *,
+        custodians: Sequence[tuple[str, HybridPublicKey]] = (),
+        recovery_threshold: int | None = None,
+    ) -> CreatedVault:
+        """A new vault with key version 1; with custodians, also its recovery shares (k of n)."""
+        ref = VaultRef(tenant_id, vault_id)
+        policy = None
+        if custodians:
+            if recovery_threshold is None:
+                raise InvalidRequestError("custodians need a recovery_threshold", field="recovery_threshold")
+            recovery_public, sealed = recovery.create_recovery(
+                ref, custodians, threshold=recovery_threshold, randbytes=self._randbytes
+            )
+            policy = RecoveryPolicy(
+                threshold=recovery_threshold,
+                recovery_public_key=recovery_public.to_bytes(),
+                custodians=tuple(
+                    Custodian(s.custodian_id, s.public_key_fingerprint, s.sealed) for s in sealed
+                ),
+            )
+        elif recovery_threshold is not None:
+            raise InvalidRequestError("a recovery_threshold needs custodians", field="custodians")
+        key = self._new_key_record(ref, 1, policy.recovery_public_key if policy else None)
+        vault = Vault(tenant_id, vault_id, current_key_version=1, created_at=self._clock(), recovery=policy)
+        self._vaults.create(vault, key)
+        return CreatedVault(vault, key)
+
+    def rotate_key(self, tenant_id: str, vault_id: str) -> VaultKeyRecord:
+        """A new key version becomes current; earlier versions still open until rewrapped and retired."""
+        vault = self._vaults.get(tenant_id, vault_id)
+        recovery_public = vault.recovery.recovery_public_key if vault.recovery else None
+        key = self._new_key_record(vault.ref, vault.current_key_version + 1, recovery_public)
+        self._vaults.add_key_version(vault, key)
+        return key
+
+    def _vault_key(self, tenant_id: str, vault_id: str, version: int) -> VaultKey:
+        record = self._vaults.get_key(tenant_id, vault_id, version)
+        if record.wrapped_private_key is None:
+            raise KeyVersionError("this key version is retired", key_version=version)
+        secret = self._root.unwrap(
+            record.wrapped_private_key, context=VaultRef(tenant_id, vault_id).key_context(version)
+        )
+        return VaultKey(version, HybridPrivateKey.from_private_bytes(secret))
+
+    def rewrap_vault(self, tenant_id: str, vault_id: str) -> RewrapReport:
+        """Move every data key of the vault to the current key version; item bodies are not touched."""
+        vault = self._vaults.get(tenant_id, vault_id)
+        current = self._vaults.get_key(tenant_id, vault_id, vault.current_key_version)
+        current_public = HybridPublicKey.from_bytes(current.public_key)
+        old_keys: dict[int, VaultKey] = {}
+        rewrapped = already = shredded = 0
+        for record in self._items.scan_vault(tenant_id, vault_id):
+            if record.envelope is None:
+                shredded += 1
+                continue
+            if record.wrap_key_version == current.version:
+                already += 1
+                continue
+            if record.wrap_key_version not in old_keys:
+                old_keys[record.wrap_key_version] = self._vault_key(
+                    tenant_id, vault_id, record.wrap_key_version
+                )
+            envelope = Envelope.parse(record.envelope)
+            new_envelope = env.rewrap(
+                envelope,
+                scope=record.scope,
+                old_key=old_keys[record.wrap_key_version],
+                new_public_key=current_public,
+                new_key_version=current.version,
+                keyring=self._keys.keyring,
+                signer=self._keys.signer,
+            )
+            self._items.replace_envelope(record, new_envelope.to_bytes(), current.version)
+            rewrapped += 1
+        return RewrapReport(current.version, rewrapped, already, shredded)
+
+    def retire_key(self, tenant_id: str, vault_id: str, version: int) -> VaultKeyRecord:
+        """Destroy an old version's private key, once no live item's data key is wrapped to it."""
+        vault = self._vaults.get(tenant_id, vault_id)
+        if version == vault.current_key_version:
+            raise KeyVersionError(
+                "the current key version cannot be retired; rotate first", key_version=version
+            )
+        self._vaults.get_key(tenant_id, vault_id, version)
+        still_wrapped = sum(
+            1
+            for record in self._items.scan_vault(tenant_id, vault_id)
+            if record.envelope is not None and record.wrap_key_version == version
+        )
+        if still_wrapped:
+            raise KeyVersionError(
+                "items are still wrapped to this key version; rewrap the vault first",
+                key_version=version,
+                items=still_wrapped,
+            )
+        return self._vaults.retire_key(tenant_id, vault_id, version, retired_at=self._clock())
+
+    def recover_key(
+        self, tenant_id: str, vault_id: str, version: int, shares: Sequence[Share]
+    ) -> HybridPrivateKey:
+        """Custodians' recovery of one version's private key from k shares (without the root of trust)."""
+        record = self._vaults.get_key(tenant_id, vault_id, version)
+        if record.escrowed_private_key is None:
+            raise KeyVersionError("this key version has no escrow (no custodians, or retired)")
+        return recovery.recover_private_key(
+            VaultRef(tenant_id, vault_id), version, record.escrowed_private_key, shares
+        )
+
+    # --- items ------------------------------------------------------------------------------------
+    def seal_item(
+        self,
+        tenant_id: str,
+        vault_id: str,
+        item_id: str,
+        plaintext: bytes,
+        *,
+        content_type: str = "application/octet-stream",
+        memory_scope: MemoryScope,
+        tags: dict[str, str] | None = None,
+        expires_at: int | None = None,
+    ) -> ItemRecord:
+        """Seal a new version of an item to the vault's current key."""
+        validate_id("item_id", item_id)
+        validate_content_type(content_type)
+        tags = validate_tags(tags or {})
+        if len(plaintext) > self._max_item_bytes:
+            raise PayloadTooLargeError(f"items are at most {self._max_item_bytes} bytes", size=len(plaintext))
+        now = self._clock()
+        if expires_at is not None and expires_at <= now:
+            raise InvalidRequestError("expires_at must be in the future", field="expires_at")
+        vault = self._vaults.get(tenant_id, vault_id)
+        key = self._vaults.get_key(tenant_id, vault_id, vault.current_key_version)
+        public_key = HybridPublicKey.from_bytes(key.public_key)
+        for _ in range(_VERSION_RACE_RETRIES):
+            versions = self._items.versions(tenant_id, vault_id, item_id)
+            version = versions[-1].version + 1 if versions else 1
+            scope = ItemScope(tenant_id, vault_id, item_id, version, content_type)
+            sealed = env.seal(
+                plaintext,
+                scope=scope,
+                vault_public_key=public_key,
+                key_version=key.version,
+                signer=self._keys.signer,
+                randbytes=self._randbytes,
+            )
+            location = BodyLocation.INLINE
+            stored, body, blob_key = sealed, b"", None
+            if sealed.body_length > self._large_item_threshold:
+                location = BodyLocation.S3
+                stored, body = sealed.without_body()
+                blob_key = blob_key_for(scope, sealed.body_digest)
+            record = ItemRecord(
+                tenant_id=tenant_id,
+                vault_id=vault_id,
+                item_id=item_id,
+                version=version,
+                content_type=content_type,
+                memory_scope=memory_scope,
+                created_at=now,
+                size=len(plaintext),
+                wrap_key_version=key.version,
+                body_location=location,
+                envelope=stored.to_bytes(),
+                tags=tags,
+                expires_at=expires_at,
+                blob_key=blob_key,
+            )
+            if blob_key is not None:
+                # The body first, so a row never points at a missing object. The key is unique to this
+                # body, so a writer that loses the race for the version deletes only its own orphan.
+                self._blobs.put(blob_key, body)
+            try:
+                self._items.put(record)
+            except ConflictError:
+                if blob_key is not None:
+                    self._blobs.delete(blob_key)
+                continue
+            return record
+        raise ConflictError("too many concurrent writers of this item", item_id=item_id)
+
+    def _live_record(self, tenant_id: str, vault_id: str, item_id: str, version: int | None) -> ItemRecord:
+        record = self._items.get(tenant_id, vault_id, item_id, version)
+        if record.expired(self._clock()):
+            raise ItemExpiredError("the item expired and was crypto-shredded", item_id=item_id)
+        if record.shredded:
+            raise ItemShreddedError("the item was crypto-shredded", item_id=item_id)
+        return record
+
+    def load_envelope(
+        self, tenant_id: str, vault_id: str, item_id: str, version: int | None = None
+    ) -> tuple[ItemRecord, Envelope]:
+        """The stored envelope with its body attached (fetched from S3 for large items), not verified."""
+        record = self._live_record(tenant_id, vault_id, item_id, version)
+        assert record.envelope is not None  # noqa: S101  (guaranteed by _live_record)
+        envelope = Envelope.parse(record.envelope)
+        if record.blob_key is not None:
+            envelope = envelope.with_body(self._blobs.get(record.blob_key))
+        return record, envelope
+
+    def grant(
+        self,
+        *,
+        request_id: str,
+        tenant_id: str,
+        vault_id: str,
+        item_id: str,
+        requester_public_key: HybridPublicKey,
+        version: int | None = None,
+    ) -> IssuedGrant:
+        """Re-seal the item's data key to the requester's key, signed; only the requester can open it."""
+        record = self._live_record(tenant_id, vault_id, item_id, version)
+        assert record.envelope is not None  # noqa: S101
+        envelope = Envelope.parse(record.envelope)
+        vault_key = self._vault_key(tenant_id, vault_id, record.wrap_key_version)
+        data_key = env.unwrap_data_key(
+            envelope, scope=record.scope, vault_key=vault_key, keyring=self._keys.keyring
+        )
+        issued = grants.issue(
+            request_id=request_id,
+            scope=record.scope,
+            data_key=data_key,
+            requester_public_key=requester_public_key,
+            issued_at=self._clock(),
+            ttl_seconds=self._grant_ttl,
+            signer=self._keys.signer,
+        )
+        return IssuedGrant(issued.to_bytes(), record, issued.expires_at)
+
+    def shred_item(self, tenant_id: str, vault_id: str, item_id: str) -> ShredReceipt:
+        """Crypto-shred every version: destroy the wrapped data keys and the S3 bodies. Idempotent."""
+        records = self._items.versions(tenant_id, vault_id, item_id)
+        if not records:
+            self._vaults.get(tenant_id, vault_id)  # a missing vault is reported as such
+            raise NotFoundError("no such item", item_id=item_id)
+        now = self._clock()
+        shredded_at = min((r.shredded_at for r in records if r.shredded_at), default=now)
+        for record in records:
+            self._shred_record(record, now)
+        versions = tuple(r.version for r in records)
+        signer = self._keys.signer
+        message = shred_message(tenant_id, vault_id, item_id, versions, shredded_at)
+        return ShredReceipt(
+            tenant_id=tenant_id,
+            vault_id=vault_id,
+            item_id=item_id,
+            versions=versions,
+            shredded_at=shredded_at,
+            signer_key_id=signer.key_id,
+            signature_algorithm=signer.algorithm.value,
+            signature=signer.sign(message),
+        )
+
+    def expire_due(self, tenant_id: str, vault_id: str) -> list[str]:
+        """Crypto-shred every item past its expiry now (DynamoDB TTL deletes rows only eventually)."""
+        now = self._clock()
+        due = sorted(
+            {
+                r.item_id
+                for r in self._items.scan_vault(tenant_id, vault_id)
+                if r.expired(now) and not r.shredded
+            }
+        )
+        for item_id in due:
+            for record in self._items.versions(tenant_id, vault_id, item_id):
+                if record.expired(now):
+                    self._shred_record(record, now)
+        return due
+
+    def _shred_record(self, record: ItemRecord, now: int) -> None:
+        if record.blob_key is not None:
+            self._blobs.delete(record.blob_key)
+        if not record.shredded:
+            self._items.shred(record, shredded_at=now)
