@@ -1,0 +1,443 @@
+"""template.yaml: it lints, translates offline, and declares what the code and the tests rely on."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import shutil
+import subprocess
+import sys
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from tests.support.template import (
+    REPO_ROOT,
+    TEMPLATE_PATH,
+    bucket_logical_ids,
+    create_tables,
+    function_environment,
+    load_template,
+    sam_translate,
+    table_specs,
+)
+
+REGION = "us-east-1"
+SCOPED_SERVICES = ("dynamodb:", "s3:", "kms:")
+TABLES = ("VaultsTable", "ItemsTable", "IdempotencyTable")
+ENCRYPT_ENVIRONMENT = {
+    "RELIQUARY_STAGE",
+    "RELIQUARY_VAULTS_TABLE",
+    "RELIQUARY_ITEMS_TABLE",
+    "RELIQUARY_IDEMPOTENCY_TABLE",
+    "RELIQUARY_ITEMS_BUCKET",
+    "RELIQUARY_KMS_KEY_ID",
+    "RELIQUARY_ROOT_OF_TRUST",
+    "RELIQUARY_LARGE_ITEM_THRESHOLD",
+    "POWERTOOLS_SERVICE_NAME",
+    "POWERTOOLS_METRICS_NAMESPACE",
+    "POWERTOOLS_LOG_LEVEL",
+}
+
+
+@pytest.fixture(scope="module")
+def translated() -> dict[str, Any]:
+    return sam_translate(region=REGION)
+
+
+@pytest.fixture
+def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_REGION", REGION)
+
+
+@pytest.fixture
+def dynamodb(aws_credentials: None) -> Iterator[Any]:
+    with mock_aws():
+        yield boto3.client("dynamodb", region_name=REGION)
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _resource(translated: dict[str, Any], logical_id: str) -> dict[str, Any]:
+    resource: dict[str, Any] = translated["Resources"][logical_id]
+    return resource
+
+
+# ------------------------------------------------------------------ lint and translation
+
+
+def test_cfn_lint_reports_nothing() -> None:
+    venv_cfn_lint = Path(sys.executable).with_name("cfn-lint")
+    cfn_lint = str(venv_cfn_lint) if venv_cfn_lint.exists() else shutil.which("cfn-lint")
+    assert cfn_lint is not None, "cfn-lint is not installed"
+    result = subprocess.run(  # noqa: S603 - fixed arguments
+        [cfn_lint, "--format", "parseable", str(TEMPLATE_PATH)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert (result.returncode, result.stdout) == (0, ""), result.stdout + result.stderr
+
+
+def test_translates_offline_to_every_declared_resource(translated: dict[str, Any]) -> None:
+    by_type: dict[str, list[str]] = {}
+    for logical_id, resource in translated["Resources"].items():
+        by_type.setdefault(resource["Type"], []).append(logical_id)
+
+    assert "Transform" not in translated
+    # Resources added later (functions, tables, the state machine) must not break this test.
+    assert "EncryptFunction" in by_type["AWS::Lambda::Function"]
+    assert set(TABLES) <= set(by_type["AWS::DynamoDB::Table"])
+    assert "ItemsBucket" in by_type["AWS::S3::Bucket"]
+    assert by_type["AWS::KMS::Key"] == ["RootKey"]
+    assert by_type["AWS::KMS::Alias"] == ["RootKeyAlias"]
+    # SAM gives layer versions a content-hash suffix; the function refers to the suffixed ids.
+    layers = sorted(by_type["AWS::Lambda::LayerVersion"])
+    assert len(layers) == 2
+    assert all(
+        layer.startswith(prefix) for layer, prefix in zip(layers, ("CoreLayer", "NativeLayer"), strict=True)
+    )
+    function = _resource(translated, "EncryptFunction")["Properties"]
+    assert sorted(ref["Ref"] for ref in function["Layers"]) == layers
+    assert function["TracingConfig"] == {"Mode": "Active"}
+    assert function["Architectures"] == ["x86_64"]
+    assert function["LoggingConfig"] == {"LogGroup": {"Ref": "EncryptFunctionLogGroup"}}
+
+
+def test_outputs_name_the_stack_resources(translated: dict[str, Any]) -> None:
+    assert set(translated["Outputs"]) >= {
+        "VaultsTableName",
+        "ItemsTableName",
+        "IdempotencyTableName",
+        "ItemsBucketName",
+        "RootKeyArn",
+        "EncryptFunctionArn",
+        "CoreLayerArn",
+        "NativeLayerArn",
+    }
+
+
+# ------------------------------------------------------------------ tables
+
+
+def test_table_specs_are_what_the_code_expects() -> None:
+    specs = table_specs()
+    assert set(TABLES) <= set(specs)
+    for logical_id in ("VaultsTable", "ItemsTable"):
+        assert (specs[logical_id].hash_key, specs[logical_id].range_key) == ("pk", "sk")
+        assert specs[logical_id].attribute_definitions == [
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ]
+    assert specs["VaultsTable"].ttl_attribute is None
+    assert specs["ItemsTable"].ttl_attribute == "expires_at"
+    assert all(spec.billing_mode == "PAY_PER_REQUEST" for spec in specs.values())
+    assert all(spec.provisioned_throughput is None for spec in specs.values())
+
+
+def test_idempotency_table_matches_powertools_defaults() -> None:
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+    defaults = inspect.signature(DynamoDBPersistenceLayer.__init__).parameters
+    spec = table_specs()["IdempotencyTable"]
+    assert (spec.hash_key, spec.range_key) == (defaults["key_attr"].default, None)
+    assert spec.attribute_definitions == [{"AttributeName": "id", "AttributeType": "S"}]
+    assert spec.ttl_attribute == defaults["expiry_attr"].default == "expiration"
+
+
+@pytest.mark.integration
+def test_create_tables_on_moto(dynamodb: Any) -> None:
+    names = create_tables(dynamodb, prefix="unit")
+
+    assert names == {logical_id: f"unit-{logical_id}" for logical_id in table_specs()}
+    assert set(TABLES) <= set(names)
+    for logical_id, spec in table_specs().items():
+        table = dynamodb.describe_table(TableName=names[logical_id])["Table"]
+        assert table["TableStatus"] == "ACTIVE"
+        assert table["KeySchema"] == spec.key_schema
+        assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    ttl = {
+        logical_id: dynamodb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+        for logical_id, name in names.items()
+    }
+    assert ttl["ItemsTable"] == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires_at"}
+    assert ttl["IdempotencyTable"] == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expiration"}
+    assert ttl["VaultsTable"]["TimeToLiveStatus"] == "DISABLED"
+
+
+@pytest.mark.integration
+def test_create_tables_handles_indexes_and_provisioned_tables(dynamodb: Any, tmp_path: Path) -> None:
+    template = tmp_path / "template.yaml"
+    template.write_text(
+        """
+Resources:
+  Things:
+    Type: AWS::DynamoDB::Table
+    Properties:
+      BillingMode: PROVISIONED
+      ProvisionedThroughput: {ReadCapacityUnits: 1, WriteCapacityUnits: 1}
+      AttributeDefinitions:
+        - {AttributeName: pk, AttributeType: S}
+        - {AttributeName: gsi1pk, AttributeType: S}
+      KeySchema:
+        - {AttributeName: pk, KeyType: HASH}
+      GlobalSecondaryIndexes:
+        - IndexName: gsi1
+          KeySchema: [{AttributeName: gsi1pk, KeyType: HASH}]
+          Projection: {ProjectionType: KEYS_ONLY}
+          ProvisionedThroughput: {ReadCapacityUnits: 1, WriteCapacityUnits: 1}
+          ContributorInsightsSpecification: {Enabled: false}
+""",
+        encoding="utf-8",
+    )
+    names = create_tables(dynamodb, prefix="gsi", path=template)
+
+    table = dynamodb.describe_table(TableName=names["Things"])["Table"]
+    assert [index["IndexName"] for index in table["GlobalSecondaryIndexes"]] == ["gsi1"]
+
+
+def test_table_specs_refuse_intrinsics_in_key_schema(tmp_path: Path) -> None:
+    template = tmp_path / "template.yaml"
+    template.write_text(
+        """
+Resources:
+  Things:
+    Type: AWS::DynamoDB::Table
+    Properties:
+      AttributeDefinitions: [{AttributeName: !Ref KeyName, AttributeType: S}]
+      KeySchema: [{AttributeName: !Ref KeyName, KeyType: HASH}]
+""",
+        encoding="utf-8",
+    )
+    with pytest.raises(ValueError, match=r"must be a literal"):
+        table_specs(template)
+
+
+# ------------------------------------------------------------------ storage and the root key
+
+
+def test_storage_is_encrypted_with_the_root_key() -> None:
+    resources = load_template()["Resources"]
+    root_key_arn = {"Fn::GetAtt": ["RootKey", "Arn"]}
+    for logical_id in TABLES:
+        assert resources[logical_id]["Properties"]["SSESpecification"] == {
+            "SSEEnabled": True,
+            "SSEType": "KMS",
+            "KMSMasterKeyId": root_key_arn,
+        }
+    for logical_id in ("VaultsTable", "ItemsTable"):
+        properties = resources[logical_id]["Properties"]
+        assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+        assert properties["DeletionProtectionEnabled"] == {"Fn::If": ["IsProd", True, False]}
+
+    assert "ItemsBucket" in bucket_logical_ids()
+    bucket = resources["ItemsBucket"]["Properties"]
+    (rule,) = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule == {
+        "ServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": root_key_arn},
+        "BucketKeyEnabled": True,
+    }
+    assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert set(bucket["PublicAccessBlockConfiguration"].values()) == {True}
+    assert len(bucket["PublicAccessBlockConfiguration"]) == 4
+    assert bucket["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+
+
+def test_bucket_policy_denies_requests_without_tls() -> None:
+    resources = load_template()["Resources"]
+    policies = [r for r in resources.values() if r["Type"] == "AWS::S3::BucketPolicy"]
+    assert [policy["Properties"]["Bucket"] for policy in policies] == [{"Ref": "ItemsBucket"}]
+    statements = policies[0]["Properties"]["PolicyDocument"]["Statement"]
+    assert any(
+        statement["Effect"] == "Deny"
+        and statement["Principal"] == "*"
+        and statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        for statement in statements
+    )
+
+
+def test_root_key_rotates_and_refuses_use_without_encryption_context() -> None:
+    key = load_template()["Resources"]["RootKey"]["Properties"]
+    assert key["EnableKeyRotation"] is True
+    assert key["KeySpec"] == "SYMMETRIC_DEFAULT"
+    statements = key["KeyPolicy"]["Statement"]
+    deny = [s for s in statements if s["Effect"] == "Deny"]
+    assert len(deny) == 1
+    assert {"kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey*"} <= set(deny[0]["Action"])
+    assert deny[0]["Condition"] == {"Null": {"kms:EncryptionContextKeys": "true"}}
+
+
+# ------------------------------------------------------------------ the encrypt function
+
+
+def test_encrypt_function_environment_is_exactly_the_contract() -> None:
+    from reliquary.config import ENV_PREFIX, Settings
+
+    environment = function_environment("EncryptFunction")
+    assert set(environment) == ENCRYPT_ENVIRONMENT
+    assert environment["RELIQUARY_ROOT_OF_TRUST"] == "kms"
+    assert environment["RELIQUARY_KMS_KEY_ID"] == {"Fn::GetAtt": ["RootKey", "Arn"]}
+    assert environment["RELIQUARY_LARGE_ITEM_THRESHOLD"] == {"Ref": "LargeItemThresholdBytes"}
+    assert environment["RELIQUARY_VAULTS_TABLE"] == {"Ref": "VaultsTable"}
+    assert environment["RELIQUARY_ITEMS_BUCKET"] == {"Ref": "ItemsBucket"}
+    assert environment["POWERTOOLS_SERVICE_NAME"] == "reliquary-encrypt"
+    assert environment["POWERTOOLS_METRICS_NAMESPACE"] == "Reliquary"
+    # Every RELIQUARY_* variable is read by the one settings object.
+    reliquary_fields = {
+        name.removeprefix(ENV_PREFIX).lower() for name in environment if name.startswith(ENV_PREFIX)
+    }
+    assert reliquary_fields <= set(Settings.model_fields)
+
+
+def test_function_environment_refuses_unknown_functions() -> None:
+    with pytest.raises(KeyError, match="NoSuchFunction"):
+        function_environment("NoSuchFunction")
+
+
+def _allow_statements(translated: dict[str, Any], role: str) -> list[dict[str, Any]]:
+    policies = _resource(translated, role)["Properties"].get("Policies", [])
+    return [
+        statement
+        for policy in policies
+        for statement in _as_list(policy["PolicyDocument"]["Statement"])
+        if statement["Effect"] == "Allow"
+    ]
+
+
+def test_encrypt_function_role_is_least_privilege(translated: dict[str, Any]) -> None:
+    role = _resource(translated, "EncryptFunctionRole")["Properties"]
+    # Only the managed policies SAM attaches itself: logs, and X-Ray from `Tracing: Active`.
+    assert sorted(arn.rsplit("/", 1)[-1] for arn in role["ManagedPolicyArns"]) == [
+        "AWSLambdaBasicExecutionRole",
+        "AWSXrayWriteOnlyAccess",
+    ]
+    statements = _allow_statements(translated, "EncryptFunctionRole")
+    assert statements
+    granted: dict[str, set[str]] = {}
+    for statement in statements:
+        actions = _as_list(statement["Action"])
+        resources = _as_list(statement["Resource"])
+        assert "*" not in actions
+        assert "NotAction" not in statement
+        assert "NotResource" not in statement
+        for action in actions:
+            assert action.startswith(SCOPED_SERVICES), action
+            assert not action.endswith("*"), action
+            assert "*" not in resources, action
+            granted.setdefault(action.split(":", 1)[0], set()).update(map(json.dumps, resources))
+
+    assert granted == {
+        "dynamodb": {json.dumps({"Fn::GetAtt": [table, "Arn"]}) for table in TABLES},
+        "s3": {json.dumps({"Fn::Sub": "${ItemsBucket.Arn}/tenants/*"})},
+        "kms": {json.dumps({"Fn::GetAtt": ["RootKey", "Arn"]})},
+    }
+    kms_statements = [s for s in statements if _as_list(s["Action"])[0].startswith("kms:")]
+    assert all(s["Condition"] == {"Null": {"kms:EncryptionContextKeys": "false"}} for s in kms_statements)
+
+
+def test_encrypt_function_has_an_errors_alarm() -> None:
+    alarms = [
+        r["Properties"]
+        for r in load_template()["Resources"].values()
+        if r["Type"] == "AWS::CloudWatch::Alarm"
+    ]
+    assert any(
+        alarm["MetricName"] == "Errors"
+        and alarm["Namespace"] == "AWS/Lambda"
+        and alarm["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "EncryptFunction"}}]
+        and alarm["Period"] == 300
+        and alarm["Threshold"] == 0
+        and alarm["ComparisonOperator"] == "GreaterThanThreshold"
+        for alarm in alarms
+    )
+
+
+# ------------------------------------------------------------------ layers
+
+
+def test_core_layer_requirements_are_the_pinned_runtime_dependencies() -> None:
+    with (REPO_ROOT / "pyproject.toml").open("rb") as stream:
+        dependencies = tomllib.load(stream)["project"]["dependencies"]
+    lines = (REPO_ROOT / "layers/core/requirements.txt").read_text(encoding="utf-8").splitlines()
+    requirements = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    assert sorted(requirements) == sorted(d for d in dependencies if not d.startswith("liboqs-python"))
+    assert all("==" in requirement for requirement in requirements)
+
+
+# ------------------------------------------------------------------ the loader
+
+
+def test_load_template_reads_every_short_tag(tmp_path: Path) -> None:
+    template = tmp_path / "template.yaml"
+    template.write_text(
+        """
+Version: 2012-10-17
+Resources:
+  R:
+    Properties:
+      Ref: !Ref Stage
+      GetAtt: !GetAtt Db.Endpoint.Address
+      GetAttList: !GetAtt [Db, Arn]
+      Sub: !Sub "${AWS::StackName}-x"
+      SubList: !Sub ["${A}", {A: !Ref B}]
+      If: !If [IsProd, true, false]
+      Equals: !Equals [!Ref Stage, prod]
+      Join: !Join ["", [a, b]]
+      Select: !Select [0, !Split [",", "a,b"]]
+      FindInMap: !FindInMap [M, K, V]
+      Logic: !And [!Not [!Condition IsProd], !Or [!Condition A, !Condition B]]
+      ImportValue: !ImportValue Exported
+      GetAZs: !GetAZs ""
+      Base64: !Base64 text
+      Cidr: !Cidr [10.0.0.0/16, 4, 8]
+""",
+        encoding="utf-8",
+    )
+    loaded = load_template(template)
+    properties = loaded["Resources"]["R"]["Properties"]
+
+    assert loaded["Version"] == "2012-10-17"
+    assert properties == {
+        "Ref": {"Ref": "Stage"},
+        "GetAtt": {"Fn::GetAtt": ["Db", "Endpoint.Address"]},
+        "GetAttList": {"Fn::GetAtt": ["Db", "Arn"]},
+        "Sub": {"Fn::Sub": "${AWS::StackName}-x"},
+        "SubList": {"Fn::Sub": ["${A}", {"A": {"Ref": "B"}}]},
+        "If": {"Fn::If": ["IsProd", True, False]},
+        "Equals": {"Fn::Equals": [{"Ref": "Stage"}, "prod"]},
+        "Join": {"Fn::Join": ["", ["a", "b"]]},
+        "Select": {"Fn::Select": [0, {"Fn::Split": [",", "a,b"]}]},
+        "FindInMap": {"Fn::FindInMap": ["M", "K", "V"]},
+        "Logic": {
+            "Fn::And": [
+                {"Fn::Not": [{"Condition": "IsProd"}]},
+                {"Fn::Or": [{"Condition": "A"}, {"Condition": "B"}]},
+            ]
+        },
+        "ImportValue": {"Fn::ImportValue": "Exported"},
+        "GetAZs": {"Fn::GetAZs": ""},
+        "Base64": {"Fn::Base64": "text"},
+        "Cidr": {"Fn::Cidr": ["10.0.0.0/16", 4, 8]},
+    }
+
+
+def test_load_template_returns_a_fresh_copy_each_time() -> None:
+    first = load_template()
+    first["Resources"].clear()
+    assert load_template()["Resources"]
+    assert load_template(TEMPLATE_PATH) == load_template()
