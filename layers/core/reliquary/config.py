@@ -17,7 +17,9 @@ ENV_PREFIX = "RELIQUARY_"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, frozen=True, extra="ignore", populate_by_name=True
+    )
 
     stage: Literal["local", "dev", "prod"] = "local"
     region: str = Field(default="us-east-1", validation_alias="AWS_REGION")

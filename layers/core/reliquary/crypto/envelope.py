@@ -2,17 +2,21 @@
 
 ```
 magic "RQE1" | suite u16 | sig_alg u16 | signer_key_id 8 | sealed_key_version u32 | wrap_key_version u32
-| nonce 12 | wrapped_key_len u16 | wrapped_key | body_mode u8 (0 inline, 1 detached) | body_len u64
-| body_sha256 32 | body (inline only) | signature_len u16 | signature
+| nonce 12 | key_commitment 32 | wrapped_key_len u16 | wrapped_key | body_mode u8 (0 inline, 1 detached)
+| body_len u64 | body_tag 16 | body (inline only) | signature_len u16 | signature
 ```
-The signature covers a domain tag, every header field except ``body_mode``, the body's length and
-SHA-256, and the item's associated data (its scope). A body can therefore move to S3 (detached) and back
-without re-signing, and re-wrapping the data key re-signs without reading the body.
+The signature covers a domain tag, every header field except ``body_mode``, the body's length and its
+AES-GCM tag, and the item's associated data (its scope). A body can therefore move to S3 (detached) and
+back without re-signing, and re-wrapping the data key re-signs without reading the body.
+
+Why the tag and not a hash of the body: SHA-256 runs at ~1.7 GB/s here against ~9 GB/s for AES-256-GCM, so
+hashing would make opening a 1 MiB item 5x slower. The signed wrapped key fixes the data key, the key
+commitment (HMAC-SHA256 of the data key) rules out a second key that opens the same ciphertext, and the
+signed tag under that unknown key authenticates the body to anyone who does not hold the data key.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import os
 from collections.abc import Callable
@@ -28,7 +32,7 @@ from reliquary.errors import InvalidEnvelopeError, ReliquaryError
 MAGIC = b"RQE1"
 BODY_INLINE = 0
 BODY_DETACHED = 1
-DIGEST_LEN = 32
+COMMITMENT_LEN = 32
 WRAPPED_KEY_LEN = kem.sealed_length(aead.DATA_KEY_LEN)
 _SIGNING_DOMAIN = b"RELIQUARY envelope v1\x00"
 _MAX_BODY = 2**40
@@ -44,9 +48,10 @@ class Envelope:
     sealed_key_version: int
     wrap_key_version: int
     nonce: bytes
+    key_commitment: bytes
     wrapped_key: bytes
     body_length: int
-    body_digest: bytes
+    body_tag: bytes
     body: bytes | None
     signature: bytes
 
@@ -57,7 +62,7 @@ class Envelope:
     def to_bytes(self) -> bytes:
         writer = self._header(Writer().raw(MAGIC))
         writer.u8(BODY_DETACHED if self.body is None else BODY_INLINE)
-        writer.u64(self.body_length).raw(self.body_digest)
+        writer.u64(self.body_length).raw(self.body_tag)
         if self.body is not None:
             writer.raw(self.body)
         return writer.bytes16(self.signature).getvalue()
@@ -70,9 +75,7 @@ class Envelope:
 
     def with_body(self, body: bytes) -> Envelope:
         """Re-attach a body fetched from storage; it must be the very body that was signed."""
-        if len(body) != self.body_length or not hmac.compare_digest(
-            hashlib.sha256(body).digest(), self.body_digest
-        ):
+        if len(body) != self.body_length or not hmac.compare_digest(body[-aead.TAG_LEN :], self.body_tag):
             raise InvalidEnvelopeError
         return replace(self, body=body)
 
@@ -84,12 +87,13 @@ class Envelope:
             .u32(self.sealed_key_version)
             .u32(self.wrap_key_version)
             .raw(self.nonce)
+            .raw(self.key_commitment)
             .bytes16(self.wrapped_key)
         )
 
     def signed_message(self, scope: ItemScope) -> bytes:
         writer = self._header(Writer().raw(_SIGNING_DOMAIN).raw(MAGIC))
-        writer.u64(self.body_length).raw(self.body_digest)
+        writer.u64(self.body_length).raw(self.body_tag)
         writer.raw(scope.item_aad(suite=self.suite, sealed_key_version=self.sealed_key_version))
         return writer.getvalue()
 
@@ -111,6 +115,7 @@ class Envelope:
         if sealed_key_version == 0 or wrap_key_version < sealed_key_version:
             raise InvalidEnvelopeError
         nonce = reader.raw(aead.NONCE_LEN)
+        key_commitment = reader.raw(COMMITMENT_LEN)
         wrapped_key = reader.bytes16()
         if len(wrapped_key) != WRAPPED_KEY_LEN:
             raise InvalidEnvelopeError
@@ -118,11 +123,11 @@ class Envelope:
         body_length = reader.u64()
         if body_length < aead.TAG_LEN or body_length > _MAX_BODY:
             raise InvalidEnvelopeError
-        body_digest = reader.raw(DIGEST_LEN)
+        body_tag = reader.raw(aead.TAG_LEN)
         body: bytes | None
         if body_mode == BODY_INLINE:
             body = reader.raw(body_length)
-            if not hmac.compare_digest(hashlib.sha256(body).digest(), body_digest):
+            if not hmac.compare_digest(body[-aead.TAG_LEN :], body_tag):
                 raise InvalidEnvelopeError
         elif body_mode == BODY_DETACHED:
             body = None
@@ -139,9 +144,10 @@ class Envelope:
             sealed_key_version=sealed_key_version,
             wrap_key_version=wrap_key_version,
             nonce=nonce,
+            key_commitment=key_commitment,
             wrapped_key=wrapped_key,
             body_length=body_length,
-            body_digest=body_digest,
+            body_tag=body_tag,
             body=body,
             signature=signature,
         )
@@ -203,9 +209,10 @@ def seal(
         sealed_key_version=key_version,
         wrap_key_version=key_version,
         nonce=nonce,
+        key_commitment=key_commitment(data_key),
         wrapped_key=wrapped_key,
         body_length=len(body),
-        body_digest=hashlib.sha256(body).digest(),
+        body_tag=body[-aead.TAG_LEN :],
         body=body,
         signature=b"",
     )
@@ -220,15 +227,28 @@ def unwrap_data_key(envelope: Envelope, *, scope: ItemScope, vault_key: VaultKey
     data_key = vault_key.private_key.open(
         envelope.wrapped_key, info=scope.wrap_info(suite=envelope.suite, wrap_key_version=vault_key.version)
     )
-    if len(data_key) != aead.DATA_KEY_LEN:
-        raise InvalidEnvelopeError
+    check_key_commitment(envelope, data_key)
     return data_key
 
 
+def key_commitment(data_key: bytes) -> bytes:
+    """Commits the envelope to its one data key (AES-GCM alone is not key-committing)."""
+    return hmac.digest(data_key, b"RELIQUARY key commitment v1", "sha256")
+
+
+def check_key_commitment(envelope: Envelope, data_key: bytes) -> None:
+    if len(data_key) != aead.DATA_KEY_LEN or not hmac.compare_digest(
+        key_commitment(data_key), envelope.key_commitment
+    ):
+        raise InvalidEnvelopeError
+
+
 def open_body(envelope: Envelope, *, scope: ItemScope, data_key: bytes) -> bytes:
-    """Decrypt an attached body with an already unwrapped (and so already verified) data key."""
+    """Decrypt an attached body with a data key that was unwrapped from (or granted for) this envelope;
+    the caller has verified the envelope's signature."""
     if envelope.body is None:
         raise InvalidEnvelopeError
+    check_key_commitment(envelope, data_key)
     return aead.decrypt(
         data_key,
         envelope.nonce,

@@ -86,11 +86,11 @@ class ShredReceipt:
         return shred_message(self.tenant_id, self.vault_id, self.item_id, self.versions, self.shredded_at)
 
 
-def blob_key_for(scope: ItemScope, body_digest: bytes) -> str:
-    """Where a large item's body lives in S3: under its tenant, unique to this very body."""
+def blob_key_for(scope: ItemScope, nonce: bytes) -> str:
+    """Where a large item's body lives in S3: under its tenant, unique to this one write."""
     return (
         f"tenants/{scope.tenant_id}/vaults/{scope.vault_id}/items/{scope.item_id}"
-        f"/v{scope.item_version:010d}-{body_digest[:12].hex()}.bin"
+        f"/v{scope.item_version:010d}-{nonce.hex()}.bin"
     )
 
 
@@ -310,7 +310,7 @@ class VaultService:
             if sealed.body_length > self._large_item_threshold:
                 location = BodyLocation.S3
                 stored, body = sealed.without_body()
-                blob_key = blob_key_for(scope, sealed.body_digest)
+                blob_key = blob_key_for(scope, self._randbytes(12))
             record = ItemRecord(
                 tenant_id=tenant_id,
                 vault_id=vault_id,
