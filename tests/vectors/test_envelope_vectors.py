@@ -111,18 +111,15 @@ def test_vector_under_every_changed_scope_field_is_refused(vector: dict[str, Any
     vault_key, keyring = _keys(vector)
     stored = _stored(vector)
     scope = _scope(vector)
-    changes: dict[str, object] = {
-        "tenant_id": scope.tenant_id + "x",
-        "vault_id": scope.vault_id + "x",
-        "item_id": scope.item_id + "x",
-        "item_version": scope.item_version + 1,
-        "content_type": "text/html",
-    }
-    for field, value in changes.items():
+    for changed in (
+        replace(scope, tenant_id=scope.tenant_id + "x"),
+        replace(scope, vault_id=scope.vault_id + "x"),
+        replace(scope, item_id=scope.item_id + "x"),
+        replace(scope, item_version=scope.item_version + 1),
+        replace(scope, content_type="text/html"),
+    ):
         with pytest.raises(InvalidEnvelopeError):
-            envelope.open_envelope(
-                stored, scope=replace(scope, **{field: value}), vault_key=vault_key, keyring=keyring
-            )
+            envelope.open_envelope(stored, scope=changed, vault_key=vault_key, keyring=keyring)
 
 
 @pytest.mark.parametrize("vector", VECTORS, ids=list(_ids()))
