@@ -17,7 +17,7 @@ import pytest
 from moto import mock_aws
 
 from reliquary.config import Settings, get_settings
-from tests.support.template import create_tables
+from infra.template import create_tables
 
 REGION = "us-east-1"
 

@@ -16,7 +16,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from tests.support.template import (
+from infra.template import (
     REPO_ROOT,
     TEMPLATE_PATH,
     bucket_logical_ids,

@@ -1,6 +1,6 @@
-"""template.yaml as tests see it: one definition for the cloud, the local runtime and the tests.
+"""template.yaml read by code: one definition for the cloud, the local runtime and the tests.
 
-Test tables are created from the key schemas declared in ``template.yaml`` (``create_tables``), function
+Tables are created from the key schemas declared in ``template.yaml`` (``create_tables``), function
 environments are read from it (``function_environment``), and the SAM template can be translated to
 plain CloudFormation offline (``sam_translate``), so tests cannot drift from the infrastructure.
 """
@@ -17,7 +17,7 @@ from typing import Any, cast
 
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE_PATH = REPO_ROOT / "template.yaml"
 
 TABLE_TYPE = "AWS::DynamoDB::Table"
