@@ -289,7 +289,7 @@ def sam_translate(
     Local artifact paths (``CodeUri: functions/encrypt/``) are replaced by fake S3 locations, as
     ``sam package`` would replace them by uploaded ones.
     """
-    import boto3
+    import boto3  # noqa: PLC0415  (only sam_translate needs it)
 
     # samtranslator ships no type information: loaded by name so mypy --strict sees plain Any.
     parser_module = importlib.import_module("samtranslator.parser.parser")
