@@ -60,15 +60,16 @@ def build_vault_service(settings: Settings) -> VaultService:
     vaults = TableConfig(settings.vaults_table, settings.region, settings.endpoint_url)
     items = TableConfig(settings.items_table, settings.region, settings.endpoint_url)
     root = build_root_of_trust(settings)
+    dynamodb = dynamodb_client(settings)  # one client for every table (see adapters.dynamodb._bind)
     service_keys = ServiceKeys.load_or_create(
-        DynamoDBSigningKeyStore(vaults),
+        DynamoDBSigningKeyStore(vaults, dynamodb),
         root,
         SignatureAlgorithm(settings.signature_algorithm),
         clock=system_clock,
     )
     return VaultService(
-        vaults=DynamoDBVaultRepository(vaults),
-        items=DynamoDBItemRepository(items),
+        vaults=DynamoDBVaultRepository(vaults, dynamodb),
+        items=DynamoDBItemRepository(items, dynamodb),
         blobs=S3BlobStore(aws_client(settings, "s3"), settings.items_bucket),
         root=root,
         service_keys=service_keys,
