@@ -16,8 +16,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from reliquary.config import Settings, get_settings
 from infra.template import create_tables
+from reliquary.config import Settings, get_settings
 
 REGION = "us-east-1"
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from reliquary.crypto.shamir import (
     MAX_SECRET_LEN,
     Share,

@@ -36,7 +36,8 @@ class Settings(BaseSettings):
     # Local development root key: generated on first use, kept outside the repository.
     local_root_key_path: Path = Path.home() / ".reliquary" / "root.key"
 
-    # Items larger than this go to S3; only the pointer and the wrapped data key stay in DynamoDB.
+    # Items whose ciphertext (plaintext + 16-byte tag) is larger than this go to S3; only the pointer and
+    # the detached envelope (wrapped data key, signature) stay in DynamoDB.
     large_item_threshold: int = Field(default=256 * 1024, ge=1024)
     max_item_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     # Algorithm the service signs envelopes, grants and receipts with.

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn, TypeVar, cast
 
 from pynamodb.attributes import BinaryAttribute, NumberAttribute, UnicodeAttribute
-from pynamodb.exceptions import PynamoDBException
+from pynamodb.exceptions import DoesNotExist, PynamoDBException
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
@@ -53,6 +53,8 @@ T = TypeVar("T")
 
 def _translate(exc: PynamoDBException, conflict: str) -> NoReturn:
     """Map a pynamodb failure by its error code (never by message text) to the domain hierarchy."""
+    if isinstance(exc, DoesNotExist):
+        raise exc  # not a failure: the callers turn a missing row into NotFoundError
     code = exc.cause_response_code
     if code == "ConditionalCheckFailedException":
         raise ConflictError(conflict) from exc
@@ -481,22 +483,33 @@ class DynamoDBItemRepository:
 
     def replace_envelope(self, record: ItemRecord, envelope: bytes, wrap_key_version: int) -> ItemRecord:
         row, cls = self._key(record), self._row
-        _guard(
-            lambda: row.update(
-                actions=[cls.envelope.set(envelope), cls.wrap_key_version.set(wrap_key_version)],
-                condition=cls.envelope.exists() & (cls.wrap_key_version == record.wrap_key_version),
-            ),
-            "the item was rewrapped or shredded concurrently",
-        )
+        try:
+            _guard(
+                lambda: row.update(
+                    actions=[cls.envelope.set(envelope), cls.wrap_key_version.set(wrap_key_version)],
+                    condition=cls.envelope.exists() & (cls.wrap_key_version == record.wrap_key_version),
+                ),
+                "the item was rewrapped or shredded concurrently",
+            )
+        except ConflictError:
+            self.get(
+                record.tenant_id, record.vault_id, record.item_id, record.version
+            )  # NotFoundError if gone
+            raise
         return self.get(record.tenant_id, record.vault_id, record.item_id, record.version)
 
     def shred(self, record: ItemRecord, *, shredded_at: int) -> ItemRecord:
         row, cls = self._key(record), self._row
-        _guard(
-            lambda: row.update(
-                actions=[cls.envelope.remove(), cls.shredded_at.set(cls.shredded_at | shredded_at)],
-                condition=cls.pk.exists(),
-            ),
-            "no such item version",
-        )
+        try:
+            _guard(
+                lambda: row.update(
+                    actions=[cls.envelope.remove(), cls.shredded_at.set(cls.shredded_at | shredded_at)],
+                    condition=cls.pk.exists(),
+                ),
+                "no such item version",
+            )
+        except ConflictError:
+            raise NotFoundError(
+                "no such item version", item_id=record.item_id, version=record.version
+            ) from None
         return self.get(record.tenant_id, record.vault_id, record.item_id, record.version)

@@ -52,6 +52,5 @@ class S3BlobStore:
                 for entry in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]:
                     if entry.get("Key") == key and "VersionId" in entry:
                         self._client.delete_object(Bucket=self._bucket, Key=key, VersionId=entry["VersionId"])
-            self._client.delete_object(Bucket=self._bucket, Key=key)
         except (ClientError, BotoCoreError) as exc:
             raise _translate(exc, key) from exc

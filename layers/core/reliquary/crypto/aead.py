@@ -19,7 +19,7 @@ def encrypt(data_key: bytes, nonce: bytes, plaintext: bytes, aad: bytes) -> byte
     return AESGCM(data_key).encrypt(nonce, plaintext, aad)
 
 
-def decrypt(data_key: bytes, nonce: bytes, ciphertext: bytes, aad: bytes) -> bytes:
+def decrypt(data_key: bytes, nonce: bytes, ciphertext: bytes | memoryview, aad: bytes) -> bytes:
     if len(data_key) != DATA_KEY_LEN or len(nonce) != NONCE_LEN or len(ciphertext) < TAG_LEN:
         raise InvalidEnvelopeError
     try:

@@ -16,41 +16,43 @@ _U64 = struct.Struct(">Q")
 
 
 class Writer:
-    __slots__ = ("_parts",)
+    __slots__ = ("_buffer",)
 
     def __init__(self) -> None:
-        self._parts: list[bytes] = []
+        self._buffer = bytearray()
 
-    def raw(self, data: bytes) -> Writer:
-        self._parts.append(bytes(data))
+    def raw(self, data: bytes | memoryview) -> Writer:
+        self._buffer += data
         return self
 
     def u8(self, value: int) -> Writer:
-        self._parts.append(bytes((value,)))
+        self._buffer.append(value)
         return self
 
     def u16(self, value: int) -> Writer:
-        self._parts.append(_U16.pack(value))
+        self._buffer += _U16.pack(value)
         return self
 
     def u32(self, value: int) -> Writer:
-        self._parts.append(_U32.pack(value))
+        self._buffer += _U32.pack(value)
         return self
 
     def u64(self, value: int) -> Writer:
-        self._parts.append(_U64.pack(value))
+        self._buffer += _U64.pack(value)
         return self
 
     def bytes16(self, data: bytes) -> Writer:
         """A field of up to 65535 bytes, prefixed with its u16 length."""
-        return self.u16(len(data)).raw(data)
+        self._buffer += _U16.pack(len(data))
+        self._buffer += data
+        return self
 
     def text(self, value: str) -> Writer:
         """A UTF-8 string prefixed with its u16 length."""
         return self.bytes16(value.encode("utf-8"))
 
     def getvalue(self) -> bytes:
-        return b"".join(self._parts)
+        return bytes(self._buffer)
 
 
 class Reader:
@@ -69,6 +71,15 @@ class Reader:
         if length < 0 or end > len(self._data):
             raise InvalidEnvelopeError
         chunk = self._data[self._pos : end].tobytes()
+        self._pos = end
+        return chunk
+
+    def view(self, length: int) -> memoryview:
+        """Like ``raw`` but without copying: for large fields (an item body) read straight from the input."""
+        end = self._pos + length
+        if length < 0 or end > len(self._data):
+            raise InvalidEnvelopeError
+        chunk = self._data[self._pos : end]
         self._pos = end
         return chunk
 

@@ -7,7 +7,7 @@ canonical length-prefixed encoding, so a ciphertext or wrapped key moved to any 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from reliquary.crypto.codec import Writer
 from reliquary.errors import InvalidRequestError
@@ -67,6 +67,8 @@ class ItemScope:
     item_id: str
     item_version: int
     content_type: str
+    # The encoded identity fields, computed once: every seal and open encodes them two or three times.
+    _identity: bytes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         validate_id("tenant_id", self.tenant_id)
@@ -74,21 +76,15 @@ class ItemScope:
         validate_id("item_id", self.item_id)
         validate_version("item_version", self.item_version)
         validate_content_type(self.content_type)
+        identity = Writer().text(self.tenant_id).text(self.vault_id).text(self.item_id).u32(self.item_version)
+        object.__setattr__(self, "_identity", identity.getvalue())
 
     @property
     def vault(self) -> VaultRef:
         return VaultRef(self.tenant_id, self.vault_id)
 
     def _fields(self, domain: bytes, suite: int) -> Writer:
-        return (
-            Writer()
-            .raw(domain)
-            .u16(suite)
-            .text(self.tenant_id)
-            .text(self.vault_id)
-            .text(self.item_id)
-            .u32(self.item_version)
-        )
+        return Writer().raw(domain).u16(suite).raw(self._identity)
 
     def item_aad(self, *, suite: int, sealed_key_version: int) -> bytes:
         """Associated data of the item cipher: immutable for the life of the ciphertext."""

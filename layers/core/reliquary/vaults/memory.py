@@ -112,10 +112,10 @@ class InMemoryItemRepository:
     def replace_envelope(self, record: ItemRecord, envelope: bytes, wrap_key_version: int) -> ItemRecord:
         with self._lock:
             current = self._items.get(self._key(record))
-            if current is None or current.envelope is None:
+            if current is None:
                 raise NotFoundError("no such item version", item_id=record.item_id, version=record.version)
-            if current.wrap_key_version != record.wrap_key_version:
-                raise ConflictError("the item was rewrapped concurrently", item_id=record.item_id)
+            if current.envelope is None or current.wrap_key_version != record.wrap_key_version:
+                raise ConflictError("the item was rewrapped or shredded concurrently", item_id=record.item_id)
             updated = replace(current, envelope=envelope, wrap_key_version=wrap_key_version)
             self._items[self._key(record)] = updated
             return updated

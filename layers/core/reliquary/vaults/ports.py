@@ -45,10 +45,12 @@ class ItemRepository(Protocol):
         """Every item version of a vault, page by page."""
 
     def replace_envelope(self, record: ItemRecord, envelope: bytes, wrap_key_version: int) -> ItemRecord:
-        """Swap the envelope after a rewrap, only if the stored one still has ``record.wrap_key_version``."""
+        """Swap the envelope after a rewrap, only if the stored one still has ``record.wrap_key_version``
+        and was not shredded (ConflictError otherwise; NotFoundError if the version does not exist)."""
 
     def shred(self, record: ItemRecord, *, shredded_at: int) -> ItemRecord:
-        """Destroy the envelope (and so the wrapped data key) of one version, keeping a tombstone."""
+        """Destroy the envelope (and so the wrapped data key) of one version, keeping a tombstone;
+        NotFoundError if the version does not exist."""
 
 
 class BlobStore(Protocol):

@@ -189,6 +189,7 @@ class VaultService:
 
     def rotate_key(self, tenant_id: str, vault_id: str) -> VaultKeyRecord:
         """A new key version becomes current; earlier versions still open until rewrapped and retired."""
+        VaultRef(tenant_id, vault_id)
         vault = self._vaults.get(tenant_id, vault_id)
         recovery_public = vault.recovery.recovery_public_key if vault.recovery else None
         key = self._new_key_record(vault.ref, vault.current_key_version + 1, recovery_public)
@@ -205,7 +206,10 @@ class VaultService:
         return VaultKey(version, HybridPrivateKey.from_private_bytes(secret))
 
     def rewrap_vault(self, tenant_id: str, vault_id: str) -> RewrapReport:
-        """Move every data key of the vault to the current key version; item bodies are not touched."""
+        """Move every data key of the vault to the current key version; item bodies are not touched.
+
+        An item shredded while the rewrap runs is counted as skipped, not treated as a failure."""
+        VaultRef(tenant_id, vault_id)
         vault = self._vaults.get(tenant_id, vault_id)
         current = self._vaults.get_key(tenant_id, vault_id, vault.current_key_version)
         current_public = HybridPublicKey.from_bytes(current.public_key)
@@ -232,12 +236,23 @@ class VaultService:
                 keyring=self._keys.keyring,
                 signer=self._keys.signer,
             )
-            self._items.replace_envelope(record, new_envelope.to_bytes(), current.version)
+            try:
+                self._items.replace_envelope(record, new_envelope.to_bytes(), current.version)
+            except ConflictError:
+                latest = self._items.get(tenant_id, vault_id, record.item_id, record.version)
+                if latest.shredded:
+                    shredded += 1
+                    continue
+                if latest.wrap_key_version == current.version:  # another rewrap got there first
+                    already += 1
+                    continue
+                raise
             rewrapped += 1
         return RewrapReport(current.version, rewrapped, already, shredded)
 
     def retire_key(self, tenant_id: str, vault_id: str, version: int) -> VaultKeyRecord:
         """Destroy an old version's private key, once no live item's data key is wrapped to it."""
+        VaultRef(tenant_id, vault_id)
         vault = self._vaults.get(tenant_id, vault_id)
         if version == vault.current_key_version:
             raise KeyVersionError(
@@ -261,6 +276,7 @@ class VaultService:
         self, tenant_id: str, vault_id: str, version: int, shares: Sequence[Share]
     ) -> HybridPrivateKey:
         """Custodians' recovery of one version's private key from k shares (without the root of trust)."""
+        VaultRef(tenant_id, vault_id)
         record = self._vaults.get_key(tenant_id, vault_id, version)
         if record.escrowed_private_key is None:
             raise KeyVersionError("this key version has no escrow (no custodians, or retired)")
@@ -282,6 +298,7 @@ class VaultService:
         expires_at: int | None = None,
     ) -> ItemRecord:
         """Seal a new version of an item to the vault's current key."""
+        VaultRef(tenant_id, vault_id)
         validate_id("item_id", item_id)
         validate_content_type(content_type)
         tags = validate_tags(tags or {})
@@ -341,6 +358,8 @@ class VaultService:
         raise ConflictError("too many concurrent writers of this item", item_id=item_id)
 
     def _live_record(self, tenant_id: str, vault_id: str, item_id: str, version: int | None) -> ItemRecord:
+        VaultRef(tenant_id, vault_id)
+        validate_id("item_id", item_id)
         record = self._items.get(tenant_id, vault_id, item_id, version)
         if record.expired(self._clock()):
             raise ItemExpiredError("the item expired and was crypto-shredded", item_id=item_id)
@@ -377,25 +396,31 @@ class VaultService:
         data_key = env.unwrap_data_key(
             envelope, scope=record.scope, vault_key=vault_key, keyring=self._keys.keyring
         )
+        now = self._clock()
+        ttl = self._grant_ttl
+        if record.expires_at is not None:
+            ttl = min(ttl, record.expires_at - now)  # a grant never outlives its item
         issued = grants.issue(
             request_id=request_id,
             scope=record.scope,
             data_key=data_key,
             requester_public_key=requester_public_key,
-            issued_at=self._clock(),
-            ttl_seconds=self._grant_ttl,
+            issued_at=now,
+            ttl_seconds=ttl,
             signer=self._keys.signer,
         )
         return IssuedGrant(issued.to_bytes(), record, issued.expires_at)
 
     def shred_item(self, tenant_id: str, vault_id: str, item_id: str) -> ShredReceipt:
         """Crypto-shred every version: destroy the wrapped data keys and the S3 bodies. Idempotent."""
+        VaultRef(tenant_id, vault_id)
+        validate_id("item_id", item_id)
         records = self._items.versions(tenant_id, vault_id, item_id)
         if not records:
             self._vaults.get(tenant_id, vault_id)  # a missing vault is reported as such
             raise NotFoundError("no such item", item_id=item_id)
         now = self._clock()
-        shredded_at = min((r.shredded_at for r in records if r.shredded_at), default=now)
+        shredded_at = max(r.shredded_at or now for r in records)  # when the last version was destroyed
         for record in records:
             self._shred_record(record, now)
         versions = tuple(r.version for r in records)
@@ -414,6 +439,7 @@ class VaultService:
 
     def expire_due(self, tenant_id: str, vault_id: str) -> list[str]:
         """Crypto-shred every item past its expiry now (DynamoDB TTL deletes rows only eventually)."""
+        VaultRef(tenant_id, vault_id)
         now = self._clock()
         due = sorted(
             {

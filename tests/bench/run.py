@@ -1,0 +1,145 @@
+"""`make bench`: print the benchmark tables (``python -m tests.bench.run [--quick] [--json PATH]``).
+
+Figures only, each beside a baseline measured in the same run; the exit status never depends on timings.
+``--quick`` runs every code path with tiny budgets (the smoke test uses it; its figures mean nothing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tests.bench.report import Table
+
+REPO = Path(__file__).resolve().parents[2]
+SECTIONS = ("envelope", "parts", "signers", "signatures", "kem", "service", "coldstart")
+FULL_COLDSTART_RUNS = 7
+
+
+def ensure_import_paths() -> None:
+    """Put the checkout and both layers first on sys.path, as the Lambda layers are (/opt/python).
+
+    This also wins over an editable install that was made when ``reliquary_native`` had no
+    ``__init__.py`` (setuptools then registers it as a namespace package without ``load_oqs``).
+    """
+    for path in (REPO / "layers" / "native", REPO / "layers" / "core", REPO):
+        entry = str(path)
+        if entry in sys.path:
+            sys.path.remove(entry)
+        sys.path.insert(0, entry)
+    stale = sys.modules.get("reliquary_native")
+    if stale is not None and not hasattr(stale, "load_oqs"):
+        del sys.modules["reliquary_native"]
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m tests.bench.run", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="tiny budgets: proves the code paths run")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write every figure as JSON")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=SECTIONS,
+        help="run only these sections (repeatable; default: all)",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    ensure_import_paths()
+    from tests.bench import coldstart, crypto_bench, report, timing
+
+    budget = timing.QUICK if args.quick else timing.FULL
+    sections = set(args.only or SECTIONS)
+    sizes = crypto_bench.SIZES
+    started = time.perf_counter()
+    machine = report.machine()
+    tables: list[Table] = []
+    summary: dict[str, object] = {}
+
+    def emit(table: Table) -> None:
+        tables.append(table)
+        print(table.render(), end="\n\n", flush=True)
+
+    def section(name: str, run: Callable[[], None]) -> None:
+        if name in sections:
+            run()
+
+    print(report.render_machine(machine), end="\n\n")
+    mode = "quick (figures are meaningless)" if args.quick else "full"
+    print(
+        f"   mode: {mode}; each case timed ~{budget.seconds:g} s after {budget.warmup_seconds:g} s of"
+        " warm-up, interleaved with its baselines; median and p99 per call (perf_counter_ns).",
+        end="\n\n",
+        flush=True,
+    )
+    fixture = crypto_bench.build_fixture(sizes)
+
+    def envelope() -> None:
+        result = crypto_bench.envelope_table(
+            fixture,
+            budget,
+            key="envelope",
+            title=f"Envelope seal/open, signer {crypto_bench.DEFAULT_SIGNER.value} (the configured default)",
+            signers=(crypto_bench.DEFAULT_SIGNER,),
+        )
+        summary["envelope_max_overhead"] = result.max_overhead
+        summary["open_1mib_vs_raw_aes"] = result.open_vs_aes
+        emit(result.table)
+
+    def signers() -> None:
+        result = crypto_bench.envelope_table(
+            fixture,
+            budget,
+            key="envelope_signers",
+            title="Envelope seal/open with the other signers (the cost of the signature choice)",
+            signers=crypto_bench.OTHER_SIGNERS,
+        )
+        summary["envelope_other_signers_max_overhead"] = result.max_overhead
+        emit(result.table)
+
+    def service() -> None:
+        for table in crypto_bench.service_tables(budget, sizes):
+            emit(table)
+
+    def cold() -> None:
+        result = coldstart.coldstart_tables(1 if args.quick else FULL_COLDSTART_RUNS)
+        summary["handler_import_ms"] = result.handler_import_ms
+        emit(result.table)
+        emit(result.imports)
+
+    section("envelope", envelope)
+    section("parts", lambda: emit(crypto_bench.envelope_parts_table(fixture, budget)))
+    section("signers", signers)
+    section("signatures", lambda: emit(crypto_bench.signature_table(fixture, budget)))
+    section("kem", lambda: emit(crypto_bench.kem_grant_table(fixture, budget)))
+    section("service", service)
+    section("coldstart", cold)
+
+    elapsed = time.perf_counter() - started
+    print(f"== Done in {elapsed:.1f} s; load average now (1/5/15 min): {report.load_average()}")
+    if args.json is not None:
+        document = {
+            "machine": machine,
+            "mode": "quick" if args.quick else "full",
+            "budget": {"seconds": budget.seconds, "warmup_seconds": budget.warmup_seconds},
+            "elapsed_s": elapsed,
+            "loadavg_at_end": report.load_average(),
+            "summary": summary,
+            "tables": {table.key: table.to_json() for table in tables},
+        }
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(document, indent=2, allow_nan=True) + "\n", encoding="utf-8")
+        print(f"   figures written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,396 @@
+"""The whole vault service as a cold start builds it (``build_vault_service``), on moto's DynamoDB, S3
+and KMS: the golden path, tenant isolation through the table keys, and nothing secret at rest."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from reliquary.adapters.dynamodb import DynamoDBSigningKeyStore, TableConfig
+from reliquary.adapters.factory import build_root_of_trust, build_vault_service
+from reliquary.crypto import envelope as env
+from reliquary.crypto.envelope import Envelope, VaultKey
+from reliquary.crypto.kem import HybridPrivateKey
+from reliquary.crypto.recovery import SealedShare, open_share
+from reliquary.crypto.scope import VaultRef
+from reliquary.crypto.shamir import combine
+from reliquary.crypto.signing import SignatureAlgorithm
+from reliquary.errors import ItemExpiredError, ItemShreddedError, KeyVersionError, NotFoundError
+from reliquary.vaults.models import BodyLocation, KeyStatus
+from reliquary.vaults.service import VaultService
+from tests.support.aws import AwsStack
+from tests.support.vaults import USER_SCOPE, ManualClock, grant_and_open, shared_moto_stack, unique_id
+
+pytestmark = pytest.mark.integration
+
+VAULT = "vault-1"
+SMALL = b"the launch code is not 0000, it is RELIQUARY-7f3a"
+LARGE_SIZE = 300 * 1024  # above the default 256 KiB threshold: the body goes to S3
+
+
+@pytest.fixture(scope="module")
+def requester() -> HybridPrivateKey:
+    return HybridPrivateKey.generate()
+
+
+@pytest.fixture(scope="module")
+def aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AwsStack]:
+    """This module's moto stack, shared by its tests (each uses its own tenants)."""
+    with shared_moto_stack(tmp_path_factory) as stack:
+        yield stack
+
+
+@pytest.fixture(scope="module")
+def service(aws: AwsStack) -> VaultService:
+    """Built once, as a cold start builds it."""
+    return build_vault_service(aws.settings)
+
+
+@pytest.fixture
+def tenant() -> str:
+    return unique_id("tenant-a")
+
+
+@pytest.fixture
+def other() -> str:
+    return unique_id("tenant-b")
+
+
+def _object_versions(aws: AwsStack, key: str) -> list[dict[str, Any]]:
+    page = aws.s3.list_object_versions(Bucket=aws.settings.items_bucket, Prefix=key)
+    return [e for e in [*page.get("Versions", []), *page.get("DeleteMarkers", [])] if e["Key"] == key]
+
+
+def _key_row(aws: AwsStack, tenant_id: str, version: int) -> dict[str, Any]:
+    item: dict[str, Any] = aws.dynamodb.get_item(
+        TableName=aws.tables["VaultsTable"],
+        Key={"pk": {"S": f"TENANT#{tenant_id}"}, "sk": {"S": f"VAULT#{VAULT}#KEY#{version:010d}"}},
+    )["Item"]
+    return item
+
+
+def _open(
+    service: VaultService,
+    item_id: str,
+    requester: HybridPrivateKey,
+    *,
+    tenant_id: str,
+    version: int | None = None,
+    now: int | None = None,
+) -> bytes:
+    return grant_and_open(
+        service,
+        tenant_id=tenant_id,
+        vault_id=VAULT,
+        item_id=item_id,
+        requester=requester,
+        now=now if now is not None else _now(),
+        version=version,
+    )
+
+
+def _now() -> int:
+    return int(time.time())
+
+
+# --- the golden path -----------------------------------------------------------------------------------
+def test_the_golden_path_on_dynamodb_s3_and_kms(
+    aws: AwsStack, service: VaultService, requester: HybridPrivateKey, tenant: str
+) -> None:
+    large = os.urandom(LARGE_SIZE)
+    created = service.create_vault(tenant, VAULT)
+    assert created.key.root_key_id == aws.settings.kms_key_id
+
+    small_record = service.seal_item(tenant, VAULT, "small", SMALL, memory_scope=USER_SCOPE)
+    large_record = service.seal_item(
+        tenant, VAULT, "large", large, content_type="application/pdf", memory_scope=USER_SCOPE
+    )
+
+    assert small_record.body_location is BodyLocation.INLINE
+    assert large_record.body_location is BodyLocation.S3
+    assert large_record.blob_key is not None
+    blob_key = large_record.blob_key
+    assert blob_key.startswith(f"tenants/{tenant}/vaults/{VAULT}/items/large/")
+    head = aws.s3.head_object(Bucket=aws.settings.items_bucket, Key=blob_key)
+    assert head["ContentLength"] == LARGE_SIZE + 16
+    [version_before] = _object_versions(aws, blob_key)
+    assert _open(service, "small", requester, tenant_id=tenant) == SMALL
+    assert _open(service, "large", requester, tenant_id=tenant) == large
+
+    rotated = service.rotate_key(tenant, VAULT)
+    assert rotated.version == 2
+    fresh = service.seal_item(tenant, VAULT, "fresh", b"sealed under v2", memory_scope=USER_SCOPE)
+    assert fresh.wrap_key_version == 2
+    body_tag_before = Envelope.parse(large_record.envelope or b"").body_tag
+
+    report = service.rewrap_vault(tenant, VAULT)
+
+    assert (report.key_version, report.rewrapped, report.already_current, report.skipped_shredded) == (
+        2,
+        2,
+        1,
+        0,
+    )
+    rewrapped = Envelope.parse(service._items.get(tenant, VAULT, "large").envelope or b"")
+    assert (rewrapped.wrap_key_version, rewrapped.sealed_key_version) == (2, 1)
+    assert rewrapped.body_tag == body_tag_before
+    assert _object_versions(aws, blob_key) == [version_before]  # the S3 body was not rewritten
+
+    retired = service.retire_key(tenant, VAULT, 1)
+    assert retired.status is KeyStatus.RETIRED
+    row = _key_row(aws, tenant, 1)
+    assert "wrapped_private_key" not in row
+    assert row["status"] == {"S": "retired"}
+    assert _open(service, "small", requester, tenant_id=tenant) == SMALL
+    assert _open(service, "large", requester, tenant_id=tenant) == large
+    assert _open(service, "fresh", requester, tenant_id=tenant) == b"sealed under v2"
+
+    receipt = service.shred_item(tenant, VAULT, "large")
+
+    assert receipt.versions == (1,)
+    assert _object_versions(aws, blob_key) == []
+    with pytest.raises(ItemShreddedError):
+        _open(service, "large", requester, tenant_id=tenant)
+    verifier = service.service_keys.keyring.get(
+        receipt.signer_key_id, SignatureAlgorithm(receipt.signature_algorithm)
+    )
+    assert verifier is not None
+    verifier.verify(receipt.signed_message(), receipt.signature)
+    assert service.shred_item(tenant, VAULT, "large").shredded_at == receipt.shredded_at
+    assert _open(service, "small", requester, tenant_id=tenant) == SMALL
+
+
+def test_missing_things_are_not_found_not_a_storage_outage(
+    service: VaultService, requester: HybridPrivateKey, tenant: str
+) -> None:
+    """A missing row is NotFoundError (404), never StorageUnavailableError (503, which callers retry)."""
+    service.create_vault(tenant, VAULT)
+    service.seal_item(tenant, VAULT, "note", SMALL, memory_scope=USER_SCOPE)
+    with pytest.raises(NotFoundError):
+        service.rotate_key(tenant, "no-vault")
+    with pytest.raises(NotFoundError):
+        _open(service, "note", requester, tenant_id=tenant, version=2)
+    with pytest.raises(NotFoundError):
+        _open(service, "absent", requester, tenant_id=tenant)
+    with pytest.raises(NotFoundError):
+        service.retire_key(tenant, VAULT, 9)
+    with pytest.raises(NotFoundError):
+        service.shred_item(tenant, "no-vault", "note")
+    with pytest.raises(KeyVersionError):
+        service.retire_key(tenant, VAULT, 1)
+
+
+def test_two_cold_starts_share_one_service_signing_key(
+    aws: AwsStack, service: VaultService, requester: HybridPrivateKey, tenant: str
+) -> None:
+    second = build_vault_service(aws.settings)
+    assert second.service_keys.signer.key_id == service.service_keys.signer.key_id
+    store = DynamoDBSigningKeyStore(TableConfig(aws.settings.vaults_table, aws.settings.region))
+    assert len(store.list()) == 1
+
+    service.create_vault(tenant, VAULT)
+    service.seal_item(tenant, VAULT, "note", SMALL, memory_scope=USER_SCOPE)
+    assert _open(second, "note", requester, tenant_id=tenant) == SMALL
+
+
+def test_expire_due_shreds_expired_items_and_their_s3_versions(
+    aws: AwsStack, service: VaultService, requester: HybridPrivateKey, tenant: str
+) -> None:
+    clock = ManualClock(_now())
+    service = VaultService(  # the same adapters, with a clock the test moves and a small threshold
+        vaults=service._vaults,
+        items=service._items,
+        blobs=service._blobs,
+        root=service._root,
+        service_keys=service.service_keys,
+        large_item_threshold=1024,
+        clock=clock,
+    )
+    service.create_vault(tenant, VAULT)
+    doomed = service.seal_item(
+        tenant, VAULT, "doomed", os.urandom(4096), memory_scope=USER_SCOPE, expires_at=clock.now + 60
+    )
+    service.seal_item(tenant, VAULT, "kept", SMALL, memory_scope=USER_SCOPE, expires_at=clock.now + 3600)
+    assert doomed.blob_key is not None
+    assert len(_object_versions(aws, doomed.blob_key)) == 1
+
+    clock.advance(61)
+    with pytest.raises(ItemExpiredError):
+        _open(service, "doomed", requester, tenant_id=tenant, now=clock.now)
+    assert service.expire_due(tenant, VAULT) == ["doomed"]
+
+    assert _object_versions(aws, doomed.blob_key) == []
+    stored = service._items.get(tenant, VAULT, "doomed")
+    assert stored.envelope is None
+    assert stored.shredded_at == clock.now
+    assert _open(service, "kept", requester, tenant_id=tenant, now=clock.now) == SMALL
+
+
+# --- tenant isolation ----------------------------------------------------------------------------------
+def test_tenants_are_kept_apart_by_their_dynamodb_keys(
+    aws: AwsStack, service: VaultService, requester: HybridPrivateKey, tenant: str, other: str
+) -> None:
+    service.create_vault(tenant, VAULT)
+    service.create_vault(other, VAULT)  # the same vault id: another vault
+    service.seal_item(tenant, VAULT, "note", b"tenant a's note", memory_scope=USER_SCOPE)
+    service.seal_item(tenant, VAULT, "only-a", os.urandom(LARGE_SIZE), memory_scope=USER_SCOPE)
+    service.seal_item(other, VAULT, "note", b"tenant b's note", memory_scope=USER_SCOPE)
+
+    assert _open(service, "note", requester, tenant_id=tenant) == b"tenant a's note"
+    assert _open(service, "note", requester, tenant_id=other) == b"tenant b's note"
+    with pytest.raises(NotFoundError):
+        _open(service, "only-a", requester, tenant_id=other)
+    with pytest.raises(NotFoundError):
+        service.shred_item(other, VAULT, "only-a")
+    service.rotate_key(other, VAULT)
+    service.shred_item(other, VAULT, "note")
+    assert _open(service, "note", requester, tenant_id=tenant) == b"tenant a's note"
+
+    rows = [
+        row
+        for pk in (f"TENANT#{tenant}#VAULT#{VAULT}", f"TENANT#{other}#VAULT#{VAULT}")
+        for row in aws.dynamodb.query(
+            TableName=aws.tables["ItemsTable"],
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": pk}},
+        )["Items"]
+    ]
+    assert {(r["tenant_id"]["S"], r["pk"]["S"], r["sk"]["S"]) for r in rows} == {
+        (tenant, f"TENANT#{tenant}#VAULT#{VAULT}", "ITEM#note#V#0000000001"),
+        (tenant, f"TENANT#{tenant}#VAULT#{VAULT}", "ITEM#only-a#V#0000000001"),
+        (other, f"TENANT#{other}#VAULT#{VAULT}", "ITEM#note#V#0000000001"),
+    }
+    for row in rows:  # b's shred left a's item of the same id alone
+        assert ("envelope" in row) is (row["tenant_id"]["S"] == tenant)
+    for row in aws.dynamodb.scan(TableName=aws.tables["VaultsTable"])["Items"]:
+        if row["pk"]["S"] != "SERVICE":
+            assert row["pk"]["S"] == f"TENANT#{row['tenant_id']['S']}"
+    assert _key_row(aws, tenant, 1)["status"] == {"S": "active"}
+    assert _key_row(aws, other, 1)["status"] == {"S": "previous"}
+    for owner in (tenant, other):
+        listed = aws.s3.list_objects_v2(Bucket=aws.settings.items_bucket, Prefix=f"tenants/{owner}/")
+        assert len(listed.get("Contents", [])) == (1 if owner == tenant else 0)
+
+
+# --- nothing secret at rest ----------------------------------------------------------------------------
+def _attribute_bytes(value: Any) -> Iterator[bytes]:
+    """Every byte string a DynamoDB attribute value holds, decoded the ways the adapters encode."""
+    if "B" in value:
+        yield bytes(value["B"])
+    elif "S" in value:
+        yield value["S"].encode()
+        try:
+            parsed = json.loads(value["S"])
+        except ValueError:
+            return
+        yield from _json_bytes(parsed)
+    elif "M" in value:
+        for inner in value["M"].values():
+            yield from _attribute_bytes(inner)
+    elif "L" in value:
+        for inner in value["L"]:
+            yield from _attribute_bytes(inner)
+
+
+def _json_bytes(value: Any) -> Iterator[bytes]:
+    if isinstance(value, str):
+        try:
+            yield base64.b64decode(value, validate=True)
+        except ValueError:
+            yield value.encode()
+    elif isinstance(value, dict):
+        for inner in value.values():
+            yield from _json_bytes(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            yield from _json_bytes(inner)
+
+
+def _everything_at_rest(aws: AwsStack) -> list[bytes]:
+    found: list[bytes] = []
+    for table in aws.tables.values():
+        for page in aws.dynamodb.get_paginator("scan").paginate(TableName=table):
+            for item in page["Items"]:
+                for value in item.values():
+                    found.extend(_attribute_bytes(value))
+    bucket = aws.settings.items_bucket
+    for page in aws.s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+        for entry in page.get("Versions", []):
+            found.append(entry["Key"].encode())
+            body = aws.s3.get_object(Bucket=bucket, Key=entry["Key"], VersionId=entry["VersionId"])["Body"]
+            found.append(body.read())
+    return found
+
+
+def _forms(secret: bytes) -> list[bytes]:
+    return [secret, secret.hex().encode(), base64.b64encode(secret)]
+
+
+def test_nothing_secret_is_stored_in_dynamodb_or_s3(
+    aws: AwsStack, service: VaultService, requester: HybridPrivateKey, tenant: str
+) -> None:
+    custodians = [HybridPrivateKey.generate() for _ in range(3)]
+    created = service.create_vault(
+        tenant,
+        VAULT,
+        custodians=[(f"custodian-{i}", k.public_key()) for i, k in enumerate(custodians)],
+        recovery_threshold=2,
+    )
+    large = os.urandom(LARGE_SIZE)
+    small_record = service.seal_item(tenant, VAULT, "small", SMALL, memory_scope=USER_SCOPE)
+    large_record = service.seal_item(tenant, VAULT, "large", large, memory_scope=USER_SCOPE)
+    assert _open(service, "large", requester, tenant_id=tenant) == large  # a grant was issued too
+
+    root = build_root_of_trust(aws.settings)
+    wrapped = _key_row(aws, tenant, 1)["wrapped_private_key"]["B"]
+    vault_private = root.unwrap(wrapped, context=VaultRef(tenant, VAULT).key_context(1))
+    assert len(vault_private) == 96
+    assert vault_private not in wrapped
+    assert (
+        HybridPrivateKey.from_private_bytes(vault_private).public_key().to_bytes() == created.key.public_key
+    )
+    vault_key = VaultKey(1, HybridPrivateKey.from_private_bytes(vault_private))
+    data_keys = [
+        env.unwrap_data_key(
+            Envelope.parse(r.envelope or b""),
+            scope=r.scope,
+            vault_key=vault_key,
+            keyring=service.service_keys.keyring,
+        )
+        for r in (small_record, large_record)
+    ]
+    assert created.vault.recovery is not None
+    shares = [
+        open_share(
+            SealedShare(c.custodian_id, c.public_key_fingerprint, c.sealed_share),
+            vault=VaultRef(tenant, VAULT),
+            custodian_private_key=key,
+        )
+        for c, key in zip(created.vault.recovery.custodians, custodians, strict=True)
+    ]
+    recovery_private = combine(shares[:2])
+    secrets = {
+        "small plaintext": SMALL,
+        "requester private key": requester.private_bytes(),
+        "vault private key": vault_private,
+        "service signing secret": service.service_keys.signer.secret_bytes(),
+        "recovery private key": recovery_private,
+        **{f"data key {i}": key for i, key in enumerate(data_keys)},
+        **{f"custodian {i} private key": k.private_bytes() for i, k in enumerate(custodians)},
+        **{f"large plaintext @{at}": large[at : at + 64] for at in (0, LARGE_SIZE // 2, LARGE_SIZE - 64)},
+    }
+
+    at_rest = _everything_at_rest(aws)
+
+    assert len(at_rest) > 20  # the scan saw the rows and the S3 body
+    assert any(len(blob) == LARGE_SIZE + 16 for blob in at_rest)
+    leaks = [
+        name for name, secret in secrets.items() for form in _forms(secret) if any(form in b for b in at_rest)
+    ]
+    assert leaks == []

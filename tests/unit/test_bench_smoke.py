@@ -1,0 +1,179 @@
+"""The benchmark's code paths with tiny budgets (``--quick``): every table has its rows and every ratio is a
+positive, finite number. Nothing here asserts on a timing."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+from typing import Any
+
+import pytest
+
+from tests.bench import coldstart, run, timing
+from tests.bench.report import Column, Table
+
+SIZES = {"1 KiB", "64 KiB", "1 MiB"}
+CRYPTO_SECTIONS = [arg for section in run.SECTIONS if section != "coldstart" for arg in ("--only", section)]
+
+
+def _positive_finite(value: object) -> bool:
+    return (
+        isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+    )
+
+
+def _column(table: dict[str, Any], key: str) -> list[Any]:
+    return [row.get(key) for row in table["rows"]]
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str]:
+    path = tmp_path_factory.mktemp("bench") / "bench.json"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert run.main(["--quick", "--json", str(path), *CRYPTO_SECTIONS]) == 0
+    document: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return document, printed.getvalue()
+
+
+def test_machine_is_printed_first(quick_run: tuple[dict[str, Any], str]) -> None:
+    document, output = quick_run
+    assert output.startswith("== Machine")
+    assert "nproc" in output.splitlines()[1]
+    assert document["machine"]["nproc"] >= 1
+    assert document["machine"]["python"]
+    assert document["mode"] == "quick"
+
+
+def test_envelope_table_has_every_size_and_op(quick_run: tuple[dict[str, Any], str]) -> None:
+    document, output = quick_run
+    table = document["tables"]["envelope"]
+    assert {(r["size"], r["op"]) for r in table["rows"]} == {
+        (s, op) for s in SIZES for op in ("seal", "open")
+    }
+    for key in ("median_us", "p99_us", "kem_us", "sig_us", "aes_us", "primitives_us", "overhead", "mb_s"):
+        assert all(_positive_finite(v) for v in _column(table, key)), key
+    assert all(isinstance(v, int | float) and v >= 0 for v in _column(table, "faults"))
+    assert "1 MiB open throughput / raw AES-256-GCM decrypt throughput" in output
+    assert _positive_finite(document["summary"]["envelope_max_overhead"])
+    assert _positive_finite(document["summary"]["open_1mib_vs_raw_aes"])
+
+
+def test_other_signers_table(quick_run: tuple[dict[str, Any], str]) -> None:
+    table = quick_run[0]["tables"]["envelope_signers"]
+    assert {(r["signer"], r["size"], r["op"]) for r in table["rows"]} == {
+        (signer, size, op)
+        for signer in ("Ed25519", "Falcon-512")
+        for size in SIZES
+        for op in ("seal", "open")
+    }
+    assert all(_positive_finite(v) for v in _column(table, "overhead"))
+
+
+def test_envelope_parts_table(quick_run: tuple[dict[str, Any], str]) -> None:
+    table = quick_run[0]["tables"]["envelope_parts"]
+    assert len(table["rows"]) == 11
+    assert all(_positive_finite(v) for v in _column(table, "median_us"))
+    assert {r["size"] for r in table["rows"]} == {"1 KiB", "1 MiB"}
+    assert all(isinstance(v, int | float) and v >= 0 for v in _column(table, "faults"))
+
+
+def test_signature_table_has_every_algorithm_and_op(quick_run: tuple[dict[str, Any], str]) -> None:
+    table = quick_run[0]["tables"]["signatures"]
+    implementations = {
+        ("Ed25519", "cryptography/OpenSSL"),
+        ("ML-DSA-65", "liboqs 0.16"),
+        ("ML-DSA-65", "cryptography/OpenSSL"),
+        ("Falcon-512", "liboqs 0.16"),
+    }
+    assert {(r["algorithm"], r["library"], r["op"]) for r in table["rows"]} == {
+        (*impl, op) for impl in implementations for op in ("keygen", "sign", "verify")
+    }
+    for key in ("median_us", "ops_s", "vs_liboqs_mldsa"):
+        assert all(_positive_finite(v) for v in _column(table, key)), key
+
+
+def test_kem_and_grant_table(quick_run: tuple[dict[str, Any], str]) -> None:
+    table = quick_run[0]["tables"]["kem_grants"]
+    assert len(table["rows"]) == 5
+    assert any(r["op"].startswith("grant round") for r in table["rows"])
+    for key in ("median_us", "ops_s", "primitives_us", "overhead"):
+        assert all(_positive_finite(v) for v in _column(table, key)), key
+
+
+def test_service_tables(quick_run: tuple[dict[str, Any], str]) -> None:
+    tables = quick_run[0]["tables"]
+    service = tables["service"]
+    assert {(r["size"], r["op"]) for r in service["rows"]} == {
+        (s, op) for s in SIZES for op in ("seal_item", "grant")
+    }
+    for key in ("median_us", "bare_us", "overhead"):
+        assert all(_positive_finite(v) for v in _column(service, key)), key
+    assert all(_positive_finite(v) for v in _column(tables["service_parts"], "median_us"))
+
+
+@pytest.mark.slow
+def test_coldstart_quick() -> None:
+    result = coldstart.coldstart_tables(1)
+    rows = {r["target"]: r for r in result.table.rows}
+    assert len(rows) == len(coldstart.TARGETS)
+    for target in coldstart.TARGETS:
+        row = rows[target.label]
+        assert _positive_finite(row["wall_ms"])
+        assert isinstance(row["in_process_ms"], float)
+        assert row["in_process_ms"] >= 0
+    assert _positive_finite(result.handler_import_ms)
+    assert len(result.imports.rows) == coldstart.TOP_MODULES
+    assert all(_positive_finite(r["cumulative_ms"]) for r in result.imports.rows)
+    assert "handler import (Lambda env) median" in result.table.render()
+
+
+def test_parse_importtime() -> None:
+    report = """\
+import time: self [us] | cumulative | imported package
+import time:       100 |        100 |   json.decoder
+import time:        50 |        150 | json
+import time:        20 |         20 |     a.b.c
+import time:        30 |         50 |   a.b
+import time:        40 |         90 | a
+"""
+    entries = coldstart.parse_importtime(report)
+    assert [(e.module, e.depth, e.cumulative_us) for e in entries] == [
+        ("json.decoder", 1, 100),
+        ("json", 0, 150),
+        ("a.b.c", 2, 20),
+        ("a.b", 1, 50),
+        ("a", 0, 90),
+    ]
+    assert [e.module for e in coldstart.top_imports(entries, "a.b.c", count=2)] == ["json", "json.decoder"]
+
+
+def test_measure_runs_setup_outside_each_sample() -> None:
+    calls = {"setup": 0, "fn": 0}
+
+    def setup() -> None:
+        calls["setup"] += 1
+
+    def fn() -> None:
+        calls["fn"] += 1
+
+    stats = timing.measure({"a": timing.Case(fn, setup=setup), "b": lambda: None}, timing.QUICK)
+    assert set(stats) == {"a", "b"}
+    assert stats["a"].samples >= timing.QUICK.min_samples
+    assert calls["setup"] >= stats["a"].samples
+    assert all(_positive_finite(s.median_ns) and s.p99_ns >= s.median_ns for s in stats.values())
+
+
+def test_percentile_is_nearest_rank() -> None:
+    assert timing.percentile([3.0, 1.0, 2.0], 0.99) == 3.0
+    assert timing.percentile(list(map(float, range(1, 201))), 0.99) == 198.0
+
+
+def test_table_refuses_an_unknown_column() -> None:
+    table = Table("t", "title", [Column("a", "A", ".1f")])
+    table.add(a=1.5)
+    with pytest.raises(ValueError, match="no column"):
+        table.add(b=1)
+    assert table.render().splitlines()[-1].strip() == "1.5"
