@@ -38,6 +38,7 @@ from reliquary.errors import (
 )
 from reliquary.observability import build_logger, build_metrics, build_tracer
 from reliquary.vaults.actions import run_encrypt_action
+from reliquary.vaults.service import VaultService
 
 SERVICE = "reliquary-encrypt"
 logger = build_logger(SERVICE)
@@ -46,35 +47,50 @@ tracer = build_tracer(SERVICE)
 _REQUEST: TypeAdapter[Any] = TypeAdapter(EncryptRequest)
 # Payload fields that must match when a request id is reused. The plaintext is left out on purpose:
 # powertools stores this hash, and a hash of a low-entropy secret is a dictionary-attack target.
-_PAYLOAD_FIELDS = "[action, vault_id, item_id, version, key_version, content_type, requester_public_key]"
+_PAYLOAD_FIELDS = (
+    "[action, vault_id, item_id, version, key_version, content_type, requester_public_key,"
+    " memory_scope, tags, expires_at, custodians, recovery_threshold]"
+)
 
 
 @dataclass(frozen=True, slots=True)
 class Runtime:
     execute: Callable[..., dict[str, Any]]
-    idempotency: IdempotencyConfig
+    # Grants are stored only as long as a grant lives, so no grant of an item outlives a shred for long
+    # in the idempotency table (a retried grant within that window returns the same grant).
+    execute_grant: Callable[..., dict[str, Any]]
+    configs: tuple[IdempotencyConfig, ...]
 
 
-def build_runtime(settings: Settings) -> Runtime:
-    service = build_vault_service(settings)
+def _idempotent(
+    service: VaultService, settings: Settings, client: Any, expires_after_seconds: int
+) -> tuple[Callable[..., dict[str, Any]], IdempotencyConfig]:
     config = IdempotencyConfig(
         event_key_jmespath="[tenant_id, request_id]",
         payload_validation_jmespath=_PAYLOAD_FIELDS,
         raise_on_no_idempotency_key=True,
-        expires_after_seconds=settings.idempotency_ttl_seconds,
+        expires_after_seconds=expires_after_seconds,
         hash_function="sha256",
     )
-    persistence = DynamoDBPersistenceLayer(
-        table_name=settings.idempotency_table, boto3_client=dynamodb_client(settings)
-    )
+    persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table, boto3_client=client)
 
+    # One function name for every action: powertools prefixes keys with it, so a request id reused
+    # across actions still meets its first use and is refused as a conflict.
     def execute(request: dict[str, Any]) -> dict[str, Any]:
         return run_encrypt_action(service, _REQUEST.validate_python(request))
 
     guarded = idempotent_function(
         data_keyword_argument="request", persistence_store=persistence, config=config
     )
-    return Runtime(execute=cast("Callable[..., dict[str, Any]]", guarded(execute)), idempotency=config)
+    return cast("Callable[..., dict[str, Any]]", guarded(execute)), config
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    service = build_vault_service(settings)
+    client = dynamodb_client(settings)
+    execute, config = _idempotent(service, settings, client, settings.idempotency_ttl_seconds)
+    execute_grant, grant_config = _idempotent(service, settings, client, settings.grant_ttl_seconds)
+    return Runtime(execute=execute, execute_grant=execute_grant, configs=(config, grant_config))
 
 
 @functools.cache
@@ -108,28 +124,35 @@ def handle(event: Any, context: Any, current: Runtime) -> dict[str, Any]:
     except ValidationError as exc:
         return _error(_validation_error(exc), action)
     logger.append_keys(action=request.action, tenant_id=request.tenant_id, request_id=request.request_id)
-    current.idempotency.register_lambda_context(context)
+    for config in current.configs:
+        config.register_lambda_context(context)
+    execute = current.execute_grant if request.action == "grant" else current.execute
     try:
-        result = current.execute(request=request.model_dump(mode="json"))
+        result = execute(request=request.model_dump(mode="json"))
     except IdempotencyValidationError:
         return _error(
             IdempotencyConflictError("request_id was already used with a different request"), action
         )
     except IdempotencyAlreadyInProgressError as exc:
+        metrics.add_metric(name="Transient", unit=MetricUnit.Count, value=1)
         raise TransientError("the same request is in progress; retry") from exc
     except IdempotencyPersistenceLayerError as exc:
+        metrics.add_metric(name="Transient", unit=MetricUnit.Count, value=1)
         raise StorageUnavailableError("the idempotency store is unavailable") from exc
     except ReliquaryError as exc:
         if exc.retryable:
+            metrics.add_metric(name="Transient", unit=MetricUnit.Count, value=1)
             logger.warning("transient failure", extra={"code": exc.code})
             raise
         return _error(exc, action)
     metrics.add_metric(name="Succeeded", unit=MetricUnit.Count, value=1)
+    logger.info("request handled")
     return {"status": "ok", "action": request.action, "result": result}
 
 
 @tracer.capture_lambda_handler
-@logger.inject_lambda_context(clear_state=True)
+# log_event=False: POWERTOOLS_LOGGER_LOG_EVENT=true must never log an event (it carries plaintext).
+@logger.inject_lambda_context(clear_state=True, log_event=False)
 @metrics.log_metrics
 def handler(event: Any, context: Any) -> dict[str, Any]:
     return handle(event, context, runtime())

@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     signature_algorithm: Literal["ML-DSA-65", "Falcon-512", "Ed25519"] = "ML-DSA-65"
     # Lifetime of a grant issued to a requester.
     grant_ttl_seconds: int = Field(default=300, ge=1, le=86_400)
+    # Unwrapped vault private keys stay in a warm container's memory this long (0: unwrap every time).
+    vault_key_cache_seconds: float = Field(default=60.0, ge=0, le=3600)
     # Idempotency records live this long (powertools default is one hour).
     idempotency_ttl_seconds: int = Field(default=3600, ge=60)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -28,9 +29,15 @@ if TYPE_CHECKING:
 _BOTO_CONFIG = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=3, read_timeout=10)
 
 
+@functools.cache
+def _session() -> boto3.session.Session:
+    # One session per process: each new session re-reads botocore's bundled service models.
+    return boto3.session.Session()
+
+
 def aws_client(settings: Settings, service: str) -> Any:
     """A boto3 client for ``service`` in the configured region, at the local endpoint when one is set."""
-    return boto3.session.Session().client(
+    return _session().client(
         service,  # type: ignore[call-overload]
         region_name=settings.region,
         endpoint_url=settings.endpoint_url,
@@ -76,4 +83,5 @@ def build_vault_service(settings: Settings) -> VaultService:
         large_item_threshold=settings.large_item_threshold,
         max_item_bytes=settings.max_item_bytes,
         grant_ttl_seconds=settings.grant_ttl_seconds,
+        vault_key_cache_seconds=settings.vault_key_cache_seconds,
     )

@@ -6,6 +6,7 @@ only in ``seal_item`` and leaves only inside a grant, sealed to the requester's 
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -44,6 +45,13 @@ from reliquary.vaults.service_keys import ServiceKeys
 
 Clock = Callable[[], int]
 _VERSION_RACE_RETRIES = 5
+_KEY_CACHE_ENTRIES = 256
+
+
+@functools.lru_cache(maxsize=256)
+def _public_key(encoded: bytes) -> HybridPublicKey:
+    """Vault public keys are parsed on every seal; they are not secret, so parse each once."""
+    return HybridPublicKey.from_bytes(encoded)
 
 
 def system_clock() -> int:
@@ -114,6 +122,7 @@ class VaultService:
         large_item_threshold: int = 256 * 1024,
         max_item_bytes: int = 64 * 1024 * 1024,
         grant_ttl_seconds: int = 300,
+        vault_key_cache_seconds: float = 60.0,
         clock: Clock = system_clock,
         randbytes: Callable[[int], bytes] = os.urandom,
     ) -> None:
@@ -127,6 +136,9 @@ class VaultService:
         self._grant_ttl = grant_ttl_seconds
         self._clock = clock
         self._randbytes = randbytes
+        # Unwrapped vault private keys, kept briefly: each unwrap is a KMS call (~160 us even locally).
+        self._key_cache_seconds = vault_key_cache_seconds
+        self._key_cache: dict[tuple[str, str, int], tuple[float, VaultKey]] = {}
 
     @property
     def service_keys(self) -> ServiceKeys:
@@ -197,6 +209,20 @@ class VaultService:
         return key
 
     def _vault_key(self, tenant_id: str, vault_id: str, version: int) -> VaultKey:
+        """A version's private key, from the short-lived cache or unwrapped by the root of trust."""
+        cache_key = (tenant_id, vault_id, version)
+        cached = self._key_cache.get(cache_key)
+        now = time.monotonic()
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        vault_key = self._unwrap_vault_key(tenant_id, vault_id, version)
+        if self._key_cache_seconds > 0:
+            if len(self._key_cache) >= _KEY_CACHE_ENTRIES:
+                self._key_cache.clear()
+            self._key_cache[cache_key] = (now + self._key_cache_seconds, vault_key)
+        return vault_key
+
+    def _unwrap_vault_key(self, tenant_id: str, vault_id: str, version: int) -> VaultKey:
         record = self._vaults.get_key(tenant_id, vault_id, version)
         if record.wrapped_private_key is None:
             raise KeyVersionError("this key version is retired", key_version=version)
@@ -212,8 +238,7 @@ class VaultService:
         VaultRef(tenant_id, vault_id)
         vault = self._vaults.get(tenant_id, vault_id)
         current = self._vaults.get_key(tenant_id, vault_id, vault.current_key_version)
-        current_public = HybridPublicKey.from_bytes(current.public_key)
-        old_keys: dict[int, VaultKey] = {}
+        current_public = _public_key(current.public_key)
         rewrapped = already = shredded = 0
         for record in self._items.scan_vault(tenant_id, vault_id):
             if record.envelope is None:
@@ -222,15 +247,11 @@ class VaultService:
             if record.wrap_key_version == current.version:
                 already += 1
                 continue
-            if record.wrap_key_version not in old_keys:
-                old_keys[record.wrap_key_version] = self._vault_key(
-                    tenant_id, vault_id, record.wrap_key_version
-                )
             envelope = Envelope.parse(record.envelope)
             new_envelope = env.rewrap(
                 envelope,
                 scope=record.scope,
-                old_key=old_keys[record.wrap_key_version],
+                old_key=self._vault_key(tenant_id, vault_id, record.wrap_key_version),
                 new_public_key=current_public,
                 new_key_version=current.version,
                 keyring=self._keys.keyring,
@@ -270,6 +291,7 @@ class VaultService:
                 key_version=version,
                 items=still_wrapped,
             )
+        self._key_cache.pop((tenant_id, vault_id, version), None)
         return self._vaults.retire_key(tenant_id, vault_id, version, retired_at=self._clock())
 
     def recover_key(
@@ -309,7 +331,7 @@ class VaultService:
             raise InvalidRequestError("expires_at must be in the future", field="expires_at")
         vault = self._vaults.get(tenant_id, vault_id)
         key = self._vaults.get_key(tenant_id, vault_id, vault.current_key_version)
-        public_key = HybridPublicKey.from_bytes(key.public_key)
+        public_key = _public_key(key.public_key)
         for _ in range(_VERSION_RACE_RETRIES):
             versions = self._items.versions(tenant_id, vault_id, item_id)
             version = versions[-1].version + 1 if versions else 1

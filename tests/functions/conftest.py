@@ -1,0 +1,50 @@
+"""Fixtures for the function handlers: a Lambda context stand-in and a cold-started encrypt handler."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from functions.encrypt import app
+from tests.support.aws import AwsStack
+
+
+@dataclass(frozen=True)
+class LambdaContext:
+    """The attributes of the Lambda context that powertools reads."""
+
+    function_name: str = "reliquary-test-encrypt"
+    function_version: str = "$LATEST"
+    memory_limit_in_mb: int = 1024
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:reliquary-test-encrypt"
+    aws_request_id: str = "00000000-0000-4000-8000-000000000000"
+    remaining_millis: int = 30_000
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_millis
+
+
+Invoke = Callable[[Any], dict[str, Any]]
+
+
+@pytest.fixture
+def lambda_context() -> LambdaContext:
+    return LambdaContext()
+
+
+@pytest.fixture
+def encrypt(aws: AwsStack, lambda_context: LambdaContext) -> Iterator[Invoke]:
+    """``handler(event, context)`` of the encrypt function, cold-started against this test's moto stack."""
+    app.reset_runtime()
+
+    def invoke(event: Any) -> dict[str, Any]:
+        payload: dict[str, Any] = app.handler(event, lambda_context)
+        return payload
+
+    try:
+        yield invoke
+    finally:
+        app.reset_runtime()
