@@ -1,4 +1,5 @@
-"""The encrypt function: create_vault, seal, rotate, rewrap, retire, grant, shred.
+"""The encrypt function: create_vault, seal, rotate, rewrap, retire, grant, shred, expire; and, fed by
+the items table's stream, deletion of the S3 bodies of rows that DynamoDB's TTL removed.
 
 Invoked directly and as the access state machine's Grant task. Deterministic failures (bad input, not
 found, conflicts, shredded items) come back as ``{"status": "error", "error": {code, type, message}}``
@@ -27,6 +28,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from pydantic import TypeAdapter, ValidationError
 
 from reliquary.adapters.factory import build_vault_service, dynamodb_client
+from reliquary.adapters.streams import expired_bodies, is_stream_batch
 from reliquary.config import Settings, get_settings
 from reliquary.contracts.encrypt import EncryptRequest
 from reliquary.errors import (
@@ -55,6 +57,7 @@ _PAYLOAD_FIELDS = (
 
 @dataclass(frozen=True, slots=True)
 class Runtime:
+    service: VaultService
     execute: Callable[..., dict[str, Any]]
     # Grants are stored only as long as a grant lives, so no grant of an item outlives a shred for long
     # in the idempotency table (a retried grant within that window returns the same grant).
@@ -90,7 +93,7 @@ def build_runtime(settings: Settings) -> Runtime:
     client = dynamodb_client(settings)
     execute, config = _idempotent(service, settings, client, settings.idempotency_ttl_seconds)
     execute_grant, grant_config = _idempotent(service, settings, client, settings.grant_ttl_seconds)
-    return Runtime(execute=execute, execute_grant=execute_grant, configs=(config, grant_config))
+    return Runtime(service, execute=execute, execute_grant=execute_grant, configs=(config, grant_config))
 
 
 @functools.cache
@@ -116,7 +119,28 @@ def _error(exc: ReliquaryError, action: str) -> dict[str, Any]:
     return {"status": "error", "action": action, "error": exc.to_dict()}
 
 
+def _purge_expired_bodies(event: Any, current: Runtime) -> dict[str, Any]:
+    """The items table's stream: delete the S3 bodies of rows that DynamoDB's TTL removed."""
+    purged = 0
+    for tenant_id, blob_keys in expired_bodies(event).items():
+        try:
+            purged += current.service.purge_deleted_bodies(tenant_id, blob_keys)
+        except ReliquaryError as exc:
+            if exc.retryable:
+                metrics.add_metric(name="Transient", unit=MetricUnit.Count, value=1)
+                raise
+            # A row pointing outside its tenant's prefix is corrupt: never delete it, say so loudly.
+            logger.error(  # noqa: TRY400  (a refusal, not a crash: no traceback wanted)
+                "refused to purge bodies", extra={"tenant_id": tenant_id, "code": exc.code}
+            )
+            return _error(exc, "purge_expired")
+    metrics.add_metric(name="BodiesPurged", unit=MetricUnit.Count, value=purged)
+    return {"status": "ok", "action": "purge_expired", "result": {"purged": purged}}
+
+
 def handle(event: Any, context: Any, current: Runtime) -> dict[str, Any]:
+    if is_stream_batch(event):
+        return _purge_expired_bodies(event, current)
     action = event.get("action", "") if isinstance(event, dict) else ""
     action = action if isinstance(action, str) else ""
     try:

@@ -164,6 +164,7 @@ def test_every_action_has_a_sample_event_and_the_readme_names_them_all() -> None
         "rewrap",
         "retire",
         "shred",
+        "expire",
     }
     readme = (EVENTS_DIR / "README.md").read_text()
     for name in EVENT_NAMES:
@@ -293,6 +294,75 @@ def test_large_item_body_lives_in_s3_and_is_deleted_by_shred(encrypt: Invoke, aw
     listing = aws.s3.list_object_versions(Bucket=aws.settings.items_bucket, Prefix=record.blob_key)
     assert not listing.get("Versions")
     assert not listing.get("DeleteMarkers")
+
+
+# --- expiry: the expire sweep, and TTL deletions arriving through the items table's stream ----------
+def test_expire_shreds_items_past_their_expiry_and_leaves_the_rest(encrypt: Invoke, aws: AwsStack) -> None:
+    ok(encrypt(load_event("create_vault")), "create_vault")
+    soon = int(time.time()) + 1
+    ok(encrypt(load_event("seal", expires_at=soon)), "seal")
+    ok(encrypt(load_event("seal", request_id="req-keep", item_id="keeper")), "seal")
+    assert ok(encrypt(load_event("expire")), "expire") == {"shredded_items": []}
+    time.sleep(max(0.0, soon - time.time()) + 1.1)
+    requester = HybridPrivateKey.generate()
+    error(encrypt(grant_event(requester, request_id="req-expired")), "item_expired")  # refused at once
+    assert ok(encrypt(load_event("expire", request_id="req-expire-2")), "expire") == {
+        "shredded_items": [ITEM]
+    }
+    (record,) = item_versions(aws)
+    assert not record.has_envelope
+    ok(encrypt(grant_event(requester, request_id="req-keeper", item_id="keeper")), "grant")
+
+
+def _ttl_removal(record: StoredVersion, *, identity: dict[str, str] | None = None) -> dict[str, Any]:
+    event: dict[str, Any] = json.loads((EVENTS_DIR / "stream" / "items_ttl_removed.json").read_text())
+    image = event["Records"][0]["dynamodb"]["OldImage"]
+    image["tenant_id"]["S"] = TENANT
+    image["blob_key"]["S"] = record.blob_key
+    if identity is not None:
+        event["Records"][0]["userIdentity"] = identity
+    return event
+
+
+def test_a_ttl_removal_on_the_stream_deletes_every_version_of_the_body(
+    encrypt: Invoke, aws: AwsStack
+) -> None:
+    ok(encrypt(load_event("create_vault")), "create_vault")
+    large = os.urandom(aws.settings.large_item_threshold + 1)
+    ok(encrypt(load_event("seal", plaintext=b64(large))), "seal")
+    (record,) = item_versions(aws)
+    assert record.blob_key is not None
+    bucket = aws.settings.items_bucket
+
+    def versions() -> int:
+        listing = aws.s3.list_object_versions(Bucket=bucket, Prefix=record.blob_key)
+        return len(listing.get("Versions", [])) + len(listing.get("DeleteMarkers", []))
+
+    # A deletion by someone other than the TTL process is not ours to act on.
+    ignored = encrypt(_ttl_removal(record, identity={"type": "AssumedRole", "principalId": "x"}))
+    assert ignored == {"status": "ok", "action": "purge_expired", "result": {"purged": 0}}
+    assert versions() == 1
+    aws.s3.put_object(Bucket=bucket, Key=record.blob_key, Body=b"an older copy")  # a second version
+    assert versions() == 2
+    purged = encrypt(_ttl_removal(record))
+    assert purged == {"status": "ok", "action": "purge_expired", "result": {"purged": 1}}
+    assert versions() == 0
+    assert encrypt(_ttl_removal(record))["result"] == {"purged": 1}  # a redelivered batch is harmless
+
+
+def test_a_stream_record_pointing_outside_its_tenant_is_refused_and_deletes_nothing(
+    encrypt: Invoke, aws: AwsStack
+) -> None:
+    ok(encrypt(load_event("create_vault")), "create_vault")
+    ok(encrypt(load_event("seal", plaintext=b64(os.urandom(aws.settings.large_item_threshold + 1)))), "seal")
+    (record,) = item_versions(aws)
+    forged = _ttl_removal(record)
+    forged["Records"][0]["dynamodb"]["OldImage"]["tenant_id"]["S"] = "globex"
+    refused = encrypt(forged)
+    assert refused["status"] == "error"
+    assert refused["error"]["code"] == "invalid_request"
+    listing = aws.s3.list_object_versions(Bucket=aws.settings.items_bucket, Prefix=record.blob_key or "")
+    assert len(listing.get("Versions", [])) == 1
 
 
 # --- refusals: deterministic errors come back, they never raise ----------------------------------------

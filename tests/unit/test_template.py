@@ -342,10 +342,24 @@ def test_encrypt_function_role_is_least_privilege(translated: dict[str, Any]) ->
             granted.setdefault(action.split(":", 1)[0], set()).update(map(json.dumps, resources))
 
     assert granted == {
-        "dynamodb": {json.dumps({"Fn::GetAtt": [table, "Arn"]}) for table in TABLES},
-        "s3": {json.dumps({"Fn::Sub": "${ItemsBucket.Arn}/tenants/*"})},
+        "dynamodb": {json.dumps({"Fn::GetAtt": [table, "Arn"]}) for table in TABLES}
+        | {json.dumps({"Fn::GetAtt": ["ItemsTable", "StreamArn"]})},
+        "s3": {
+            json.dumps({"Fn::Sub": "${ItemsBucket.Arn}/tenants/*"}),
+            json.dumps({"Fn::GetAtt": ["ItemsBucket", "Arn"]}),
+        },
         "kms": {json.dumps({"Fn::GetAtt": ["RootKey", "Arn"]})},
     }
+    by_sid = {s.get("Sid"): s for s in statements}
+    # The stream grant reads the items table's stream and nothing else.
+    assert sorted(_as_list(by_sid["ItemsStream"]["Action"])) == [
+        "dynamodb:DescribeStream",
+        "dynamodb:GetRecords",
+        "dynamodb:GetShardIterator",
+    ]
+    # Listing versions (for shredding) is the only bucket-level action, and only under tenants/.
+    assert _as_list(by_sid["ItemObjectVersions"]["Action"]) == ["s3:ListBucketVersions"]
+    assert by_sid["ItemObjectVersions"]["Condition"] == {"StringLike": {"s3:prefix": "tenants/*"}}
     kms_statements = [s for s in statements if _as_list(s["Action"])[0].startswith("kms:")]
     assert all(s["Condition"] == {"Null": {"kms:EncryptionContextKeys": "false"}} for s in kms_statements)
 
@@ -441,3 +455,16 @@ def test_load_template_returns_a_fresh_copy_each_time() -> None:
     first["Resources"].clear()
     assert load_template()["Resources"]
     assert load_template(TEMPLATE_PATH) == load_template()
+
+
+def test_ttl_deletions_reach_the_encrypt_function_through_the_items_stream() -> None:
+    resources = load_template()["Resources"]
+    assert resources["ItemsTable"]["Properties"]["StreamSpecification"] == {"StreamViewType": "OLD_IMAGE"}
+    mapping = resources["ItemsExpiredEventSource"]["Properties"]
+    assert mapping["FunctionName"] == {"Ref": "EncryptFunction"}
+    assert mapping["EventSourceArn"] == {"Fn::GetAtt": ["ItemsTable", "StreamArn"]}
+    pattern = json.loads(mapping["FilterCriteria"]["Filters"][0]["Pattern"])
+    assert pattern == {
+        "eventName": ["REMOVE"],
+        "userIdentity": {"type": ["Service"], "principalId": ["dynamodb.amazonaws.com"]},
+    }

@@ -110,6 +110,12 @@ class ShredRequest(_VaultRequest):
     item_id: Identifier
 
 
+class ExpireRequest(_VaultRequest):
+    """Crypto-shred every item of the vault past its expiry now (a scheduled sweep, or on demand)."""
+
+    action: Literal["expire"]
+
+
 EncryptRequest = Annotated[
     CreateVaultRequest
     | SealRequest
@@ -117,7 +123,8 @@ EncryptRequest = Annotated[
     | RewrapRequest
     | RetireRequest
     | GrantRequest
-    | ShredRequest,
+    | ShredRequest
+    | ExpireRequest,
     Field(discriminator="action"),
 ]
 
@@ -186,3 +193,7 @@ class ShredResult(_Result):
     signer_key_id: str
     signature_algorithm: str
     signature: Base64Bytes
+
+
+class ExpireResult(_Result):
+    shredded_items: list[str]

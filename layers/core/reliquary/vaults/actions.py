@@ -113,6 +113,10 @@ def _shred(service: VaultService, request: c.ShredRequest) -> c.ShredResult:
     )
 
 
+def _expire(service: VaultService, request: c.ExpireRequest) -> c.ExpireResult:
+    return c.ExpireResult(shredded_items=service.expire_due(request.tenant_id, request.vault_id))
+
+
 def run_encrypt_action(service: VaultService, request: Any) -> dict[str, Any]:
     match request:
         case c.CreateVaultRequest():
@@ -129,6 +133,8 @@ def run_encrypt_action(service: VaultService, request: Any) -> dict[str, Any]:
             result = _grant(service, request)
         case c.ShredRequest():
             result = _shred(service, request)
+        case c.ExpireRequest():
+            result = _expire(service, request)
         case _:
             raise TypeError(f"not an encrypt request: {type(request).__name__}")
     dumped: dict[str, Any] = result.model_dump(mode="json")

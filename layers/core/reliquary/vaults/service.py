@@ -476,6 +476,18 @@ class VaultService:
                     self._shred_record(record, now)
         return due
 
+    def purge_deleted_bodies(self, tenant_id: str, blob_keys: Sequence[str]) -> int:
+        """Delete the S3 bodies of item rows that DynamoDB's TTL removed (their wrapped keys went with
+        the rows, so the bodies are undecryptable leftovers). Only keys under the tenant's own prefix."""
+        validate_id("tenant_id", tenant_id)
+        prefix = f"tenants/{tenant_id}/"
+        for key in blob_keys:
+            if not key.startswith(prefix) or ".." in key:
+                raise InvalidRequestError("a body key outside the tenant's prefix", tenant_id=tenant_id)
+        for key in blob_keys:
+            self._blobs.delete(key)
+        return len(blob_keys)
+
     def _shred_record(self, record: ItemRecord, now: int) -> None:
         if record.blob_key is not None:
             self._blobs.delete(record.blob_key)
