@@ -607,7 +607,7 @@ class _ServiceBench:
         """A service over the shared vault (and keys) with its own empty item repository and blob store."""
         return VaultService(
             vaults=self.vaults,
-            items=InMemoryItemRepository(),
+            items=InMemoryItemRepository(self.vaults),
             blobs=InMemoryBlobStore(),
             root=self.root,
             service_keys=self.keys,
@@ -627,7 +627,10 @@ class _ServiceBench:
         record = self.vaults.get_key(TENANT, VAULT, 1)
         if record.wrapped_private_key is None:
             raise AssertionError("the bench vault key is retired")
-        secret = self.root.unwrap(record.wrapped_private_key, context=VaultRef(TENANT, VAULT).key_context(1))
+        context = VaultRef(TENANT, VAULT).key_context(
+            1, public_key=record.public_key, recovery_public_key=None
+        )
+        secret = self.root.unwrap(record.wrapped_private_key, context=context)
         return VaultKey(1, HybridPrivateKey.from_private_bytes(secret))
 
 

@@ -349,7 +349,11 @@ def test_nothing_secret_is_stored_in_dynamodb_or_s3(
 
     root = build_root_of_trust(aws.settings)
     wrapped = _key_row(aws, tenant, 1)["wrapped_private_key"]["B"]
-    vault_private = root.unwrap(wrapped, context=VaultRef(tenant, VAULT).key_context(1))
+    assert created.vault.recovery is not None
+    context = VaultRef(tenant, VAULT).key_context(
+        1, public_key=created.key.public_key, recovery_public_key=created.vault.recovery.recovery_public_key
+    )
+    vault_private = root.unwrap(wrapped, context=context)
     assert len(vault_private) == 96
     assert vault_private not in wrapped
     assert (

@@ -72,7 +72,8 @@ def memory_stack(
     anything above 1 KiB of ciphertext goes to the blob store, anything above 64 KiB is refused."""
     clock = clock or ManualClock()
     root = root or LocalRootOfTrust.generate()
-    vaults, items, blobs = InMemoryVaultRepository(), InMemoryItemRepository(), InMemoryBlobStore()
+    vaults, blobs = InMemoryVaultRepository(), InMemoryBlobStore()
+    items = InMemoryItemRepository(vaults)
     signing_keys = InMemorySigningKeyStore()
     service = VaultService(
         vaults=vaults,

@@ -39,9 +39,10 @@ class CountingRoot:
 
 def _service(root: CountingRoot, cache_seconds: float) -> VaultService:
     clock = ManualClock()
+    vaults = InMemoryVaultRepository()
     return VaultService(
-        vaults=InMemoryVaultRepository(),
-        items=InMemoryItemRepository(),
+        vaults=vaults,
+        items=InMemoryItemRepository(vaults),
         blobs=InMemoryBlobStore(),
         root=root,
         service_keys=ServiceKeys.load_or_create(
@@ -62,7 +63,7 @@ def _grant_three_times(service: VaultService) -> None:
         )
 
 
-@pytest.mark.parametrize(("cache_seconds", "vault_key_unwraps"), [(60.0, 1), (0.0, 3)])
+@pytest.mark.parametrize(("cache_seconds", "vault_key_unwraps"), [(60.0, 1), (0.0, 4)])  # seal + 3 grants
 def test_grants_unwrap_the_vault_key_once_while_cached(cache_seconds: float, vault_key_unwraps: int) -> None:
     root = CountingRoot()
     service = _service(root, cache_seconds)

@@ -112,9 +112,15 @@ def _snapshot(stack: MemoryStack) -> tuple[Any, ...]:
 
 
 def _vault_private_key(stack: MemoryStack, version: int, tenant_id: str = TENANT) -> HybridPrivateKey:
-    wrapped = stack.vaults.get_key(tenant_id, VAULT, version).wrapped_private_key
-    assert wrapped is not None
-    secret = stack.root.unwrap(wrapped, context=VaultRef(tenant_id, VAULT).key_context(version))
+    record = stack.vaults.get_key(tenant_id, VAULT, version)
+    vault = stack.vaults.get(tenant_id, VAULT)
+    assert record.wrapped_private_key is not None
+    context = VaultRef(tenant_id, VAULT).key_context(
+        version,
+        public_key=record.public_key,
+        recovery_public_key=vault.recovery.recovery_public_key if vault.recovery else None,
+    )
+    secret = stack.root.unwrap(record.wrapped_private_key, context=context)
     return HybridPrivateKey.from_private_bytes(secret)
 
 
@@ -763,8 +769,11 @@ def test_an_item_past_its_expiry_is_refused_then_shredded_by_expire_due(
     assert _open(stack, "later", requester) == SMALL
     assert _open(stack, "forever", requester) == SMALL
     assert service.expire_due(TENANT, VAULT) == []
-    with pytest.raises(ItemExpiredError):  # expired items stay reported as expired
+    # Once swept, an expired item is a shredded tombstone (no expiry, so TTL keeps it and its version).
+    with pytest.raises(ItemShreddedError) as refused:
         _open(stack, "soon", requester)
+    assert refused.value.code == "item_shredded"
+    assert stack.items.get(TENANT, VAULT, "soon").expires_at is None
 
 
 # --- custodian recovery ----------------------------------------------------------------------------------

@@ -1,5 +1,8 @@
 """DynamoDB adapters (pynamodb): vaults, vault keys, service signing keys, items.
 
+Every read is strongly consistent: rotation, rewrap, retire and shred reason about what was just
+written (an eventually consistent scan could miss an item still wrapped to a key being retired).
+
 Table keys (see template.yaml), every partition key starting with the tenant:
 - VaultsTable  pk ``TENANT#<t>``  sk ``VAULT#<v>`` (vault) and ``VAULT#<v>#KEY#<version:010d>`` (key version);
                pk ``SERVICE``      sk ``SIGNING#<algorithm>`` (service signing keys)
@@ -16,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn, TypeVar, cast
 
 from pynamodb.attributes import BinaryAttribute, NumberAttribute, UnicodeAttribute
-from pynamodb.exceptions import DoesNotExist, PynamoDBException
+from pynamodb.exceptions import DoesNotExist, PynamoDBException, TransactWriteError
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
@@ -249,7 +252,9 @@ class DynamoDBVaultRepository:
 
     def get(self, tenant_id: str, vault_id: str) -> Vault:
         try:
-            row = _guard(lambda: self._vault_row.get(_vault_pk(tenant_id), f"VAULT#{vault_id}"))
+            row = _guard(
+                lambda: self._vault_row.get(_vault_pk(tenant_id), f"VAULT#{vault_id}", consistent_read=True)
+            )
         except self._vault_row.DoesNotExist:
             raise NotFoundError("no such vault", vault_id=vault_id) from None
         return self._vault_from(row)
@@ -281,7 +286,11 @@ class DynamoDBVaultRepository:
 
     def get_key(self, tenant_id: str, vault_id: str, version: int) -> VaultKeyRecord:
         try:
-            row = _guard(lambda: self._key_row.get(_vault_pk(tenant_id), _key_sk(vault_id, version)))
+            row = _guard(
+                lambda: self._key_row.get(
+                    _vault_pk(tenant_id), _key_sk(vault_id, version), consistent_read=True
+                )
+            )
         except self._key_row.DoesNotExist:
             raise NotFoundError("no such key version", vault_id=vault_id, key_version=version) from None
         return self._key_from(row)
@@ -291,7 +300,9 @@ class DynamoDBVaultRepository:
         rows = _guard(
             lambda: list(
                 self._key_row.query(
-                    _vault_pk(tenant_id), self._key_row.sk.startswith(f"VAULT#{vault_id}#KEY#")
+                    _vault_pk(tenant_id),
+                    self._key_row.sk.startswith(f"VAULT#{vault_id}#KEY#"),
+                    consistent_read=True,
                 )
             )
         )
@@ -328,7 +339,11 @@ class DynamoDBSigningKeyStore:
         self._key_row = _bind(KeyRow, config, client)
 
     def list(self) -> list[StoredSigningKey]:
-        rows = _guard(lambda: list(self._key_row.query("SERVICE", self._key_row.sk.startswith("SIGNING#"))))
+        rows = _guard(
+            lambda: list(
+                self._key_row.query("SERVICE", self._key_row.sk.startswith("SIGNING#"), consistent_read=True)
+            )
+        )
         keys = [
             StoredSigningKey(
                 algorithm=r.algorithm,
@@ -392,8 +407,12 @@ def _item_prefix(item_id: str) -> str:
 
 
 class DynamoDBItemRepository:
-    def __init__(self, config: TableConfig, client: Any | None = None) -> None:
+    """Items; ``vaults`` is the vaults table, read in the transaction that puts a new item version."""
+
+    def __init__(self, config: TableConfig, *, vaults: TableConfig, client: Any | None = None) -> None:
         self._row = _bind(ItemRow, config, client)
+        self._key_row = _bind(KeyRow, vaults, client)
+        self._connection = self._row._get_connection().connection
 
     @staticmethod
     def _record(row: ItemRow) -> ItemRecord:
@@ -442,7 +461,29 @@ class DynamoDBItemRepository:
             shredded_at=record.shredded_at,
             blob_key=record.blob_key,
         )
-        _guard(lambda: row.save(condition=self._row.pk.does_not_exist()), "the item version exists")
+        key_row = self._key_row
+
+        def write() -> None:
+            # The item lands only while its wrap key is the vault's active one: a rotation (and then a
+            # retire) racing this seal can never leave an item wrapped to a destroyed key.
+            with TransactWrite(connection=self._connection) as transaction:
+                transaction.condition_check(
+                    key_row,
+                    _vault_pk(record.tenant_id),
+                    _key_sk(record.vault_id, record.wrap_key_version),
+                    condition=key_row.status == KeyStatus.ACTIVE.value,
+                )
+                transaction.save(row, condition=self._row.pk.does_not_exist())
+
+        try:
+            write()
+        except TransactWriteError as exc:
+            reasons = [r.code if r is not None else None for r in exc.cancellation_reasons]
+            if reasons[:1] == ["ConditionalCheckFailed"]:
+                raise KeyVersionError(
+                    "the vault key was rotated meanwhile", key_version=record.wrap_key_version
+                ) from exc
+            _translate(exc, "the item version exists")
 
     def get(self, tenant_id: str, vault_id: str, item_id: str, version: int | None = None) -> ItemRecord:
         pk = _item_pk(tenant_id, vault_id)
@@ -450,7 +491,11 @@ class DynamoDBItemRepository:
             rows = _guard(
                 lambda: list(
                     self._row.query(
-                        pk, self._row.sk.startswith(_item_prefix(item_id)), scan_index_forward=False, limit=1
+                        pk,
+                        self._row.sk.startswith(_item_prefix(item_id)),
+                        scan_index_forward=False,
+                        limit=1,
+                        consistent_read=True,
                     )
                 )
             )
@@ -458,7 +503,9 @@ class DynamoDBItemRepository:
                 raise NotFoundError("no such item", item_id=item_id)
             return self._record(rows[0])
         try:
-            row = _guard(lambda: self._row.get(pk, f"{_item_prefix(item_id)}{version:010d}"))
+            row = _guard(
+                lambda: self._row.get(pk, f"{_item_prefix(item_id)}{version:010d}", consistent_read=True)
+            )
         except self._row.DoesNotExist:
             raise NotFoundError("no such item version", item_id=item_id, version=version) from None
         return self._record(row)
@@ -466,14 +513,21 @@ class DynamoDBItemRepository:
     def versions(self, tenant_id: str, vault_id: str, item_id: str) -> list[ItemRecord]:
         rows = _guard(
             lambda: list(
-                self._row.query(_item_pk(tenant_id, vault_id), self._row.sk.startswith(_item_prefix(item_id)))
+                self._row.query(
+                    _item_pk(tenant_id, vault_id),
+                    self._row.sk.startswith(_item_prefix(item_id)),
+                    consistent_read=True,
+                )
             )
         )
         return [self._record(r) for r in rows]
 
     def scan_vault(self, tenant_id: str, vault_id: str) -> Iterator[ItemRecord]:
         pages = self._row.query(
-            _item_pk(tenant_id, vault_id), self._row.sk.startswith("ITEM#"), page_size=100
+            _item_pk(tenant_id, vault_id),
+            self._row.sk.startswith("ITEM#"),
+            page_size=100,
+            consistent_read=True,
         )
         try:
             for row in pages:
@@ -503,7 +557,13 @@ class DynamoDBItemRepository:
         try:
             _guard(
                 lambda: row.update(
-                    actions=[cls.envelope.remove(), cls.shredded_at.set(cls.shredded_at | shredded_at)],
+                    # Dropping expires_at keeps the tombstone from TTL: reads keep answering item_shredded
+                    # and version numbers are never reused.
+                    actions=[
+                        cls.envelope.remove(),
+                        cls.expires_at.remove(),
+                        cls.shredded_at.set(cls.shredded_at | shredded_at),
+                    ],
                     condition=cls.pk.exists(),
                 ),
                 "no such item version",

@@ -76,7 +76,7 @@ def build_vault_service(settings: Settings) -> VaultService:
     )
     return VaultService(
         vaults=DynamoDBVaultRepository(vaults, dynamodb),
-        items=DynamoDBItemRepository(items, dynamodb),
+        items=DynamoDBItemRepository(items, vaults=vaults, client=dynamodb),
         blobs=S3BlobStore(aws_client(settings, "s3"), settings.items_bucket),
         root=root,
         service_keys=service_keys,

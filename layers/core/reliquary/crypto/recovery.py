@@ -60,6 +60,10 @@ def create_recovery(
     ids = [validate_id("custodian_id", custodian_id) for custodian_id, _ in custodians]
     if len(set(ids)) != len(ids):
         raise InvalidRequestError("custodian ids must be distinct", field="custodians")
+    fingerprints = {public_key.fingerprint() for _, public_key in custodians}
+    if len(fingerprints) != len(custodians):
+        # One key behind two ids would let one party hold two shares and quietly lower the threshold.
+        raise InvalidRequestError("custodian public keys must be distinct", field="custodians")
     if not 2 <= threshold <= len(custodians):
         raise InvalidRequestError(
             "the recovery threshold must be at least 2 and at most the number of custodians",

@@ -6,6 +6,7 @@ canonical length-prefixed encoding, so a ciphertext or wrapped key moved to any 
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 
@@ -50,14 +51,24 @@ class VaultRef:
         validate_id("tenant_id", self.tenant_id)
         validate_id("vault_id", self.vault_id)
 
-    def key_context(self, key_version: int) -> dict[str, str]:
-        """The root-of-trust encryption context for this vault's private key of one version."""
-        return {
+    def key_context(
+        self, key_version: int, *, public_key: bytes, recovery_public_key: bytes | None
+    ) -> dict[str, str]:
+        """The root-of-trust encryption context for this vault's private key of one version.
+
+        It names the public key and the vault's recovery key (by SHA-256), so the root of trust
+        authenticates both: a public or recovery key swapped in storage makes the unwrap fail, and
+        nothing is ever sealed or escrowed to a key that only the database vouches for."""
+        context = {
             "purpose": "vault-key",
             "tenant_id": self.tenant_id,
             "vault_id": self.vault_id,
             "key_version": str(key_version),
+            "public_key_sha256": hashlib.sha256(public_key).hexdigest(),
         }
+        if recovery_public_key is not None:
+            context["recovery_key_sha256"] = hashlib.sha256(recovery_public_key).hexdigest()
+        return context
 
 
 @dataclass(frozen=True, slots=True)

@@ -74,9 +74,10 @@ class InMemoryVaultRepository:
 
 
 class InMemoryItemRepository:
-    def __init__(self) -> None:
+    def __init__(self, vaults: InMemoryVaultRepository) -> None:
         self._lock = threading.Lock()
         self._items: dict[tuple[str, str, str, int], ItemRecord] = {}
+        self._vaults = vaults
 
     @staticmethod
     def _key(record: ItemRecord) -> tuple[str, str, str, int]:
@@ -84,6 +85,14 @@ class InMemoryItemRepository:
 
     def put(self, record: ItemRecord) -> None:
         with self._lock:
+            try:
+                key = self._vaults.get_key(record.tenant_id, record.vault_id, record.wrap_key_version)
+            except NotFoundError:
+                key = None
+            if key is None or key.status is not KeyStatus.ACTIVE:
+                raise KeyVersionError(
+                    "the vault key was rotated meanwhile", key_version=record.wrap_key_version
+                )
             if self._key(record) in self._items:
                 raise ConflictError("the item version exists", item_id=record.item_id, version=record.version)
             self._items[self._key(record)] = record
@@ -125,7 +134,9 @@ class InMemoryItemRepository:
             current = self._items.get(self._key(record))
             if current is None:
                 raise NotFoundError("no such item version", item_id=record.item_id, version=record.version)
-            updated = replace(current, envelope=None, shredded_at=current.shredded_at or shredded_at)
+            updated = replace(
+                current, envelope=None, expires_at=None, shredded_at=current.shredded_at or shredded_at
+            )
             self._items[self._key(record)] = updated
             return updated
 

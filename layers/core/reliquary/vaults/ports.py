@@ -34,7 +34,8 @@ class VaultRepository(Protocol):
 
 class ItemRepository(Protocol):
     def put(self, record: ItemRecord) -> None:
-        """Store a new item version; ConflictError if that version exists."""
+        """Store a new item version, atomically with a check that ``record.wrap_key_version`` is still the
+        vault's active key version (KeyVersionError otherwise); ConflictError if that version exists."""
 
     def get(self, tenant_id: str, vault_id: str, item_id: str, version: int | None = None) -> ItemRecord:
         """A version, or the latest when ``version`` is None; NotFoundError if absent."""

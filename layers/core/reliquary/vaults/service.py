@@ -6,7 +6,6 @@ only in ``seal_item`` and leaves only inside a grant, sealed to the requester's 
 
 from __future__ import annotations
 
-import functools
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -28,6 +27,7 @@ from reliquary.errors import (
     KeyVersionError,
     NotFoundError,
     PayloadTooLargeError,
+    RootOfTrustError,
 )
 from reliquary.vaults.models import (
     BodyLocation,
@@ -46,12 +46,6 @@ from reliquary.vaults.service_keys import ServiceKeys
 Clock = Callable[[], int]
 _VERSION_RACE_RETRIES = 5
 _KEY_CACHE_ENTRIES = 256
-
-
-@functools.lru_cache(maxsize=256)
-def _public_key(encoded: bytes) -> HybridPublicKey:
-    """Vault public keys are parsed on every seal; they are not secret, so parse each once."""
-    return HybridPublicKey.from_bytes(encoded)
 
 
 def system_clock() -> int:
@@ -154,14 +148,14 @@ class VaultService:
             escrowed = recovery.escrow(
                 ref, version, private_key, HybridPublicKey.from_bytes(recovery_public_key)
             )
+        public_key = private_key.public_key().to_bytes()
+        context = ref.key_context(version, public_key=public_key, recovery_public_key=recovery_public_key)
         return VaultKeyRecord(
             tenant_id=ref.tenant_id,
             vault_id=ref.vault_id,
             version=version,
-            public_key=private_key.public_key().to_bytes(),
-            wrapped_private_key=self._root.wrap(
-                private_key.private_bytes(), context=ref.key_context(version)
-            ),
+            public_key=public_key,
+            wrapped_private_key=self._root.wrap(private_key.private_bytes(), context=context),
             status=KeyStatus.ACTIVE,
             created_at=self._clock(),
             escrowed_private_key=escrowed,
@@ -203,33 +197,43 @@ class VaultService:
         """A new key version becomes current; earlier versions still open until rewrapped and retired."""
         VaultRef(tenant_id, vault_id)
         vault = self._vaults.get(tenant_id, vault_id)
+        # Unwrapping the current key (never from the cache) proves the stored recovery key is the
+        # vault's own before the new private key is escrowed to it.
+        self._unwrap_vault_key(vault, vault.current_key_version)
         recovery_public = vault.recovery.recovery_public_key if vault.recovery else None
         key = self._new_key_record(vault.ref, vault.current_key_version + 1, recovery_public)
         self._vaults.add_key_version(vault, key)
         return key
 
-    def _vault_key(self, tenant_id: str, vault_id: str, version: int) -> VaultKey:
+    def _vault_key(self, tenant_id: str, vault_id: str, version: int, vault: Vault | None = None) -> VaultKey:
         """A version's private key, from the short-lived cache or unwrapped by the root of trust."""
         cache_key = (tenant_id, vault_id, version)
         cached = self._key_cache.get(cache_key)
         now = time.monotonic()
         if cached is not None and cached[0] > now:
             return cached[1]
-        vault_key = self._unwrap_vault_key(tenant_id, vault_id, version)
+        vault_key = self._unwrap_vault_key(vault or self._vaults.get(tenant_id, vault_id), version)
         if self._key_cache_seconds > 0:
             if len(self._key_cache) >= _KEY_CACHE_ENTRIES:
                 self._key_cache.clear()
             self._key_cache[cache_key] = (now + self._key_cache_seconds, vault_key)
         return vault_key
 
-    def _unwrap_vault_key(self, tenant_id: str, vault_id: str, version: int) -> VaultKey:
-        record = self._vaults.get_key(tenant_id, vault_id, version)
+    def _unwrap_vault_key(self, vault: Vault, version: int) -> VaultKey:
+        record = self._vaults.get_key(vault.tenant_id, vault.vault_id, version)
         if record.wrapped_private_key is None:
             raise KeyVersionError("this key version is retired", key_version=version)
-        secret = self._root.unwrap(
-            record.wrapped_private_key, context=VaultRef(tenant_id, vault_id).key_context(version)
+        context = vault.ref.key_context(
+            version,
+            public_key=record.public_key,
+            recovery_public_key=vault.recovery.recovery_public_key if vault.recovery else None,
         )
-        return VaultKey(version, HybridPrivateKey.from_private_bytes(secret))
+        private_key = HybridPrivateKey.from_private_bytes(
+            self._root.unwrap(record.wrapped_private_key, context=context)
+        )
+        if private_key.public_key().to_bytes() != record.public_key:
+            raise RootOfTrustError("a vault key record does not match its private key", key_version=version)
+        return VaultKey(version, private_key)
 
     def rewrap_vault(self, tenant_id: str, vault_id: str) -> RewrapReport:
         """Move every data key of the vault to the current key version; item bodies are not touched.
@@ -237,21 +241,21 @@ class VaultService:
         An item shredded while the rewrap runs is counted as skipped, not treated as a failure."""
         VaultRef(tenant_id, vault_id)
         vault = self._vaults.get(tenant_id, vault_id)
-        current = self._vaults.get_key(tenant_id, vault_id, vault.current_key_version)
-        current_public = _public_key(current.public_key)
+        current = self._vault_key(tenant_id, vault_id, vault.current_key_version, vault)
+        current_public = current.private_key.public_key()
         rewrapped = already = shredded = 0
         for record in self._items.scan_vault(tenant_id, vault_id):
             if record.envelope is None:
                 shredded += 1
                 continue
-            if record.wrap_key_version == current.version:
+            if record.wrap_key_version >= current.version:  # a rotation since we started is not ours
                 already += 1
                 continue
             envelope = Envelope.parse(record.envelope)
             new_envelope = env.rewrap(
                 envelope,
                 scope=record.scope,
-                old_key=self._vault_key(tenant_id, vault_id, record.wrap_key_version),
+                old_key=self._vault_key(tenant_id, vault_id, record.wrap_key_version, vault),
                 new_public_key=current_public,
                 new_key_version=current.version,
                 keyring=self._keys.keyring,
@@ -329,10 +333,12 @@ class VaultService:
         now = self._clock()
         if expires_at is not None and expires_at <= now:
             raise InvalidRequestError("expires_at must be in the future", field="expires_at")
-        vault = self._vaults.get(tenant_id, vault_id)
-        key = self._vaults.get_key(tenant_id, vault_id, vault.current_key_version)
-        public_key = _public_key(key.public_key)
         for _ in range(_VERSION_RACE_RETRIES):
+            vault = self._vaults.get(tenant_id, vault_id)
+            # The public key comes from the unwrapped private key: a key row altered in storage is
+            # refused by the root of trust instead of receiving the item's data key.
+            vault_key = self._vault_key(tenant_id, vault_id, vault.current_key_version, vault)
+            public_key = vault_key.private_key.public_key()
             versions = self._items.versions(tenant_id, vault_id, item_id)
             version = versions[-1].version + 1 if versions else 1
             scope = ItemScope(tenant_id, vault_id, item_id, version, content_type)
@@ -340,7 +346,7 @@ class VaultService:
                 plaintext,
                 scope=scope,
                 vault_public_key=public_key,
-                key_version=key.version,
+                key_version=vault_key.version,
                 signer=self._keys.signer,
                 randbytes=self._randbytes,
             )
@@ -359,7 +365,7 @@ class VaultService:
                 memory_scope=memory_scope,
                 created_at=now,
                 size=len(plaintext),
-                wrap_key_version=key.version,
+                wrap_key_version=vault_key.version,
                 body_location=location,
                 envelope=stored.to_bytes(),
                 tags=tags,
@@ -372,7 +378,7 @@ class VaultService:
                 self._blobs.put(blob_key, body)
             try:
                 self._items.put(record)
-            except ConflictError:
+            except (ConflictError, KeyVersionError):  # another writer took the version, or a rotation
                 if blob_key is not None:
                     self._blobs.delete(blob_key)
                 continue
@@ -421,6 +427,8 @@ class VaultService:
         now = self._clock()
         ttl = self._grant_ttl
         if record.expires_at is not None:
+            if record.expires_at <= now:  # it expired while the key was being unwrapped
+                raise ItemExpiredError("the item expired and was crypto-shredded", item_id=item_id)
             ttl = min(ttl, record.expires_at - now)  # a grant never outlives its item
         issued = grants.issue(
             request_id=request_id,
