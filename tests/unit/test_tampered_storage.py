@@ -1,0 +1,131 @@
+"""Storage is not trusted: keys altered in the database are refused by the root of trust, and races
+between sealing and key rotation never strand an item on a destroyed key."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from reliquary.crypto.kem import HybridPrivateKey
+from reliquary.crypto.recovery import create_recovery
+from reliquary.crypto.scope import VaultRef
+from reliquary.errors import InvalidRequestError, ItemExpiredError, RootOfTrustError
+from reliquary.vaults.models import ItemRecord, RecoveryPolicy, VaultKeyRecord
+from tests.support.vaults import USER_SCOPE, MemoryStack, grant_and_open, memory_stack
+
+TENANT, VAULT = "acme", "vault-1"
+
+
+def _swap_public_key(stack: MemoryStack, version: int, public_key: bytes) -> None:
+    key = stack.vaults.get_key(TENANT, VAULT, version)
+    stack.vaults._keys[(TENANT, VAULT, version)] = replace(key, public_key=public_key)
+
+
+def test_a_public_key_swapped_in_storage_never_receives_a_data_key() -> None:
+    stack = memory_stack()
+    stack.service.create_vault(TENANT, VAULT)
+    attacker = HybridPrivateKey.generate()
+    _swap_public_key(stack, 1, attacker.public_key().to_bytes())
+    with pytest.raises(RootOfTrustError):
+        stack.service.seal_item(TENANT, VAULT, "note", b"secret", memory_scope=USER_SCOPE)
+    assert stack.items.versions(TENANT, VAULT, "note") == []
+
+
+def test_a_recovery_key_swapped_in_storage_stops_the_rotation_before_any_escrow() -> None:
+    stack = memory_stack()
+    custodians = [(f"c{i}", HybridPrivateKey.generate().public_key()) for i in range(3)]
+    created = stack.service.create_vault(TENANT, VAULT, custodians=custodians, recovery_threshold=2)
+    assert created.vault.recovery is not None
+    attacker_recovery, _ = create_recovery(
+        VaultRef(TENANT, VAULT),
+        [(f"x{i}", HybridPrivateKey.generate().public_key()) for i in range(2)],
+        threshold=2,
+    )
+    policy: RecoveryPolicy = replace(created.vault.recovery, recovery_public_key=attacker_recovery.to_bytes())
+    stack.vaults._vaults[(TENANT, VAULT)] = replace(created.vault, recovery=policy)
+    with pytest.raises(RootOfTrustError):
+        stack.service.rotate_key(TENANT, VAULT)
+    assert [k.version for k in stack.vaults.list_keys(TENANT, VAULT)] == [1]
+
+
+def test_a_seal_racing_a_rotation_lands_on_the_new_key() -> None:
+    stack = memory_stack()
+    stack.service.create_vault(TENANT, VAULT)
+    original_put = stack.items.put
+    rotated: list[VaultKeyRecord] = []
+
+    def rotate_first(record: ItemRecord) -> None:
+        if not rotated:  # the operator rotates between the seal's key read and its write
+            rotated.append(stack.service.rotate_key(TENANT, VAULT))
+        original_put(record)
+
+    stack.items.put = rotate_first  # type: ignore[method-assign]
+    record = stack.service.seal_item(TENANT, VAULT, "note", b"raced", memory_scope=USER_SCOPE)
+    assert record.wrap_key_version == 2
+    report = stack.service.rewrap_vault(TENANT, VAULT)
+    assert (report.rewrapped, report.already_current) == (0, 1)
+    stack.service.retire_key(TENANT, VAULT, 1)
+    requester = HybridPrivateKey.generate()
+    opened = grant_and_open(
+        stack.service,
+        tenant_id=TENANT,
+        vault_id=VAULT,
+        item_id="note",
+        requester=requester,
+        now=stack.clock.now,
+    )
+    assert opened == b"raced"
+
+
+def test_a_rewrap_racing_a_rotation_counts_newer_items_as_current() -> None:
+    stack = memory_stack()
+    stack.service.create_vault(TENANT, VAULT)
+    stack.service.seal_item(TENANT, VAULT, "old", b"v1 item", memory_scope=USER_SCOPE)
+    original_scan = stack.items.scan_vault
+
+    def rotate_then_scan(tenant_id: str, vault_id: str):  # type: ignore[no-untyped-def]
+        # The rewrap read version 1 as current; meanwhile version 2 arrives and an item is sealed to it.
+        stack.service.rotate_key(TENANT, VAULT)
+        stack.service.seal_item(TENANT, VAULT, "new", b"v2 item", memory_scope=USER_SCOPE)
+        return original_scan(tenant_id, vault_id)
+
+    stack.items.scan_vault = rotate_then_scan  # type: ignore[method-assign]
+    report = stack.service.rewrap_vault(TENANT, VAULT)
+    assert (report.key_version, report.rewrapped, report.already_current) == (1, 0, 2)
+
+
+def test_custodians_must_hold_distinct_keys() -> None:
+    stack = memory_stack()
+    shared = HybridPrivateKey.generate().public_key()
+    with pytest.raises(InvalidRequestError, match="distinct"):
+        stack.service.create_vault(
+            TENANT,
+            VAULT,
+            custodians=[("alice", shared), ("bob", shared), ("carol", shared)],
+            recovery_threshold=2,
+        )
+
+
+def test_a_grant_for_an_item_that_expires_at_this_second_is_an_expiry_not_a_bad_request() -> None:
+    stack = memory_stack()
+    stack.service.create_vault(TENANT, VAULT)
+    stack.service.seal_item(
+        TENANT, VAULT, "note", b"x", memory_scope=USER_SCOPE, expires_at=stack.clock.now + 10
+    )
+    original_get = stack.vaults.get_key
+
+    def slow_unwrap(tenant_id: str, vault_id: str, version: int):  # type: ignore[no-untyped-def]
+        stack.clock.advance(10)  # the key unwrap takes the item past its expiry
+        return original_get(tenant_id, vault_id, version)
+
+    stack.vaults.get_key = slow_unwrap  # type: ignore[method-assign]
+    stack.service._key_cache.clear()
+    with pytest.raises(ItemExpiredError):
+        stack.service.grant(
+            request_id="r1",
+            tenant_id=TENANT,
+            vault_id=VAULT,
+            item_id="note",
+            requester_public_key=HybridPrivateKey.generate().public_key(),
+        )
