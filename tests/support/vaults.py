@@ -80,7 +80,9 @@ def memory_stack(
         items=items,
         blobs=blobs,
         root=root,
-        service_keys=ServiceKeys.load_or_create(signing_keys, root, algorithm, clock=clock),
+        service_keys=ServiceKeys.load_or_create(
+            signing_keys, root, algorithm, clock=clock, accepted=list(SignatureAlgorithm)
+        ),
         large_item_threshold=large_item_threshold,
         max_item_bytes=max_item_bytes,
         grant_ttl_seconds=grant_ttl_seconds,

@@ -7,11 +7,23 @@ from dataclasses import replace
 
 import pytest
 
+from reliquary.crypto import envelope
+from reliquary.crypto.envelope import VaultKey
 from reliquary.crypto.kem import HybridPrivateKey
 from reliquary.crypto.recovery import create_recovery
-from reliquary.crypto.scope import VaultRef
-from reliquary.errors import InvalidRequestError, ItemExpiredError, RootOfTrustError
-from reliquary.vaults.models import ItemRecord, RecoveryPolicy, VaultKeyRecord
+from reliquary.crypto.root import LocalRootOfTrust
+from reliquary.crypto.scope import ItemScope, VaultRef
+from reliquary.crypto.signing import SignatureAlgorithm, SigningKey
+from reliquary.errors import (
+    ConfigurationError,
+    InvalidEnvelopeError,
+    InvalidRequestError,
+    ItemExpiredError,
+    RootOfTrustError,
+)
+from reliquary.vaults.memory import InMemorySigningKeyStore
+from reliquary.vaults.models import ItemRecord, RecoveryPolicy, StoredSigningKey, VaultKeyRecord
+from reliquary.vaults.service_keys import ServiceKeys
 from tests.support.vaults import USER_SCOPE, MemoryStack, grant_and_open, memory_stack
 
 TENANT, VAULT = "acme", "vault-1"
@@ -129,3 +141,59 @@ def test_a_grant_for_an_item_that_expires_at_this_second_is_an_expiry_not_a_bad_
             item_id="note",
             requester_public_key=HybridPrivateKey.generate().public_key(),
         )
+
+
+# --- service signing keys ---------------------------------------------------------------------------
+def _service_keys(store: InMemorySigningKeyStore, root: LocalRootOfTrust) -> ServiceKeys:
+    return ServiceKeys.load_or_create(store, root, SignatureAlgorithm.ML_DSA_65, clock=lambda: 1)
+
+
+def test_a_signing_key_planted_in_storage_stops_the_service_from_starting() -> None:
+    store, root = InMemorySigningKeyStore(), LocalRootOfTrust.generate()
+    _service_keys(store, root)
+    attacker = SigningKey.generate(SignatureAlgorithm.FALCON_512)
+    store.add(
+        StoredSigningKey(
+            algorithm="Falcon-512",
+            key_id=attacker.key_id,
+            public_key=attacker.public_key,
+            wrapped_secret=b"not wrapped by the root of trust",
+            created_at=2,
+        )
+    )
+    with pytest.raises(RootOfTrustError, match="not authentic"):
+        _service_keys(store, root)
+
+
+def test_a_signing_public_key_swapped_in_storage_stops_the_service_from_starting() -> None:
+    store, root = InMemorySigningKeyStore(), LocalRootOfTrust.generate()
+    _service_keys(store, root)
+    genuine = store._keys["ML-DSA-65"]
+    attacker = SigningKey.generate(SignatureAlgorithm.ML_DSA_65)
+    store._keys["ML-DSA-65"] = replace(genuine, public_key=attacker.public_key)
+    with pytest.raises(RootOfTrustError):
+        _service_keys(store, root)
+
+
+def test_a_classical_service_key_cannot_vouch_for_envelopes_unless_accepted() -> None:
+    """Ed25519 keys (for checkpoints, say) are ours too, but not trusted for envelopes by default."""
+    store, root = InMemorySigningKeyStore(), LocalRootOfTrust.generate()
+    classical = ServiceKeys.load_or_create(
+        store, root, SignatureAlgorithm.ED25519, clock=lambda: 1, accepted=list(SignatureAlgorithm)
+    )
+    default = _service_keys(store, root)
+    assert default.keyring.get(classical.signer.key_id, SignatureAlgorithm.ED25519) is None
+    assert len(default.keyring) == 1
+    vault_key = VaultKey(1, HybridPrivateKey.generate())
+    scope = ItemScope("acme", "v", "i", 1, "text/plain")
+    forged = envelope.seal(
+        b"x",
+        scope=scope,
+        vault_public_key=vault_key.private_key.public_key(),
+        key_version=1,
+        signer=classical.signer,
+    )
+    with pytest.raises(InvalidEnvelopeError):
+        envelope.open_envelope(forged, scope=scope, vault_key=vault_key, keyring=default.keyring)
+    with pytest.raises(ConfigurationError):
+        ServiceKeys.load_or_create(store, root, SignatureAlgorithm.ED25519, clock=lambda: 1)

@@ -46,7 +46,11 @@ def _service(root: CountingRoot, cache_seconds: float) -> VaultService:
         blobs=InMemoryBlobStore(),
         root=root,
         service_keys=ServiceKeys.load_or_create(
-            InMemorySigningKeyStore(), root, SignatureAlgorithm.ED25519, clock=clock
+            InMemorySigningKeyStore(),
+            root,
+            SignatureAlgorithm.ED25519,
+            clock=clock,
+            accepted=list(SignatureAlgorithm),
         ),
         clock=clock,
         vault_key_cache_seconds=cache_seconds,

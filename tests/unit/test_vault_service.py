@@ -124,6 +124,9 @@ def _vault_private_key(stack: MemoryStack, version: int, tenant_id: str = TENANT
     return HybridPrivateKey.from_private_bytes(secret)
 
 
+ALL = list(SignatureAlgorithm)  # tests that use Ed25519 service keys opt in to it
+
+
 # --- vaults and grants --------------------------------------------------------------------------------
 def test_create_vault_stores_version_1_wrapped_by_the_root(stack: MemoryStack) -> None:
     created = stack.service.create_vault(TENANT, VAULT)
@@ -1071,8 +1074,12 @@ def test_bad_tags_are_refused_and_nothing_is_written(stack: MemoryStack, service
 # --- service keys --------------------------------------------------------------------------------------
 def test_service_keys_are_created_once_and_then_loaded() -> None:
     store, root = InMemorySigningKeyStore(), LocalRootOfTrust.generate()
-    first = ServiceKeys.load_or_create(store, root, SignatureAlgorithm.ED25519, clock=lambda: T0)
-    second = ServiceKeys.load_or_create(store, root, SignatureAlgorithm.ED25519, clock=lambda: T0 + 1)
+    first = ServiceKeys.load_or_create(
+        store, root, SignatureAlgorithm.ED25519, clock=lambda: T0, accepted=ALL
+    )
+    second = ServiceKeys.load_or_create(
+        store, root, SignatureAlgorithm.ED25519, clock=lambda: T0 + 1, accepted=ALL
+    )
 
     assert second.signer.key_id == first.signer.key_id
     assert second.signer.public_key == first.signer.public_key
@@ -1089,11 +1096,11 @@ def test_service_keys_are_created_once_and_then_loaded() -> None:
 def test_service_keys_under_another_root_of_trust_are_refused() -> None:
     store = InMemorySigningKeyStore()
     ServiceKeys.load_or_create(
-        store, LocalRootOfTrust.generate(), SignatureAlgorithm.ED25519, clock=lambda: T0
+        store, LocalRootOfTrust.generate(), SignatureAlgorithm.ED25519, clock=lambda: T0, accepted=ALL
     )
     with pytest.raises(RootOfTrustError):
         ServiceKeys.load_or_create(
-            store, LocalRootOfTrust.generate(), SignatureAlgorithm.ED25519, clock=lambda: T0
+            store, LocalRootOfTrust.generate(), SignatureAlgorithm.ED25519, clock=lambda: T0, accepted=ALL
         )
     assert len(store.list()) == 1
 
@@ -1101,7 +1108,9 @@ def test_service_keys_under_another_root_of_trust_are_refused() -> None:
 def test_service_keys_use_the_winner_when_a_cold_start_races() -> None:
     root = LocalRootOfTrust.generate()
     store = InMemorySigningKeyStore()
-    winner = ServiceKeys.load_or_create(store, root, SignatureAlgorithm.ED25519, clock=lambda: T0)
+    winner = ServiceKeys.load_or_create(
+        store, root, SignatureAlgorithm.ED25519, clock=lambda: T0, accepted=ALL
+    )
 
     class LateStore(InMemorySigningKeyStore):
         """Lists nothing the first time, as if another cold start added its key right after."""
@@ -1116,7 +1125,7 @@ def test_service_keys_use_the_winner_when_a_cold_start_races() -> None:
             return [] if self._calls == 1 else super().list()
 
     late = LateStore()
-    loser = ServiceKeys.load_or_create(late, root, SignatureAlgorithm.ED25519, clock=lambda: T0)
+    loser = ServiceKeys.load_or_create(late, root, SignatureAlgorithm.ED25519, clock=lambda: T0, accepted=ALL)
     assert loser.signer.key_id == winner.signer.key_id
     assert late.list() == store.list()
 
@@ -1126,11 +1135,11 @@ def test_a_new_algorithm_adds_a_key_and_old_signatures_still_verify(
 ) -> None:
     record = _seal(service, "note", SMALL)
     upgraded = ServiceKeys.load_or_create(
-        stack.signing_keys, stack.root, SignatureAlgorithm.ED25519, clock=stack.clock
+        stack.signing_keys, stack.root, SignatureAlgorithm.FALCON_512, clock=stack.clock
     )
     assert len(stack.signing_keys.list()) == 2
     assert len(upgraded.keyring) == 2
-    assert upgraded.signer.algorithm is SignatureAlgorithm.ED25519
+    assert upgraded.signer.algorithm is SignatureAlgorithm.FALCON_512
     sealed = Envelope.parse(record.envelope or b"")
     env.verify(sealed, record.scope, upgraded.keyring)  # signed by the ML-DSA key, still trusted
     new_service = VaultService(

@@ -10,7 +10,7 @@ import functools
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "RELIQUARY_"
@@ -42,12 +42,27 @@ class Settings(BaseSettings):
     max_item_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     # Algorithm the service signs envelopes, grants and receipts with.
     signature_algorithm: Literal["ML-DSA-65", "Falcon-512", "Ed25519"] = "ML-DSA-65"
+    # Algorithms whose service keys verifiers trust. Post-quantum only by default: a classical key,
+    # even one of ours, must not be able to vouch for an envelope or a grant.
+    accepted_signature_algorithms: tuple[Literal["ML-DSA-65", "Falcon-512", "Ed25519"], ...] = (
+        "ML-DSA-65",
+        "Falcon-512",
+    )
     # Lifetime of a grant issued to a requester.
     grant_ttl_seconds: int = Field(default=300, ge=1, le=86_400)
     # Unwrapped vault private keys stay in a warm container's memory this long (0: unwrap every time).
     vault_key_cache_seconds: float = Field(default=60.0, ge=0, le=3600)
     # Idempotency records live this long (powertools default is one hour).
     idempotency_ttl_seconds: int = Field(default=3600, ge=60)
+
+    @model_validator(mode="after")
+    def _signer_is_accepted(self) -> Settings:
+        if self.signature_algorithm not in self.accepted_signature_algorithms:
+            raise ValueError(
+                f"RELIQUARY_SIGNATURE_ALGORITHM={self.signature_algorithm} must be one of "
+                f"RELIQUARY_ACCEPTED_SIGNATURE_ALGORITHMS {list(self.accepted_signature_algorithms)}"
+            )
+        return self
 
 
 @functools.cache

@@ -73,6 +73,7 @@ def build_vault_service(settings: Settings) -> VaultService:
         root,
         SignatureAlgorithm(settings.signature_algorithm),
         clock=system_clock,
+        accepted=[SignatureAlgorithm(a) for a in settings.accepted_signature_algorithms],
     )
     return VaultService(
         vaults=DynamoDBVaultRepository(vaults, dynamodb),

@@ -1,26 +1,56 @@
-"""The service's own signing keys: generated on first use, stored wrapped by the root of trust."""
+"""The service's own signing keys: generated on first use, stored wrapped by the root of trust.
+
+Storage is not trusted to say which keys are the service's: a stored key counts only if its secret
+unwraps under a context that names its algorithm and public key (so the root of trust vouches for both)
+and signs a probe that its public key verifies. A row added or altered in the database makes loading
+fail closed. Only algorithms on the accepted list are trusted at all, so a key of a weaker algorithm
+can never be used to pass off an envelope or a grant.
+"""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+import hashlib
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from reliquary.crypto.root import RootOfTrust
-from reliquary.crypto.signing import KeyRing, SignatureAlgorithm, SigningKey, VerifyingKey
-from reliquary.errors import ConflictError
+from reliquary.crypto.signing import KeyRing, SignatureAlgorithm, SigningKey
+from reliquary.errors import ConfigurationError, ConflictError, ReliquaryError, RootOfTrustError
 from reliquary.vaults.models import StoredSigningKey
 from reliquary.vaults.ports import SigningKeyStore
 
+_PROBE = b"RELIQUARY service key probe v1"
 
-def _context(algorithm: SignatureAlgorithm, key_id: bytes) -> dict[str, str]:
-    return {"purpose": "service-signing", "algorithm": algorithm.value, "key_id": key_id.hex()}
+
+def _context(algorithm: SignatureAlgorithm, public_key: bytes) -> dict[str, str]:
+    return {
+        "purpose": "service-signing",
+        "algorithm": algorithm.value,
+        "public_key_sha256": hashlib.sha256(public_key).hexdigest(),
+    }
+
+
+def _authenticated(stored: StoredSigningKey, root: RootOfTrust) -> SigningKey:
+    """The stored key, once the root of trust and a probe signature have vouched for it."""
+    try:
+        algorithm = SignatureAlgorithm.parse(stored.algorithm)
+        secret = root.unwrap(stored.wrapped_secret, context=_context(algorithm, stored.public_key))
+        key = SigningKey(algorithm, secret, stored.public_key)
+        key.verifying_key.verify(_PROBE, key.sign(_PROBE))
+    except ReliquaryError as exc:
+        raise RootOfTrustError(
+            "a stored service signing key is not authentic; refusing to start", key_id=stored.key_id.hex()
+        ) from exc
+    if key.key_id != stored.key_id:
+        raise RootOfTrustError("a stored service signing key has a wrong key id", key_id=stored.key_id.hex())
+    return key
 
 
 @dataclass(frozen=True, slots=True)
 class ServiceKeys:
     signer: SigningKey
-    keyring: KeyRing  # every service key ever stored: old envelopes stay verifiable after a key change
+    keyring: KeyRing  # every accepted service key ever stored: old envelopes verify after a key change
 
     @classmethod
     def load_or_create(
@@ -30,7 +60,13 @@ class ServiceKeys:
         algorithm: SignatureAlgorithm,
         *,
         clock: Callable[[], int],
+        accepted: Collection[SignatureAlgorithm] = (
+            SignatureAlgorithm.ML_DSA_65,
+            SignatureAlgorithm.FALCON_512,
+        ),
     ) -> ServiceKeys:
+        if algorithm not in accepted:
+            raise ConfigurationError(f"the signing algorithm {algorithm} is not among the accepted ones")
         stored = store.list()
         if not any(k.algorithm == algorithm.value for k in stored):
             fresh = SigningKey.generate(algorithm)
@@ -42,14 +78,13 @@ class ServiceKeys:
                         key_id=fresh.key_id,
                         public_key=fresh.public_key,
                         wrapped_secret=root.wrap(
-                            fresh.secret_bytes(), context=_context(algorithm, fresh.key_id)
+                            fresh.secret_bytes(), context=_context(algorithm, fresh.public_key)
                         ),
                         created_at=clock(),
                         root_key_id=root.key_id,
                     )
                 )
             stored = store.list()
-        keyring = KeyRing([VerifyingKey(SignatureAlgorithm(k.algorithm), k.public_key) for k in stored])
-        current = next(k for k in stored if k.algorithm == algorithm.value)
-        secret = root.unwrap(current.wrapped_secret, context=_context(algorithm, current.key_id))
-        return cls(signer=SigningKey(algorithm, secret, current.public_key), keyring=keyring)
+        keys = [_authenticated(k, root) for k in stored if k.algorithm in {a.value for a in accepted}]
+        current = next(k for k in keys if k.algorithm is algorithm)
+        return cls(signer=current, keyring=KeyRing([k.verifying_key for k in keys]))
