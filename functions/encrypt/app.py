@@ -28,7 +28,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from pydantic import TypeAdapter, ValidationError
 
 from reliquary.adapters.factory import build_vault_service, dynamodb_client
-from reliquary.adapters.streams import expired_bodies, is_stream_batch
+from reliquary.adapters.streams import is_stream_batch, removed_versions
 from reliquary.config import Settings, get_settings
 from reliquary.contracts.encrypt import EncryptRequest
 from reliquary.errors import (
@@ -120,22 +120,18 @@ def _error(exc: ReliquaryError, action: str) -> dict[str, Any]:
 
 
 def _purge_expired_bodies(event: Any, current: Runtime) -> dict[str, Any]:
-    """The items table's stream: delete the S3 bodies of rows that DynamoDB's TTL removed."""
-    purged = 0
-    for tenant_id, blob_keys in expired_bodies(event).items():
-        try:
-            purged += current.service.purge_deleted_bodies(tenant_id, blob_keys)
-        except ReliquaryError as exc:
-            if exc.retryable:
-                metrics.add_metric(name="Transient", unit=MetricUnit.Count, value=1)
-                raise
-            # A row pointing outside its tenant's prefix is corrupt: never delete it, say so loudly.
-            logger.error(  # noqa: TRY400  (a refusal, not a crash: no traceback wanted)
-                "refused to purge bodies", extra={"tenant_id": tenant_id, "code": exc.code}
-            )
-            return _error(exc, "purge_expired")
-    metrics.add_metric(name="BodiesPurged", unit=MetricUnit.Count, value=purged)
-    return {"status": "ok", "action": "purge_expired", "result": {"purged": purged}}
+    """The items table's stream: delete the S3 bodies of item versions that DynamoDB's TTL removed.
+    Failures raise, so the event source mapping retries the batch (deleting is idempotent)."""
+    report = current.service.purge_removed_versions(removed_versions(event))
+    metrics.add_metric(name="BodiesPurged", unit=MetricUnit.Count, value=report.purged)
+    if report.still_present:
+        # A TTL removal reported for a row that still exists: nothing was deleted for it.
+        logger.warning("removal reported for live rows", extra={"rows": report.still_present})
+    return {
+        "status": "ok",
+        "action": "purge_expired",
+        "result": {"purged": report.purged, "still_present": report.still_present},
+    }
 
 
 def handle(event: Any, context: Any, current: Runtime) -> dict[str, Any]:

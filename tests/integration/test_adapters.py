@@ -717,6 +717,21 @@ def test_s3_delete_removes_every_version_and_leaves_neighbours(
     assert _versions(aws, prefix + "never-existed.bin") == []
 
 
+def test_s3_delete_prefix_removes_every_version_of_every_key_under_it(
+    aws: AwsStack, blobs: S3BlobStore, prefix: str
+) -> None:
+    doomed = [prefix + "v0000000001-aa.bin", prefix + "v0000000001-bb.bin"]
+    for key in doomed:
+        blobs.put(key, b"one")
+        blobs.put(key, b"two")
+    keep = prefix + "v0000000010-aa.bin"  # version 10 does not start with version 1's prefix
+    blobs.put(keep, b"keep")
+    assert blobs.delete_prefix(prefix + "v0000000001-") == 2
+    assert all(_versions(aws, key) == [] for key in doomed)
+    assert blobs.get(keep) == b"keep"
+    assert blobs.delete_prefix(prefix + "v0000000001-") == 0
+
+
 def test_s3_delete_works_in_an_unversioned_bucket(aws: AwsStack, prefix: str) -> None:
     bucket = unique_id("plain")
     aws.s3.create_bucket(Bucket=bucket)

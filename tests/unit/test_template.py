@@ -28,7 +28,7 @@ from infra.template import (
 )
 
 REGION = "us-east-1"
-SCOPED_SERVICES = ("dynamodb:", "s3:", "kms:")
+SCOPED_SERVICES = ("dynamodb:", "s3:", "kms:", "sqs:")
 TABLES = ("VaultsTable", "ItemsTable", "IdempotencyTable")
 ENCRYPT_ENVIRONMENT = {
     "RELIQUARY_STAGE",
@@ -343,7 +343,8 @@ def test_encrypt_function_role_is_least_privilege(translated: dict[str, Any]) ->
 
     assert granted == {
         "dynamodb": {json.dumps({"Fn::GetAtt": [table, "Arn"]}) for table in TABLES}
-        | {json.dumps({"Fn::GetAtt": ["ItemsTable", "StreamArn"]})},
+        | {json.dumps({"Fn::Sub": "${ItemsTable.Arn}/stream/*"})},
+        "sqs": {json.dumps({"Fn::GetAtt": ["ItemsExpiredFailureQueue", "Arn"]})},
         "s3": {
             json.dumps({"Fn::Sub": "${ItemsBucket.Arn}/tenants/*"}),
             json.dumps({"Fn::GetAtt": ["ItemsBucket", "Arn"]}),
@@ -356,7 +357,9 @@ def test_encrypt_function_role_is_least_privilege(translated: dict[str, Any]) ->
         "dynamodb:DescribeStream",
         "dynamodb:GetRecords",
         "dynamodb:GetShardIterator",
+        "dynamodb:ListStreams",
     ]
+    assert _as_list(by_sid["ItemsExpiredFailures"]["Action"]) == ["sqs:SendMessage"]
     # Listing versions (for shredding) is the only bucket-level action, and only under tenants/.
     assert _as_list(by_sid["ItemObjectVersions"]["Action"]) == ["s3:ListBucketVersions"]
     assert by_sid["ItemObjectVersions"]["Condition"] == {"StringLike": {"s3:prefix": "tenants/*"}}
@@ -459,9 +462,12 @@ def test_load_template_returns_a_fresh_copy_each_time() -> None:
 
 def test_ttl_deletions_reach_the_encrypt_function_through_the_items_stream() -> None:
     resources = load_template()["Resources"]
-    assert resources["ItemsTable"]["Properties"]["StreamSpecification"] == {"StreamViewType": "OLD_IMAGE"}
+    # Keys only: a stream image would keep each changed row's envelope (its wrapped key) for 24 hours.
+    assert resources["ItemsTable"]["Properties"]["StreamSpecification"] == {"StreamViewType": "KEYS_ONLY"}
     mapping = resources["ItemsExpiredEventSource"]["Properties"]
     assert mapping["FunctionName"] == {"Ref": "EncryptFunction"}
+    failures = {"Fn::GetAtt": ["ItemsExpiredFailureQueue", "Arn"]}
+    assert mapping["DestinationConfig"] == {"OnFailure": {"Destination": failures}}
     assert mapping["EventSourceArn"] == {"Fn::GetAtt": ["ItemsTable", "StreamArn"]}
     pattern = json.loads(mapping["FilterCriteria"]["Filters"][0]["Pattern"])
     assert pattern == {

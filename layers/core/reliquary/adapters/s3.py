@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -45,12 +46,22 @@ class S3BlobStore:
 
     def delete(self, key: str) -> None:
         """Remove every version and delete marker of ``key`` (the bucket is versioned): a shredded body
-        must not survive as a noncurrent version."""
+        must not survive as a noncurrent version. (No unversioned delete: it would add a marker.)"""
+        self._delete_versions(key, lambda candidate: candidate == key)
+
+    def delete_prefix(self, prefix: str) -> int:
+        return len(self._delete_versions(prefix, lambda candidate: candidate.startswith(prefix)))
+
+    def _delete_versions(self, prefix: str, matches: Callable[[str], bool]) -> set[str]:
+        deleted: set[str] = set()
         try:
             paginator = self._client.get_paginator("list_object_versions")
-            for page in paginator.paginate(Bucket=self._bucket, Prefix=key):
+            for page in paginator.paginate(Bucket=self._bucket, Prefix=prefix):
                 for entry in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]:
-                    if entry.get("Key") == key and "VersionId" in entry:
+                    key = entry.get("Key", "")
+                    if matches(key) and "VersionId" in entry:
                         self._client.delete_object(Bucket=self._bucket, Key=key, VersionId=entry["VersionId"])
+                        deleted.add(key)
         except (ClientError, BotoCoreError) as exc:
-            raise _translate(exc, key) from exc
+            raise _translate(exc, prefix) from exc
+        return deleted

@@ -157,6 +157,12 @@ class InMemoryBlobStore:
     def delete(self, key: str) -> None:
         self._blobs.pop(key, None)
 
+    def delete_prefix(self, prefix: str) -> int:
+        doomed = [key for key in self._blobs if key.startswith(prefix)]
+        for key in doomed:
+            del self._blobs[key]
+        return len(doomed)
+
     def __contains__(self, key: object) -> bool:
         return key in self._blobs
 

@@ -63,6 +63,9 @@ class BlobStore(Protocol):
     def delete(self, key: str) -> None:
         """Delete the object and every stored version of it; absent is fine."""
 
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every object (every stored version) whose key starts with ``prefix``; the count."""
+
 
 class SigningKeyStore(Protocol):
     def list(self) -> list[StoredSigningKey]: ...

@@ -88,12 +88,32 @@ class ShredReceipt:
         return shred_message(self.tenant_id, self.vault_id, self.item_id, self.versions, self.shredded_at)
 
 
+def blob_prefix(tenant_id: str, vault_id: str, item_id: str, version: int) -> str:
+    """Every body ever written for one item version lives under this prefix (ids contain no '/')."""
+    return f"tenants/{tenant_id}/vaults/{vault_id}/items/{item_id}/v{version:010d}-"
+
+
 def blob_key_for(scope: ItemScope, nonce: bytes) -> str:
     """Where a large item's body lives in S3: under its tenant, unique to this one write."""
     return (
-        f"tenants/{scope.tenant_id}/vaults/{scope.vault_id}/items/{scope.item_id}"
-        f"/v{scope.item_version:010d}-{nonce.hex()}.bin"
+        blob_prefix(scope.tenant_id, scope.vault_id, scope.item_id, scope.item_version) + f"{nonce.hex()}.bin"
     )
+
+
+@dataclass(frozen=True, slots=True)
+class RemovedVersion:
+    """An item version whose row DynamoDB's TTL deleted (as its stream reports it)."""
+
+    tenant_id: str
+    vault_id: str
+    item_id: str
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeReport:
+    purged: int  # versions whose bodies were deleted (or had none)
+    still_present: int  # reported removed, but the row is still there: nothing deleted
 
 
 def shred_message(tenant_id: str, vault_id: str, item_id: str, versions: Sequence[int], at: int) -> bytes:
@@ -484,17 +504,24 @@ class VaultService:
                     self._shred_record(record, now)
         return due
 
-    def purge_deleted_bodies(self, tenant_id: str, blob_keys: Sequence[str]) -> int:
-        """Delete the S3 bodies of item rows that DynamoDB's TTL removed (their wrapped keys went with
-        the rows, so the bodies are undecryptable leftovers). Only keys under the tenant's own prefix."""
-        validate_id("tenant_id", tenant_id)
-        prefix = f"tenants/{tenant_id}/"
-        for key in blob_keys:
-            if not key.startswith(prefix) or ".." in key:
-                raise InvalidRequestError("a body key outside the tenant's prefix", tenant_id=tenant_id)
-        for key in blob_keys:
-            self._blobs.delete(key)
-        return len(blob_keys)
+    def purge_removed_versions(self, removed: Sequence[RemovedVersion]) -> PurgeReport:
+        """Delete the S3 bodies of item versions whose rows DynamoDB's TTL removed (their wrapped keys
+        went with the rows, so the bodies are undecryptable leftovers).
+
+        The report is not trusted on its word: a version whose row still exists keeps its body, so a
+        forged or early report can destroy nothing that is still live."""
+        purged = present = 0
+        for gone in removed:
+            try:
+                self._items.get(gone.tenant_id, gone.vault_id, gone.item_id, gone.version)
+            except NotFoundError:
+                self._blobs.delete_prefix(
+                    blob_prefix(gone.tenant_id, gone.vault_id, gone.item_id, gone.version)
+                )
+                purged += 1
+            else:
+                present += 1
+        return PurgeReport(purged=purged, still_present=present)
 
     def _shred_record(self, record: ItemRecord, now: int) -> None:
         if record.blob_key is not None:
