@@ -10,6 +10,7 @@ Idempotent on (tenant_id, request_id): a retried request returns the stored resu
 from __future__ import annotations
 
 import functools
+import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
@@ -30,7 +31,7 @@ from pydantic import TypeAdapter, ValidationError
 from reliquary.adapters.factory import build_vault_service, dynamodb_client
 from reliquary.adapters.streams import is_stream_batch, removed_versions
 from reliquary.config import Settings, get_settings
-from reliquary.contracts.encrypt import EncryptRequest
+from reliquary.contracts.encrypt import EncryptRequest, SealRequest
 from reliquary.errors import (
     IdempotencyConflictError,
     InvalidRequestError,
@@ -47,17 +48,18 @@ logger = build_logger(SERVICE)
 metrics = build_metrics(SERVICE)
 tracer = build_tracer(SERVICE)
 _REQUEST: TypeAdapter[Any] = TypeAdapter(EncryptRequest)
-# Payload fields that must match when a request id is reused. The plaintext is left out on purpose:
-# powertools stores this hash, and a hash of a low-entropy secret is a dictionary-attack target.
+# Payload fields that must match when a request id is reused. Not the plaintext itself (powertools stores
+# this hash, and a plain hash of a low-entropy secret invites a dictionary attack) but a keyed MAC of it.
 _PAYLOAD_FIELDS = (
     "[action, vault_id, item_id, version, key_version, content_type, requester_public_key,"
-    " memory_scope, tags, expires_at, custodians, recovery_threshold]"
+    " memory_scope, tags, expires_at, custodians, recovery_threshold, plaintext_mac]"
 )
 
 
 @dataclass(frozen=True, slots=True)
 class Runtime:
     service: VaultService
+    payload_mac_key: bytes  # keys the plaintext MAC compared when a request id is reused
     execute: Callable[..., dict[str, Any]]
     # Grants are stored only as long as a grant lives, so no grant of an item outlives a shred for long
     # in the idempotency table (a retried grant within that window returns the same grant).
@@ -80,7 +82,8 @@ def _idempotent(
     # One function name for every action: powertools prefixes keys with it, so a request id reused
     # across actions still meets its first use and is refused as a conflict.
     def execute(request: dict[str, Any]) -> dict[str, Any]:
-        return run_encrypt_action(service, _REQUEST.validate_python(request))
+        fields = {k: v for k, v in request.items() if k != "plaintext_mac"}
+        return run_encrypt_action(service, _REQUEST.validate_python(fields))
 
     guarded = idempotent_function(
         data_keyword_argument="request", persistence_store=persistence, config=config
@@ -93,7 +96,13 @@ def build_runtime(settings: Settings) -> Runtime:
     client = dynamodb_client(settings)
     execute, config = _idempotent(service, settings, client, settings.idempotency_ttl_seconds)
     execute_grant, grant_config = _idempotent(service, settings, client, settings.grant_ttl_seconds)
-    return Runtime(service, execute=execute, execute_grant=execute_grant, configs=(config, grant_config))
+    return Runtime(
+        service,
+        payload_mac_key=service.service_keys.derive_key("idempotency payload mac"),
+        execute=execute,
+        execute_grant=execute_grant,
+        configs=(config, grant_config),
+    )
 
 
 @functools.cache
@@ -147,8 +156,11 @@ def handle(event: Any, context: Any, current: Runtime) -> dict[str, Any]:
     for config in current.configs:
         config.register_lambda_context(context)
     execute = current.execute_grant if request.action == "grant" else current.execute
+    payload = request.model_dump(mode="json")
+    if isinstance(request, SealRequest):
+        payload["plaintext_mac"] = hmac.new(current.payload_mac_key, request.plaintext, "sha256").hexdigest()
     try:
-        result = execute(request=request.model_dump(mode="json"))
+        result = execute(request=payload)
     except IdempotencyValidationError:
         return _error(
             IdempotencyConflictError("request_id was already used with a different request"), action

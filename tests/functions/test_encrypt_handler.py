@@ -514,15 +514,18 @@ def test_the_same_seal_twice_returns_the_stored_result_and_seals_once(encrypt: I
     assert [r.version for r in item_versions(aws)] == [1, 2]
 
 
-def test_a_reused_request_id_with_other_plaintext_returns_the_first_result(
-    encrypt: Invoke, aws: AwsStack
-) -> None:
-    """By design the plaintext is not part of the payload hash (a hash of a secret would be stored)."""
+def test_a_reused_request_id_with_other_plaintext_is_a_conflict(encrypt: Invoke, aws: AwsStack) -> None:
+    """The payload check covers the plaintext through a keyed MAC (never a plain hash of it), so a
+    caller is never told "ok" for content that was not stored."""
     ok(encrypt(load_event("create_vault")), "create_vault")
     first = encrypt(load_event("seal"))
-    replay = encrypt(load_event("seal", plaintext=b64(b"a different note")))
-    assert replay == first
+    assert encrypt(load_event("seal")) == first
+    error(encrypt(load_event("seal", plaintext=b64(b"a different note"))), "idempotency_conflict")
     assert len(item_versions(aws)) == 1
+    stored = json.dumps(aws.dynamodb.scan(TableName=aws.tables["IdempotencyTable"])["Items"])
+    plaintext = base64.b64decode(load_event("seal")["plaintext"])
+    assert hashlib.sha256(plaintext).hexdigest() not in stored
+    assert hashlib.md5(plaintext).hexdigest() not in stored  # noqa: S324  (looking for a leak, not hashing)
 
 
 REUSED_REQUEST_IDS: dict[str, dict[str, Any]] = {
@@ -801,6 +804,7 @@ def test_log_event_setting_cannot_leak_the_plaintext() -> None:
     stub = types.SimpleNamespace(
         execute=lambda request: {"stub": True},
         execute_grant=lambda request: {"stub": True},
+        payload_mac_key=b"k" * 32,
         configs=(types.SimpleNamespace(register_lambda_context=lambda context: None),),
     )
     app.runtime = lambda: stub

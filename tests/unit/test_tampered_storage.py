@@ -197,3 +197,13 @@ def test_a_classical_service_key_cannot_vouch_for_envelopes_unless_accepted() ->
         envelope.open_envelope(forged, scope=scope, vault_key=vault_key, keyring=default.keyring)
     with pytest.raises(ConfigurationError):
         ServiceKeys.load_or_create(store, root, SignatureAlgorithm.ED25519, clock=lambda: 1)
+
+
+def test_derived_keys_are_stable_per_label_and_independent() -> None:
+    store, root = InMemorySigningKeyStore(), LocalRootOfTrust.generate()
+    first, again = _service_keys(store, root), _service_keys(store, root)
+    mac_key = first.derive_key("idempotency payload mac")
+    assert len(mac_key) == 32
+    assert again.derive_key("idempotency payload mac") == mac_key
+    assert first.derive_key("another purpose") != mac_key
+    assert _service_keys(InMemorySigningKeyStore(), root).derive_key("idempotency payload mac") != mac_key

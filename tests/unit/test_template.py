@@ -360,6 +360,17 @@ def test_encrypt_function_role_is_least_privilege(translated: dict[str, Any]) ->
         "dynamodb:ListStreams",
     ]
     assert _as_list(by_sid["ItemsExpiredFailures"]["Action"]) == ["sqs:SendMessage"]
+    # Per table, exactly what the code does: rows of vaults and items are never deleted (shredding
+    # keeps a tombstone); only powertools deletes idempotency records.
+    per_table: dict[str, set[str]] = {}
+    for statement in statements:
+        for resource in _as_list(statement["Resource"]):
+            if isinstance(resource, dict) and resource.get("Fn::GetAtt", [None, None])[1] == "Arn":
+                per_table.setdefault(resource["Fn::GetAtt"][0], set()).update(_as_list(statement["Action"]))
+    rows = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}
+    assert per_table["VaultsTable"] == rows | {"dynamodb:Query", "dynamodb:ConditionCheckItem"}
+    assert per_table["ItemsTable"] == rows | {"dynamodb:Query"}
+    assert per_table["IdempotencyTable"] == rows | {"dynamodb:DeleteItem"}
     # Listing versions (for shredding) is the only bucket-level action, and only under tenants/.
     assert _as_list(by_sid["ItemObjectVersions"]["Action"]) == ["s3:ListBucketVersions"]
     assert by_sid["ItemObjectVersions"]["Condition"] == {"StringLike": {"s3:prefix": "tenants/*"}}

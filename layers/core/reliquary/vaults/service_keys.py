@@ -14,6 +14,9 @@ import hashlib
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
 from reliquary.crypto.root import RootOfTrust
 from reliquary.crypto.signing import KeyRing, SignatureAlgorithm, SigningKey
 from reliquary.errors import ConfigurationError, ConflictError, ReliquaryError, RootOfTrustError
@@ -51,6 +54,16 @@ def _authenticated(stored: StoredSigningKey, root: RootOfTrust) -> SigningKey:
 class ServiceKeys:
     signer: SigningKey
     keyring: KeyRing  # every accepted service key ever stored: old envelopes verify after a key change
+
+    def derive_key(self, label: str) -> bytes:
+        """A 32-byte secret for one named purpose, derived (HKDF-SHA256) from the signing key's secret:
+        no extra key to store, and each label yields an independent key."""
+        return HKDF(
+            algorithm=hashes.SHA256(),
+            length=32,
+            salt=None,
+            info=b"RELIQUARY derived key v1\x00" + label.encode(),
+        ).derive(self.signer.secret_bytes())
 
     @classmethod
     def load_or_create(
