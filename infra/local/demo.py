@@ -207,6 +207,7 @@ def run_demo() -> None:  # noqa: PLR0915  (one linear story, told step by step)
             requester_private_key=requester,
             service_keys=service.service_keys.keyring,
             now=int(time.time()),
+            expected=(demo.tenant, demo.vault, item_id),
         )
         if opened != expected:
             raise DemoError(f"the opened {item_id} does not match what was sealed")
@@ -268,7 +269,10 @@ def run_demo() -> None:  # noqa: PLR0915  (one linear story, told step by step)
     wrong_tenant = Demo(tenant="globex", vault="agent-memory").invoke(
         "grant", item_id="run-1138-transcript", requester_public_key=_b64(requester.public_key().to_bytes())
     )
-    _step("another tenant asks for it", f"refused: {wrong_tenant['_error']['code']}", wrong_tenant["_ms"])
+    code = wrong_tenant.get("_error", {}).get("code")
+    if code != "not_found":
+        raise DemoError(f"another tenant must never reach this vault (got {wrong_tenant})")
+    _step("another tenant asks for it", f"refused: {code}", wrong_tenant["_ms"])
     print("\nEvery step did what it should. Plaintext never left the handler except inside the grants.")
 
 

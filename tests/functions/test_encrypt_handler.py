@@ -356,6 +356,16 @@ def test_a_ttl_removal_on_the_stream_deletes_every_version_of_the_body(
     assert encrypt(_ttl_removal())["result"] == {"purged": 1, "still_present": 0}  # redelivery is harmless
 
 
+def test_an_item_over_the_size_limit_is_refused_and_nothing_is_stored(encrypt: Invoke, aws: AwsStack) -> None:
+    """4 MiB by default: a synchronous invocation carries at most 6 MB of (base64) JSON."""
+    ok(encrypt(load_event("create_vault")), "create_vault")
+    assert aws.settings.max_item_bytes == 4 * 1024 * 1024
+    too_large = b"\x00" * (aws.settings.max_item_bytes + 1)
+    body = error(encrypt(load_event("seal", plaintext=b64(too_large))), "payload_too_large")
+    assert body["details"] == {"size": len(too_large)}
+    assert item_versions(aws) == []
+
+
 # --- refusals: deterministic errors come back, they never raise ----------------------------------------
 def _without(name: str, *fields: str) -> dict[str, Any]:
     event = load_event(name)

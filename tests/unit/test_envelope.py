@@ -282,3 +282,29 @@ def test_grant_issue_validates_its_inputs(signer: SigningKey) -> None:
             ttl_seconds=0,
             signer=signer,
         )
+
+
+def test_grant_is_pinned_to_the_request_and_item_the_requester_asked_for(
+    signer: SigningKey, vault_key: VaultKey
+) -> None:
+    requester = HybridPrivateKey.generate()
+    grant, sealed = _grant(signer, vault_key, requester)
+    ring = KeyRing([signer.verifying_key])
+
+    def open_as(request_id: str, expected: tuple[str, str, str]) -> bytes:
+        return grants.open_grant(
+            grant,
+            sealed,
+            requester_private_key=requester,
+            service_keys=ring,
+            now=1_010,
+            request_id=request_id,
+            expected=expected,
+        )
+
+    item = (SCOPE.tenant_id, SCOPE.vault_id, SCOPE.item_id)
+    assert open_as("req-1", item) == PLAINTEXT
+    with pytest.raises(InvalidEnvelopeError):
+        open_as("req-2", item)
+    with pytest.raises(InvalidEnvelopeError):
+        open_as("req-1", (SCOPE.tenant_id, SCOPE.vault_id, "another-item"))

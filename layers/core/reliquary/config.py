@@ -39,7 +39,8 @@ class Settings(BaseSettings):
     # Items whose ciphertext (plaintext + 16-byte tag) is larger than this go to S3; only the pointer and
     # the detached envelope (wrapped data key, signature) stay in DynamoDB.
     large_item_threshold: int = Field(default=256 * 1024, ge=1024)
-    max_item_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    # A synchronous Lambda invocation carries at most 6 MB of JSON, so about 4.4 MiB of base64 plaintext.
+    max_item_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     # Algorithm the service signs envelopes, grants and receipts with.
     signature_algorithm: Literal["ML-DSA-65", "Falcon-512", "Ed25519"] = "ML-DSA-65"
     # Algorithms whose service keys verifiers trust. Post-quantum only by default: a classical key,

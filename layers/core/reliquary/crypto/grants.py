@@ -146,13 +146,21 @@ def open_grant(
     requester_private_key: HybridPrivateKey,
     service_keys: KeyRing,
     now: int,
+    request_id: str | None = None,
+    expected: tuple[str, str, str] | None = None,
 ) -> bytes:
     """The requester's side: verify the grant and the envelope, then decrypt the item's plaintext.
 
-    Every failure (bad signature, expired, wrong requester key, wrong item, tampered envelope) is the
-    one opaque ``InvalidEnvelopeError``.
+    ``request_id`` and ``expected`` (tenant, vault, item) pin the grant to what the requester asked for,
+    so a relay cannot hand it another of its live grants. Every failure (bad signature, expired, wrong
+    requester key, wrong item, wrong request, tampered envelope) is the one opaque ``InvalidEnvelopeError``.
     """
     grant = Grant.parse(grant_bytes)
+    if request_id is not None and not hmac.compare_digest(grant.request_id.encode(), request_id.encode()):
+        raise InvalidEnvelopeError
+    asked = (grant.scope.tenant_id, grant.scope.vault_id, grant.scope.item_id)
+    if expected is not None and asked != expected:
+        raise InvalidEnvelopeError
     try:
         service_keys.verify(
             grant.signer_key_id,

@@ -134,7 +134,7 @@ class VaultService:
         root: RootOfTrust,
         service_keys: ServiceKeys,
         large_item_threshold: int = 256 * 1024,
-        max_item_bytes: int = 64 * 1024 * 1024,
+        max_item_bytes: int = 4 * 1024 * 1024,
         grant_ttl_seconds: int = 300,
         vault_key_cache_seconds: float = 60.0,
         clock: Clock = system_clock,
