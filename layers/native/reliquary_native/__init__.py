@@ -114,11 +114,12 @@ def _load(lib_dir: Path) -> types.ModuleType:
             f"$OQS_INSTALL_PATH/lib and $OQS_INSTALL_PATH/lib64"
         )
     liboqs_path = lib_dir / LIBOQS_FILE
-    # The wheel's RPATH to its libcrypto no longer resolves once copied: load libcrypto first, globally,
-    # so the dynamic linker finds liboqs's dependency (by soname) already in the process.
+    # The wheel's RPATH to its libcrypto no longer resolves once copied: load libcrypto first, so the
+    # dynamic linker finds liboqs's dependency (by soname) already in the process. Locally, not globally:
+    # this OpenSSL 1.1.1 must never interpose on symbols of any other library in the process.
     for path in [*sorted(lib_dir.glob(LIBCRYPTO_GLOB)), liboqs_path]:
         try:
-            _handles.append(ctypes.CDLL(str(path), mode=ctypes.RTLD_GLOBAL))
+            _handles.append(ctypes.CDLL(str(path), mode=ctypes.RTLD_LOCAL))
         except OSError as exc:
             raise NativeLibraryUnavailable(f"cannot load {path}: {exc}; {_BUILD_HINT}") from exc
 
