@@ -616,6 +616,9 @@ class _ServiceBench:
 
     def fresh_stores(self) -> None:
         self.service = self.new_service()
+        # A warm container holds the unwrapped vault key (vault_key_cache_seconds): warm this service's
+        # cache outside the timed region, so seal_item and grant are timed as a warm function runs them.
+        self.service._vault_key(TENANT, VAULT, 1)
 
     def seal_item(self, plaintext: bytes) -> ItemRecord:
         return self.service.seal_item(
@@ -761,8 +764,12 @@ def service_tables(budget: Budget, sizes: Sequence[int] = SIZES) -> tuple[Table,
         ],
     )
     for key, part, used_by in (
-        ("vault_key", "load vault key: root.unwrap + HybridPrivateKey.from_private_bytes", "every grant"),
-        ("public_from_bytes", "HybridPublicKey.from_bytes (vault public key)", "every seal_item"),
+        (
+            "vault_key",
+            "load vault key: root.unwrap + HybridPrivateKey.from_private_bytes",
+            "a cache miss (once per vault key version per vault_key_cache_seconds)",
+        ),
+        ("public_from_bytes", "HybridPublicKey.from_bytes (the requester's key)", "every grant"),
         ("to_bytes", f"Envelope.to_bytes ({size_label(min(sizes))} inline)", "every seal_item"),
         ("item_scope", "ItemScope(...) with its id validation", "seal_item, grant (record.scope)"),
     ):
