@@ -44,7 +44,7 @@ from reliquary.vaults.models import (
     MemoryScope,
     StoredSigningKey,
 )
-from reliquary.vaults.service import VaultService
+from reliquary.vaults.service import IssuedGrant, VaultService
 from reliquary.vaults.service_keys import ServiceKeys
 from tests.support.vaults import (
     T0,
@@ -128,6 +128,20 @@ ALL = list(SignatureAlgorithm)  # tests that use Ed25519 service keys opt in to 
 
 
 # --- vaults and grants --------------------------------------------------------------------------------
+
+
+def _issue(
+    service: VaultService, item_id: str, requester: HybridPrivateKey, request_id: str = "req-1"
+) -> IssuedGrant:
+    return service.grant(
+        request_id=request_id,
+        tenant_id=TENANT,
+        vault_id=VAULT,
+        item_id=item_id,
+        requester_public_key=requester.public_key(),
+    )
+
+
 def test_create_vault_stores_version_1_wrapped_by_the_root(stack: MemoryStack) -> None:
     created = stack.service.create_vault(TENANT, VAULT)
 
@@ -167,13 +181,7 @@ def test_sealed_item_opens_for_the_requester_with_the_exact_plaintext(
     assert not sealed.detached
     assert SMALL not in (record.envelope or b"")
 
-    issued = service.grant(
-        request_id="req-1",
-        tenant_id=TENANT,
-        vault_id=VAULT,
-        item_id="note",
-        requester_public_key=requester.public_key(),
-    )
+    issued = _issue(service, "note", requester)
     assert issued.expires_at == T0 + TTL
     assert issued.record == record
     opened = open_grant(
@@ -198,13 +206,7 @@ def test_a_grant_opens_only_with_the_requesters_own_key(
     service: VaultService, requester: HybridPrivateKey
 ) -> None:
     record = _seal(service, "note", SMALL)
-    issued = service.grant(
-        request_id="req-1",
-        tenant_id=TENANT,
-        vault_id=VAULT,
-        item_id="note",
-        requester_public_key=requester.public_key(),
-    )
+    issued = _issue(service, "note", requester)
     with pytest.raises(InvalidEnvelopeError):
         open_grant(
             issued.grant,
@@ -219,13 +221,7 @@ def test_a_grant_is_refused_once_the_clock_passes_its_expiry(
     stack: MemoryStack, service: VaultService, requester: HybridPrivateKey
 ) -> None:
     record = _seal(service, "note", SMALL)
-    issued = service.grant(
-        request_id="req-1",
-        tenant_id=TENANT,
-        vault_id=VAULT,
-        item_id="note",
-        requester_public_key=requester.public_key(),
-    )
+    issued = _issue(service, "note", requester)
 
     def open_at(now: int) -> bytes:
         return open_grant(
@@ -248,13 +244,7 @@ def test_a_grant_does_not_open_another_items_envelope(
 ) -> None:
     _seal(service, "first", SMALL)
     second = _seal(service, "second", b"something else entirely")
-    issued = service.grant(
-        request_id="req-1",
-        tenant_id=TENANT,
-        vault_id=VAULT,
-        item_id="first",
-        requester_public_key=requester.public_key(),
-    )
+    issued = _issue(service, "first", requester)
     with pytest.raises(InvalidEnvelopeError):
         open_grant(
             issued.grant,
@@ -269,13 +259,7 @@ def test_a_grant_is_not_accepted_under_a_keyring_of_another_service(
     service: VaultService, requester: HybridPrivateKey
 ) -> None:
     record = _seal(service, "note", SMALL)
-    issued = service.grant(
-        request_id="req-1",
-        tenant_id=TENANT,
-        vault_id=VAULT,
-        item_id="note",
-        requester_public_key=requester.public_key(),
-    )
+    issued = _issue(service, "note", requester)
     stranger = memory_service()
     with pytest.raises(InvalidEnvelopeError):
         open_grant(
@@ -583,13 +567,7 @@ def test_a_tampered_blob_is_refused(
         with pytest.raises(InvalidEnvelopeError):
             _open(stack, "big", requester)
         # A requester that attaches the body by hand, skipping every service-side check, fails too.
-        issued = service.grant(
-            request_id="req-1",
-            tenant_id=TENANT,
-            vault_id=VAULT,
-            item_id="big",
-            requester_public_key=requester.public_key(),
-        )
+        issued = _issue(service, "big", requester)
         forged = replace(Envelope.parse(record.envelope or b""), body=bytes(tampered))
         with pytest.raises(InvalidEnvelopeError):
             open_grant(
