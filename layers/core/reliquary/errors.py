@@ -146,3 +146,48 @@ class RootOfTrustError(ReliquaryError):
 
     code = "root_of_trust"
     http_status = 500
+
+
+# --- the transparency log -------------------------------------------------------------------------
+class AuditError(ReliquaryError):
+    """Base of the audit log's verification failures."""
+
+    code = "audit"
+    http_status = 400
+
+
+class ProofError(AuditError):
+    """An inclusion or consistency proof does not verify."""
+
+    code = "invalid_proof"
+
+
+class RootMismatchError(ProofError):
+    """The proof is well formed but leads to another root than the one expected."""
+
+    code = "root_mismatch"
+
+
+class BadIndexError(ProofError):
+    """A leaf index or tree size that no proof can exist for (index >= size, old size > new size, ...)."""
+
+    code = "bad_index"
+
+
+class ProofLengthError(ProofError):
+    """The proof has more or fewer nodes than the tree shape requires."""
+
+    code = "proof_length"
+
+
+class CheckpointError(AuditError):
+    """A checkpoint or signed note is malformed, unsigned by a trusted key, or wrongly signed."""
+
+    code = "invalid_checkpoint"
+
+
+class LogInconsistentError(AuditError):
+    """Stored tiles, entries or checkpoints disagree with each other (found by verification)."""
+
+    code = "log_inconsistent"
+    http_status = 500
