@@ -1,0 +1,261 @@
+"""The transparency log: sequencing appends, integrating them into tiles, serving proofs. One per tenant.
+
+Appends are *sequenced* by one conditional write of the log head (size, root, right frontier) together
+with the batch's entries and one deduplication row per request id: that write is the commit point, so
+concurrent appenders never lose or duplicate an entry (the loser re-reads the head and retries), and a
+request appended twice keeps its first index. *Integration* then writes the tiles and entry bundles of the
+newly committed range. Their content is a pure function of the committed entries, so any integrator (the
+appender itself, the next one, or a repair after a crash) writes the same bytes: a crash between the
+commit and the tiles leaves a log whose head is ahead of its tiles, and the next append or ``integrate``
+completes it. Proofs are served only from integrated tiles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from reliquary.audit import merkle, tiles
+from reliquary.audit.merkle import SHA256, CompactRange, Hasher, NodeID
+from reliquary.audit.tiles import TILE_WIDTH, TileRef
+from reliquary.errors import ConflictError, InvalidRequestError, LogInconsistentError, TransientError
+
+MAX_BATCH = 90  # entries per commit: the head, the batch row and one dedup row each in one transaction
+_COMMIT_ATTEMPTS = 20
+
+
+@dataclass(frozen=True, slots=True)
+class LogHead:
+    """The committed state of one log. ``integrated`` <= ``size``: how far the tiles are written."""
+
+    size: int = 0
+    frontier: tuple[bytes, ...] = ()
+    integrated: int = 0
+    revision: int = 0
+
+    @property
+    def compact_range(self) -> CompactRange:
+        return CompactRange(self.size, self.frontier)
+
+    @property
+    def root(self) -> bytes:
+        return self.compact_range.root()
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Entries committed together, starting at leaf ``start``."""
+
+    start: int
+    entries: tuple[bytes, ...]
+    request_ids: tuple[str, ...]
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.entries)
+
+
+class DuplicateRequestError(ConflictError):
+    """A request id in the batch was committed meanwhile (by a retry or a concurrent appender)."""
+
+    code = "duplicate_request"
+
+
+class LogStore(Protocol):
+    """The log's database (DynamoDB): head, committed batches, request ids."""
+
+    def head(self, log_id: str) -> LogHead:
+        """The head, strongly consistent; an empty head for a log never written."""
+
+    def commit(self, log_id: str, *, expected_revision: int, head: LogHead, batch: Batch) -> None:
+        """Atomically: the new head (only if the stored revision is ``expected_revision``, else
+        ConflictError), the batch, and a row per request id (DuplicateRequestError if one exists)."""
+
+    def indexes(self, log_id: str, request_ids: Sequence[str]) -> dict[str, int]:
+        """The leaf index of every request id already committed."""
+
+    def batches(self, log_id: str, start: int, end: int) -> list[Batch]:
+        """The committed batches covering leaves [start, end), in order."""
+
+    def mark_integrated(self, log_id: str, size: int) -> None:
+        """Raise the head's ``integrated`` to ``size`` (never lower it; no error if already there)."""
+
+
+class TileStore(Protocol):
+    """The log's object storage (S3): tiles, entry bundles and checkpoints by c2sp path."""
+
+    def read(self, log_id: str, path: str) -> bytes | None: ...
+
+    def write(self, log_id: str, path: str, data: bytes) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    request_id: str
+    index: int
+    new: bool  # False when the request id was already in the log
+
+
+class TransparencyLog:
+    def __init__(self, store: LogStore, tiles_store: TileStore, *, hasher: Hasher = SHA256) -> None:
+        self._store = store
+        self._tiles = tiles_store
+        self._hasher = hasher
+
+    # --- writing ---------------------------------------------------------------------------------
+    def append(self, log_id: str, entries: Sequence[tuple[str, bytes]]) -> list[Appended]:
+        """Sequence and integrate ``(request_id, entry)`` pairs; idempotent per request id."""
+        if not entries:
+            return []
+        if len(entries) > MAX_BATCH:
+            raise InvalidRequestError(f"at most {MAX_BATCH} entries per append", count=len(entries))
+        ids = [request_id for request_id, _ in entries]
+        if len(set(ids)) != len(ids):
+            raise InvalidRequestError("request ids in one append must be distinct")
+        for _, entry in entries:
+            if len(entry) > tiles.MAX_ENTRY_SIZE:
+                raise InvalidRequestError(
+                    f"a log entry is at most {tiles.MAX_ENTRY_SIZE} bytes", size=len(entry)
+                )
+        for _ in range(_COMMIT_ATTEMPTS):
+            head = self._store.head(log_id)
+            known = self._store.indexes(log_id, ids)
+            fresh = [(request_id, entry) for request_id, entry in entries if request_id not in known]
+            if not fresh:
+                self.integrate(log_id)
+                return [Appended(request_id, known[request_id], new=False) for request_id in ids]
+            leaf_hashes = [self._hasher.hash_leaf(entry) for _, entry in fresh]
+            grown, _ = head.compact_range.extend(leaf_hashes, self._hasher)
+            batch = Batch(head.size, tuple(e for _, e in fresh), tuple(r for r, _ in fresh))
+            new_head = LogHead(grown.size, grown.hashes, head.integrated, head.revision + 1)
+            try:
+                self._store.commit(log_id, expected_revision=head.revision, head=new_head, batch=batch)
+            except ConflictError:
+                continue  # another appender moved the head, or committed one of our request ids: re-read
+            self.integrate(log_id)
+            placed = {request_id: batch.start + i for i, request_id in enumerate(batch.request_ids)}
+            return [
+                Appended(request_id, placed.get(request_id, known.get(request_id, -1)), request_id in placed)
+                for request_id in ids
+            ]
+        raise TransientError("the log head is too contended; retry the append", log_id=log_id)
+
+    def integrate(self, log_id: str) -> LogHead:
+        """Write the tiles and bundles of every committed but unintegrated leaf. Idempotent."""
+        head = self._store.head(log_id)
+        start, end = head.integrated, head.size
+        if start >= end:
+            return head
+        entries = self._committed_entries(log_id, start, end)
+        before = self._range_at(log_id, start)
+        leaf_hashes = [self._hasher.hash_leaf(entry) for entry in entries]
+        after, completed = before.extend(leaf_hashes, self._hasher)
+        if after.hashes != head.frontier:
+            raise LogInconsistentError("the committed entries do not reproduce the log head", log_id=log_id)
+        new_rows: dict[int, dict[int, bytes]] = {}
+        for node, digest in completed:
+            if node.level % tiles.TILE_HEIGHT == 0:
+                new_rows.setdefault(node.level // tiles.TILE_HEIGHT, {})[node.index] = digest
+        old_refs = {(r.level, r.index): r for r in tiles.tiles_for_size(start)}
+        changed = tiles.tiles_changed(start, end)
+        # Bundles first, then tiles from the bottom up: a reader that finds a tile finds what is under it.
+        for ref in sorted(changed, key=lambda r: (-1 if r.level is None else r.level, r.index)):
+            old = old_refs.get((ref.level, ref.index))
+            if ref.level is None:
+                self._tiles.write(log_id, ref.path, self._bundle(log_id, ref, old, entries, start))
+            else:
+                self._tiles.write(log_id, ref.path, self._tile(log_id, ref, old, new_rows.get(ref.level, {})))
+        self._store.mark_integrated(log_id, end)
+        return self._store.head(log_id)
+
+    def _committed_entries(self, log_id: str, start: int, end: int) -> list[bytes]:
+        entries: list[bytes] = []
+        for batch in self._store.batches(log_id, start, end):
+            first = max(start, batch.start)
+            entries.extend(batch.entries[first - batch.start : min(end, batch.end) - batch.start])
+        if len(entries) != end - start:
+            raise LogInconsistentError("committed batches are missing", log_id=log_id, start=start, end=end)
+        return entries
+
+    def _range_at(self, log_id: str, size: int) -> CompactRange:
+        """The compact range of the integrated tree of ``size``, read from its tiles."""
+        hashes = tuple(self.node_hash(log_id, node, size) for node in merkle.range_nodes(0, size))
+        return CompactRange(size, hashes)
+
+    def _bundle(
+        self, log_id: str, ref: TileRef, old: TileRef | None, entries: Sequence[bytes], start: int
+    ) -> bytes:
+        first = ref.index * TILE_WIDTH
+        kept = self._read_bundle(log_id, old) if old is not None else []
+        fresh_from = first + len(kept)
+        fresh = list(entries[fresh_from - start : first + ref.width - start])
+        return tiles.encode_bundle([*kept, *fresh])
+
+    def _read_bundle(self, log_id: str, ref: TileRef) -> list[bytes]:
+        data = self._tiles.read(log_id, ref.path)
+        if data is None:
+            raise LogInconsistentError("an integrated entry bundle is missing", path=ref.path)
+        return tiles.decode_bundle(data, ref)
+
+    def _tile(self, log_id: str, ref: TileRef, old: TileRef | None, row: dict[int, bytes]) -> bytes:
+        first = ref.index * TILE_WIDTH
+        kept = self.read_tile(log_id, old) if old is not None else []
+        hashes = list(kept)
+        for position in range(first + len(kept), first + ref.width):
+            if position not in row:
+                raise LogInconsistentError("a tile cannot be rebuilt", path=ref.path)
+            hashes.append(row[position])
+        return tiles.encode_tile(hashes)
+
+    # --- reading ---------------------------------------------------------------------------------
+    def read_tile(self, log_id: str, ref: TileRef) -> list[bytes]:
+        data = self._tiles.read(log_id, ref.path)
+        if data is None:
+            raise LogInconsistentError("an integrated tile is missing", path=ref.path)
+        return tiles.decode_tile(data, ref)
+
+    def node_hash(self, log_id: str, node: NodeID, size: int) -> bytes:
+        return tiles.node_hash(node, size, lambda ref: self.read_tile(log_id, ref), self._hasher)
+
+    def _integrated_size(self, log_id: str, size: int | None) -> int:
+        head = self._store.head(log_id)
+        size = head.integrated if size is None else size
+        if not 0 <= size <= head.integrated:
+            raise InvalidRequestError(
+                "the log has no integrated tree of that size", size=size, integrated=head.integrated
+            )
+        return size
+
+    def root(self, log_id: str, size: int | None = None) -> tuple[int, bytes]:
+        size = self._integrated_size(log_id, size)
+        return size, self._range_at(log_id, size).root(self._hasher)
+
+    def inclusion_proof(self, log_id: str, index: int, size: int | None = None) -> list[bytes]:
+        size = self._integrated_size(log_id, size)
+        return merkle.assemble(
+            merkle.inclusion_plan(index, size), lambda node: self.node_hash(log_id, node, size), self._hasher
+        )
+
+    def consistency_proof(self, log_id: str, old_size: int, new_size: int | None = None) -> list[bytes]:
+        new_size = self._integrated_size(log_id, new_size)
+        return merkle.assemble(
+            merkle.consistency_plan(old_size, new_size),
+            lambda node: self.node_hash(log_id, node, new_size),
+            self._hasher,
+        )
+
+    def entries(self, log_id: str, start: int, end: int) -> list[bytes]:
+        """Entries [start, end) of the integrated log, from the entry bundles."""
+        size = self._integrated_size(log_id, None)
+        if not 0 <= start <= end <= size:
+            raise InvalidRequestError(
+                "the range is outside the integrated log", start=start, end=end, size=size
+            )
+        found: list[bytes] = []
+        for ref in tiles.tiles_for_size(size):
+            if ref.level is None and ref.index * TILE_WIDTH < end and (ref.index + 1) * TILE_WIDTH > start:
+                bundle = self._read_bundle(log_id, ref)
+                first = ref.index * TILE_WIDTH
+                found.extend(bundle[max(start, first) - first : min(end, first + ref.width) - first])
+        return found

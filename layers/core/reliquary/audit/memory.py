@@ -1,0 +1,63 @@
+"""In-memory implementations of the log's ports, with the same contracts as DynamoDB and S3 (for unit
+tests, benchmarks and fault injection)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import replace
+
+from reliquary.audit.log import Batch, DuplicateRequestError, LogHead
+from reliquary.errors import ConflictError
+
+
+class InMemoryLogStore:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._heads: dict[str, LogHead] = {}
+        self._batches: dict[str, list[Batch]] = {}
+        self._indexes: dict[str, dict[str, int]] = {}
+        self.commits = 0  # round trips that advanced a head (for benchmarks)
+
+    def head(self, log_id: str) -> LogHead:
+        return self._heads.get(log_id, LogHead())
+
+    def commit(self, log_id: str, *, expected_revision: int, head: LogHead, batch: Batch) -> None:
+        with self._lock:
+            current = self.head(log_id)
+            if current.revision != expected_revision:
+                raise ConflictError("the log head moved", log_id=log_id)
+            known = self._indexes.setdefault(log_id, {})
+            if any(request_id in known for request_id in batch.request_ids):
+                raise DuplicateRequestError("a request id is already in the log", log_id=log_id)
+            self._heads[log_id] = head
+            self._batches.setdefault(log_id, []).append(batch)
+            for offset, request_id in enumerate(batch.request_ids):
+                known[request_id] = batch.start + offset
+            self.commits += 1
+
+    def indexes(self, log_id: str, request_ids: Sequence[str]) -> dict[str, int]:
+        known = self._indexes.get(log_id, {})
+        return {request_id: known[request_id] for request_id in request_ids if request_id in known}
+
+    def batches(self, log_id: str, start: int, end: int) -> list[Batch]:
+        return [b for b in self._batches.get(log_id, []) if b.end > start and b.start < end]
+
+    def mark_integrated(self, log_id: str, size: int) -> None:
+        with self._lock:
+            current = self.head(log_id)
+            if size > current.integrated:
+                self._heads[log_id] = replace(current, integrated=min(size, current.size))
+
+
+class InMemoryTileStore:
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, str], bytes] = {}
+        self.writes = 0
+
+    def read(self, log_id: str, path: str) -> bytes | None:
+        return self.objects.get((log_id, path))
+
+    def write(self, log_id: str, path: str, data: bytes) -> None:
+        self.objects[(log_id, path)] = bytes(data)
+        self.writes += 1
