@@ -264,7 +264,9 @@ def test_build_native_layer_is_self_contained(built_lib: Path, tmp_path: Path) -
 
     libcrypto = sorted(p.name for p in (layer / "lib").glob("libcrypto-*"))
     assert len(libcrypto) == 1
-    assert sorted(p.name for p in (layer / "lib").iterdir()) == sorted([*libcrypto, "liboqs.so"])
+    assert sorted(p.name for p in (layer / "lib").iterdir()) == sorted(
+        [*libcrypto, "liboqs.so", "libreliquary_merkle.so"]
+    )
     assert filecmp.cmp(layer / "lib" / "liboqs.so", built_lib / "liboqs.so", shallow=False)  # one recipe
     assert (layer / "python" / "oqs" / "oqs.py").is_file()
     assert (layer / "python" / "reliquary_native" / "__init__.py").is_file()
