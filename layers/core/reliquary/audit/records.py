@@ -1,0 +1,294 @@
+"""The records of the transparency log: access decisions, deletions and key events.
+
+Each record is a frozen, strictly validated pydantic model with a ``kind`` (the discriminator) and a
+schema version ``v``. ``encode_record`` turns a record into the bytes that become a log entry and
+``decode_record`` turns such bytes back into a record.
+
+The encoding is a format, fixed forever
+---------------------------------------
+A log entry is hashed into the Merkle tree, signed over by checkpoints and handed out in receipts, so
+the bytes of a record can never change once written, and anyone (in any language) must be able to
+re-derive them. The entry is the RFC 8785 (JCS) canonical JSON of the record's JSON object: exactly the
+fields declared below, under their declared names, every field present (``null`` included), integers as
+JSON integers, floats as ECMAScript writes the double (``1.0`` becomes ``1``), member names sorted by
+UTF-16 code units, no whitespace, UTF-8. Therefore:
+
+- never rename, retype or drop a field of a version, nor change a bound so that a logged record would
+  no longer validate; a change is a new ``v`` (the union then dispatches on ``kind`` and ``v``), and
+  the decoder keeps accepting every version ever written;
+- ``decode_record`` accepts only bytes that ``encode_record`` would write for the record they decode
+  to: the same record has exactly one entry, so a log cannot hold two spellings of one record.
+
+The log never stores a principal
+--------------------------------
+A decision names its principal only by ``principal_hash``: HMAC-SHA256 under a key derived from the
+deployment's secret salt and the tenant id (see ``principal_hash``), never a plain hash and never the
+subject itself. The log is append-only and is handed to auditors and witnesses; subjects (user ids, e-mail
+addresses) are few and guessable, so a plain SHA-256 could be reversed by hashing a dictionary of
+candidates. Keyed by a secret, nobody without the key can test a guess; keyed per tenant, the same
+subject gives unrelated values in two tenants (no linking across tenants), a tenant's own key can be
+disclosed to that tenant's auditor without exposing any other tenant, and destroying the salt turns
+every logged principal into an unlinkable pseudonym (the log's answer to erasure, as it cannot delete).
+
+Idempotency: a record's ``dedup_key`` is ``(tenant_id, request_id)``; the log holds one record per key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Final, Literal, TypeAlias
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+)
+
+from reliquary.audit import jcs
+from reliquary.audit.tiles import MAX_ENTRY_SIZE
+from reliquary.crypto.scope import MAX_VERSION, validate_id
+from reliquary.crypto.signing import KEY_ID_LEN
+from reliquary.errors import InvalidRequestError
+
+SCHEMA_VERSION: Final = 1
+MAX_RECORD_BYTES = MAX_ENTRY_SIZE  # an entry bundle prefixes each entry with a uint16 length
+MAX_SAFE_INT = 2**53 - 1  # I-JSON's exact integers: every integer field stays within +-this
+
+MAX_REASONS = 16
+MAX_REASON_CHARS = 160
+MAX_FACTORS = 32
+MAX_FACTOR_NAME_CHARS = 64
+MAX_VOTES = 16
+MAX_RATIONALE_CHARS = 500
+MAX_EXECUTION_ID_CHARS = 256
+MAX_DELETION_REASON_CHARS = 160
+MAX_VERSIONS = 1024
+MAX_DETAILS = 16
+MAX_DETAIL_VALUE_CHARS = 256
+MIN_PRINCIPAL_SALT = 16
+MAX_SUBJECT_CHARS = 1024
+
+_PRINCIPAL_KEY_DOMAIN = b"RELIQUARY principal key v1\x00"
+# Control characters (C0 but tab and newline, DEL, C1) and lone surrogates; a single line also refuses
+# tab and newline. Refused in every free-text field: a log is read on terminals and in consoles.
+_NOT_TEXT = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+_NOT_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+# --- field types ----------------------------------------------------------------------------------
+def _identifier(value: str) -> str:
+    try:
+        return validate_id("identifier", value)
+    except InvalidRequestError as exc:  # pydantic reports ValueError as a validation error
+        raise ValueError(exc.message) from None
+
+
+def _line(value: str) -> str:
+    if _NOT_LINE.search(value) is not None:
+        raise ValueError("control characters and lone surrogates are not allowed")
+    return value
+
+
+def _text(value: str) -> str:
+    if _NOT_TEXT.search(value) is not None:
+        raise ValueError("control characters (but tab and newline) and lone surrogates are not allowed")
+    return value
+
+
+def _as_tuple(value: object) -> object:
+    # The JSON form (and callers) give lists; the record holds tuples, so it is immutable and hashable.
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _ascending(versions: tuple[int, ...]) -> tuple[int, ...]:
+    if any(a >= b for a, b in itertools.pairwise(versions)):
+        raise ValueError("versions must be strictly ascending")
+    return versions
+
+
+Identifier = Annotated[str, AfterValidator(_identifier)]
+Hex64 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+KeyId = Annotated[str, StringConstraints(pattern=rf"^[0-9a-f]{{{2 * KEY_ID_LEN}}}$")]
+Unit = Annotated[float, Field(ge=0.0, le=1.0)]
+EpochSeconds = Annotated[int, Field(ge=0, le=MAX_SAFE_INT)]
+Version = Annotated[int, Field(ge=1, le=MAX_VERSION)]
+Reason = Annotated[str, StringConstraints(min_length=1, max_length=MAX_REASON_CHARS), AfterValidator(_line)]
+SignatureAlgorithmName = Literal["Ed25519", "ML-DSA-65", "Falcon-512"]  # reliquary.crypto.signing's
+DetailKey = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+DetailValue = (
+    Annotated[int, Field(ge=-MAX_SAFE_INT, le=MAX_SAFE_INT)]
+    | Annotated[str, StringConstraints(max_length=MAX_DETAIL_VALUE_CHARS), AfterValidator(_line)]
+)
+
+
+class _Frozen(BaseModel):
+    # strict: no coercion (no "1" for 1, no True for 1); floats accept integers, as JSON has one number.
+    model_config = ConfigDict(strict=True, frozen=True, extra="forbid", allow_inf_nan=False)
+
+
+class TrustFactor(_Frozen):
+    """One explained factor of the trust score: its value, its weight and what it contributed."""
+
+    name: Annotated[
+        str, StringConstraints(min_length=1, max_length=MAX_FACTOR_NAME_CHARS), AfterValidator(_line)
+    ]
+    value: float
+    weight: float
+    contribution: float
+
+
+class Vote(_Frozen):
+    """One agent's vote in the quorum."""
+
+    agent: Identifier
+    vote: Literal["approve", "deny", "abstain"]
+    confidence: Unit
+    rationale: Annotated[str, StringConstraints(max_length=MAX_RATIONALE_CHARS), AfterValidator(_text)]
+
+
+class _Record(_Frozen):
+    v: Literal[1] = SCHEMA_VERSION
+    request_id: Identifier
+    tenant_id: Identifier
+    vault_id: Identifier
+
+    @property
+    def dedup_key(self) -> tuple[str, str]:
+        """The idempotency key: the log holds one record per (tenant_id, request_id)."""
+        return (self.tenant_id, self.request_id)
+
+
+class DecisionRecord(_Record):
+    """An access decision with its evidence: the proof, the trust score and the quorum's votes."""
+
+    kind: Literal["decision"] = "decision"
+    item_id: Identifier
+    principal_hash: Hex64
+    decision: Literal["approve", "deny"]
+    reasons: Annotated[tuple[Reason, ...], BeforeValidator(_as_tuple), Field(max_length=MAX_REASONS)] = ()
+    trust_score: Unit | None = None
+    trust_factors: Annotated[
+        tuple[TrustFactor, ...], BeforeValidator(_as_tuple), Field(max_length=MAX_FACTORS)
+    ] = ()
+    votes: Annotated[tuple[Vote, ...], BeforeValidator(_as_tuple), Field(max_length=MAX_VOTES)] = ()
+    proof_hash: Hex64 | None = None
+    policy_version: Hex64
+    execution_id: (
+        Annotated[str, StringConstraints(pattern=rf"^[!-~]{{1,{MAX_EXECUTION_ID_CHARS}}}$")] | None
+    ) = None
+    time: EpochSeconds
+
+
+class DeletionRecord(_Record):
+    """An item crypto-shredded: which versions, when, and the receipt's signer and algorithm."""
+
+    kind: Literal["deletion"] = "deletion"
+    item_id: Identifier
+    versions: Annotated[
+        tuple[Version, ...],
+        BeforeValidator(_as_tuple),
+        Field(min_length=1, max_length=MAX_VERSIONS),
+        AfterValidator(_ascending),
+    ]
+    shredded_at: EpochSeconds
+    signer_key_id: KeyId
+    signature_algorithm: SignatureAlgorithmName
+    reason: Annotated[
+        str, StringConstraints(min_length=1, max_length=MAX_DELETION_REASON_CHARS), AfterValidator(_line)
+    ]
+
+
+class KeyEventRecord(_Record):
+    """A vault key's life: created, rotated, data keys rewrapped, retired.
+
+    ``details`` is a dict, so unlike the other records this one is not hashable."""
+
+    kind: Literal["key_event"] = "key_event"
+    event: Literal["vault_created", "key_rotated", "keys_rewrapped", "key_retired"]
+    key_version: Version
+    time: EpochSeconds
+    details: Annotated[dict[DetailKey, DetailValue], Field(max_length=MAX_DETAILS)] = Field(
+        default_factory=dict
+    )
+
+
+Record: TypeAlias = Annotated[DecisionRecord | DeletionRecord | KeyEventRecord, Field(discriminator="kind")]
+_RECORD: TypeAdapter[DecisionRecord | DeletionRecord | KeyEventRecord] = TypeAdapter(Record)
+
+
+# --- encoding -------------------------------------------------------------------------------------
+def encode_record(record: DecisionRecord | DeletionRecord | KeyEventRecord) -> bytes:
+    """The log entry of ``record``: the JCS bytes of its JSON object (the format is fixed forever).
+
+    The record is validated again first, so one built with ``model_construct`` cannot reach the log."""
+    if not isinstance(record, DecisionRecord | DeletionRecord | KeyEventRecord):
+        raise InvalidRequestError(f"not an audit record: {type(record).__name__}")
+    checked = _validate(record.model_dump(mode="python"))
+    entry = jcs.canonicalize(checked.model_dump(mode="python"))
+    if len(entry) > MAX_RECORD_BYTES:  # the field bounds keep every record below this
+        raise InvalidRequestError(f"an audit record is at most {MAX_RECORD_BYTES} bytes", size=len(entry))
+    return entry
+
+
+def decode_record(data: bytes) -> DecisionRecord | DeletionRecord | KeyEventRecord:
+    """The record of a log entry, refusing (``InvalidRequestError``) anything but the exact bytes that
+    ``encode_record`` writes: other whitespace, member order, number or string spellings, unknown kinds,
+    versions or fields, missing fields, out-of-range values."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise InvalidRequestError("an audit record is bytes")
+    data = bytes(data)
+    if len(data) > MAX_RECORD_BYTES:
+        raise InvalidRequestError(f"an audit record is at most {MAX_RECORD_BYTES} bytes", size=len(data))
+    value = jcs.parse(data)
+    if jcs.canonicalize(value) != data:
+        raise InvalidRequestError("the audit record is not canonical JSON (RFC 8785)")
+    if not isinstance(value, dict):
+        raise InvalidRequestError("an audit record is a JSON object")
+    record = _validate(value)
+    if encode_record(record) != data:  # e.g. a float where an integer belongs, or a default left out
+        raise InvalidRequestError("the audit record is not in its canonical encoding")
+    return record
+
+
+def parse_record(value: Mapping[str, Any]) -> DecisionRecord | DeletionRecord | KeyEventRecord:
+    """A record from its JSON object (as a task receives it), ``InvalidRequestError`` if malformed."""
+    return _validate(value)
+
+
+def principal_hash(tenant_id: str, subject: str, salt: bytes) -> str:
+    """Hex HMAC-SHA256 naming a principal in the log without revealing it (see the module docstring).
+
+    ``salt`` is the deployment's secret principal-hashing key (at least 16 bytes, never logged; a salt
+    that were public would let anyone test guesses). The tenant's key is
+    HMAC-SHA256(salt, "RELIQUARY principal key v1" 0x00 || tenant_id) and the hash is
+    HMAC-SHA256(tenant key, UTF-8 subject): deterministic per tenant, so one principal's decisions can
+    be found and counted, and unrelated across tenants."""
+    validate_id("tenant_id", tenant_id)
+    if not isinstance(subject, str) or not 1 <= len(subject) <= MAX_SUBJECT_CHARS:
+        raise InvalidRequestError(f"subject must be 1-{MAX_SUBJECT_CHARS} characters", field="subject")
+    if _NOT_LINE.search(subject) is not None:
+        raise InvalidRequestError("subject must not hold control characters", field="subject")
+    if not isinstance(salt, bytes) or len(salt) < MIN_PRINCIPAL_SALT:
+        raise InvalidRequestError(
+            f"the principal salt must be a secret of at least {MIN_PRINCIPAL_SALT} bytes"
+        )
+    tenant_key = hmac.digest(salt, _PRINCIPAL_KEY_DOMAIN + tenant_id.encode("ascii"), hashlib.sha256)
+    return hmac.digest(tenant_key, subject.encode("utf-8"), hashlib.sha256).hex()
+
+
+def _validate(value: object) -> DecisionRecord | DeletionRecord | KeyEventRecord:
+    try:
+        return _RECORD.validate_python(value)
+    except ValidationError as exc:
+        # Locations and messages only: pydantic's "input" would echo the record back.
+        problems = [{"field": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]} for e in exc.errors()]
+        raise InvalidRequestError("the audit record is malformed", problems=problems[:20]) from None
