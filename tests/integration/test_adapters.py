@@ -25,7 +25,7 @@ from reliquary.adapters.dynamodb import (
     DynamoDBSigningKeyStore,
     DynamoDBVaultRepository,
     TableConfig,
-    _guard,
+    guarded,
 )
 from reliquary.adapters.kms import KmsRootOfTrust
 from reliquary.adapters.s3 import S3BlobStore
@@ -623,14 +623,14 @@ def _raiser(exc: Exception) -> Callable[[], None]:
 )
 def test_dynamodb_errors_are_translated_by_code(code: str, expected: type[ReliquaryError]) -> None:
     with pytest.raises(expected) as caught:
-        _guard(_raiser(PutError("simulated", cause=_client_error(code))))
+        guarded(_raiser(PutError("simulated", cause=_client_error(code))))
     assert type(caught.value) is expected
     assert caught.value.retryable is (expected is StorageUnavailableError)
 
 
 def test_dynamodb_errors_without_a_response_are_transient() -> None:
     with pytest.raises(StorageUnavailableError):
-        _guard(_raiser(PutError("no answer", cause=EndpointConnectionError(endpoint_url="http://x"))))
+        guarded(_raiser(PutError("no answer", cause=EndpointConnectionError(endpoint_url="http://x"))))
 
 
 def _cancelled(*reasons: str | None) -> TransactWriteError:
@@ -656,7 +656,7 @@ def test_a_cancelled_transaction_is_a_conflict_only_when_a_condition_failed(
     reasons: tuple[str | None, ...], expected: type[ReliquaryError]
 ) -> None:
     with pytest.raises(expected) as caught:
-        _guard(_raiser(_cancelled(*reasons)))
+        guarded(_raiser(_cancelled(*reasons)))
     assert type(caught.value) is expected
 
 

@@ -59,6 +59,9 @@ def moto_stack(
         bucket = f"{prefix}-items"
         s3.create_bucket(Bucket=bucket)
         s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        audit_bucket = f"{prefix}-audit"
+        s3.create_bucket(Bucket=audit_bucket)
+        s3.put_bucket_versioning(Bucket=audit_bucket, VersioningConfiguration={"Status": "Enabled"})
         key_arn = kms.create_key(Description="reliquary test root")["KeyMetadata"]["Arn"]
         env = {
             "RELIQUARY_STAGE": "local",
@@ -66,6 +69,8 @@ def moto_stack(
             "RELIQUARY_ITEMS_TABLE": tables["ItemsTable"],
             "RELIQUARY_IDEMPOTENCY_TABLE": tables["IdempotencyTable"],
             "RELIQUARY_ITEMS_BUCKET": bucket,
+            "RELIQUARY_AUDIT_TABLE": tables["AuditTable"],
+            "RELIQUARY_AUDIT_BUCKET": audit_bucket,
             "RELIQUARY_ROOT_OF_TRUST": root_of_trust,
             "RELIQUARY_KMS_KEY_ID": key_arn,
             "RELIQUARY_LOCAL_ROOT_KEY_PATH": str(tmp_path / "root.key"),
@@ -78,3 +83,41 @@ def moto_stack(
             yield AwsStack(Settings(), dynamodb, s3, kms, tables)
         finally:
             get_settings.cache_clear()
+
+
+@contextmanager
+def serialized_moto_server() -> Iterator[str]:
+    """A moto server on a free loopback port whose backend answers one request at a time.
+
+    moto's in-memory backends are not thread-safe (concurrent DynamoDB transactions fail inside moto
+    with "dictionary changed size during iteration"); AWS itself serialises conflicting writes per item.
+    Clients stay concurrent: their requests interleave, each is applied atomically. Yields the endpoint.
+    """
+    import socket
+    import threading
+
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import make_server
+
+    app = DomainDispatcherApplication(create_backend_app)
+    lock = threading.Lock()
+
+    def serialized(environ: Any, start_response: Any) -> Any:
+        with lock:
+            return list(app(environ, start_response))
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    server = make_server("127.0.0.1", port, serialized, threaded=True, request_handler=MotoRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)

@@ -261,14 +261,17 @@ def test_storage_is_encrypted_with_the_root_key() -> None:
 def test_bucket_policy_denies_requests_without_tls() -> None:
     resources = load_template()["Resources"]
     policies = [r for r in resources.values() if r["Type"] == "AWS::S3::BucketPolicy"]
-    assert [policy["Properties"]["Bucket"] for policy in policies] == [{"Ref": "ItemsBucket"}]
-    statements = policies[0]["Properties"]["PolicyDocument"]["Statement"]
-    assert any(
-        statement["Effect"] == "Deny"
-        and statement["Principal"] == "*"
-        and statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
-        for statement in statements
-    )
+    buckets = [logical for logical, r in resources.items() if r["Type"] == "AWS::S3::Bucket"]
+    assert sorted(policy["Properties"]["Bucket"]["Ref"] for policy in policies) == sorted(buckets)
+    assert set(buckets) == {"ItemsBucket", "AuditBucket"}
+    for policy in policies:
+        statements = policy["Properties"]["PolicyDocument"]["Statement"]
+        assert any(
+            statement["Effect"] == "Deny"
+            and statement["Principal"] == "*"
+            and statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+            for statement in statements
+        )
 
 
 def test_root_key_rotates_and_refuses_use_without_encryption_context() -> None:

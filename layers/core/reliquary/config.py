@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     items_table: str = "reliquary-items"
     idempotency_table: str = "reliquary-idempotency"
     items_bucket: str = "reliquary-items"
+    audit_table: str = "reliquary-audit"
+    audit_bucket: str = "reliquary-audit"
 
     root_of_trust: Literal["kms", "local"] = "local"
     kms_key_id: str | None = None

@@ -48,13 +48,14 @@ _TRANSIENT = {
     "ThrottlingException",
     "RequestLimitExceeded",
     "InternalServerError",
+    "InternalFailure",
     "ServiceUnavailable",
     "TransactionConflictException",
 }
 T = TypeVar("T")
 
 
-def _translate(exc: PynamoDBException, conflict: str) -> NoReturn:
+def translate_error(exc: PynamoDBException, conflict: str) -> NoReturn:
     """Map a pynamodb failure by its error code (never by message text) to the domain hierarchy."""
     if isinstance(exc, DoesNotExist):
         raise exc  # not a failure: the callers turn a missing row into NotFoundError
@@ -71,11 +72,11 @@ def _translate(exc: PynamoDBException, conflict: str) -> NoReturn:
     raise ReliquaryError("DynamoDB refused the request", aws_code=code) from exc
 
 
-def _guard(call: Callable[[], T], conflict: str = "conflicting write") -> T:
+def guarded(call: Callable[[], T], conflict: str = "conflicting write") -> T:
     try:
         return call()
     except PynamoDBException as exc:
-        _translate(exc, conflict)
+        translate_error(exc, conflict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +89,7 @@ class TableConfig:
 M = TypeVar("M", bound=Model)
 
 
-def _bind(model: type[M], config: TableConfig, client: Any | None) -> type[M]:
+def bind_model(model: type[M], config: TableConfig, client: Any | None) -> type[M]:
     """A subclass of ``model`` bound to one table (names differ per stage, and per test).
 
     pynamodb builds a botocore client per model class, each from a fresh botocore session that reloads
@@ -190,8 +191,8 @@ def _recovery_from_json(text: str | None) -> RecoveryPolicy | None:
 
 class DynamoDBVaultRepository:
     def __init__(self, config: TableConfig, client: Any | None = None) -> None:
-        self._vault_row = _bind(VaultRow, config, client)
-        self._key_row = _bind(KeyRow, config, client)
+        self._vault_row = bind_model(VaultRow, config, client)
+        self._key_row = bind_model(KeyRow, config, client)
         self._connection = self._key_row._get_connection().connection
 
     def _vault_from(self, row: VaultRow) -> Vault:
@@ -248,11 +249,11 @@ class DynamoDBVaultRepository:
                 transaction.save(row, condition=self._vault_row.pk.does_not_exist())
                 transaction.save(key_row, condition=self._key_row.pk.does_not_exist())
 
-        _guard(write, "the vault exists")
+        guarded(write, "the vault exists")
 
     def get(self, tenant_id: str, vault_id: str) -> Vault:
         try:
-            row = _guard(
+            row = guarded(
                 lambda: self._vault_row.get(_vault_pk(tenant_id), f"VAULT#{vault_id}", consistent_read=True)
             )
         except self._vault_row.DoesNotExist:
@@ -281,12 +282,12 @@ class DynamoDBVaultRepository:
                 )
                 transaction.save(new_row, condition=key_cls.pk.does_not_exist())
 
-        _guard(write, "the vault key was rotated concurrently")
+        guarded(write, "the vault key was rotated concurrently")
         return Vault(vault.tenant_id, vault.vault_id, key.version, vault.created_at, vault.recovery)
 
     def get_key(self, tenant_id: str, vault_id: str, version: int) -> VaultKeyRecord:
         try:
-            row = _guard(
+            row = guarded(
                 lambda: self._key_row.get(
                     _vault_pk(tenant_id), _key_sk(vault_id, version), consistent_read=True
                 )
@@ -297,7 +298,7 @@ class DynamoDBVaultRepository:
 
     def list_keys(self, tenant_id: str, vault_id: str) -> list[VaultKeyRecord]:
         self.get(tenant_id, vault_id)
-        rows = _guard(
+        rows = guarded(
             lambda: list(
                 self._key_row.query(
                     _vault_pk(tenant_id),
@@ -312,7 +313,7 @@ class DynamoDBVaultRepository:
         row = self._key_row(_vault_pk(tenant_id), _key_sk(vault_id, version))
         key_cls = self._key_row
         try:
-            _guard(
+            guarded(
                 lambda: row.update(
                     actions=[
                         key_cls.status.set(KeyStatus.RETIRED.value),
@@ -336,10 +337,10 @@ class DynamoDBSigningKeyStore:
     """Service signing keys, in the vaults table under the partition ``SERVICE``."""
 
     def __init__(self, config: TableConfig, client: Any | None = None) -> None:
-        self._key_row = _bind(KeyRow, config, client)
+        self._key_row = bind_model(KeyRow, config, client)
 
     def list(self) -> list[StoredSigningKey]:
-        rows = _guard(
+        rows = guarded(
             lambda: list(
                 self._key_row.query("SERVICE", self._key_row.sk.startswith("SIGNING#"), consistent_read=True)
             )
@@ -368,7 +369,7 @@ class DynamoDBSigningKeyStore:
             created_at=key.created_at,
             root_key_id=key.root_key_id,
         )
-        _guard(
+        guarded(
             lambda: row.save(condition=self._key_row.pk.does_not_exist()),
             "a signing key of this algorithm exists",
         )
@@ -410,8 +411,8 @@ class DynamoDBItemRepository:
     """Items; ``vaults`` is the vaults table, read in the transaction that puts a new item version."""
 
     def __init__(self, config: TableConfig, *, vaults: TableConfig, client: Any | None = None) -> None:
-        self._row = _bind(ItemRow, config, client)
-        self._key_row = _bind(KeyRow, vaults, client)
+        self._row = bind_model(ItemRow, config, client)
+        self._key_row = bind_model(KeyRow, vaults, client)
         self._connection = self._row._get_connection().connection
 
     @staticmethod
@@ -483,12 +484,12 @@ class DynamoDBItemRepository:
                 raise KeyVersionError(
                     "the vault key was rotated meanwhile", key_version=record.wrap_key_version
                 ) from exc
-            _translate(exc, "the item version exists")
+            translate_error(exc, "the item version exists")
 
     def get(self, tenant_id: str, vault_id: str, item_id: str, version: int | None = None) -> ItemRecord:
         pk = _item_pk(tenant_id, vault_id)
         if version is None:
-            rows = _guard(
+            rows = guarded(
                 lambda: list(
                     self._row.query(
                         pk,
@@ -503,7 +504,7 @@ class DynamoDBItemRepository:
                 raise NotFoundError("no such item", item_id=item_id)
             return self._record(rows[0])
         try:
-            row = _guard(
+            row = guarded(
                 lambda: self._row.get(pk, f"{_item_prefix(item_id)}{version:010d}", consistent_read=True)
             )
         except self._row.DoesNotExist:
@@ -511,7 +512,7 @@ class DynamoDBItemRepository:
         return self._record(row)
 
     def versions(self, tenant_id: str, vault_id: str, item_id: str) -> list[ItemRecord]:
-        rows = _guard(
+        rows = guarded(
             lambda: list(
                 self._row.query(
                     _item_pk(tenant_id, vault_id),
@@ -533,12 +534,12 @@ class DynamoDBItemRepository:
             for row in pages:
                 yield self._record(row)
         except PynamoDBException as exc:
-            _translate(exc, "conflicting read")
+            translate_error(exc, "conflicting read")
 
     def replace_envelope(self, record: ItemRecord, envelope: bytes, wrap_key_version: int) -> ItemRecord:
         row, cls = self._key(record), self._row
         try:
-            _guard(
+            guarded(
                 lambda: row.update(
                     actions=[cls.envelope.set(envelope), cls.wrap_key_version.set(wrap_key_version)],
                     condition=cls.envelope.exists() & (cls.wrap_key_version == record.wrap_key_version),
@@ -555,7 +556,7 @@ class DynamoDBItemRepository:
     def shred(self, record: ItemRecord, *, shredded_at: int) -> ItemRecord:
         row, cls = self._key(record), self._row
         try:
-            _guard(
+            guarded(
                 lambda: row.update(
                     # Dropping expires_at keeps the tombstone from TTL: reads keep answering item_shredded
                     # and version numbers are never reused.

@@ -67,7 +67,7 @@ def build_vault_service(settings: Settings) -> VaultService:
     vaults = TableConfig(settings.vaults_table, settings.region, settings.endpoint_url)
     items = TableConfig(settings.items_table, settings.region, settings.endpoint_url)
     root = build_root_of_trust(settings)
-    dynamodb = dynamodb_client(settings)  # one client for every table (see adapters.dynamodb._bind)
+    dynamodb = dynamodb_client(settings)  # one client for every table (see adapters.dynamodb.bind_model)
     service_keys = ServiceKeys.load_or_create(
         DynamoDBSigningKeyStore(vaults, dynamodb),
         root,

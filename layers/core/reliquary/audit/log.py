@@ -12,6 +12,10 @@ completes it. Proofs are served only from integrated tiles.
 
 from __future__ import annotations
 
+import random
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -22,7 +26,8 @@ from reliquary.audit.tiles import TILE_WIDTH, TileRef
 from reliquary.errors import ConflictError, InvalidRequestError, LogInconsistentError, TransientError
 
 MAX_BATCH = 90  # entries per commit: the head, the batch row and one dedup row each in one transaction
-_COMMIT_ATTEMPTS = 20
+MAX_BATCH_BYTES = 320 * 1024  # a committed batch is one DynamoDB item (400 KB at most)
+_COMMIT_ATTEMPTS = 40
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,10 +103,17 @@ class Appended:
 
 
 class TransparencyLog:
-    def __init__(self, store: LogStore, tiles_store: TileStore, *, hasher: Hasher = SHA256) -> None:
+    def __init__(
+        self, store: LogStore, tiles_store: TileStore, *, hasher: Hasher = SHA256, tile_cache: int = 1024
+    ) -> None:
         self._store = store
         self._tiles = tiles_store
         self._hasher = hasher
+        # Every tile path names immutable content (a partial tile's path carries its width), so tiles
+        # read once can be kept: appends and proofs read the same few tiles again and again.
+        self._cache: OrderedDict[tuple[str, str], list[bytes]] = OrderedDict()
+        self._cache_size = tile_cache
+        self._cache_lock = threading.Lock()
 
     # --- writing ---------------------------------------------------------------------------------
     def append(self, log_id: str, entries: Sequence[tuple[str, bytes]]) -> list[Appended]:
@@ -118,7 +130,8 @@ class TransparencyLog:
                 raise InvalidRequestError(
                     f"a log entry is at most {tiles.MAX_ENTRY_SIZE} bytes", size=len(entry)
                 )
-        for _ in range(_COMMIT_ATTEMPTS):
+        attempt = 0
+        while attempt < _COMMIT_ATTEMPTS:
             head = self._store.head(log_id)
             known = self._store.indexes(log_id, ids)
             fresh = [(request_id, entry) for request_id, entry in entries if request_id not in known]
@@ -132,7 +145,11 @@ class TransparencyLog:
             try:
                 self._store.commit(log_id, expected_revision=head.revision, head=new_head, batch=batch)
             except ConflictError:
-                continue  # another appender moved the head, or committed one of our request ids: re-read
+                # Another appender moved the head (or committed one of our request ids): re-read, after a
+                # short random pause so that contending appenders spread out.
+                attempt += 1
+                time.sleep(random.uniform(0, 0.002 * attempt))  # noqa: S311  (jitter, not a secret)
+                continue
             self.integrate(log_id)
             placed = {request_id: batch.start + i for i, request_id in enumerate(batch.request_ids)}
             return [
@@ -210,10 +227,21 @@ class TransparencyLog:
 
     # --- reading ---------------------------------------------------------------------------------
     def read_tile(self, log_id: str, ref: TileRef) -> list[bytes]:
+        key = (log_id, ref.path)
+        with self._cache_lock:
+            cached = self._cache.get(key)
+        if cached is not None:
+            return cached
         data = self._tiles.read(log_id, ref.path)
         if data is None:
             raise LogInconsistentError("an integrated tile is missing", path=ref.path)
-        return tiles.decode_tile(data, ref)
+        hashes = tiles.decode_tile(data, ref)
+        if self._cache_size:
+            with self._cache_lock:
+                self._cache[key] = hashes
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+        return hashes
 
     def node_hash(self, log_id: str, node: NodeID, size: int) -> bytes:
         return tiles.node_hash(node, size, lambda ref: self.read_tile(log_id, ref), self._hasher)

@@ -1,0 +1,221 @@
+"""The transparency log's storage: heads, batches and request ids in DynamoDB (AuditTable), tiles, entry
+bundles and checkpoints in S3 (AuditBucket, under ``logs/<log id>/``).
+
+AuditTable rows, one partition per log (tenant): ``pk = LOG#<log id>`` and
+- ``sk = HEAD``: size, frontier (concatenated 32-byte hashes), integrated, revision;
+- ``sk = BATCH#<start:015d>``: the entries committed together (entry-bundle encoding) and their request ids;
+- ``sk = REQ#<request id>``: the leaf index of a request (what makes appends idempotent).
+A commit is one transaction over the head (conditional on its revision), the batch and the request rows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+from pynamodb.attributes import BinaryAttribute, NumberAttribute, UnicodeAttribute
+from pynamodb.exceptions import PynamoDBException, TransactWriteError
+from pynamodb.models import Model
+from pynamodb.transactions import TransactWrite
+
+from reliquary.adapters.dynamodb import TableConfig, bind_model, guarded, translate_error
+from reliquary.audit import tiles
+from reliquary.audit.log import Batch, DuplicateRequestError, LogHead
+from reliquary.audit.merkle import HASH_SIZE
+from reliquary.errors import ConflictError, LogInconsistentError, ReliquaryError, StorageUnavailableError
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+_BATCH_DIGITS = 15
+
+
+class LogRow(Model):
+    class Meta:
+        table_name = "unbound"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    size = NumberAttribute(null=True)
+    frontier = BinaryAttribute(legacy_encoding=False, null=True)
+    integrated = NumberAttribute(null=True)
+    revision = NumberAttribute(null=True)
+    start = NumberAttribute(null=True)
+    entries = BinaryAttribute(legacy_encoding=False, null=True)
+    request_ids = UnicodeAttribute(null=True)  # JSON list
+    index = NumberAttribute(null=True)
+
+
+def _pk(log_id: str) -> str:
+    return f"LOG#{log_id}"
+
+
+def _batch_sk(start: int) -> str:
+    return f"BATCH#{start:0{_BATCH_DIGITS}d}"
+
+
+def _encode_entries(entries: Sequence[bytes]) -> bytes:
+    # The entry-bundle framing (u16 length prefixes), without the 256-entry limit of a bundle.
+    return b"".join(len(e).to_bytes(2, "big") + e for e in entries)
+
+
+def _decode_entries(data: bytes, count: int) -> tuple[bytes, ...]:
+    entries, position = [], 0
+    while position < len(data):
+        length = int.from_bytes(data[position : position + 2], "big")
+        entries.append(data[position + 2 : position + 2 + length])
+        position += 2 + length
+    if position != len(data) or len(entries) != count:
+        raise LogInconsistentError("a committed batch is corrupt")
+    return tuple(entries)
+
+
+class DynamoDBLogStore:
+    def __init__(self, config: TableConfig, client: Any | None = None) -> None:
+        self._row = bind_model(LogRow, config, client)
+        self._connection = self._row._get_connection().connection
+
+    def head(self, log_id: str) -> LogHead:
+        try:
+            row = guarded(lambda: self._row.get(_pk(log_id), "HEAD", consistent_read=True))
+        except self._row.DoesNotExist:
+            return LogHead()
+        frontier = row.frontier or b""
+        if len(frontier) % HASH_SIZE:
+            raise LogInconsistentError("a log head is corrupt", log_id=log_id)
+        return LogHead(
+            size=int(row.size or 0),
+            frontier=tuple(frontier[i : i + HASH_SIZE] for i in range(0, len(frontier), HASH_SIZE)),
+            integrated=int(row.integrated or 0),
+            revision=int(row.revision or 0),
+        )
+
+    def commit(self, log_id: str, *, expected_revision: int, head: LogHead, batch: Batch) -> None:
+        row_cls = self._row
+        head_row = row_cls(
+            _pk(log_id),
+            "HEAD",
+            size=head.size,
+            frontier=b"".join(head.frontier),
+            integrated=head.integrated,
+            revision=head.revision,
+        )
+        head_condition: Any = (
+            row_cls.pk.does_not_exist() if expected_revision == 0 else row_cls.revision == expected_revision
+        )
+        batch_row = row_cls(
+            _pk(log_id),
+            _batch_sk(batch.start),
+            start=batch.start,
+            entries=_encode_entries(batch.entries),
+            request_ids=json.dumps(list(batch.request_ids)),
+        )
+        request_rows = [
+            row_cls(_pk(log_id), f"REQ#{request_id}", index=batch.start + offset)
+            for offset, request_id in enumerate(batch.request_ids)
+        ]
+        try:
+            with TransactWrite(connection=self._connection) as transaction:
+                transaction.save(head_row, condition=head_condition)
+                transaction.save(batch_row, condition=row_cls.pk.does_not_exist())
+                for request_row in request_rows:
+                    transaction.save(request_row, condition=row_cls.pk.does_not_exist())
+        except TransactWriteError as exc:
+            reasons = [r.code if r is not None else None for r in exc.cancellation_reasons]
+            if reasons[:1] == ["ConditionalCheckFailed"] or reasons[1:2] == ["ConditionalCheckFailed"]:
+                raise ConflictError("the log head moved", log_id=log_id) from exc
+            if "ConditionalCheckFailed" in reasons[2:]:
+                raise DuplicateRequestError("a request id is already in the log", log_id=log_id) from exc
+            translate_error(exc, "the log head moved")
+
+    def indexes(self, log_id: str, request_ids: Sequence[str]) -> dict[str, int]:
+        keys = [(_pk(log_id), f"REQ#{request_id}") for request_id in request_ids]
+        found: dict[str, int] = {}
+        try:
+            for row in self._row.batch_get(keys, consistent_read=True):
+                found[row.sk.removeprefix("REQ#")] = int(row.index or 0)
+        except PynamoDBException as exc:
+            translate_error(exc, "conflicting read")
+        return found
+
+    def batches(self, log_id: str, start: int, end: int) -> list[Batch]:
+        if start >= end:
+            return []
+        rows = guarded(
+            lambda: list(
+                self._row.query(
+                    _pk(log_id),
+                    self._row.sk.between(_batch_sk(0), _batch_sk(end - 1)),
+                    scan_index_forward=False,
+                    consistent_read=True,
+                )
+            )
+        )
+        found: list[Batch] = []
+        for row in rows:  # newest first: stop at the first batch that ends before `start`
+            ids = tuple(json.loads(row.request_ids or "[]"))
+            batch = Batch(int(row.start or 0), _decode_entries(row.entries or b"", len(ids)), ids)
+            if batch.end <= start:
+                break
+            found.append(batch)
+        found.reverse()
+        return found
+
+    def mark_integrated(self, log_id: str, size: int) -> None:
+        head_row, row_cls = self._row(_pk(log_id), "HEAD"), self._row
+        # Another integrator may have got there first (or further): then there is nothing to do.
+        with contextlib.suppress(ConflictError):
+            guarded(
+                lambda: head_row.update(
+                    actions=[row_cls.integrated.set(size)],
+                    condition=(row_cls.integrated < size) & (row_cls.size >= size),
+                ),
+                "already integrated",
+            )
+
+
+class S3TileStore:
+    """Tiles, bundles and checkpoints: ``logs/<log id>/<c2sp path>``."""
+
+    def __init__(self, client: S3Client, bucket: str) -> None:
+        self._client = client
+        self._bucket = bucket
+
+    @staticmethod
+    def key(log_id: str, path: str) -> str:
+        return f"logs/{log_id}/{path}"
+
+    def _fail(self, exc: ClientError | BotoCoreError, key: str) -> ReliquaryError:
+        if isinstance(exc, BotoCoreError):
+            return StorageUnavailableError("S3 did not answer", key=key)
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in {"SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout", "503"}:
+            return StorageUnavailableError("S3 is unavailable or throttling", key=key, aws_code=code)
+        return ReliquaryError("S3 refused the request", key=key, aws_code=code)
+
+    def read(self, log_id: str, path: str) -> bytes | None:
+        key = self.key(log_id, path)
+        try:
+            return self._client.get_object(Bucket=self._bucket, Key=key)["Body"].read()
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code", "") in {"NoSuchKey", "404", "NotFound"}:
+                return None
+            raise self._fail(exc, key) from exc
+        except BotoCoreError as exc:
+            raise self._fail(exc, key) from exc
+
+    def write(self, log_id: str, path: str, data: bytes) -> None:
+        key = self.key(log_id, path)
+        content_type = "text/plain; charset=utf-8" if path == "checkpoint" else "application/octet-stream"
+        # Full tiles and bundles never change once integrated: let caches keep them.
+        immutable = path.startswith("tile/") and tiles.parse_path(path).full
+        cache = "public, max-age=31536000, immutable" if immutable else "no-cache"
+        try:
+            self._client.put_object(
+                Bucket=self._bucket, Key=key, Body=data, ContentType=content_type, CacheControl=cache
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail(exc, key) from exc

@@ -1,0 +1,155 @@
+"""The transparency log on DynamoDB and S3 (moto): the same guarantees as in memory, and 8 concurrent
+appenders against a moto server losing and duplicating nothing."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Iterator
+
+import boto3
+import pytest
+
+from infra.template import create_tables
+from reliquary.adapters.audit_store import DynamoDBLogStore, S3TileStore
+from reliquary.adapters.dynamodb import TableConfig
+from reliquary.audit import merkle, tiles
+from reliquary.audit.log import Appended, TransparencyLog
+from reliquary.errors import StorageUnavailableError, TransientError
+from tests.support.aws import REGION, AwsStack, fake_credentials, serialized_moto_server
+from tests.support.vaults import shared_moto_stack
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AwsStack]:
+    with shared_moto_stack(tmp_path_factory) as stack:
+        yield stack
+
+
+def _log(aws: AwsStack) -> TransparencyLog:
+    settings = aws.settings
+    store = DynamoDBLogStore(TableConfig(settings.audit_table, settings.region, settings.endpoint_url))
+    return TransparencyLog(store, S3TileStore(aws.s3, settings.audit_bucket))
+
+
+def _entries(start: int, count: int) -> list[tuple[str, bytes]]:
+    return [(f"req-{i}", f"record {i}".encode()) for i in range(start, start + count)]
+
+
+def test_appends_integrate_into_tiles_in_s3_and_proofs_verify(aws: AwsStack) -> None:
+    log_id = f"tenant-{uuid.uuid4().hex[:8]}"
+    log = _log(aws)
+    for start in range(0, 300, 60):
+        log.append(log_id, _entries(start, 60))
+    leaf_hashes = [merkle.SHA256.hash_leaf(e) for _, e in _entries(0, 300)]
+    root = merkle.root_of(leaf_hashes)
+    assert log.root(log_id) == (300, root)
+    for index in (0, 255, 256, 299):
+        merkle.verify_inclusion(index, 300, leaf_hashes[index], log.inclusion_proof(log_id, index), root)
+    merkle.verify_consistency(
+        70, 300, merkle.root_of(leaf_hashes[:70]), root, log.consistency_proof(log_id, 70)
+    )
+    keys = {
+        o["Key"]
+        for o in aws.s3.list_objects_v2(Bucket=aws.settings.audit_bucket, Prefix=f"logs/{log_id}/")[
+            "Contents"
+        ]
+    }
+    assert {f"logs/{log_id}/{r.path}" for r in tiles.tiles_for_size(300)} <= keys
+    full = aws.s3.head_object(Bucket=aws.settings.audit_bucket, Key=f"logs/{log_id}/tile/0/000")
+    assert "immutable" in full["CacheControl"]
+    assert log.entries(log_id, 298, 300) == [b"record 298", b"record 299"]
+
+
+def test_a_request_appended_twice_keeps_its_index(aws: AwsStack) -> None:
+    log_id = f"tenant-{uuid.uuid4().hex[:8]}"
+    log = _log(aws)
+    log.append(log_id, _entries(0, 3))
+    again = log.append(log_id, [("req-2", b"retried"), ("req-7", b"new")])
+    assert [(a.index, a.new) for a in again] == [(2, False), (3, True)]
+    assert log.root(log_id)[0] == 4
+
+
+def test_a_crash_between_commit_and_tiles_is_completed(aws: AwsStack) -> None:
+    log_id = f"tenant-{uuid.uuid4().hex[:8]}"
+    settings = aws.settings
+    store = DynamoDBLogStore(TableConfig(settings.audit_table, settings.region, settings.endpoint_url))
+
+    class Crashing(S3TileStore):
+        armed = False
+
+        def write(self, log_id: str, path: str, data: bytes) -> None:
+            if self.armed:
+                self.armed = False
+                raise TimeoutError("the function was stopped")
+            super().write(log_id, path, data)
+
+    objects = Crashing(aws.s3, settings.audit_bucket)
+    log = TransparencyLog(store, objects)
+    log.append(log_id, _entries(0, 50))
+    objects.armed = True
+    with pytest.raises(TimeoutError):
+        log.append(log_id, _entries(50, 10))
+    assert (store.head(log_id).size, store.head(log_id).integrated) == (60, 50)
+    assert log.integrate(log_id).integrated == 60
+    leaf_hashes = [merkle.SHA256.hash_leaf(e) for _, e in _entries(0, 60)]
+    assert log.root(log_id) == (60, merkle.root_of(leaf_hashes))
+
+
+def test_eight_concurrent_appenders_on_a_moto_server(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake_credentials(monkeypatch)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request would dominate the run
+    with serialized_moto_server() as endpoint:
+        dynamodb = boto3.client("dynamodb", region_name=REGION, endpoint_url=endpoint)
+        s3 = boto3.client("s3", region_name=REGION, endpoint_url=endpoint)
+        names = create_tables(dynamodb, prefix=f"c{uuid.uuid4().hex[:6]}")
+        s3.create_bucket(Bucket="audit")
+        store = DynamoDBLogStore(TableConfig(names["AuditTable"], REGION, endpoint), dynamodb)
+        log = TransparencyLog(store, S3TileStore(s3, "audit"))
+        log_id, per_thread, batch = "tenant-busy", 270, 90
+        errors: list[BaseException] = []
+        receipts: dict[str, int] = {}
+        lock = threading.Lock()
+
+        def append_with_retries(entries: list[tuple[str, bytes]]) -> list[Appended]:
+            # As Lambda and Step Functions do with a transient error: the same request again (appends
+            # are idempotent per request id). moto's server also fails some concurrent transactions.
+            for _ in range(10):
+                try:
+                    return log.append(log_id, entries)
+                except (StorageUnavailableError, TransientError):
+                    continue
+            return log.append(log_id, entries)
+
+        def worker(n: int) -> None:
+            try:
+                for start in range(n * per_thread, (n + 1) * per_thread, batch):
+                    for appended in append_with_retries(_entries(start, batch)):
+                        with lock:
+                            receipts[appended.request_id] = appended.index
+            except BaseException as exc:  # noqa: BLE001  (reported below)
+                errors.append(exc)
+
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        total = 8 * per_thread
+        head = log.integrate(log_id)
+        assert head.size == head.integrated == total
+        assert sorted(receipts.values()) == list(range(total))  # nothing lost, nothing twice
+        logged = log.entries(log_id, 0, total)
+        assert all(logged[receipts[f"req-{i}"]] == f"record {i}".encode() for i in range(total))
+        size, root = log.root(log_id)
+        assert root == merkle.root_of([merkle.SHA256.hash_leaf(e) for e in logged])
+        for request_id in ("req-0", "req-999", f"req-{total - 1}"):
+            index = receipts[request_id]
+            proof = log.inclusion_proof(log_id, index)
+            merkle.verify_inclusion(index, size, merkle.SHA256.hash_leaf(logged[index]), proof, root)
