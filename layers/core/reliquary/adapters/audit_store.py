@@ -22,10 +22,11 @@ from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from reliquary.adapters.dynamodb import TableConfig, bind_model, guarded, translate_error
+from reliquary.adapters.s3 import translate_s3_error
 from reliquary.audit import tiles
 from reliquary.audit.log import Batch, DuplicateRequestError, LogHead
 from reliquary.audit.merkle import HASH_SIZE
-from reliquary.errors import ConflictError, LogInconsistentError, ReliquaryError, StorageUnavailableError
+from reliquary.errors import ConflictError, LogInconsistentError, NotFoundError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -188,24 +189,15 @@ class S3TileStore:
     def key(log_id: str, path: str) -> str:
         return f"logs/{log_id}/{path}"
 
-    def _fail(self, exc: ClientError | BotoCoreError, key: str) -> ReliquaryError:
-        if isinstance(exc, BotoCoreError):
-            return StorageUnavailableError("S3 did not answer", key=key)
-        code = exc.response.get("Error", {}).get("Code", "")
-        if code in {"SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout", "503"}:
-            return StorageUnavailableError("S3 is unavailable or throttling", key=key, aws_code=code)
-        return ReliquaryError("S3 refused the request", key=key, aws_code=code)
-
     def read(self, log_id: str, path: str) -> bytes | None:
         key = self.key(log_id, path)
         try:
             return self._client.get_object(Bucket=self._bucket, Key=key)["Body"].read()
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code", "") in {"NoSuchKey", "404", "NotFound"}:
+        except (ClientError, BotoCoreError) as exc:
+            error = translate_s3_error(exc, key)
+            if isinstance(error, NotFoundError):
                 return None
-            raise self._fail(exc, key) from exc
-        except BotoCoreError as exc:
-            raise self._fail(exc, key) from exc
+            raise error from exc
 
     def write(self, log_id: str, path: str, data: bytes) -> None:
         key = self.key(log_id, path)
@@ -218,4 +210,4 @@ class S3TileStore:
                 Bucket=self._bucket, Key=key, Body=data, ContentType=content_type, CacheControl=cache
             )
         except (ClientError, BotoCoreError) as exc:
-            raise self._fail(exc, key) from exc
+            raise translate_s3_error(exc, key) from exc

@@ -16,7 +16,8 @@ _TRANSIENT = {"SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout
 _MISSING = {"NoSuchKey", "404", "NotFound"}
 
 
-def _translate(exc: ClientError | BotoCoreError, key: str) -> ReliquaryError:
+def translate_s3_error(exc: ClientError | BotoCoreError, key: str) -> ReliquaryError:
+    """Map an S3 failure by its error code: missing -> NotFoundError, throttling -> transient."""
     if isinstance(exc, BotoCoreError):
         return StorageUnavailableError("S3 did not answer", key=key)
     code = exc.response.get("Error", {}).get("Code", "")
@@ -36,13 +37,13 @@ class S3BlobStore:
         try:
             self._client.put_object(Bucket=self._bucket, Key=key, Body=data)
         except (ClientError, BotoCoreError) as exc:
-            raise _translate(exc, key) from exc
+            raise translate_s3_error(exc, key) from exc
 
     def get(self, key: str) -> bytes:
         try:
             return self._client.get_object(Bucket=self._bucket, Key=key)["Body"].read()
         except (ClientError, BotoCoreError) as exc:
-            raise _translate(exc, key) from exc
+            raise translate_s3_error(exc, key) from exc
 
     def delete(self, key: str) -> None:
         """Remove every version and delete marker of ``key`` (the bucket is versioned): a shredded body
@@ -63,5 +64,5 @@ class S3BlobStore:
                         self._client.delete_object(Bucket=self._bucket, Key=key, VersionId=entry["VersionId"])
                         deleted.add(key)
         except (ClientError, BotoCoreError) as exc:
-            raise _translate(exc, prefix) from exc
+            raise translate_s3_error(exc, prefix) from exc
         return deleted
