@@ -286,5 +286,15 @@ class CompactRange:
 
 
 def root_of(leaf_hashes: Sequence[bytes], hasher: Hasher = SHA256) -> bytes:
-    """MTH over leaf hashes (RFC 9162 §2.1.1), in O(n) hashing and O(log n) memory."""
-    return CompactRange().extend(leaf_hashes, hasher)[0].root(hasher)
+    """MTH over leaf hashes (RFC 9162 §2.1.1), in O(n) hashing and O(log n) memory.
+
+    The compact range's algorithm on a plain list (no object per leaf: this is the reference's hot loop)."""
+    frontier: list[bytes] = []
+    for index, leaf_hash in enumerate(leaf_hashes):
+        _check_hash(leaf_hash, "a leaf hash")
+        carry, count = leaf_hash, index
+        while count & 1:  # merge with the equal-sized subtree on the left while there is one
+            carry = hasher.hash_children(frontier.pop(), carry)
+            count >>= 1
+        frontier.append(carry)
+    return fold(frontier, hasher)

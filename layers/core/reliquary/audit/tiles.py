@@ -16,7 +16,8 @@ import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from reliquary.audit.merkle import HASH_SIZE, SHA256, Hasher, NodeID, root_of
+from reliquary.audit import accel
+from reliquary.audit.merkle import HASH_SIZE, SHA256, Hasher, NodeID
 from reliquary.errors import InvalidRequestError, LogInconsistentError
 
 TILE_HEIGHT = 8
@@ -115,9 +116,29 @@ def tiles_for_size(size: int) -> list[TileRef]:
 
 
 def tiles_changed(old_size: int, new_size: int) -> list[TileRef]:
-    """The tiles and bundles that growing from ``old_size`` to ``new_size`` writes (new or wider)."""
-    old = set(tiles_for_size(old_size))
-    return [ref for ref in tiles_for_size(new_size) if ref not in old]
+    """The tiles and bundles that growing from ``old_size`` to ``new_size`` writes (new or wider), in the
+    order of ``tiles_for_size``. Only the right edge of each row can change: O(rows + tiles written)."""
+    if not 0 <= old_size <= new_size:
+        raise InvalidRequestError("tiles change only as a tree grows", old_size=old_size, new_size=new_size)
+    refs: list[TileRef] = []
+    rows: list[tuple[int | None, int, int]] = [(None, old_size, new_size)]
+    level, old, new = 0, old_size, new_size
+    while new > 0:
+        rows.append((level, old, new))
+        level, old, new = level + 1, old >> TILE_HEIGHT, new >> TILE_HEIGHT
+    for row_level, old_count, new_count in rows:
+        for index in range(old_count // TILE_WIDTH, -(-new_count // TILE_WIDTH)):
+            width = min(TILE_WIDTH, new_count - index * TILE_WIDTH)
+            if width != max(0, min(TILE_WIDTH, old_count - index * TILE_WIDTH)):
+                refs.append(TileRef(row_level, index, width))
+    return refs
+
+
+def tile_at(level: int | None, index: int, size: int) -> TileRef | None:
+    """The tile (or bundle, ``level`` None) at ``index`` of a tree of ``size``; None if it has none."""
+    count = size if level is None else size >> (level * TILE_HEIGHT)
+    width = min(TILE_WIDTH, count - index * TILE_WIDTH)
+    return TileRef(level, index, width) if width > 0 else None
 
 
 def encode_tile(hashes: Sequence[bytes]) -> bytes:
@@ -186,4 +207,7 @@ def node_hash(
     hashes = get_tile(ref)
     if len(hashes) != ref.width:
         raise LogInconsistentError("a tile has the wrong width", path=ref.path)
-    return root_of(hashes[start:end], hasher)  # the perfect subtree over that slice of the row
+    if end - start == 1:
+        return hashes[start]
+    # The perfect subtree over that slice of the row (in C when the native layer is there).
+    return accel.subtree_roots(hashes[start:end], end - start, hasher)[0]
