@@ -4,7 +4,8 @@ It starts moto's server on 127.0.0.1 (port 4566, the LocalStack edge port, or RE
 creates the tables from template.yaml, a versioned bucket and a KMS key, and then drives the real
 encrypt handler (real boto3 calls over HTTP to moto) through a vault's life: create with custodians,
 seal, grant, open on the requester's side, rotate, rewrap, retire, recover with custodian shares,
-crypto-shred. Every key is generated at run time. The full local runtime (state machine, API) replaces
+crypto-shred, then the transparency log (receipts verified as an outsider would, fsck catching a tampered
+tile). Every key is generated at run time. The full local runtime (state machine, API) replaces
 this with the issue that builds it.
 """
 
@@ -82,6 +83,9 @@ def _configure_environment(endpoint: str, prefix: str) -> None:
     bucket = f"{prefix}-items"
     s3.create_bucket(Bucket=bucket)
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    audit_bucket = f"{prefix}-audit"
+    s3.create_bucket(Bucket=audit_bucket)
+    s3.put_bucket_versioning(Bucket=audit_bucket, VersioningConfiguration={"Status": "Enabled"})
     kms = boto3.client("kms", region_name=REGION, endpoint_url=endpoint)
     key_arn = kms.create_key(Description="RELIQUARY local root key")["KeyMetadata"]["Arn"]
     os.environ.update(
@@ -91,6 +95,8 @@ def _configure_environment(endpoint: str, prefix: str) -> None:
             "RELIQUARY_ITEMS_TABLE": tables["ItemsTable"],
             "RELIQUARY_IDEMPOTENCY_TABLE": tables["IdempotencyTable"],
             "RELIQUARY_ITEMS_BUCKET": bucket,
+            "RELIQUARY_AUDIT_TABLE": tables["AuditTable"],
+            "RELIQUARY_AUDIT_BUCKET": audit_bucket,
             "RELIQUARY_ROOT_OF_TRUST": "kms",
             "RELIQUARY_KMS_KEY_ID": key_arn,
             "POWERTOOLS_SERVICE_NAME": "reliquary-encrypt",
@@ -99,7 +105,10 @@ def _configure_environment(endpoint: str, prefix: str) -> None:
             "POWERTOOLS_METRICS_DISABLED": "true",
         }
     )
-    print(f"  moto at {endpoint}: tables {', '.join(sorted(tables.values()))}; bucket {bucket}; KMS key")
+    print(
+        f"  moto at {endpoint}: tables {', '.join(sorted(tables.values()))};"
+        f" buckets {bucket}, {audit_bucket}; KMS key"
+    )
 
 
 @dataclass
@@ -273,7 +282,91 @@ def run_demo() -> None:  # noqa: PLR0915  (one linear story, told step by step)
     if code != "not_found":
         raise DemoError(f"another tenant must never reach this vault (got {wrong_tenant})")
     _step("another tenant asks for it", f"refused: {code}", wrong_tenant["_ms"])
+    run_audit_demo(shredded)
     print("\nEvery step did what it should. Plaintext never left the handler except inside the grants.")
+
+
+def _audit(event: dict[str, Any]) -> dict[str, Any]:
+    from functions.audit_append import app  # noqa: PLC0415  (imported after the environment is set)
+
+    started = time.perf_counter()
+    response = app.handler(event, LambdaContext(aws_request_id=str(uuid.uuid4())))
+    if response["status"] != "ok":
+        raise DemoError(f"audit-append refused {event['action']}: {response['error']}")
+    result: dict[str, Any] = response["result"]
+    result["_ms"] = (time.perf_counter() - started) * 1000
+    return result
+
+
+def run_audit_demo(shredded: dict[str, Any]) -> None:
+    """Log the shred and an access decision, check the receipts as an outsider would, and catch a
+    tampered tile with fsck."""
+    import boto3  # noqa: PLC0415
+
+    from reliquary.audit.note import NoteVerifier, Policy  # noqa: PLC0415
+    from reliquary.audit.receipts import Receipt, verify_receipt  # noqa: PLC0415
+    from reliquary.audit.records import encode_record, parse_record  # noqa: PLC0415
+    from reliquary.config import Settings  # noqa: PLC0415
+
+    print("\nThe transparency log, through the audit-append function:")
+    deletion = {
+        "kind": "deletion",
+        "request_id": "demo-shred-customer-42-notes",
+        "tenant_id": "acme",
+        "vault_id": "agent-memory",
+        "item_id": "customer-42-notes",
+        "versions": shredded["versions"],
+        "shredded_at": shredded["shredded_at"],
+        "signer_key_id": shredded["signer_key_id"],
+        "signature_algorithm": shredded["signature_algorithm"],
+        "reason": "requested by the owner",
+    }
+    appended = _audit({"action": "append", "tenant_id": "acme", "records": [deletion]})
+    _step("log the deletion", f"leaf {appended['receipts'][0]['leaf_index']}", appended["_ms"])
+    decided = _audit(
+        {
+            "action": "record_decision",
+            "request_id": "demo-access-0001",
+            "tenant_id": "acme",
+            "vault_id": "agent-memory",
+            "item_id": "run-1138-transcript",
+            "principal": {"subject": "support-agent-7"},
+            "trust": {"score": 0.82, "factors": []},
+            "votes": [{"agent": "strict", "vote": "approve", "confidence": 0.9, "rationale": "ticket open"}],
+            "decision": {"decision": "approve", "reasons": ["quorum 1 of 1"], "policy_version": "9b" * 32},
+            "decided_at": int(time.time()),
+        }
+    )
+    _step("record an access decision", f"leaf {decided['receipt']['leaf_index']}", decided["_ms"])
+
+    published = _audit({"action": "get_checkpoint", "tenant_id": "acme"})
+    verifiers = [NoteVerifier.from_vkey(key) for key in published["verifier_keys"]]
+    started = time.perf_counter()
+    checkpoint = verify_receipt(
+        Receipt.from_dict(appended["receipts"][0]),
+        encode_record(parse_record(deletion)),
+        verifiers,
+        origin=published["origin"],
+        required=Policy.all_of(*verifiers),  # Ed25519, ML-DSA-65 and Falcon-512 all signed
+    )
+    _step(
+        "verify the receipt as an outsider",
+        f"tree of {checkpoint.size}, signed by {len(verifiers)} keys",
+        (time.perf_counter() - started) * 1000,
+    )
+    report = _audit({"action": "verify", "tenant_id": "acme"})
+    _step("fsck the whole log", f"ok={report['ok']}, {report['entries_checked']} entries", report["_ms"])
+
+    settings = Settings()
+    s3 = boto3.client("s3", region_name=REGION, endpoint_url=settings.endpoint_url)
+    key = "logs/acme/tile/entries/000.p/2"
+    original = s3.get_object(Bucket=settings.audit_bucket, Key=key)["Body"].read()
+    s3.put_object(Bucket=settings.audit_bucket, Key=key, Body=original.replace(b"owner", b"admin"))
+    tampered = _audit({"action": "verify", "tenant_id": "acme"})
+    if tampered["ok"]:
+        raise DemoError("fsck must catch a rewritten log entry")
+    _step("rewrite one logged byte in S3", f"fsck: {tampered['problem']['path']}", tampered["_ms"])
+    s3.put_object(Bucket=settings.audit_bucket, Key=key, Body=original)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""Fixtures for the function handlers: a Lambda context stand-in and a cold-started encrypt handler."""
+"""Fixtures for the function handlers: a Lambda context stand-in and cold-started handlers."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from functions.audit_append import app as audit_app
 from functions.encrypt import app
 from tests.support.aws import AwsStack
 
@@ -48,3 +49,18 @@ def encrypt(aws: AwsStack, lambda_context: LambdaContext) -> Iterator[Invoke]:
         yield invoke
     finally:
         app.reset_runtime()
+
+
+@pytest.fixture
+def audit_append(aws: AwsStack, lambda_context: LambdaContext) -> Iterator[Invoke]:
+    """``handler(event, context)`` of the audit-append function, cold-started against this test's moto."""
+    audit_app.reset_runtime()
+
+    def invoke(event: Any) -> dict[str, Any]:
+        payload: dict[str, Any] = audit_app.handler(event, lambda_context)
+        return payload
+
+    try:
+        yield invoke
+    finally:
+        audit_app.reset_runtime()

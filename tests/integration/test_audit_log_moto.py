@@ -1,8 +1,9 @@
 """The transparency log on DynamoDB and S3 (moto): the same guarantees as in memory, and 8 concurrent
-appenders against a moto server losing and duplicating nothing."""
+appenders against a moto server losing and duplicating nothing, with verifiable receipts and checkpoints."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import uuid
@@ -15,12 +16,18 @@ from infra.template import create_tables
 from reliquary.adapters.audit_store import DynamoDBLogStore, S3TileStore
 from reliquary.adapters.dynamodb import TableConfig
 from reliquary.audit import merkle, tiles
-from reliquary.audit.log import Appended, TransparencyLog
-from reliquary.errors import StorageUnavailableError, TransientError
+from reliquary.audit.checkpoint import open_checkpoint
+from reliquary.audit.log import TransparencyLog
+from reliquary.audit.receipts import Receipt, verify_receipt
+from reliquary.audit.records import DecisionRecord, encode_record
+from reliquary.audit.service import AuditService
+from reliquary.errors import TransientError
+from tests.support.audit import ORIGIN_PREFIX, checkpoint_keys, decision
 from tests.support.aws import REGION, AwsStack, fake_credentials, serialized_moto_server
 from tests.support.vaults import shared_moto_stack
 
 pytestmark = pytest.mark.integration
+TENANT = "acme"
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +109,8 @@ def test_a_crash_between_commit_and_tiles_is_completed(aws: AwsStack) -> None:
 def test_eight_concurrent_appenders_on_a_moto_server(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """Thousands of records from 8 threads: none lost, none twice, every receipt verifies against its own
+    checkpoint and against the final one, and every pair of published checkpoints is consistent."""
     fake_credentials(monkeypatch)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request would dominate the run
     with serialized_moto_server() as endpoint:
@@ -110,46 +119,79 @@ def test_eight_concurrent_appenders_on_a_moto_server(
         names = create_tables(dynamodb, prefix=f"c{uuid.uuid4().hex[:6]}")
         s3.create_bucket(Bucket="audit")
         store = DynamoDBLogStore(TableConfig(names["AuditTable"], REGION, endpoint), dynamodb)
-        log = TransparencyLog(store, S3TileStore(s3, "audit"))
-        log_id, per_thread, batch = "tenant-busy", 270, 90
+        tile_store = S3TileStore(s3, "audit")
+        keys = checkpoint_keys()
+        service = AuditService(
+            TransparencyLog(store, tile_store), tile_store, store, keys, origin_prefix=ORIGIN_PREFIX
+        )
+        threads_count, per_thread, batch = 8, 360, 90
         errors: list[BaseException] = []
-        receipts: dict[str, int] = {}
+        receipts: dict[str, Receipt] = {}
         lock = threading.Lock()
 
-        def append_with_retries(entries: list[tuple[str, bytes]]) -> list[Appended]:
+        def append_with_retries(records: list[DecisionRecord]) -> list[Receipt]:
             # As Lambda and Step Functions do with a transient error: the same request again (appends
-            # are idempotent per request id). moto's server also fails some concurrent transactions.
+            # are idempotent per request id).
             for _ in range(10):
                 try:
-                    return log.append(log_id, entries)
-                except (StorageUnavailableError, TransientError):
+                    return service.append(TENANT, records)
+                except TransientError:
                     continue
-            return log.append(log_id, entries)
+            return service.append(TENANT, records)
 
         def worker(n: int) -> None:
             try:
                 for start in range(n * per_thread, (n + 1) * per_thread, batch):
-                    for appended in append_with_retries(_entries(start, batch)):
-                        with lock:
-                            receipts[appended.request_id] = appended.index
+                    got = append_with_retries([decision(f"req-{i}") for i in range(start, start + batch)])
+                    with lock:
+                        receipts.update((r.request_id, r) for r in got)
             except BaseException as exc:  # noqa: BLE001  (reported below)
                 errors.append(exc)
 
-        threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(threads_count)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
         assert errors == []
-        total = 8 * per_thread
-        head = log.integrate(log_id)
-        assert head.size == head.integrated == total
-        assert sorted(receipts.values()) == list(range(total))  # nothing lost, nothing twice
-        logged = log.entries(log_id, 0, total)
-        assert all(logged[receipts[f"req-{i}"]] == f"record {i}".encode() for i in range(total))
-        size, root = log.root(log_id)
-        assert root == merkle.root_of([merkle.SHA256.hash_leaf(e) for e in logged])
-        for request_id in ("req-0", "req-999", f"req-{total - 1}"):
-            index = receipts[request_id]
-            proof = log.inclusion_proof(log_id, index)
-            merkle.verify_inclusion(index, size, merkle.SHA256.hash_leaf(logged[index]), proof, root)
+        total = threads_count * per_thread
+        final = service.publish(TENANT)
+        assert final.size == total
+        assert sorted(r.leaf_index for r in receipts.values()) == list(range(total))  # none lost or twice
+        logged = [
+            e
+            for start in range(0, total, 1000)
+            for e in service.entries(TENANT, start, min(total, start + 1000))
+        ]
+        origin = service.origin(TENANT)
+        last = open_checkpoint(final.note, keys.verifiers, origin=origin, required=keys.policy)
+        for request_id, receipt in receipts.items():
+            entry = logged[receipt.leaf_index]
+            assert entry == encode_record(decision(request_id))
+            verify_receipt(receipt, entry, keys.verifiers, origin=origin, required=keys.policy)
+            # ... and against the final checkpoint, with a proof served now.
+            merkle.verify_inclusion(
+                receipt.leaf_index,
+                total,
+                merkle.SHA256.hash_leaf(entry),
+                service.inclusion_proof(TENANT, receipt.leaf_index, total),
+                last.root_hash,
+            )
+        checkpoints = {
+            c.size: c
+            for c in (
+                open_checkpoint(n, keys.verifiers, origin=origin, required=keys.policy)
+                for n in {r.checkpoint for r in receipts.values()} | {final.note}
+            )
+        }
+        sizes = sorted(checkpoints)
+        assert len(sizes) > 1
+        for old, new in itertools.combinations(sizes, 2):
+            merkle.verify_consistency(
+                old,
+                new,
+                checkpoints[old].root_hash,
+                checkpoints[new].root_hash,
+                service.consistency_proof(TENANT, old, new),
+            )
+        assert service.verify(TENANT).ok

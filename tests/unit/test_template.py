@@ -398,6 +398,77 @@ def test_encrypt_function_has_an_errors_alarm() -> None:
     )
 
 
+# ------------------------------------------------------------------ the audit-append function
+
+
+def test_audit_append_environment_is_exactly_the_contract() -> None:
+    from reliquary.config import ENV_PREFIX, Settings
+
+    environment = function_environment("AuditAppendFunction")
+    assert set(environment) == {
+        "RELIQUARY_STAGE",
+        "RELIQUARY_AUDIT_TABLE",
+        "RELIQUARY_AUDIT_BUCKET",
+        "RELIQUARY_AUDIT_ORIGIN",
+        "RELIQUARY_KMS_KEY_ID",
+        "RELIQUARY_ROOT_OF_TRUST",
+        "POWERTOOLS_SERVICE_NAME",
+        "POWERTOOLS_METRICS_NAMESPACE",
+        "POWERTOOLS_LOG_LEVEL",
+    }
+    assert environment["RELIQUARY_AUDIT_TABLE"] == {"Ref": "AuditTable"}
+    assert environment["RELIQUARY_AUDIT_BUCKET"] == {"Ref": "AuditBucket"}
+    assert environment["RELIQUARY_ROOT_OF_TRUST"] == "kms"
+    # The origin is unique per account, region and stage, and a valid origin once substituted.
+    origin = environment["RELIQUARY_AUDIT_ORIGIN"]["Fn::Sub"]
+    resolved = origin.replace("${AWS::AccountId}", "123456789012").replace("${AWS::Region}", "eu-west-1")
+    assert Settings(audit_origin=resolved.replace("${Stage}", "prod")).audit_origin == (
+        "reliquary.123456789012.eu-west-1/prod/audit"
+    )
+    reliquary_fields = {
+        name.removeprefix(ENV_PREFIX).lower() for name in environment if name.startswith(ENV_PREFIX)
+    }
+    assert reliquary_fields <= set(Settings.model_fields)
+
+
+def test_audit_append_role_is_least_privilege(translated: dict[str, Any]) -> None:
+    role = _resource(translated, "AuditAppendFunctionRole")["Properties"]
+    assert sorted(arn.rsplit("/", 1)[-1] for arn in role["ManagedPolicyArns"]) == [
+        "AWSLambdaBasicExecutionRole",
+        "AWSXrayWriteOnlyAccess",
+    ]
+    statements = _allow_statements(translated, "AuditAppendFunctionRole")
+    granted: dict[str, set[str]] = {}
+    for statement in statements:
+        assert "NotAction" not in statement
+        assert "NotResource" not in statement
+        for resource in _as_list(statement["Resource"]):
+            assert resource != "*"
+            for action in _as_list(statement["Action"]):
+                assert not action.endswith("*"), action
+                granted.setdefault(action, set()).add(json.dumps(resource))
+    audit_table = json.dumps({"Fn::GetAtt": ["AuditTable", "Arn"]})
+    logs = json.dumps({"Fn::Sub": "${AuditBucket.Arn}/logs/*"})
+    exports = json.dumps({"Fn::Sub": "${AuditBucket.Arn}/exports/*"})
+    root_key = json.dumps({"Fn::GetAtt": ["RootKey", "Arn"]})
+    # The log is append-only: no delete of any row or object, and no other table or bucket.
+    assert granted == {
+        "dynamodb:GetItem": {audit_table},
+        "dynamodb:BatchGetItem": {audit_table},
+        "dynamodb:PutItem": {audit_table},
+        "dynamodb:UpdateItem": {audit_table},
+        "dynamodb:Query": {audit_table},
+        "s3:GetObject": {logs},
+        "s3:PutObject": {logs, exports},
+        "s3:AbortMultipartUpload": {exports},
+        "kms:Encrypt": {root_key},
+        "kms:Decrypt": {root_key},
+        "kms:GenerateDataKey": {root_key},
+    }
+    kms_statements = [s for s in statements if _as_list(s["Action"])[0].startswith("kms:")]
+    assert all(s["Condition"] == {"Null": {"kms:EncryptionContextKeys": "false"}} for s in kms_statements)
+
+
 # ------------------------------------------------------------------ layers
 
 

@@ -57,6 +57,12 @@ class Settings(BaseSettings):
     vault_key_cache_seconds: float = Field(default=60.0, ge=0, le=3600)
     # Idempotency records live this long (powertools default is one hour).
     idempotency_ttl_seconds: int = Field(default=3600, ge=60)
+    # The name of this deployment's transparency logs: each tenant's log has the checkpoint origin
+    # "<audit_origin>/<tenant id>", and the checkpoint keys are named "<audit_origin>" (a schema-less
+    # URL, as c2sp.org/tlog-checkpoint recommends; set it to a name you control).
+    audit_origin: str = Field(
+        default="reliquary.local/audit", pattern=r"^[a-z0-9][a-z0-9.-]*(/[A-Za-z0-9._-]+)*$", max_length=128
+    )
 
     @model_validator(mode="after")
     def _signer_is_accepted(self) -> Settings:

@@ -4,7 +4,9 @@ bundles and checkpoints in S3 (AuditBucket, under ``logs/<log id>/``).
 AuditTable rows, one partition per log (tenant): ``pk = LOG#<log id>`` and
 - ``sk = HEAD``: size, frontier (concatenated 32-byte hashes), integrated, revision;
 - ``sk = BATCH#<start:015d>``: the entries committed together (entry-bundle encoding) and their request ids;
-- ``sk = REQ#<request id>``: the leaf index of a request (what makes appends idempotent).
+- ``sk = REQ#<request id>``: the leaf index of a request (what makes appends idempotent);
+- ``sk = CHECKPOINT``: the latest published checkpoint (size, signed note), advanced conditionally.
+The checkpoint keys live in the same table under ``pk = CHECKPOINT`` (see ``DynamoDBSigningKeyStore``).
 A commit is one transaction over the head (conditional on its revision), the batch and the request rows.
 """
 
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -24,14 +26,17 @@ from pynamodb.transactions import TransactWrite
 from reliquary.adapters.dynamodb import TableConfig, bind_model, guarded, translate_error
 from reliquary.adapters.s3 import translate_s3_error
 from reliquary.audit import tiles
-from reliquary.audit.log import Batch, DuplicateRequestError, LogHead
+from reliquary.audit.log import MAX_BATCH, Batch, DuplicateRequestError, LogHead
 from reliquary.audit.merkle import HASH_SIZE
+from reliquary.audit.service import StoredCheckpoint
 from reliquary.errors import ConflictError, LogInconsistentError, NotFoundError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef
 
 _BATCH_DIGITS = 15
+_JSON_LINES = "application/x-ndjson"
 
 
 class LogRow(Model):
@@ -48,6 +53,7 @@ class LogRow(Model):
     entries = BinaryAttribute(legacy_encoding=False, null=True)
     request_ids = UnicodeAttribute(null=True)  # JSON list
     index = NumberAttribute(null=True)
+    note = BinaryAttribute(legacy_encoding=False, null=True)
 
 
 def _pk(log_id: str) -> str:
@@ -149,7 +155,8 @@ class DynamoDBLogStore:
             lambda: list(
                 self._row.query(
                     _pk(log_id),
-                    self._row.sk.between(_batch_sk(0), _batch_sk(end - 1)),
+                    # A batch holds at most MAX_BATCH entries: none that starts earlier reaches `start`.
+                    self._row.sk.between(_batch_sk(max(0, start - MAX_BATCH + 1)), _batch_sk(end - 1)),
                     scan_index_forward=False,
                     consistent_read=True,
                 )
@@ -176,6 +183,23 @@ class DynamoDBLogStore:
                 ),
                 "already integrated",
             )
+
+    def latest_checkpoint(self, log_id: str) -> StoredCheckpoint | None:
+        try:
+            row = guarded(lambda: self._row.get(_pk(log_id), "CHECKPOINT", consistent_read=True))
+        except self._row.DoesNotExist:
+            return None
+        if row.size is None or not row.note:
+            raise LogInconsistentError("a stored checkpoint is corrupt", log_id=log_id)
+        return StoredCheckpoint(int(row.size), bytes(row.note))
+
+    def put_checkpoint(self, log_id: str, checkpoint: StoredCheckpoint, *, previous_size: int | None) -> None:
+        row_cls = self._row
+        row = row_cls(_pk(log_id), "CHECKPOINT", size=checkpoint.size, note=checkpoint.note)
+        condition: Any = (
+            row_cls.pk.does_not_exist() if previous_size is None else row_cls.size == previous_size
+        )
+        guarded(lambda: row.save(condition=condition), "the latest checkpoint moved")
 
 
 class S3TileStore:
@@ -211,3 +235,50 @@ class S3TileStore:
             )
         except (ClientError, BotoCoreError) as exc:
             raise translate_s3_error(exc, key) from exc
+
+
+class S3ExportSink:
+    """Exports in the audit bucket, streamed: one PUT when small, a multipart upload when not."""
+
+    PART_SIZE = 8 * 1024 * 1024  # S3 parts are at least 5 MiB (but the last)
+
+    def __init__(self, client: S3Client, bucket: str) -> None:
+        self._client = client
+        self._bucket = bucket
+
+    def write_stream(self, key: str, chunks: Iterable[bytes]) -> int:
+        buffer, total, upload_id = bytearray(), 0, ""
+        parts: list[CompletedPartTypeDef] = []
+        try:
+            for chunk in chunks:
+                buffer += chunk
+                total += len(chunk)
+                if len(buffer) >= self.PART_SIZE:
+                    if not upload_id:
+                        upload_id = self._client.create_multipart_upload(
+                            Bucket=self._bucket, Key=key, ContentType=_JSON_LINES
+                        )["UploadId"]
+                    parts.append(self._part(key, upload_id, len(parts) + 1, bytes(buffer)))
+                    buffer.clear()
+            if not upload_id:
+                self._client.put_object(
+                    Bucket=self._bucket, Key=key, Body=bytes(buffer), ContentType=_JSON_LINES
+                )
+                return total
+            if buffer:
+                parts.append(self._part(key, upload_id, len(parts) + 1, bytes(buffer)))
+            self._client.complete_multipart_upload(
+                Bucket=self._bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            )
+        except (ClientError, BotoCoreError) as exc:
+            if upload_id:  # leave no orphaned parts behind (they are billed)
+                with contextlib.suppress(ClientError, BotoCoreError):
+                    self._client.abort_multipart_upload(Bucket=self._bucket, Key=key, UploadId=upload_id)
+            raise translate_s3_error(exc, key) from exc
+        return total
+
+    def _part(self, key: str, upload_id: str, number: int, data: bytes) -> CompletedPartTypeDef:
+        response = self._client.upload_part(
+            Bucket=self._bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data
+        )
+        return {"PartNumber": number, "ETag": response["ETag"]}

@@ -334,15 +334,19 @@ class DynamoDBVaultRepository:
 
 
 class DynamoDBSigningKeyStore:
-    """Service signing keys, in the vaults table under the partition ``SERVICE``."""
+    """Service signing keys under one partition: ``SERVICE`` in the vaults table for envelopes and grants,
+    ``CHECKPOINT`` in the audit table for the log's checkpoints (keys of one purpose never mix)."""
 
-    def __init__(self, config: TableConfig, client: Any | None = None) -> None:
+    def __init__(self, config: TableConfig, client: Any | None = None, *, partition: str = "SERVICE") -> None:
         self._key_row = bind_model(KeyRow, config, client)
+        self._partition = partition
 
     def list(self) -> list[StoredSigningKey]:
         rows = guarded(
             lambda: list(
-                self._key_row.query("SERVICE", self._key_row.sk.startswith("SIGNING#"), consistent_read=True)
+                self._key_row.query(
+                    self._partition, self._key_row.sk.startswith("SIGNING#"), consistent_read=True
+                )
             )
         )
         keys = [
@@ -360,7 +364,7 @@ class DynamoDBSigningKeyStore:
 
     def add(self, key: StoredSigningKey) -> None:
         row = self._key_row(
-            "SERVICE",
+            self._partition,
             f"SIGNING#{key.algorithm}",
             algorithm=key.algorithm,
             key_id=key.key_id,

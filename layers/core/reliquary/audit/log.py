@@ -17,10 +17,10 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
-from reliquary.audit import merkle, tiles
+from reliquary.audit import accel, merkle, tiles
 from reliquary.audit.merkle import SHA256, CompactRange, Hasher, NodeID
 from reliquary.audit.tiles import TILE_WIDTH, TileRef
 from reliquary.errors import ConflictError, InvalidRequestError, LogInconsistentError, TransientError
@@ -114,6 +114,7 @@ class TransparencyLog:
         self._cache: OrderedDict[tuple[str, str], list[bytes]] = OrderedDict()
         self._cache_size = tile_cache
         self._cache_lock = threading.Lock()
+        self._seen: dict[str, int] = {}  # the largest integrated size seen per log
 
     # --- writing ---------------------------------------------------------------------------------
     def append(self, log_id: str, entries: Sequence[tuple[str, bytes]]) -> list[Appended]:
@@ -130,27 +131,33 @@ class TransparencyLog:
                 raise InvalidRequestError(
                     f"a log entry is at most {tiles.MAX_ENTRY_SIZE} bytes", size=len(entry)
                 )
-        attempt = 0
+        attempt, known = 0, dict[str, int]()
+        check_known = False  # the commit itself refuses a request id already logged: look only then
         while attempt < _COMMIT_ATTEMPTS:
             head = self._store.head(log_id)
-            known = self._store.indexes(log_id, ids)
+            if check_known:
+                known = self._store.indexes(log_id, ids)
             fresh = [(request_id, entry) for request_id, entry in entries if request_id not in known]
             if not fresh:
                 self.integrate(log_id)
                 return [Appended(request_id, known[request_id], new=False) for request_id in ids]
-            leaf_hashes = [self._hasher.hash_leaf(entry) for _, entry in fresh]
+            leaf_hashes = accel.hash_leaves([entry for _, entry in fresh], self._hasher)
             grown, _ = head.compact_range.extend(leaf_hashes, self._hasher)
             batch = Batch(head.size, tuple(e for _, e in fresh), tuple(r for r, _ in fresh))
             new_head = LogHead(grown.size, grown.hashes, head.integrated, head.revision + 1)
             try:
                 self._store.commit(log_id, expected_revision=head.revision, head=new_head, batch=batch)
-            except ConflictError:
+            except ConflictError as exc:
                 # Another appender moved the head (or committed one of our request ids): re-read, after a
                 # short random pause so that contending appenders spread out.
+                check_known = check_known or isinstance(exc, DuplicateRequestError)
                 attempt += 1
                 time.sleep(random.uniform(0, 0.002 * attempt))  # noqa: S311  (jitter, not a secret)
                 continue
-            self.integrate(log_id)
+            # When everything before the batch was integrated, the head read above *is* the tree the batch
+            # extends: its frontier saves reading it back from tiles.
+            base = head.compact_range if head.integrated == head.size else None
+            self.integrate(log_id, head=new_head, batch=batch, base=base)
             placed = {request_id: batch.start + i for i, request_id in enumerate(batch.request_ids)}
             return [
                 Appended(request_id, placed.get(request_id, known.get(request_id, -1)), request_id in placed)
@@ -158,33 +165,45 @@ class TransparencyLog:
             ]
         raise TransientError("the log head is too contended; retry the append", log_id=log_id)
 
-    def integrate(self, log_id: str) -> LogHead:
-        """Write the tiles and bundles of every committed but unintegrated leaf. Idempotent."""
-        head = self._store.head(log_id)
+    def integrate(
+        self,
+        log_id: str,
+        *,
+        head: LogHead | None = None,
+        batch: Batch | None = None,
+        base: CompactRange | None = None,
+    ) -> LogHead:
+        """Write the tiles and bundles of every committed but unintegrated leaf. Idempotent.
+
+        ``head``, ``batch`` and ``base`` (the integrated tree before the batch) are what the caller just
+        committed on; they save reading them back."""
+        head = self._store.head(log_id) if head is None else head
         start, end = head.integrated, head.size
         if start >= end:
+            self._note_integrated(log_id, head.integrated)
             return head
-        entries = self._committed_entries(log_id, start, end)
-        before = self._range_at(log_id, start)
-        leaf_hashes = [self._hasher.hash_leaf(entry) for entry in entries]
-        after, completed = before.extend(leaf_hashes, self._hasher)
+        if batch is not None and batch.start == start and batch.end == end:
+            entries = list(batch.entries)
+        else:
+            entries = self._committed_entries(log_id, start, end)
+        before = base if base is not None and base.size == start else self._range_at(log_id, start)
+        after, completed = before.extend(accel.hash_leaves(entries, self._hasher), self._hasher)
         if after.hashes != head.frontier:
             raise LogInconsistentError("the committed entries do not reproduce the log head", log_id=log_id)
         new_rows: dict[int, dict[int, bytes]] = {}
         for node, digest in completed:
             if node.level % tiles.TILE_HEIGHT == 0:
                 new_rows.setdefault(node.level // tiles.TILE_HEIGHT, {})[node.index] = digest
-        old_refs = {(r.level, r.index): r for r in tiles.tiles_for_size(start)}
-        changed = tiles.tiles_changed(start, end)
         # Bundles first, then tiles from the bottom up: a reader that finds a tile finds what is under it.
-        for ref in sorted(changed, key=lambda r: (-1 if r.level is None else r.level, r.index)):
-            old = old_refs.get((ref.level, ref.index))
+        for ref in tiles.tiles_changed(start, end):
+            old = tiles.tile_at(ref.level, ref.index, start)
             if ref.level is None:
                 self._tiles.write(log_id, ref.path, self._bundle(log_id, ref, old, entries, start))
             else:
                 self._tiles.write(log_id, ref.path, self._tile(log_id, ref, old, new_rows.get(ref.level, {})))
         self._store.mark_integrated(log_id, end)
-        return self._store.head(log_id)
+        self._note_integrated(log_id, end)
+        return replace(head, integrated=end)
 
     def _committed_entries(self, log_id: str, start: int, end: int) -> list[bytes]:
         entries: list[bytes] = []
@@ -247,13 +266,22 @@ class TransparencyLog:
         return tiles.node_hash(node, size, lambda ref: self.read_tile(log_id, ref), self._hasher)
 
     def _integrated_size(self, log_id: str, size: int | None) -> int:
+        # ``integrated`` only grows, so a size at or below one already seen needs no read of the head.
+        if size is not None and 0 <= size <= self._seen.get(log_id, -1):
+            return size
         head = self._store.head(log_id)
+        self._note_integrated(log_id, head.integrated)
         size = head.integrated if size is None else size
         if not 0 <= size <= head.integrated:
             raise InvalidRequestError(
                 "the log has no integrated tree of that size", size=size, integrated=head.integrated
             )
         return size
+
+    def _note_integrated(self, log_id: str, integrated: int) -> None:
+        with self._cache_lock:
+            if integrated > self._seen.get(log_id, -1):
+                self._seen[log_id] = integrated
 
     def root(self, log_id: str, size: int | None = None) -> tuple[int, bytes]:
         size = self._integrated_size(log_id, size)
@@ -281,9 +309,11 @@ class TransparencyLog:
                 "the range is outside the integrated log", start=start, end=end, size=size
             )
         found: list[bytes] = []
-        for ref in tiles.tiles_for_size(size):
-            if ref.level is None and ref.index * TILE_WIDTH < end and (ref.index + 1) * TILE_WIDTH > start:
-                bundle = self._read_bundle(log_id, ref)
-                first = ref.index * TILE_WIDTH
-                found.extend(bundle[max(start, first) - first : min(end, first + ref.width) - first])
+        for index in range(start // TILE_WIDTH, -(-end // TILE_WIDTH)):
+            ref = tiles.tile_at(None, index, size)
+            if ref is None:
+                break
+            bundle = self._read_bundle(log_id, ref)
+            first = index * TILE_WIDTH
+            found.extend(bundle[max(start, first) - first : min(end, first + ref.width) - first])
         return found

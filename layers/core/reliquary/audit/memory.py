@@ -4,10 +4,11 @@ tests, benchmarks and fault injection)."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
 from reliquary.audit.log import Batch, DuplicateRequestError, LogHead
+from reliquary.audit.service import StoredCheckpoint
 from reliquary.errors import ConflictError
 
 
@@ -17,6 +18,7 @@ class InMemoryLogStore:
         self._heads: dict[str, LogHead] = {}
         self._batches: dict[str, list[Batch]] = {}
         self._indexes: dict[str, dict[str, int]] = {}
+        self._checkpoints: dict[str, StoredCheckpoint] = {}
         self.commits = 0  # round trips that advanced a head (for benchmarks)
 
     def head(self, log_id: str) -> LogHead:
@@ -49,6 +51,16 @@ class InMemoryLogStore:
             if size > current.integrated:
                 self._heads[log_id] = replace(current, integrated=min(size, current.size))
 
+    def latest_checkpoint(self, log_id: str) -> StoredCheckpoint | None:
+        return self._checkpoints.get(log_id)
+
+    def put_checkpoint(self, log_id: str, checkpoint: StoredCheckpoint, *, previous_size: int | None) -> None:
+        with self._lock:
+            current = self._checkpoints.get(log_id)
+            if (current.size if current is not None else None) != previous_size:
+                raise ConflictError("the latest checkpoint moved", log_id=log_id)
+            self._checkpoints[log_id] = checkpoint
+
 
 class InMemoryTileStore:
     def __init__(self) -> None:
@@ -61,3 +73,13 @@ class InMemoryTileStore:
     def write(self, log_id: str, path: str, data: bytes) -> None:
         self.objects[(log_id, path)] = bytes(data)
         self.writes += 1
+
+
+class InMemoryExportSink:
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+
+    def write_stream(self, key: str, chunks: Iterable[bytes]) -> int:
+        data = b"".join(chunks)
+        self.objects[key] = data
+        return len(data)

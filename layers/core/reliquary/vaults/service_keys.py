@@ -26,19 +26,23 @@ from reliquary.vaults.ports import SigningKeyStore
 _PROBE = b"RELIQUARY service key probe v1"
 
 
-def _context(algorithm: SignatureAlgorithm, public_key: bytes) -> dict[str, str]:
+SERVICE_SIGNING = "service-signing"  # envelopes and grants
+CHECKPOINT_SIGNING = "checkpoint-signing"  # the transparency log's checkpoints
+
+
+def _context(algorithm: SignatureAlgorithm, public_key: bytes, purpose: str) -> dict[str, str]:
     return {
-        "purpose": "service-signing",
+        "purpose": purpose,
         "algorithm": algorithm.value,
         "public_key_sha256": hashlib.sha256(public_key).hexdigest(),
     }
 
 
-def _authenticated(stored: StoredSigningKey, root: RootOfTrust) -> SigningKey:
+def _authenticated(stored: StoredSigningKey, root: RootOfTrust, purpose: str) -> SigningKey:
     """The stored key, once the root of trust and a probe signature have vouched for it."""
     try:
         algorithm = SignatureAlgorithm.parse(stored.algorithm)
-        secret = root.unwrap(stored.wrapped_secret, context=_context(algorithm, stored.public_key))
+        secret = root.unwrap(stored.wrapped_secret, context=_context(algorithm, stored.public_key, purpose))
         key = SigningKey(algorithm, secret, stored.public_key)
         key.verifying_key.verify(_PROBE, key.sign(_PROBE))
     except ReliquaryError as exc:
@@ -56,14 +60,7 @@ class ServiceKeys:
     keyring: KeyRing  # every accepted service key ever stored: old envelopes verify after a key change
 
     def derive_key(self, label: str) -> bytes:
-        """A 32-byte secret for one named purpose, derived (HKDF-SHA256) from the signing key's secret:
-        no extra key to store, and each label yields an independent key."""
-        return HKDF(
-            algorithm=hashes.SHA256(),
-            length=32,
-            salt=None,
-            info=b"RELIQUARY derived key v1\x00" + label.encode(),
-        ).derive(self.signer.secret_bytes())
+        return derive_key(self.signer, label)
 
     @classmethod
     def load_or_create(
@@ -80,24 +77,58 @@ class ServiceKeys:
     ) -> ServiceKeys:
         if algorithm not in accepted:
             raise ConfigurationError(f"the signing algorithm {algorithm} is not among the accepted ones")
-        stored = store.list()
-        if not any(k.algorithm == algorithm.value for k in stored):
-            fresh = SigningKey.generate(algorithm)
-            # Another cold start may have created one first: then use whatever is stored now.
-            with contextlib.suppress(ConflictError):
-                store.add(
-                    StoredSigningKey(
-                        algorithm=algorithm.value,
-                        key_id=fresh.key_id,
-                        public_key=fresh.public_key,
-                        wrapped_secret=root.wrap(
-                            fresh.secret_bytes(), context=_context(algorithm, fresh.public_key)
-                        ),
-                        created_at=clock(),
-                        root_key_id=root.key_id,
-                    )
+        keys = load_or_create_signing_keys(
+            store, root, [algorithm], clock=clock, purpose=SERVICE_SIGNING, accepted=accepted
+        )
+        return cls(signer=keys[algorithm], keyring=KeyRing([k.verifying_key for k in keys.values()]))
+
+
+def derive_key(key: SigningKey, label: str) -> bytes:
+    """A 32-byte secret for one named purpose, derived (HKDF-SHA256) from a stored key's secret: no extra
+    key to store, and each label yields an independent key."""
+    return HKDF(
+        algorithm=hashes.SHA256(),
+        length=32,
+        salt=None,
+        info=b"RELIQUARY derived key v1\x00" + label.encode(),
+    ).derive(key.secret_bytes())
+
+
+def load_or_create_signing_keys(
+    store: SigningKeyStore,
+    root: RootOfTrust,
+    algorithms: Collection[SignatureAlgorithm],
+    *,
+    clock: Callable[[], int],
+    purpose: str,
+    accepted: Collection[SignatureAlgorithm] | None = None,
+) -> dict[SignatureAlgorithm, SigningKey]:
+    """One authenticated key per algorithm in ``algorithms`` (created on first use), plus any other
+    stored key of an ``accepted`` algorithm (default: just ``algorithms``), keyed by algorithm.
+
+    ``purpose`` is bound into each key's wrapping context, so a key stored for one purpose never
+    unwraps as a key of another even if its row is copied between partitions."""
+    accepted = set(algorithms) if accepted is None else set(accepted) | set(algorithms)
+    stored = store.list()
+    missing = [a for a in algorithms if not any(k.algorithm == a.value for k in stored)]
+    for algorithm in missing:
+        fresh = SigningKey.generate(algorithm)
+        # Another cold start may have created one first: then use whatever is stored now.
+        with contextlib.suppress(ConflictError):
+            store.add(
+                StoredSigningKey(
+                    algorithm=algorithm.value,
+                    key_id=fresh.key_id,
+                    public_key=fresh.public_key,
+                    wrapped_secret=root.wrap(
+                        fresh.secret_bytes(), context=_context(algorithm, fresh.public_key, purpose)
+                    ),
+                    created_at=clock(),
+                    root_key_id=root.key_id,
                 )
-            stored = store.list()
-        keys = [_authenticated(k, root) for k in stored if k.algorithm in {a.value for a in accepted}]
-        current = next(k for k in keys if k.algorithm is algorithm)
-        return cls(signer=current, keyring=KeyRing([k.verifying_key for k in keys]))
+            )
+    if missing:
+        stored = store.list()
+    names = {a.value for a in accepted}
+    keys = [_authenticated(k, root, purpose) for k in stored if k.algorithm in names]
+    return {k.algorithm: k for k in keys}

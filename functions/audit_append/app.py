@@ -1,0 +1,81 @@
+"""The audit-append function: append records to a tenant's transparency log and return receipts, record
+the access flow's decision (the RecordDecision task), publish checkpoints, export, verify (fsck).
+
+Deterministic failures (bad input, a request id reused with another record, a log that fails
+verification) come back as ``{"status": "error", "error": {code, type, message}}``; only transient
+failures raise, so Step Functions' Retry acts on them. Idempotent by construction: the log holds one
+record per (tenant, request id), and a retried append returns the first append's leaf index.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from pydantic import TypeAdapter, ValidationError
+
+from reliquary.adapters.audit_factory import AuditRuntime, build_audit
+from reliquary.audit.actions import run_audit_action
+from reliquary.config import get_settings
+from reliquary.contracts.audit import AuditRequest
+from reliquary.errors import InvalidRequestError, ReliquaryError
+from reliquary.observability import build_logger, build_metrics, build_tracer
+
+SERVICE = "reliquary-audit-append"
+logger = build_logger(SERVICE)
+metrics = build_metrics(SERVICE)
+tracer = build_tracer(SERVICE)
+_REQUEST: TypeAdapter[Any] = TypeAdapter(AuditRequest)
+
+
+@functools.cache
+def runtime() -> AuditRuntime:
+    """Adapters, clients and checkpoint keys, built once per cold start (on the first invocation)."""
+    return build_audit(get_settings())
+
+
+def reset_runtime() -> None:
+    """Forget the cold-start state (tests that switch settings between invocations)."""
+    runtime.cache_clear()
+
+
+def _validation_error(exc: ValidationError) -> InvalidRequestError:
+    # Only locations and messages: pydantic's "input" would echo the request back.
+    problems = [{"field": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]} for e in exc.errors()]
+    return InvalidRequestError("the request is malformed", problems=problems[:20])
+
+
+def _error(exc: ReliquaryError, action: str) -> dict[str, Any]:
+    metrics.add_metric(name="Rejected", unit=MetricUnit.Count, value=1)
+    logger.info("request refused", extra={"action": action, "code": exc.code})
+    return {"status": "error", "action": action, "error": exc.to_dict()}
+
+
+def handle(event: Any, current: AuditRuntime) -> dict[str, Any]:
+    action = event.get("action", "") if isinstance(event, dict) else ""
+    action = action if isinstance(action, str) else ""
+    try:
+        request = _REQUEST.validate_python(event)
+    except ValidationError as exc:
+        return _error(_validation_error(exc), action)
+    logger.append_keys(action=request.action, tenant_id=request.tenant_id)
+    try:
+        result = run_audit_action(current.service, request, principal_salt=current.principal_salt)
+    except ReliquaryError as exc:
+        if exc.retryable:
+            metrics.add_metric(name="Transient", unit=MetricUnit.Count, value=1)
+            logger.warning("transient failure", extra={"code": exc.code})
+            raise
+        return _error(exc, action)
+    metrics.add_metric(name="Succeeded", unit=MetricUnit.Count, value=1)
+    logger.info("request handled")
+    return {"status": "ok", "action": request.action, "result": result}
+
+
+@tracer.capture_lambda_handler
+# log_event=False: records name principals only by keyed hash, but events are still not for logs.
+@logger.inject_lambda_context(clear_state=True, log_event=False)
+@metrics.log_metrics
+def handler(event: Any, context: Any) -> dict[str, Any]:  # noqa: ARG001  (the Lambda signature)
+    return handle(event, runtime())

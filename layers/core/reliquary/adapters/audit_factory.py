@@ -1,0 +1,59 @@
+"""Builds the audit service from the one Settings object (once per cold start of audit-append).
+
+Kept apart from ``factory`` so the other functions do not import the audit log's modules at cold start.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from reliquary.adapters.audit_store import DynamoDBLogStore, S3ExportSink, S3TileStore
+from reliquary.adapters.clients import aws_client, build_root_of_trust, dynamodb_client
+from reliquary.adapters.dynamodb import DynamoDBSigningKeyStore, TableConfig
+from reliquary.audit.log import TransparencyLog
+from reliquary.audit.note import NoteSigner
+from reliquary.audit.service import AuditService, CheckpointKeys
+from reliquary.config import Settings
+from reliquary.crypto.signing import SignatureAlgorithm
+from reliquary.vaults.service_keys import CHECKPOINT_SIGNING, derive_key, load_or_create_signing_keys
+
+# Checkpoints carry all three: Ed25519 for standard signed-note verifiers and witnesses, and two
+# post-quantum signatures resting on different lattice problems (module-LWE/SIS and NTRU).
+CHECKPOINT_ALGORITHMS = (
+    SignatureAlgorithm.ED25519,
+    SignatureAlgorithm.ML_DSA_65,
+    SignatureAlgorithm.FALCON_512,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRuntime:
+    service: AuditService
+    # Keys the principal hashes of decision records. Derived from the Ed25519 checkpoint key, so it is
+    # as durable as the log's identity; destroying that key makes every logged principal unlinkable.
+    principal_salt: bytes
+
+
+def build_audit(settings: Settings) -> AuditRuntime:
+    audit = TableConfig(settings.audit_table, settings.region, settings.endpoint_url)
+    dynamodb = dynamodb_client(settings)
+    s3 = aws_client(settings, "s3")
+    keys = load_or_create_signing_keys(
+        DynamoDBSigningKeyStore(audit, dynamodb, partition="CHECKPOINT"),
+        build_root_of_trust(settings),
+        CHECKPOINT_ALGORITHMS,
+        clock=lambda: int(time.time()),
+        purpose=CHECKPOINT_SIGNING,
+    )
+    store = DynamoDBLogStore(audit, dynamodb)
+    tile_store = S3TileStore(s3, settings.audit_bucket)
+    service = AuditService(
+        TransparencyLog(store, tile_store),
+        tile_store,
+        store,
+        CheckpointKeys(tuple(NoteSigner(settings.audit_origin, keys[a]) for a in CHECKPOINT_ALGORITHMS)),
+        origin_prefix=settings.audit_origin,
+        exports=S3ExportSink(s3, settings.audit_bucket),
+    )
+    return AuditRuntime(service, derive_key(keys[SignatureAlgorithm.ED25519], "principal hash salt"))

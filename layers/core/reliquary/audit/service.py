@@ -1,0 +1,311 @@
+"""The audit service: one transparency log per tenant, its signed checkpoints, receipts, reads, export.
+
+Append -> receipt: the records are sequenced and integrated (``TransparencyLog``), a checkpoint covering
+them is published (or a newer one reused), and each record gets a receipt: its leaf index, the signed
+checkpoint and the inclusion proof against it.
+
+Publishing never rewrites history: the new tree must be provably consistent with the last published
+checkpoint (its signature checked, a consistency proof built from the tiles and verified) before the new
+checkpoint is signed, and the store accepts it only if the previous one is still the latest (a
+conditional write). Checkpoints are signed by the deployment's checkpoint keys (Ed25519 for standard
+signed-note verifiers and witnesses, ML-DSA-65 and Falcon-512), all under one key name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from reliquary.audit import merkle, tiles
+from reliquary.audit.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
+from reliquary.audit.log import TileStore, TransparencyLog
+from reliquary.audit.note import NoteSigner, NoteVerifier, Policy, is_valid_key_name
+from reliquary.audit.receipts import Receipt, export_header, export_line
+from reliquary.audit.records import DecisionRecord, DeletionRecord, KeyEventRecord, encode_record
+from reliquary.crypto.scope import validate_id
+from reliquary.errors import (
+    ConflictError,
+    IdempotencyConflictError,
+    InvalidRequestError,
+    LogInconsistentError,
+    NotFoundError,
+    ProofError,
+    TransientError,
+)
+
+if TYPE_CHECKING:
+    from reliquary.audit.fsck import FsckReport
+
+AuditRecord = DecisionRecord | DeletionRecord | KeyEventRecord
+CHECKPOINT_PATH = "checkpoint"
+MAX_EXPORT_ENTRIES = 100_000  # one export call; larger ranges are exported in several
+MAX_READ_ENTRIES = 1_000  # entries returned by one read
+_PUBLISH_ATTEMPTS = 20
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCheckpoint:
+    size: int
+    note: bytes
+
+
+class CheckpointStore(Protocol):
+    """The latest published checkpoint of each log (DynamoDB), advanced only by conditional writes."""
+
+    def latest_checkpoint(self, log_id: str) -> StoredCheckpoint | None: ...
+
+    def put_checkpoint(self, log_id: str, checkpoint: StoredCheckpoint, *, previous_size: int | None) -> None:
+        """Store ``checkpoint`` as the latest, only if the latest is still of ``previous_size`` (None: no
+        checkpoint yet); ConflictError otherwise."""
+
+
+class ExportSink(Protocol):
+    """Where exports go (S3): one object written from a stream of chunks."""
+
+    def write_stream(self, key: str, chunks: Iterable[bytes]) -> int:
+        """Write the object; return its size in bytes."""
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointKeys:
+    """The keys that sign every tenant's checkpoints, under one key name."""
+
+    signers: tuple[NoteSigner, ...]
+
+    def __post_init__(self) -> None:
+        if not self.signers or len({s.name for s in self.signers}) != 1:
+            raise InvalidRequestError("checkpoint keys are one or more signers under one key name")
+
+    @property
+    def verifiers(self) -> tuple[NoteVerifier, ...]:
+        return tuple(s.verifier for s in self.signers)
+
+    @property
+    def policy(self) -> Policy:
+        """Every key must have signed: the service holds them all, so a missing signature is tampering."""
+        return Policy.all_of(*self.verifiers)
+
+
+@dataclass(frozen=True, slots=True)
+class ExportResult:
+    key: str
+    start: int
+    end: int
+    tree_size: int
+    bytes_written: int
+
+
+class AuditService:
+    def __init__(
+        self,
+        log: TransparencyLog,
+        tile_store: TileStore,
+        checkpoints: CheckpointStore,
+        keys: CheckpointKeys,
+        *,
+        origin_prefix: str,
+        exports: ExportSink | None = None,
+    ) -> None:
+        if not is_valid_key_name(origin_prefix) or origin_prefix.endswith("/"):
+            raise InvalidRequestError("the origin prefix is a key name without a trailing '/'")
+        self._log = log
+        self._tiles = tile_store
+        self._checkpoints = checkpoints
+        self._keys = keys
+        self._prefix = origin_prefix
+        self._exports = exports
+
+    # --- identity --------------------------------------------------------------------------------
+    def origin(self, tenant_id: str) -> str:
+        """The checkpoint origin of a tenant's log: ``<origin prefix>/<tenant id>``."""
+        return f"{self._prefix}/{validate_id('tenant_id', tenant_id)}"
+
+    @property
+    def verifier_keys(self) -> list[str]:
+        """The signed-note verifier keys (``name+keyid+base64``) that check every checkpoint."""
+        return [v.to_vkey() for v in self._keys.verifiers]
+
+    @property
+    def verifiers(self) -> tuple[NoteVerifier, ...]:
+        return self._keys.verifiers
+
+    # --- writing ---------------------------------------------------------------------------------
+    def append(self, tenant_id: str, records: Sequence[AuditRecord]) -> list[Receipt]:
+        """Log ``records`` (all of ``tenant_id``) and return a receipt for each, in order.
+
+        Idempotent per request id: a record already logged keeps its index. The same request id with a
+        different record is an ``IdempotencyConflictError`` (the call's other records are logged)."""
+        log_id = validate_id("tenant_id", tenant_id)
+        if not records:
+            raise InvalidRequestError("append needs at least one record")
+        for record in records:
+            if record.tenant_id != log_id:
+                raise InvalidRequestError("a record belongs to another tenant", request_id=record.request_id)
+        entries = [(record.request_id, encode_record(record)) for record in records]
+        appended = self._log.append(log_id, entries)
+        conflicts = [
+            a.request_id
+            for a, (_, entry) in zip(appended, entries, strict=True)
+            if not a.new and self._log.entries(log_id, a.index, a.index + 1) != [entry]
+        ]
+        if conflicts:
+            raise IdempotencyConflictError(
+                "a request id is already logged with a different record", request_ids=conflicts[:20]
+            )
+        published = self.publish(tenant_id)
+        return [self._receipt(log_id, a.request_id, a.index, published) for a in appended]
+
+    def publish(self, tenant_id: str) -> StoredCheckpoint:
+        """Sign and store a checkpoint of the whole integrated log, consistent with the previous one;
+        return the latest checkpoint (which may be a newer one another writer published)."""
+        log_id = validate_id("tenant_id", tenant_id)
+        for _ in range(_PUBLISH_ATTEMPTS):
+            head = self._log.integrate(log_id)  # completes anything a crashed writer left
+            latest = self._checkpoints.latest_checkpoint(log_id)
+            previous = self._open(log_id, latest) if latest is not None else None
+            if latest is not None and previous is not None and previous.size >= head.integrated:
+                self._mirror(log_id, latest)
+                return latest
+            size = head.integrated
+            _, root = self._log.root(log_id, size)
+            if previous is not None:
+                self._prove_consistent(log_id, previous, size, root)
+            note = sign_checkpoint(Checkpoint(self.origin(log_id), size, root), self._keys.signers)
+            fresh = StoredCheckpoint(size, note)
+            try:
+                self._checkpoints.put_checkpoint(
+                    log_id, fresh, previous_size=None if previous is None else previous.size
+                )
+            except ConflictError:
+                continue  # another writer published meanwhile: start from its checkpoint
+            self._mirror(log_id, fresh)
+            return fresh
+        raise TransientError("checkpoint publishing is too contended; retry", log_id=log_id)
+
+    def _open(self, log_id: str, stored: StoredCheckpoint) -> Checkpoint:
+        """Our own last checkpoint, refusing one whose signatures or origin are not ours (fail closed)."""
+        checkpoint = open_checkpoint(
+            stored.note, self._keys.verifiers, origin=self.origin(log_id), required=self._keys.policy
+        )
+        if checkpoint.size != stored.size:
+            raise LogInconsistentError("the stored checkpoint's size is not its note's", log_id=log_id)
+        return checkpoint
+
+    def _prove_consistent(self, log_id: str, previous: Checkpoint, size: int, root: bytes) -> None:
+        proof = self._log.consistency_proof(log_id, previous.size, size)
+        try:
+            merkle.verify_consistency(previous.size, size, previous.root_hash, root, proof)
+        except ProofError as exc:
+            raise LogInconsistentError(
+                "the log is not consistent with its last checkpoint; refusing to publish",
+                log_id=log_id,
+                previous_size=previous.size,
+                size=size,
+            ) from exc
+
+    def _mirror(self, log_id: str, stored: StoredCheckpoint) -> None:
+        """Keep ``<log>/checkpoint`` (what tlog-tiles clients fetch) at the latest checkpoint. Two writers
+        may race here; whoever finds a newer checkpoint stored after writing writes that one too."""
+        for _ in range(3):
+            self._tiles.write(log_id, CHECKPOINT_PATH, stored.note)
+            latest = self._checkpoints.latest_checkpoint(log_id)
+            if latest is None or latest.size <= stored.size:
+                return
+            stored = latest
+
+    # --- reading ---------------------------------------------------------------------------------
+    def checkpoint(self, tenant_id: str) -> StoredCheckpoint:
+        """The latest signed checkpoint (NotFoundError before the first append)."""
+        log_id = validate_id("tenant_id", tenant_id)
+        latest = self._checkpoints.latest_checkpoint(log_id)
+        if latest is None:
+            raise NotFoundError("the log has no checkpoint yet", tenant_id=log_id)
+        return latest
+
+    def receipt(self, tenant_id: str, request_id: str, leaf_index: int) -> Receipt:
+        """A receipt for a logged leaf against the latest checkpoint."""
+        log_id = validate_id("tenant_id", tenant_id)
+        return self._receipt(log_id, request_id, leaf_index, self.checkpoint(log_id))
+
+    def _receipt(self, log_id: str, request_id: str, index: int, published: StoredCheckpoint) -> Receipt:
+        if not 0 <= index < published.size:
+            raise InvalidRequestError("the leaf is not covered by the checkpoint", leaf_index=index)
+        proof = self._log.inclusion_proof(log_id, index, published.size)
+        return Receipt(self.origin(log_id), request_id, index, published.note, published.size, tuple(proof))
+
+    def inclusion_proof(self, tenant_id: str, index: int, size: int) -> list[bytes]:
+        return self._log.inclusion_proof(validate_id("tenant_id", tenant_id), _index(index, size), size)
+
+    def consistency_proof(self, tenant_id: str, old_size: int, new_size: int) -> list[bytes]:
+        if not 0 <= old_size <= new_size:
+            raise InvalidRequestError("a consistency proof needs 0 <= old_size <= new_size")
+        return self._log.consistency_proof(validate_id("tenant_id", tenant_id), old_size, new_size)
+
+    def tile(self, tenant_id: str, path: str) -> bytes:
+        """The raw bytes at a tlog-tiles path (``tile/...``, ``checkpoint``) of the tenant's log."""
+        log_id = validate_id("tenant_id", tenant_id)
+        if path != CHECKPOINT_PATH:
+            tiles.parse_path(path)  # InvalidRequestError for anything but a well-formed tile path
+        data = self._tiles.read(log_id, path)
+        if data is None:
+            raise NotFoundError("no such tile", path=path)
+        return data
+
+    def entries(self, tenant_id: str, start: int, end: int) -> list[bytes]:
+        if not 0 <= start <= end or end - start > MAX_READ_ENTRIES:
+            raise InvalidRequestError(f"read 0 to {MAX_READ_ENTRIES} entries with 0 <= start <= end")
+        return self._log.entries(validate_id("tenant_id", tenant_id), start, end)
+
+    # --- export and fsck -------------------------------------------------------------------------
+    def export(self, tenant_id: str, start: int, end: int, *, export_id: str) -> ExportResult:
+        """Entries [start, end) with inclusion proofs against the latest checkpoint, as JSON lines at
+        ``exports/<tenant>/<export id>.jsonl`` (see ``receipts.verify_export``)."""
+        if self._exports is None:
+            raise InvalidRequestError("exports are not configured")
+        log_id = validate_id("tenant_id", tenant_id)
+        validate_id("export_id", export_id)
+        published = self.checkpoint(log_id)
+        if not 0 <= start <= end <= published.size or end - start > MAX_EXPORT_ENTRIES:
+            raise InvalidRequestError(
+                f"export at most {MAX_EXPORT_ENTRIES} entries within the checkpoint",
+                start=start,
+                end=end,
+                tree_size=published.size,
+            )
+        key = f"exports/{log_id}/{export_id}.jsonl"
+
+        def lines() -> Iterator[bytes]:
+            yield export_header(origin=self.origin(log_id), start=start, end=end, checkpoint=published.note)
+            for first in range(start, end, MAX_READ_ENTRIES):
+                last = min(end, first + MAX_READ_ENTRIES)
+                for offset, entry in enumerate(self._log.entries(log_id, first, last)):
+                    index = first + offset
+                    yield export_line(index, entry, self._log.inclusion_proof(log_id, index, published.size))
+
+        written = self._exports.write_stream(key, lines())
+        return ExportResult(key, start, end, published.size, written)
+
+    def verify(self, tenant_id: str, *, progress: Callable[[int, int], None] | None = None) -> FsckReport:
+        """Re-check the whole log from its tiles against its latest checkpoint (fsck)."""
+        from reliquary.audit.fsck import verify_log  # noqa: PLC0415  (an operator's tool: off the hot path)
+
+        log_id = validate_id("tenant_id", tenant_id)
+        latest = self._checkpoints.latest_checkpoint(log_id)
+        notes = [] if latest is None else [latest.note]
+        return verify_log(
+            self._tiles,
+            log_id,
+            size=0 if latest is None else latest.size,
+            checkpoints=notes,
+            verifiers=self._keys.verifiers,
+            origin=self.origin(log_id),
+            required=self._keys.policy,
+            progress=progress,
+        )
+
+
+def _index(index: int, size: int) -> int:
+    if not 0 <= index < size:
+        raise InvalidRequestError("an inclusion proof needs 0 <= index < size", index=index, size=size)
+    return index

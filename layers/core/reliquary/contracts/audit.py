@@ -1,0 +1,138 @@
+"""Input models of the audit-append function (direct invocation and the RecordDecision task).
+
+``record_decision`` takes the access flow's state (DESIGN.md): it ignores the state's other fields (the
+requester's key, the proof itself, the nonce), so the task can pass the state through, and builds the
+decision record from the parts it names. The principal is logged only as a keyed hash (see
+``reliquary.audit.records.principal_hash``). ``decided_at`` must be fixed for an execution (the state
+machine passes ``$$.Execution.StartTime``): a retried task then builds the identical record and gets the
+same receipt, where a changing time would be refused as a conflicting reuse of the request id.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+
+from reliquary.audit.log import MAX_BATCH
+from reliquary.contracts.common import Identifier
+
+Hex64 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+
+
+def _epoch_seconds(value: object) -> object:
+    """An ISO 8601 time with a zone (Step Functions' ``$$.Execution.StartTime``) as epoch seconds."""
+    if isinstance(value, str):
+        try:
+            parsed = dt.datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError("decided_at is epoch seconds or an ISO 8601 time with a zone") from None
+        if parsed.tzinfo is None:
+            raise ValueError("decided_at needs a time zone")
+        return int(parsed.timestamp())
+    return value
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tenant_id: Identifier
+
+
+class AppendRequest(_Request):
+    """Log one or many records (their JSON objects, see ``reliquary.audit.records``)."""
+
+    action: Literal["append"]
+    records: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class _FlowPart(BaseModel):
+    # Parts of the flow state produced by other functions: fields not logged are ignored.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class PrincipalIn(_FlowPart):
+    subject: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+
+
+class ContextIn(_FlowPart):
+    proof_hash: Hex64 | None = None
+
+
+class TrustFactorIn(_FlowPart):
+    name: str
+    value: float
+    weight: float
+    contribution: float
+
+
+class TrustIn(_FlowPart):
+    score: float | None = None
+    factors: list[TrustFactorIn] = Field(default_factory=list)
+
+
+class VoteIn(_FlowPart):
+    agent: str
+    vote: str
+    confidence: float
+    rationale: str = ""
+
+
+class DecisionIn(_FlowPart):
+    decision: Literal["approve", "deny"]
+    reasons: list[str] = Field(default_factory=list)
+    policy_version: Hex64
+
+
+class RecordDecisionRequest(BaseModel):
+    """The RecordDecision task: the flow state in, a receipt out."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    action: Literal["record_decision"]
+    request_id: Identifier
+    tenant_id: Identifier
+    vault_id: Identifier
+    item_id: Identifier
+    principal: PrincipalIn
+    context: ContextIn | None = None
+    trust: TrustIn | None = None
+    votes: list[VoteIn] = Field(default_factory=list)
+    decision: DecisionIn
+    execution_id: str | None = None
+    decided_at: Annotated[int, BeforeValidator(_epoch_seconds), Field(ge=0)]
+
+
+class PublishRequest(_Request):
+    action: Literal["publish"]
+
+
+class GetCheckpointRequest(_Request):
+    action: Literal["get_checkpoint"]
+
+
+class ExportRequest(_Request):
+    """Entries [start, end) with proofs to ``exports/<tenant>/<export_id>.jsonl`` in the audit bucket."""
+
+    action: Literal["export"]
+    export_id: Identifier
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+
+
+class VerifyRequest(_Request):
+    """fsck: re-check the tenant's whole log from its tiles against its latest checkpoint."""
+
+    action: Literal["verify"]
+
+
+AuditRequest = Annotated[
+    AppendRequest
+    | RecordDecisionRequest
+    | PublishRequest
+    | GetCheckpointRequest
+    | ExportRequest
+    | VerifyRequest,
+    Field(discriminator="action"),
+]

@@ -1,0 +1,180 @@
+"""The audit-append handler on its sample events against moto: receipts a client verifies with only the
+published verifier keys, the RecordDecision task idempotent across retries, publish, export, verify, and
+every bad request refused with a typed error and nothing logged."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reliquary.adapters.audit_store import S3TileStore
+from reliquary.audit.note import NoteVerifier, Policy
+from reliquary.audit.receipts import Receipt, verify_export, verify_receipt
+from reliquary.audit.records import DecisionRecord, decode_record, encode_record, parse_record
+from reliquary.errors import StorageUnavailableError, TransientError
+from tests.functions.conftest import Invoke
+from tests.functions.test_encrypt_handler import assert_clean, each_case, error, ok
+from tests.support.aws import AwsStack
+
+EVENTS_DIR = Path(__file__).resolve().parents[2] / "events" / "audit_append"
+TENANT = "acme"
+
+
+def load_event(name: str, **overrides: Any) -> dict[str, Any]:
+    event: dict[str, Any] = json.loads((EVENTS_DIR / f"{name}.json").read_text())
+    event.update(overrides)
+    return event
+
+
+def _trusted(invoke: Invoke) -> tuple[str, list[NoteVerifier]]:
+    published = ok(invoke(load_event("get_checkpoint")), "get_checkpoint")
+    return published["origin"], [NoteVerifier.from_vkey(k) for k in published["verifier_keys"]]
+
+
+def _check(receipt: dict[str, Any], entry: bytes, origin: str, verifiers: list[NoteVerifier]) -> int:
+    checkpoint = verify_receipt(
+        Receipt.from_dict(receipt), entry, verifiers, origin=origin, required=Policy.all_of(*verifiers)
+    )
+    return checkpoint.size
+
+
+def test_every_action_has_a_sample_event_and_the_readme_names_them_all() -> None:
+    names = {p.stem for p in EVENTS_DIR.glob("*.json")}
+    assert names == {"append", "record_decision", "publish", "get_checkpoint", "export", "verify"}
+    readme = (EVENTS_DIR / "README.md").read_text()
+    assert all(f"`{name}.json`" in readme for name in names)
+
+
+def test_the_sample_events_in_order(audit_append: Invoke, aws: AwsStack) -> None:
+    appended = ok(audit_append(load_event("append")), "append")
+    assert [r["leaf_index"] for r in appended["receipts"]] == [0, 1, 2]
+    origin, verifiers = _trusted(audit_append)
+    assert origin == "reliquary.local/audit/acme"
+    assert {v.algorithm.value for v in verifiers} == {"Ed25519", "ML-DSA-65", "Falcon-512"}
+    for record, receipt in zip(load_event("append")["records"], appended["receipts"], strict=True):
+        assert _check(receipt, encode_record(parse_record(record)), origin, verifiers) == 3
+
+    decided = ok(audit_append(load_event("record_decision")), "record_decision")
+    assert decided["decision"] == "approve"
+    receipt = decided["receipt"]
+    assert receipt["leaf_index"] == 3
+    # The logged record: the principal only as a keyed hash, the time of the execution's start.
+    objects = aws.s3.list_objects_v2(Bucket=aws.settings.audit_bucket, Prefix="logs/acme/tile/entries/")
+    bundle_key = objects["Contents"][-1]["Key"]
+    assert "support-agent-7" not in aws.s3.get_object(Bucket=aws.settings.audit_bucket, Key=bundle_key)[
+        "Body"
+    ].read().decode("utf-8", "replace")
+
+    published = ok(audit_append(load_event("publish")), "publish")
+    assert published["tree_size"] == 4
+    assert published["checkpoint"] == receipt["checkpoint"]  # nothing new since: the same checkpoint
+
+    exported = ok(audit_append(load_event("export")), "export")
+    assert exported == {
+        "key": "exports/acme/acme-audit-2026-11.jsonl",
+        "start": 0,
+        "end": 4,
+        "tree_size": 4,
+        "bytes": exported["bytes"],
+    }
+    body = aws.s3.get_object(Bucket=aws.settings.audit_bucket, Key=exported["key"])["Body"].read()
+    assert len(body) == exported["bytes"]
+    verified = verify_export(body.splitlines(keepends=True), verifiers, origin=origin)
+    logged = [decode_record(entry) for entry in verified.entries]
+    assert [r.request_id for r in logged] == [
+        "shred-customer-42-notes",
+        "rotate-agent-memory-2",
+        "access-0001",
+        "access-0002",
+    ]
+    assert _check(receipt, encode_record(logged[3]), origin, verifiers) == 4
+    assert isinstance(logged[3], DecisionRecord)
+    assert logged[3].time == 1_795_608_000  # 2026-11-25T12:00:00Z
+
+    report = ok(audit_append(load_event("verify")), "verify")
+    assert report["ok"] is True
+    assert report["size"] == 4
+
+
+def test_a_retried_record_decision_gets_the_same_receipt_and_one_record(audit_append: Invoke) -> None:
+    first = ok(audit_append(load_event("record_decision")), "record_decision")["receipt"]
+    again = ok(audit_append(load_event("record_decision")), "record_decision")["receipt"]
+    assert again["leaf_index"] == first["leaf_index"] == 0
+    assert ok(audit_append(load_event("get_checkpoint")), "get_checkpoint")["tree_size"] == 1
+    # Same request id, another decision (or another time): a conflict, never a second record.
+    for change in (
+        {"decided_at": 1_795_651_201},
+        {"decision": {"decision": "deny", "policy_version": "9b" * 32}},
+    ):
+        error(audit_append(load_event("record_decision", **change)), "idempotency_conflict")
+    assert ok(audit_append(load_event("get_checkpoint")), "get_checkpoint")["tree_size"] == 1
+
+
+def _bad_events() -> dict[str, Any]:
+    record = load_event("append")["records"][0]
+    decision = load_event("record_decision")
+    return {
+        "not an object": [1, 2],
+        "no action": {"tenant_id": TENANT},
+        "unknown action": load_event("append", action="delete_log"),
+        "no records": load_event("append", records=[]),
+        "91 records": load_event("append", records=[record] * 91),
+        "record of another tenant": load_event("append", records=[{**record, "tenant_id": "globex"}]),
+        "unknown record kind": load_event("append", records=[{**record, "kind": "backdoor"}]),
+        "record with extra field": load_event("append", records=[{**record, "admin": True}]),
+        "record with bad version": load_event("append", records=[{**record, "versions": [2, 1]}]),
+        "duplicate request ids": load_event("append", records=[record, record]),
+        "bad tenant id": load_event("append", tenant_id="../acme"),
+        "extra field": load_event("publish", force=True),
+        "decision without principal": {k: v for k, v in decision.items() if k != "principal"},
+        "decision with a naive time": {**decision, "decided_at": "2026-11-25T12:00:00"},
+        "decision with a bad score": {**decision, "trust": {"score": 1.5}},
+        "decision with a bad vote": {**decision, "votes": [{"agent": "a", "vote": "maybe", "confidence": 1}]},
+        "decision with bad policy": {**decision, "decision": {"decision": "approve", "policy_version": "x"}},
+        "export beyond the log": load_event("export", end=10**6),
+        "export with a path": load_event("export", export_id="../../logs/acme/checkpoint"),
+    }
+
+
+def test_bad_requests_are_refused_and_log_nothing(audit_append: Invoke, aws: AwsStack) -> None:
+    def check(event: Any) -> None:
+        payload = audit_append(copy.deepcopy(event))
+        assert payload["status"] == "error", payload
+        assert payload["error"]["code"] in {"invalid_request", "not_found"}, payload
+        assert_clean(payload, "support-agent-7")
+
+    each_case(_bad_events(), check)
+    listed = aws.s3.list_objects_v2(Bucket=aws.settings.audit_bucket, Prefix="logs/")
+    assert listed["KeyCount"] == 0
+    error(audit_append(load_event("get_checkpoint")), "not_found")
+
+
+def test_validation_problems_name_fields_without_echoing_input(audit_append: Invoke) -> None:
+    event = load_event("record_decision", principal={"subject": ""})
+    body = error(audit_append(event), "invalid_request")
+    assert any(p["field"].startswith("record_decision.principal") for p in body["details"]["problems"])
+    assert "input" not in json.dumps(body)
+
+
+def test_an_outage_between_commit_and_tiles_raises_for_retry_and_the_retry_completes(
+    audit_append: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ok(audit_append(load_event("append")), "append")
+
+    def unavailable(self: S3TileStore, log_id: str, path: str, data: bytes) -> None:
+        raise StorageUnavailableError("S3 is unavailable", aws_code="SlowDown")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(S3TileStore, "write", unavailable)
+        # The record is committed (sequenced) but its tiles and checkpoint are not written.
+        with pytest.raises(TransientError):
+            audit_append(load_event("record_decision"))
+    assert ok(audit_append(load_event("get_checkpoint")), "get_checkpoint")["tree_size"] == 3
+    # Step Functions retries the task: the same leaf, now integrated, checkpointed and provable.
+    receipt = ok(audit_append(load_event("record_decision")), "record_decision")["receipt"]
+    assert (receipt["leaf_index"], receipt["tree_size"]) == (3, 4)
+    assert ok(audit_append(load_event("verify")), "verify")["ok"] is True
