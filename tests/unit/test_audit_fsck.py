@@ -26,6 +26,7 @@ from reliquary.audit.note import NoteSigner, Policy
 from reliquary.crypto.signing import SignatureAlgorithm, SigningKey
 from reliquary.errors import (
     InvalidRequestError,
+    LogInconsistentError,
     NativeLibraryError,
     RootMismatchError,
     StorageUnavailableError,
@@ -587,10 +588,21 @@ def _head_cases() -> list[tuple[str, Callable[[LogHead], LogHead], str]]:
             lambda h: replace(h, frontier=(_flip(h.frontier[0], 0), *h.frontier[1:])),
             "frontier",
         ),
-        ("frontier of another size", lambda h: replace(h, frontier=h.frontier[1:]), "frontier"),
-        ("behind the tree", lambda h: replace(h, size=999, integrated=999, frontier=h.frontier), "frontier"),
-        ("integrated beyond its size", lambda h: replace(h, integrated=h.size + 1), "malformed"),
     ]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda h: replace(h, frontier=h.frontier[1:]),  # a frontier of another size
+        lambda h: replace(h, size=999, integrated=999, frontier=h.frontier),
+        lambda h: replace(h, integrated=h.size + 1),
+        lambda h: replace(h, frontier=(b"short", *h.frontier[1:])),
+    ],
+)
+def test_a_malformed_head_cannot_even_be_built(change: Callable[[LogHead], LogHead]) -> None:
+    with pytest.raises(LogInconsistentError):
+        change(_built(1000).head)
 
 
 @pytest.mark.parametrize(("change", "words"), [pytest.param(c, w, id=i) for i, c, w in _head_cases()])

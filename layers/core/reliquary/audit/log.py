@@ -39,6 +39,15 @@ class LogHead:
     integrated: int = 0
     revision: int = 0
 
+    def __post_init__(self) -> None:
+        # A head read from storage is checked before anything is built on it.
+        if not (0 <= self.integrated <= self.size and self.revision >= 0):
+            raise LogInconsistentError("a log head is corrupt", size=self.size, integrated=self.integrated)
+        if len(self.frontier) != self.size.bit_count() or any(
+            len(h) != merkle.HASH_SIZE for h in self.frontier
+        ):
+            raise LogInconsistentError("a log head's frontier does not fit its size", size=self.size)
+
     @property
     def compact_range(self) -> CompactRange:
         return CompactRange(self.size, self.frontier)
@@ -245,6 +254,10 @@ class TransparencyLog:
         return tiles.encode_tile(hashes)
 
     # --- reading ---------------------------------------------------------------------------------
+    def head(self, log_id: str) -> LogHead:
+        """The committed head (strongly consistent)."""
+        return self._store.head(log_id)
+
     def read_tile(self, log_id: str, ref: TileRef) -> list[bytes]:
         key = (log_id, ref.path)
         with self._cache_lock:

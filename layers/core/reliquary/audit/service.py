@@ -287,16 +287,18 @@ class AuditService:
         return ExportResult(key, start, end, published.size, written)
 
     def verify(self, tenant_id: str, *, progress: Callable[[int, int], None] | None = None) -> FsckReport:
-        """Re-check the whole log from its tiles against its latest checkpoint (fsck)."""
+        """Re-check the whole integrated log from its tiles against its head and latest checkpoint (fsck)."""
         from reliquary.audit.fsck import verify_log  # noqa: PLC0415  (an operator's tool: off the hot path)
 
         log_id = validate_id("tenant_id", tenant_id)
         latest = self._checkpoints.latest_checkpoint(log_id)
         notes = [] if latest is None else [latest.note]
+        head = self._log.head(log_id)
         return verify_log(
             self._tiles,
             log_id,
-            size=0 if latest is None else latest.size,
+            size=head.integrated,
+            head=head,
             checkpoints=notes,
             verifiers=self._keys.verifiers,
             origin=self.origin(log_id),
