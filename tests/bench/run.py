@@ -16,9 +16,21 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from tests.bench.report import Table
+    from tests.bench.timing import Budget
 
 REPO = Path(__file__).resolve().parents[2]
-SECTIONS = ("envelope", "parts", "signers", "signatures", "kem", "service", "coldstart")
+SECTIONS = (
+    "envelope",
+    "parts",
+    "signers",
+    "signatures",
+    "kem",
+    "service",
+    "merkle",
+    "proofs",
+    "appends",
+    "coldstart",
+)
 FULL_COLDSTART_RUNS = 7
 
 
@@ -51,10 +63,57 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def audit_sections(
+    quick: bool, budget: Budget, summary: dict[str, object], emit: Callable[[Table], None]
+) -> dict[str, Callable[[], None]]:
+    """The audit-log sections (tests/bench/audit_bench.py), by name, in the order they run."""
+    from tests.bench import audit_bench
+
+    scale = audit_bench.QUICK_SCALE if quick else audit_bench.FULL_SCALE
+
+    def merkle_root() -> None:
+        result = audit_bench.merkle_root_table(scale)
+        summary["merkle_native_vs_floor"] = result.native_vs_floor
+        summary["merkle_pure_vs_native"] = result.pure_vs_native
+        summary["merkle_hashlib_vs_native"] = result.hashlib_vs_native
+        emit(result.table)
+
+    def proofs() -> None:
+        result = audit_bench.proofs_table(budget, scale)
+        summary["proof_inclusion_gen_us"] = result.inclusion_gen_us
+        summary["proof_inclusion_verify_pure_vs_native"] = result.inclusion_verify_pure_vs_native
+        emit(result.table)
+
+    def appends() -> None:
+        result = audit_bench.appends_table(budget, scale)
+        summary.update(result.summary)
+        emit(result.table)
+        receipts = audit_bench.receipts_table(budget)
+        summary.update(receipts.summary)
+        emit(receipts.table)
+
+    return {"merkle": merkle_root, "proofs": proofs, "appends": appends}
+
+
+def coldstart_section(quick: bool, summary: dict[str, object], emit: Callable[[Table], None]) -> None:
+    """The encrypt handler's cold start, then the audit-append handler's (once it exists)."""
+    from tests.bench import audit_bench, coldstart
+
+    runs = 1 if quick else FULL_COLDSTART_RUNS
+    result = coldstart.coldstart_tables(runs)
+    summary["handler_import_ms"] = result.handler_import_ms
+    emit(result.table)
+    emit(result.imports)
+    audit = audit_bench.audit_coldstart_table(runs)  # None until functions/audit_append exists
+    if audit is not None:
+        summary["audit_handler_import_ms"] = audit.handler_import_ms
+        emit(audit.table)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     ensure_import_paths()
-    from tests.bench import coldstart, crypto_bench, report, timing
+    from tests.bench import crypto_bench, report, timing
 
     budget = timing.QUICK if args.quick else timing.FULL
     sections = set(args.only or SECTIONS)
@@ -109,19 +168,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         for table in crypto_bench.service_tables(budget, sizes):
             emit(table)
 
-    def cold() -> None:
-        result = coldstart.coldstart_tables(1 if args.quick else FULL_COLDSTART_RUNS)
-        summary["handler_import_ms"] = result.handler_import_ms
-        emit(result.table)
-        emit(result.imports)
-
     section("envelope", envelope)
     section("parts", lambda: emit(crypto_bench.envelope_parts_table(fixture, budget)))
     section("signers", signers)
     section("signatures", lambda: emit(crypto_bench.signature_table(fixture, budget)))
     section("kem", lambda: emit(crypto_bench.kem_grant_table(fixture, budget)))
     section("service", service)
-    section("coldstart", cold)
+    for name, runner in audit_sections(args.quick, budget, summary, emit).items():
+        section(name, runner)
+    section("coldstart", lambda: coldstart_section(args.quick, summary, emit))
 
     elapsed = time.perf_counter() - started
     print(f"== Done in {elapsed:.1f} s; load average now (1/5/15 min): {report.load_average()}")

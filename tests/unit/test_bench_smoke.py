@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.bench import coldstart, run, timing
+from tests.bench import audit_bench, coldstart, run, timing
 from tests.bench.report import Column, Table
 
 SIZES = {"1 KiB", "64 KiB", "1 MiB"}
@@ -112,6 +112,95 @@ def test_service_tables(quick_run: tuple[dict[str, Any], str]) -> None:
     for key in ("median_us", "bare_us", "overhead"):
         assert all(_positive_finite(v) for v in _column(service, key)), key
     assert all(_positive_finite(v) for v in _column(tables["service_parts"], "median_us"))
+
+
+def test_merkle_root_table(quick_run: tuple[dict[str, Any], str]) -> None:
+    document, output = quick_run
+    table = document["tables"]["merkle_root"]
+    impls = [row["impl"] for row in table["rows"]]
+    assert len(impls) == 7
+    for prefix in ("native:", "floor:", "bare hashlib", "pure reference"):
+        assert any(i.startswith(prefix) for i in impls), prefix
+    for key in ("median_ms", "min_ms", "vs_floor", "vs_native", "mleaves_s"):
+        assert all(_positive_finite(v) for v in _column(table, key)), key
+    assert all(isinstance(v, int | float) and v >= 0 for v in _column(table, "faults"))
+    assert "native / floor:" in output
+    assert "pure reference / native:" in output
+    for key in ("merkle_native_vs_floor", "merkle_pure_vs_native", "merkle_hashlib_vs_native"):
+        assert _positive_finite(document["summary"][key]), key
+
+
+def test_proofs_table(quick_run: tuple[dict[str, Any], str]) -> None:
+    document, _ = quick_run
+    table = document["tables"]["proofs"]
+    sizes = {f"{size:,}" for size in audit_bench.QUICK_SCALE.proof_sizes}
+    assert {(r["size"], r["proof"]) for r in table["rows"]} == {
+        (size, proof) for size in sizes for proof in ("inclusion", "consistency")
+    }
+    for key in (
+        "hashes",
+        "bytes",
+        "gen_us",
+        "gen_cold_us",
+        "tile_reads",
+        "gen_hashes",
+        "gen_vs_floor",
+        "verify_us",
+        "verify_hashes",
+        "verify_vs_floor",
+        "hash_us",
+    ):
+        assert all(_positive_finite(v) for v in _column(table, key)), key
+    inclusion = [r for r in table["rows"] if r["proof"] == "inclusion"]
+    assert all(_positive_finite(r["native_us"]) and _positive_finite(r["pure_vs_native"]) for r in inclusion)
+    assert _positive_finite(document["summary"]["proof_inclusion_gen_us"])
+    assert _positive_finite(document["summary"]["proof_inclusion_verify_pure_vs_native"])
+
+
+def test_appends_table(quick_run: tuple[dict[str, Any], str]) -> None:
+    document, _ = quick_run
+    rows = document["tables"]["appends"]["rows"]
+    appends = [r for r in rows if r.get("batch") is not None]
+    assert {(r["store"], r["batch"]) for r in appends} == {
+        (store, batch) for store in ("in-memory", "moto") for batch in audit_bench.APPEND_BATCHES
+    }
+    assert len([r for r in appends if r["store"] == "in-memory"]) == 2 * len(audit_bench.APPEND_BATCHES)
+    for key in ("median_us", "appends_s", "entries_s", "db_rt", "s3_put", "rt", "vs_base"):
+        assert all(_positive_finite(r[key]) for r in appends), key
+    moto = [r for r in appends if r["store"] == "moto"]
+    assert all(_positive_finite(r["http"]) and _positive_finite(r["vs_rt_floor"]) for r in moto)
+    baselines = [r for r in rows if r.get("batch") is None]
+    assert len(baselines) == 3
+    assert all(_positive_finite(r["median_us"]) and r["vs_base"] == 1.0 for r in baselines)
+    for batch in audit_bench.APPEND_BATCHES:
+        assert _positive_finite(document["summary"][f"append_memory_batch{batch}_entries_per_s"])
+        assert _positive_finite(document["summary"][f"append_moto_batch{batch}_vs_put_item"])
+        assert _positive_finite(document["summary"][f"append_moto_batch{batch}_round_trips"])
+
+
+def test_directly_written_log_matches_appends() -> None:
+    built = audit_bench.build_log(audit_bench.random_entries(700))
+    audit_bench.cross_check(built)  # raises if a tile, a bundle or the head differs
+    assert built.size == 700
+
+
+def test_audit_coldstart_targets_follow_the_handler() -> None:
+    keys = {t.key for t in audit_bench.audit_coldstart_targets()}
+    expected = {"audit_handler_lambda", "audit_handler_local"}
+    assert keys == (expected if audit_bench.AUDIT_HANDLER_PATH.is_file() else set())
+
+
+@pytest.mark.slow
+def test_audit_coldstart_quick() -> None:
+    result = audit_bench.audit_coldstart_table(1)
+    if not audit_bench.AUDIT_HANDLER_PATH.is_file():
+        assert result is None
+        return
+    assert result is not None
+    assert len(result.table.rows) == 2 + len(audit_bench.AUDIT_BASELINE_KEYS)
+    assert all(_positive_finite(r["wall_ms"]) for r in result.table.rows)
+    assert _positive_finite(result.handler_import_ms)
+    assert "audit-append handler import (Lambda env) median" in result.table.render()
 
 
 @pytest.mark.slow

@@ -306,6 +306,20 @@ class TransparencyLog:
             merkle.inclusion_plan(index, size), lambda node: self.node_hash(log_id, node, size), self._hasher
         )
 
+    def inclusion_proofs(self, log_id: str, indexes: Sequence[int], size: int) -> list[list[bytes]]:
+        """Inclusion proofs of many leaves in one tree: the nodes they share (most of each proof, for
+        leaves appended together) are read and hashed once."""
+        size = self._integrated_size(log_id, size)
+        known: dict[NodeID, bytes] = {}
+
+        def node_hash(node: NodeID) -> bytes:
+            digest = known.get(node)
+            if digest is None:
+                digest = known[node] = self.node_hash(log_id, node, size)
+            return digest
+
+        return [merkle.assemble(merkle.inclusion_plan(i, size), node_hash, self._hasher) for i in indexes]
+
     def consistency_proof(self, log_id: str, old_size: int, new_size: int | None = None) -> list[bytes]:
         new_size = self._integrated_size(log_id, new_size)
         return merkle.assemble(

@@ -115,6 +115,7 @@ class AuditService:
         self._keys = keys
         self._prefix = origin_prefix
         self._exports = exports
+        self._opened: dict[str, tuple[bytes, Checkpoint]] = {}  # the last checkpoint verified, per log
 
     # --- identity --------------------------------------------------------------------------------
     def origin(self, tenant_id: str) -> str:
@@ -154,7 +155,12 @@ class AuditService:
                 "a request id is already logged with a different record", request_ids=conflicts[:20]
             )
         published = self.publish(tenant_id)
-        return [self._receipt(log_id, a.request_id, a.index, published) for a in appended]
+        proofs = self._log.inclusion_proofs(log_id, [a.index for a in appended], published.size)
+        origin = self.origin(log_id)
+        return [
+            Receipt(origin, a.request_id, a.index, published.note, published.size, tuple(proof))
+            for a, proof in zip(appended, proofs, strict=True)
+        ]
 
     def publish(self, tenant_id: str) -> StoredCheckpoint:
         """Sign and store a checkpoint of the whole integrated log, consistent with the previous one;
@@ -171,7 +177,8 @@ class AuditService:
             _, root = self._log.root(log_id, size)
             if previous is not None:
                 self._prove_consistent(log_id, previous, size, root)
-            note = sign_checkpoint(Checkpoint(self.origin(log_id), size, root), self._keys.signers)
+            signed = Checkpoint(self.origin(log_id), size, root)
+            note = sign_checkpoint(signed, self._keys.signers)
             fresh = StoredCheckpoint(size, note)
             try:
                 self._checkpoints.put_checkpoint(
@@ -179,17 +186,25 @@ class AuditService:
                 )
             except ConflictError:
                 continue  # another writer published meanwhile: start from its checkpoint
+            self._opened[log_id] = (note, signed)
             self._mirror(log_id, fresh)
             return fresh
         raise TransientError("checkpoint publishing is too contended; retry", log_id=log_id)
 
     def _open(self, log_id: str, stored: StoredCheckpoint) -> Checkpoint:
-        """Our own last checkpoint, refusing one whose signatures or origin are not ours (fail closed)."""
-        checkpoint = open_checkpoint(
-            stored.note, self._keys.verifiers, origin=self.origin(log_id), required=self._keys.policy
-        )
+        """Our own last checkpoint, refusing one whose signatures or origin are not ours (fail closed).
+
+        The same note bytes verified once (or signed here) are not verified again."""
+        cached = self._opened.get(log_id)
+        if cached is not None and cached[0] == stored.note:
+            checkpoint = cached[1]
+        else:
+            checkpoint = open_checkpoint(
+                stored.note, self._keys.verifiers, origin=self.origin(log_id), required=self._keys.policy
+            )
         if checkpoint.size != stored.size:
             raise LogInconsistentError("the stored checkpoint's size is not its note's", log_id=log_id)
+        self._opened[log_id] = (stored.note, checkpoint)
         return checkpoint
 
     def _prove_consistent(self, log_id: str, previous: Checkpoint, size: int, root: bytes) -> None:
