@@ -12,7 +12,11 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 
+from reliquary.audit import merkle
 from reliquary.audit.merkle import HASH_SIZE, SHA256, Hasher
+
+# An inclusion claim: leaf index, tree size, leaf hash, proof, root.
+InclusionClaim = tuple[int, int, bytes, Sequence[bytes], bytes]
 
 # Below this many hashes a ctypes call (packing included) costs more than it saves.
 NATIVE_MIN_LEAVES = 16
@@ -57,3 +61,20 @@ def subtree_roots(hashes: Sequence[bytes], width: int, hasher: Hasher = SHA256) 
         row = [hasher.hash_children(row[i], row[i + 1]) for i in range(0, len(row), 2)]
         width //= 2
     return row
+
+
+def verify_inclusions(claims: Sequence[InclusionClaim], hasher: Hasher = SHA256) -> None:
+    """Check many inclusion proofs (in one native call when possible); raise the typed error of the first
+    that fails, exactly as ``merkle.verify_inclusion`` would."""
+    if _use_native(hasher, len(claims)):
+        from reliquary_native import merkle as native  # noqa: PLC0415
+
+        try:
+            results = native.verify_inclusions(claims)
+        except ValueError:  # malformed (a hash of the wrong length): the reference names the problem
+            results = [False] * len(claims)
+        if all(results):
+            return
+        claims = claims[results.index(False) :]
+    for index, size, leaf_hash, proof, root in claims:
+        merkle.verify_inclusion(index, size, leaf_hash, proof, root, hasher=hasher)

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from reliquary.audit import merkle
+from reliquary.audit import accel, merkle
 from reliquary.audit.checkpoint import Checkpoint, open_checkpoint
 from reliquary.audit.note import NoteVerifier, Policy
 from reliquary.errors import InvalidRequestError, ProofError
@@ -25,6 +25,7 @@ from reliquary.errors import InvalidRequestError, ProofError
 RECEIPT_FORMAT: Final = "reliquary-audit-receipt/v1"
 EXPORT_FORMAT: Final = "reliquary-audit-export/v1"
 MAX_PROOF_HASHES = 64  # a tree of at most 2**64 leaves
+_VERIFY_CHUNK = 1024
 
 
 def _b64(raw: bytes) -> str:
@@ -182,20 +183,22 @@ def verify_export(
     if not start <= end <= checkpoint.size:
         raise InvalidRequestError("the export's range is not within its checkpoint")
     entries: list[bytes] = []
+    claims: list[accel.InclusionClaim] = []
     for number, raw in numbered:
         line = _json_line(raw, number)
         expected = start + len(entries)
         if line.get("type") != "entry" or line.get("index") != expected or expected >= end:
             raise InvalidRequestError("an export line is out of sequence", line=number, expected=expected)
         entry = _unb64(line.get("entry"), "an entry")
-        merkle.verify_inclusion(
-            expected,
-            checkpoint.size,
-            merkle.SHA256.hash_leaf(entry),
-            list(_proof(line.get("inclusion_proof"))),
-            checkpoint.root_hash,
+        proof = _proof(line.get("inclusion_proof"))
+        claims.append(
+            (expected, checkpoint.size, merkle.SHA256.hash_leaf(entry), proof, checkpoint.root_hash)
         )
         entries.append(entry)
+        if len(claims) == _VERIFY_CHUNK:  # many proofs per native call, memory bounded
+            accel.verify_inclusions(claims)
+            claims.clear()
+    accel.verify_inclusions(claims)
     if start + len(entries) != end:
         raise InvalidRequestError("the export is missing entries", expected=end - start, found=len(entries))
     return VerifiedExport(checkpoint, start, end, entries)
