@@ -76,6 +76,7 @@ def audit_sections(
         summary["merkle_native_vs_floor"] = result.native_vs_floor
         summary["merkle_pure_vs_native"] = result.pure_vs_native
         summary["merkle_hashlib_vs_native"] = result.hashlib_vs_native
+        summary["merkle_bundles_pure_vs_native"] = result.bundles_pure_vs_native
         emit(result.table)
 
     def proofs() -> None:

@@ -651,13 +651,13 @@ def test_native_is_used_when_asked_and_only_then(monkeypatch: pytest.MonkeyPatch
     from reliquary_native import merkle as native_merkle
 
     calls: list[int] = []
-    real = native_merkle.hash_leaves
+    real = native_merkle.hash_bundle
 
-    def spy(entries: Sequence[bytes]) -> bytes:
-        calls.append(len(entries))
-        return real(entries)
+    def spy(bundle: bytes, count: int) -> bytes:
+        calls.append(count)
+        return real(bundle, count)
 
-    monkeypatch.setattr(native_merkle, "hash_leaves", spy)
+    monkeypatch.setattr(native_merkle, "hash_bundle", spy)
     built = _built(1000)
     assert _check(built, native=False).ok
     assert calls == []

@@ -118,15 +118,21 @@ def test_merkle_root_table(quick_run: tuple[dict[str, Any], str]) -> None:
     document, output = quick_run
     table = document["tables"]["merkle_root"]
     impls = [row["impl"] for row in table["rows"]]
-    assert len(impls) == 7
-    for prefix in ("native:", "floor:", "bare hashlib", "pure reference"):
+    assert len(impls) == 9
+    for prefix in ("native:", "floor:", "bare hashlib", "pure reference", "from stored entry bundles"):
         assert any(i.startswith(prefix) for i in impls), prefix
     for key in ("median_ms", "min_ms", "vs_floor", "vs_native", "mleaves_s"):
         assert all(_positive_finite(v) for v in _column(table, key)), key
     assert all(isinstance(v, int | float) and v >= 0 for v in _column(table, "faults"))
     assert "native / floor:" in output
     assert "pure reference / native:" in output
-    for key in ("merkle_native_vs_floor", "merkle_pure_vs_native", "merkle_hashlib_vs_native"):
+    assert "from stored bundles" in output
+    for key in (
+        "merkle_native_vs_floor",
+        "merkle_pure_vs_native",
+        "merkle_hashlib_vs_native",
+        "merkle_bundles_pure_vs_native",
+    ):
         assert _positive_finite(document["summary"][key]), key
 
 

@@ -41,6 +41,7 @@ EXPORTED = {
     "rq_verify_inclusion",
     "rq_verify_inclusions",
     "rq_sha256_floor",
+    "rq_hash_bundle",
 }
 CHILD_TIMEOUT_S = 60
 # Variables of the parent that would change what a child loads or how make behaves.
@@ -207,6 +208,42 @@ def test_arbitrary_entries(entries: list[bytes]) -> None:
     leaves = [ref_leaf(e) for e in entries]
     assert leaf_hashes == b"".join(leaves)
     assert merkle.root(leaf_hashes) == ref_mth(leaves)
+
+
+def _bundle(entries: Sequence[bytes]) -> bytes:
+    """A c2sp tlog-tiles entry bundle, framed independently of the code under test."""
+    return b"".join(len(e).to_bytes(2, "big") + e for e in entries)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.binary(max_size=300), max_size=256))
+def test_hash_bundle_hashes_every_entry_of_a_bundle(entries: list[bytes]) -> None:
+    assert merkle.hash_bundle(_bundle(entries), len(entries)) == b"".join(ref_leaf(e) for e in entries)
+
+
+def test_hash_bundle_takes_the_largest_entries() -> None:
+    entries = [b"\xff" * 65535, b"", b"x" * 1024]
+    assert merkle.hash_bundle(_bundle(entries), 3) == b"".join(ref_leaf(e) for e in entries)
+
+
+@pytest.mark.parametrize(
+    ("bundle", "count"),
+    [
+        (_bundle([b"abc", b"de"])[:-1], 2),  # truncated entry
+        (_bundle([b"abc", b"de"]) + b"\x00", 2),  # trailing byte
+        (_bundle([b"abc", b"de"]), 3),  # fewer entries than said
+        (_bundle([b"abc", b"de"]), 1),  # more entries than said
+        (b"\x00", 1),  # a truncated length
+        (b"\x00\x00", 0),  # bytes but no entries
+    ],
+)
+def test_hash_bundle_refuses_a_malformed_bundle(bundle: bytes, count: int) -> None:
+    with pytest.raises(ValueError, match="bundle"):
+        merkle.hash_bundle(bundle, count)
+
+
+def test_hash_bundle_of_nothing() -> None:
+    assert merkle.hash_bundle(b"", 0) == b""
 
 
 def test_hash_leaves_accepts_any_bytes_like_entries() -> None:

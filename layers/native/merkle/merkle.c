@@ -180,6 +180,43 @@ RQ_API int rq_hash_leaves(const uint8_t *data, const uint64_t *offsets, size_t n
     return rc;
 }
 
+RQ_API int rq_hash_bundle(const uint8_t *bundle, size_t len, size_t n, uint8_t *out) {
+    if (n == 0) {
+        return len == 0 ? RQ_OK : RQ_ERR_BUNDLE;
+    }
+    if (bundle == NULL || out == NULL) {
+        return RQ_ERR_NULL;
+    }
+    if (n > SIZE_MAX / H) {
+        return RQ_ERR_TOO_LARGE;
+    }
+    /* Check the framing first, so that a malformed bundle writes nothing. */
+    size_t position = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (len - position < 2) {
+            return RQ_ERR_BUNDLE;
+        }
+        size_t entry_len = ((size_t)bundle[position] << 8) | bundle[position + 1];
+        if (len - position - 2 < entry_len) {
+            return RQ_ERR_BUNDLE;
+        }
+        position += 2 + entry_len;
+    }
+    if (position != len) {
+        return RQ_ERR_BUNDLE;
+    }
+    struct leaf_hasher h = {NULL};
+    int rc = RQ_OK;
+    position = 0;
+    for (size_t i = 0; i < n && rc == RQ_OK; i++) {
+        size_t entry_len = ((size_t)bundle[position] << 8) | bundle[position + 1];
+        rc = leaf_hash(&h, bundle + position + 2, entry_len, out + i * H);
+        position += 2 + entry_len;
+    }
+    leaf_hasher_free(&h);
+    return rc;
+}
+
 RQ_API int rq_root(const uint8_t *leaf_hashes, size_t n, uint8_t *out32) {
     if (out32 == NULL || (n > 0 && leaf_hashes == NULL)) {
         return RQ_ERR_NULL;

@@ -25,7 +25,7 @@ extern "C" {
 #define RQ_API __attribute__((visibility("default")))
 
 /* Bumped whenever a signature or a meaning changes; the Python wrapper refuses any other value. */
-#define RQ_ABI_VERSION 1
+#define RQ_ABI_VERSION 2
 
 #define RQ_HASH_SIZE 32
 
@@ -35,12 +35,18 @@ extern "C" {
 #define RQ_ERR_WIDTH (-3)     /* width is not a power of two, or n is not a multiple of it */
 #define RQ_ERR_TOO_LARGE (-4) /* a byte count would overflow size_t */
 #define RQ_ERR_CRYPTO (-5)    /* libcrypto failed (allocation or digest) */
+#define RQ_ERR_BUNDLE (-6)    /* an entry bundle is truncated, or holds another number of entries */
 
 RQ_API int rq_abi_version(void);
 
 /* Leaf hashes of the n entries data[offsets[i] : offsets[i + 1]] (offsets has n + 1 items, non-decreasing)
  * into out (n * 32 bytes). */
 RQ_API int rq_hash_leaves(const uint8_t *data, const uint64_t *offsets, size_t n, uint8_t *out);
+
+/* Leaf hashes of the n entries of a c2sp tlog-tiles entry bundle (each entry a big-endian uint16 length,
+ * then that many bytes; the n entries fill exactly len bytes) into out (n * 32 bytes). The log's entries
+ * are stored as bundles: hashing them here needs no unpacking in Python. */
+RQ_API int rq_hash_bundle(const uint8_t *bundle, size_t len, size_t n, uint8_t *out);
 
 /* MTH over n leaf hashes (n * 32 bytes) into out32. Iterative: n - 1 node hashes (one for n == 0), and
  * a fixed 2 KiB of stack whatever n is. */

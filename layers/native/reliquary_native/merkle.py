@@ -26,6 +26,7 @@ __all__ = [
     "HASH_SIZE",
     "LIBRARY_FILE",
     "available",
+    "hash_bundle",
     "hash_leaves",
     "root",
     "sha256_floor",
@@ -37,7 +38,7 @@ __all__ = [
 HASH_SIZE: Final = 32
 LIBRARY_FILE: Final = "libreliquary_merkle.so"
 # merkle.h RQ_ABI_VERSION: a library built from other sources is refused rather than called wrongly.
-_ABI_VERSION: Final = 1
+_ABI_VERSION: Final = 2
 _MAX_U64: Final = 2**64 - 1
 _ERRORS: Final = {
     -1: "a required pointer is NULL",
@@ -45,6 +46,7 @@ _ERRORS: Final = {
     -3: "width is not a power of two, or the count is not a multiple of it",
     -4: "the input is too large",
     -5: "libcrypto failed",
+    -6: "the entry bundle is truncated or holds another number of entries",
 }
 _BUILD_HINT: Final = "build it with `make native` in a checkout; on AWS Lambda attach the NativeLayer"
 
@@ -56,6 +58,7 @@ _bufp: Final = ctypes.c_char_p
 _SIGNATURES: Final[dict[str, list[Any]]] = {
     "rq_abi_version": [],
     "rq_hash_leaves": [_bufp, _u64p, ctypes.c_size_t, _bufp],
+    "rq_hash_bundle": [_bufp, ctypes.c_size_t, ctypes.c_size_t, _bufp],
     "rq_root": [_bufp, ctypes.c_size_t, _bufp],
     "rq_subtree_roots": [_bufp, ctypes.c_size_t, ctypes.c_size_t, _bufp],
     "rq_verify_inclusion": [ctypes.c_uint64, ctypes.c_uint64, _bufp, _bufp, ctypes.c_size_t, _bufp],
@@ -88,6 +91,17 @@ def hash_leaves(entries: Sequence[bytes]) -> bytes:
     data, offsets = _pack(entries)
     out = ctypes.create_string_buffer(HASH_SIZE * len(entries))
     _check("hash_leaves", lib.rq_hash_leaves(data, _u64_array(offsets), len(entries), out))
+    return out.raw
+
+
+def hash_bundle(bundle: bytes, count: int) -> bytes:
+    """The leaf hashes of the ``count`` entries of a c2sp tlog-tiles entry bundle (uint16 big-endian length
+    prefixes), concatenated. ``ValueError`` if the bundle is truncated or holds another number of entries."""
+    lib = _lib()
+    bundle = _as_bytes(bundle, "bundle")
+    _check_u64(count, "count")
+    out = ctypes.create_string_buffer(HASH_SIZE * count)
+    _check("hash_bundle", lib.rq_hash_bundle(bundle, len(bundle), count, out))
     return out.raw
 
 

@@ -161,6 +161,8 @@ class _Hashing:
     """The leaf hashes of entries, concatenated."""
     perfect_root: Callable[[bytes], bytes]
     """The root of a perfect subtree from its 2**k concatenated hashes (leaves or nodes of one level)."""
+    bundle_leaf_hashes: Callable[[bytes, TileRef], bytes]
+    """The leaf hashes of a stored entry bundle's entries (ValueError or ReliquaryError if malformed)."""
 
 
 def _pure_leaf_hashes(entries: Sequence[bytes]) -> bytes:
@@ -174,7 +176,11 @@ def _pure_perfect_root(hashes: bytes) -> bytes:
     return row[0]
 
 
-_PURE = _Hashing(_pure_leaf_hashes, _pure_perfect_root)
+def _pure_bundle_leaf_hashes(data: bytes, ref: TileRef) -> bytes:
+    return _pure_leaf_hashes(decode_bundle(data, ref))
+
+
+_PURE = _Hashing(_pure_leaf_hashes, _pure_perfect_root, _pure_bundle_leaf_hashes)
 
 
 def _native_hashing() -> _Hashing | None:
@@ -184,7 +190,15 @@ def _native_hashing() -> _Hashing | None:
         return None
     if not native_merkle.available():
         return None
-    return _Hashing(native_merkle.hash_leaves, native_merkle.root)
+    def bundle_leaf_hashes(data: bytes, ref: TileRef) -> bytes:
+        # Parsed and hashed in C: the bundle's entries are never unpacked into Python objects.
+        try:
+            return native_merkle.hash_bundle(data, ref.width)
+        except ValueError:
+            decode_bundle(data, ref)  # names the problem exactly as the pure path does
+            raise
+
+    return _Hashing(native_merkle.hash_leaves, native_merkle.root, bundle_leaf_hashes)
 
 
 def _hashing(native: bool | None) -> _Hashing:
@@ -429,7 +443,11 @@ class _Fsck:
     def _bundle(self, index: int) -> None:
         bundle = self._ref(None, index)
         first, end = index * TILE_WIDTH, index * TILE_WIDTH + bundle.width
-        leaves = self._hashing.leaf_hashes(self._read_bundle(bundle))
+        data = self._read(bundle)
+        try:
+            leaves = self._hashing.bundle_leaf_hashes(data, bundle)
+        except (ReliquaryError, ValueError) as exc:
+            raise _ProblemError(bundle.path, f"the entry bundle does not decode: {exc}") from None
         tile = self._ref(0, index)
         stored = self._read_tile(tile)
         if stored != leaves:
