@@ -19,7 +19,8 @@ from reliquary.adapters.audit_factory import AuditRuntime, build_audit
 from reliquary.audit.actions import run_audit_action
 from reliquary.config import get_settings
 from reliquary.contracts.audit import AuditRequest
-from reliquary.errors import InvalidRequestError, ReliquaryError
+from reliquary.contracts.responses import event_action, invalid_request, refused, succeeded
+from reliquary.errors import ReliquaryError
 from reliquary.observability import build_logger, build_metrics, build_tracer
 
 SERVICE = "reliquary-audit-append"
@@ -40,25 +41,18 @@ def reset_runtime() -> None:
     runtime.cache_clear()
 
 
-def _validation_error(exc: ValidationError) -> InvalidRequestError:
-    # Only locations and messages: pydantic's "input" would echo the request back.
-    problems = [{"field": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]} for e in exc.errors()]
-    return InvalidRequestError("the request is malformed", problems=problems[:20])
-
-
 def _error(exc: ReliquaryError, action: str) -> dict[str, Any]:
     metrics.add_metric(name="Rejected", unit=MetricUnit.Count, value=1)
     logger.info("request refused", extra={"action": action, "code": exc.code})
-    return {"status": "error", "action": action, "error": exc.to_dict()}
+    return refused(exc, action)
 
 
 def handle(event: Any, current: AuditRuntime) -> dict[str, Any]:
-    action = event.get("action", "") if isinstance(event, dict) else ""
-    action = action if isinstance(action, str) else ""
+    action = event_action(event)
     try:
         request = _REQUEST.validate_python(event)
     except ValidationError as exc:
-        return _error(_validation_error(exc), action)
+        return _error(invalid_request(exc), action)
     logger.append_keys(action=request.action, tenant_id=request.tenant_id)
     try:
         result = run_audit_action(current.service, request, principal_salt=current.principal_salt)
@@ -70,7 +64,7 @@ def handle(event: Any, current: AuditRuntime) -> dict[str, Any]:
         return _error(exc, action)
     metrics.add_metric(name="Succeeded", unit=MetricUnit.Count, value=1)
     logger.info("request handled")
-    return {"status": "ok", "action": request.action, "result": result}
+    return succeeded(request.action, result)
 
 
 @tracer.capture_lambda_handler

@@ -32,9 +32,9 @@ from reliquary.adapters.factory import build_vault_service, dynamodb_client
 from reliquary.adapters.streams import is_stream_batch, removed_versions
 from reliquary.config import Settings, get_settings
 from reliquary.contracts.encrypt import EncryptRequest, SealRequest
+from reliquary.contracts.responses import event_action, invalid_request, refused, succeeded
 from reliquary.errors import (
     IdempotencyConflictError,
-    InvalidRequestError,
     ReliquaryError,
     StorageUnavailableError,
     TransientError,
@@ -116,16 +116,10 @@ def reset_runtime() -> None:
     runtime.cache_clear()
 
 
-def _validation_error(exc: ValidationError) -> InvalidRequestError:
-    # Only locations and messages: pydantic's "input" could echo plaintext back.
-    problems = [{"field": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]} for e in exc.errors()]
-    return InvalidRequestError("the request is malformed", problems=problems[:20])
-
-
 def _error(exc: ReliquaryError, action: str) -> dict[str, Any]:
     metrics.add_metric(name="Rejected", unit=MetricUnit.Count, value=1)
     logger.info("request refused", extra={"action": action, "code": exc.code})
-    return {"status": "error", "action": action, "error": exc.to_dict()}
+    return refused(exc, action)
 
 
 def _purge_expired_bodies(event: Any, current: Runtime) -> dict[str, Any]:
@@ -146,12 +140,11 @@ def _purge_expired_bodies(event: Any, current: Runtime) -> dict[str, Any]:
 def handle(event: Any, context: Any, current: Runtime) -> dict[str, Any]:
     if is_stream_batch(event):
         return _purge_expired_bodies(event, current)
-    action = event.get("action", "") if isinstance(event, dict) else ""
-    action = action if isinstance(action, str) else ""
+    action = event_action(event)
     try:
         request = _REQUEST.validate_python(event)
     except ValidationError as exc:
-        return _error(_validation_error(exc), action)
+        return _error(invalid_request(exc), action)
     logger.append_keys(action=request.action, tenant_id=request.tenant_id, request_id=request.request_id)
     for config in current.configs:
         config.register_lambda_context(context)
@@ -179,7 +172,7 @@ def handle(event: Any, context: Any, current: Runtime) -> dict[str, Any]:
         return _error(exc, action)
     metrics.add_metric(name="Succeeded", unit=MetricUnit.Count, value=1)
     logger.info("request handled")
-    return {"status": "ok", "action": request.action, "result": result}
+    return succeeded(request.action, result)
 
 
 @tracer.capture_lambda_handler

@@ -36,13 +36,11 @@ def lambda_context() -> LambdaContext:
     return LambdaContext()
 
 
-@pytest.fixture
-def encrypt(aws: AwsStack, lambda_context: LambdaContext) -> Iterator[Invoke]:
-    """``handler(event, context)`` of the encrypt function, cold-started against this test's moto stack."""
+def _cold_started(app: Any, context: LambdaContext) -> Iterator[Invoke]:
     app.reset_runtime()
 
     def invoke(event: Any) -> dict[str, Any]:
-        payload: dict[str, Any] = app.handler(event, lambda_context)
+        payload: dict[str, Any] = app.handler(event, context)
         return payload
 
     try:
@@ -52,15 +50,12 @@ def encrypt(aws: AwsStack, lambda_context: LambdaContext) -> Iterator[Invoke]:
 
 
 @pytest.fixture
+def encrypt(aws: AwsStack, lambda_context: LambdaContext) -> Iterator[Invoke]:
+    """``handler(event, context)`` of the encrypt function, cold-started against this test's moto stack."""
+    yield from _cold_started(app, lambda_context)
+
+
+@pytest.fixture
 def audit_append(aws: AwsStack, lambda_context: LambdaContext) -> Iterator[Invoke]:
     """``handler(event, context)`` of the audit-append function, cold-started against this test's moto."""
-    audit_app.reset_runtime()
-
-    def invoke(event: Any) -> dict[str, Any]:
-        payload: dict[str, Any] = audit_app.handler(event, lambda_context)
-        return payload
-
-    try:
-        yield invoke
-    finally:
-        audit_app.reset_runtime()
+    yield from _cold_started(audit_app, lambda_context)

@@ -190,6 +190,7 @@ def _native_hashing() -> _Hashing | None:
         return None
     if not native_merkle.available():
         return None
+
     def bundle_leaf_hashes(data: bytes, ref: TileRef) -> bytes:
         # Parsed and hashed in C: the bundle's entries are never unpacked into Python objects.
         try:

@@ -55,6 +55,7 @@ from pydantic import (
 
 from reliquary.audit import jcs
 from reliquary.audit.tiles import MAX_ENTRY_SIZE
+from reliquary.contracts.responses import invalid_request
 from reliquary.crypto.scope import MAX_VERSION, validate_id
 from reliquary.crypto.signing import KEY_ID_LEN
 from reliquary.errors import InvalidRequestError
@@ -289,6 +290,4 @@ def _validate(value: object) -> DecisionRecord | DeletionRecord | KeyEventRecord
     try:
         return _RECORD.validate_python(value)
     except ValidationError as exc:
-        # Locations and messages only: pydantic's "input" would echo the record back.
-        problems = [{"field": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]} for e in exc.errors()]
-        raise InvalidRequestError("the audit record is malformed", problems=problems[:20]) from None
+        raise invalid_request(exc, "the audit record is malformed") from None
