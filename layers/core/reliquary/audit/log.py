@@ -209,7 +209,9 @@ class TransparencyLog:
             if ref.level is None:
                 self._tiles.write(log_id, ref.path, self._bundle(log_id, ref, old, entries, start))
             else:
-                self._tiles.write(log_id, ref.path, self._tile(log_id, ref, old, new_rows.get(ref.level, {})))
+                hashes = self._tile(log_id, ref, old, new_rows.get(ref.level, {}))
+                self._tiles.write(log_id, ref.path, tiles.encode_tile(hashes))
+                self._remember(log_id, ref, hashes)  # the next append extends this tile: no read back
         self._store.mark_integrated(log_id, end)
         self._note_integrated(log_id, end)
         return replace(head, integrated=end)
@@ -243,7 +245,7 @@ class TransparencyLog:
             raise LogInconsistentError("an integrated entry bundle is missing", path=ref.path)
         return tiles.decode_bundle(data, ref)
 
-    def _tile(self, log_id: str, ref: TileRef, old: TileRef | None, row: dict[int, bytes]) -> bytes:
+    def _tile(self, log_id: str, ref: TileRef, old: TileRef | None, row: dict[int, bytes]) -> list[bytes]:
         first = ref.index * TILE_WIDTH
         kept = self.read_tile(log_id, old) if old is not None else []
         hashes = list(kept)
@@ -251,7 +253,7 @@ class TransparencyLog:
             if position not in row:
                 raise LogInconsistentError("a tile cannot be rebuilt", path=ref.path)
             hashes.append(row[position])
-        return tiles.encode_tile(hashes)
+        return hashes
 
     # --- reading ---------------------------------------------------------------------------------
     def head(self, log_id: str) -> LogHead:
@@ -268,12 +270,15 @@ class TransparencyLog:
         if data is None:
             raise LogInconsistentError("an integrated tile is missing", path=ref.path)
         hashes = tiles.decode_tile(data, ref)
+        self._remember(log_id, ref, hashes)
+        return hashes
+
+    def _remember(self, log_id: str, ref: TileRef, hashes: list[bytes]) -> None:
         if self._cache_size:
             with self._cache_lock:
-                self._cache[key] = hashes
+                self._cache[(log_id, ref.path)] = hashes
                 while len(self._cache) > self._cache_size:
                     self._cache.popitem(last=False)
-        return hashes
 
     def node_hash(self, log_id: str, node: NodeID, size: int) -> bytes:
         return tiles.node_hash(node, size, lambda ref: self.read_tile(log_id, ref), self._hasher)
