@@ -8,6 +8,7 @@ import json
 import math
 import re
 import struct
+import sys
 import typing
 from decimal import Decimal
 from pathlib import Path
@@ -117,6 +118,19 @@ def test_python_values() -> None:
 def test_jcs_refuses_what_it_cannot_represent(value: object) -> None:
     with pytest.raises(InvalidRequestError):
         jcs.canonicalize(value)
+
+
+def test_deep_nesting_is_refused_before_parsing_whatever_the_recursion_limit() -> None:
+    # Regression: py_ecc raises the recursion limit to 100,000 on import; json's C parser then recursed
+    # into 200,000 brackets until the C stack overflowed and the test process crashed.
+    previous = sys.getrecursionlimit()
+    sys.setrecursionlimit(100_000)
+    try:
+        with pytest.raises(InvalidRequestError, match="nested deeper"):
+            jcs.parse(b"[" * 200_000 + b"]" * 200_000)
+    finally:
+        sys.setrecursionlimit(previous)
+    assert jcs.parse(b'{"a":"[[[[{{{{","b":[1,[2]]}') == {"a": "[[[[{{{{", "b": [1, [2]]}
 
 
 def test_jcs_refuses_deep_nesting() -> None:

@@ -50,6 +50,7 @@ def parse(data: bytes) -> JsonValue:
     """Strictly parse UTF-8 JSON text (I-JSON: no duplicate names, finite numbers, doubles only)."""
     try:
         text = data.decode("utf-8")
+        _check_depth(text)
         return json.loads(  # type: ignore[no-any-return]
             text,
             object_pairs_hook=_object_without_duplicates,
@@ -65,6 +66,26 @@ def parse(data: bytes) -> JsonValue:
         raise InvalidRequestError("JSON text is nested too deeply") from None
     except ValueError as exc:  # json.JSONDecodeError and oversized integer literals
         raise InvalidRequestError(f"not valid JSON: {exc}") from None
+
+
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+
+
+def _check_depth(text: str) -> None:
+    """Refuse nesting deeper than MAX_DEPTH before the parser recurses into it: the C parser's recursion
+    is bounded only by the interpreter's recursion limit, which other code may raise far past what the
+    C stack can take (py_ecc sets it to 100,000 on import)."""
+    depth = deepest = 0
+    # Brackets inside strings do not nest; what is left is scanned in C but for the brackets themselves.
+    for char in _NOT_BRACKET.sub("", _STRING.sub("", text)):
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > MAX_DEPTH:
+                raise InvalidRequestError(f"JSON nested deeper than {MAX_DEPTH} levels")
+        elif char in "]}":
+            depth -= 1
 
 
 def format_number(value: float) -> str:
