@@ -8,9 +8,11 @@ PY := $(VENV)/bin/python
 # The install stamp changes whenever the declared or locked dependencies change, so a second run is a no-op.
 DEPS_HASH := $(shell cat pyproject.toml requirements.lock 2>/dev/null | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.installed-$(DEPS_HASH)
+# The zero-knowledge toolchain (snarkjs, circom2; GPL-3.0 build tools run as separate Node processes).
+ZK_STAMP := zk/node_modules/.installed-$(shell sha256sum zk/package-lock.json 2>/dev/null | cut -c1-16)
 PYTEST_WORKERS ?= 2
 
-.PHONY: help setup run test unit lint bench native native-local lock clean
+.PHONY: help setup run test unit lint bench native native-local zk-setup zk lock clean
 
 help:
 	@echo "make run    - set up and run the local demonstration (moto, no Docker, no cloud)"
@@ -18,9 +20,10 @@ help:
 	@echo "make bench  - set up and print the benchmark tables"
 	@echo "make setup  - only install: .venv with the locked dependencies, the native layer"
 	@echo "make native - rebuild the native layer (liboqs from the pinned wheel) for local use"
+	@echo "make zk     - rebuild the circuits, the development ceremony and the verification keys (minutes)"
 	@echo "make lock   - re-resolve requirements.lock from pyproject.toml"
 
-setup: $(STAMP) native-local
+setup: $(STAMP) native-local zk-setup
 
 $(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (found " + sys.version.split()[0] + ")")'
@@ -31,6 +34,18 @@ $(STAMP): pyproject.toml requirements.lock
 # The layer's own Makefile knows what is out of date (liboqs, the Merkle library); a no-op run takes ms.
 native-local: $(STAMP)
 	@$(MAKE) --no-print-directory -C layers/native local PYTHON=$(abspath $(PY))
+
+zk-setup: $(ZK_STAMP)
+
+$(ZK_STAMP): zk/package.json zk/package-lock.json
+	@command -v npm >/dev/null || { echo "Node.js 20+ and npm are required (proving, and checking the verification keys)"; exit 1; }
+	npm ci --prefix zk --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# Recompiles every circuit and redoes the development ceremony; the results are committed (zk/keys, zk/wasm).
+zk: zk-setup
+	npm --prefix zk run build
+	@for c in zk/keys/*.vkey.json zk/keys/*.signals.json; do cp "$$c" layers/core/reliquary/zk/keys/; done
 
 native: $(STAMP)
 	$(MAKE) -C layers/native clean-local
