@@ -29,6 +29,7 @@ SECTIONS = (
     "merkle",
     "proofs",
     "appends",
+    "zk",
     "coldstart",
 )
 FULL_COLDSTART_RUNS = 7
@@ -93,7 +94,17 @@ def audit_sections(
         summary.update(receipts.summary)
         emit(receipts.table)
 
-    return {"merkle": merkle_root, "proofs": proofs, "appends": appends}
+    def zk() -> None:
+        from tests.bench import zk_bench
+
+        verified, batch = zk_bench.verify_tables(budget, quick=quick)
+        summary["zk_min_vs_snarkjs"] = verified.min_vs_snarkjs
+        summary["zk_batch64_vs_single"] = verified.batch64_vs_single
+        emit(verified.table)
+        emit(batch)
+        emit(zk_bench.prove_table(quick=quick))
+
+    return {"merkle": merkle_root, "proofs": proofs, "appends": appends, "zk": zk}
 
 
 def coldstart_section(quick: bool, summary: dict[str, object], emit: Callable[[Table], None]) -> None:
@@ -108,6 +119,7 @@ def coldstart_section(quick: bool, summary: dict[str, object], emit: Callable[[T
     audit = audit_bench.audit_coldstart_table(runs)  # None until functions/audit_append exists
     if audit is not None:
         summary["audit_handler_import_ms"] = audit.handler_import_ms
+        summary["verify_handler_import_ms"] = audit.verify_handler_import_ms
         emit(audit.table)
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from functions.audit_append import app as audit_app
 from functions.encrypt import app
+from functions.verify_proof import app as verify_app
 from tests.support.aws import AwsStack
 
 
@@ -59,3 +60,9 @@ def encrypt(aws: AwsStack, lambda_context: LambdaContext) -> Iterator[Invoke]:
 def audit_append(aws: AwsStack, lambda_context: LambdaContext) -> Iterator[Invoke]:
     """``handler(event, context)`` of the audit-append function, cold-started against this test's moto."""
     yield from _cold_started(audit_app, lambda_context)
+
+
+@pytest.fixture
+def verify_proof(aws: AwsStack, lambda_context: LambdaContext) -> Iterator[Invoke]:
+    """``handler(event, context)`` of the verify-proof function, cold-started against this test's moto."""
+    yield from _cold_started(verify_app, lambda_context)

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.bench import audit_bench, coldstart, run, timing
+from tests.bench import audit_bench, coldstart, run, timing, zk_bench
 from tests.bench.report import Column, Table
 
 SIZES = {"1 KiB", "64 KiB", "1 MiB"}
@@ -192,21 +192,21 @@ def test_directly_written_log_matches_appends() -> None:
 
 def test_audit_coldstart_targets_follow_the_handler() -> None:
     keys = {t.key for t in audit_bench.audit_coldstart_targets()}
-    expected = {"audit_handler_lambda", "audit_handler_local"}
-    assert keys == (expected if audit_bench.AUDIT_HANDLER_PATH.is_file() else set())
+    expected = {"audit_handler_lambda", "audit_handler_local", "verify_handler_lambda", "verify_first_use"}
+    assert keys == expected
 
 
 @pytest.mark.slow
 def test_audit_coldstart_quick() -> None:
     result = audit_bench.audit_coldstart_table(1)
-    if not audit_bench.AUDIT_HANDLER_PATH.is_file():
-        assert result is None
-        return
     assert result is not None
-    assert len(result.table.rows) == 2 + len(audit_bench.AUDIT_BASELINE_KEYS)
+    assert len(result.table.rows) == 4 + len(audit_bench.AUDIT_BASELINE_KEYS)
     assert all(_positive_finite(r["wall_ms"]) for r in result.table.rows)
     assert _positive_finite(result.handler_import_ms)
-    assert "audit-append handler import (Lambda env) median" in result.table.render()
+    assert _positive_finite(result.verify_handler_import_ms)
+    rendered = result.table.render()
+    assert "audit-append handler import (Lambda env) median" in rendered
+    assert "verify-proof handler import (Lambda env) median" in rendered
 
 
 @pytest.mark.slow
@@ -272,3 +272,22 @@ def test_table_refuses_an_unknown_column() -> None:
     with pytest.raises(ValueError, match="no column"):
         table.add(b=1)
     assert table.render().splitlines()[-1].strip() == "1.5"
+
+
+def test_zk_tables(quick_run: tuple[dict[str, Any], str]) -> None:
+    document, output = quick_run
+    verify = document["tables"]["zk_verify"]
+    assert {row["circuit"] for row in verify["rows"]} == set(zk_bench.CIRCUITS)
+    for key in ("verify_us", "parse_us"):
+        assert all(_positive_finite(v) for v in _column(verify, key)), key
+    # snarkjs runs for the first circuit at least (Node is part of the toolchain `make setup` installs).
+    assert _positive_finite(verify["rows"][0]["snarkjs_ms"])
+    assert _positive_finite(verify["rows"][0]["vs_snarkjs"])
+    batch = document["tables"]["zk_batch"]
+    assert [row["n"] for row in batch["rows"]] == list(zk_bench.BATCH_SIZES)
+    assert all(_positive_finite(v) for v in _column(batch, "throughput"))
+    prove = document["tables"]["zk_prove"]
+    assert all(_positive_finite(v) for v in _column(prove, "median_ms"))
+    assert "n = 64:" in output
+    for key in ("zk_min_vs_snarkjs", "zk_batch64_vs_single"):
+        assert _positive_finite(document["summary"][key]), key

@@ -469,6 +469,54 @@ def test_audit_append_role_is_least_privilege(translated: dict[str, Any]) -> Non
     assert all(s["Condition"] == {"Null": {"kms:EncryptionContextKeys": "false"}} for s in kms_statements)
 
 
+# ------------------------------------------------------------------ the verify-proof function
+
+
+def test_verify_proof_environment_is_exactly_the_contract() -> None:
+    from reliquary.config import ENV_PREFIX, Settings
+
+    environment = function_environment("VerifyProofFunction")
+    assert set(environment) == {
+        "RELIQUARY_STAGE",
+        "RELIQUARY_VAULTS_TABLE",
+        "RELIQUARY_REPLAY_TABLE",
+        "POWERTOOLS_SERVICE_NAME",
+        "POWERTOOLS_METRICS_NAMESPACE",
+        "POWERTOOLS_LOG_LEVEL",
+    }
+    assert environment["RELIQUARY_REPLAY_TABLE"] == {"Ref": "ReplayTable"}
+    reliquary_fields = {
+        name.removeprefix(ENV_PREFIX).lower() for name in environment if name.startswith(ENV_PREFIX)
+    }
+    assert reliquary_fields <= set(Settings.model_fields)
+
+
+def test_verify_proof_role_is_least_privilege(translated: dict[str, Any]) -> None:
+    statements = _allow_statements(translated, "VerifyProofFunctionRole")
+    granted: dict[str, set[str]] = {}
+    for statement in statements:
+        for resource in _as_list(statement["Resource"]):
+            for action in _as_list(statement["Action"]):
+                granted.setdefault(action, set()).add(json.dumps(resource))
+    replay = json.dumps({"Fn::GetAtt": ["ReplayTable", "Arn"]})
+    vaults = json.dumps({"Fn::GetAtt": ["VaultsTable", "Arn"]})
+    root_key = json.dumps({"Fn::GetAtt": ["RootKey", "Arn"]})
+    # No delete anywhere (nonces leave by TTL), no S3, no signing keys, no other table.
+    assert granted == {
+        "dynamodb:GetItem": {replay, vaults},
+        "dynamodb:PutItem": {replay, vaults},
+        "dynamodb:UpdateItem": {replay},
+        "dynamodb:ConditionCheckItem": {vaults},
+        "kms:Decrypt": {root_key},
+        "kms:GenerateDataKey": {root_key},
+    }
+
+
+def test_replay_rows_expire_by_ttl() -> None:
+    replay = load_template()["Resources"]["ReplayTable"]["Properties"]
+    assert replay["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+
+
 # ------------------------------------------------------------------ layers
 
 

@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     idempotency_table: str = "reliquary-idempotency"
     items_bucket: str = "reliquary-items"
     audit_table: str = "reliquary-audit"
+    replay_table: str = "reliquary-replay"
     audit_bucket: str = "reliquary-audit"
 
     root_of_trust: Literal["kms", "local"] = "local"
@@ -57,6 +58,8 @@ class Settings(BaseSettings):
     vault_key_cache_seconds: float = Field(default=60.0, ge=0, le=3600)
     # Idempotency records live this long (powertools default is one hour).
     idempotency_ttl_seconds: int = Field(default=3600, ge=60)
+    # A context-proof nonce must be used within this many seconds of being issued.
+    nonce_ttl_seconds: int = Field(default=300, ge=10, le=3600)
     # The name of this deployment's transparency logs: each tenant's log has the checkpoint origin
     # "<audit_origin>/<tenant id>", and the checkpoint keys are named "<audit_origin>" (a schema-less
     # URL, as c2sp.org/tlog-checkpoint recommends; set it to a name you control).

@@ -191,3 +191,35 @@ class LogInconsistentError(AuditError):
 
     code = "log_inconsistent"
     http_status = 500
+
+
+# --- context proofs -------------------------------------------------------------------------------
+class ReplayError(ReliquaryError):
+    """A context proof's nonce or nullifier cannot be used: the proof is refused, whatever it proves."""
+
+    code = "replay"
+    http_status = 409
+
+
+class NonceUnknownError(ReplayError):
+    """The nonce was never issued by this service (for this tenant and vault)."""
+
+    code = "nonce_unknown"
+
+
+class NonceExpiredError(ReplayError):
+    """The nonce was issued but its lifetime is over."""
+
+    code = "nonce_expired"
+
+
+class NonceUsedError(ReplayError):
+    """The nonce was already consumed by a verified proof (of another request)."""
+
+    code = "nonce_used"
+
+
+class NullifierSeenError(ReplayError):
+    """The proof's nullifier was already seen: the same device secret proved for the same nonce."""
+
+    code = "nullifier_seen"

@@ -1,0 +1,96 @@
+"""The verify-proof function: the access flow's VerifyContext task (a requester's zero-knowledge context
+proof checked against the vault's policy, bound to the request and a single-use nonce), plus issuing
+those nonces and setting a vault's context policy.
+
+A proof that fails a check is a normal result, ``{"verified": false, "reason": ...}``; a malformed request
+(shapes, points off the curve, signals outside the field) is ``{"status": "error", ...}``; only transient
+failures raise, for Step Functions' Retry.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from pydantic import TypeAdapter, ValidationError
+
+from reliquary.adapters.zk_factory import build_context_verifier
+from reliquary.config import get_settings
+from reliquary.contracts.responses import event_action, invalid_request, refused, succeeded
+from reliquary.contracts.verify_proof import IssueNonceRequest, SetPolicyRequest, VerifyProofRequest
+from reliquary.errors import ReliquaryError
+from reliquary.observability import build_logger, build_metrics, build_tracer
+from reliquary.zk.service import ContextVerifier
+
+SERVICE = "reliquary-verify-proof"
+logger = build_logger(SERVICE)
+metrics = build_metrics(SERVICE)
+tracer = build_tracer(SERVICE)
+_REQUEST: TypeAdapter[Any] = TypeAdapter(VerifyProofRequest)
+
+
+@functools.cache
+def runtime() -> ContextVerifier:
+    """The verifier with its prepared verification keys, built once per cold start."""
+    return build_context_verifier(get_settings())
+
+
+def reset_runtime() -> None:
+    runtime.cache_clear()
+
+
+def _error(exc: ReliquaryError, action: str) -> dict[str, Any]:
+    metrics.add_metric(name="Rejected", unit=MetricUnit.Count, value=1)
+    logger.info("request refused", extra={"action": action, "code": exc.code})
+    return refused(exc, action)
+
+
+def _run(verifier: ContextVerifier, request: Any) -> dict[str, Any]:
+    if isinstance(request, IssueNonceRequest):
+        issued = verifier.issue_nonce(request.tenant_id, request.vault_id)
+        return {"nonce": issued.nonce, "expires_at": issued.expires_at}
+    if isinstance(request, SetPolicyRequest):
+        verifier.set_policy(request.tenant_id, request.vault_id, request.policy)
+        return {"policy": request.policy.model_dump(mode="json")}
+    proof = request.context_proof
+    result = verifier.verify(
+        request_id=request.request_id,
+        tenant_id=request.tenant_id,
+        vault_id=request.vault_id,
+        nonce=request.nonce,
+        circuit=proof.circuit,
+        proof=proof.proof,
+        public_signals=proof.public_signals,
+    )
+    metrics.add_metric(name="Verified" if result.verified else "NotVerified", unit=MetricUnit.Count, value=1)
+    if not result.verified:
+        logger.info("proof not verified", extra={"reason": result.reason, "circuit": result.circuit})
+    return result.to_dict()
+
+
+def handle(event: Any, verifier: ContextVerifier) -> dict[str, Any]:
+    action = event_action(event)
+    try:
+        request = _REQUEST.validate_python(event)
+    except ValidationError as exc:
+        return _error(invalid_request(exc), action)
+    logger.append_keys(action=request.action, tenant_id=request.tenant_id)
+    try:
+        result = _run(verifier, request)
+    except ReliquaryError as exc:
+        if exc.retryable:
+            metrics.add_metric(name="Transient", unit=MetricUnit.Count, value=1)
+            logger.warning("transient failure", extra={"code": exc.code})
+            raise
+        return _error(exc, action)
+    metrics.add_metric(name="Succeeded", unit=MetricUnit.Count, value=1)
+    return succeeded(request.action, result)
+
+
+@tracer.capture_lambda_handler
+# log_event=False: events carry proofs and claims; logs carry only codes and reasons.
+@logger.inject_lambda_context(clear_state=True, log_event=False)
+@metrics.log_metrics
+def handler(event: Any, context: Any) -> dict[str, Any]:  # noqa: ARG001  (the Lambda signature)
+    return handle(event, runtime())

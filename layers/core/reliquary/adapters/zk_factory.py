@@ -1,0 +1,23 @@
+"""Builds the context verifier from the one Settings object (once per cold start of verify-proof)."""
+
+from __future__ import annotations
+
+from reliquary.adapters.clients import dynamodb_client
+from reliquary.adapters.dynamodb import TableConfig
+from reliquary.adapters.zk_store import DynamoDBPolicyStore, DynamoDBReplayStore
+from reliquary.config import Settings
+from reliquary.zk.service import ContextVerifier, load_circuit_keys
+
+
+def build_context_verifier(settings: Settings) -> ContextVerifier:
+    dynamodb = dynamodb_client(settings)
+    return ContextVerifier(
+        load_circuit_keys(),  # parsed, validated and prepared once per cold start
+        DynamoDBReplayStore(
+            TableConfig(settings.replay_table, settings.region, settings.endpoint_url), dynamodb
+        ),
+        DynamoDBPolicyStore(
+            TableConfig(settings.vaults_table, settings.region, settings.endpoint_url), dynamodb
+        ),
+        nonce_ttl_seconds=settings.nonce_ttl_seconds,
+    )

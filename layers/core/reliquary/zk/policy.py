@@ -1,0 +1,85 @@
+"""A vault's context policy: which circuit a requester must prove with, and the public parameters the
+proof's public signals must carry (the vault's devices, its region tree, a time window, access patterns).
+
+A Groth16 proof shows that *some* private inputs satisfy the circuit for *its* public signals; it is the
+policy check that ties those public signals to this vault. A proof for a device the vault does not know,
+another region tree, a stale window or a weaker threshold verifies as a proof and is still refused here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Annotated, Final, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+
+# BN254's scalar field: every public signal is an element of it.
+FIELD_MODULUS: Final = 21888242871839275222246405745257275088548364400416722355883672083479005657953
+CIRCUITS: Final = ("context_proof", "device_proof", "location_chain", "timestamp_verifier", "pattern_match")
+Circuit = Literal["context_proof", "device_proof", "location_chain", "timestamp_verifier", "pattern_match"]
+MAX_DEVICES = 256
+MAX_PATTERNS = 64
+PATTERN_EVENTS = 8
+
+
+def _field_element(value: object) -> int:
+    """A decimal string (as snarkjs writes signals) or an int, in [0, r)."""
+    if isinstance(value, bool):
+        raise ValueError("a field element is a decimal string or an integer")  # noqa: TRY004
+    if isinstance(value, str):
+        if not value.isascii() or not value.isdigit() or (len(value) > 1 and value[0] == "0"):
+            raise ValueError("a field element is a canonical decimal string")
+        value = int(value)
+    if not isinstance(value, int) or not 0 <= value < FIELD_MODULUS:
+        raise ValueError("a field element is an integer in [0, r) of BN254")
+    return value
+
+
+FieldElement = Annotated[int, BeforeValidator(_field_element), PlainSerializer(str, return_type=str)]
+
+
+def request_hash(request_id: str) -> int:
+    """The public signal that binds a proof to one request: SHA-256 of the request id, top 248 bits (so it
+    is always below r)."""
+    return int.from_bytes(hashlib.sha256(request_id.encode("utf-8")).digest(), "big") >> 8
+
+
+class ContextPolicy(BaseModel):
+    """Stored per vault; absent means the vault accepts no context proof at all (fail closed)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=False)
+
+    v: Literal[1] = 1
+    circuit: Circuit = "context_proof"
+    device_commitments: tuple[FieldElement, ...] = Field(default=(), max_length=MAX_DEVICES)
+    region_root: FieldElement | None = None
+    pattern_commitments: tuple[FieldElement, ...] = Field(default=(), max_length=MAX_PATTERNS)
+    min_pattern_matches: int = Field(default=PATTERN_EVENTS // 2, ge=1, le=PATTERN_EVENTS)
+    # The proven window must be at most this long and contain the verifier's clock (give or take the skew).
+    max_window_seconds: int = Field(default=3600, ge=1, le=31 * 86_400)
+    clock_skew_seconds: int = Field(default=120, ge=0, le=3600)
+
+
+def policy_refusal(  # noqa: PLR0911  (one reason per parameter)
+    policy: ContextPolicy, signals: Mapping[str, int], *, now: int
+) -> str | None:
+    """Why the public signals do not meet the policy (a short reason), or None when they do. Every
+    parameter the circuit exposes is checked; a circuit without a parameter is not asked for it."""
+    if "device_commitment" in signals and signals["device_commitment"] not in policy.device_commitments:
+        return "the device is not one this vault knows"
+    if "region_root" in signals and (
+        policy.region_root is None or signals["region_root"] != policy.region_root
+    ):
+        return "the proof is for another set of allowed regions"
+    if "window_start" in signals or "window_end" in signals:
+        start, end = signals.get("window_start", -1), signals.get("window_end", -1)
+        if not 0 <= start <= end or end - start > policy.max_window_seconds:
+            return "the time window is longer than the policy allows"
+        if not start - policy.clock_skew_seconds <= now <= end + policy.clock_skew_seconds:
+            return "the time window is not now"
+    if "pattern_commitment" in signals and signals["pattern_commitment"] not in policy.pattern_commitments:
+        return "the access pattern is not one this vault accepts"
+    if "threshold" in signals and signals["threshold"] < policy.min_pattern_matches:
+        return "the access pattern threshold is below the policy's"
+    return None

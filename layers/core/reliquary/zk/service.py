@@ -1,0 +1,221 @@
+"""The VerifyContext step: a requester's zero-knowledge context proof, checked against the vault's policy,
+bound to one request and one nonce, and used once.
+
+A well-formed proof that fails any check is a normal answer, ``verified: False`` with a reason (the access
+flow then records a denial); only a malformed request (bad JSON shapes, points off the curve, signals out
+of the field, an unknown circuit) is an error. Checks, in order: the vault's policy exists and names this
+circuit; the public signals are the circuit's; the request binding and the nonce in them are this
+request's; the policy's parameters; the nonce is known, unexpired and unused; the Groth16 proof; then the
+nonce is consumed and the nullifier recorded atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any, Protocol
+
+from reliquary.crypto.scope import validate_id
+from reliquary.errors import (
+    ConfigurationError,
+    InvalidRequestError,
+    NonceExpiredError,
+    NonceUnknownError,
+    NonceUsedError,
+    NotFoundError,
+    ReplayError,
+)
+from reliquary.zk import groth16
+from reliquary.zk.policy import CIRCUITS, ContextPolicy, policy_refusal, request_hash
+from reliquary.zk.replay import NONCE_HEX, Consumption, IssuedNonce, ReplayStore, new_nonce, nonce_value
+
+DEFAULT_NONCE_TTL = 300
+# A nullifier outlives its nonce: a proof can never come back once its nonce row is gone.
+NULLIFIER_MARGIN_SECONDS = 86_400
+
+
+class PolicyStore(Protocol):
+    """Port: a vault's context policy (DynamoDB: the vaults table)."""
+
+    def get(self, tenant_id: str, vault_id: str) -> ContextPolicy | None: ...
+
+    def put(self, tenant_id: str, vault_id: str, policy: ContextPolicy) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CircuitKey:
+    """A circuit's verification key (prepared) and the names of its public signals, in order."""
+
+    name: str
+    key: groth16.VerificationKey
+    signals: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.signals) != self.key.n_public:
+            raise InvalidRequestError("the signal names do not match the key", circuit=self.name)
+
+
+def load_circuit_keys(names: Sequence[str] = CIRCUITS) -> dict[str, CircuitKey]:
+    """The verification keys shipped with the core (``reliquary/zk/keys``, copies of ``zk/keys``)."""
+    folder = resources.files("reliquary.zk") / "keys"
+    found: dict[str, CircuitKey] = {}
+    for name in names:
+        try:
+            vkey = json.loads((folder / f"{name}.vkey.json").read_text(encoding="utf-8"))
+            signals = json.loads((folder / f"{name}.signals.json").read_text(encoding="utf-8"))
+            found[name] = CircuitKey(name, groth16.VerificationKey.from_snarkjs(vkey), tuple(signals))
+        except (OSError, ValueError, InvalidRequestError) as exc:  # a deployment problem, not a request's
+            raise ConfigurationError(f"the verification key of {name} cannot be loaded: {exc}") from exc
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class ContextResult:
+    verified: bool
+    circuit: str
+    reason: str | None = None
+    claims: Mapping[str, int] = field(default_factory=dict)  # the public signals, by name
+    nullifier: int | None = None
+    proof_hash: str | None = None
+    key_fingerprint: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "verified": self.verified,
+            "circuit": self.circuit,
+            "reason": self.reason,
+            # Field elements as decimal strings, as snarkjs writes them (JSON numbers lose precision).
+            "claims": {name: str(value) for name, value in self.claims.items()},
+            "nullifier": None if self.nullifier is None else str(self.nullifier),
+            "proof_hash": self.proof_hash,
+            "key_fingerprint": self.key_fingerprint,
+        }
+
+
+def _refused(circuit: str, reason: str, **known: Any) -> ContextResult:
+    return ContextResult(False, circuit, reason, **known)
+
+
+class ContextVerifier:
+    def __init__(
+        self,
+        keys: Mapping[str, CircuitKey],
+        replay: ReplayStore,
+        policies: PolicyStore,
+        *,
+        clock: Callable[[], int] = lambda: int(time.time()),
+        nonce_ttl_seconds: int = DEFAULT_NONCE_TTL,
+    ) -> None:
+        self._keys = dict(keys)
+        self._replay = replay
+        self._policies = policies
+        self._clock = clock
+        self._nonce_ttl = nonce_ttl_seconds
+
+    def issue_nonce(self, tenant_id: str, vault_id: str) -> IssuedNonce:
+        """A fresh single-use nonce for a proof about this vault (the vault must have a policy)."""
+        validate_id("tenant_id", tenant_id)
+        validate_id("vault_id", vault_id)
+        if self._policies.get(tenant_id, vault_id) is None:
+            raise NotFoundError("the vault has no context policy", vault_id=vault_id)
+        now = self._clock()
+        issued = IssuedNonce(tenant_id, vault_id, new_nonce(), now, now + self._nonce_ttl)
+        self._replay.add_nonce(issued)
+        return issued
+
+    def set_policy(self, tenant_id: str, vault_id: str, policy: ContextPolicy) -> None:
+        validate_id("tenant_id", tenant_id)
+        validate_id("vault_id", vault_id)
+        self._policies.put(tenant_id, vault_id, policy)
+
+    def _binding_refusal(
+        self,
+        *,
+        tenant_id: str,
+        vault_id: str,
+        request_id: str,
+        nonce: str,
+        circuit: str,
+        claims: Mapping[str, int],
+        now: int,
+    ) -> str | None:
+        """Why the proof's public signals are not this vault's, this request's and this nonce's."""
+        policy = self._policies.get(tenant_id, vault_id)
+        if policy is None:
+            return "the vault has no context policy"
+        if policy.circuit != circuit:
+            return f"the vault's policy requires the {policy.circuit} circuit"
+        if claims.get("request_hash") != request_hash(request_id):
+            return "the proof is bound to another request"
+        if claims.get("nonce") != nonce_value(nonce):
+            return "the proof is bound to another nonce"
+        return policy_refusal(policy, claims, now=now)
+
+    def verify(  # noqa: PLR0911  (one early answer per check, in the documented order)
+        self,
+        *,
+        request_id: str,
+        tenant_id: str,
+        vault_id: str,
+        nonce: str,
+        circuit: str,
+        proof: Mapping[str, Any],
+        public_signals: Sequence[object],
+    ) -> ContextResult:
+        validate_id("request_id", request_id)
+        validate_id("tenant_id", tenant_id)
+        validate_id("vault_id", vault_id)
+        if not isinstance(nonce, str) or len(nonce) != NONCE_HEX or nonce.strip("0123456789abcdef"):
+            raise InvalidRequestError(f"the nonce is {NONCE_HEX} lower-case hex characters", field="nonce")
+        circuit_key = self._keys.get(circuit)
+        if circuit_key is None:
+            raise InvalidRequestError("unknown circuit", circuit=circuit, known=sorted(self._keys))
+        parsed = groth16.Proof.from_snarkjs(proof)  # malformed points: typed errors
+        values = groth16.parse_public_signals(public_signals, circuit_key.key)
+        claims = dict(zip(circuit_key.signals, values, strict=True))
+        known: dict[str, Any] = {
+            "claims": claims,
+            "proof_hash": parsed.digest(),
+            "key_fingerprint": circuit_key.key.fingerprint(),
+        }
+
+        now = self._clock()
+        refusal = self._binding_refusal(
+            tenant_id=tenant_id,
+            vault_id=vault_id,
+            request_id=request_id,
+            nonce=nonce,
+            circuit=circuit,
+            claims=claims,
+            now=now,
+        )
+        if refusal is not None:
+            return _refused(circuit, refusal, **known)
+        nullifier = claims.get("nullifier")  # device_proof and context_proof have one
+        used = Consumption(request_id, known["proof_hash"], nullifier)
+        stored = self._replay.get_nonce(tenant_id, nonce)
+        if stored is None or stored[0].vault_id != vault_id:
+            return _refused(circuit, NonceUnknownError.code, **known)
+        issued, consumption = stored
+        if consumption is not None:
+            if consumption == used:  # this request, retried: the same answer
+                return ContextResult(True, circuit, None, nullifier=nullifier, **known)
+            return _refused(circuit, NonceUsedError.code, **known)
+        if now >= issued.expires_at:
+            return _refused(circuit, NonceExpiredError.code, **known)
+
+        if not groth16.verify(circuit_key.key, parsed, values):
+            return _refused(circuit, "the proof does not verify", **known)
+        try:
+            self._replay.consume(
+                tenant_id, nonce, used, now=now, keep_until=issued.expires_at + NULLIFIER_MARGIN_SECONDS
+            )
+        except ReplayError as exc:
+            again = self._replay.get_nonce(tenant_id, nonce)
+            if again is not None and again[1] == used:  # a concurrent retry of this same request won
+                return ContextResult(True, circuit, None, nullifier=nullifier, **known)
+            return _refused(circuit, exc.code, **known)
+        return ContextResult(True, circuit, None, nullifier=nullifier, **known)

@@ -1,0 +1,212 @@
+"""The VerifyContext step on in-memory stores with the real circuits' keys and example proofs: a valid proof
+passes once (and again for the same request's retry), and every way of reusing or bending it is refused
+with a reason, while malformed input is a typed error."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reliquary.errors import InvalidRequestError, NotFoundError
+from reliquary.zk.memory import InMemoryPolicyStore, InMemoryReplayStore
+from reliquary.zk.policy import FIELD_MODULUS, ContextPolicy, request_hash
+from reliquary.zk.replay import NONCE_HEX, Consumption, IssuedNonce
+from reliquary.zk.service import ContextVerifier, load_circuit_keys
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "zk" / "examples"
+TENANT, VAULT, REQUEST = "acme", "agent-memory", "access-0002"
+
+
+def _example(circuit: str) -> tuple[dict[str, Any], list[str]]:
+    proof = json.loads((EXAMPLES / "proofs" / f"{circuit}.proof.json").read_text())
+    public = json.loads((EXAMPLES / "proofs" / f"{circuit}.public.json").read_text())
+    return proof, public
+
+
+KEYS = load_circuit_keys()
+PROOF, PUBLIC = _example("context_proof")
+CLAIMS = dict(zip(KEYS["context_proof"].signals, (int(v) for v in PUBLIC), strict=True))
+NONCE = f"{CLAIMS['nonce']:0{NONCE_HEX}x}"
+NOW = (CLAIMS["window_start"] + CLAIMS["window_end"]) // 2
+POLICY = ContextPolicy(
+    circuit="context_proof",
+    device_commitments=(CLAIMS["device_commitment"],),
+    region_root=CLAIMS["region_root"],
+    pattern_commitments=(CLAIMS["pattern_commitment"],),
+    min_pattern_matches=CLAIMS["threshold"],
+    max_window_seconds=CLAIMS["window_end"] - CLAIMS["window_start"],
+)
+
+
+class Fixture:
+    def __init__(self, policy: ContextPolicy | None = POLICY) -> None:
+        self.now = NOW
+        self.replay = InMemoryReplayStore()
+        self.policies = InMemoryPolicyStore()
+        if policy is not None:
+            self.policies.put(TENANT, VAULT, policy)
+        self.verifier = ContextVerifier(KEYS, self.replay, self.policies, clock=lambda: self.now)
+        # The example was proved for this nonce: as if the service had issued it.
+        self.replay.add_nonce(IssuedNonce(TENANT, VAULT, NONCE, NOW - 10, NOW + 290))
+
+    def verify(self, **changes: Any) -> Any:
+        fields: dict[str, Any] = {
+            "request_id": REQUEST,
+            "tenant_id": TENANT,
+            "vault_id": VAULT,
+            "nonce": NONCE,
+            "circuit": "context_proof",
+            "proof": copy.deepcopy(PROOF),
+            "public_signals": list(PUBLIC),
+        }
+        fields.update(changes)
+        return self.verifier.verify(**fields)
+
+
+def test_the_example_is_bound_to_its_request() -> None:
+    assert request_hash(REQUEST) == CLAIMS["request_hash"]
+
+
+def test_a_valid_proof_passes_once_with_its_claims_and_a_retry_gets_the_same_answer() -> None:
+    fx = Fixture()
+    result = fx.verify()
+    assert result.verified, result.reason
+    assert result.nullifier == CLAIMS["nullifier"]
+    assert result.claims == CLAIMS
+    assert len(result.proof_hash) == 64
+    body = result.to_dict()
+    assert body["claims"]["nonce"] == str(CLAIMS["nonce"])
+    stored = fx.replay.get_nonce(TENANT, NONCE)
+    assert stored is not None
+    assert stored[1] == Consumption(REQUEST, result.proof_hash, CLAIMS["nullifier"])
+    # Step Functions retries the task: the same request, the same proof, the same answer.
+    assert fx.verify() == result
+
+
+REFUSALS: dict[str, tuple[dict[str, Any], str]] = {
+    "another request": ({"request_id": "access-0003"}, "bound to another request"),
+    "another nonce": ({"nonce": "ab" * (NONCE_HEX // 2)}, "bound to another nonce"),
+    "another vault": ({"vault_id": "other-vault"}, "no context policy"),
+    "another tenant": ({"tenant_id": "globex"}, "no context policy"),
+}
+
+
+@pytest.mark.parametrize("case", REFUSALS, ids=list(REFUSALS))
+def test_a_proof_for_something_else_is_refused(case: str) -> None:
+    changes, reason = REFUSALS[case]
+    result = Fixture().verify(**changes)
+    assert not result.verified
+    assert reason in (result.reason or "")
+
+
+@pytest.mark.parametrize(
+    ("policy_changes", "reason"),
+    [
+        ({"circuit": "device_proof"}, "requires the device_proof circuit"),
+        ({"device_commitments": (1,)}, "device is not one this vault knows"),
+        ({"region_root": 1}, "another set of allowed regions"),
+        ({"pattern_commitments": (1,)}, "access pattern is not one"),
+        ({"min_pattern_matches": CLAIMS["threshold"] + 1}, "threshold is below"),
+        ({"max_window_seconds": 1}, "window is longer"),
+    ],
+)
+def test_the_vault_policy_decides_what_a_proof_must_show(policy_changes: dict[str, Any], reason: str) -> None:
+    result = Fixture(POLICY.model_copy(update=policy_changes)).verify()
+    assert not result.verified
+    assert reason in (result.reason or "")
+
+
+def test_a_vault_without_policy_accepts_no_proof_and_issues_no_nonce() -> None:
+    fx = Fixture(policy=None)
+    assert fx.verify().reason == "the vault has no context policy"
+    with pytest.raises(NotFoundError):
+        fx.verifier.issue_nonce(TENANT, VAULT)
+
+
+def test_a_window_that_is_not_now_is_refused() -> None:
+    fx = Fixture()
+    fx.now = CLAIMS["window_end"] + POLICY.clock_skew_seconds + 1
+    assert fx.verify().reason == "the time window is not now"
+
+
+def test_nonces_are_single_use_and_expire() -> None:
+    fx = Fixture()
+    assert fx.verify().verified
+    # The same proof for another request is refused twice over: its binding, and the used nonce.
+    fx.replay.nonces[(TENANT, NONCE)] = (fx.replay.nonces[(TENANT, NONCE)][0], Consumption("x", "y", 1))
+    assert fx.verify().reason == "nonce_used"
+    expired = Fixture()
+    expired.replay.nonces[(TENANT, NONCE)] = (IssuedNonce(TENANT, VAULT, NONCE, NOW - 300, NOW), None)
+    assert expired.verify().reason == "nonce_expired"
+    unknown = Fixture()
+    del unknown.replay.nonces[(TENANT, NONCE)]
+    assert unknown.verify().reason == "nonce_unknown"
+
+
+def test_a_seen_nullifier_is_refused() -> None:
+    fx = Fixture()
+    fx.replay.nullifiers[(TENANT, CLAIMS["nullifier"])] = NOW + 86_400
+    result = fx.verify()
+    assert result.reason == "nullifier_seen"
+    assert fx.replay.get_nonce(TENANT, NONCE) == (fx.replay.nonces[(TENANT, NONCE)][0], None)
+
+
+@pytest.mark.parametrize("index", range(len(PUBLIC)))
+def test_every_public_signal_is_bound(index: int) -> None:
+    signals = list(PUBLIC)
+    signals[index] = str(int(signals[index]) + 1)
+    result = Fixture().verify(public_signals=signals)
+    assert not result.verified
+
+
+@pytest.mark.parametrize("part", ["pi_a", "pi_b", "pi_c"])
+def test_a_tampered_proof_does_not_verify(part: str) -> None:
+    proof = copy.deepcopy(PROOF)
+    other, _ = _example("device_proof")  # valid curve points from another proof
+    proof[part] = other[part]
+    result = Fixture().verify(proof=proof)
+    assert result.reason == "the proof does not verify"
+    assert Fixture().verify().verified  # and the untouched proof still does
+
+
+def test_a_proof_of_another_circuit_is_refused() -> None:
+    proof, public = _example("device_proof")
+    with pytest.raises(InvalidRequestError):  # four signals where the context circuit has ten
+        Fixture().verify(proof=proof, public_signals=public)
+    result = Fixture().verify(circuit="device_proof", proof=proof, public_signals=public)
+    assert result.reason == "the vault's policy requires the context_proof circuit"
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"circuit": "no_such_circuit"},
+        {"nonce": "xyz"},
+        {"nonce": NONCE.upper()},
+        {"request_id": "bad id!"},
+        {"public_signals": [*PUBLIC[:-1], "-1"]},
+        {"public_signals": [*PUBLIC[:-1], str(FIELD_MODULUS)]},
+        {"proof": {**PROOF, "pi_a": ["1", "3", "1"]}},
+        {"proof": {"pi_a": PROOF["pi_a"]}},
+    ],
+)
+def test_malformed_requests_are_typed_errors_and_consume_nothing(changes: dict[str, Any]) -> None:
+    fx = Fixture()
+    with pytest.raises(InvalidRequestError):
+        fx.verify(**changes)
+    assert fx.replay.get_nonce(TENANT, NONCE) is not None
+    assert fx.replay.get_nonce(TENANT, NONCE)[1] is None  # type: ignore[index]
+
+
+def test_issued_nonces_are_fresh_field_elements() -> None:
+    fx = Fixture()
+    first, second = fx.verifier.issue_nonce(TENANT, VAULT), fx.verifier.issue_nonce(TENANT, VAULT)
+    assert first.nonce != second.nonce
+    assert len(first.nonce) == NONCE_HEX
+    assert first.expires_at == NOW + 300
+    assert int(first.nonce, 16) < 2**248
