@@ -5,8 +5,9 @@ creates the tables from template.yaml, a versioned bucket and a KMS key, and the
 encrypt handler (real boto3 calls over HTTP to moto) through a vault's life: create with custodians,
 seal, grant, open on the requester's side, rotate, rewrap, retire, recover with custodian shares,
 crypto-shred, then the transparency log (receipts verified as an outsider would, fsck catching a tampered
-tile). Every key is generated at run time. The full local runtime (state machine, API) replaces
-this with the issue that builds it.
+tile), then a zero-knowledge context proof made fresh on the requester's side and verified once. Every
+key is generated at run time. The full local runtime (state machine, API) replaces this with the issue
+that builds it.
 """
 
 from __future__ import annotations
@@ -96,6 +97,7 @@ def _configure_environment(endpoint: str, prefix: str) -> None:
             "RELIQUARY_IDEMPOTENCY_TABLE": tables["IdempotencyTable"],
             "RELIQUARY_ITEMS_BUCKET": bucket,
             "RELIQUARY_AUDIT_TABLE": tables["AuditTable"],
+            "RELIQUARY_REPLAY_TABLE": tables["ReplayTable"],
             "RELIQUARY_AUDIT_BUCKET": audit_bucket,
             "RELIQUARY_ROOT_OF_TRUST": "kms",
             "RELIQUARY_KMS_KEY_ID": key_arn,
@@ -283,7 +285,91 @@ def run_demo() -> None:  # noqa: PLR0915  (one linear story, told step by step)
         raise DemoError(f"another tenant must never reach this vault (got {wrong_tenant})")
     _step("another tenant asks for it", f"refused: {code}", wrong_tenant["_ms"])
     run_audit_demo(shredded)
+    run_context_proof_demo()
     print("\nEvery step did what it should. Plaintext never left the handler except inside the grants.")
+
+
+def _verify_proof(event: dict[str, Any]) -> dict[str, Any]:
+    from functions.verify_proof import app  # noqa: PLC0415  (imported after the environment is set)
+
+    started = time.perf_counter()
+    response = app.handler(event, LambdaContext(aws_request_id=str(uuid.uuid4())))
+    if response["status"] != "ok":
+        raise DemoError(f"verify-proof refused {event['action']}: {response['error']}")
+    result: dict[str, Any] = response["result"]
+    result["_ms"] = (time.perf_counter() - started) * 1000
+    return result
+
+
+def _zk_inputs(*arguments: str) -> dict[str, Any]:
+    """Inputs for a fresh requester (device secret, region, access history) from zk/scripts/inputs.mjs."""
+    import shutil  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+
+    node = shutil.which("node")
+    if node is None:
+        raise DemoError("Node.js 20+ is needed to prove (make setup installs zk/node_modules)")
+    done = subprocess.run(  # noqa: S603  (our own script, fixed arguments)
+        [node, "scripts/inputs.mjs", *arguments], cwd="zk", capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise DemoError(f"zk/scripts/inputs.mjs failed: {done.stderr.strip()}")
+    value: dict[str, Any] = json.loads(done.stdout)
+    return value
+
+
+def run_context_proof_demo() -> None:
+    """A requester proves its context (device, region, time, access pattern) without revealing it."""
+    from reliquary.zk.prover import prove  # noqa: PLC0415
+
+    print("\nA zero-knowledge context proof, through the verify-proof function:")
+    seed = f"demo-{uuid.uuid4().hex[:8]}"  # a fresh requester: its device secret is generated now
+    requester = _zk_inputs("--seed", seed, "--now", "now", "--public")
+    policy = {"circuit": "context_proof", **requester["policy"]}
+    stored = _verify_proof(
+        {"action": "set_policy", "tenant_id": "acme", "vault_id": "agent-memory", "policy": policy}
+    )
+    _step("set the vault's context policy", "1 device, 5 regions, 1 access pattern", stored["_ms"])
+    issued = _verify_proof({"action": "issue_nonce", "tenant_id": "acme", "vault_id": "agent-memory"})
+    _step("issue a single-use nonce", f"{issued['nonce'][:16]}..., valid 300 s", issued["_ms"])
+    request_id = f"demo-access-{uuid.uuid4().hex[:8]}"
+    inputs = _zk_inputs(
+        "--seed",
+        seed,
+        "--now",
+        "now",
+        "--request-id",
+        request_id,
+        "--nonce",
+        issued["nonce"],
+        "--circuit",
+        "context_proof",
+    )
+    started = time.perf_counter()
+    proof, public_signals = prove("context_proof", inputs)
+    _step(
+        "prove on the requester's side",
+        f"{len(public_signals)} public signals, 5,570 constraints",
+        (time.perf_counter() - started) * 1000,
+    )
+    event = {
+        "action": "verify",
+        "request_id": request_id,
+        "tenant_id": "acme",
+        "vault_id": "agent-memory",
+        "nonce": issued["nonce"],
+        "context_proof": {"circuit": "context_proof", "proof": proof, "public_signals": public_signals},
+    }
+    verified = _verify_proof(event)
+    if not verified["verified"]:
+        raise DemoError(f"a valid context proof must verify (got {verified['reason']})")
+    _step(
+        "verify it (VerifyContext)", f"verified; nullifier {verified['nullifier'][:12]}...", verified["_ms"]
+    )
+    replayed = _verify_proof({**event, "request_id": f"{request_id}-again"})
+    if replayed["verified"]:
+        raise DemoError("a proof must never pass for another request")
+    _step("replay it for another request", f"refused: {replayed['reason']}", replayed["_ms"])
 
 
 def _audit(event: dict[str, Any]) -> dict[str, Any]:
