@@ -12,15 +12,13 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
-from pydantic import TypeAdapter, ValidationError
+from pydantic import TypeAdapter
 
 from reliquary.adapters.audit_factory import AuditRuntime, build_audit
 from reliquary.audit.actions import run_audit_action
 from reliquary.config import get_settings
 from reliquary.contracts.audit import AuditRequest
-from reliquary.contracts.responses import event_action, invalid_request, refused, succeeded
-from reliquary.errors import ReliquaryError
+from reliquary.handlers import handle_action
 from reliquary.observability import build_logger, build_metrics, build_tracer
 
 SERVICE = "reliquary-audit-append"
@@ -41,30 +39,14 @@ def reset_runtime() -> None:
     runtime.cache_clear()
 
 
-def _error(exc: ReliquaryError, action: str) -> dict[str, Any]:
-    metrics.add_metric(name="Rejected", unit=MetricUnit.Count, value=1)
-    logger.info("request refused", extra={"action": action, "code": exc.code})
-    return refused(exc, action)
-
-
 def handle(event: Any, current: AuditRuntime) -> dict[str, Any]:
-    action = event_action(event)
-    try:
-        request = _REQUEST.validate_python(event)
-    except ValidationError as exc:
-        return _error(invalid_request(exc), action)
-    logger.append_keys(action=request.action, tenant_id=request.tenant_id)
-    try:
-        result = run_audit_action(current.service, request, principal_salt=current.principal_salt)
-    except ReliquaryError as exc:
-        if exc.retryable:
-            metrics.add_metric(name="Transient", unit=MetricUnit.Count, value=1)
-            logger.warning("transient failure", extra={"code": exc.code})
-            raise
-        return _error(exc, action)
-    metrics.add_metric(name="Succeeded", unit=MetricUnit.Count, value=1)
-    logger.info("request handled")
-    return succeeded(request.action, result)
+    return handle_action(
+        event,
+        _REQUEST,
+        lambda request: run_audit_action(current.service, request, principal_salt=current.principal_salt),
+        logger=logger,
+        metrics=metrics,
+    )
 
 
 @tracer.capture_lambda_handler

@@ -32,13 +32,14 @@ from reliquary.adapters.factory import build_vault_service, dynamodb_client
 from reliquary.adapters.streams import is_stream_batch, removed_versions
 from reliquary.config import Settings, get_settings
 from reliquary.contracts.encrypt import EncryptRequest, SealRequest
-from reliquary.contracts.responses import event_action, invalid_request, refused, succeeded
+from reliquary.contracts.responses import event_action, invalid_request, succeeded
 from reliquary.errors import (
     IdempotencyConflictError,
     ReliquaryError,
     StorageUnavailableError,
     TransientError,
 )
+from reliquary.handlers import refuse
 from reliquary.observability import build_logger, build_metrics, build_tracer
 from reliquary.vaults.actions import run_encrypt_action
 from reliquary.vaults.service import VaultService
@@ -117,9 +118,7 @@ def reset_runtime() -> None:
 
 
 def _error(exc: ReliquaryError, action: str) -> dict[str, Any]:
-    metrics.add_metric(name="Rejected", unit=MetricUnit.Count, value=1)
-    logger.info("request refused", extra={"action": action, "code": exc.code})
-    return refused(exc, action)
+    return refuse(exc, action, logger=logger, metrics=metrics)
 
 
 def _purge_expired_bodies(event: Any, current: Runtime) -> dict[str, Any]:

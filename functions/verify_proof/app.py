@@ -13,13 +13,12 @@ import functools
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from pydantic import TypeAdapter, ValidationError
+from pydantic import TypeAdapter
 
 from reliquary.adapters.zk_factory import build_context_verifier
 from reliquary.config import get_settings
-from reliquary.contracts.responses import event_action, invalid_request, refused, succeeded
 from reliquary.contracts.verify_proof import IssueNonceRequest, SetPolicyRequest, VerifyProofRequest
-from reliquary.errors import ReliquaryError
+from reliquary.handlers import handle_action
 from reliquary.observability import build_logger, build_metrics, build_tracer
 from reliquary.zk.service import ContextVerifier
 
@@ -38,12 +37,6 @@ def runtime() -> ContextVerifier:
 
 def reset_runtime() -> None:
     runtime.cache_clear()
-
-
-def _error(exc: ReliquaryError, action: str) -> dict[str, Any]:
-    metrics.add_metric(name="Rejected", unit=MetricUnit.Count, value=1)
-    logger.info("request refused", extra={"action": action, "code": exc.code})
-    return refused(exc, action)
 
 
 def _run(verifier: ContextVerifier, request: Any) -> dict[str, Any]:
@@ -70,22 +63,9 @@ def _run(verifier: ContextVerifier, request: Any) -> dict[str, Any]:
 
 
 def handle(event: Any, verifier: ContextVerifier) -> dict[str, Any]:
-    action = event_action(event)
-    try:
-        request = _REQUEST.validate_python(event)
-    except ValidationError as exc:
-        return _error(invalid_request(exc), action)
-    logger.append_keys(action=request.action, tenant_id=request.tenant_id)
-    try:
-        result = _run(verifier, request)
-    except ReliquaryError as exc:
-        if exc.retryable:
-            metrics.add_metric(name="Transient", unit=MetricUnit.Count, value=1)
-            logger.warning("transient failure", extra={"code": exc.code})
-            raise
-        return _error(exc, action)
-    metrics.add_metric(name="Succeeded", unit=MetricUnit.Count, value=1)
-    return succeeded(request.action, result)
+    return handle_action(
+        event, _REQUEST, lambda request: _run(verifier, request), logger=logger, metrics=metrics
+    )
 
 
 @tracer.capture_lambda_handler

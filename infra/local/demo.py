@@ -292,13 +292,7 @@ def run_demo() -> None:  # noqa: PLR0915  (one linear story, told step by step)
 def _verify_proof(event: dict[str, Any]) -> dict[str, Any]:
     from functions.verify_proof import app  # noqa: PLC0415  (imported after the environment is set)
 
-    started = time.perf_counter()
-    response = app.handler(event, LambdaContext(aws_request_id=str(uuid.uuid4())))
-    if response["status"] != "ok":
-        raise DemoError(f"verify-proof refused {event['action']}: {response['error']}")
-    result: dict[str, Any] = response["result"]
-    result["_ms"] = (time.perf_counter() - started) * 1000
-    return result
+    return _invoke(app.handler, event, "verify-proof")
 
 
 def _zk_inputs(*arguments: str) -> dict[str, Any]:
@@ -375,10 +369,16 @@ def run_context_proof_demo() -> None:
 def _audit(event: dict[str, Any]) -> dict[str, Any]:
     from functions.audit_append import app  # noqa: PLC0415  (imported after the environment is set)
 
+    return _invoke(app.handler, event, "audit-append")
+
+
+def _invoke(
+    handler: Callable[[Any, Any], dict[str, Any]], event: dict[str, Any], name: str
+) -> dict[str, Any]:
     started = time.perf_counter()
-    response = app.handler(event, LambdaContext(aws_request_id=str(uuid.uuid4())))
+    response = handler(event, LambdaContext(aws_request_id=str(uuid.uuid4())))
     if response["status"] != "ok":
-        raise DemoError(f"audit-append refused {event['action']}: {response['error']}")
+        raise DemoError(f"{name} refused {event['action']}: {response['error']}")
     result: dict[str, Any] = response["result"]
     result["_ms"] = (time.perf_counter() - started) * 1000
     return result
