@@ -30,6 +30,7 @@ SECTIONS = (
     "proofs",
     "appends",
     "zk",
+    "trust",
     "coldstart",
 )
 FULL_COLDSTART_RUNS = 7
@@ -104,7 +105,14 @@ def audit_sections(
         emit(batch)
         emit(zk_bench.prove_table(quick=quick))
 
-    return {"merkle": merkle_root, "proofs": proofs, "appends": appends, "zk": zk}
+    def trust() -> None:
+        from tests.bench import trust_bench
+
+        result = trust_bench.trust_table(budget)
+        summary["trust_default_p50_us"] = result.default_p50_us
+        emit(result.table)
+
+    return {"merkle": merkle_root, "proofs": proofs, "appends": appends, "zk": zk, "trust": trust}
 
 
 def coldstart_section(quick: bool, summary: dict[str, object], emit: Callable[[Table], None]) -> None:

@@ -291,3 +291,12 @@ def test_zk_tables(quick_run: tuple[dict[str, Any], str]) -> None:
     assert "n = 64:" in output
     for key in ("zk_min_vs_snarkjs", "zk_batch64_vs_single"):
         assert _positive_finite(document["summary"][key]), key
+
+
+def test_trust_table(quick_run: tuple[dict[str, Any], str]) -> None:
+    document, output = quick_run
+    table = document["tables"]["trust"]
+    assert len(table["rows"]) == 4
+    assert all(_positive_finite(v) for v in _column(table, "p50_us"))
+    assert "default policy p50" in output
+    assert _positive_finite(document["summary"]["trust_default_p50_us"])
