@@ -1101,6 +1101,12 @@ AUDIT_BASELINE_KEYS = ("boto3", "startup")  # coldstart.TARGETS timed in the sam
 
 
 VERIFY_HANDLER_MODULE = "functions.verify_proof.app"
+SCORE_HANDLER_MODULE = "functions.score_trust.app"
+SCORE_LAMBDA_ENV = {
+    **coldstart.LAMBDA_ENV,
+    "AWS_LAMBDA_FUNCTION_NAME": "reliquary-score-trust",
+    "POWERTOOLS_SERVICE_NAME": "reliquary-score-trust",
+}
 VERIFY_LAMBDA_ENV = {
     **coldstart.LAMBDA_ENV,
     "AWS_LAMBDA_FUNCTION_NAME": "reliquary-verify-proof",
@@ -1146,6 +1152,12 @@ def audit_coldstart_targets() -> tuple[coldstart.Target, ...]:
             env=VERIFY_LAMBDA_ENV,
         ),
         coldstart.Target(
+            "score_handler_lambda",
+            f"import {SCORE_HANDLER_MODULE} (Lambda env, tracing on)",
+            f"import {SCORE_HANDLER_MODULE}",
+            env=SCORE_LAMBDA_ENV,
+        ),
+        coldstart.Target(
             "verify_first_use",
             "first verification: mclbn256, 5 keys prepared, 1 proof (after the import)",
             _FIRST_VERIFY,
@@ -1160,6 +1172,7 @@ class AuditColdStart:
     table: Table
     handler_import_ms: float
     verify_handler_import_ms: float
+    score_handler_import_ms: float
 
 
 def audit_coldstart_table(runs: int) -> AuditColdStart | None:
@@ -1178,8 +1191,8 @@ def audit_coldstart_table(runs: int) -> AuditColdStart | None:
                 timings[target.key].append(timing)
     table = Table(
         "coldstart_audit",
-        f"Cold start of the audit-append and verify-proof handlers: fresh interpreters, median of {runs}"
-        f" run(s), interleaved (goal: < {coldstart.GOAL_HANDLER_IMPORT_MS:.0f} ms, as the encrypt handler)",
+        f"Cold start of the audit-append, verify-proof and score-trust handlers: fresh interpreters, median"
+        f" of {runs} run(s), interleaved (goal: < {coldstart.GOAL_HANDLER_IMPORT_MS:.0f} ms, as encrypt)",
         [
             Column("target", "target"),
             Column("in_process_ms", "in-process ms", ",.1f"),
@@ -1209,11 +1222,15 @@ def audit_coldstart_table(runs: int) -> AuditColdStart | None:
     goal = coldstart.GOAL_HANDLER_IMPORT_MS
     figures = {
         name: median_ms(key)
-        for name, key in (("audit-append", "audit_handler_lambda"), ("verify-proof", "verify_handler_lambda"))
+        for name, key in (
+            ("audit-append", "audit_handler_lambda"),
+            ("verify-proof", "verify_handler_lambda"),
+            ("score-trust", "score_handler_lambda"),
+        )
     }
     for name, ms in figures.items():
         table.footer.append(
             f"   {name} handler import (Lambda env) median: {ms:.0f} ms (goal < {goal:.0f} ms:"
             f" {'within' if ms < goal else 'over'})"
         )
-    return AuditColdStart(table, figures["audit-append"], figures["verify-proof"])
+    return AuditColdStart(table, figures["audit-append"], figures["verify-proof"], figures["score-trust"])

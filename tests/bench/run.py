@@ -128,6 +128,7 @@ def coldstart_section(quick: bool, summary: dict[str, object], emit: Callable[[T
     if audit is not None:
         summary["audit_handler_import_ms"] = audit.handler_import_ms
         summary["verify_handler_import_ms"] = audit.verify_handler_import_ms
+        summary["score_handler_import_ms"] = audit.score_handler_import_ms
         emit(audit.table)
 
 

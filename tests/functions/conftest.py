@@ -10,6 +10,7 @@ import pytest
 
 from functions.audit_append import app as audit_app
 from functions.encrypt import app
+from functions.score_trust import app as trust_app
 from functions.verify_proof import app as verify_app
 from tests.support.aws import AwsStack
 
@@ -66,3 +67,9 @@ def audit_append(aws: AwsStack, lambda_context: LambdaContext) -> Iterator[Invok
 def verify_proof(aws: AwsStack, lambda_context: LambdaContext) -> Iterator[Invoke]:
     """``handler(event, context)`` of the verify-proof function, cold-started against this test's moto."""
     yield from _cold_started(verify_app, lambda_context)
+
+
+@pytest.fixture
+def score_trust(aws: AwsStack, lambda_context: LambdaContext) -> Iterator[Invoke]:
+    """``handler(event, context)`` of the score-trust function, cold-started against this test's moto."""
+    yield from _cold_started(trust_app, lambda_context)

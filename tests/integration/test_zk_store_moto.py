@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from reliquary.adapters.dynamodb import TableConfig
-from reliquary.adapters.zk_store import DynamoDBPolicyStore, DynamoDBReplayStore
+from reliquary.adapters.zk_store import DynamoDBReplayStore, context_policy_store
 from reliquary.errors import (
     ConflictError,
     NonceExpiredError,
@@ -118,7 +118,9 @@ def test_of_eight_racing_requests_exactly_one_consumes_the_nonce(aws: AwsStack) 
 
 def test_policies_exist_only_for_vaults(aws: AwsStack) -> None:
     settings = aws.settings
-    policies = DynamoDBPolicyStore(TableConfig(settings.vaults_table, settings.region, settings.endpoint_url))
+    policies = context_policy_store(
+        TableConfig(settings.vaults_table, settings.region, settings.endpoint_url)
+    )
     tenant = f"t{uuid.uuid4().hex[:8]}"
     policy = ContextPolicy(device_commitments=(7, 8), region_root=9, pattern_commitments=(10,))
     with pytest.raises(NotFoundError):

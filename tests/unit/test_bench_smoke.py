@@ -192,7 +192,13 @@ def test_directly_written_log_matches_appends() -> None:
 
 def test_audit_coldstart_targets_follow_the_handler() -> None:
     keys = {t.key for t in audit_bench.audit_coldstart_targets()}
-    expected = {"audit_handler_lambda", "audit_handler_local", "verify_handler_lambda", "verify_first_use"}
+    expected = {
+        "audit_handler_lambda",
+        "audit_handler_local",
+        "verify_handler_lambda",
+        "score_handler_lambda",
+        "verify_first_use",
+    }
     assert keys == expected
 
 
@@ -200,13 +206,14 @@ def test_audit_coldstart_targets_follow_the_handler() -> None:
 def test_audit_coldstart_quick() -> None:
     result = audit_bench.audit_coldstart_table(1)
     assert result is not None
-    assert len(result.table.rows) == 4 + len(audit_bench.AUDIT_BASELINE_KEYS)
+    assert len(result.table.rows) == 5 + len(audit_bench.AUDIT_BASELINE_KEYS)
     assert all(_positive_finite(r["wall_ms"]) for r in result.table.rows)
     assert _positive_finite(result.handler_import_ms)
     assert _positive_finite(result.verify_handler_import_ms)
     rendered = result.table.render()
     assert "audit-append handler import (Lambda env) median" in rendered
     assert "verify-proof handler import (Lambda env) median" in rendered
+    assert "score-trust handler import (Lambda env) median" in rendered
 
 
 @pytest.mark.slow

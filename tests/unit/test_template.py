@@ -517,6 +517,38 @@ def test_replay_rows_expire_by_ttl() -> None:
     assert replay["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
 
 
+# ------------------------------------------------------------------ the score-trust function
+
+
+def test_score_trust_role_is_least_privilege_and_history_expires(translated: dict[str, Any]) -> None:
+    assert set(function_environment("ScoreTrustFunction")) == {
+        "RELIQUARY_STAGE",
+        "RELIQUARY_HISTORY_TABLE",
+        "RELIQUARY_VAULTS_TABLE",
+        "POWERTOOLS_SERVICE_NAME",
+        "POWERTOOLS_METRICS_NAMESPACE",
+        "POWERTOOLS_LOG_LEVEL",
+    }
+    granted: dict[str, set[str]] = {}
+    for statement in _allow_statements(translated, "ScoreTrustFunctionRole"):
+        for resource in _as_list(statement["Resource"]):
+            for action in _as_list(statement["Action"]):
+                granted.setdefault(action, set()).add(json.dumps(resource))
+    history = json.dumps({"Fn::GetAtt": ["HistoryTable", "Arn"]})
+    vaults = json.dumps({"Fn::GetAtt": ["VaultsTable", "Arn"]})
+    root_key = json.dumps({"Fn::GetAtt": ["RootKey", "Arn"]})
+    assert granted == {
+        "dynamodb:Query": {history},
+        "dynamodb:PutItem": {history, vaults},
+        "dynamodb:GetItem": {vaults},
+        "dynamodb:ConditionCheckItem": {vaults},
+        "kms:Decrypt": {root_key},
+        "kms:GenerateDataKey": {root_key},
+    }
+    table = load_template()["Resources"]["HistoryTable"]["Properties"]
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+
+
 # ------------------------------------------------------------------ layers
 
 

@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     items_bucket: str = "reliquary-items"
     audit_table: str = "reliquary-audit"
     replay_table: str = "reliquary-replay"
+    history_table: str = "reliquary-history"
     audit_bucket: str = "reliquary-audit"
 
     root_of_trust: Literal["kms", "local"] = "local"

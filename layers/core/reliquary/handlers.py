@@ -38,6 +38,10 @@ def handle_action(
         request = requests.validate_python(event)
     except ValidationError as exc:
         return refuse(invalid_request(exc), action, logger=logger, metrics=metrics)
+    except ReliquaryError as exc:  # a model's own checks (e.g. a policy that must load) name the problem
+        if exc.retryable:
+            raise
+        return refuse(exc, action, logger=logger, metrics=metrics)
     logger.append_keys(action=request.action, tenant_id=request.tenant_id)
     try:
         result = run(request)

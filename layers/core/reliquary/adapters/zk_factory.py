@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from reliquary.adapters.clients import dynamodb_client
 from reliquary.adapters.dynamodb import TableConfig
-from reliquary.adapters.zk_store import DynamoDBPolicyStore, DynamoDBReplayStore
+from reliquary.adapters.zk_store import DynamoDBReplayStore, context_policy_store
 from reliquary.config import Settings
 from reliquary.zk.service import ContextVerifier, load_circuit_keys
 
@@ -16,7 +16,7 @@ def build_context_verifier(settings: Settings) -> ContextVerifier:
         DynamoDBReplayStore(
             TableConfig(settings.replay_table, settings.region, settings.endpoint_url), dynamodb
         ),
-        DynamoDBPolicyStore(
+        context_policy_store(
             TableConfig(settings.vaults_table, settings.region, settings.endpoint_url), dynamodb
         ),
         nonce_ttl_seconds=settings.nonce_ttl_seconds,

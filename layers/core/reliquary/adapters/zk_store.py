@@ -1,5 +1,5 @@
 """Context-proof state in DynamoDB: nonces and nullifiers (ReplayTable, TTL ``expires_at``) and each
-vault's context policy (VaultsTable, ``sk = VAULT#<v>#POLICY#CONTEXT``).
+vault's context policy (VaultsTable, ``sk = VAULT#<v>#POLICY#CONTEXT``, see ``vault_policies``).
 
 ReplayTable rows, one partition per tenant (``pk = TENANT#<t>``):
 - ``sk = NONCE#<hex>``: vault, issued_at, expires_at; once consumed, ``used_by`` (request id), the proof's
@@ -19,12 +19,12 @@ from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from reliquary.adapters.dynamodb import TableConfig, bind_model, guarded, translate_error
+from reliquary.adapters.vault_policies import DynamoDBVaultPolicyStore
 from reliquary.errors import (
     LogInconsistentError,
     NonceExpiredError,
     NonceUnknownError,
     NonceUsedError,
-    NotFoundError,
     NullifierSeenError,
 )
 from reliquary.zk.policy import ContextPolicy
@@ -43,15 +43,6 @@ class ReplayRow(Model):
     used_by = UnicodeAttribute(null=True)
     proof_hash = UnicodeAttribute(null=True)
     nullifier = UnicodeAttribute(null=True)  # decimal: a 254-bit field element
-
-
-class PolicyRow(Model):
-    class Meta:
-        table_name = "unbound"
-
-    pk = UnicodeAttribute(hash_key=True)
-    sk = UnicodeAttribute(range_key=True)
-    policy = UnicodeAttribute(null=True)  # the ContextPolicy's JSON
 
 
 def _pk(tenant_id: str) -> str:
@@ -126,36 +117,8 @@ class DynamoDBReplayStore:
         raise NonceExpiredError("the nonce expired", now=now)
 
 
-class DynamoDBPolicyStore:
-    def __init__(self, config: TableConfig, client: Any | None = None) -> None:
-        self._row = bind_model(PolicyRow, config, client)
-        self._connection = self._row._get_connection().connection
-
-    def get(self, tenant_id: str, vault_id: str) -> ContextPolicy | None:
-        try:
-            row = guarded(
-                lambda: self._row.get(
-                    _pk(tenant_id), f"VAULT#{vault_id}#POLICY#CONTEXT", consistent_read=True
-                )
-            )
-        except self._row.DoesNotExist:
-            return None
-        if not row.policy:
-            raise LogInconsistentError("a stored context policy is corrupt", vault_id=vault_id)
-        return ContextPolicy.model_validate_json(row.policy)
-
-    def put(self, tenant_id: str, vault_id: str, policy: ContextPolicy) -> None:
-        """Store the policy, only for a vault that exists (in one transaction with that check)."""
-        row_cls = self._row
-        row = row_cls(_pk(tenant_id), f"VAULT#{vault_id}#POLICY#CONTEXT", policy=policy.model_dump_json())
-        try:
-            with TransactWrite(connection=self._connection) as transaction:
-                transaction.condition_check(
-                    row_cls, _pk(tenant_id), f"VAULT#{vault_id}", condition=row_cls.pk.exists()
-                )
-                transaction.save(row)
-        except TransactWriteError as exc:
-            reasons = [r.code if r is not None else None for r in exc.cancellation_reasons]
-            if reasons[:1] == ["ConditionalCheckFailed"]:
-                raise NotFoundError("no such vault", vault_id=vault_id) from exc
-            translate_error(exc, "conflicting write")
+def context_policy_store(
+    config: TableConfig, client: Any | None = None
+) -> DynamoDBVaultPolicyStore[ContextPolicy]:
+    """The vaults' context policies (``VAULT#<v>#POLICY#CONTEXT``)."""
+    return DynamoDBVaultPolicyStore(config, ContextPolicy, kind="CONTEXT", client=client)

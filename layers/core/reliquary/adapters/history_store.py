@@ -1,0 +1,74 @@
+"""A principal's access history in DynamoDB (HistoryTable, TTL ``expires_at``).
+
+Rows: ``pk = TENANT#<t>#P#<principal key>``, ``sk = EVENT#<time:012d>#<sequence>``. The principal key is a
+domain-separated SHA-256 of tenant and subject, so the table never holds a subject in the clear (the
+history is operator storage, not published like the audit log; a guessable subject can still be tested
+against it by someone who can read the table). Rows leave by TTL: history is bounded by design.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from typing import Any
+
+from pynamodb.attributes import NumberAttribute, UnicodeAttribute
+from pynamodb.models import Model
+
+from reliquary.adapters.dynamodb import TableConfig, bind_model, guarded
+from reliquary.errors import LogInconsistentError
+from reliquary.trust.model import AccessEvent
+
+_DOMAIN = b"RELIQUARY history principal v1\x00"
+MAX_EVENTS = 1000  # read at most this many recent events per request (scoring needs 30 days at most)
+
+
+class HistoryRow(Model):
+    class Meta:
+        table_name = "unbound"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    event = UnicodeAttribute(null=True)  # the AccessEvent's JSON
+    expires_at = NumberAttribute(null=True)
+
+
+def principal_key(tenant_id: str, subject: str) -> str:
+    return hashlib.sha256(_DOMAIN + tenant_id.encode() + b"\x00" + subject.encode()).hexdigest()
+
+
+class DynamoDBHistoryStore:
+    def __init__(self, config: TableConfig, client: Any | None = None) -> None:
+        self._row = bind_model(HistoryRow, config, client)
+
+    @staticmethod
+    def _pk(tenant_id: str, subject: str) -> str:
+        return f"TENANT#{tenant_id}#P#{principal_key(tenant_id, subject)}"
+
+    def recent(self, tenant_id: str, subject: str, *, since: int) -> list[AccessEvent]:
+        rows = guarded(
+            lambda: list(
+                self._row.query(
+                    self._pk(tenant_id, subject),
+                    self._row.sk >= f"EVENT#{max(0, since):012d}",
+                    scan_index_forward=False,  # newest first, so the limit keeps the most recent
+                    limit=MAX_EVENTS,
+                    consistent_read=True,
+                )
+            )
+        )
+        events = []
+        for row in reversed(rows):
+            if not row.event:
+                raise LogInconsistentError("a stored access event is corrupt")
+            events.append(AccessEvent.model_validate_json(row.event))
+        return events
+
+    def record(self, tenant_id: str, subject: str, event: AccessEvent, *, expires_at: int) -> None:
+        row = self._row(
+            self._pk(tenant_id, subject),
+            f"EVENT#{event.time:012d}#{secrets.token_hex(8)}",
+            event=event.model_dump_json(),
+            expires_at=expires_at,
+        )
+        guarded(row.save)

@@ -1,0 +1,83 @@
+"""Input models of the score-trust function (direct invocation and the ScoreTrust task).
+
+``score`` takes the access flow's state: the principal, the item's sensitivity label, the stated purpose
+and the VerifyContext result (``context``); fields it does not use are ignored. Without a sensitivity
+label the item is treated as ``restricted`` (fail closed: the strictest rules apply).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from reliquary.contracts.common import Identifier
+from reliquary.trust.facts import Sensitivity
+from reliquary.trust.model import Outcome
+from reliquary.trust.policy import TrustPolicy
+
+Text = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+
+class PrincipalIn(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    subject: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+    roles: list[Annotated[str, StringConstraints(min_length=1, max_length=128)]] = Field(
+        default_factory=list, max_length=64
+    )
+
+
+class VerifiedContextIn(BaseModel):
+    """The VerifyContext task's result: which public parameters the proof showed (claims by name)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    verified: bool
+    claims: dict[str, Any] = Field(default_factory=dict, max_length=64)
+
+
+class ScoreRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    action: Literal["score"]
+    request_id: Identifier
+    tenant_id: Identifier
+    vault_id: Identifier
+    item_id: Identifier
+    principal: PrincipalIn
+    purpose: Annotated[str, StringConstraints(max_length=256)] = ""
+    sensitivity: Sensitivity = "restricted"
+    context: VerifiedContextIn
+    # Where the request comes from (e.g. the API gateway's region); device defaults to the proven device
+    # commitment, so a device is known by its commitment across requests.
+    region: Text = "unknown"
+    device: Text | None = None
+
+
+class RecordRequest(BaseModel):
+    """The outcome of a decided request, for the principal's history (the flow sends it after Tally)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    action: Literal["record"]
+    tenant_id: Identifier
+    subject: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+    outcome: Outcome
+    device: Text
+    region: Text
+    time: int = Field(ge=0)
+
+
+class SetPolicyRequest(BaseModel):
+    """An operator sets the vault's trust policy: the scoring template, its overrides, its own rules."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    action: Literal["set_policy"]
+    tenant_id: Identifier
+    vault_id: Identifier
+    policy: TrustPolicy
+
+
+ScoreTrustRequest = Annotated[ScoreRequest | RecordRequest | SetPolicyRequest, Field(discriminator="action")]

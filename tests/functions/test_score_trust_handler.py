@@ -1,0 +1,138 @@
+"""The score-trust handler on its sample events against moto: an explained score and the rule outcome with
+its policy version, history that changes later scores, and malformed input refused."""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from reliquary.trust.rules import default_rule_set
+from tests.functions.conftest import Invoke
+from tests.functions.test_encrypt_handler import assert_clean, each_case, error, ok
+from tests.support.aws import AwsStack
+
+EVENTS_DIR = Path(__file__).resolve().parents[2] / "events" / "score_trust"
+
+
+def load_event(name: str, **overrides: Any) -> dict[str, Any]:
+    event: dict[str, Any] = json.loads((EVENTS_DIR / f"{name}.json").read_text())
+    event.update(overrides)
+    return event
+
+
+def test_every_action_has_a_sample_event() -> None:
+    assert {p.stem for p in EVENTS_DIR.glob("*.json")} == {"score", "record", "set_policy"}
+    readme = (EVENTS_DIR / "README.md").read_text()
+    assert all(f"`{name}.json`" in readme for name in ("score", "record", "set_policy"))
+
+
+def _vault(aws: AwsStack) -> None:
+    aws.dynamodb.put_item(
+        TableName=aws.settings.vaults_table,
+        Item={"pk": {"S": "TENANT#acme"}, "sk": {"S": "VAULT#agent-memory"}, "status": {"S": "active"}},
+    )
+
+
+def test_a_vault_policy_selects_the_template_and_the_rules(score_trust: Invoke, aws: AwsStack) -> None:
+    standard = ok(score_trust(load_event("score")), "score")
+    error(score_trust(load_event("set_policy")), "not_found")  # no such vault yet
+    _vault(aws)
+    stored = ok(score_trust(load_event("set_policy")), "set_policy")
+    assert stored == {"template": "strict", "policy_version": default_rule_set().policy_version}
+    strict = ok(score_trust(load_event("score")), "score")
+    assert strict["template"] == "strict"
+    assert strict["score"] <= standard["score"]
+    # The vault's own rules: one rule that allows everything verified; its version is what gets logged.
+    own_rules = (
+        "version: 1\nname: permissive\nrules:\n  - id: allow-verified\n"
+        "    when: {all: [{fact: claims.verified, eq: true}]}\n    effect: allow\n"
+    )
+    policy = {"template": "standard", "overrides": {}, "rules": own_rules}
+    stored = ok(score_trust(load_event("set_policy", policy=policy)), "set_policy")
+    decided = ok(score_trust(load_event("score")), "score")
+    assert decided["policy_version"] == stored["policy_version"] != default_rule_set().policy_version
+    assert decided["rules"]["effect"] == "allow"
+    assert [m["id"] for m in decided["rules"]["matched"]] == ["allow-verified"]
+
+
+def test_an_invalid_policy_is_refused_naming_the_problem(score_trust: Invoke, aws: AwsStack) -> None:
+    _vault(aws)
+    bad_rules = (
+        "version: 1\nname: bad\nrules:\n  - id: r1\n"
+        "    when: {all: [{fact: claims.nope, eq: true}]}\n    effect: allow\n"
+    )
+    for policy, words in (
+        ({"rules": bad_rules}, "claims.nope"),
+        ({"template": "strict", "overrides": {"weights": {"purpose": -1}}}, "weights.purpose"),
+        ({"template": "lenient"}, "template"),
+    ):
+        body = error(score_trust(load_event("set_policy", policy=policy)), "invalid_request")
+        assert words in json.dumps(body), body
+
+
+def test_a_score_explains_itself_and_names_the_policy_version(score_trust: Invoke, aws: AwsStack) -> None:
+    result = ok(score_trust(load_event("score")), "score")
+    assert 0 <= result["score"] <= 1
+    assert result["band"] in {"low", "medium", "high"}
+    assert result["template"] == "standard"
+    factors = {f["name"]: f for f in result["factors"]}
+    assert factors["claims.verified"]["value"] == 1
+    assert all(f["contribution"] <= 0 for f in factors.values())  # each factor can only take away
+    # The score is what the factors leave of 1 (clamped at 0).
+    assert abs(max(0.0, 1 + sum(f["contribution"] for f in factors.values())) - result["score"]) < 1e-9
+    assert result["policy_version"] == default_rule_set().policy_version
+    assert result["rules"]["effect"] in {"deny", "step_up", "require_quorum", "allow"}
+
+
+def test_history_changes_later_scores(score_trust: Invoke, aws: AwsStack) -> None:
+    first = ok(score_trust(load_event("score")), "score")
+    assert {f["name"]: f for f in first["factors"]}["history.failures"]["value"] == 1
+    record = load_event("record")
+    for n in range(6):  # a burst of failures from this principal, just now
+        failure = {**record, "outcome": "failure", "time": int(time.time()) - 60 + n}
+        ok(score_trust(failure), "record")
+    after = ok(score_trust(load_event("score")), "score")
+    assert after["score"] < first["score"]
+    assert after["rules"]["effect"] == "deny"
+    assert any("failure" in m["id"] for m in after["rules"]["matched"])
+
+
+def first_time(_: dict[str, Any]) -> float:
+    import time
+
+    return time.time()
+
+
+def test_an_unverified_context_is_denied_and_claims_do_not_count(score_trust: Invoke, aws: AwsStack) -> None:
+    event = load_event("score")
+    event["context"] = {**event["context"], "verified": False}
+    result = ok(score_trust(event), "score")
+    factors = {f["name"]: f for f in result["factors"]}
+    assert factors["claims.device_known"]["value"] == 0
+    assert result["rules"]["effect"] == "deny"
+
+
+def test_malformed_requests_are_typed_errors(score_trust: Invoke, aws: AwsStack) -> None:
+    score = load_event("score")
+
+    def check(event: Any) -> None:
+        payload = score_trust(copy.deepcopy(event))
+        assert payload["status"] == "error", payload
+        assert payload["error"]["code"] == "invalid_request", payload
+        assert_clean(payload)
+
+    each_case(
+        {
+            "not an object": ["score"],
+            "unknown action": {**score, "action": "rescore"},
+            "no context": {k: v for k, v in score.items() if k != "context"},
+            "bad sensitivity": {**score, "sensitivity": "top-secret"},
+            "bad outcome": load_event("record", outcome="maybe"),
+            "negative time": load_event("record", time=-1),
+            "record with extra field": load_event("record", admin=True),
+        },
+        check,
+    )
