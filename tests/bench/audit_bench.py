@@ -1107,6 +1107,12 @@ SCORE_LAMBDA_ENV = {
     "AWS_LAMBDA_FUNCTION_NAME": "reliquary-score-trust",
     "POWERTOOLS_SERVICE_NAME": "reliquary-score-trust",
 }
+VOTE_HANDLER_MODULE = "functions.agent_vote.app"
+VOTE_LAMBDA_ENV = {
+    **coldstart.LAMBDA_ENV,
+    "AWS_LAMBDA_FUNCTION_NAME": "reliquary-agent-vote",
+    "POWERTOOLS_SERVICE_NAME": "reliquary-agent-vote",
+}
 VERIFY_LAMBDA_ENV = {
     **coldstart.LAMBDA_ENV,
     "AWS_LAMBDA_FUNCTION_NAME": "reliquary-verify-proof",
@@ -1156,6 +1162,17 @@ def audit_coldstart_targets() -> tuple[coldstart.Target, ...]:
             f"import {SCORE_HANDLER_MODULE} (Lambda env, tracing on)",
             f"import {SCORE_HANDLER_MODULE}",
             env=SCORE_LAMBDA_ENV,
+        ),
+        coldstart.Target(
+            "vote_handler_lambda",
+            f"import {VOTE_HANDLER_MODULE} (Lambda env, tracing on)",
+            f"import {VOTE_HANDLER_MODULE}",
+            env=VOTE_LAMBDA_ENV,
+        ),
+        coldstart.Target(
+            "langgraph_import",
+            "import langgraph.graph (the agents' share of that)",
+            "import langgraph.graph",
         ),
         coldstart.Target(
             "verify_first_use",
@@ -1228,6 +1245,11 @@ def audit_coldstart_table(runs: int) -> AuditColdStart | None:
             ("score-trust", "score_handler_lambda"),
         )
     }
+    vote_ms = median_ms("vote_handler_lambda")
+    table.footer.append(
+        f"   agent-vote handler import (Lambda env) median: {vote_ms:.0f} ms, of which langgraph"
+        f" {median_ms('langgraph_import'):.0f} ms (goal < 1200 ms: {'within' if vote_ms < 1200 else 'over'})"
+    )
     for name, ms in figures.items():
         table.footer.append(
             f"   {name} handler import (Lambda env) median: {ms:.0f} ms (goal < {goal:.0f} ms:"

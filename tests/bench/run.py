@@ -31,6 +31,7 @@ SECTIONS = (
     "appends",
     "zk",
     "trust",
+    "agents",
     "coldstart",
 )
 FULL_COLDSTART_RUNS = 7
@@ -112,7 +113,21 @@ def audit_sections(
         summary["trust_default_p50_us"] = result.default_p50_us
         emit(result.table)
 
-    return {"merkle": merkle_root, "proofs": proofs, "appends": appends, "zk": zk, "trust": trust}
+    def agents() -> None:
+        from tests.bench import agents_bench
+
+        result = agents_bench.agents_table(budget)
+        summary["agents_slowest_vote_us"] = result.slowest_vote_us
+        emit(result.table)
+
+    return {
+        "merkle": merkle_root,
+        "proofs": proofs,
+        "appends": appends,
+        "zk": zk,
+        "trust": trust,
+        "agents": agents,
+    }
 
 
 def coldstart_section(quick: bool, summary: dict[str, object], emit: Callable[[Table], None]) -> None:

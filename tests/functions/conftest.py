@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from functions.agent_vote import app as vote_app
 from functions.audit_append import app as audit_app
 from functions.encrypt import app
 from functions.score_trust import app as trust_app
@@ -73,3 +74,9 @@ def verify_proof(aws: AwsStack, lambda_context: LambdaContext) -> Iterator[Invok
 def score_trust(aws: AwsStack, lambda_context: LambdaContext) -> Iterator[Invoke]:
     """``handler(event, context)`` of the score-trust function, cold-started against this test's moto."""
     yield from _cold_started(trust_app, lambda_context)
+
+
+@pytest.fixture
+def agent_vote(aws: AwsStack, lambda_context: LambdaContext) -> Iterator[Invoke]:
+    """``handler(event, context)`` of the agent-vote function, cold-started against this test's moto."""
+    yield from _cold_started(vote_app, lambda_context)

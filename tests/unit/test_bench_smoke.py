@@ -197,6 +197,8 @@ def test_audit_coldstart_targets_follow_the_handler() -> None:
         "audit_handler_local",
         "verify_handler_lambda",
         "score_handler_lambda",
+        "vote_handler_lambda",
+        "langgraph_import",
         "verify_first_use",
     }
     assert keys == expected
@@ -206,7 +208,7 @@ def test_audit_coldstart_targets_follow_the_handler() -> None:
 def test_audit_coldstart_quick() -> None:
     result = audit_bench.audit_coldstart_table(1)
     assert result is not None
-    assert len(result.table.rows) == 5 + len(audit_bench.AUDIT_BASELINE_KEYS)
+    assert len(result.table.rows) == 7 + len(audit_bench.AUDIT_BASELINE_KEYS)
     assert all(_positive_finite(r["wall_ms"]) for r in result.table.rows)
     assert _positive_finite(result.handler_import_ms)
     assert _positive_finite(result.verify_handler_import_ms)
@@ -214,6 +216,7 @@ def test_audit_coldstart_quick() -> None:
     assert "audit-append handler import (Lambda env) median" in rendered
     assert "verify-proof handler import (Lambda env) median" in rendered
     assert "score-trust handler import (Lambda env) median" in rendered
+    assert "agent-vote handler import (Lambda env) median" in rendered
 
 
 @pytest.mark.slow
@@ -307,3 +310,11 @@ def test_trust_table(quick_run: tuple[dict[str, Any], str]) -> None:
     assert all(_positive_finite(v) for v in _column(table, "p50_us"))
     assert "default policy p50" in output
     assert _positive_finite(document["summary"]["trust_default_p50_us"])
+
+
+def test_agents_table(quick_run: tuple[dict[str, Any], str]) -> None:
+    document, _ = quick_run
+    table = document["tables"]["agents"]
+    assert len(table["rows"]) == 6  # baseline, four agents, tally
+    assert all(_positive_finite(v) for v in _column(table, "p50_us"))
+    assert _positive_finite(document["summary"]["agents_slowest_vote_us"])

@@ -549,6 +549,31 @@ def test_score_trust_role_is_least_privilege_and_history_expires(translated: dic
     assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
 
 
+# ------------------------------------------------------------------ the agent-vote function
+
+
+def test_agent_vote_role_is_least_privilege_and_memories_expire(translated: dict[str, Any]) -> None:
+    granted: dict[str, set[str]] = {}
+    for statement in _allow_statements(translated, "AgentVoteFunctionRole"):
+        for resource in _as_list(statement["Resource"]):
+            for action in _as_list(statement["Action"]):
+                granted.setdefault(action, set()).add(json.dumps(resource))
+    memories = json.dumps({"Fn::GetAtt": ["AgentMemoryTable", "Arn"]})
+    vaults = json.dumps({"Fn::GetAtt": ["VaultsTable", "Arn"]})
+    root_key = json.dumps({"Fn::GetAtt": ["RootKey", "Arn"]})
+    assert granted == {
+        "dynamodb:GetItem": {memories, vaults},
+        "dynamodb:PutItem": {memories, vaults},
+        "dynamodb:ConditionCheckItem": {vaults},
+        "kms:Encrypt": {root_key},
+        "kms:Decrypt": {root_key},
+        "kms:GenerateDataKey": {root_key},
+    }
+    table = load_template()["Resources"]["AgentMemoryTable"]["Properties"]
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert function_environment("AgentVoteFunction")["RELIQUARY_ROOT_OF_TRUST"] == "kms"
+
+
 # ------------------------------------------------------------------ layers
 
 

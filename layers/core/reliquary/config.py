@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     audit_table: str = "reliquary-audit"
     replay_table: str = "reliquary-replay"
     history_table: str = "reliquary-history"
+    agent_memory_table: str = "reliquary-agent-memory"
     audit_bucket: str = "reliquary-audit"
 
     root_of_trust: Literal["kms", "local"] = "local"

@@ -25,12 +25,14 @@ class TrustDecision:
     score: TrustScore
     history: HistoryStats
     rules: RuleOutcome
+    facts: dict[str, Any]  # what the rules read; the agents read them too
 
     def to_dict(self) -> dict[str, Any]:
         return {
             **self.score.to_dict(),
             "rules": self.rules.to_dict(),
             "policy_version": self.rules.policy_version,
+            "facts": self.facts,
         }
 
 
@@ -66,7 +68,8 @@ class TrustService:
         )
         stats = summarize(events, now=request.now, device=request.device, region=request.region)
         result = score(request, stats, policy.scoring_template())
-        return TrustDecision(result, stats, policy.rule_set().evaluate(facts(request, stats, result)))
+        known = facts(request, stats, result)
+        return TrustDecision(result, stats, policy.rule_set().evaluate(known), known)
 
     def record(self, tenant_id: str, subject: str, event: AccessEvent) -> None:
         self._history.record(tenant_id, subject, event, expires_at=event.time + HISTORY_TTL_SECONDS)

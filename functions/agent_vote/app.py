@@ -1,0 +1,120 @@
+"""The agent-vote function: one agent's vote on one request (the access state machine's Quorum Map runs
+one per panel member), the Tally of the votes under the vault's quorum policy, and setting that policy.
+
+Votes are idempotent on (request id, agent): a retried iteration gets the same vote and leaves the agent's
+memory as it was. Malformed input is ``{"status": "error", ...}``; only transient failures raise. This is
+the only function that imports LangGraph (the agents are LangGraph graphs).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from reliquary.adapters.agent_memory import DynamoDBMemoryStore
+from reliquary.adapters.clients import build_root_of_trust, dynamodb_client
+from reliquary.adapters.dynamodb import TableConfig
+from reliquary.adapters.vault_policies import DynamoDBVaultPolicyStore
+from reliquary.agents.memory import MemoryBox
+from reliquary.agents.model import ContextResult, TrustResult
+from reliquary.agents.policy import QuorumPolicy
+from reliquary.agents.service import AgentVoteService
+from reliquary.config import get_settings
+from reliquary.contracts.agent_vote import AgentVoteRequest, SetPolicyRequest, TallyRequest, VoteRequest
+from reliquary.handlers import handle_action
+from reliquary.observability import build_logger, build_metrics, build_tracer
+
+SERVICE = "reliquary-agent-vote"
+logger = build_logger(SERVICE)
+metrics = build_metrics(SERVICE)
+tracer = build_tracer(SERVICE)
+_REQUEST: TypeAdapter[Any] = TypeAdapter(AgentVoteRequest)
+
+
+@functools.cache
+def runtime() -> AgentVoteService:
+    """Stores and the unwrapped memory key, built once per cold start."""
+    settings = get_settings()
+    client = dynamodb_client(settings)
+    memories = DynamoDBMemoryStore(
+        TableConfig(settings.agent_memory_table, settings.region, settings.endpoint_url), client
+    )
+    vaults = TableConfig(settings.vaults_table, settings.region, settings.endpoint_url)
+    return AgentVoteService(
+        memories,
+        MemoryBox.load_or_create(memories, build_root_of_trust(settings)),
+        DynamoDBVaultPolicyStore(vaults, QuorumPolicy, kind="QUORUM", client=client),
+    )
+
+
+def reset_runtime() -> None:
+    runtime.cache_clear()
+
+
+# What each public parameter of a verified context proof shows (checked against the vault's policy by
+# verify-proof): the claim names agents and trust rules reason about.
+_CLAIM_OF_SIGNAL = {
+    "device_commitment": "device_known",
+    "region_root": "region_allowed",
+    "window_start": "in_window",
+    "pattern_commitment": "pattern_matched",
+}
+
+
+def proven_claims(signals: Mapping[str, Any]) -> frozenset[str]:
+    return frozenset(claim for signal, claim in _CLAIM_OF_SIGNAL.items() if signal in signals)
+
+
+def _vote(service: AgentVoteService, request: VoteRequest) -> dict[str, Any]:
+    context = request.context
+    trust = request.trust
+    claims = context.claims if context is not None else {}
+    return service.vote(
+        request.agent,
+        request_id=request.request_id,
+        tenant_id=request.tenant_id,
+        vault_id=request.vault_id,
+        item_id=request.item_id,
+        subject=request.principal.subject,
+        device=request.device or str(claims.get("device_commitment", "unknown"))[:256],
+        region=request.region,
+        context=None if context is None else ContextResult(context.verified, proven_claims(context.claims)),
+        trust=None
+        if trust is None
+        else TrustResult(
+            score=trust.score,
+            band=trust.band,
+            factors={str(f.get("name")): float(f.get("value", 0.0)) for f in trust.factors},
+            rule_effect=trust.rules.get("effect"),
+            facts=trust.facts,
+        ),
+        purpose=request.purpose,
+        sensitivity=request.sensitivity,
+    )
+
+
+def _run(service: AgentVoteService, request: Any) -> dict[str, Any]:
+    if isinstance(request, SetPolicyRequest):
+        service.set_policy(request.tenant_id, request.vault_id, request.policy)
+        return {"policy": request.policy.model_dump(mode="json")}
+    if isinstance(request, TallyRequest):
+        votes = [v.model_dump() for v in request.votes]
+        return service.tally(request.tenant_id, request.vault_id, votes).to_dict()
+    return _vote(service, request)
+
+
+def handle(event: Any, service: AgentVoteService) -> dict[str, Any]:
+    return handle_action(
+        event, _REQUEST, lambda request: _run(service, request), logger=logger, metrics=metrics
+    )
+
+
+@tracer.capture_lambda_handler
+# log_event=False: events carry principals and rationales; logs carry only codes.
+@logger.inject_lambda_context(clear_state=True, log_event=False)
+@metrics.log_metrics
+def handler(event: Any, context: Any) -> dict[str, Any]:  # noqa: ARG001  (the Lambda signature)
+    return handle(event, runtime())

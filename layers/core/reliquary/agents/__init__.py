@@ -1,0 +1,87 @@
+"""The review panel: agents that each vote approve, deny or abstain on an access request, from the facts
+VerifyContext and ScoreTrust established and their own memory of the principal. They never see plaintext
+or keys. (The tally of the votes under a vault's quorum policy is ``reliquary.agents.tally``.)
+
+Each agent is a LangGraph ``StateGraph`` of pure nodes, ``gather -> assess -> vote``, with a ``"missing"``
+route from ``gather`` to ``vote`` (abstain) when an evidence tool has nothing. The tools (context checker,
+trust checker, memory lookup) come in through the runtime context (``AgentTools``), never globals.
+
+Built-in agents: ``strict``, ``permissive``, ``neutral`` and ``watchdog`` (the only one that may veto).
+
+Extension point: a tenant's own agent (rule-based or model-backed) is registered once, at import or cold
+start, and then runs through the same entry point::
+
+    from reliquary.agents import Assessment, build_agent_graph, register_agent, run_vote
+
+    def cautious(request, evidence):  # (VoteRequest, Evidence) -> Assessment, pure and deterministic
+        if evidence.trust.score >= 0.7:
+            return Assessment("approve", 0.8, ("score >= 0.7",))
+        return Assessment("deny", 0.8, ("score < 0.7",))
+
+    register_agent("cautious", lambda: build_agent_graph("cautious", cautious))
+    vote = run_vote("cautious", request)
+
+``build_graph_fn`` may also return any graph over ``AgentState`` with ``AgentContext`` as context schema
+whose final state holds a ``Vote`` named after the agent. A model-backed agent calls its model from its
+``assess`` (or its own node) with the client taken from the runtime context, not a global. ``may_veto``
+defaults to ``False``: a veto from an agent registered without it is refused by ``run_vote``.
+"""
+
+from reliquary.agents.graph import (
+    ASSESS,
+    GATHER,
+    VOTE,
+    AgentGraph,
+    AgentState,
+    Assess,
+    Assessment,
+    Evidence,
+    build_agent_graph,
+)
+from reliquary.agents.model import (
+    CLAIMS,
+    MAX_ANOMALIES,
+    MAX_PAST_VOTES,
+    MAX_RATIONALE,
+    AgentMemory,
+    ContextResult,
+    PastVote,
+    TrustResult,
+    Vote,
+    VoteRequest,
+    VoteValue,
+)
+from reliquary.agents.registry import AGENTS, Agent, CompiledAgent, compiled, register_agent, run_vote
+from reliquary.agents.tools import DEFAULT_TOOLS, AgentContext, AgentTools
+
+__all__ = [
+    "AGENTS",
+    "ASSESS",
+    "CLAIMS",
+    "DEFAULT_TOOLS",
+    "GATHER",
+    "MAX_ANOMALIES",
+    "MAX_PAST_VOTES",
+    "MAX_RATIONALE",
+    "VOTE",
+    "Agent",
+    "AgentContext",
+    "AgentGraph",
+    "AgentMemory",
+    "AgentState",
+    "AgentTools",
+    "Assess",
+    "Assessment",
+    "CompiledAgent",
+    "ContextResult",
+    "Evidence",
+    "PastVote",
+    "TrustResult",
+    "Vote",
+    "VoteRequest",
+    "VoteValue",
+    "build_agent_graph",
+    "compiled",
+    "register_agent",
+    "run_vote",
+]
