@@ -23,6 +23,7 @@ from reliquary.contracts.score_trust import (
     ScoreTrustRequest,
     SetPolicyRequest,
 )
+from reliquary.errors import InvalidRequestError
 from reliquary.handlers import handle_action
 from reliquary.observability import build_logger, build_metrics, build_tracer
 from reliquary.trust.model import AccessEvent, ContextFacts, Principal, TrustRequest
@@ -77,7 +78,8 @@ def _run(service: TrustService, request: Any) -> dict[str, Any]:
         )
         service.record(request.tenant_id, request.subject, event)
         return {"recorded": True}
-    assert isinstance(request, ScoreRequest)  # noqa: S101  (the discriminated union has two members)
+    if not isinstance(request, ScoreRequest):  # the union's last member; fail closed on anything else
+        raise InvalidRequestError("unknown action")
     device = request.device or str(request.context.claims.get("device_commitment", "unknown"))
     trust_request = TrustRequest(
         tenant_id=request.tenant_id,
