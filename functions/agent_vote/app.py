@@ -14,13 +14,8 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from reliquary.adapters.agent_memory import DynamoDBMemoryStore
-from reliquary.adapters.clients import build_root_of_trust, dynamodb_client
-from reliquary.adapters.dynamodb import TableConfig
-from reliquary.adapters.vault_policies import DynamoDBVaultPolicyStore
-from reliquary.agents.memory import MemoryBox
+from reliquary.adapters.agents_factory import build_agent_vote_service
 from reliquary.agents.model import ContextResult, TrustResult
-from reliquary.agents.policy import QuorumPolicy
 from reliquary.agents.service import AgentVoteService
 from reliquary.config import get_settings
 from reliquary.contracts.agent_vote import AgentVoteRequest, SetPolicyRequest, TallyRequest, VoteRequest
@@ -36,18 +31,8 @@ _REQUEST: TypeAdapter[Any] = TypeAdapter(AgentVoteRequest)
 
 @functools.cache
 def runtime() -> AgentVoteService:
-    """Stores and the unwrapped memory key, built once per cold start."""
-    settings = get_settings()
-    client = dynamodb_client(settings)
-    memories = DynamoDBMemoryStore(
-        TableConfig(settings.agent_memory_table, settings.region, settings.endpoint_url), client
-    )
-    vaults = TableConfig(settings.vaults_table, settings.region, settings.endpoint_url)
-    return AgentVoteService(
-        memories,
-        MemoryBox.load_or_create(memories, build_root_of_trust(settings)),
-        DynamoDBVaultPolicyStore(vaults, QuorumPolicy, kind="QUORUM", client=client),
-    )
+    """Stores, vault quorum policies and the unwrapped memory key, built once per cold start."""
+    return build_agent_vote_service(get_settings())
 
 
 def reset_runtime() -> None:

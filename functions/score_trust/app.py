@@ -12,10 +12,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from reliquary.adapters.clients import dynamodb_client
-from reliquary.adapters.dynamodb import TableConfig
-from reliquary.adapters.history_store import DynamoDBHistoryStore
-from reliquary.adapters.vault_policies import DynamoDBVaultPolicyStore
+from reliquary.adapters.trust_factory import build_trust_service
 from reliquary.config import get_settings
 from reliquary.contracts.score_trust import (
     RecordRequest,
@@ -27,7 +24,6 @@ from reliquary.errors import InvalidRequestError
 from reliquary.handlers import handle_action
 from reliquary.observability import build_logger, build_metrics, build_tracer
 from reliquary.trust.model import AccessEvent, ContextFacts, Principal, TrustRequest
-from reliquary.trust.policy import TrustPolicy
 from reliquary.trust.service import TrustService
 
 SERVICE = "reliquary-score-trust"
@@ -39,15 +35,8 @@ _REQUEST: TypeAdapter[Any] = TypeAdapter(ScoreTrustRequest)
 
 @functools.cache
 def runtime() -> TrustService:
-    """The trust service with the default rule set, built once per cold start."""
-    settings = get_settings()
-    client = dynamodb_client(settings)
-    history = TableConfig(settings.history_table, settings.region, settings.endpoint_url)
-    vaults = TableConfig(settings.vaults_table, settings.region, settings.endpoint_url)
-    return TrustService(
-        DynamoDBHistoryStore(history, client),
-        DynamoDBVaultPolicyStore(vaults, TrustPolicy, kind="TRUST", client=client),
-    )
+    """The trust service (history and vault trust policies), built once per cold start."""
+    return build_trust_service(get_settings())
 
 
 def reset_runtime() -> None:

@@ -9,8 +9,8 @@ import time
 from dataclasses import dataclass
 
 from reliquary.adapters.audit_store import DynamoDBLogStore, S3ExportSink, S3TileStore
-from reliquary.adapters.clients import aws_client, build_root_of_trust, dynamodb_client
-from reliquary.adapters.dynamodb import DynamoDBSigningKeyStore, TableConfig
+from reliquary.adapters.clients import aws_client, build_root_of_trust, dynamodb_client, table_config
+from reliquary.adapters.dynamodb import DynamoDBSigningKeyStore
 from reliquary.audit.log import TransparencyLog
 from reliquary.audit.note import NoteSigner
 from reliquary.audit.service import AuditService, CheckpointKeys
@@ -36,7 +36,7 @@ class AuditRuntime:
 
 
 def build_audit(settings: Settings) -> AuditRuntime:
-    audit = TableConfig(settings.audit_table, settings.region, settings.endpoint_url)
+    audit = table_config(settings, settings.audit_table)
     dynamodb = dynamodb_client(settings)
     s3 = aws_client(settings, "s3")
     keys = load_or_create_signing_keys(

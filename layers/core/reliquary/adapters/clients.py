@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.config import Config
 
+from reliquary.adapters.dynamodb import TableConfig
 from reliquary.adapters.kms import KmsRootOfTrust
 from reliquary.config import Settings
 from reliquary.crypto.root import LocalRootOfTrust, RootOfTrust
@@ -38,6 +39,11 @@ def aws_client(settings: Settings, service: str) -> Any:
 def dynamodb_client(settings: Settings) -> DynamoDBClient:
     client: DynamoDBClient = aws_client(settings, "dynamodb")
     return client
+
+
+def table_config(settings: Settings, table_name: str) -> TableConfig:
+    """A table of this deployment, in the configured region, at the local endpoint when one is set."""
+    return TableConfig(table_name, settings.region, settings.endpoint_url)
 
 
 def build_root_of_trust(settings: Settings) -> RootOfTrust:

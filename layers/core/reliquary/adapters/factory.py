@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from reliquary.adapters.clients import aws_client, build_root_of_trust, dynamodb_client
+from reliquary.adapters.clients import aws_client, build_root_of_trust, dynamodb_client, table_config
 from reliquary.adapters.dynamodb import (
     DynamoDBItemRepository,
     DynamoDBSigningKeyStore,
     DynamoDBVaultRepository,
-    TableConfig,
 )
 from reliquary.adapters.s3 import S3BlobStore
 from reliquary.config import Settings
@@ -19,8 +18,8 @@ __all__ = ["aws_client", "build_root_of_trust", "build_vault_service", "dynamodb
 
 
 def build_vault_service(settings: Settings) -> VaultService:
-    vaults = TableConfig(settings.vaults_table, settings.region, settings.endpoint_url)
-    items = TableConfig(settings.items_table, settings.region, settings.endpoint_url)
+    vaults = table_config(settings, settings.vaults_table)
+    items = table_config(settings, settings.items_table)
     root = build_root_of_trust(settings)
     dynamodb = dynamodb_client(settings)  # one client for every table (see adapters.dynamodb.bind_model)
     service_keys = ServiceKeys.load_or_create(

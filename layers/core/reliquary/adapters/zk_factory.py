@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from reliquary.adapters.clients import dynamodb_client
-from reliquary.adapters.dynamodb import TableConfig
+from reliquary.adapters.clients import dynamodb_client, table_config
 from reliquary.adapters.zk_store import DynamoDBReplayStore, context_policy_store
 from reliquary.config import Settings
 from reliquary.zk.service import ContextVerifier, load_circuit_keys
@@ -13,11 +12,7 @@ def build_context_verifier(settings: Settings) -> ContextVerifier:
     dynamodb = dynamodb_client(settings)
     return ContextVerifier(
         load_circuit_keys(),  # parsed, validated and prepared once per cold start
-        DynamoDBReplayStore(
-            TableConfig(settings.replay_table, settings.region, settings.endpoint_url), dynamodb
-        ),
-        context_policy_store(
-            TableConfig(settings.vaults_table, settings.region, settings.endpoint_url), dynamodb
-        ),
+        DynamoDBReplayStore(table_config(settings, settings.replay_table), dynamodb),
+        context_policy_store(table_config(settings, settings.vaults_table), dynamodb),
         nonce_ttl_seconds=settings.nonce_ttl_seconds,
     )

@@ -157,16 +157,10 @@ def verify_log(
 # --- hashing: native or pure ----------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class _Hashing:
-    leaf_hashes: Callable[[Sequence[bytes]], bytes]
-    """The leaf hashes of entries, concatenated."""
     perfect_root: Callable[[bytes], bytes]
     """The root of a perfect subtree from its 2**k concatenated hashes (leaves or nodes of one level)."""
     bundle_leaf_hashes: Callable[[bytes, TileRef], bytes]
     """The leaf hashes of a stored entry bundle's entries (ValueError or ReliquaryError if malformed)."""
-
-
-def _pure_leaf_hashes(entries: Sequence[bytes]) -> bytes:
-    return b"".join([SHA256.hash_leaf(entry) for entry in entries])
 
 
 def _pure_perfect_root(hashes: bytes) -> bytes:
@@ -177,10 +171,10 @@ def _pure_perfect_root(hashes: bytes) -> bytes:
 
 
 def _pure_bundle_leaf_hashes(data: bytes, ref: TileRef) -> bytes:
-    return _pure_leaf_hashes(decode_bundle(data, ref))
+    return b"".join([SHA256.hash_leaf(entry) for entry in decode_bundle(data, ref)])
 
 
-_PURE = _Hashing(_pure_leaf_hashes, _pure_perfect_root, _pure_bundle_leaf_hashes)
+_PURE = _Hashing(_pure_perfect_root, _pure_bundle_leaf_hashes)
 
 
 def _native_hashing() -> _Hashing | None:
@@ -199,7 +193,7 @@ def _native_hashing() -> _Hashing | None:
             decode_bundle(data, ref)  # names the problem exactly as the pure path does
             raise
 
-    return _Hashing(native_merkle.hash_leaves, native_merkle.root, bundle_leaf_hashes)
+    return _Hashing(native_merkle.root, bundle_leaf_hashes)
 
 
 def _hashing(native: bool | None) -> _Hashing:
@@ -432,13 +426,6 @@ class _Fsck:
         except (ReliquaryError, ValueError) as exc:
             raise _ProblemError(ref.path, f"the tile does not decode: {exc} ({len(data)} bytes)") from None
         return data
-
-    def _read_bundle(self, ref: TileRef) -> list[bytes]:
-        data = self._read(ref)
-        try:
-            return decode_bundle(data, ref)
-        except (ReliquaryError, ValueError) as exc:
-            raise _ProblemError(ref.path, f"the entry bundle does not decode: {exc}") from None
 
     # --- the tree ---
     def _bundle(self, index: int) -> None:

@@ -1,0 +1,20 @@
+"""Builds the trust service from the one Settings object (once per cold start of score-trust)."""
+
+from __future__ import annotations
+
+from reliquary.adapters.clients import dynamodb_client, table_config
+from reliquary.adapters.history_store import DynamoDBHistoryStore
+from reliquary.adapters.vault_policies import DynamoDBVaultPolicyStore
+from reliquary.config import Settings
+from reliquary.trust.policy import TrustPolicy
+from reliquary.trust.service import TrustService
+
+
+def build_trust_service(settings: Settings) -> TrustService:
+    client = dynamodb_client(settings)
+    return TrustService(
+        DynamoDBHistoryStore(table_config(settings, settings.history_table), client),
+        DynamoDBVaultPolicyStore(
+            table_config(settings, settings.vaults_table), TrustPolicy, kind="TRUST", client=client
+        ),
+    )
