@@ -1,5 +1,7 @@
-"""The agent-vote function: one agent's vote on one request (the access state machine's Quorum Map runs
-one per panel member), the Tally of the votes under the vault's quorum policy, and setting that policy.
+"""The agent-vote function: convening the panel for a request (the access state machine's Convene state:
+the vault's panel and the agents the trust rules' quorum adds; refused when the rules refused the request),
+one agent's vote on one request (the Quorum Map runs one per agent convened), the Tally of the votes under
+the vault's quorum policy and the rules' quorum, and setting that policy.
 
 Votes are idempotent on (request id, agent): a retried iteration gets the same vote and leaves the agent's
 memory as it was. Malformed input is ``{"status": "error", ...}``; only transient failures raise. This is
@@ -18,7 +20,14 @@ from reliquary.adapters.agents_factory import build_agent_vote_service
 from reliquary.agents.model import ContextResult, TrustResult
 from reliquary.agents.service import AgentVoteService
 from reliquary.config import get_settings
-from reliquary.contracts.agent_vote import AgentVoteRequest, SetPolicyRequest, TallyRequest, VoteRequest
+from reliquary.contracts.agent_vote import (
+    AgentVoteRequest,
+    ConveneRequest,
+    SetPolicyRequest,
+    TallyRequest,
+    TrustIn,
+    VoteRequest,
+)
 from reliquary.handlers import handle_action
 from reliquary.observability import build_logger, build_metrics, build_tracer
 
@@ -53,6 +62,10 @@ def proven_claims(signals: Mapping[str, Any]) -> frozenset[str]:
     return frozenset(claim for signal, claim in _CLAIM_OF_SIGNAL.items() if signal in signals)
 
 
+def _rules(trust: TrustIn | None) -> dict[str, Any] | None:
+    return None if trust is None else trust.rules
+
+
 def _vote(service: AgentVoteService, request: VoteRequest) -> dict[str, Any]:
     context = request.context
     trust = request.trust
@@ -78,6 +91,7 @@ def _vote(service: AgentVoteService, request: VoteRequest) -> dict[str, Any]:
         ),
         purpose=request.purpose,
         sensitivity=request.sensitivity,
+        rules=_rules(trust),
     )
 
 
@@ -85,9 +99,12 @@ def _run(service: AgentVoteService, request: Any) -> dict[str, Any]:
     if isinstance(request, SetPolicyRequest):
         service.set_policy(request.tenant_id, request.vault_id, request.policy)
         return {"policy": request.policy.model_dump(mode="json")}
+    if isinstance(request, ConveneRequest):
+        return service.convene(request.tenant_id, request.vault_id, rules=_rules(request.trust))
     if isinstance(request, TallyRequest):
         votes = [v.model_dump() for v in request.votes]
-        return service.tally(request.tenant_id, request.vault_id, votes).to_dict()
+        rules = _rules(request.trust)
+        return service.tally(request.tenant_id, request.vault_id, votes, rules=rules).to_dict()
     return _vote(service, request)
 
 

@@ -223,3 +223,12 @@ class NullifierSeenError(ReplayError):
     """The proof's nullifier was already seen: the same device secret proved for the same nonce."""
 
     code = "nullifier_seen"
+
+
+# --- access decisions -----------------------------------------------------------------------------
+class RulesRefusedError(ReliquaryError):
+    """The trust rules already refused the request (deny, or a step-up proof first): no review panel is
+    convened for it, whatever the agents would say."""
+
+    code = "rules_refused"
+    http_status = 403

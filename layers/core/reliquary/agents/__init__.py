@@ -1,6 +1,7 @@
 """The review panel: agents that each vote approve, deny or abstain on an access request, from the facts
 VerifyContext and ScoreTrust established and their own memory of the principal. They never see plaintext
-or keys. (The tally of the votes under a vault's quorum policy is ``reliquary.agents.tally``.)
+or keys. (The tally of the votes under a vault's quorum policy is ``reliquary.agents.tally``; what the trust
+rules require of the panel, ``reliquary.agents.requirement``.)
 
 Each agent is a LangGraph ``StateGraph`` of pure nodes, ``gather -> assess -> vote``, with a ``"missing"``
 route from ``gather`` to ``vote`` (abstain) when an evidence tool has nothing. The tools (context checker,

@@ -1,7 +1,12 @@
-"""The agent-vote step: one agent's vote on one request (the Quorum Map runs one per panel member), with
-the agent's memory of the principal opened before and sealed again after; and the tally of the votes under
-the vault's quorum policy. Agents see the verified context's claim names and the trust result, never
-plaintext or keys."""
+"""The agent-vote step: convening the panel for a request (the vault's panel and any agents the trust rules'
+quorum requires; refused when the rules refused the request), one agent's vote on one request (the Quorum
+Map runs one per agent convened), with the agent's memory of the principal opened before and sealed again
+after; and the tally of the votes under the vault's quorum policy and the rules' quorum. Agents see the
+verified context's claim names and the trust result, never plaintext or keys.
+
+``rules`` arguments are ScoreTrust's rule outcome (the flow's ``trust.rules``), or ``None`` when the caller
+sent no trust result; a rule outcome is read (and a malformed one refused) by
+``reliquary.agents.requirement.read_rules``."""
 
 from __future__ import annotations
 
@@ -15,9 +20,10 @@ from reliquary.agents.memory import MemoryBox, MemoryStore, SealedMemory, princi
 from reliquary.agents.model import AgentMemory, ContextResult, PastVote, TrustResult, Vote, VoteRequest
 from reliquary.agents.policy import DEFAULT_QUORUM, QuorumPolicy, QuorumPolicyStore
 from reliquary.agents.registry import AGENTS, run_vote
+from reliquary.agents.requirement import RuleVerdict, may_vote, panel_to_poll, read_rules
 from reliquary.agents.tally import Ballot, TallyResult, tally
 from reliquary.crypto.scope import validate_id
-from reliquary.errors import InvalidRequestError, NotFoundError
+from reliquary.errors import InvalidRequestError, NotFoundError, RulesRefusedError
 
 MEMORY_TTL_SECONDS = 90 * 86_400  # an agent forgets a principal it has not seen for 90 days
 RECENT_VOTES = 32  # votes kept verbatim, so a retried vote (same request, same agent) is answered again
@@ -81,6 +87,28 @@ class AgentVoteService:
             raise InvalidRequestError("the panel names agents that are not registered", agents=unknown)
         self._policies.put(tenant_id, vault_id, policy)
 
+    @staticmethod
+    def verdict(rules: Mapping[str, Any] | None) -> RuleVerdict | None:
+        """The rules' verdict, checked against the registered agents; ``None`` without a rule outcome."""
+        return None if rules is None else read_rules(rules, registered=AGENTS)
+
+    def convene(self, tenant_id: str, vault_id: str, *, rules: Mapping[str, Any] | None) -> dict[str, Any]:
+        """The agents to poll for a request: the vault's panel in its order, then the agents the rules'
+        quorum requires that are not on it. ``RulesRefusedError`` if the rules denied the request or asked
+        for a step-up: no agent is ever polled on a request the rules refused."""
+        verdict = self.verdict(rules)
+        if verdict is not None and verdict.refused:
+            raise RulesRefusedError(
+                "the trust rules refused this request; no panel is convened for it", effect=verdict.effect
+            )
+        quorum = verdict.quorum if verdict is not None else None
+        policy = self.policy(tenant_id, vault_id)
+        return {
+            "panel": list(panel_to_poll(policy, quorum)),
+            "policy": policy.model_dump(mode="json"),
+            "requirement": None if quorum is None else quorum.to_dict(),
+        }
+
     def vote(
         self,
         agent: str,
@@ -96,13 +124,19 @@ class AgentVoteService:
         trust: TrustResult | None,
         purpose: str,
         sensitivity: Any,
+        rules: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """The agent's vote (as a dict), idempotent on (request, agent): a retried vote gets the same one
-        back and leaves the memory as it was."""
+        back and leaves the memory as it was. The agent must sit on the vault's panel or on the panel of
+        the quorum the rules require."""
         if agent not in AGENTS:
             raise NotFoundError("no such agent", agent=agent)
-        if agent not in self.policy(tenant_id, vault_id).panel:
-            raise InvalidRequestError("the agent does not sit on this vault's panel", agent=agent)
+        verdict = self.verdict(rules)
+        quorum = verdict.quorum if verdict is not None else None
+        if not may_vote(agent, self.policy(tenant_id, vault_id), quorum):
+            raise InvalidRequestError(
+                "the agent sits neither on this vault's panel nor on the rules' quorum panel", agent=agent
+            )
         principal = principal_key(tenant_id, subject)
         sealed = self._memories.get(tenant_id, agent, principal)
         memory, recent = (
@@ -137,9 +171,18 @@ class AgentVoteService:
         self._memories.put(tenant_id, agent, principal, SealedMemory(box, now, now + MEMORY_TTL_SECONDS))
         return result
 
-    def tally(self, tenant_id: str, vault_id: str, votes: Sequence[Mapping[str, Any]]) -> TallyResult:
+    def tally(
+        self,
+        tenant_id: str,
+        vault_id: str,
+        votes: Sequence[Mapping[str, Any]],
+        *,
+        rules: Mapping[str, Any] | None = None,
+    ) -> TallyResult:
+        """The decision on ``votes`` under the vault's policy and the rules' verdict (see ``tally``)."""
+        verdict = self.verdict(rules)
         ballots = [
             Ballot(str(v["agent"]), v["vote"], float(v["confidence"]), bool(v.get("veto", False)))
             for v in votes
         ]
-        return tally(self.policy(tenant_id, vault_id), ballots)
+        return tally(self.policy(tenant_id, vault_id), ballots, verdict)

@@ -1,5 +1,7 @@
-"""Input models of the agent-vote function: ``vote`` (one agent, one request: the Quorum Map's iteration,
-with the flow state), ``tally`` (the votes under the vault's quorum policy) and ``set_policy``."""
+"""Input models of the agent-vote function: ``convene`` (the agents to poll for a request: the Convene
+state, with the flow state), ``vote`` (one agent, one request: the Quorum Map's iteration, with the flow
+state), ``tally`` (the votes under the vault's quorum policy and the trust rules' quorum) and
+``set_policy``. The flow-state requests ignore fields they do not use."""
 
 from __future__ import annotations
 
@@ -35,6 +37,17 @@ class TrustIn(_Flow):
     facts: dict[str, Any] = Field(default_factory=dict, max_length=64)
 
 
+class ConveneRequest(_Flow):
+    """``trust`` is ScoreTrust's result; its ``rules`` outcome decides whether a panel may be convened
+    and which agents the rules' quorum adds to the vault's panel."""
+
+    action: Literal["convene"]
+    request_id: Identifier
+    tenant_id: Identifier
+    vault_id: Identifier
+    trust: TrustIn | None = None
+
+
 class VoteRequest(_Flow):
     action: Literal["vote"]
     agent: AgentName
@@ -65,7 +78,9 @@ class TallyRequest(_Flow):
     request_id: Identifier
     tenant_id: Identifier
     vault_id: Identifier
-    votes: list[VoteIn] = Field(max_length=MAX_PANEL)
+    # The vault's panel and the rules' quorum panel: at most MAX_PANEL agents each.
+    votes: list[VoteIn] = Field(max_length=2 * MAX_PANEL)
+    trust: TrustIn | None = None
 
 
 class SetPolicyRequest(BaseModel):
@@ -77,4 +92,6 @@ class SetPolicyRequest(BaseModel):
     policy: QuorumPolicy
 
 
-AgentVoteRequest = Annotated[VoteRequest | TallyRequest | SetPolicyRequest, Field(discriminator="action")]
+AgentVoteRequest = Annotated[
+    ConveneRequest | VoteRequest | TallyRequest | SetPolicyRequest, Field(discriminator="action")
+]
