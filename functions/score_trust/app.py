@@ -1,6 +1,7 @@
 """The score-trust function: the access flow's ScoreTrust task (a score in [0, 1] with its band and every
-factor's value, weight and contribution, and the rule set's outcome with the policy version), the
-recording of decided outcomes into the principal's access history, and setting a vault's trust policy.
+factor's value, weight and contribution, the rule set's outcome with the policy version, and the device
+and region the history was read with), the RecordOutcome task (the decided outcome into the principal's
+access history, once per request), recording an outcome directly, and setting a vault's trust policy.
 
 Malformed input is ``{"status": "error", ...}``; only transient failures raise, for Step Functions' Retry.
 """
@@ -15,6 +16,7 @@ from pydantic import TypeAdapter
 from reliquary.adapters.trust_factory import build_trust_service
 from reliquary.config import get_settings
 from reliquary.contracts.score_trust import (
+    RecordOutcomeRequest,
     RecordRequest,
     ScoreRequest,
     ScoreTrustRequest,
@@ -24,7 +26,7 @@ from reliquary.errors import InvalidRequestError
 from reliquary.handlers import handle_action
 from reliquary.observability import build_logger, build_metrics, build_tracer
 from reliquary.trust.model import AccessEvent, ContextFacts, Principal, TrustRequest
-from reliquary.trust.service import TrustService
+from reliquary.trust.service import TrustService, flow_outcome
 
 SERVICE = "reliquary-score-trust"
 logger = build_logger(SERVICE)
@@ -65,8 +67,20 @@ def _run(service: TrustService, request: Any) -> dict[str, Any]:
         event = AccessEvent(
             time=request.time, outcome=request.outcome, device=request.device, region=request.region
         )
-        service.record(request.tenant_id, request.subject, event)
+        service.record(request.tenant_id, request.subject, event, event_id=request.request_id)
         return {"recorded": True}
+    if isinstance(request, RecordOutcomeRequest):
+        verified = request.context is not None and request.context.verified
+        outcome = flow_outcome(request.decision.decision, verified=verified)
+        place = request.trust
+        event = AccessEvent(
+            time=request.decided_at,
+            outcome=outcome,
+            device="unknown" if place is None else place.device,
+            region="unknown" if place is None else place.region,
+        )
+        service.record(request.tenant_id, request.principal.subject, event, event_id=request.request_id)
+        return {"recorded": True, "outcome": outcome}
     if not isinstance(request, ScoreRequest):  # the union's last member; fail closed on anything else
         raise InvalidRequestError("unknown action")
     device = request.device or str(request.context.claims.get("device_commitment", "unknown"))

@@ -114,6 +114,33 @@ def test_a_retried_record_decision_gets_the_same_receipt_and_one_record(audit_ap
     assert ok(audit_append(load_event("get_checkpoint")), "get_checkpoint")["tree_size"] == 1
 
 
+def test_a_denial_before_any_policy_is_logged_without_a_policy_version(
+    audit_append: Invoke, aws: AwsStack
+) -> None:
+    # VerifyContext refused the request (a replayed nonce): no trust policy was read, no score, no votes.
+    event = {k: v for k, v in load_event("record_decision").items() if k not in {"trust", "votes", "context"}}
+    event["context"] = {"verified": False, "reason": "nonce already used"}
+    event["decision"] = {"decision": "deny", "reasons": ["context not verified"]}
+    first = ok(audit_append(event), "record_decision")
+    assert first["decision"] == "deny"
+    again = ok(audit_append(copy.deepcopy(event)), "record_decision")  # retried: the same leaf
+    assert again["receipt"]["leaf_index"] == first["receipt"]["leaf_index"] == 0
+    exported = ok(audit_append(load_event("export", end=1)), "export")
+    body = aws.s3.get_object(Bucket=aws.settings.audit_bucket, Key=exported["key"])["Body"].read()
+    origin, verifiers = _trusted(audit_append)
+    (entry,) = verify_export(body.splitlines(keepends=True), verifiers, origin=origin).entries
+    assert b'"policy_version":null' in entry
+    record = decode_record(entry)
+    assert isinstance(record, DecisionRecord)
+    assert (record.decision, record.policy_version, record.trust_score, record.proof_hash) == (
+        "deny",
+        None,
+        None,
+        None,
+    )
+    assert _check(first["receipt"], entry, origin, verifiers) == 1
+
+
 def _bad_events() -> dict[str, Any]:
     record = load_event("append")["records"][0]
     decision = load_event("record_decision")
@@ -135,6 +162,11 @@ def _bad_events() -> dict[str, Any]:
         "decision with a bad score": {**decision, "trust": {"score": 1.5}},
         "decision with a bad vote": {**decision, "votes": [{"agent": "a", "vote": "maybe", "confidence": 1}]},
         "decision with bad policy": {**decision, "decision": {"decision": "approve", "policy_version": "x"}},
+        "approval without a policy version": {**decision, "decision": {"decision": "approve"}},
+        "approval with a null policy version": {
+            **decision,
+            "decision": {"decision": "approve", "policy_version": None},
+        },
         "export beyond the log": load_event("export", end=10**6),
         "export with a path": load_event("export", export_id="../../logs/acme/checkpoint"),
     }

@@ -1,5 +1,6 @@
 """The score-trust handler on its sample events against moto: an explained score and the rule outcome with
-its policy version, history that changes later scores, and malformed input refused."""
+its policy version, history that changes later scores, outcomes recorded once per request (RecordOutcome),
+and malformed input refused."""
 
 from __future__ import annotations
 
@@ -24,9 +25,10 @@ def load_event(name: str, **overrides: Any) -> dict[str, Any]:
 
 
 def test_every_action_has_a_sample_event() -> None:
-    assert {p.stem for p in EVENTS_DIR.glob("*.json")} == {"score", "record", "set_policy"}
+    names = {"score", "record", "record_outcome", "set_policy"}
+    assert {p.stem for p in EVENTS_DIR.glob("*.json")} == names
     readme = (EVENTS_DIR / "README.md").read_text()
-    assert all(f"`{name}.json`" in readme for name in ("score", "record", "set_policy"))
+    assert all(f"`{name}.json`" in readme for name in names)
 
 
 def _vault(aws: AwsStack) -> None:
@@ -133,6 +135,106 @@ def test_malformed_requests_are_typed_errors(score_trust: Invoke, aws: AwsStack)
             "bad outcome": load_event("record", outcome="maybe"),
             "negative time": load_event("record", time=-1),
             "record with extra field": load_event("record", admin=True),
+            "record with a long region": load_event("record", region="r" * 65),
+            "record with a bad request id": load_event("record", request_id="a b"),
+            "score with a long region": {**score, "region": "r" * 65},
+            "outcome with a naive time": load_event("record_outcome", decided_at="2026-11-25T12:00:00"),
+            "outcome with a bad time": load_event("record_outcome", decided_at="soon"),
+            "outcome without a decision": {
+                k: v for k, v in load_event("record_outcome").items() if k != "decision"
+            },
+            "outcome with a bad decision": load_event("record_outcome", decision={"decision": "abstain"}),
+            "outcome without a request id": {
+                k: v for k, v in load_event("record_outcome").items() if k != "request_id"
+            },
+            "outcome with an unsaid verification": load_event("record_outcome", context={"claims": {}}),
+            "outcome with a placeless trust": load_event("record_outcome", trust={"score": 0.5}),
         },
         check,
     )
+
+
+def _history_rows(aws: AwsStack) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = aws.dynamodb.scan(TableName=aws.settings.history_table)["Items"]
+    return rows
+
+
+def test_a_score_names_the_device_and_region_it_read_the_history_with(
+    score_trust: Invoke, aws: AwsStack
+) -> None:
+    event = load_event("score")
+    result = ok(score_trust(event), "score")
+    assert result["device"] == event["context"]["claims"]["device_commitment"]  # the proven device
+    assert result["region"] == event["region"] == "eu-west-1"
+    stated = ok(score_trust(load_event("score", device="laptop-3", region="us-east-1")), "score")
+    assert (stated["device"], stated["region"]) == ("laptop-3", "us-east-1")
+    unplaced = {k: v for k, v in event.items() if k != "region"}
+    unplaced["context"] = {"verified": False, "claims": {}}
+    unknown = ok(score_trust(unplaced), "score")
+    assert (unknown["device"], unknown["region"]) == ("unknown", "unknown")
+
+
+def test_record_outcome_records_once_per_request(score_trust: Invoke, aws: AwsStack) -> None:
+    event = load_event("record_outcome")
+    for _ in range(3):  # Step Functions retries the task
+        assert ok(score_trust(event), "record_outcome") == {"recorded": True, "outcome": "approve"}
+    (row,) = _history_rows(aws)
+    recorded = json.loads(row["event"]["S"])
+    assert recorded == {
+        "time": 1_795_608_000,  # 2026-11-25T12:00:00Z, the execution's start
+        "outcome": "approve",
+        "device": event["trust"]["device"],
+        "region": event["trust"]["region"],
+        "lat": None,
+        "lon": None,
+    }
+    assert "support-agent-7" not in json.dumps(row)
+    ok(score_trust(load_event("record_outcome", request_id="access-0003")), "record_outcome")
+    assert len(_history_rows(aws)) == 2
+
+
+def test_record_outcome_derives_the_outcome(score_trust: Invoke, aws: AwsStack) -> None:
+    event = load_event("record_outcome")
+    deny = {"decision": "deny", "reasons": ["replayed nonce"]}
+    without_context = {k: v for k, v in event.items() if k not in {"context", "trust"}}
+    cases = [
+        (event, "approve"),
+        ({**event, "decision": deny}, "deny"),
+        ({**event, "decision": deny, "context": {"verified": False, "reason": "bad proof"}}, "failure"),
+        ({**without_context, "decision": deny}, "failure"),
+    ]
+    for n, (case, outcome) in enumerate(cases):
+        result = ok(score_trust({**case, "request_id": f"access-{n}"}), "record_outcome")
+        assert result == {"recorded": True, "outcome": outcome}
+    events = sorted((json.loads(r["event"]["S"]) for r in _history_rows(aws)), key=lambda e: e["outcome"])
+    assert [(e["outcome"], e["device"], e["region"]) for e in events] == [
+        ("approve", event["trust"]["device"], "eu-west-1"),
+        ("deny", event["trust"]["device"], "eu-west-1"),
+        ("failure", "unknown", "unknown"),  # never scored: no device or region to record against
+        ("failure", event["trust"]["device"], "eu-west-1"),
+    ]
+
+
+def test_the_flow_records_against_what_it_scored(score_trust: Invoke, aws: AwsStack) -> None:
+    """ScoreTrust, then RecordOutcome with the score result as ``trust``: the next score knows the device."""
+    first = ok(score_trust(load_event("score")), "score")
+    assert {f["name"]: f for f in first["factors"]}["history.known_device"]["value"] == 0
+    state = {**load_event("score"), "trust": first, "decision": {"decision": "approve"}}
+    state |= {"action": "record_outcome", "decided_at": int(time.time()) - 60}
+    ok(score_trust(state), "record_outcome")
+    ok(score_trust(state), "record_outcome")  # retried
+    after = ok(score_trust(load_event("score")), "score")
+    factors = {f["name"]: f for f in after["factors"]}
+    assert factors["history.known_device"]["value"] == 1
+    assert factors["history.known_region"]["value"] == 1
+    assert len(_history_rows(aws)) == 1
+
+
+def test_record_with_a_request_id_is_recorded_once(score_trust: Invoke, aws: AwsStack) -> None:
+    record = load_event("record", request_id="access-0001")
+    for _ in range(2):
+        assert ok(score_trust(record), "record") == {"recorded": True}
+    assert len(_history_rows(aws)) == 1
+    ok(score_trust(load_event("record")), "record")  # without one, every call adds an event
+    ok(score_trust(load_event("record")), "record")
+    assert len(_history_rows(aws)) == 3

@@ -325,6 +325,38 @@ def test_minimal_decision_writes_every_field() -> None:
     assert decode_record(encode_record(record)) == record
 
 
+def test_a_denial_without_a_policy_version_round_trips() -> None:
+    # A denial decided before any trust policy was read (e.g. VerifyContext refused a replayed nonce).
+    record = _decision(decision="deny", policy_version=None, trust_score=None, trust_factors=[], votes=[])
+    entry = encode_record(record)
+    assert b'"policy_version":null' in entry
+    assert json.loads(entry)["policy_version"] is None
+    assert decode_record(entry) == record
+    assert encode_record(decode_record(entry)) == entry
+    assert parse_record(json.loads(entry)) == record
+    # Every field is written: the entry without the member is not the record's encoding.
+    with pytest.raises(InvalidRequestError):
+        decode_record(_mutated(lambda o: o.pop("policy_version"), record))
+
+
+def test_an_approval_without_a_policy_version_is_refused() -> None:
+    with pytest.raises(ValidationError, match="policy version"):
+        _decision(policy_version=None)
+    fields = json.loads(encode_record(_decision()))
+    for value in (
+        {**fields, "policy_version": None},
+        {k: v for k, v in fields.items() if k != "policy_version"},
+    ):
+        with pytest.raises(InvalidRequestError) as caught:
+            parse_record(value)
+        assert "policy version" in json.dumps(caught.value.to_dict())
+    with pytest.raises(InvalidRequestError):
+        decode_record(_mutated(lambda o: o.update(policy_version=None)))
+    unchecked = DecisionRecord.model_construct(**{**dict(_decision()), "policy_version": None})
+    with pytest.raises(InvalidRequestError):
+        encode_record(unchecked)
+
+
 def test_dedup_key() -> None:
     assert _decision().dedup_key == ("acme", "req-0001")
     assert _deletion().dedup_key == ("acme", "req-0002")
@@ -646,8 +678,14 @@ _KEY_EVENTS = st.builds(
 )
 
 
+# A denial may have no policy version (decided before any policy was read).
+_DENIALS_WITHOUT_POLICY = _DECISIONS.map(
+    lambda r: DecisionRecord(**{**r.model_dump(), "decision": "deny", "policy_version": None})
+)
+
+
 @settings(max_examples=150, deadline=None)
-@given(_DECISIONS | _DELETIONS | _KEY_EVENTS)
+@given(_DECISIONS | _DENIALS_WITHOUT_POLICY | _DELETIONS | _KEY_EVENTS)
 def test_encoding_is_stable_through_decoding(
     record: DecisionRecord | DeletionRecord | KeyEventRecord,
 ) -> None:

@@ -1,9 +1,12 @@
 """A principal's access history in DynamoDB (HistoryTable, TTL ``expires_at``).
 
-Rows: ``pk = TENANT#<t>#P#<principal key>``, ``sk = EVENT#<time:012d>#<sequence>``. The principal key is a
+Rows: ``pk = TENANT#<t>#P#<principal key>``, ``sk = EVENT#<time:012d>#<event key>``. The principal key is a
 domain-separated SHA-256 of tenant and subject, so the table never holds a subject in the clear (the
 history is operator storage, not published like the audit log; a guessable subject can still be tested
-against it by someone who can read the table). Rows leave by TTL: history is bounded by design.
+against it by someone who can read the table). The event key is the first 16 hex digits of the SHA-256 of
+the event id (the request id) when one is given, so recording a request again at its time (a retried
+task) overwrites its row and the history holds one event per request; without an id it is random. Rows
+leave by TTL: history is bounded by design.
 """
 
 from __future__ import annotations
@@ -37,6 +40,13 @@ def principal_key(tenant_id: str, subject: str) -> str:
     return hashlib.sha256(_DOMAIN + tenant_id.encode() + b"\x00" + subject.encode()).hexdigest()
 
 
+def event_key(event_id: str | None) -> str:
+    """The sort key's last part: derived from ``event_id`` (idempotent), random without one."""
+    if event_id is None:
+        return secrets.token_hex(8)
+    return hashlib.sha256(event_id.encode()).hexdigest()[:16]
+
+
 class DynamoDBHistoryStore:
     def __init__(self, config: TableConfig, client: Any | None = None) -> None:
         self._row = bind_model(HistoryRow, config, client)
@@ -64,10 +74,18 @@ class DynamoDBHistoryStore:
             events.append(AccessEvent.model_validate_json(row.event))
         return events
 
-    def record(self, tenant_id: str, subject: str, event: AccessEvent, *, expires_at: int) -> None:
+    def record(
+        self,
+        tenant_id: str,
+        subject: str,
+        event: AccessEvent,
+        *,
+        expires_at: int,
+        event_id: str | None = None,
+    ) -> None:
         row = self._row(
             self._pk(tenant_id, subject),
-            f"EVENT#{event.time:012d}#{secrets.token_hex(8)}",
+            f"EVENT#{event.time:012d}#{event_key(event_id)}",
             event=event.model_dump_json(),
             expires_at=expires_at,
         )

@@ -15,7 +15,9 @@ UTF-16 code units, no whitespace, UTF-8. Therefore:
 
 - never rename, retype or drop a field of a version, nor change a bound so that a logged record would
   no longer validate; a change is a new ``v`` (the union then dispatches on ``kind`` and ``v``), and
-  the decoder keeps accepting every version ever written;
+  the decoder keeps accepting every version ever written. Only a widening that leaves every logged
+  record valid and its bytes unchanged may stay in its version (``policy_version`` of a decision became
+  nullable so; a reader of version 1 must accept ``null`` there);
 - ``decode_record`` accepts only bytes that ``encode_record`` would write for the record they decode
   to: the same record has exactly one entry, so a log cannot hold two spellings of one record.
 
@@ -51,6 +53,7 @@ from pydantic import (
     StringConstraints,
     TypeAdapter,
     ValidationError,
+    model_validator,
 )
 
 from reliquary.audit import jcs
@@ -169,7 +172,10 @@ class _Record(_Frozen):
 
 
 class DecisionRecord(_Record):
-    """An access decision with its evidence: the proof, the trust score and the quorum's votes."""
+    """An access decision with its evidence: the proof, the trust score and the quorum's votes.
+
+    ``policy_version`` is the trust policy the decision was made under; a denial decided before any
+    policy was read has none (``null``), an approval always has one."""
 
     kind: Literal["decision"] = "decision"
     item_id: Identifier
@@ -182,11 +188,19 @@ class DecisionRecord(_Record):
     ] = ()
     votes: Annotated[tuple[Vote, ...], BeforeValidator(_as_tuple), Field(max_length=MAX_VOTES)] = ()
     proof_hash: Hex64 | None = None
-    policy_version: Hex64
+    # None only for a denial decided before any trust policy was read (the context proof was refused, or
+    # the flow failed before scoring); encoded as null, like every absent value.
+    policy_version: Hex64 | None = None
     execution_id: (
         Annotated[str, StringConstraints(pattern=rf"^[!-~]{{1,{MAX_EXECUTION_ID_CHARS}}}$")] | None
     ) = None
     time: EpochSeconds
+
+    @model_validator(mode="after")
+    def _approval_names_its_policy(self) -> DecisionRecord:
+        if self.decision == "approve" and self.policy_version is None:
+            raise ValueError("an approval names the policy version it was decided under")
+        return self
 
 
 class DeletionRecord(_Record):

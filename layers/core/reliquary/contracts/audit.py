@@ -5,33 +5,20 @@ requester's key, the proof itself, the nonce), so the task can pass the state th
 decision record from the parts it names. The principal is logged only as a keyed hash (see
 ``reliquary.audit.records.principal_hash``). ``decided_at`` must be fixed for an execution (the state
 machine passes ``$$.Execution.StartTime``): a retried task then builds the identical record and gets the
-same receipt, where a changing time would be refused as a conflicting reuse of the request id.
+same receipt, where a changing time would be refused as a conflicting reuse of the request id. A denial
+may come without ``decision.policy_version`` (decided before ScoreTrust read a policy); an approval never.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from reliquary.audit.log import MAX_BATCH
-from reliquary.contracts.common import Identifier
+from reliquary.contracts.common import EpochTime, Identifier
 
 Hex64 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
-
-
-def _epoch_seconds(value: object) -> object:
-    """An ISO 8601 time with a zone (Step Functions' ``$$.Execution.StartTime``) as epoch seconds."""
-    if isinstance(value, str):
-        try:
-            parsed = dt.datetime.fromisoformat(value)
-        except ValueError:
-            raise ValueError("decided_at is epoch seconds or an ISO 8601 time with a zone") from None
-        if parsed.tzinfo is None:
-            raise ValueError("decided_at needs a time zone")
-        return int(parsed.timestamp())
-    return value
 
 
 class _Request(BaseModel):
@@ -82,7 +69,9 @@ class VoteIn(_FlowPart):
 class DecisionIn(_FlowPart):
     decision: Literal["approve", "deny"]
     reasons: list[str] = Field(default_factory=list)
-    policy_version: Hex64
+    # None: a denial decided before any trust policy was read (VerifyContext refused the request, or a
+    # task failed for good before ScoreTrust); the record refuses an approval without one.
+    policy_version: Hex64 | None = None
 
 
 class RecordDecisionRequest(BaseModel):
@@ -101,7 +90,7 @@ class RecordDecisionRequest(BaseModel):
     votes: list[VoteIn] = Field(default_factory=list)
     decision: DecisionIn
     execution_id: str | None = None
-    decided_at: Annotated[int, BeforeValidator(_epoch_seconds), Field(ge=0)]
+    decided_at: EpochTime
 
 
 class PublishRequest(_Request):

@@ -1,12 +1,13 @@
-"""Field types shared by the functions' contracts: identifiers and strict base64."""
+"""Field types shared by the functions' contracts: identifiers, strict base64 and epoch times."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 from typing import Annotated
 
-from pydantic import PlainSerializer, StringConstraints, WithJsonSchema
+from pydantic import Field, PlainSerializer, StringConstraints, WithJsonSchema
 from pydantic.functional_validators import BeforeValidator
 
 _ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"
@@ -30,3 +31,22 @@ Base64Bytes = Annotated[
     PlainSerializer(lambda b: base64.b64encode(b).decode("ascii"), return_type=str),
     WithJsonSchema({"type": "string", "contentEncoding": "base64"}),
 ]
+
+
+def epoch_seconds(value: object) -> object:
+    """An ISO 8601 time with a zone (Step Functions' ``$$.Execution.StartTime``) as whole epoch seconds;
+    anything else is left to the field's own validation (epoch seconds as an integer)."""
+    if isinstance(value, str):
+        try:
+            parsed = dt.datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError("expected epoch seconds or an ISO 8601 time with a zone") from None
+        if parsed.tzinfo is None:
+            raise ValueError("an ISO 8601 time needs a time zone")
+        return int(parsed.timestamp())
+    return value
+
+
+EpochTime = Annotated[int, BeforeValidator(epoch_seconds), Field(ge=0)]
+"""A time in epoch seconds, given as an integer or as an ISO 8601 time with a zone (e.g. a flow's
+``decided_at``, fixed per execution so that retried tasks see the same time)."""

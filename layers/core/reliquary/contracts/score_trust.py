@@ -2,7 +2,13 @@
 
 ``score`` takes the access flow's state: the principal, the item's sensitivity label, the stated purpose
 and the VerifyContext result (``context``); fields it does not use are ignored. Without a sensitivity
-label the item is treated as ``restricted`` (fail closed: the strictest rules apply).
+label the item is treated as ``restricted`` (fail closed: the strictest rules apply). Its result names the
+``device`` and ``region`` the history was read with.
+
+``record_outcome`` (the RecordOutcome task) also takes the flow state: the decision, whether the context
+verified, and the score result's device and region (``trust``); it records the outcome in the
+principal's history once per ``request_id`` (a retried task replaces its event), at ``decided_at``, which
+is fixed for an execution (``$$.Execution.StartTime``).
 """
 
 from __future__ import annotations
@@ -11,9 +17,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from reliquary.contracts.common import Identifier
+from reliquary.contracts.common import EpochTime, Identifier
 from reliquary.trust.facts import Sensitivity
-from reliquary.trust.model import Outcome
+from reliquary.trust.model import Device, Outcome, Region
 from reliquary.trust.policy import TrustPolicy
 
 Text = Annotated[str, StringConstraints(min_length=1, max_length=256)]
@@ -51,22 +57,60 @@ class ScoreRequest(BaseModel):
     context: VerifiedContextIn
     # Where the request comes from (e.g. the API gateway's region); device defaults to the proven device
     # commitment, so a device is known by its commitment across requests.
-    region: Text = "unknown"
+    region: Region = "unknown"
     device: Text | None = None
 
 
 class RecordRequest(BaseModel):
-    """The outcome of a decided request, for the principal's history (the flow sends it after Tally)."""
+    """The outcome of a decided request, for the principal's history. With a ``request_id`` it is
+    recorded once per request (sending it again replaces the event recorded at that time)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     action: Literal["record"]
     tenant_id: Identifier
+    request_id: Identifier | None = None
     subject: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
     outcome: Outcome
-    device: Text
-    region: Text
+    device: Device
+    region: Region
     time: int = Field(ge=0)
+
+
+class _FlowPart(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class OutcomeContextIn(_FlowPart):
+    """The VerifyContext result, as far as the outcome goes: did the proof verify?"""
+
+    verified: bool
+
+
+class OutcomePlaceIn(_FlowPart):
+    """The ScoreTrust result's ``device`` and ``region``: what the history was read with."""
+
+    device: Device
+    region: Region
+
+
+class OutcomeDecisionIn(_FlowPart):
+    decision: Literal["approve", "deny"]
+
+
+class RecordOutcomeRequest(_FlowPart):
+    """The RecordOutcome task: the decided request's outcome into the principal's history, once per
+    ``request_id``. No ``context`` (or an unverified one) is a ``failure``; no ``trust`` (the request
+    never reached ScoreTrust) records device and region as ``unknown``."""
+
+    action: Literal["record_outcome"]
+    request_id: Identifier
+    tenant_id: Identifier
+    principal: PrincipalIn
+    context: OutcomeContextIn | None = None
+    trust: OutcomePlaceIn | None = None
+    decision: OutcomeDecisionIn
+    decided_at: EpochTime
 
 
 class SetPolicyRequest(BaseModel):
@@ -80,4 +124,6 @@ class SetPolicyRequest(BaseModel):
     policy: TrustPolicy
 
 
-ScoreTrustRequest = Annotated[ScoreRequest | RecordRequest | SetPolicyRequest, Field(discriminator="action")]
+ScoreTrustRequest = Annotated[
+    ScoreRequest | RecordRequest | RecordOutcomeRequest | SetPolicyRequest, Field(discriminator="action")
+]

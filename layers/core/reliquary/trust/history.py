@@ -178,37 +178,61 @@ class HistoryStore(Protocol):
         """The events at or after ``since``, oldest first."""
         ...
 
-    def record(self, tenant_id: str, subject: str, event: AccessEvent, *, expires_at: int) -> None:
-        """Keep ``event`` until ``expires_at`` (epoch seconds)."""
+    def record(
+        self,
+        tenant_id: str,
+        subject: str,
+        event: AccessEvent,
+        *,
+        expires_at: int,
+        event_id: str | None = None,
+    ) -> None:
+        """Keep ``event`` until ``expires_at`` (epoch seconds).
+
+        With an ``event_id`` (the request id) the record is idempotent: recording the same id at the same
+        time again replaces the event, so a retried task leaves one event per request."""
         ...
 
 
 class InMemoryHistoryStore:
     """A ``HistoryStore`` in a dict, for tests and local runs. Thread-safe; keeps at most ``max_events``
-    per (tenant, subject), dropping the oldest; ``clock`` decides expiry."""
+    per (tenant, subject), dropping the oldest; ``clock`` decides expiry. Events with an ``event_id``
+    are kept once per (time, event_id), as the DynamoDB adapter's sort key does."""
 
     def __init__(self, *, clock: Callable[[], float] = _time.time, max_events: int = 10_000) -> None:
         if max_events < 1:
             raise InvalidRequestError("max_events must be at least 1", max_events=max_events)
         self._clock = clock
         self._max = max_events
-        self._events: dict[tuple[str, str], list[tuple[AccessEvent, int]]] = {}
+        # Per (tenant, subject): each event, its expiry and its dedup key (time and event id) if any.
+        self._events: dict[tuple[str, str], list[tuple[AccessEvent, int, tuple[int, str] | None]]] = {}
         self._lock = threading.Lock()
 
     def recent(self, tenant_id: str, subject: str, *, since: int) -> list[AccessEvent]:
         now = self._clock()
         with self._lock:
-            kept = [(e, x) for e, x in self._events.get((tenant_id, subject), []) if x > now]
+            kept = [row for row in self._events.get((tenant_id, subject), []) if row[1] > now]
             if kept:
                 self._events[(tenant_id, subject)] = kept
             else:
                 self._events.pop((tenant_id, subject), None)
-        return sorted((e for e, _ in kept if e.time >= since), key=lambda e: e.time)
+        return sorted((e for e, _, _ in kept if e.time >= since), key=lambda e: e.time)
 
-    def record(self, tenant_id: str, subject: str, event: AccessEvent, *, expires_at: int) -> None:
+    def record(
+        self,
+        tenant_id: str,
+        subject: str,
+        event: AccessEvent,
+        *,
+        expires_at: int,
+        event_id: str | None = None,
+    ) -> None:
+        key = None if event_id is None else (event.time, event_id)
         with self._lock:
             events = self._events.setdefault((tenant_id, subject), [])
-            events.append((event, expires_at))
+            if key is not None:
+                events[:] = [row for row in events if row[2] != key]
+            events.append((event, expires_at, key))
             if len(events) > self._max:
-                events.sort(key=lambda pair: pair[0].time)
+                events.sort(key=lambda row: row[0].time)
                 del events[: len(events) - self._max]

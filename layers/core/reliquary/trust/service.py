@@ -7,11 +7,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from reliquary.crypto.scope import validate_id
 from reliquary.trust.history import HistoryStore, summarize
-from reliquary.trust.model import AccessEvent, HistoryStats, TrustRequest, TrustScore
+from reliquary.trust.model import AccessEvent, HistoryStats, Outcome, TrustRequest, TrustScore
 from reliquary.trust.policy import DEFAULT_POLICY, TrustPolicy, TrustPolicyStore
 from reliquary.trust.rules import RuleOutcome
 from reliquary.trust.scoring import facts, score
@@ -26,6 +26,8 @@ class TrustDecision:
     history: HistoryStats
     rules: RuleOutcome
     facts: dict[str, Any]  # what the rules read; the agents read them too
+    device: str  # the device and region the history was read with: the outcome is recorded against them
+    region: str
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -33,7 +35,17 @@ class TrustDecision:
             "rules": self.rules.to_dict(),
             "policy_version": self.rules.policy_version,
             "facts": self.facts,
+            "device": self.device,
+            "region": self.region,
         }
+
+
+def flow_outcome(decision: Literal["approve", "deny"], *, verified: bool) -> Outcome:
+    """What the history records of a decided request: ``approve`` when approved; ``failure`` when its
+    context proof did not verify (or was never checked); otherwise ``deny`` (the policy refused)."""
+    if decision == "approve":
+        return "approve"
+    return "deny" if verified else "failure"
 
 
 class TrustService:
@@ -69,7 +81,15 @@ class TrustService:
         stats = summarize(events, now=request.now, device=request.device, region=request.region)
         result = score(request, stats, policy.scoring_template())
         known = facts(request, stats, result)
-        return TrustDecision(result, stats, policy.rule_set().evaluate(known), known)
+        return TrustDecision(
+            result, stats, policy.rule_set().evaluate(known), known, request.device, request.region
+        )
 
-    def record(self, tenant_id: str, subject: str, event: AccessEvent) -> None:
-        self._history.record(tenant_id, subject, event, expires_at=event.time + HISTORY_TTL_SECONDS)
+    def record(
+        self, tenant_id: str, subject: str, event: AccessEvent, *, event_id: str | None = None
+    ) -> None:
+        """Add ``event`` to the principal's history; with an ``event_id`` (the request id) a retry
+        replaces it instead of adding another (see ``HistoryStore.record``)."""
+        self._history.record(
+            tenant_id, subject, event, expires_at=event.time + HISTORY_TTL_SECONDS, event_id=event_id
+        )
