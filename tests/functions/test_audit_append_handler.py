@@ -62,6 +62,9 @@ def test_the_sample_events_in_order(audit_append: Invoke, aws: AwsStack) -> None
     assert decided["decision"] == "approve"
     receipt = decided["receipt"]
     assert receipt["leaf_index"] == 3
+    # The logged entry comes back with its receipt, and the receipt proves exactly that entry.
+    assert _check(receipt, decided["entry"].encode(), origin, verifiers) == 4
+    assert "support-agent-7" not in decided["entry"]
     # The logged record: the principal only as a keyed hash, the time of the execution's start.
     objects = aws.s3.list_objects_v2(Bucket=aws.settings.audit_bucket, Prefix="logs/acme/tile/entries/")
     bundle_key = objects["Contents"][-1]["Key"]
@@ -105,11 +108,19 @@ def test_a_retried_record_decision_gets_the_same_receipt_and_one_record(audit_ap
     again = ok(audit_append(load_event("record_decision")), "record_decision")["receipt"]
     assert again["leaf_index"] == first["leaf_index"] == 0
     assert ok(audit_append(load_event("get_checkpoint")), "get_checkpoint")["tree_size"] == 1
-    # Same request id, another decision (or another time): a conflict, never a second record.
-    for change in (
-        {"decided_at": 1_795_651_201},
+    # The same decision from another execution (another start time): the first record and receipt stand.
+    logged = ok(audit_append(load_event("record_decision")), "record_decision")["entry"]
+    later = load_event("record_decision", decided_at=1_795_651_201, execution_id="arn:aws:states:x:again")
+    redecided = ok(audit_append(later), "record_decision")
+    assert redecided["receipt"]["leaf_index"] == 0
+    assert redecided["entry"] == logged
+    # Same request id, another decision: a conflict, never a second record.
+    changes: list[dict[str, Any]] = [
         {"decision": {"decision": "deny", "policy_version": "9b" * 32}},
-    ):
+        {"votes": []},
+        {"trust": {"score": 0.1, "factors": []}},
+    ]
+    for change in changes:
         error(audit_append(load_event("record_decision", **change)), "idempotency_conflict")
     assert ok(audit_append(load_event("get_checkpoint")), "get_checkpoint")["tree_size"] == 1
 

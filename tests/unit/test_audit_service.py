@@ -151,6 +151,27 @@ def test_a_request_id_reused_for_another_record_is_a_conflict(fx: AuditFixture) 
     ]
 
 
+def test_the_same_decision_from_another_execution_gets_the_first_record_and_receipt(fx: AuditFixture) -> None:
+    first = decision("req-1", execution_id="arn:aws:states:us-east-1:1:execution:m:first")
+    (receipt,), (entry,) = fx.service.append_logged(TENANT, [first])
+    later = decision("req-1", execution_id="arn:aws:states:us-east-1:1:execution:m:again", time=1_795_651_999)
+    (again,), (logged,) = fx.service.append_logged(TENANT, [later])
+    assert again.leaf_index == receipt.leaf_index == 0
+    assert logged == entry == encode_record(first)  # the first decision stands, as it was logged
+    assert fx.service.checkpoint(TENANT).size == 1
+    _verify(fx, again, logged)
+    # Anything else that differs is another decision: a conflict, and nothing is logged.
+    for change in (
+        {"decision": "deny"},
+        {"trust_score": 0.5},
+        {"reasons": ["other"]},
+        {"proof_hash": "ab" * 32},
+    ):
+        with pytest.raises(IdempotencyConflictError):
+            fx.service.append(TENANT, [decision("req-1", **change)])
+    assert fx.service.checkpoint(TENANT).size == 1
+
+
 def test_bad_appends_change_nothing(fx: AuditFixture) -> None:
     with pytest.raises(InvalidRequestError):
         fx.service.append(TENANT, [])

@@ -71,8 +71,10 @@ def run_audit_action(service: AuditService, request: AuditAction, *, principal_s
             return {"receipts": [r.to_dict() for r in receipts]}
         case RecordDecisionRequest():
             record = decision_record(request, principal_salt)
-            (receipt,) = service.append(request.tenant_id, [record])
-            return {"decision": record.decision, "receipt": receipt.to_dict()}
+            ((receipt,), (entry,)) = service.append_logged(request.tenant_id, [record])
+            # The logged entry itself (canonical JSON text, the principal only as a keyed hash): with
+            # the receipt, the requester checks the decision's inclusion without asking the service again.
+            return {"decision": record.decision, "entry": entry.decode("utf-8"), "receipt": receipt.to_dict()}
         case PublishRequest():
             service.publish(request.tenant_id)
             return _checkpoint_result(service, request.tenant_id)

@@ -305,3 +305,16 @@ def _validate(value: object) -> DecisionRecord | DeletionRecord | KeyEventRecord
         return _RECORD.validate_python(value)
     except ValidationError as exc:
         raise invalid_request(exc, "the audit record is malformed") from None
+
+
+def same_decision(logged: bytes, candidate: bytes) -> bool:
+    """Whether two decision entries decide the same request the same way, with the same evidence: equal
+    but for the time and the execution that decided them. Anything that does not decode is not."""
+    try:
+        first, second = decode_record(logged), decode_record(candidate)
+    except InvalidRequestError:
+        return False
+    if not isinstance(first, DecisionRecord) or not isinstance(second, DecisionRecord):
+        return False
+    ignored = {"time", "execution_id"}
+    return first.model_dump(exclude=ignored) == second.model_dump(exclude=ignored)

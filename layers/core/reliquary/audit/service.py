@@ -22,7 +22,13 @@ from reliquary.audit.checkpoint import Checkpoint, open_checkpoint, sign_checkpo
 from reliquary.audit.log import TileStore, TransparencyLog
 from reliquary.audit.note import NoteSigner, NoteVerifier, Policy, is_valid_key_name
 from reliquary.audit.receipts import Receipt, export_header, export_line
-from reliquary.audit.records import DecisionRecord, DeletionRecord, KeyEventRecord, encode_record
+from reliquary.audit.records import (
+    DecisionRecord,
+    DeletionRecord,
+    KeyEventRecord,
+    encode_record,
+    same_decision,
+)
 from reliquary.crypto.scope import validate_id
 from reliquary.errors import (
     ConflictError,
@@ -137,6 +143,17 @@ class AuditService:
 
         Idempotent per request id: a record already logged keeps its index. The same request id with a
         different record is an ``IdempotencyConflictError`` (the call's other records are logged)."""
+        receipts, _ = self.append_logged(tenant_id, records)
+        return receipts
+
+    def append_logged(
+        self, tenant_id: str, records: Sequence[AuditRecord]
+    ) -> tuple[list[Receipt], list[bytes]]:
+        """``append``, also returning each request's entry as logged (what its receipt proves).
+
+        A decision already logged for the request is the same decision when only its time and execution
+        differ (a second execution of the same request decided the same way): the first one stands, and
+        its entry and receipt are returned."""
         log_id = validate_id("tenant_id", tenant_id)
         if not records:
             raise InvalidRequestError("append needs at least one record")
@@ -145,11 +162,13 @@ class AuditService:
                 raise InvalidRequestError("a record belongs to another tenant", request_id=record.request_id)
         entries = [(record.request_id, encode_record(record)) for record in records]
         appended = self._log.append(log_id, entries)
-        conflicts = [
-            a.request_id
-            for a, (_, entry) in zip(appended, entries, strict=True)
-            if not a.new and self._log.entries(log_id, a.index, a.index + 1) != [entry]
-        ]
+        logged: list[bytes] = []
+        conflicts: list[str] = []
+        for a, (_, entry) in zip(appended, entries, strict=True):
+            stored = entry if a.new else self._log.entries(log_id, a.index, a.index + 1)[0]
+            if stored != entry and not same_decision(stored, entry):
+                conflicts.append(a.request_id)
+            logged.append(stored)
         if conflicts:
             raise IdempotencyConflictError(
                 "a request id is already logged with a different record", request_ids=conflicts[:20]
@@ -157,10 +176,11 @@ class AuditService:
         published = self.publish(tenant_id)
         proofs = self._log.inclusion_proofs(log_id, [a.index for a in appended], published.size)
         origin = self.origin(log_id)
-        return [
+        receipts = [
             Receipt(origin, a.request_id, a.index, published.note, published.size, tuple(proof))
             for a, proof in zip(appended, proofs, strict=True)
         ]
+        return receipts, logged
 
     def publish(self, tenant_id: str) -> StoredCheckpoint:
         """Sign and store a checkpoint of the whole integrated log, consistent with the previous one;
