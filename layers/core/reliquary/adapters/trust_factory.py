@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from reliquary.adapters.clients import dynamodb_client, table_config
 from reliquary.adapters.history_store import DynamoDBHistoryStore
 from reliquary.adapters.vault_policies import DynamoDBVaultPolicyStore
@@ -9,9 +11,17 @@ from reliquary.config import Settings
 from reliquary.trust.policy import TrustPolicy
 from reliquary.trust.service import TrustService
 
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
-def build_trust_service(settings: Settings) -> TrustService:
-    client = dynamodb_client(settings)
+__all__ = ["build_trust_service", "dynamodb_client"]
+
+
+def build_trust_service(settings: Settings, *, client: DynamoDBClient | None = None) -> TrustService:
+    """The history and vault trust-policy stores on ``client`` (one is built when none is given; the
+    function shares it with its idempotency store)."""
+    if client is None:
+        client = dynamodb_client(settings)
     return TrustService(
         DynamoDBHistoryStore(table_config(settings, settings.history_table), client),
         DynamoDBVaultPolicyStore(
