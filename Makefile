@@ -11,12 +11,22 @@ STAMP := $(VENV)/.installed-$(DEPS_HASH)
 # The zero-knowledge toolchain (snarkjs, circom2; GPL-3.0 build tools run as separate Node processes).
 ZK_STAMP := zk/node_modules/.installed-$(shell sha256sum zk/package-lock.json 2>/dev/null | cut -c1-16)
 PYTEST_WORKERS ?= 2
+# The SAM CLI pins its own boto3 (1.43.x) and click (8.1.x), which clash with ours: it lives in its own venv.
+# cfn-lint is pinned to the version in requirements.lock so both linters judge the template alike.
+SAM_VENV := .venv-sam
+SAM_PINS := aws-sam-cli==1.170.0 cfn-lint==1.58.0
+SAM_STAMP := $(SAM_VENV)/.installed-$(shell echo '$(SAM_PINS)' | sha256sum | cut -c1-16)
+# `sam validate --lint` runs offline: a fake region and fake credentials, never a developer's own profile.
+SAM_ENV := env -u AWS_PROFILE -u AWS_DEFAULT_PROFILE -u AWS_SESSION_TOKEN \
+	AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_EC2_METADATA_DISABLED=true \
+	AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
+	SAM_CLI_TELEMETRY=0
 
-.PHONY: help setup run test unit lint bench native native-local zk-setup zk lock clean
+.PHONY: help setup sam-setup run test unit lint bench native native-local zk-setup zk lock clean
 
 help:
 	@echo "make run    - set up and run the local demonstration (moto, no Docker, no cloud)"
-	@echo "make test   - set up, lint (ruff, mypy --strict, cfn-lint) and run every test"
+	@echo "make test   - set up, lint (ruff, mypy --strict, cfn-lint, sam validate --lint, statelint), run every test"
 	@echo "make bench  - set up and print the benchmark tables"
 	@echo "make setup  - only install: .venv with the locked dependencies, the native layer"
 	@echo "make native - rebuild the native layer (liboqs from the pinned wheel) for local use"
@@ -35,6 +45,14 @@ $(STAMP): pyproject.toml requirements.lock
 native-local: $(STAMP)
 	@$(MAKE) --no-print-directory -C layers/native local PYTHON=$(abspath $(PY))
 
+# Only `make lint` needs the SAM CLI (a separate venv; about a minute to install the first time).
+sam-setup: $(SAM_STAMP)
+
+$(SAM_STAMP):
+	@test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check $(SAM_PINS)
+	@rm -f $(SAM_VENV)/.installed-* && touch $@
+
 zk-setup: $(ZK_STAMP)
 
 $(ZK_STAMP): zk/package.json zk/package-lock.json
@@ -52,19 +70,21 @@ native: $(STAMP)
 	$(MAKE) -C layers/native local PYTHON=$(abspath $(PY))
 
 run: setup
-	$(PY) -m infra.local.demo
+	$(PY) -m infra.local
 
-lint: setup
+lint: setup sam-setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 	$(VENV)/bin/cfn-lint template.yaml
+	$(SAM_ENV) $(SAM_VENV)/bin/sam validate --lint --template template.yaml --region us-east-1
+	$(PY) tools/lint_state_machine.py
 
 unit: setup
 	$(PY) -m pytest -n $(PYTEST_WORKERS) tests/unit tests/vectors
 
 test: lint
-	$(PY) -m pytest -n $(PYTEST_WORKERS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
 bench: setup
 	$(PY) -m tests.bench.run
@@ -75,5 +95,5 @@ lock:
 	/tmp/reliquary-lock/bin/pip freeze --exclude-editable | grep -v '^reliquary' > requirements.lock
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SAM_VENV) .pytest_cache .mypy_cache .ruff_cache
 	$(MAKE) -C layers/native clean-local

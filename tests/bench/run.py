@@ -33,6 +33,7 @@ SECTIONS = (
     "trust",
     "agents",
     "coldstart",
+    "flow",
 )
 FULL_COLDSTART_RUNS = 7
 
@@ -147,6 +148,17 @@ def coldstart_section(quick: bool, summary: dict[str, object], emit: Callable[[T
         emit(audit.table)
 
 
+def flow_section(quick: bool, summary: dict[str, object], emit: Callable[[Table], None]) -> None:
+    """Access requests end to end on the local runtime (needs Node for the requester's proofs)."""
+    from tests.bench import flow_bench
+
+    result = flow_bench.flow_tables(quick=quick)
+    summary.update(result.summary)
+    emit(result.latency)
+    emit(result.steps)
+    emit(result.coldstart)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     ensure_import_paths()
@@ -214,6 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, runner in audit_sections(args.quick, budget, summary, emit).items():
         section(name, runner)
     section("coldstart", lambda: coldstart_section(args.quick, summary, emit))
+    section("flow", lambda: flow_section(args.quick, summary, emit))
 
     elapsed = time.perf_counter() - started
     print(f"== Done in {elapsed:.1f} s; load average now (1/5/15 min): {report.load_average()}")

@@ -15,7 +15,10 @@ from tests.bench import audit_bench, coldstart, run, timing, zk_bench
 from tests.bench.report import Column, Table
 
 SIZES = {"1 KiB", "64 KiB", "1 MiB"}
-CRYPTO_SECTIONS = [arg for section in run.SECTIONS if section != "coldstart" for arg in ("--only", section)]
+# coldstart spawns interpreters and flow runs the local runtime (tests/e2e/test_flow_bench.py covers it).
+CRYPTO_SECTIONS = [
+    arg for section in run.SECTIONS if section not in ("coldstart", "flow") for arg in ("--only", section)
+]
 
 
 def _positive_finite(value: object) -> bool:

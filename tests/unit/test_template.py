@@ -525,9 +525,13 @@ def test_score_trust_role_is_least_privilege_and_history_expires(translated: dic
         "RELIQUARY_STAGE",
         "RELIQUARY_HISTORY_TABLE",
         "RELIQUARY_VAULTS_TABLE",
+        "RELIQUARY_IDEMPOTENCY_TABLE",
         "POWERTOOLS_SERVICE_NAME",
         "POWERTOOLS_METRICS_NAMESPACE",
         "POWERTOOLS_LOG_LEVEL",
+    }
+    assert function_environment("ScoreTrustFunction")["RELIQUARY_IDEMPOTENCY_TABLE"] == {
+        "Ref": "IdempotencyTable"
     }
     granted: dict[str, set[str]] = {}
     for statement in _allow_statements(translated, "ScoreTrustFunctionRole"):
@@ -536,11 +540,15 @@ def test_score_trust_role_is_least_privilege_and_history_expires(translated: dic
                 granted.setdefault(action, set()).add(json.dumps(resource))
     history = json.dumps({"Fn::GetAtt": ["HistoryTable", "Arn"]})
     vaults = json.dumps({"Fn::GetAtt": ["VaultsTable", "Arn"]})
+    idempotency = json.dumps({"Fn::GetAtt": ["IdempotencyTable", "Arn"]})
     root_key = json.dumps({"Fn::GetAtt": ["RootKey", "Arn"]})
+    # History rows leave by TTL only; only powertools deletes (in-progress) idempotency records.
     assert granted == {
         "dynamodb:Query": {history},
-        "dynamodb:PutItem": {history, vaults},
-        "dynamodb:GetItem": {vaults},
+        "dynamodb:PutItem": {history, vaults, idempotency},
+        "dynamodb:GetItem": {vaults, idempotency},
+        "dynamodb:UpdateItem": {idempotency},
+        "dynamodb:DeleteItem": {idempotency},
         "dynamodb:ConditionCheckItem": {vaults},
         "kms:Decrypt": {root_key},
         "kms:GenerateDataKey": {root_key},

@@ -58,6 +58,9 @@ export function nonceValue(hex) {
   return BigInt(`0x${hex}`);
 }
 
+// Building Poseidon's constants takes most of a second: once per process.
+let poseidonReady;
+
 export async function makeInputs({
   seed = DEFAULT_SEED,
   requestId = DEFAULT_REQUEST_ID,
@@ -67,7 +70,8 @@ export async function makeInputs({
   region,
   threshold = 6,
 } = {}) {
-  const poseidon = await buildPoseidon();
+  poseidonReady ??= buildPoseidon();
+  const poseidon = await poseidonReady;
   const H = (...xs) => poseidon.F.toObject(poseidon(xs));
   const derive = (label) => hash248(`reliquary-zk-inputs/${seed}/${label}`);
 

@@ -1,0 +1,278 @@
+"""Access requests against a running local stack: seed tenants, vaults, items and devices through the
+functions' own APIs (Lambda invocations), then run requests through the real access state machine.
+
+Used by ``make run``, the end-to-end tests and the benchmarks; nothing here reaches a function except
+through moto's Lambda and Step Functions APIs.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from infra.local.requester import Prover, Requester
+from infra.local.runtime import LocalStack
+from reliquary.contracts.access import AccessRequest, execution_name
+
+FUNCTIONS = {
+    "encrypt": "EncryptFunction",
+    "verify-proof": "VerifyProofFunction",
+    "score-trust": "ScoreTrustFunction",
+    "agent-vote": "AgentVoteFunction",
+    "audit-append": "AuditAppendFunction",
+}
+TERMINAL = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
+
+
+class FunctionRefused(RuntimeError):  # noqa: N818  (a refusal, named as the functions name it)
+    """A function answered with a typed refusal where the caller needed a result."""
+
+    def __init__(self, function: str, error: dict[str, Any]) -> None:
+        super().__init__(f"{function} refused: {json.dumps(error)}")
+        self.error = error
+
+
+@dataclass(frozen=True)
+class Execution:
+    """An access execution's end: its status, its output (a decision) and its whole event history."""
+
+    arn: str
+    status: str
+    output: dict[str, Any] | None
+    error: str | None
+    history: list[dict[str, Any]]
+    seconds: float
+
+    @property
+    def decision(self) -> str | None:
+        return None if self.output is None else self.output.get("decision")
+
+    def states_entered(self) -> list[str]:
+        return [
+            e["stateEnteredEventDetails"]["name"] for e in self.history if "stateEnteredEventDetails" in e
+        ]
+
+
+class LocalAccess:
+    """What an operator and a requester do, against the local stack."""
+
+    def __init__(self, stack: LocalStack, prover: Prover) -> None:
+        self.stack = stack
+        self.prover = prover
+        self._lambda = stack.client("lambda")
+        self._sfn = stack.client("stepfunctions")
+
+    # ------------------------------------------------------------------ functions
+    def invoke(self, function: str, event: dict[str, Any]) -> dict[str, Any]:
+        """The function's ``result`` (through the Lambda API); a refusal raises ``FunctionRefused``."""
+        logical_id = FUNCTIONS[function]
+        response = self._lambda.invoke(
+            FunctionName=self.stack.outputs[f"{logical_id}Arn"], Payload=json.dumps(event).encode()
+        )
+        payload = json.loads(response["Payload"].read())
+        if response.get("FunctionError"):
+            raise RuntimeError(
+                f"{function} failed: {payload.get('errorType')}: {payload.get('errorMessage')}"
+            )
+        if payload.get("status") != "ok":
+            raise FunctionRefused(function, payload.get("error", {}))
+        result: dict[str, Any] = payload["result"]
+        return result
+
+    def create_vault(self, tenant: str, vault: str) -> dict[str, Any]:
+        return self.invoke(
+            "encrypt",
+            {
+                "action": "create_vault",
+                "request_id": _new_id("vault"),
+                "tenant_id": tenant,
+                "vault_id": vault,
+            },
+        )
+
+    def seal(
+        self,
+        tenant: str,
+        vault: str,
+        item: str,
+        plaintext: bytes,
+        *,
+        scope: tuple[str, str] = ("user", "demo"),
+    ) -> dict[str, Any]:
+        return self.invoke(
+            "encrypt",
+            {
+                "action": "seal",
+                "request_id": _new_id("seal"),
+                "tenant_id": tenant,
+                "vault_id": vault,
+                "item_id": item,
+                "plaintext": base64.b64encode(plaintext).decode(),
+                "content_type": "text/plain; charset=utf-8",
+                "memory_scope": {"kind": scope[0], "ref": scope[1]},
+            },
+        )
+
+    def set_context_policy(self, tenant: str, vault: str, devices: list[Requester]) -> dict[str, Any]:
+        """The vault accepts these devices (their commitments), in the requesters' regions and pattern."""
+        policies = [self.prover.policy(device.seed) for device in devices]
+        policy = {
+            "circuit": "context_proof",
+            **policies[0],
+            "device_commitments": [c for p in policies for c in p["device_commitments"]],
+            "pattern_commitments": sorted({c for p in policies for c in p["pattern_commitments"]}),
+        }
+        return self.invoke(
+            "verify-proof", {"action": "set_policy", "tenant_id": tenant, "vault_id": vault, "policy": policy}
+        )
+
+    def set_trust_policy(self, tenant: str, vault: str, policy: dict[str, Any]) -> dict[str, Any]:
+        return self.invoke(
+            "score-trust", {"action": "set_policy", "tenant_id": tenant, "vault_id": vault, "policy": policy}
+        )
+
+    def set_quorum_policy(self, tenant: str, vault: str, policy: dict[str, Any]) -> dict[str, Any]:
+        return self.invoke(
+            "agent-vote", {"action": "set_policy", "tenant_id": tenant, "vault_id": vault, "policy": policy}
+        )
+
+    def issue_nonce(self, tenant: str, vault: str) -> str:
+        issued = self.invoke(
+            "verify-proof", {"action": "issue_nonce", "tenant_id": tenant, "vault_id": vault}
+        )
+        return str(issued["nonce"])
+
+    # ------------------------------------------------------------------ access requests
+    def request(
+        self,
+        requester: Requester,
+        tenant: str,
+        vault: str,
+        item: str,
+        *,
+        purpose: str = "support",
+        request_id: str | None = None,
+        nonce: str | None = None,
+        prove_as: str | None = None,
+        region: str = "unknown",
+    ) -> AccessRequest:
+        """A request as the requester's device makes it: a fresh nonce, a context proof bound to both.
+
+        ``prove_as``: prove with another device's seed (a device the vault does not know)."""
+        request_id = request_id or _new_id("access")
+        nonce = nonce or self.issue_nonce(tenant, vault)
+        proof = self.prover.prove(prove_as or requester.seed, request_id=request_id, nonce=nonce)
+        return AccessRequest.model_validate(
+            {
+                "request_id": request_id,
+                "tenant_id": tenant,
+                "vault_id": vault,
+                "item_id": item,
+                "principal": requester.principal,
+                "requester_public_key": base64.b64encode(requester.public_key).decode(),
+                "context_proof": proof,
+                "nonce": nonce,
+                "purpose": purpose,
+                "region": region,
+            }
+        )
+
+    def start(self, request: AccessRequest) -> str:
+        response = self._sfn.start_execution(
+            stateMachineArn=self.stack.access_state_machine_arn,
+            name=execution_name(request.tenant_id, request.request_id),
+            input=request.execution_input(),
+        )
+        return str(response["executionArn"])
+
+    def wait(self, arn: str, *, timeout: float = 120) -> Execution:
+        started = time.monotonic()
+        while True:
+            described = self._sfn.describe_execution(executionArn=arn)
+            if described["status"] in TERMINAL:
+                break
+            if time.monotonic() - started > timeout:
+                raise TimeoutError(f"{arn} still {described['status']} after {timeout} s")
+            time.sleep(0.02)
+        elapsed = (described.get("stopDate") or described["startDate"]) - described["startDate"]
+        history = self._sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+        output = json.loads(described["output"]) if described.get("output") else None
+        return Execution(
+            arn=arn,
+            status=described["status"],
+            output=output,
+            error=described.get("error"),
+            history=history,
+            seconds=elapsed.total_seconds(),
+        )
+
+    def open_grant(self, execution: Execution, requester: Requester) -> bytes:
+        """The requester's side of a grant: verify it and the sealed item, and decrypt the plaintext."""
+        from reliquary.adapters.factory import build_vault_service  # noqa: PLC0415
+        from reliquary.config import get_settings  # noqa: PLC0415
+        from reliquary.crypto.grants import open_grant  # noqa: PLC0415
+
+        output = execution.output or {}
+        if not output.get("grant"):
+            raise ValueError(f"{execution.arn} granted nothing (decision {execution.decision})")
+        request = output["request"]
+        scope = (request["tenant_id"], request["vault_id"], request["item_id"])
+        # The sealed item and the service's public signing keys, read as stored (an SDK fetches both).
+        with self.stack.lambdas.environment_of(FUNCTIONS["encrypt"]):
+            service = build_vault_service(get_settings())
+            _, envelope = service.load_envelope(*scope)
+            keyring = service.service_keys.keyring
+        return open_grant(
+            base64.b64decode(output["grant"]["grant"]),
+            envelope,
+            requester_private_key=requester.key,
+            service_keys=keyring,
+            now=int(time.time()),
+            request_id=request["request_id"],
+            expected=scope,
+        )
+
+    def verify_receipt(self, execution: Execution) -> int:
+        """Check the decision's receipt as an outsider: the logged entry is in the tenant's log, under a
+        checkpoint signed by every published key. Returns the checkpoint's tree size."""
+        from reliquary.audit.note import NoteVerifier, Policy  # noqa: PLC0415
+        from reliquary.audit.receipts import Receipt  # noqa: PLC0415
+        from reliquary.audit.receipts import verify_receipt as verify  # noqa: PLC0415
+
+        output = execution.output or {}
+        published = self.invoke(
+            "audit-append", {"action": "get_checkpoint", "tenant_id": output["request"]["tenant_id"]}
+        )
+        verifiers = [NoteVerifier.from_vkey(key) for key in published["verifier_keys"]]
+        checkpoint = verify(
+            Receipt.from_dict(output["receipt"]),
+            output["entry"].encode("utf-8"),
+            verifiers,
+            origin=published["origin"],
+            required=Policy.all_of(*verifiers),
+        )
+        return int(checkpoint.size)
+
+    def logged_records(self, tenant: str) -> list[dict[str, Any]]:
+        """Every record of the tenant's transparency log, decoded (an operator's view, for checks)."""
+        from reliquary.adapters.audit_factory import build_audit  # noqa: PLC0415
+        from reliquary.audit.records import decode_record  # noqa: PLC0415
+        from reliquary.config import get_settings  # noqa: PLC0415
+
+        with self.stack.lambdas.environment_of(FUNCTIONS["audit-append"]):
+            service = build_audit(get_settings()).service
+            size = service.checkpoint(tenant).size
+            entries = service.entries(tenant, 0, size)
+        return [decode_record(entry).model_dump(mode="json") for entry in entries]
+
+    def decide(self, request: AccessRequest) -> Execution:
+        """Start the request's execution and wait for its end."""
+        return self.wait(self.start(request))
+
+
+def _new_id(kind: str) -> str:
+    return f"{kind}-{uuid.uuid4().hex[:12]}"

@@ -1,0 +1,337 @@
+"""End to end: access requests through the real state machine definition (infra/statemachine/), executed
+by moto's Step Functions interpreter, against the stack created from template.yaml, with every Lambda
+task run on the real handlers (infra.local.runtime). One stack per module; each test uses its own
+requester (a principal with its own device), so no test depends on another's history.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from infra.local.access import Execution, LocalAccess
+from infra.local.requester import Prover, Requester
+from infra.local.runtime import LocalStack, free_port, local_stack
+from infra.local.seed import (
+    DENIED_PURPOSE,
+    STEP_UP_PURPOSE,
+    STRICT_VAULT,
+    SUPPORT_VAULT,
+    TENANT,
+    UNANIMOUS_VAULT,
+    DemoTenant,
+    seed,
+)
+from reliquary.errors import StorageUnavailableError
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("local-runtime")]
+
+ITEM = "customer-42-notes"
+QUORUM_STATES = {"Convene", "Quorum", "Vote", "Tally"}
+
+
+class Flow:
+    """The module's stack, its demo tenant, and helpers that keep each test to its point."""
+
+    def __init__(self, stack: LocalStack, access: LocalAccess, demo: DemoTenant) -> None:
+        self.stack = stack
+        self.access = access
+        self.demo = demo
+
+    def enrol(self) -> Requester:
+        """A new principal with a new device, enrolled in every vault's context policy."""
+        requester = Requester(subject=f"agent-{uuid.uuid4().hex[:8]}", seed=f"device-{uuid.uuid4().hex}")
+        self.demo.requesters.append(requester)
+        for vault in self.demo.vaults:
+            self.access.set_context_policy(TENANT, vault, self.demo.requesters)
+        return requester
+
+    def decide(self, requester: Requester, vault: str = SUPPORT_VAULT, **options: Any) -> Execution:
+        return self.access.decide(self.access.request(requester, TENANT, vault, ITEM, **options))
+
+    def records_of(self, request_id: str) -> list[dict[str, Any]]:
+        return [r for r in self.access.logged_records(TENANT) if r["request_id"] == request_id]
+
+    def assert_logged_deny(self, execution: Execution, reason: str) -> dict[str, Any]:
+        """A succeeded execution that denied, said why, granted nothing, and logged exactly that."""
+        assert execution.status == "SUCCEEDED", execution.error
+        output = execution.output
+        assert output is not None
+        assert output["decision"] == "deny"
+        assert any(reason in r for r in output["reasons"]), output["reasons"]
+        assert output["grant"] is None
+        assert "Grant" not in execution.states_entered()
+        (record,) = self.records_of(output["request"]["request_id"])
+        assert record["decision"] == "deny"
+        assert record["reasons"] == output["reasons"]
+        assert json.loads(output["entry"]) == record
+        assert self.access.verify_receipt(execution) >= 1
+        return output
+
+
+@pytest.fixture(scope="module")
+def flow() -> Iterator[Flow]:
+    quiet = {"POWERTOOLS_LOG_LEVEL": "WARNING"}
+    with (
+        local_stack(free_port(), stack_name=f"e2e-{uuid.uuid4().hex[:6]}", environment=quiet) as stack,
+        Prover() as prover,
+    ):
+        access = LocalAccess(stack, prover)
+        yield Flow(stack, access, seed(access, requesters=1))
+
+
+def test_an_approved_request_grants_the_item_to_the_requester_alone(flow: Flow) -> None:
+    requester = flow.enrol()
+    execution = flow.decide(requester, region="office-lisbon")
+
+    assert execution.status == "SUCCEEDED", execution.error
+    output = execution.output
+    assert output is not None
+    assert output["decision"] == "approve"
+    assert output["reasons"][0] == "2 of 4 approved (2 required)"
+    assert {v["agent"] for v in output["votes"]} == {"strict", "permissive", "neutral", "watchdog"}
+    assert output["trust"]["rules"]["effect"] == "require_quorum"  # restricted items need the rule quorum
+    entered = execution.states_entered()
+    assert entered.index("RecordDecision") < entered.index("Grant")  # logged before anything is released
+    # The grant opens with the requester's key only, and yields exactly what was sealed.
+    assert flow.access.open_grant(execution, requester) == flow.demo.items[ITEM]
+    stranger = Requester(subject="someone-else", seed="unused")
+    with pytest.raises(Exception, match="envelope"):
+        flow.access.open_grant(execution, stranger)
+    # The receipt proves the logged entry under a checkpoint signed by all three keys.
+    assert flow.access.verify_receipt(execution) >= 1
+    (record,) = flow.records_of(output["request"]["request_id"])
+    assert record["decision"] == "approve"
+    assert record["policy_version"] == output["trust"]["policy_version"]
+    assert record["proof_hash"] == output["context"]["proof_hash"]
+    assert requester.subject not in output["entry"]  # logged only as a keyed hash
+
+
+def test_a_tampered_receipt_or_entry_does_not_verify(flow: Flow) -> None:
+    execution = flow.decide(flow.enrol())
+    output = execution.output
+    assert output is not None
+    forged = json.loads(output["entry"])
+    forged["decision"] = "deny" if forged["decision"] == "approve" else "approve"
+    tampered_entry = Execution(**{**execution.__dict__, "output": {**output, "entry": json.dumps(forged)}})
+    with pytest.raises(Exception, match=r"proof|root|mismatch"):
+        flow.access.verify_receipt(tampered_entry)
+    receipt = dict(output["receipt"])
+    receipt["leaf_index"] = receipt["leaf_index"] + 1
+    tampered_receipt = Execution(**{**execution.__dict__, "output": {**output, "receipt": receipt}})
+    with pytest.raises(Exception, match=r"proof|index|root"):
+        flow.access.verify_receipt(tampered_receipt)
+
+
+def test_a_proof_that_does_not_verify_is_a_logged_deny(flow: Flow) -> None:
+    requester = flow.enrol()
+    request = flow.access.request(requester, TENANT, SUPPORT_VAULT, ITEM)
+    other = flow.access.request(requester, TENANT, SUPPORT_VAULT, ITEM)  # a valid proof of another request
+    proof = request.context_proof.model_dump()
+    proof["proof"] = {**proof["proof"], "pi_a": other.context_proof.proof["pi_a"]}
+    tampered = request.model_copy(update={"context_proof": type(request.context_proof).model_validate(proof)})
+
+    execution = flow.access.decide(tampered)
+
+    output = flow.assert_logged_deny(execution, "context proof not verified: the proof does not verify")
+    assert output["context"]["verified"] is False
+    assert not QUORUM_STATES & set(execution.states_entered())
+
+
+def test_a_replayed_nonce_is_a_logged_deny(flow: Flow) -> None:
+    requester = flow.enrol()
+    first = flow.access.request(requester, TENANT, SUPPORT_VAULT, ITEM)
+    assert flow.access.decide(first).decision == "approve"
+    # The nonce is single-use: a fresh proof bound to the same nonce, for a new request, is refused.
+    replay = flow.access.request(requester, TENANT, SUPPORT_VAULT, ITEM, nonce=first.nonce)
+
+    execution = flow.access.decide(replay)
+
+    flow.assert_logged_deny(execution, "nonce_used")
+
+
+def test_low_trust_is_denied_by_the_rules_before_the_agents_are_asked(flow: Flow) -> None:
+    execution = flow.decide(flow.enrol(), vault=STRICT_VAULT)
+
+    output = flow.assert_logged_deny(execution, "denied by the rules: trust score too low")
+    assert output["trust"]["band"] == "low"
+    assert output["votes"] == []
+    assert not QUORUM_STATES & set(execution.states_entered())
+
+
+def test_a_rule_deny_short_circuits_the_quorum(flow: Flow) -> None:
+    execution = flow.decide(flow.enrol(), purpose=DENIED_PURPOSE)
+
+    output = flow.assert_logged_deny(execution, "bulk export of agent memory is not allowed")
+    assert output["trust"]["rules"]["effect"] == "deny"
+    assert not QUORUM_STATES & set(execution.states_entered())
+
+
+def test_a_rule_step_up_short_circuits_the_quorum(flow: Flow) -> None:
+    execution = flow.decide(flow.enrol(), purpose=STEP_UP_PURPOSE)
+
+    output = flow.assert_logged_deny(
+        execution, "step-up required: incident response needs a fresh device proof"
+    )
+    assert output["trust"]["rules"]["circuits"] == ["device_proof"]
+    assert not QUORUM_STATES & set(execution.states_entered())
+
+
+def test_the_watchdog_vetoes_a_principal_that_moved_too_fast(flow: Flow) -> None:
+    requester = flow.enrol()
+    assert flow.decide(requester, region="office-lisbon").decision == "approve"
+
+    execution = flow.decide(requester, region="office-tokyo")  # seconds later, half a world away
+
+    output = flow.assert_logged_deny(execution, "vetoed by watchdog")
+    (watchdog,) = [v for v in output["votes"] if v["agent"] == "watchdog"]
+    assert watchdog["vote"] == "deny"
+    assert watchdog["veto"] is True
+    assert sum(v["vote"] == "approve" for v in output["votes"]) >= 2  # enough approvals: the veto decided
+
+
+def test_one_approval_short_of_the_quorum_is_a_deny(flow: Flow) -> None:
+    execution = flow.decide(flow.enrol(), vault=UNANIMOUS_VAULT)
+
+    output = flow.assert_logged_deny(execution, "only 2 approval(s); 3 required")
+    assert sorted(v["vote"] for v in output["votes"]) == ["approve", "approve", "deny"]
+
+
+@pytest.fixture
+def fail_audit_append_once(monkeypatch: pytest.MonkeyPatch) -> Callable[[], int]:
+    """audit-append writes the record, then fails as if it timed out, once; returns the call count."""
+    from functions.audit_append import app
+
+    real = app.handler
+    calls = {"record_decision": 0}
+
+    def flaky(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        result: dict[str, Any] = real(event, context)
+        if event.get("action") == "record_decision":
+            calls["record_decision"] += 1
+            if calls["record_decision"] == 1:
+                raise StorageUnavailableError("simulated: the response was lost after the write")
+        return result
+
+    monkeypatch.setattr(app, "handler", flaky)
+    return lambda: calls["record_decision"]
+
+
+def test_audit_append_failing_once_is_retried_into_exactly_one_record(
+    flow: Flow, fail_audit_append_once: Callable[[], int]
+) -> None:
+    requester = flow.enrol()
+    execution = flow.decide(requester)
+
+    assert execution.status == "SUCCEEDED", execution.error
+    assert execution.decision == "approve"
+    assert fail_audit_append_once() == 2  # the failure, then the retry
+    failed = [e for e in execution.history if e["type"] in ("LambdaFunctionFailed", "TaskFailed")]
+    assert len(failed) == 1
+    output = execution.output
+    assert output is not None
+    assert len(flow.records_of(output["request"]["request_id"])) == 1
+    assert flow.access.open_grant(execution, requester) == flow.demo.items[ITEM]
+
+
+def test_a_task_failing_for_good_ends_in_a_logged_deny(flow: Flow, monkeypatch: pytest.MonkeyPatch) -> None:
+    from functions.score_trust import app
+
+    def broken(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        raise RuntimeError("simulated: score-trust is broken")
+
+    requester = flow.enrol()
+    monkeypatch.setattr(app, "handler", broken)
+    execution = flow.decide(requester)
+
+    output = flow.assert_logged_deny(execution, "ScoreTrust failed: RuntimeError")
+    assert output["trust"] is None
+
+
+def test_a_transient_error_that_persists_is_retried_then_a_logged_deny(
+    flow: Flow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from functions.verify_proof import app
+
+    calls = []
+
+    def unavailable(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        calls.append(event.get("action"))
+        raise StorageUnavailableError("simulated: the replay table is unreachable")
+
+    request = flow.access.request(flow.enrol(), TENANT, SUPPORT_VAULT, ITEM)
+    monkeypatch.setattr(app, "handler", unavailable)
+    execution = flow.access.decide(request)
+
+    flow.assert_logged_deny(execution, "VerifyContext failed: StorageUnavailableError")
+    assert calls.count("verify") == 4  # the first attempt and three retries
+
+
+def test_a_grant_that_cannot_be_issued_fails_the_execution_without_a_grant(
+    flow: Flow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from functions.encrypt import app
+
+    real = app.handler
+
+    def no_grants(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        if event.get("action") == "grant":
+            raise RuntimeError("simulated: encrypt is broken")
+        result: dict[str, Any] = real(event, context)
+        return result
+
+    requester = flow.enrol()
+    monkeypatch.setattr(app, "handler", no_grants)
+    execution = flow.decide(requester)
+
+    assert execution.status == "FAILED"
+    assert execution.error == "GrantFailed"
+    assert execution.output is None
+
+
+def test_a_request_run_twice_decides_once(flow: Flow) -> None:
+    requester = flow.enrol()
+    request = flow.access.request(requester, TENANT, SUPPORT_VAULT, ITEM)
+    first = flow.access.decide(request)
+    # The same request again, as a redrive would (another execution of the same input).
+    sfn = flow.stack.client("stepfunctions")
+    again_arn = sfn.start_execution(
+        stateMachineArn=flow.stack.access_state_machine_arn,
+        name=f"redrive-{uuid.uuid4().hex[:8]}",
+        input=request.execution_input(),
+    )["executionArn"]
+    again = flow.access.wait(again_arn)
+
+    assert first.decision == again.decision == "approve"
+    assert first.output is not None
+    assert again.output is not None
+    assert again.output["receipt"]["leaf_index"] == first.output["receipt"]["leaf_index"]
+    assert again.output["entry"] == first.output["entry"]
+    assert again.output["grant"] == first.output["grant"]
+    assert len(flow.records_of(request.request_id)) == 1
+
+
+def test_no_execution_history_holds_a_plaintext_or_a_secret(flow: Flow) -> None:
+    requester = flow.enrol()
+    flow.decide(requester)
+    flow.decide(requester, purpose=DENIED_PURPOSE)
+    secrets: list[str] = []
+    for plaintext in flow.demo.items.values():
+        secrets += [plaintext.decode(), base64.b64encode(plaintext).decode()]
+    for person in flow.demo.requesters:
+        private = person.key.private_bytes()
+        secrets += [person.seed, base64.b64encode(private).decode(), private.hex()]
+
+    sfn = flow.stack.client("stepfunctions")
+    executions = sfn.list_executions(stateMachineArn=flow.stack.access_state_machine_arn)["executions"]
+    assert len(executions) >= 2
+    for summary in executions:
+        history = sfn.get_execution_history(executionArn=summary["executionArn"], maxResults=1000)["events"]
+        text = json.dumps(history, default=str)
+        leaked = [s[:12] for s in secrets if s in text]
+        assert leaked == [], f"{summary['name']} holds {leaked}"
