@@ -1,9 +1,11 @@
 """The encrypt function: create_vault, seal, rotate, rewrap, retire, grant, shred, expire; and, fed by
 the items table's stream, deletion of the S3 bodies of rows that DynamoDB's TTL removed.
 
-Invoked directly and as the access state machine's Grant task. Deterministic failures (bad input, not
-found, conflicts, shredded items) come back as ``{"status": "error", "error": {code, type, message}}``
-with no stack trace; only transient failures raise, so Step Functions' Retry can act on them.
+Invoked directly and as the access state machine's Grant task; a grant is issued only for the approval
+logged for its request in the tenant's transparency log (read lazily, on the first grant, not at cold
+start). Deterministic failures (bad input, not found, conflicts, shredded items, no logged approval) come
+back as ``{"status": "error", "error": {code, type, message}}`` with no stack trace; only transient
+failures raise, so Step Functions' Retry can act on them.
 Idempotent on (tenant_id, request_id): a retried request returns the stored result.
 """
 

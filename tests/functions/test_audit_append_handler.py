@@ -4,7 +4,9 @@ every bad request refused with a typed error and nothing logged."""
 
 from __future__ import annotations
 
+import base64
 import copy
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -97,6 +99,10 @@ def test_the_sample_events_in_order(audit_append: Invoke, aws: AwsStack) -> None
     assert _check(receipt, encode_record(logged[3]), origin, verifiers) == 4
     assert isinstance(logged[3], DecisionRecord)
     assert logged[3].time == 1_795_608_000  # 2026-11-25T12:00:00Z
+    # The requester key only as its SHA-256: the one key a grant for the request may be sealed to.
+    key = base64.b64decode(load_event("record_decision")["requester_public_key"])
+    assert logged[3].requester_key_sha256 == hashlib.sha256(key).hexdigest()
+    assert load_event("record_decision")["requester_public_key"] not in decided["entry"]
 
     report = ok(audit_append(load_event("verify")), "verify")
     assert report["ok"] is True
@@ -119,6 +125,7 @@ def test_a_retried_record_decision_gets_the_same_receipt_and_one_record(audit_ap
         {"decision": {"decision": "deny", "policy_version": "9b" * 32}},
         {"votes": []},
         {"trust": {"score": 0.1, "factors": []}},
+        {"requester_public_key": base64.b64encode(b"\x07" * 1216).decode()},  # a grant to another key
     ]
     for change in changes:
         error(audit_append(load_event("record_decision", **change)), "idempotency_conflict")
@@ -152,6 +159,21 @@ def test_a_denial_before_any_policy_is_logged_without_a_policy_version(
     assert _check(first["receipt"], entry, origin, verifiers) == 1
 
 
+def test_the_bare_denial_of_a_failed_flow_names_no_requester_key(audit_append: Invoke) -> None:
+    """RecordDenial passes no requester key: the member is left out of the entry (never written as null)."""
+    event = {
+        k: v
+        for k, v in load_event("record_decision").items()
+        if k not in {"trust", "votes", "context", "requester_public_key"}
+    }
+    event["decision"] = {"decision": "deny", "reasons": ["RecordDecision failed: States.Timeout"]}
+    entry = ok(audit_append(event), "record_decision")["entry"]
+    assert "requester_key_sha256" not in json.loads(entry)
+    record = decode_record(entry.encode())
+    assert isinstance(record, DecisionRecord)
+    assert record.requester_key_sha256 is None
+
+
 def _bad_events() -> dict[str, Any]:
     record = load_event("append")["records"][0]
     decision = load_event("record_decision")
@@ -174,6 +196,11 @@ def _bad_events() -> dict[str, Any]:
         "decision with a bad vote": {**decision, "votes": [{"agent": "a", "vote": "maybe", "confidence": 1}]},
         "decision with bad policy": {**decision, "decision": {"decision": "approve", "policy_version": "x"}},
         "approval without a policy version": {**decision, "decision": {"decision": "approve"}},
+        "decision with a short requester key": {
+            **decision,
+            "requester_public_key": base64.b64encode(b"\x01" * 1215).decode(),
+        },
+        "decision with a requester key not base64": {**decision, "requester_public_key": "%%%"},
         "approval with a null policy version": {
             **decision,
             "decision": {"decision": "approve", "policy_version": None},

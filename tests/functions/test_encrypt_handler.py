@@ -2,7 +2,9 @@
 
 Contract under test: deterministic failures come back as ``{"status": "error", "error": {...}}`` with no
 stack trace and no plaintext; transient failures raise (Step Functions retries them) without leaving an
-idempotency record stuck "in progress"; a reused request id returns the stored result.
+idempotency record stuck "in progress"; a reused request id returns the stored result; a grant is issued
+only for the approval logged for its request in the tenant's transparency log (as the access flow's
+RecordDecision task logs it: here through the real audit service on the same moto stack).
 """
 
 from __future__ import annotations
@@ -26,8 +28,12 @@ from botocore.exceptions import ClientError
 from pydantic import TypeAdapter
 
 from functions.encrypt import app
+from reliquary.adapters.audit_factory import build_audit
 from reliquary.adapters.dynamodb import DynamoDBItemRepository
 from reliquary.adapters.factory import build_vault_service
+from reliquary.audit.actions import decision_record
+from reliquary.audit.records import DecisionRecord
+from reliquary.contracts.audit import RecordDecisionRequest
 from reliquary.contracts.encrypt import EncryptRequest
 from reliquary.crypto.grants import open_grant
 from reliquary.crypto.kem import HybridPrivateKey, HybridPublicKey
@@ -41,6 +47,7 @@ Invoke = Callable[[Any], dict[str, Any]]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EVENTS_DIR = REPO_ROOT / "events" / "encrypt"
+AUDIT_EVENTS_DIR = REPO_ROOT / "events" / "audit_append"
 TENANT, VAULT, ITEM = "acme", "agent-memory", "customer-42-notes"
 
 
@@ -107,6 +114,37 @@ def each_case(cases: dict[str, C], check: Callable[[C], None]) -> None:
 
 def grant_event(requester: HybridPrivateKey, **overrides: Any) -> dict[str, Any]:
     return load_event("grant", requester_public_key=b64(requester.public_key().to_bytes()), **overrides)
+
+
+_GRANT_FIELDS = ("request_id", "tenant_id", "vault_id", "item_id", "requester_public_key")
+
+
+def flow_state(grant: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    """The access flow's state at RecordDecision for this grant event: the sample state
+    (``events/audit_append/record_decision.json``, an approval) for its request, vault, item and key."""
+    state: dict[str, Any] = json.loads((AUDIT_EVENTS_DIR / "record_decision.json").read_text())
+    state.update({name: grant[name] for name in _GRANT_FIELDS if name in grant})
+    state["decided_at"] = int(time.time())  # decided now: an approval grants only while it is fresh
+    state.update(changes)
+    return state
+
+
+def log_decisions(aws: AwsStack, *states: dict[str, Any]) -> list[DecisionRecord]:
+    """Log each flow state's decision as the RecordDecision task does (``decision_record``, the real audit
+    service on this test's moto stack), so the grants after it read it back from the transparency log."""
+    audit = build_audit(aws.settings)
+    logged: dict[str, list[DecisionRecord]] = {}
+    for state in states:
+        record = decision_record(RecordDecisionRequest.model_validate(state), audit.principal_salt)
+        logged.setdefault(record.tenant_id, []).append(record)
+    for tenant_id, records in logged.items():
+        audit.service.append(tenant_id, records)
+    return [record for records in logged.values() for record in records]
+
+
+def approve(aws: AwsStack, *grants: dict[str, Any]) -> None:
+    """The approval of each grant event, logged before it (the access flow's order)."""
+    log_decisions(aws, *(flow_state(grant) for grant in grants))
 
 
 def open_granted(service: VaultService, granted: dict[str, Any], requester: HybridPrivateKey) -> bytes:
@@ -217,6 +255,8 @@ def test_lifecycle_from_create_to_shred(encrypt: Invoke, aws: AwsStack) -> None:
     # The requester's side reads through a service of its own (the runtime exposes only ``execute``).
     service = build_vault_service(aws.settings)
     requester = HybridPrivateKey.generate()
+    grants = [grant_event(requester, request_id=r) for r in ("req-0004-after-rewrap", "req-0009")]
+    approve(aws, grant_event(requester), *grants)  # what the access flow logs before each grant
     granted = ok(encrypt(grant_event(requester)), "grant")
     assert granted["item_id"] == ITEM
     assert granted["version"] == 1
@@ -261,6 +301,110 @@ def test_lifecycle_from_create_to_shred(encrypt: Invoke, aws: AwsStack) -> None:
     assert refused["type"] == "ItemShreddedError"
 
 
+# --- a grant only for the approval logged for its request ----------------------------------------------
+def test_the_sample_grant_is_issued_once_the_sample_decision_is_logged(
+    encrypt: Invoke, audit_append: Invoke
+) -> None:
+    """``events/audit_append/record_decision.json`` is the flow state at RecordDecision for the request of
+    ``events/encrypt/grant.json``: the same request id, vault, item and requester key."""
+    ok(encrypt(load_event("create_vault")), "create_vault")
+    ok(encrypt(load_event("seal")), "seal")
+    refused = error(encrypt(load_event("grant")), "decision_required")
+    assert refused["message"] == "no access decision is logged for this request"
+    assert refused["details"] == {"request_id": load_event("grant")["request_id"]}
+    decided = json.loads((AUDIT_EVENTS_DIR / "record_decision.json").read_text())
+    decided["decided_at"] = int(time.time())  # the sample's time is long past: an approval must be fresh
+    logged = ok(audit_append(decided), "record_decision")
+    assert logged["decision"] == "approve"
+    key_digest = hashlib.sha256(base64.b64decode(load_event("grant")["requester_public_key"])).hexdigest()
+    assert json.loads(logged["entry"])["requester_key_sha256"] == key_digest
+    granted = ok(encrypt(load_event("grant")), "grant")  # the refusal was not stored: the retry runs
+    assert (granted["item_id"], granted["version"]) == (ITEM, 1)
+
+
+def test_a_grant_without_the_approval_of_its_request_is_refused_and_nothing_is_granted(
+    encrypt: Invoke, aws: AwsStack
+) -> None:
+    ok(encrypt(load_event("create_vault")), "create_vault")
+    ok(encrypt(load_event("seal")), "seal")
+    requester, stranger = HybridPrivateKey.generate(), HybridPrivateKey.generate()
+    unkeyed = flow_state(grant_event(requester, request_id="access-unkeyed"))
+    del unkeyed["requester_public_key"]  # an approval logged before decisions named the requester key
+    cases: dict[str, tuple[dict[str, Any], dict[str, Any] | None, str]] = {
+        "nothing logged": (
+            grant_event(requester, request_id="access-none"),
+            None,
+            "no access decision is logged for this request",
+        ),
+        "a denial": (
+            grant_event(requester, request_id="access-deny"),
+            {"decision": {"decision": "deny", "reasons": ["quorum 1 of 3"], "policy_version": "9b" * 32}},
+            "the access decision logged for this request is not an approval",
+        ),
+        "an approval of another item": (
+            grant_event(requester, request_id="access-item"),
+            {"item_id": "customer-43-notes"},
+            "the access decision logged for this request is for another item",
+        ),
+        "an approval in another vault": (
+            grant_event(requester, request_id="access-vault"),
+            {"vault_id": "agent-memory-2"},
+            "the access decision logged for this request is for another vault",
+        ),
+        "an approval for another requester key": (
+            grant_event(requester, request_id="access-key"),
+            {"requester_public_key": b64(stranger.public_key().to_bytes())},
+            "the access decision logged for this request is for another requester key",
+        ),
+        "an approval naming no requester key": (
+            grant_event(requester, request_id="access-unkeyed"),
+            None,
+            "the access decision logged for this request names no requester key",
+        ),
+    }
+    log_decisions(
+        aws,
+        unkeyed,
+        *(flow_state(event, **changes) for event, changes, _ in cases.values() if changes is not None),
+    )
+
+    def check(case: tuple[dict[str, Any], dict[str, Any] | None, str]) -> None:
+        event, _, message = case
+        body = error(encrypt(event), "decision_required")
+        assert body == {
+            "code": "decision_required",
+            "type": "DecisionRequiredError",
+            "message": message,
+            "details": {"request_id": event["request_id"]},
+            "retryable": False,
+        }
+
+    each_case(cases, check)
+    # Nothing was granted, and no refusal was stored as a result.
+    stored = aws.dynamodb.scan(TableName=aws.tables["IdempotencyTable"])["Items"]
+    assert len(stored) == 2  # create_vault and seal
+    # The stranger the "another requester key" decision approved gets its grant; the requester does not.
+    stranger_grant = grant_event(stranger, request_id="access-key")
+    ok(encrypt(stranger_grant), "grant")
+
+
+def test_a_transparency_log_outage_raises_for_retry_and_grants_nothing(
+    encrypt: Invoke, aws: AwsStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ok(encrypt(load_event("create_vault")), "create_vault")
+    ok(encrypt(load_event("seal")), "seal")
+    requester = HybridPrivateKey.generate()
+    approve(aws, grant_event(requester))
+    with monkeypatch.context() as patch:
+        patch.setattr(BaseClient, "_make_api_call", _failing_api_call("GetObject", "SlowDown"))
+        with pytest.raises(StorageUnavailableError):
+            encrypt(grant_event(requester))
+    stored = aws.dynamodb.scan(TableName=aws.tables["IdempotencyTable"])["Items"]
+    assert len(stored) == 2  # nothing in progress, nothing granted
+    granted = ok(encrypt(grant_event(requester)), "grant")  # Step Functions' retry
+    assert open_granted(build_vault_service(aws.settings), granted, requester) == PLAINTEXT
+
+
 def test_create_vault_with_custodians_returns_one_sealed_share_each(encrypt: Invoke) -> None:
     event = load_event("create_vault_with_custodians")
     created = ok(encrypt(event), "create_vault")
@@ -287,6 +431,7 @@ def test_large_item_body_lives_in_s3_and_is_deleted_by_shred(encrypt: Invoke, aw
     assert record.blob_key.startswith(f"tenants/{TENANT}/vaults/{VAULT}/items/{ITEM}/")
 
     requester = HybridPrivateKey.generate()
+    approve(aws, grant_event(requester))
     granted = ok(encrypt(grant_event(requester)), "grant")
     assert open_granted(build_vault_service(aws.settings), granted, requester) == large
 
@@ -305,13 +450,18 @@ def test_expire_shreds_items_past_their_expiry_and_leaves_the_rest(encrypt: Invo
     assert ok(encrypt(load_event("expire")), "expire") == {"shredded_items": []}
     time.sleep(max(0.0, soon - time.time()) + 1.1)
     requester = HybridPrivateKey.generate()
-    error(encrypt(grant_event(requester, request_id="req-expired")), "item_expired")  # refused at once
+    expired, keeper = (
+        grant_event(requester, request_id="req-expired"),
+        grant_event(requester, request_id="req-keeper", item_id="keeper"),
+    )
+    approve(aws, expired, keeper)
+    error(encrypt(expired), "item_expired")  # refused at once
     assert ok(encrypt(load_event("expire", request_id="req-expire-2")), "expire") == {
         "shredded_items": [ITEM]
     }
     (record,) = item_versions(aws)
     assert not record.has_envelope
-    ok(encrypt(grant_event(requester, request_id="req-keeper", item_id="keeper")), "grant")
+    ok(encrypt(keeper), "grant")
 
 
 def _ttl_removal(version: int = 1, *, identity: dict[str, str] | None = None) -> dict[str, Any]:
@@ -492,15 +642,20 @@ def test_requests_the_vault_state_refuses(encrypt: Invoke, aws: AwsStack) -> Non
     ok(encrypt(load_event("create_vault", request_id="req-setup-1")), "create_vault")
     ok(encrypt(load_event("seal", request_id="req-setup-2")), "seal")
     ok(encrypt(load_event("rotate", request_id="req-setup-3")), "rotate")
-    counter = iter(range(1, 100))
+    cases = {
+        name: ({**event, "request_id": f"req-refused-{n}"}, code, details)
+        for n, (name, (event, code, details)) in enumerate(REFUSALS.items(), start=1)
+    }
+    # The grants are approved (logged first, as the access flow does): the vault's state refuses them.
+    approve(aws, *(event for event, _, _ in cases.values() if event["action"] == "grant"))
 
     def check(case: tuple[dict[str, Any], str, dict[str, Any] | None]) -> None:
         event, code, details = case
-        body = error(encrypt({**event, "request_id": f"req-refused-{next(counter)}"}), code)
+        body = error(encrypt(event), code)
         if details is not None:
             assert body["details"] == details
 
-    each_case(REFUSALS, check)
+    each_case(cases, check)
     # Nothing was written by a refused request.
     assert [(r.version, r.wrap_key_version) for r in item_versions(aws)] == [(1, 1)]
 
@@ -546,14 +701,16 @@ REUSED_REQUEST_IDS: dict[str, dict[str, Any]] = {
     "other tags": load_event("seal", tags={"source": "email"}),
     "other expiry": load_event("seal", expires_at=4_102_444_800),
     "other action": load_event("shred", request_id=load_event("seal")["request_id"]),
-    "other requester key": grant_event(HybridPrivateKey.generate(), request_id="req-0004"),
+    "other requester key": grant_event(HybridPrivateKey.generate()),
 }
 
 
 def test_a_reused_request_id_with_another_request_is_a_conflict(encrypt: Invoke, aws: AwsStack) -> None:
     ok(encrypt(load_event("create_vault")), "create_vault")
     ok(encrypt(load_event("seal")), "seal")
-    ok(encrypt(grant_event(HybridPrivateKey.generate())), "grant")
+    requester = HybridPrivateKey.generate()
+    approve(aws, grant_event(requester))
+    ok(encrypt(grant_event(requester)), "grant")
 
     def check(event: dict[str, Any]) -> None:
         body = error(encrypt(event), "idempotency_conflict")
@@ -578,6 +735,7 @@ def test_a_retried_grant_returns_the_same_grant_stored_only_as_long_as_a_grant_l
     ok(encrypt(load_event("create_vault")), "create_vault")
     ok(encrypt(load_event("seal")), "seal")
     requester = HybridPrivateKey.generate()
+    approve(aws, grant_event(requester), grant_event(requester, request_id="req-after-shred"))
     first = ok(encrypt(grant_event(requester)), "grant")
     assert ok(encrypt(grant_event(requester)), "grant") == first
     records = aws.dynamodb.scan(TableName=aws.tables["IdempotencyTable"])["Items"]
@@ -598,7 +756,9 @@ def test_request_ids_are_scoped_to_the_tenant(encrypt: Invoke) -> None:
 def test_the_idempotency_table_holds_no_plaintext(encrypt: Invoke, aws: AwsStack) -> None:
     ok(encrypt(load_event("create_vault")), "create_vault")
     ok(encrypt(load_event("seal")), "seal")
-    ok(encrypt(grant_event(HybridPrivateKey.generate())), "grant")
+    requester = HybridPrivateKey.generate()
+    approve(aws, grant_event(requester))
+    ok(encrypt(grant_event(requester)), "grant")
     items = aws.dynamodb.scan(TableName=aws.tables["IdempotencyTable"])["Items"]
     assert len(items) == 3
     assert {i["status"]["S"] for i in items} == {"COMPLETED"}
@@ -797,10 +957,14 @@ def test_import_is_cheap_and_offline() -> None:
     assert callable(app.handler)
     heavy = sorted(m for m in ("aws_xray_sdk", "langgraph", "fastapi", "oqs") if m in sys.modules)
     print("HEAVY=" + ",".join(heavy))
+    # The transparency log's code loads on the first grant's decision lookup, not at cold start.
+    audit = sorted(m for m in sys.modules if m.startswith(("reliquary.audit", "reliquary.adapters.audit")))
+    print("AUDIT=" + ",".join(audit))
     """
     )
     assert result.returncode == 0, result.stderr
     assert "HEAVY=\n" in result.stdout
+    assert "AUDIT=\n" in result.stdout
 
 
 def test_log_event_setting_cannot_leak_the_plaintext() -> None:

@@ -1,5 +1,6 @@
 """The whole vault service as a cold start builds it (``build_vault_service``), on moto's DynamoDB, S3
-and KMS: the golden path, tenant isolation through the table keys, and nothing secret at rest."""
+and KMS: the golden path, tenant isolation through the table keys, nothing secret at rest, and grants
+that read their approval back from the tenant's transparency log (``LoggedDecisions``)."""
 
 from __future__ import annotations
 
@@ -11,19 +12,38 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from botocore.client import BaseClient
+from botocore.exceptions import ClientError
 
+from reliquary.adapters.audit_factory import build_audit
+from reliquary.adapters.audit_store import DynamoDBLogStore, S3TileStore
+from reliquary.adapters.decisions import LoggedDecisions
 from reliquary.adapters.dynamodb import DynamoDBSigningKeyStore, TableConfig
 from reliquary.adapters.factory import build_root_of_trust, build_vault_service
+from reliquary.audit import tiles
+from reliquary.audit.log import TransparencyLog
+from reliquary.audit.records import DecisionRecord, DeletionRecord, encode_record, requester_key_sha256
+from reliquary.audit.service import AuditService
 from reliquary.crypto import envelope as env
 from reliquary.crypto.envelope import Envelope, VaultKey
+from reliquary.crypto.grants import open_grant
 from reliquary.crypto.kem import HybridPrivateKey
 from reliquary.crypto.recovery import SealedShare, open_share
 from reliquary.crypto.scope import VaultRef
 from reliquary.crypto.shamir import combine
 from reliquary.crypto.signing import SignatureAlgorithm
-from reliquary.errors import ItemExpiredError, ItemShreddedError, KeyVersionError, NotFoundError
+from reliquary.errors import (
+    DecisionRequiredError,
+    ItemExpiredError,
+    ItemShreddedError,
+    KeyVersionError,
+    LogInconsistentError,
+    NotFoundError,
+    StorageUnavailableError,
+    TransientError,
+)
 from reliquary.vaults.models import BodyLocation, KeyStatus
-from reliquary.vaults.service import VaultService
+from reliquary.vaults.service import IssuedGrant, VaultService
 from tests.support.aws import AwsStack
 from tests.support.vaults import USER_SCOPE, ManualClock, grant_and_open, shared_moto_stack, unique_id
 
@@ -398,3 +418,238 @@ def test_nothing_secret_is_stored_in_dynamodb_or_s3(
         name for name, secret in secrets.items() for form in _forms(secret) if any(form in b for b in at_rest)
     ]
     assert leaks == []
+
+
+# --- grants read their approval back from the transparency log (LoggedDecisions) -----------------------
+@pytest.fixture(scope="module")
+def audit(aws: AwsStack) -> AuditService:
+    """The real audit service on the same stack: what the RecordDecision task logs with."""
+    return build_audit(aws.settings).service
+
+
+def _ledger(aws: AwsStack) -> LoggedDecisions:
+    """A fresh ledger, as a cold start builds it (nothing read until the first lookup)."""
+    settings = aws.settings
+    return LoggedDecisions(
+        TableConfig(settings.audit_table, settings.region, settings.endpoint_url),
+        settings.audit_bucket,
+        s3=aws.s3,
+    )
+
+
+def _raw_log(aws: AwsStack) -> TransparencyLog:
+    """The tenant's log without checkpoints (appends here are not published)."""
+    settings = aws.settings
+    store = DynamoDBLogStore(TableConfig(settings.audit_table, settings.region, settings.endpoint_url))
+    return TransparencyLog(store, S3TileStore(aws.s3, settings.audit_bucket))
+
+
+def _decision(tenant_id: str, request_id: str, requester: HybridPrivateKey, **changes: Any) -> DecisionRecord:
+    fields: dict[str, Any] = {
+        "request_id": request_id,
+        "tenant_id": tenant_id,
+        "vault_id": VAULT,
+        "item_id": "note",
+        "principal_hash": "5a" * 32,
+        "decision": "approve",
+        "policy_version": "9b" * 32,
+        "time": _now(),
+        "requester_key_sha256": requester_key_sha256(requester.public_key().to_bytes()),
+    }
+    fields.update(changes)
+    return DecisionRecord(**fields)
+
+
+def test_a_grant_is_issued_for_the_approval_logged_by_the_audit_service(
+    aws: AwsStack, service: VaultService, audit: AuditService, requester: HybridPrivateKey, tenant: str
+) -> None:
+    service.create_vault(tenant, VAULT)
+    service.seal_item(tenant, VAULT, "note", SMALL, memory_scope=USER_SCOPE)
+
+    def grant(request_id: str) -> IssuedGrant:
+        return service.grant_approved(
+            request_id=request_id,
+            tenant_id=tenant,
+            vault_id=VAULT,
+            item_id="note",
+            requester_public_key=requester.public_key(),
+        )
+
+    with pytest.raises(DecisionRequiredError, match="no access decision"):
+        grant("access-1")
+    audit.append(tenant, [_decision(tenant, "access-1", requester)])
+    issued = grant("access-1")
+    _, envelope = service.load_envelope(tenant, VAULT, "note", issued.record.version)
+    assert (
+        open_grant(
+            issued.grant,
+            envelope,
+            requester_private_key=requester,
+            service_keys=service.service_keys.keyring,
+            now=_now(),
+        )
+        == SMALL
+    )
+    # A denial, or an approval of another key, logged for the next requests: refused.
+    audit.append(
+        tenant,
+        [
+            _decision(tenant, "access-2", requester, decision="deny"),
+            _decision(tenant, "access-3", HybridPrivateKey.generate()),
+        ],
+    )
+    with pytest.raises(DecisionRequiredError, match="not an approval"):
+        grant("access-2")
+    with pytest.raises(DecisionRequiredError, match="another requester key"):
+        grant("access-3")
+
+
+def test_the_ledger_reads_the_logged_entry_of_a_request_and_only_decisions(
+    aws: AwsStack, requester: HybridPrivateKey, tenant: str
+) -> None:
+    records: list[Any] = [
+        _decision(tenant, f"access-{i}", requester, item_id=f"item-{i}") for i in range(300)
+    ]
+    records[7] = DeletionRecord(
+        request_id="access-7",
+        tenant_id=tenant,
+        vault_id=VAULT,
+        item_id="item-7",
+        versions=(1,),
+        shredded_at=_now(),
+        signer_key_id="00" * 8,
+        signature_algorithm="ML-DSA-65",
+        reason="requested",
+    )
+    log = _raw_log(aws)
+    for start in range(0, 300, 90):
+        log.append(tenant, [(r.request_id, encode_record(r)) for r in records[start : start + 90]])
+    ledger = _ledger(aws)
+    # The first bundle (full), and the second (partial: 44 entries): the index math of tlog-tiles.
+    for index in (0, 1, 255, 256, 299):
+        assert ledger.logged_decision(tenant, f"access-{index}") == records[index]
+    assert ledger.logged_decision(tenant, "access-7") is None  # a deletion, not a decision
+    assert ledger.logged_decision(tenant, "access-300") is None
+    assert ledger.logged_decision(unique_id("tenant-c"), "access-1") is None  # another tenant's log
+
+
+def test_a_lookup_is_three_reads_and_nothing_else(
+    aws: AwsStack,
+    audit: AuditService,
+    requester: HybridPrivateKey,
+    tenant: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What the encrypt function's IAM allows: GetItem on the AuditTable (the request id's row and the
+    head) and GetObject under logs/ in the AuditBucket; no BatchGetItem, no Query, no KMS call, no write."""
+    audit.append(tenant, [_decision(tenant, "access-1", requester)])
+    ledger = _ledger(aws)
+    calls: list[tuple[str, str]] = []
+    real = BaseClient._make_api_call  # type: ignore[attr-defined]
+
+    def recorded(self: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+        key = params.get("Key")
+        calls.append((operation, key["sk"]["S"] if isinstance(key, dict) else str(key)))
+        return real(self, operation, params)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(BaseClient, "_make_api_call", recorded)
+        assert ledger.logged_decision(tenant, "access-1") is not None
+        assert ledger.logged_decision(tenant, "access-2") is None
+    assert calls == [
+        ("GetItem", "REQ#access-1"),
+        ("GetItem", "HEAD"),
+        ("GetObject", f"logs/{tenant}/tile/entries/000.p/1"),
+        ("GetItem", "REQ#access-2"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("operation", "code"), [("GetItem", "ThrottlingException"), ("GetObject", "SlowDown")]
+)
+def test_a_log_that_cannot_be_read_is_a_transient_failure(  # noqa: PLR0917  (fixtures, parameters)
+    aws: AwsStack,
+    audit: AuditService,
+    requester: HybridPrivateKey,
+    tenant: str,
+    monkeypatch: pytest.MonkeyPatch,
+    operation: str,
+    code: str,
+) -> None:
+    audit.append(tenant, [_decision(tenant, "access-1", requester)])
+    ledger = _ledger(aws)
+    real = BaseClient._make_api_call  # type: ignore[attr-defined]
+
+    def failing(self: BaseClient, name: str, params: dict[str, Any]) -> Any:
+        if name == operation:
+            raise ClientError({"Error": {"Code": code, "Message": "injected"}}, name)
+        return real(self, name, params)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(BaseClient, "_make_api_call", failing)
+        with pytest.raises(StorageUnavailableError):
+            ledger.logged_decision(tenant, "access-1")
+    assert ledger.logged_decision(tenant, "access-1") is not None
+
+
+def test_a_decision_committed_but_not_yet_integrated_is_retried_not_refused(
+    aws: AwsStack, requester: HybridPrivateKey, tenant: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log, ledger = _raw_log(aws), _ledger(aws)
+    record = _decision(tenant, "access-1", requester)
+
+    def unavailable(self: S3TileStore, log_id: str, path: str, data: bytes) -> None:
+        raise StorageUnavailableError("S3 is unavailable", aws_code="SlowDown")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(S3TileStore, "write", unavailable)
+        with pytest.raises(StorageUnavailableError):
+            log.append(tenant, [("access-1", encode_record(record))])
+    with pytest.raises(TransientError) as caught:
+        ledger.logged_decision(tenant, "access-1")
+    assert caught.value.retryable
+    log.integrate(tenant)
+    assert ledger.logged_decision(tenant, "access-1") == record
+
+
+def test_a_log_altered_in_storage_is_refused_as_inconsistent(
+    aws: AwsStack, requester: HybridPrivateKey, tenant: str
+) -> None:
+    log, ledger = _raw_log(aws), _ledger(aws)
+    first, second = (_decision(tenant, f"access-{i}", requester) for i in (1, 2))
+    log.append(tenant, [(r.request_id, encode_record(r)) for r in (first, second)])
+    # The request id's row pointing at another request's entry (a grant for access-1 would use it).
+    table = aws.settings.audit_table
+    key = {"pk": {"S": f"LOG#{tenant}"}, "sk": {"S": "REQ#access-2"}}
+    aws.dynamodb.update_item(
+        TableName=table, Key=key, UpdateExpression="SET #i = :i", ExpressionAttributeNames={"#i": "index"},
+        ExpressionAttributeValues={":i": {"N": "0"}},
+    )  # fmt: skip
+    with pytest.raises(LogInconsistentError, match="another request"):
+        ledger.logged_decision(tenant, "access-2")
+    # An entry that is not a record.
+    bundle = tiles.encode_bundle([encode_record(first), b'{"forged":true}'])
+    aws.s3.put_object(
+        Bucket=aws.settings.audit_bucket, Key=f"logs/{tenant}/tile/entries/000.p/2", Body=bundle
+    )
+    aws.dynamodb.update_item(
+        TableName=table, Key=key, UpdateExpression="SET #i = :i", ExpressionAttributeNames={"#i": "index"},
+        ExpressionAttributeValues={":i": {"N": "1"}},
+    )  # fmt: skip
+    with pytest.raises(LogInconsistentError, match="not a record"):
+        ledger.logged_decision(tenant, "access-2")
+    assert ledger.logged_decision(tenant, "access-1") == first
+
+
+def test_the_ledger_is_built_without_touching_the_log(aws: AwsStack, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    real = BaseClient._make_api_call  # type: ignore[attr-defined]
+
+    def recorded(self: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+        calls.append(operation)
+        return real(self, operation, params)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(BaseClient, "_make_api_call", recorded)
+        _ledger(aws)
+    assert calls == []

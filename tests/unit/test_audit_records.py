@@ -28,6 +28,8 @@ from reliquary.audit.records import (
     encode_record,
     parse_record,
     principal_hash,
+    requester_key_sha256,
+    same_decision,
 )
 from reliquary.crypto.signing import KEY_ID_LEN, SignatureAlgorithm
 from reliquary.errors import InvalidRequestError
@@ -292,12 +294,63 @@ GOLDEN_DECISION = (
 )
 
 
+# A decision naming its requester key: the added member sorts between request_id and tenant_id. Every
+# decision without one keeps GOLDEN_DECISION's bytes (the member is written only when set).
+REQUESTER_KEY = bytes(range(256)) * 4 + bytes(range(192))  # 1216 bytes, the length of a hybrid key
+GOLDEN_DECISION_WITH_REQUESTER_KEY = GOLDEN_DECISION.replace(
+    '"request_id":"req-0001",',
+    '"request_id":"req-0001",'
+    '"requester_key_sha256":"b74cbe6abeff8bf195ba39034fa8cb41380d2c7fbc8ab7f4a4574e735b0fa4d1",',
+)
+
+
 def test_golden_encodings() -> None:
     assert encode_record(_deletion()) == GOLDEN_DELETION
     assert encode_record(_key_event()) == GOLDEN_KEY_EVENT
     decision = _decision()
     expected = GOLDEN_DECISION.replace("PRINCIPAL", decision.principal_hash).encode("utf-8")
     assert encode_record(decision) == expected
+    with_key = _decision(requester_key_sha256=requester_key_sha256(REQUESTER_KEY))
+    text = GOLDEN_DECISION_WITH_REQUESTER_KEY.replace("PRINCIPAL", decision.principal_hash)
+    assert encode_record(with_key) == text.encode("utf-8")
+
+
+def test_the_requester_key_is_an_added_member_written_only_when_set() -> None:
+    # Decisions logged before the member existed decode as they are, to a decision without a key.
+    logged = GOLDEN_DECISION.replace("PRINCIPAL", _decision().principal_hash).encode("utf-8")
+    record = decode_record(logged)
+    assert isinstance(record, DecisionRecord)
+    assert record.requester_key_sha256 is None
+    assert encode_record(record) == logged
+    assert b"requester_key_sha256" not in encode_record(_decision(decision="deny", policy_version=None))
+    # Set, it is written, and reads back.
+    with_key = _decision(requester_key_sha256="ef" * 32)
+    entry = encode_record(with_key)
+    assert json.loads(entry)["requester_key_sha256"] == "ef" * 32
+    assert decode_record(entry) == with_key
+    assert parse_record(json.loads(entry)) == with_key
+    # One spelling per record: an explicit null is not the entry of a decision without a key.
+    with pytest.raises(InvalidRequestError, match="canonical encoding"):
+        decode_record(_mutated(lambda o: o.update(requester_key_sha256=None)))
+    assert parse_record({**json.loads(logged), "requester_key_sha256": None}) == record
+
+
+def test_requester_key_sha256_construction() -> None:
+    """Language-neutral: hex SHA-256 of the key's bytes, nothing else hashed in."""
+    assert requester_key_sha256(REQUESTER_KEY) == hashlib.sha256(REQUESTER_KEY).hexdigest()
+    assert requester_key_sha256(REQUESTER_KEY) == (
+        "b74cbe6abeff8bf195ba39034fa8cb41380d2c7fbc8ab7f4a4574e735b0fa4d1"
+    )
+    for bad in (b"", "a string", bytearray(REQUESTER_KEY), None):
+        with pytest.raises(InvalidRequestError):
+            requester_key_sha256(bad)  # type: ignore[arg-type]
+
+
+def test_another_requester_key_is_another_decision() -> None:
+    first = encode_record(_decision(requester_key_sha256="ef" * 32))
+    assert same_decision(first, encode_record(_decision(requester_key_sha256="ef" * 32, time=5)))
+    assert not same_decision(first, encode_record(_decision(requester_key_sha256="01" * 32)))
+    assert not same_decision(first, encode_record(_decision()))
 
 
 @pytest.mark.parametrize("make", [_decision, _deletion, _key_event])
@@ -322,6 +375,8 @@ def test_minimal_decision_writes_every_field() -> None:
     assert entry["trust_score"] is None
     assert entry["execution_id"] is None
     assert entry["reasons"] == entry["votes"] == entry["trust_factors"] == []
+    # ... but the added member, written only when set (see test_the_requester_key_is_an_added_member...).
+    assert "requester_key_sha256" not in entry
     assert decode_record(encode_record(record)) == record
 
 
@@ -482,6 +537,10 @@ def test_decode_errors_do_not_echo_the_record() -> None:
         {"votes": [{"agent": "a", "vote": "approve", "confidence": 1, "rationale": "\x1b[31m"}]},
         {"votes": [{"agent": "a", "vote": "approve", "confidence": 1, "rationale": "x" * 501}]},
         {"proof_hash": "ab" * 33},
+        {"requester_key_sha256": "EF" * 32},
+        {"requester_key_sha256": "ef" * 31},
+        {"requester_key_sha256": ""},
+        {"requester_key_sha256": b"\xef" * 32},
         {"execution_id": ""},
         {"execution_id": "has space"},
         {"time": 2**53},
@@ -582,6 +641,7 @@ def test_the_largest_records_fit_a_log_entry() -> None:
         * records.MAX_VOTES,
         execution_id="x" * records.MAX_EXECUTION_ID_CHARS,
         time=2**53 - 1,
+        requester_key_sha256="f" * 64,
     )  # fmt: skip
     deletion = _deletion(
         versions=list(range(2**32 - records.MAX_VERSIONS, 2**32)),
@@ -649,6 +709,7 @@ _DECISIONS = st.builds(
     policy_version=_HEX64,
     execution_id=st.none() | st.from_regex(r"[!-~]{1,40}", fullmatch=True),
     time=_TIME,
+    requester_key_sha256=st.none() | _HEX64,
 )
 _DELETIONS = st.builds(
     DeletionRecord,

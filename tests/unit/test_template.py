@@ -36,6 +36,8 @@ ENCRYPT_ENVIRONMENT = {
     "RELIQUARY_ITEMS_TABLE",
     "RELIQUARY_IDEMPOTENCY_TABLE",
     "RELIQUARY_ITEMS_BUCKET",
+    "RELIQUARY_AUDIT_TABLE",
+    "RELIQUARY_AUDIT_BUCKET",
     "RELIQUARY_KMS_KEY_ID",
     "RELIQUARY_ROOT_OF_TRUST",
     "RELIQUARY_LARGE_ITEM_THRESHOLD",
@@ -298,6 +300,9 @@ def test_encrypt_function_environment_is_exactly_the_contract() -> None:
     assert environment["RELIQUARY_LARGE_ITEM_THRESHOLD"] == {"Ref": "LargeItemThresholdBytes"}
     assert environment["RELIQUARY_VAULTS_TABLE"] == {"Ref": "VaultsTable"}
     assert environment["RELIQUARY_ITEMS_BUCKET"] == {"Ref": "ItemsBucket"}
+    # A grant reads the decision logged for its request in the tenant's transparency log.
+    assert environment["RELIQUARY_AUDIT_TABLE"] == {"Ref": "AuditTable"}
+    assert environment["RELIQUARY_AUDIT_BUCKET"] == {"Ref": "AuditBucket"}
     assert environment["POWERTOOLS_SERVICE_NAME"] == "reliquary-encrypt"
     assert environment["POWERTOOLS_METRICS_NAMESPACE"] == "Reliquary"
     # Every RELIQUARY_* variable is read by the one settings object.
@@ -345,12 +350,13 @@ def test_encrypt_function_role_is_least_privilege(translated: dict[str, Any]) ->
             granted.setdefault(action.split(":", 1)[0], set()).update(map(json.dumps, resources))
 
     assert granted == {
-        "dynamodb": {json.dumps({"Fn::GetAtt": [table, "Arn"]}) for table in TABLES}
+        "dynamodb": {json.dumps({"Fn::GetAtt": [table, "Arn"]}) for table in (*TABLES, "AuditTable")}
         | {json.dumps({"Fn::Sub": "${ItemsTable.Arn}/stream/*"})},
         "sqs": {json.dumps({"Fn::GetAtt": ["ItemsExpiredFailureQueue", "Arn"]})},
         "s3": {
             json.dumps({"Fn::Sub": "${ItemsBucket.Arn}/tenants/*"}),
             json.dumps({"Fn::GetAtt": ["ItemsBucket", "Arn"]}),
+            json.dumps({"Fn::Sub": "${AuditBucket.Arn}/logs/*"}),
         },
         "kms": {json.dumps({"Fn::GetAtt": ["RootKey", "Arn"]})},
     }
@@ -374,6 +380,14 @@ def test_encrypt_function_role_is_least_privilege(translated: dict[str, Any]) ->
     assert per_table["VaultsTable"] == rows | {"dynamodb:Query", "dynamodb:ConditionCheckItem"}
     assert per_table["ItemsTable"] == rows | {"dynamodb:Query"}
     assert per_table["IdempotencyTable"] == rows | {"dynamodb:DeleteItem"}
+    # The transparency log is read, never written: a grant's decision lookup (a request id's row, the
+    # head) and the entry bundle holding it; the log's partitions only, never the checkpoint keys' rows.
+    assert per_table["AuditTable"] == {"dynamodb:GetItem"}
+    assert by_sid["AuditDecisionRows"]["Condition"] == {
+        "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["LOG#*"]}
+    }
+    assert _as_list(by_sid["AuditLogObjects"]["Action"]) == ["s3:GetObject"]
+    assert _as_list(by_sid["AuditLogObjects"]["Resource"]) == [{"Fn::Sub": "${AuditBucket.Arn}/logs/*"}]
     # Listing versions (for shredding) is the only bucket-level action, and only under tenants/.
     assert _as_list(by_sid["ItemObjectVersions"]["Action"]) == ["s3:ListBucketVersions"]
     assert by_sid["ItemObjectVersions"]["Condition"] == {"StringLike": {"s3:prefix": "tenants/*"}}

@@ -1,19 +1,23 @@
 """The vault domain on the in-memory fakes: vaults, items, grants, rotation, rewrap, retirement, large
-items, crypto-shredding, expiry, custodian recovery, tenant isolation and input validation. No AWS."""
+items, crypto-shredding, expiry, custodian recovery, tenant isolation, input validation, and the logged
+approval a grant needs. No AWS."""
 
 from __future__ import annotations
 
 import copy
 import itertools
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from reliquary.audit.records import DecisionRecord, requester_key_sha256
+from reliquary.contracts.encrypt import GrantRequest
 from reliquary.crypto import envelope as env
+from reliquary.crypto import grants
 from reliquary.crypto.envelope import Envelope, VaultKey
 from reliquary.crypto.grants import open_grant
 from reliquary.crypto.kem import PRIVATE_KEY_LEN, HybridPrivateKey
@@ -24,6 +28,7 @@ from reliquary.crypto.shamir import Share
 from reliquary.crypto.signing import SignatureAlgorithm
 from reliquary.errors import (
     ConflictError,
+    DecisionRequiredError,
     InvalidEnvelopeError,
     InvalidRequestError,
     InvalidSignatureError,
@@ -33,8 +38,11 @@ from reliquary.errors import (
     NotFoundError,
     PayloadTooLargeError,
     RootOfTrustError,
+    StorageUnavailableError,
 )
-from reliquary.vaults.memory import InMemorySigningKeyStore
+from reliquary.vaults.actions import run_encrypt_action
+from reliquary.vaults.decisions import requester_key_digest
+from reliquary.vaults.memory import InMemoryDecisionLedger, InMemorySigningKeyStore
 from reliquary.vaults.models import (
     MAX_TAGS,
     BodyLocation,
@@ -128,6 +136,8 @@ ALL = list(SignatureAlgorithm)  # tests that use Ed25519 service keys opt in to 
 
 
 # --- vaults and grants --------------------------------------------------------------------------------
+# Grants here are issued by ``VaultService.grant`` itself; the check of the logged decision in front of
+# it (``grant_approved``, what the encrypt function calls) has its own section at the end.
 
 
 def _issue(
@@ -1169,3 +1179,253 @@ def test_grant_ttl_comes_from_the_service() -> None:
         requester_public_key=HybridPrivateKey.generate().public_key(),
     )
     assert issued.expires_at == T0 + 5 + 42
+
+
+# --- a grant needs the approval logged for its request --------------------------------------------------
+def _approval(requester: HybridPrivateKey | None, **changes: Any) -> DecisionRecord:
+    """The decision the access flow logs before its Grant task: this vault, item and requester key."""
+    fields: dict[str, Any] = {
+        "request_id": "access-1",
+        "tenant_id": TENANT,
+        "vault_id": VAULT,
+        "item_id": "note",
+        "principal_hash": "5a" * 32,
+        "decision": "approve",
+        "policy_version": "9b" * 32,
+        "time": T0,
+        "requester_key_sha256": (
+            None if requester is None else requester_key_sha256(requester.public_key().to_bytes())
+        ),
+    }
+    fields.update(changes)
+    return DecisionRecord(**fields)
+
+
+@dataclass
+class Decided:
+    """A service whose grants read the in-memory ledger, and a count of the grants it issued."""
+
+    service: VaultService
+    ledger: InMemoryDecisionLedger
+    issued: list[str]
+
+
+@pytest.fixture
+def decided(stack: MemoryStack, monkeypatch: pytest.MonkeyPatch) -> Decided:
+    ledger = InMemoryDecisionLedger()
+    service = VaultService(
+        vaults=stack.vaults,
+        items=stack.items,
+        blobs=stack.blobs,
+        root=stack.root,
+        service_keys=stack.service.service_keys,
+        decisions=ledger,
+        large_item_threshold=1024,
+        clock=stack.clock,
+    )
+    service.create_vault(TENANT, VAULT)
+    _seal(service, "note", SMALL)
+    _seal(service, "other-note", SMALL)
+    issued: list[str] = []
+    real_issue = grants.issue
+
+    def counted(**kwargs: Any) -> Any:
+        issued.append(kwargs["request_id"])
+        return real_issue(**kwargs)
+
+    monkeypatch.setattr(grants, "issue", counted)
+    return Decided(service, ledger, issued)
+
+
+def _grant_approved(
+    service: VaultService, requester: HybridPrivateKey, *, request_id: str = "access-1", item_id: str = "note"
+) -> IssuedGrant:
+    return service.grant_approved(
+        request_id=request_id,
+        tenant_id=TENANT,
+        vault_id=VAULT,
+        item_id=item_id,
+        requester_public_key=requester.public_key(),
+    )
+
+
+def test_a_logged_approval_of_this_request_gets_its_grant(
+    stack: MemoryStack, decided: Decided, requester: HybridPrivateKey
+) -> None:
+    decided.ledger.log(_approval(requester))
+    issued = _grant_approved(decided.service, requester)
+    assert decided.issued == ["access-1"]
+    _, envelope = decided.service.load_envelope(TENANT, VAULT, "note", issued.record.version)
+    opened = open_grant(
+        issued.grant,
+        envelope,
+        requester_private_key=requester,
+        service_keys=decided.service.service_keys.keyring,
+        now=stack.clock(),
+    )
+    assert opened == SMALL
+
+
+def test_an_approval_opens_its_item_only_while_it_is_fresh(
+    stack: MemoryStack, decided: Decided, requester: HybridPrivateKey
+) -> None:
+    decided.ledger.log(_approval(requester, time=stack.clock()))
+    stack.clock.advance(900)  # the default approval_max_age_seconds: still granted
+    _grant_approved(decided.service, requester)
+    stack.clock.advance(1)
+    with pytest.raises(DecisionRequiredError, match="too old"):
+        _grant_approved(decided.service, requester)
+    assert decided.issued == ["access-1"]
+
+
+STRANGER = HybridPrivateKey.generate()
+REFUSED_DECISIONS: dict[str, tuple[Callable[[HybridPrivateKey], DecisionRecord | None], str]] = {
+    "nothing logged": (lambda _: None, "no access decision is logged for this request"),
+    "another request's approval": (
+        lambda r: _approval(r, request_id="access-2"),
+        "no access decision is logged for this request",
+    ),
+    "another tenant's approval of the same request id": (
+        lambda r: _approval(r, tenant_id=OTHER_TENANT),
+        "no access decision is logged for this request",
+    ),
+    "a denial": (
+        lambda r: _approval(r, decision="deny"),
+        "the access decision logged for this request is not an approval",
+    ),
+    "an approval for another vault": (
+        lambda r: _approval(r, vault_id="vault-2"),
+        "the access decision logged for this request is for another vault",
+    ),
+    "an approval of another item": (
+        lambda r: _approval(r, item_id="other-note"),
+        "the access decision logged for this request is for another item",
+    ),
+    "an approval for another requester key": (
+        lambda _: _approval(STRANGER),
+        "the access decision logged for this request is for another requester key",
+    ),
+    "an approval naming no requester key (logged before the key was)": (
+        lambda _: _approval(None),
+        "the access decision logged for this request names no requester key",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", REFUSED_DECISIONS.values(), ids=list(REFUSED_DECISIONS))
+def test_without_the_approval_of_this_request_nothing_is_granted(
+    decided: Decided,
+    requester: HybridPrivateKey,
+    case: tuple[Callable[[HybridPrivateKey], DecisionRecord | None], str],
+) -> None:
+    make, message = case
+    logged = make(requester)
+    if logged is not None:
+        decided.ledger.log(logged)
+    with pytest.raises(DecisionRequiredError) as caught:
+        _grant_approved(decided.service, requester)
+    assert caught.value.to_dict() == {
+        "code": "decision_required",
+        "type": "DecisionRequiredError",
+        "message": message,
+        "details": {"request_id": "access-1"},
+        "retryable": False,
+    }
+    assert decided.issued == []
+
+
+def test_the_decision_is_checked_before_the_item_is_looked_up(
+    decided: Decided, requester: HybridPrivateKey
+) -> None:
+    """Without an approval, a missing, shredded or expired item is refused alike: no oracle on items."""
+    decided.service.shred_item(TENANT, VAULT, "other-note")
+    for item_id in ("missing-note", "other-note"):
+        with pytest.raises(DecisionRequiredError, match="no access decision"):
+            _grant_approved(decided.service, requester, item_id=item_id)
+    # With the approval, the item's own state decides.
+    decided.ledger.log(_approval(requester, request_id="access-2", item_id="missing-note"))
+    with pytest.raises(NotFoundError):
+        _grant_approved(decided.service, requester, request_id="access-2", item_id="missing-note")
+    decided.ledger.log(_approval(requester, request_id="access-3", item_id="other-note"))
+    with pytest.raises(ItemShreddedError):
+        _grant_approved(decided.service, requester, request_id="access-3", item_id="other-note")
+    assert decided.issued == []
+
+
+def test_a_log_that_cannot_be_read_raises_and_grants_nothing(
+    decided: Decided, requester: HybridPrivateKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decided.ledger.log(_approval(requester))
+
+    def unavailable(tenant_id: str, request_id: str) -> DecisionRecord | None:
+        raise StorageUnavailableError("DynamoDB is unavailable or throttling")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(decided.ledger, "logged_decision", unavailable)
+        with pytest.raises(StorageUnavailableError) as caught:
+            _grant_approved(decided.service, requester)
+    assert caught.value.retryable
+    assert decided.issued == []
+    _grant_approved(decided.service, requester)  # the retry, once the log answers
+    assert decided.issued == ["access-1"]
+
+
+def test_a_service_without_a_decision_ledger_grants_nothing(
+    stack: MemoryStack, service: VaultService, requester: HybridPrivateKey
+) -> None:
+    _seal(service, "note", SMALL)
+    with pytest.raises(DecisionRequiredError, match="no access decision log is configured"):
+        _grant_approved(service, requester)
+
+
+@pytest.mark.parametrize(
+    "changes", [{"request_id": "req#1"}, {"item_id": ""}, {"vault_id": "v/1"}, {"tenant_id": "-t"}], ids=repr
+)
+def test_bad_ids_are_refused_before_the_log_is_read(
+    decided: Decided, requester: HybridPrivateKey, changes: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[tuple[str, str]] = []
+    monkeypatch.setattr(decided.ledger, "logged_decision", lambda *key: asked.append(key))
+    arguments: dict[str, Any] = {
+        "request_id": "access-1",
+        "tenant_id": TENANT,
+        "vault_id": VAULT,
+        "item_id": "note",
+        **changes,
+    }
+    with pytest.raises(InvalidRequestError):
+        decided.service.grant_approved(requester_public_key=requester.public_key(), **arguments)
+    assert asked == []
+    assert decided.issued == []
+
+
+def test_the_grant_action_grants_only_for_the_logged_approval(
+    decided: Decided, requester: HybridPrivateKey
+) -> None:
+    request = GrantRequest(
+        action="grant",
+        request_id="access-1",
+        tenant_id=TENANT,
+        vault_id=VAULT,
+        item_id="note",
+        requester_public_key=requester.public_key().to_bytes(),
+    )
+    with pytest.raises(DecisionRequiredError):
+        run_encrypt_action(decided.service, request)
+    decided.ledger.log(_approval(requester))
+    result = run_encrypt_action(decided.service, request)
+    assert (result["item_id"], result["version"]) == ("note", 1)
+    assert decided.issued == ["access-1"]
+
+
+def test_the_ledger_keeps_the_first_decision_of_a_request(requester: HybridPrivateKey) -> None:
+    ledger = InMemoryDecisionLedger()
+    first = ledger.log(_approval(requester))
+    assert ledger.log(_approval(requester, decision="deny")) == first
+    assert ledger.logged_decision(TENANT, "access-1") == first
+    assert ledger.logged_decision(OTHER_TENANT, "access-1") is None
+
+
+def test_the_vault_side_digest_is_the_records_requester_key_digest(requester: HybridPrivateKey) -> None:
+    key = requester.public_key()
+    assert requester_key_digest(key) == requester_key_sha256(key.to_bytes())

@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     )
     # Lifetime of a grant issued to a requester.
     grant_ttl_seconds: int = Field(default=300, ge=1, le=86_400)
+    # A logged approval opens its item only this long after it was decided (then: a new request).
+    approval_max_age_seconds: int = Field(default=900, ge=1, le=86_400)
     # Unwrapped vault private keys stay in a warm container's memory this long (0: unwrap every time).
     vault_key_cache_seconds: float = Field(default=60.0, ge=0, le=3600)
     # Idempotency records live this long (powertools default is one hour).

@@ -232,3 +232,12 @@ class RulesRefusedError(ReliquaryError):
 
     code = "rules_refused"
     http_status = 403
+
+
+class DecisionRequiredError(ReliquaryError):
+    """A grant needs an approval logged for its request in the tenant's transparency log, for this vault,
+    item and requester key: none is logged, or the logged decision is not that approval. Nothing is
+    granted; the message says which check failed."""
+
+    code = "decision_required"
+    http_status = 403

@@ -148,6 +148,17 @@ class DynamoDBLogStore:
             translate_error(exc, "conflicting read")
         return found
 
+    def index(self, log_id: str, request_id: str) -> int | None:
+        """The leaf index of one request id; None if it was never committed. One GetItem (a grant's
+        lookup of its decision needs no BatchGetItem permission)."""
+        try:
+            row = guarded(lambda: self._row.get(_pk(log_id), f"REQ#{request_id}", consistent_read=True))
+        except self._row.DoesNotExist:
+            return None
+        if row.index is None or int(row.index) < 0:
+            raise LogInconsistentError("a request id row is corrupt", log_id=log_id)
+        return int(row.index)
+
     def batches(self, log_id: str, start: int, end: int) -> list[Batch]:
         if start >= end:
             return []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from reliquary.adapters.clients import aws_client, build_root_of_trust, dynamodb_client, table_config
+from reliquary.adapters.decisions import LoggedDecisions
 from reliquary.adapters.dynamodb import (
     DynamoDBItemRepository,
     DynamoDBSigningKeyStore,
@@ -29,14 +30,20 @@ def build_vault_service(settings: Settings) -> VaultService:
         clock=system_clock,
         accepted=[SignatureAlgorithm(a) for a in settings.accepted_signature_algorithms],
     )
+    s3 = aws_client(settings, "s3")
     return VaultService(
         vaults=DynamoDBVaultRepository(vaults, dynamodb),
         items=DynamoDBItemRepository(items, vaults=vaults, client=dynamodb),
-        blobs=S3BlobStore(aws_client(settings, "s3"), settings.items_bucket),
+        blobs=S3BlobStore(s3, settings.items_bucket),
         root=root,
         service_keys=service_keys,
+        # Grants only for approvals in the tenant's transparency log (read-only: no checkpoint keys).
+        decisions=LoggedDecisions(
+            table_config(settings, settings.audit_table), settings.audit_bucket, s3=s3, dynamodb=dynamodb
+        ),
         large_item_threshold=settings.large_item_threshold,
         max_item_bytes=settings.max_item_bytes,
         grant_ttl_seconds=settings.grant_ttl_seconds,
+        approval_max_age_seconds=settings.approval_max_age_seconds,
         vault_key_cache_seconds=settings.vault_key_cache_seconds,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reliquary.audit.records import DecisionRecord, parse_record, principal_hash
+from reliquary.audit.records import DecisionRecord, parse_record, principal_hash, requester_key_sha256
 from reliquary.audit.service import AuditService
 from reliquary.contracts.audit import (
     AppendRequest,
@@ -28,7 +28,7 @@ AuditAction = (
 
 def decision_record(request: RecordDecisionRequest, principal_salt: bytes) -> DecisionRecord:
     """The decision record of one access flow execution (validated as strictly as any record)."""
-    trust, context = request.trust, request.context
+    trust, context, key = request.trust, request.context, request.requester_public_key
     record = parse_record(
         {
             "kind": "decision",
@@ -46,6 +46,7 @@ def decision_record(request: RecordDecisionRequest, principal_salt: bytes) -> De
             "policy_version": request.decision.policy_version,
             "execution_id": request.execution_id,
             "time": request.decided_at,
+            "requester_key_sha256": None if key is None else requester_key_sha256(key),
         }
     )
     if not isinstance(record, DecisionRecord):  # parse_record dispatches on "kind"

@@ -9,15 +9,19 @@ The encoding is a format, fixed forever
 A log entry is hashed into the Merkle tree, signed over by checkpoints and handed out in receipts, so
 the bytes of a record can never change once written, and anyone (in any language) must be able to
 re-derive them. The entry is the RFC 8785 (JCS) canonical JSON of the record's JSON object: exactly the
-fields declared below, under their declared names, every field present (``null`` included), integers as
-JSON integers, floats as ECMAScript writes the double (``1.0`` becomes ``1``), member names sorted by
-UTF-16 code units, no whitespace, UTF-8. Therefore:
+fields declared below, under their declared names, every field present (``null`` included) but for the
+*added members* (below), integers as JSON integers, floats as ECMAScript writes the double (``1.0``
+becomes ``1``), member names sorted by UTF-16 code units, no whitespace, UTF-8. Therefore:
 
 - never rename, retype or drop a field of a version, nor change a bound so that a logged record would
   no longer validate; a change is a new ``v`` (the union then dispatches on ``kind`` and ``v``), and
   the decoder keeps accepting every version ever written. Only a widening that leaves every logged
   record valid and its bytes unchanged may stay in its version (``policy_version`` of a decision became
   nullable so; a reader of version 1 must accept ``null`` there);
+- a member added to a version after records of it were logged is an *added member*: written only when
+  set (never as ``null``), so every entry logged before keeps its bytes, and its absence reads as
+  ``null``. Version 1 has one, ``requester_key_sha256`` of a decision; a reader of version 1 must accept
+  the member or its absence;
 - ``decode_record`` accepts only bytes that ``encode_record`` would write for the record they decode
   to: the same record has exactly one entry, so a log cannot hold two spellings of one record.
 
@@ -42,7 +46,7 @@ import hmac
 import itertools
 import re
 from collections.abc import Mapping
-from typing import Annotated, Any, Final, Literal, TypeAlias
+from typing import Annotated, Any, ClassVar, Final, Literal, TypeAlias
 
 from pydantic import (
     AfterValidator,
@@ -160,6 +164,9 @@ class Vote(_Frozen):
 
 
 class _Record(_Frozen):
+    # Members added to the version after records of it were logged: in the entry only when not None.
+    _added_members: ClassVar[frozenset[str]] = frozenset()
+
     v: Literal[1] = SCHEMA_VERSION
     request_id: Identifier
     tenant_id: Identifier
@@ -175,7 +182,9 @@ class DecisionRecord(_Record):
     """An access decision with its evidence: the proof, the trust score and the quorum's votes.
 
     ``policy_version`` is the trust policy the decision was made under; a denial decided before any
-    policy was read has none (``null``), an approval always has one."""
+    policy was read has none (``null``), an approval always has one. ``requester_key_sha256`` names the
+    key a grant for this request may be sealed to (the encrypt function refuses any other); decisions
+    logged before it existed, and denials the flow logs without the state, have none."""
 
     kind: Literal["decision"] = "decision"
     item_id: Identifier
@@ -195,6 +204,11 @@ class DecisionRecord(_Record):
         Annotated[str, StringConstraints(pattern=rf"^[!-~]{{1,{MAX_EXECUTION_ID_CHARS}}}$")] | None
     ) = None
     time: EpochSeconds
+    # Who a grant may go to: ``requester_key_sha256(key bytes)`` of the requester's hybrid public key. An
+    # added member (see the module docstring): left out of the entry when None, never written as null.
+    requester_key_sha256: Hex64 | None = None
+
+    _added_members: ClassVar[frozenset[str]] = frozenset({"requester_key_sha256"})
 
     @model_validator(mode="after")
     def _approval_names_its_policy(self) -> DecisionRecord:
@@ -248,7 +262,11 @@ def encode_record(record: DecisionRecord | DeletionRecord | KeyEventRecord) -> b
     if not isinstance(record, DecisionRecord | DeletionRecord | KeyEventRecord):
         raise InvalidRequestError(f"not an audit record: {type(record).__name__}")
     checked = _validate(record.model_dump(mode="python"))
-    entry = jcs.canonicalize(checked.model_dump(mode="python"))
+    members = checked.model_dump(mode="python")
+    for name in checked._added_members:
+        if members[name] is None:
+            del members[name]
+    entry = jcs.canonicalize(members)
     if len(entry) > MAX_RECORD_BYTES:  # the field bounds keep every record below this
         raise InvalidRequestError(f"an audit record is at most {MAX_RECORD_BYTES} bytes", size=len(entry))
     return entry
@@ -272,6 +290,14 @@ def decode_record(data: bytes) -> DecisionRecord | DeletionRecord | KeyEventReco
     if encode_record(record) != data:  # e.g. a float where an integer belongs, or a default left out
         raise InvalidRequestError("the audit record is not in its canonical encoding")
     return record
+
+
+def requester_key_sha256(public_key: bytes) -> str:
+    """How a decision names the requester's key: hex SHA-256 of the hybrid public key's bytes (1216 bytes
+    of ML-KEM-768 + X25519, as ``HybridPublicKey.to_bytes`` encodes it and the flow carries it in base64)."""
+    if not isinstance(public_key, bytes) or not public_key:
+        raise InvalidRequestError("a requester key is bytes", field="requester_public_key")
+    return hashlib.sha256(public_key).hexdigest()
 
 
 def parse_record(value: Mapping[str, Any]) -> DecisionRecord | DeletionRecord | KeyEventRecord:

@@ -1,12 +1,14 @@
 """Input models of the audit-append function (direct invocation and the RecordDecision task).
 
 ``record_decision`` takes the access flow's state (DESIGN.md): it ignores the state's other fields (the
-requester's key, the proof itself, the nonce), so the task can pass the state through, and builds the
-decision record from the parts it names. The principal is logged only as a keyed hash (see
-``reliquary.audit.records.principal_hash``). ``decided_at`` must be fixed for an execution (the state
-machine passes ``$$.Execution.StartTime``): a retried task then builds the identical record and gets the
-same receipt, where a changing time would be refused as a conflicting reuse of the request id. A denial
-may come without ``decision.policy_version`` (decided before ScoreTrust read a policy); an approval never.
+proof itself, the nonce), so the task can pass the state through, and builds the decision record from
+the parts it names. The principal is logged only as a keyed hash (see
+``reliquary.audit.records.principal_hash``), the requester's public key only as its SHA-256: the one key
+a grant for the request may be sealed to (the encrypt function checks it). ``decided_at`` must be fixed
+for an execution (the state machine passes ``$$.Execution.StartTime``): a retried task then builds the
+identical record and gets the same receipt, where a changing time would be refused as a conflicting reuse
+of the request id. A denial may come without ``decision.policy_version`` (decided before ScoreTrust read
+a policy); an approval never.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from reliquary.audit.log import MAX_BATCH
-from reliquary.contracts.common import EpochTime, Identifier
+from reliquary.contracts.common import Base64Bytes, EpochTime, Identifier
+from reliquary.crypto.kem import PUBLIC_KEY_LEN
 
 Hex64 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 
@@ -91,6 +94,11 @@ class RecordDecisionRequest(BaseModel):
     decision: DecisionIn
     execution_id: str | None = None
     decided_at: EpochTime
+    # The flow's requester key (base64 hybrid public key): logged as its SHA-256, the one key a grant for
+    # this request may go to. Optional: the bare denial of a failed flow is logged without it.
+    requester_public_key: (
+        Annotated[Base64Bytes, Field(min_length=PUBLIC_KEY_LEN, max_length=PUBLIC_KEY_LEN)] | None
+    ) = None
 
 
 class PublishRequest(_Request):

@@ -85,7 +85,8 @@ def _retire(service: VaultService, request: c.RetireRequest) -> c.RetireResult:
 
 
 def _grant(service: VaultService, request: c.GrantRequest) -> c.GrantResult:
-    issued = service.grant(
+    # Only for the approval the access flow logged for this request (DESIGN.md, "The access flow").
+    issued = service.grant_approved(
         request_id=request.request_id,
         tenant_id=request.tenant_id,
         vault_id=request.vault_id,

@@ -9,9 +9,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from reliquary.errors import ConflictError, KeyVersionError, NotFoundError
 from reliquary.vaults.models import ItemRecord, KeyStatus, StoredSigningKey, Vault, VaultKeyRecord
+
+if TYPE_CHECKING:
+    from reliquary.audit.records import DecisionRecord
 
 
 class InMemoryVaultRepository:
@@ -180,3 +184,19 @@ class InMemorySigningKeyStore:
             if key.algorithm in self._keys:
                 raise ConflictError("a signing key of this algorithm exists")
             self._keys[key.algorithm] = key
+
+
+class InMemoryDecisionLedger:
+    """Decisions as a transparency log holds them: one per (tenant, request id), the first one stands."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._decisions: dict[tuple[str, str], DecisionRecord] = {}
+
+    def log(self, decision: DecisionRecord) -> DecisionRecord:
+        """Log ``decision`` unless its request already has one; the decision that stands."""
+        with self._lock:
+            return self._decisions.setdefault(decision.dedup_key, decision)
+
+    def logged_decision(self, tenant_id: str, request_id: str) -> DecisionRecord | None:
+        return self._decisions.get((tenant_id, request_id))

@@ -1,7 +1,8 @@
 """The vault domain: create vaults, seal items, rotate and rewrap keys, issue grants, crypto-shred.
 
 Pure: it talks to storage and the root of trust only through the ports it is given. Plaintext enters
-only in ``seal_item`` and leaves only inside a grant, sealed to the requester's own key.
+only in ``seal_item`` and leaves only inside a grant, sealed to the requester's own key; a caller gets a
+grant through ``grant_approved``, only for an approval logged in the tenant's transparency log.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from reliquary.crypto.scope import ItemScope, VaultRef, validate_content_type, v
 from reliquary.crypto.shamir import Share
 from reliquary.errors import (
     ConflictError,
+    DecisionRequiredError,
     InvalidRequestError,
     ItemExpiredError,
     ItemShreddedError,
@@ -29,6 +31,7 @@ from reliquary.errors import (
     PayloadTooLargeError,
     RootOfTrustError,
 )
+from reliquary.vaults.decisions import DecisionLedger, require_approval
 from reliquary.vaults.models import (
     BodyLocation,
     Custodian,
@@ -133,9 +136,11 @@ class VaultService:
         blobs: BlobStore,
         root: RootOfTrust,
         service_keys: ServiceKeys,
+        decisions: DecisionLedger | None = None,
         large_item_threshold: int = 256 * 1024,
         max_item_bytes: int = 4 * 1024 * 1024,
         grant_ttl_seconds: int = 300,
+        approval_max_age_seconds: int = 900,
         vault_key_cache_seconds: float = 60.0,
         clock: Clock = system_clock,
         randbytes: Callable[[int], bytes] = os.urandom,
@@ -145,9 +150,12 @@ class VaultService:
         self._blobs = blobs
         self._root = root
         self._keys = service_keys
+        # Where grant_approved reads the logged decisions; without one it refuses every grant.
+        self._decisions = decisions
         self._large_item_threshold = large_item_threshold
         self._max_item_bytes = max_item_bytes
         self._grant_ttl = grant_ttl_seconds
+        self._approval_max_age = approval_max_age_seconds
         self._clock = clock
         self._randbytes = randbytes
         # Unwrapped vault private keys, kept briefly: each unwrap is a KMS call (~160 us even locally).
@@ -426,6 +434,46 @@ class VaultService:
             envelope = envelope.with_body(self._blobs.get(record.blob_key))
         return record, envelope
 
+    def grant_approved(
+        self,
+        *,
+        request_id: str,
+        tenant_id: str,
+        vault_id: str,
+        item_id: str,
+        requester_public_key: HybridPublicKey,
+        version: int | None = None,
+    ) -> IssuedGrant:
+        """A grant (as ``grant``) only for the approval logged for this request in the tenant's log: this
+        vault and item, sealed to this key (``reliquary.vaults.decisions.require_approval``).
+
+        The log is read before the item, so a request without that approval learns nothing about the
+        item (not even whether it exists). ``DecisionRequiredError`` when there is no such approval, or
+        no ledger to read it from; a log that cannot be read raises its transient error."""
+        VaultRef(tenant_id, vault_id)
+        validate_id("item_id", item_id)
+        validate_id("request_id", request_id)
+        if self._decisions is None:
+            raise DecisionRequiredError("no access decision log is configured for grants")
+        require_approval(
+            self._decisions.logged_decision(tenant_id, request_id),
+            tenant_id=tenant_id,
+            request_id=request_id,
+            vault_id=vault_id,
+            item_id=item_id,
+            requester_public_key=requester_public_key,
+            now=int(self._clock()),
+            max_age_seconds=self._approval_max_age,
+        )
+        return self.grant(
+            request_id=request_id,
+            tenant_id=tenant_id,
+            vault_id=vault_id,
+            item_id=item_id,
+            requester_public_key=requester_public_key,
+            version=version,
+        )
+
     def grant(
         self,
         *,
@@ -436,7 +484,10 @@ class VaultService:
         requester_public_key: HybridPublicKey,
         version: int | None = None,
     ) -> IssuedGrant:
-        """Re-seal the item's data key to the requester's key, signed; only the requester can open it."""
+        """Re-seal the item's data key to the requester's key, signed; only the requester can open it.
+
+        Checks no access decision: the caller has one already. Requests from outside (the encrypt
+        function's ``grant`` action) go through ``grant_approved``."""
         record = self._live_record(tenant_id, vault_id, item_id, version)
         assert record.envelope is not None  # noqa: S101
         envelope = Envelope.parse(record.envelope)

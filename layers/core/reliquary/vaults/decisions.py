@@ -1,0 +1,84 @@
+"""A grant needs a logged approval: the port that finds a request's decision, and the check of it.
+
+DESIGN.md, "The access flow": only after the decision record is durable does encrypt release a grant.
+The access state machine's RecordDecision task logs the decision to the tenant's transparency log, naming
+the vault, the item and the SHA-256 of the requester's public key; the Grant task then asks the encrypt
+function for a grant. The function does not take the flow's word for the decision: it reads the record
+back from the log (``DecisionLedger``) and issues a grant only if that record approves exactly this
+request (``require_approval``). Every other case refuses with ``DecisionRequiredError``, and a log that
+cannot be read raises its transient error: nothing is granted either way.
+
+The decision record's type is only named here, never imported: the audit modules load on the first
+lookup (see ``reliquary.adapters.decisions``), not at the encrypt function's cold start.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING, Protocol
+
+from reliquary.errors import DecisionRequiredError
+
+if TYPE_CHECKING:
+    from reliquary.audit.records import DecisionRecord
+    from reliquary.crypto.kem import HybridPublicKey
+
+
+class DecisionLedger(Protocol):
+    def logged_decision(self, tenant_id: str, request_id: str) -> DecisionRecord | None:
+        """The decision logged for ``(tenant_id, request_id)`` in the tenant's transparency log; None if
+        the log holds no decision for it (nothing, or a record of another kind). Read-only. Raises
+        ``TransientError`` (``StorageUnavailableError``) when the log cannot be read now."""
+
+
+def requester_key_digest(public_key: HybridPublicKey) -> str:
+    """The requester key as a decision names it: hex SHA-256 of the key's bytes (the same digest as
+    ``reliquary.audit.records.requester_key_sha256``, without importing the audit modules)."""
+    return hashlib.sha256(public_key.to_bytes()).hexdigest()
+
+
+def require_approval(
+    decision: DecisionRecord | None,
+    *,
+    tenant_id: str,
+    request_id: str,
+    vault_id: str,
+    item_id: str,
+    requester_public_key: HybridPublicKey,
+    now: int | None = None,
+    max_age_seconds: int | None = None,
+) -> DecisionRecord:
+    """The logged ``decision`` if it approves this request: this vault and item, sealed to this key.
+
+    ``DecisionRequiredError`` otherwise, naming the check that failed (never a secret: the caller gave
+    every value compared)."""
+    if decision is None or (decision.tenant_id, decision.request_id) != (tenant_id, request_id):
+        raise DecisionRequiredError("no access decision is logged for this request", request_id=request_id)
+    if decision.decision != "approve":
+        raise DecisionRequiredError(
+            "the access decision logged for this request is not an approval", request_id=request_id
+        )
+    if decision.vault_id != vault_id:
+        raise DecisionRequiredError(
+            "the access decision logged for this request is for another vault", request_id=request_id
+        )
+    if decision.item_id != item_id:
+        raise DecisionRequiredError(
+            "the access decision logged for this request is for another item", request_id=request_id
+        )
+    if decision.requester_key_sha256 is None:
+        raise DecisionRequiredError(
+            "the access decision logged for this request names no requester key", request_id=request_id
+        )
+    if decision.requester_key_sha256 != requester_key_digest(requester_public_key):
+        raise DecisionRequiredError(
+            "the access decision logged for this request is for another requester key",
+            request_id=request_id,
+        )
+    # An approval is for the flow that decided it, not a standing permission: once it is older than
+    # max_age_seconds, the request id no longer opens the item (a new request is decided afresh).
+    if now is not None and max_age_seconds is not None and now - decision.time > max_age_seconds:
+        raise DecisionRequiredError(
+            "the access decision logged for this request is too old to grant", request_id=request_id
+        )
+    return decision
