@@ -25,7 +25,7 @@ SAM_ENV := env -u AWS_PROFILE -u AWS_DEFAULT_PROFILE -u AWS_SESSION_TOKEN \
 .PHONY: help setup sam-setup run test unit lint bench native native-local zk-setup zk lock clean
 
 help:
-	@echo "make run    - set up and run the local demonstration (moto, no Docker, no cloud)"
+	@echo "make run    - set up and run RELIQUARY locally (moto on 127.0.0.1:4566, no Docker, no cloud)"
 	@echo "make test   - set up, lint (ruff, mypy --strict, cfn-lint, sam validate --lint, statelint), run every test"
 	@echo "make bench  - set up and print the benchmark tables"
 	@echo "make setup  - only install: .venv with the locked dependencies, the native layer"

@@ -8,7 +8,7 @@
   environment CloudFormation resolved for each function; the layers' code is this checkout's
   (``layers/core`` and ``layers/native``, installed by ``make setup``).
 
-moto's known gaps are handled here, each where it bites (see ../shared/notes/aws-local.md):
+moto's known gaps are handled here, each where it bites (docs/local-runtime.md lists them):
 function code must exist in S3 before CloudFormation creates a function (the translated template points at
 a local artifacts bucket, filled with zips of the code); moto has no in-process Lambda executor (its
 private ``LambdaFunction._invoke_lambda`` is replaced, and a test pins that hook); CloudFormation ignores

@@ -9,14 +9,13 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from infra.local.access import Execution, LocalAccess
-from infra.local.requester import Prover, Requester
-from infra.local.runtime import LocalStack, free_port, local_stack
+from infra.local.access import Execution, FunctionRefused
+from infra.local.requester import Requester
 from infra.local.seed import (
     DENIED_PURPOSE,
     STEP_UP_PURPOSE,
@@ -24,65 +23,11 @@ from infra.local.seed import (
     SUPPORT_VAULT,
     TENANT,
     UNANIMOUS_VAULT,
-    DemoTenant,
-    seed,
 )
 from reliquary.errors import StorageUnavailableError
+from tests.support.flow import ITEM, QUORUM_STATES, Flow
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("local-runtime")]
-
-ITEM = "customer-42-notes"
-QUORUM_STATES = {"Convene", "Quorum", "Vote", "Tally"}
-
-
-class Flow:
-    """The module's stack, its demo tenant, and helpers that keep each test to its point."""
-
-    def __init__(self, stack: LocalStack, access: LocalAccess, demo: DemoTenant) -> None:
-        self.stack = stack
-        self.access = access
-        self.demo = demo
-
-    def enrol(self) -> Requester:
-        """A new principal with a new device, enrolled in every vault's context policy."""
-        requester = Requester(subject=f"agent-{uuid.uuid4().hex[:8]}", seed=f"device-{uuid.uuid4().hex}")
-        self.demo.requesters.append(requester)
-        for vault in self.demo.vaults:
-            self.access.set_context_policy(TENANT, vault, self.demo.requesters)
-        return requester
-
-    def decide(self, requester: Requester, vault: str = SUPPORT_VAULT, **options: Any) -> Execution:
-        return self.access.decide(self.access.request(requester, TENANT, vault, ITEM, **options))
-
-    def records_of(self, request_id: str) -> list[dict[str, Any]]:
-        return [r for r in self.access.logged_records(TENANT) if r["request_id"] == request_id]
-
-    def assert_logged_deny(self, execution: Execution, reason: str) -> dict[str, Any]:
-        """A succeeded execution that denied, said why, granted nothing, and logged exactly that."""
-        assert execution.status == "SUCCEEDED", execution.error
-        output = execution.output
-        assert output is not None
-        assert output["decision"] == "deny"
-        assert any(reason in r for r in output["reasons"]), output["reasons"]
-        assert output["grant"] is None
-        assert "Grant" not in execution.states_entered()
-        (record,) = self.records_of(output["request"]["request_id"])
-        assert record["decision"] == "deny"
-        assert record["reasons"] == output["reasons"]
-        assert json.loads(output["entry"]) == record
-        assert self.access.verify_receipt(execution) >= 1
-        return output
-
-
-@pytest.fixture(scope="module")
-def flow() -> Iterator[Flow]:
-    quiet = {"POWERTOOLS_LOG_LEVEL": "WARNING"}
-    with (
-        local_stack(free_port(), stack_name=f"e2e-{uuid.uuid4().hex[:6]}", environment=quiet) as stack,
-        Prover() as prover,
-    ):
-        access = LocalAccess(stack, prover)
-        yield Flow(stack, access, seed(access, requesters=1))
 
 
 def test_an_approved_request_grants_the_item_to_the_requester_alone(flow: Flow) -> None:
@@ -170,6 +115,34 @@ def test_a_rule_deny_short_circuits_the_quorum(flow: Flow) -> None:
     output = flow.assert_logged_deny(execution, "bulk export of agent memory is not allowed")
     assert output["trust"]["rules"]["effect"] == "deny"
     assert not QUORUM_STATES & set(execution.states_entered())
+
+
+def test_the_encrypt_function_grants_nothing_the_log_did_not_approve(flow: Flow) -> None:
+    requester = flow.enrol()
+    denied = flow.decide(requester, purpose=DENIED_PURPOSE)
+    assert denied.decision == "deny"
+    asked = {
+        "action": "grant",
+        "request_id": (denied.output or {})["request"]["request_id"],
+        "tenant_id": TENANT,
+        "vault_id": SUPPORT_VAULT,
+        "item_id": ITEM,
+        "requester_public_key": base64.b64encode(requester.public_key).decode(),
+    }
+    # Invoked directly (not by the state machine): a denied request, and one never decided.
+    for event in (asked, {**asked, "request_id": f"never-decided-{uuid.uuid4().hex[:8]}"}):
+        with pytest.raises(FunctionRefused) as refused:
+            flow.access.invoke("encrypt", event)
+        assert refused.value.error["code"] == "decision_required"
+    # An approval grants only to the key it names.
+    approved = flow.decide(requester)
+    assert approved.decision == "approve"
+    thief = Requester(subject="thief", seed="unused")
+    stolen = {**asked, "request_id": (approved.output or {})["request"]["request_id"]}
+    stolen["requester_public_key"] = base64.b64encode(thief.public_key).decode()
+    with pytest.raises(FunctionRefused) as refused:
+        flow.access.invoke("encrypt", stolen)
+    assert refused.value.error["code"] in ("decision_required", "idempotency_conflict")
 
 
 def test_a_rule_step_up_short_circuits_the_quorum(flow: Flow) -> None:
