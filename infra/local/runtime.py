@@ -437,6 +437,9 @@ def _create_stack(cloudformation: Any, stack_name: str, document: Mapping[str, A
         time.sleep(0.2)
 
 
+_NO_VALUE = object()  # AWS::NoValue: the key or item it stands for is left out
+
+
 class _Resolver:
     """Intrinsic functions of the template, resolved against the created stack (what the API-created
     resources and the state machines' substitutions need: Ref, GetAtt ...Arn, Sub, If, Equals)."""
@@ -461,16 +464,22 @@ class _Resolver:
         if arn is not None:
             self._arns[logical_id] = arn
 
-    def resolve(self, value: Any) -> Any:  # noqa: PLR0911  (one answer per intrinsic)
+    def resolve(self, value: Any) -> Any:
+        """``value`` with every intrinsic resolved; ``AWS::NoValue`` removes its key or list item."""
+        resolved = self._resolve(value)
+        return None if resolved is _NO_VALUE else resolved
+
+    def _resolve(self, value: Any) -> Any:  # noqa: PLR0911  (one answer per intrinsic)
         if isinstance(value, list):
-            return [self.resolve(item) for item in value if item != {"Ref": "AWS::NoValue"}]
+            return [item for item in map(self._resolve, value) if item is not _NO_VALUE]
         if not isinstance(value, dict):
             return value
         if not is_intrinsic(value):
-            return {key: self.resolve(item) for key, item in value.items() if item != {"Ref": "AWS::NoValue"}}
+            pairs = ((key, self._resolve(item)) for key, item in value.items())
+            return {key: item for key, item in pairs if item is not _NO_VALUE}
         ((name, argument),) = value.items()
         if name == "Ref":
-            return self._ref(argument)
+            return _NO_VALUE if argument == "AWS::NoValue" else self._ref(argument)
         if name == "Fn::GetAtt":
             logical, attribute = argument if isinstance(argument, list) else argument.split(".", 1)
             return self._attribute(logical, attribute)
@@ -478,13 +487,16 @@ class _Resolver:
             return self._sub(argument)
         if name == "Fn::If":
             condition, when_true, when_false = argument
-            return self.resolve(when_true if self.condition(condition) else when_false)
+            return self._resolve(when_true if self.condition(condition) else when_false)
         if name == "Fn::Equals":
-            left, right = (self.resolve(item) for item in argument)
+            left, right = (self._resolve(item) for item in argument)
             return left == right
+        if name == "Fn::Not":
+            (inner,) = argument
+            return not self._resolve(inner)
         if name == "Fn::Join":
             separator, items = argument
-            return separator.join(str(item) for item in self.resolve(items))
+            return separator.join(str(item) for item in self._resolve(items))
         raise LocalRuntimeError(f"the local runtime cannot resolve {name} (extend infra.local.runtime)")
 
     def condition(self, name: str) -> bool:

@@ -89,6 +89,9 @@ def test_the_resolver_handles_the_intrinsics_the_template_uses() -> None:
     assert resolver.resolve({"Fn::If": ["IsProd", "yes", "no"]}) == "no"
     assert _resolver("prod").resolve({"Fn::If": ["IsProd", "yes", "no"]}) == "yes"
     assert resolver.resolve([{"Ref": "AWS::NoValue"}, 1]) == [1]
+    # The template's alarms: no topic (the default) leaves the actions out altogether.
+    notify = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
+    assert resolver.resolve({"AlarmActions": notify, "Period": 300}) == {"Period": 300}
     with pytest.raises(LocalRuntimeError, match="Nowhere"):
         resolver.resolve({"Ref": "Nowhere"})
     with pytest.raises(LocalRuntimeError, match="Fn::Base64"):

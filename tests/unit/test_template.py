@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -410,6 +411,36 @@ def test_encrypt_function_has_an_errors_alarm() -> None:
         and alarm["ComparisonOperator"] == "GreaterThanThreshold"
         for alarm in alarms
     )
+
+
+def test_every_function_and_the_state_machine_have_an_alarm_that_notifies_the_alarm_topic() -> None:
+    template = load_template()
+    alarms = {
+        lid: r["Properties"]
+        for lid, r in template["Resources"].items()
+        if r["Type"] == "AWS::CloudWatch::Alarm"
+    }
+    notify = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
+    for logical_id, alarm in alarms.items():
+        assert alarm["AlarmActions"] == notify, logical_id
+        assert alarm["OKActions"] == notify, logical_id
+        assert alarm["TreatMissingData"] == "notBreaching", logical_id
+    watched = {a["Dimensions"][0]["Value"]["Ref"] for a in alarms.values() if a.get("MetricName") == "Errors"}
+    functions = {lid for lid, r in template["Resources"].items() if r["Type"] == "AWS::Serverless::Function"}
+    assert watched >= functions
+    (machine,) = [a for a in alarms.values() if "Metrics" in a]
+    stats = {m["Id"]: m["MetricStat"]["Metric"] for m in machine["Metrics"] if "MetricStat" in m}
+    assert {s["MetricName"] for s in stats.values()} == {"ExecutionsFailed", "ExecutionsTimedOut"}
+    assert all(
+        s["Dimensions"] == [{"Name": "StateMachineArn", "Value": {"Ref": "AccessStateMachine"}}]
+        for s in stats.values()
+    )
+    # An empty topic (the default) notifies nobody; anything else must be an SNS topic ARN.
+    parameter = template["Parameters"]["AlarmTopicArn"]
+    assert parameter["Default"] == ""
+    assert re.fullmatch(parameter["AllowedPattern"], "")
+    assert re.fullmatch(parameter["AllowedPattern"], "arn:aws:sns:eu-west-1:123456789012:on-call")
+    assert not re.fullmatch(parameter["AllowedPattern"], "arn:aws:sqs:eu-west-1:123456789012:queue")
 
 
 # ------------------------------------------------------------------ the audit-append function
