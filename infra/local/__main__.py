@@ -53,6 +53,24 @@ def _show_decision(label: str, execution: Any, ms: float) -> None:
         print(f"               vote:   {agent:<10} {cast:<7} {confidence:.2f}{veto}  {vote['rationale']}")
 
 
+def _expect(execution: Any, decision: str) -> Any:
+    """The execution, if it ended as the demonstration expects; else a clear error saying how it ended."""
+    if execution.status != "SUCCEEDED" or execution.decision != decision:
+        states = " > ".join(execution.states_entered())
+        raise LocalRuntimeError(
+            f"the demonstration expected {decision}, the execution ended {execution.status} "
+            f"({execution.error or execution.decision}) after {states}"
+        )
+    return execution
+
+
+def _port_from_environment() -> int:
+    value = os.environ.get("RELIQUARY_MOTO_PORT", str(DEFAULT_PORT))
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise SystemExit(f"error: RELIQUARY_MOTO_PORT={value!r} is not a TCP port (1-65535)")
+    return int(value)
+
+
 def run(port: int, *, serve: bool) -> None:
     from infra.local.access import LocalAccess  # noqa: PLC0415
     from infra.local.requester import Prover  # noqa: PLC0415
@@ -95,7 +113,7 @@ def run(port: int, *, serve: bool) -> None:
             (time.perf_counter() - began) * 1000,
         )
         began = time.perf_counter()
-        approved = access.decide(request)
+        approved = _expect(access.decide(request), "approve")
         _show_decision("run the access state machine", approved, (time.perf_counter() - began) * 1000)
         began = time.perf_counter()
         size = access.verify_receipt(approved)
@@ -118,7 +136,7 @@ def run(port: int, *, serve: bool) -> None:
         print("\nThe same proof replayed under another request id (a stolen request):")
         replay = request.model_copy(update={"request_id": f"{request.request_id}-replayed"})
         began = time.perf_counter()
-        denied = access.decide(replay)
+        denied = _expect(access.decide(replay), "deny")
         _show_decision("run the access state machine", denied, (time.perf_counter() - began) * 1000)
         size = access.verify_receipt(denied)
         _line(
@@ -145,7 +163,7 @@ def run(port: int, *, serve: bool) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m infra.local", description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--port", type=int, default=int(os.environ.get("RELIQUARY_MOTO_PORT", DEFAULT_PORT)))
+    parser.add_argument("--port", type=int, default=_port_from_environment())
     parser.add_argument("--no-serve", action="store_true", help="stop after the demonstration")
     args = parser.parse_args(argv)
     _quiet_libraries()

@@ -247,6 +247,8 @@ class InProcessLambda:
             "AWS_REGION": REGION,
             "AWS_DEFAULT_REGION": REGION,
             "AWS_ENDPOINT_URL": self._endpoint,
+            "AWS_CONFIG_FILE": os.devnull,  # no host profile or credentials file
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
             "AWS_LAMBDA_FUNCTION_NAME": function.physical_name,
         }
 
@@ -268,9 +270,18 @@ def _clear_settings() -> None:
     get_settings.cache_clear()
 
 
+# The variable families a function's environment defines: a host's own (a profile, a service-specific
+# endpoint such as AWS_ENDPOINT_URL_DYNAMODB, another deployment's RELIQUARY_*) must not reach a handler.
+_ISOLATED_PREFIXES = ("AWS_", "RELIQUARY_", "POWERTOOLS_", "_X_AMZN_")
+
+
 @contextmanager
 def _environment(values: Mapping[str, str]) -> Iterator[None]:
-    saved = {name: os.environ.get(name) for name in values}
+    """Exactly ``values`` in the isolated families for the duration; everything restored after."""
+    cleared = {name for name in os.environ if name.startswith(_ISOLATED_PREFIXES)} - set(values)
+    saved = {name: os.environ.get(name) for name in {*values, *cleared}}
+    for name in cleared:
+        del os.environ[name]
     os.environ.update(values)
     try:
         yield
@@ -283,16 +294,18 @@ def _environment(values: Mapping[str, str]) -> Iterator[None]:
 
 
 _installed: InProcessLambda | None = None
+_original_invoke: Callable[..., tuple[str, bool, str]] | None = None  # moto's own, restored on uninstall
 _install_lock = threading.Lock()
 
 
 def install_in_process_lambda(executor: InProcessLambda) -> None:
     """Route moto's Lambda invocations to ``executor`` (replaces moto's private ``_invoke_lambda``)."""
-    global _installed  # noqa: PLW0603  (moto's backend is process-wide too)
+    global _installed, _original_invoke  # noqa: PLW0603  (moto's backend is process-wide too)
     from moto.awslambda.models import LambdaFunction  # noqa: PLC0415
 
     with _install_lock:
-        if _installed is None:
+        if _original_invoke is None:
+            _original_invoke = LambdaFunction._invoke_lambda
 
             def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
                 runner = _installed
@@ -306,10 +319,23 @@ def install_in_process_lambda(executor: InProcessLambda) -> None:
 
 
 def uninstall_in_process_lambda(executor: InProcessLambda) -> None:
-    global _installed  # noqa: PLW0603
+    """Stop routing to ``executor``; moto's own ``_invoke_lambda`` is back once no executor is left."""
+    global _installed, _original_invoke  # noqa: PLW0603
+    from moto.awslambda.models import LambdaFunction  # noqa: PLC0415
+
     with _install_lock:
         if _installed is executor:
             _installed = None
+        if _installed is None and _original_invoke is not None:
+            LambdaFunction._invoke_lambda = _original_invoke  # type: ignore[method-assign]
+            _original_invoke = None
+
+
+def original_invoke_lambda() -> Callable[..., tuple[str, bool, str]]:
+    """moto's own ``LambdaFunction._invoke_lambda``, whether or not the executor is installed now."""
+    from moto.awslambda.models import LambdaFunction  # noqa: PLC0415
+
+    return _original_invoke or LambdaFunction._invoke_lambda
 
 
 # ---------------------------------------------------------------------------------- the stack
@@ -703,8 +729,11 @@ def deploy(
     for function in _local_functions(template, resolver):
         executor.register(function)
     install_in_process_lambda(executor)
-
-    machines = _create_through_api(resolver, client, template, translated, apart)
+    try:
+        machines = _create_through_api(resolver, client, template, translated, apart)
+    except BaseException:
+        uninstall_in_process_lambda(executor)
+        raise
     outputs_list = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0].get("Outputs", [])
     outputs = {o["OutputKey"]: o["OutputValue"] for o in outputs_list}
     for name, output in translated.get("Outputs", {}).items():

@@ -7,7 +7,9 @@ requester (a principal with its own device), so no test depends on another's his
 from __future__ import annotations
 
 import base64
+import importlib
 import json
+import re
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -38,7 +40,8 @@ def test_an_approved_request_grants_the_item_to_the_requester_alone(flow: Flow) 
     output = execution.output
     assert output is not None
     assert output["decision"] == "approve"
-    assert output["reasons"][0] == "2 of 4 approved (2 required)"
+    # Permissive and neutral approve; the watchdog also does outside its quiet hours (00-05 UTC).
+    assert re.fullmatch(r"[234] of 4 approved \(2 required\)", output["reasons"][0])
     assert {v["agent"] for v in output["votes"]} == {"strict", "permissive", "neutral", "watchdog"}
     assert output["trust"]["rules"]["effect"] == "require_quorum"  # restricted items need the rule quorum
     entered = execution.states_entered()
@@ -117,7 +120,11 @@ def test_a_rule_deny_short_circuits_the_quorum(flow: Flow) -> None:
     assert not QUORUM_STATES & set(execution.states_entered())
 
 
-def test_the_encrypt_function_grants_nothing_the_log_did_not_approve(flow: Flow) -> None:
+def test_the_encrypt_function_grants_nothing_the_log_did_not_approve(
+    flow: Flow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from functions.encrypt import app
+
     requester = flow.enrol()
     denied = flow.decide(requester, purpose=DENIED_PURPOSE)
     assert denied.decision == "deny"
@@ -134,15 +141,124 @@ def test_the_encrypt_function_grants_nothing_the_log_did_not_approve(flow: Flow)
         with pytest.raises(FunctionRefused) as refused:
             flow.access.invoke("encrypt", event)
         assert refused.value.error["code"] == "decision_required"
-    # An approval grants only to the key it names.
+
+    # An approval logged while the flow's own Grant fails: the grant goes only to the key, vault and
+    # item the record names.
+    real = app.handler
+
+    def no_flow_grants(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        if event.get("action") == "grant":
+            raise RuntimeError("simulated: the flow's grant is lost")
+        result: dict[str, Any] = real(event, context)
+        return result
+
+    monkeypatch.setattr(app, "handler", no_flow_grants)
     approved = flow.decide(requester)
-    assert approved.decision == "approve"
+    assert approved.error == "GrantFailed"
+    monkeypatch.setattr(app, "handler", real)
+    request_id = approved.history[0]["executionStartedEventDetails"]["input"]
+    request_id = json.loads(request_id)["request_id"]
     thief = Requester(subject="thief", seed="unused")
-    stolen = {**asked, "request_id": (approved.output or {})["request"]["request_id"]}
-    stolen["requester_public_key"] = base64.b64encode(thief.public_key).decode()
-    with pytest.raises(FunctionRefused) as refused:
-        flow.access.invoke("encrypt", stolen)
-    assert refused.value.error["code"] in ("decision_required", "idempotency_conflict")
+    stolen = {**asked, "request_id": request_id}
+    for wrong in (
+        {"requester_public_key": base64.b64encode(thief.public_key).decode()},
+        {"item_id": "run-1138-transcript"},
+        {"vault_id": UNANIMOUS_VAULT},
+    ):
+        with pytest.raises(FunctionRefused) as refused:
+            flow.access.invoke("encrypt", {**stolen, **wrong})
+        assert refused.value.error["code"] == "decision_required", wrong
+    granted = flow.access.invoke("encrypt", stolen)
+    assert granted["item_id"] == ITEM
+
+
+REFUSAL = {"code": "simulated_refusal", "type": "ReliquaryError", "message": "simulated", "retryable": False}
+
+
+def _refusing(real: Any, action: str, *, times: int | None = None, raises: bool = False) -> Any:
+    """``real`` except for ``action``: a typed refusal (or an exception), ``times`` times or always."""
+    calls = {"n": 0}
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        if event.get("action") == action and (times is None or calls["n"] < times):
+            calls["n"] += 1
+            if raises:
+                raise RuntimeError("simulated: broken")
+            return {"status": "error", "action": action, "error": REFUSAL}
+        result: dict[str, Any] = real(event, context)
+        return result
+
+    return handler
+
+
+@pytest.mark.parametrize(
+    ("module", "action", "raises", "reason"),
+    [
+        ("verify_proof", "verify", False, "VerifyContext refused the request: simulated_refusal"),
+        ("score_trust", "score", False, "ScoreTrust refused the request: simulated_refusal"),
+        ("agent_vote", "convene", False, "Convene refused the request: simulated_refusal"),
+        ("agent_vote", "convene", True, "Convene failed: RuntimeError"),
+        ("agent_vote", "vote", False, "Quorum failed: VoteRefused"),
+        ("agent_vote", "vote", True, "Quorum failed: RuntimeError"),
+        ("agent_vote", "tally", False, "Tally refused the request: simulated_refusal"),
+        ("agent_vote", "tally", True, "Tally failed: RuntimeError"),
+    ],
+)
+def test_every_refusal_or_failure_of_a_step_is_a_logged_deny(
+    flow: Flow, monkeypatch: pytest.MonkeyPatch, *, module: str, action: str, raises: bool, reason: str
+) -> None:
+    app = importlib.import_module(f"functions.{module}.app")
+    request = flow.access.request(flow.enrol(), TENANT, SUPPORT_VAULT, ITEM)
+    monkeypatch.setattr(app, "handler", _refusing(app.handler, action, raises=raises))
+
+    execution = flow.access.decide(request)
+
+    output = flow.assert_logged_deny(execution, reason)
+    assert output["reasons"] == [reason]
+
+
+def test_a_record_the_log_refuses_becomes_a_bare_logged_denial(
+    flow: Flow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from functions.audit_append import app
+
+    monkeypatch.setattr(app, "handler", _refusing(app.handler, "record_decision", times=1))
+    execution = flow.decide(flow.enrol())
+
+    output = flow.assert_logged_deny(execution, "RecordDecision refused the record: simulated_refusal")
+    record = json.loads(output["entry"])
+    assert record["trust_score"] is None  # the bare denial: no evidence, no requester key
+    assert "requester_key_sha256" not in record
+    assert "RecordDenial" in execution.states_entered()
+
+
+def test_a_log_that_takes_nothing_fails_the_execution_without_a_grant(
+    flow: Flow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from functions.audit_append import app
+
+    monkeypatch.setattr(app, "handler", _refusing(app.handler, "record_decision"))
+    execution = flow.decide(flow.enrol())
+
+    assert execution.status == "FAILED"
+    assert execution.error == "DecisionNotRecorded"
+    assert "Grant" not in execution.states_entered()
+
+
+def test_a_grant_refused_after_the_approval_reports_it(flow: Flow, monkeypatch: pytest.MonkeyPatch) -> None:
+    from functions.encrypt import app
+
+    requester = flow.enrol()
+    monkeypatch.setattr(app, "handler", _refusing(app.handler, "grant"))
+    execution = flow.decide(requester)
+
+    assert execution.status == "SUCCEEDED"
+    output = execution.output
+    assert output is not None
+    assert output["decision"] == "approve"
+    assert output["grant"] is None
+    assert output["grant_error"]["code"] == "simulated_refusal"
+    assert flow.access.verify_receipt(execution) >= 1
 
 
 def test_a_rule_step_up_short_circuits_the_quorum(flow: Flow) -> None:

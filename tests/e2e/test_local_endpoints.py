@@ -60,3 +60,20 @@ def test_boto3_with_aws_endpoint_url_sees_the_template_resources(
     assert len(issued["result"]["nonce"]) == 62
     alarms = {a["AlarmName"] for a in boto3.client("cloudwatch").describe_alarms()["MetricAlarms"]}
     assert f"{flow.stack.stack_name}-AccessStateMachineFailedAlarm" in alarms
+
+
+def test_an_input_without_its_optional_fields_is_decided_with_their_defaults(flow: Flow) -> None:
+    request = flow.access.request(flow.enrol(), TENANT, SUPPORT_VAULT, ITEM)
+    document = json.loads(request.execution_input())
+    del document["purpose"], document["region"]
+    arn = flow.stack.client("stepfunctions").start_execution(
+        stateMachineArn=flow.stack.access_state_machine_arn,
+        name=execution_name(request.tenant_id, request.request_id),
+        input=json.dumps(document),
+    )["executionArn"]
+    execution = flow.access.wait(arn)
+    assert execution.status == "SUCCEEDED", execution.error
+    output = execution.output
+    assert output is not None
+    assert output["trust"]["region"] == "unknown"
+    assert output["trust"]["facts"]["purpose"] == ""

@@ -8,6 +8,7 @@ import base64
 import copy
 import hashlib
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,13 @@ EVENTS_DIR = Path(__file__).resolve().parents[2] / "events" / "audit_append"
 TENANT = "acme"
 
 
+NOW = int(time.time())
+
+
 def load_event(name: str, **overrides: Any) -> dict[str, Any]:
     event: dict[str, Any] = json.loads((EVENTS_DIR / f"{name}.json").read_text())
+    if name == "record_decision":  # the sample's start time is long past; an execution started now
+        event["decided_at"] = NOW
     event.update(overrides)
     return event
 
@@ -93,12 +99,12 @@ def test_the_sample_events_in_order(audit_append: Invoke, aws: AwsStack) -> None
     assert [r.request_id for r in logged] == [
         "shred-customer-42-notes",
         "rotate-agent-memory-2",
-        "access-0001",
+        "rewrap-agent-memory-2",
         "access-0002",
     ]
     assert _check(receipt, encode_record(logged[3]), origin, verifiers) == 4
     assert isinstance(logged[3], DecisionRecord)
-    assert logged[3].time == 1_795_608_000  # 2026-11-25T12:00:00Z
+    assert logged[3].time == NOW  # the execution's start, as the flow passed it
     # The requester key only as its SHA-256: the one key a grant for the request may be sealed to.
     key = base64.b64decode(load_event("record_decision")["requester_public_key"])
     assert logged[3].requester_key_sha256 == hashlib.sha256(key).hexdigest()
@@ -116,7 +122,7 @@ def test_a_retried_record_decision_gets_the_same_receipt_and_one_record(audit_ap
     assert ok(audit_append(load_event("get_checkpoint")), "get_checkpoint")["tree_size"] == 1
     # The same decision from another execution (another start time): the first record and receipt stand.
     logged = ok(audit_append(load_event("record_decision")), "record_decision")["entry"]
-    later = load_event("record_decision", decided_at=1_795_651_201, execution_id="arn:aws:states:x:again")
+    later = load_event("record_decision", decided_at=NOW + 1, execution_id="arn:aws:states:x:again")
     redecided = ok(audit_append(later), "record_decision")
     assert redecided["receipt"]["leaf_index"] == 0
     assert redecided["entry"] == logged
@@ -248,3 +254,37 @@ def test_an_outage_between_commit_and_tiles_raises_for_retry_and_the_retry_compl
     receipt = ok(audit_append(load_event("record_decision")), "record_decision")["receipt"]
     assert (receipt["leaf_index"], receipt["tree_size"]) == (3, 4)
     assert ok(audit_append(load_event("verify")), "verify")["ok"] is True
+
+
+def test_decisions_are_logged_only_by_record_decision_and_only_near_now(audit_append: Invoke) -> None:
+    # A decision appended as a plain record could stand as an approval: refused, nothing logged.
+    forged = {
+        "kind": "decision",
+        "request_id": "forged-1",
+        "tenant_id": "acme",
+        "vault_id": "agent-memory",
+        "item_id": "customer-42-notes",
+        "principal_hash": "ab" * 32,
+        "decision": "approve",
+        "policy_version": "9b" * 32,
+        "time": 2**40,
+    }
+    refused = error(
+        audit_append({"action": "append", "tenant_id": "acme", "records": [forged]}), "invalid_request"
+    )
+    assert "record_decision" in refused["message"]
+    # The execution's start time: neither in the future nor more than an hour ago.
+    for decided_at in (NOW + 3600, NOW - 2 * 3600, 2**40):
+        error(audit_append(load_event("record_decision", decided_at=decided_at)), "invalid_request")
+    assert ok(audit_append(load_event("record_decision", decided_at=NOW - 600)), "record_decision")
+
+
+def test_long_or_many_reasons_are_clipped_not_lost(audit_append: Invoke) -> None:
+    reasons = ["x" * 400, *[f"reason {n}" for n in range(20)]]
+    event = load_event("record_decision")
+    event["decision"] = {**event["decision"], "reasons": reasons}
+    logged = json.loads(ok(audit_append(event), "record_decision")["entry"])
+    assert len(logged["reasons"]) == 16
+    assert logged["reasons"][0] == "x" * 159 + "\u2026"
+    assert logged["reasons"][-1] == "and 6 more"
+    assert logged["trust_score"] is not None  # the evidence stays in the record

@@ -107,6 +107,10 @@ def fake_function(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
         if event.get("fail"):
             raise KeyError("boom")
         seen["env"] = os.environ.get("FAKE_SETTING")
+        seen["leaked"] = {
+            n: os.environ.get(n) for n in ("AWS_ENDPOINT_URL_DYNAMODB", "RELIQUARY_STAGE", "AWS_PROFILE")
+        }
+        seen["endpoint"] = os.environ.get("AWS_ENDPOINT_URL")
         seen["remaining"] = context.get_remaining_time_in_millis()
         return {"echo": event, "function": context.function_name}
 
@@ -116,7 +120,13 @@ def fake_function(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
     return module
 
 
-def test_the_executor_runs_the_handler_in_its_functions_environment(fake_function: types.ModuleType) -> None:
+def test_the_executor_runs_the_handler_in_its_functions_environment(
+    fake_function: types.ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The host's own settings must not reach the function (they would point it elsewhere).
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", "http://elsewhere:1")
+    monkeypatch.setenv("RELIQUARY_STAGE", "prod")
+    monkeypatch.setenv("AWS_PROFILE", "someone")
     executor = InProcessLambda("http://127.0.0.1:1", overrides={"POWERTOOLS_LOG_LEVEL": "WARNING"})
     executor.register(
         LocalFunction("Fake", "st-fake", "reliquary_fake_app", "handler", 30, {"FAKE_SETTING": "on"})
@@ -130,6 +140,13 @@ def test_the_executor_runs_the_handler_in_its_functions_environment(fake_functio
     assert errored is False
     assert json.loads(payload) == {"echo": {"a": 1}, "function": "st-fake"}
     assert fake_function.seen["env"] == "on"
+    assert fake_function.seen["leaked"] == {
+        "AWS_ENDPOINT_URL_DYNAMODB": None,
+        "RELIQUARY_STAGE": None,
+        "AWS_PROFILE": None,
+    }
+    assert fake_function.seen["endpoint"] == "http://127.0.0.1:1"
+    assert os.environ["AWS_ENDPOINT_URL_DYNAMODB"] == "http://elsewhere:1"  # the host's, back after
     assert 0 < fake_function.seen["remaining"] <= 30_000
     assert os.environ.get("FAKE_SETTING") == before  # restored after the invocation
     assert [(f, e) for f, e, _ in observed] == [("Fake", {"a": 1})]

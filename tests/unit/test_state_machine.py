@@ -13,9 +13,9 @@ from typing import Any
 
 import moto
 import pytest
-from moto.awslambda.models import LambdaFunction
 from pydantic import ValidationError
 
+from infra.local.runtime import original_invoke_lambda
 from infra.template import REPO_ROOT, load_template
 from reliquary.contracts.access import AccessRequest, execution_name
 
@@ -33,8 +33,6 @@ TRANSIENT = {
     "Lambda.ServiceException",
     "Lambda.TooManyRequestsException",
 }
-# The states that end a flow's evidence gathering with a decision of their own: all of them deny.
-RECORDERS = {"RecordDecision", "RecordDenial"}
 
 
 def _definition() -> dict[str, Any]:
@@ -69,7 +67,7 @@ def test_every_task_retries_transient_errors_with_backoff() -> None:
         assert retry["MaxAttempts"] >= 2, name
         assert retry["BackoffRate"] > 1, name
         assert "States.ALL" not in retry["ErrorEquals"], name  # deterministic failures are not retried
-        assert task["TimeoutSeconds"] <= 60, name
+        assert task["TimeoutSeconds"] <= 60, name  # a task, not an export or an fsck
 
 
 def test_every_top_level_task_catches_everything_into_a_logged_deny_or_a_failed_execution() -> None:
@@ -80,8 +78,12 @@ def test_every_top_level_task_catches_everything_into_a_logged_deny_or_a_failed_
         (catch,) = state["Catch"]
         assert catch["ErrorEquals"] == ["States.ALL"], name
         handler = states[catch["Next"]]
-        if name in RECORDERS:  # the log itself failed: a bare denial once, then a failed execution
-            assert catch["Next"] in ("RecordDecisionFailed", "DecisionNotRecorded"), name
+        if name == "RecordDecision":  # the log failed: a bare denial once (RecordDenial) ...
+            assert catch["Next"] == "RecordDecisionFailed"
+            assert states["RecordDecisionFailed"]["Next"] == "RecordDenial"
+        elif name == "RecordDenial":  # ... and if that fails too, a failed execution, no grant
+            assert catch["Next"] == "DecisionNotRecorded"
+            assert handler["Type"] == "Fail"
         elif name == "RecordOutcome":  # advisory: the decision is already logged
             assert catch["Next"] == "Decide"
         elif name == "Grant":
@@ -147,6 +149,18 @@ def test_the_template_wires_exactly_the_five_functions() -> None:
     assert machine["Logging"]["IncludeExecutionData"] is False
 
 
+def test_the_optional_fields_default_as_the_contract_does() -> None:
+    definition = _definition()
+    assert definition["StartAt"] == "Defaults"
+    merge = definition["States"]["Defaults"]["Parameters"]["request.$"]
+    literal = re.search(r"StringToJson\('(.*)'\), \$, false\)$", merge)
+    assert literal is not None
+    defaults = json.loads(literal.group(1))
+    fields = AccessRequest.model_fields
+    assert defaults == {name: fields[name].default for name in ("purpose", "region")}
+    assert {name for name, f in fields.items() if not f.is_required()} == set(defaults)
+
+
 def test_the_admitted_input_is_the_access_request_contract() -> None:
     admit = _definition()["States"]["Admit"]["Parameters"]
     taken = {key.removesuffix(".$") for key, value in admit.items() if key.endswith(".$")}
@@ -156,8 +170,38 @@ def test_the_admitted_input_is_the_access_request_contract() -> None:
     assert slots == {"context", "trust", "votes", "decision", "logged"}
 
 
-def test_definition_timeouts_bound_an_execution() -> None:
-    assert _definition()["TimeoutSeconds"] <= 900
+def _worst_seconds(task: dict[str, Any]) -> float:
+    """A task's longest run: every attempt timing out, with the backoff between attempts."""
+    (retry,) = task["Retry"]
+    attempts = 1 + retry["MaxAttempts"]
+    waits = sum(
+        min(retry["IntervalSeconds"] * retry["BackoffRate"] ** n, retry.get("MaxDelaySeconds", 1e9))
+        for n in range(retry["MaxAttempts"])
+    )
+    return float(attempts * task["TimeoutSeconds"] + waits)
+
+
+def test_the_execution_outlasts_its_slowest_path_so_a_decision_is_always_recorded_first() -> None:
+    definition = _definition()
+    states = definition["States"]
+    vote = states["Quorum"]["ItemProcessor"]["States"]["Vote"]  # the Map's votes run in parallel
+    evidence = sum(_worst_seconds(states[n]) for n in ("VerifyContext", "ScoreTrust", "Convene", "Tally"))
+    evidence += _worst_seconds(vote)
+    recording = _worst_seconds(states["RecordDecision"]) + _worst_seconds(states["RecordDenial"])
+    release = _worst_seconds(states["RecordOutcome"]) + _worst_seconds(states["Grant"])
+    assert (
+        evidence + max(recording, _worst_seconds(states["RecordDecision"]) + release)
+        < definition["TimeoutSeconds"]
+    )
+    assert definition["TimeoutSeconds"] <= 1800
+
+
+def test_each_task_waits_as_long_as_its_function_may_run() -> None:
+    resources = load_template()["Resources"]
+    for name, state in _all_states(_definition()["States"]):
+        if state["Type"] == "Task":
+            function = FUNCTIONS[state["Resource"][2:-1]]
+            assert state["TimeoutSeconds"] == min(60, resources[function]["Properties"]["Timeout"]), name
 
 
 # ------------------------------------------------------------------------ the execution's input
@@ -180,6 +224,8 @@ def test_the_sample_request_is_valid_and_round_trips() -> None:
         {"nonce": "ab" * 10},
         {"nonce": "AB" * 31},
         {"requester_public_key": "not base64!"},
+        {"requester_public_key": "AAAA"},  # a hybrid public key is 1216 bytes
+        {"principal": {"subject": "alice\nbob"}},  # the log could not hash it: the decision unrecordable
         {"principal": {"subject": ""}},
         {"principal": {"subject": "x", "admin": True}},
         {"context_proof": {"circuit": "nope", "proof": {}, "public_signals": []}},
@@ -208,5 +254,6 @@ def test_moto_is_the_version_whose_private_lambda_hook_the_runtime_replaces() ->
     # infra.local.runtime replaces LambdaFunction._invoke_lambda(self, event=None) -> (payload, errored,
     # logs); a moto upgrade must re-check that hook (see ../shared/notes/aws-local.md).
     assert moto.__version__ == "5.2.5"
-    parameters = list(inspect.signature(LambdaFunction._invoke_lambda).parameters)
-    assert parameters == ["self", "event"]
+    original = original_invoke_lambda()  # moto's own, even while a local runtime runs in this process
+    assert original.__module__ == "moto.awslambda.models"
+    assert list(inspect.signature(original).parameters) == ["self", "event"]

@@ -1278,6 +1278,15 @@ def test_an_approval_opens_its_item_only_while_it_is_fresh(
     assert decided.issued == ["access-1"]
 
 
+def test_an_approval_dated_in_the_future_grants_nothing(
+    stack: MemoryStack, decided: Decided, requester: HybridPrivateKey
+) -> None:
+    decided.ledger.log(_approval(requester, time=stack.clock() + 301))
+    with pytest.raises(DecisionRequiredError, match="future"):
+        _grant_approved(decided.service, requester)
+    assert decided.issued == []
+
+
 STRANGER = HybridPrivateKey.generate()
 REFUSED_DECISIONS: dict[str, tuple[Callable[[HybridPrivateKey], DecisionRecord | None], str]] = {
     "nothing logged": (lambda _: None, "no access decision is logged for this request"),

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
 from typing import Any
 
-from reliquary.audit.records import DecisionRecord, parse_record, principal_hash, requester_key_sha256
+from reliquary.audit.records import (
+    MAX_REASON_CHARS,
+    MAX_REASONS,
+    DecisionRecord,
+    decode_record,
+    parse_record,
+    principal_hash,
+    requester_key_sha256,
+)
 from reliquary.audit.service import AuditService
 from reliquary.contracts.audit import (
     AppendRequest,
@@ -26,8 +36,34 @@ AuditAction = (
 )
 
 
-def decision_record(request: RecordDecisionRequest, principal_salt: bytes) -> DecisionRecord:
-    """The decision record of one access flow execution (validated as strictly as any record)."""
+# decided_at is the execution's start: a retry within the execution is at most its timeout later.
+DECIDED_AT_FUTURE_SKEW_SECONDS = 300
+DECIDED_AT_MAX_AGE_SECONDS = 3600
+
+
+def _clipped(reasons: Sequence[str]) -> list[str]:
+    """Reasons as a record holds them: at most MAX_REASONS, each at most MAX_REASON_CHARS (clipped with
+    an ellipsis, so a long rule reason costs its tail, never the whole record and its evidence)."""
+    kept = [r if len(r) <= MAX_REASON_CHARS else r[: MAX_REASON_CHARS - 1] + "…" for r in reasons]
+    if len(kept) > MAX_REASONS:
+        kept = [*kept[: MAX_REASONS - 1], f"and {len(kept) - MAX_REASONS + 1} more"]
+    return kept
+
+
+def decision_record(
+    request: RecordDecisionRequest, principal_salt: bytes, *, now: int | None = None
+) -> DecisionRecord:
+    """The decision record of one access flow execution (validated as strictly as any record).
+
+    ``decided_at`` must be near ``now`` (the execution started at most an hour ago, and not in the
+    future): an approval names its time, and the encrypt function grants only while it is fresh."""
+    current = int(time.time()) if now is None else now
+    earliest, latest = current - DECIDED_AT_MAX_AGE_SECONDS, current + DECIDED_AT_FUTURE_SKEW_SECONDS
+    if not earliest <= request.decided_at <= latest:
+        raise InvalidRequestError(
+            "decided_at is the execution's start: at most an hour ago and not in the future",
+            decided_at=request.decided_at,
+        )
     trust, context, key = request.trust, request.context, request.requester_public_key
     record = parse_record(
         {
@@ -38,7 +74,7 @@ def decision_record(request: RecordDecisionRequest, principal_salt: bytes) -> De
             "item_id": request.item_id,
             "principal_hash": principal_hash(request.tenant_id, request.principal.subject, principal_salt),
             "decision": request.decision.decision,
-            "reasons": list(request.decision.reasons),
+            "reasons": _clipped(request.decision.reasons),
             "trust_score": None if trust is None else trust.score,
             "trust_factors": [] if trust is None else [f.model_dump() for f in trust.factors],
             "votes": [v.model_dump() for v in request.votes],
@@ -68,6 +104,10 @@ def run_audit_action(service: AuditService, request: AuditAction, *, principal_s
     match request:
         case AppendRequest():
             records = [parse_record(r) for r in request.records]
+            # Decisions come only from record_decision (the flow), which bounds their time: a decision
+            # appended as a plain record could stand as an approval the encrypt function would grant.
+            if any(isinstance(r, DecisionRecord) for r in records):
+                raise InvalidRequestError("decisions are logged by record_decision, not append")
             receipts = service.append(request.tenant_id, records)
             return {"receipts": [r.to_dict() for r in receipts]}
         case RecordDecisionRequest():
@@ -75,7 +115,10 @@ def run_audit_action(service: AuditService, request: AuditAction, *, principal_s
             ((receipt,), (entry,)) = service.append_logged(request.tenant_id, [record])
             # The logged entry itself (canonical JSON text, the principal only as a keyed hash): with
             # the receipt, the requester checks the decision's inclusion without asking the service again.
-            return {"decision": record.decision, "entry": entry.decode("utf-8"), "receipt": receipt.to_dict()}
+            # The decision reported is the logged one (the first, when another execution decided it).
+            logged = decode_record(entry)
+            decision = logged.decision if isinstance(logged, DecisionRecord) else record.decision
+            return {"decision": decision, "entry": entry.decode("utf-8"), "receipt": receipt.to_dict()}
         case PublishRequest():
             service.publish(request.tenant_id)
             return _checkpoint_result(service, request.tenant_id)

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from reliquary.contracts.common import Base64Bytes, Identifier
 from reliquary.contracts.verify_proof import ContextProofIn
+from reliquary.crypto.kem import PUBLIC_KEY_LEN
 from reliquary.zk.replay import NONCE_HEX
 
 # Step Functions execution names: 1-80 characters, none of whitespace, brackets, wildcards or
@@ -27,7 +28,11 @@ _EXECUTION_NAME = re.compile(r"^[A-Za-z0-9._@-]{1,80}$")
 class PrincipalIn(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    subject: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+    # As the audit log can hash it (reliquary.audit.records.principal_hash): one line, no control
+    # characters. A subject the log refuses would leave the request's decision unrecordable.
+    subject: Annotated[
+        str, StringConstraints(min_length=1, max_length=1024, pattern=r"^[^\x00-\x1f\x7f-\x9f]+$")
+    ]
     roles: list[Annotated[str, StringConstraints(min_length=1, max_length=128)]] = Field(
         default_factory=list, max_length=64
     )
@@ -43,7 +48,7 @@ class AccessRequest(BaseModel):
     vault_id: Identifier
     item_id: Identifier
     principal: PrincipalIn
-    requester_public_key: Base64Bytes
+    requester_public_key: Annotated[Base64Bytes, Field(min_length=PUBLIC_KEY_LEN, max_length=PUBLIC_KEY_LEN)]
     context_proof: ContextProofIn
     nonce: Annotated[str, StringConstraints(pattern=rf"^[0-9a-f]{{{NONCE_HEX}}}$")]
     purpose: Annotated[str, StringConstraints(max_length=256)] = ""

@@ -24,6 +24,10 @@ if TYPE_CHECKING:
     from reliquary.crypto.kem import HybridPublicKey
 
 
+# Clock skew tolerated between the function that logged a decision and the one granting it.
+FUTURE_SKEW_SECONDS = 300
+
+
 class DecisionLedger(Protocol):
     def logged_decision(self, tenant_id: str, request_id: str) -> DecisionRecord | None:
         """The decision logged for ``(tenant_id, request_id)`` in the tenant's transparency log; None if
@@ -80,5 +84,9 @@ def require_approval(
     if now is not None and max_age_seconds is not None and now - decision.time > max_age_seconds:
         raise DecisionRequiredError(
             "the access decision logged for this request is too old to grant", request_id=request_id
+        )
+    if now is not None and decision.time > now + FUTURE_SKEW_SECONDS:  # never a standing approval
+        raise DecisionRequiredError(
+            "the access decision logged for this request is dated in the future", request_id=request_id
         )
     return decision
