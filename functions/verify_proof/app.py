@@ -10,6 +10,7 @@ failures raise, for Step Functions' Retry.
 from __future__ import annotations
 
 import functools
+import hashlib
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -55,6 +56,11 @@ def _run(verifier: ContextVerifier, request: Any) -> dict[str, Any]:
         circuit=proof.circuit,
         proof=proof.proof,
         public_signals=proof.public_signals,
+        requester_key_sha256=(
+            None
+            if request.requester_public_key is None
+            else hashlib.sha256(request.requester_public_key).hexdigest()
+        ),
     )
     metrics.add_metric(name="Verified" if result.verified else "NotVerified", unit=MetricUnit.Count, value=1)
     if not result.verified:

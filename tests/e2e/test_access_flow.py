@@ -7,6 +7,7 @@ requester (a principal with its own device), so no test depends on another's his
 from __future__ import annotations
 
 import base64
+import hashlib
 import importlib
 import json
 import re
@@ -403,6 +404,32 @@ def test_a_request_run_twice_decides_once(flow: Flow) -> None:
     assert again.output["entry"] == first.output["entry"]
     assert again.output["grant"] == first.output["grant"]
     assert len(flow.records_of(request.request_id)) == 1
+
+
+def test_a_copy_of_a_request_with_another_key_gets_nothing(flow: Flow) -> None:
+    requester = flow.enrol()
+    request = flow.access.request(requester, TENANT, SUPPORT_VAULT, ITEM)
+    assert flow.access.decide(request).decision == "approve"
+    # Someone who saw the request runs it again (another execution name) with their own key.
+    thief = Requester(subject="thief", seed="unused")
+    copy = request.model_copy(update={"requester_public_key": thief.public_key})
+    arn = flow.stack.client("stepfunctions").start_execution(
+        stateMachineArn=flow.stack.access_state_machine_arn,
+        name=f"copy-{uuid.uuid4().hex[:8]}",
+        input=copy.execution_input(),
+    )["executionArn"]
+    stolen = flow.access.wait(arn)
+
+    assert "Grant" not in stolen.states_entered()
+    assert stolen.status == "FAILED"  # its denial conflicts with the logged approval: nothing more logged
+    assert stolen.error == "DecisionNotRecorded"
+    verified = [
+        e for e in stolen.history if e["type"] == "TaskSucceeded" or e["type"] == "LambdaFunctionSucceeded"
+    ]
+    assert "nonce_used" in json.dumps(verified[0], default=str)
+    (record,) = flow.records_of(request.request_id)
+    assert record["decision"] == "approve"
+    assert record["requester_key_sha256"] == hashlib.sha256(requester.public_key).hexdigest()
 
 
 def test_no_execution_history_holds_a_plaintext_or_a_secret(flow: Flow) -> None:

@@ -51,7 +51,7 @@ def test_a_nonce_is_used_once_and_remembers_by_whom(aws: AwsStack) -> None:
     with pytest.raises(ConflictError):
         store.add_nonce(issued)
     assert store.get_nonce(tenant, issued.nonce) == (issued, None)
-    used = Consumption("req-1", "ab" * 32, 12345678901234567890123456789)
+    used = Consumption("req-1", "ab" * 32, 12345678901234567890123456789, "9c" * 32)  # with its requester
     store.consume(tenant, issued.nonce, used, now=NOW + 1, keep_until=NOW + 86_400)
     assert store.get_nonce(tenant, issued.nonce) == (issued, used)
     with pytest.raises(NonceUsedError):

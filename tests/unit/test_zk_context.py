@@ -88,6 +88,22 @@ def test_a_valid_proof_passes_once_with_its_claims_and_a_retry_gets_the_same_ans
     assert fx.verify() == result
 
 
+def test_a_copy_of_the_request_carrying_another_key_finds_the_nonce_used() -> None:
+    fx = Fixture()
+    requester, thief = "11" * 32, "22" * 32
+    first = fx.verify(requester_key_sha256=requester)
+    assert first.verified
+    stored = fx.replay.get_nonce(TENANT, NONCE)
+    assert stored is not None
+    assert stored[1] == Consumption(REQUEST, first.proof_hash, CLAIMS["nullifier"], requester)
+    assert fx.verify(requester_key_sha256=requester) == first  # a retry of the request: the same answer
+    # The same request id, proof and nonce with another key: not a retry but a copy, raced for the grant.
+    stolen = fx.verify(requester_key_sha256=thief)
+    assert not stolen.verified
+    assert stolen.reason == "nonce_used"
+    assert not fx.verify().verified  # nor without a key
+
+
 REFUSALS: dict[str, tuple[dict[str, Any], str]] = {
     "another request": ({"request_id": "access-0003"}, "bound to another request"),
     "another nonce": ({"nonce": "ab" * (NONCE_HEX // 2)}, "bound to another nonce"),

@@ -43,6 +43,7 @@ class ReplayRow(Model):
     used_by = UnicodeAttribute(null=True)
     proof_hash = UnicodeAttribute(null=True)
     nullifier = UnicodeAttribute(null=True)  # decimal: a 254-bit field element
+    requester = UnicodeAttribute(null=True)  # SHA-256 hex of the requester key the consuming request carried
 
 
 def _pk(tenant_id: str) -> str:
@@ -75,7 +76,10 @@ class DynamoDBReplayStore:
         if row.used_by is None:
             return issued, None
         used = Consumption(
-            row.used_by, row.proof_hash or "", None if row.nullifier is None else int(row.nullifier)
+            row.used_by,
+            row.proof_hash or "",
+            None if row.nullifier is None else int(row.nullifier),
+            row.requester,
         )
         return issued, used
 
@@ -85,6 +89,8 @@ class DynamoDBReplayStore:
         actions: list[Any] = [row_cls.used_by.set(used.request_id), row_cls.proof_hash.set(used.proof_hash)]
         if used.nullifier is not None:
             actions.append(row_cls.nullifier.set(str(used.nullifier)))
+        if used.requester is not None:
+            actions.append(row_cls.requester.set(used.requester))
         unused_and_live = row_cls.pk.exists() & row_cls.used_by.does_not_exist() & (row_cls.expires_at > now)
         try:
             with TransactWrite(connection=self._connection) as transaction:

@@ -6,7 +6,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from reliquary.contracts.common import Identifier
+from reliquary.contracts.common import Base64Bytes, Identifier
+from reliquary.crypto.kem import PUBLIC_KEY_LEN
 from reliquary.zk.policy import Circuit, ContextPolicy
 
 MAX_PUBLIC_SIGNALS = 64
@@ -33,6 +34,10 @@ class VerifyRequest(BaseModel):
     vault_id: Identifier
     nonce: str
     context_proof: ContextProofIn
+    # The key the grant would be sealed to: bound into the nonce's consumption (see the function).
+    requester_public_key: (
+        Annotated[Base64Bytes, Field(min_length=PUBLIC_KEY_LEN, max_length=PUBLIC_KEY_LEN)] | None
+    ) = None
 
 
 class IssueNonceRequest(BaseModel):

@@ -37,11 +37,13 @@ class IssuedNonce:
 
 @dataclass(frozen=True, slots=True)
 class Consumption:
-    """Who used a nonce: the request, the proof (by hash) and its nullifier."""
+    """Who used a nonce: the request, the proof (by hash), its nullifier, and the requester key the
+    request carried (SHA-256 hex): a retry of the request is answered the same only with all four."""
 
     request_id: str
     proof_hash: str
     nullifier: int | None  # None for circuits without one
+    requester: str | None = None
 
 
 class ReplayStore(Protocol):

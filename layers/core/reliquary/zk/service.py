@@ -164,6 +164,7 @@ class ContextVerifier:
         circuit: str,
         proof: Mapping[str, Any],
         public_signals: Sequence[object],
+        requester_key_sha256: str | None = None,
     ) -> ContextResult:
         validate_id("request_id", request_id)
         validate_id("tenant_id", tenant_id)
@@ -195,7 +196,9 @@ class ContextVerifier:
         if refusal is not None:
             return _refused(circuit, refusal, **known)
         nullifier = claims.get("nullifier")  # device_proof and context_proof have one
-        used = Consumption(request_id, known["proof_hash"], nullifier)
+        # The requester key joins the consumption: another execution of this request carrying another key
+        # (a copy of the request, raced to steal its grant) finds the nonce used, not a retry.
+        used = Consumption(request_id, known["proof_hash"], nullifier, requester_key_sha256)
         stored = self._replay.get_nonce(tenant_id, nonce)
         if stored is None or stored[0].vault_id != vault_id:
             return _refused(circuit, NonceUnknownError.code, **known)
