@@ -8,8 +8,10 @@ Proving runs snarkjs (GPL-3.0) in a separate Node.js process, as on a real reque
 from __future__ import annotations
 
 import json
+import select
 import shutil
 import subprocess
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -38,26 +40,48 @@ class Prover:
             raise RequesterError(f"{root / 'node_modules'} is missing: run `make setup` (npm ci --prefix zk)")
         self._timeout = timeout
         self._lock = threading.Lock()
+        # Why Node stopped, if it does (e.g. Node < 20); closed in close().
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115
         self._process = subprocess.Popen(  # noqa: S603  (our own script, no shell)
             [node, str(script)],
             cwd=root,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+            stderr=self._stderr,
             text=True,
         )
+
+    def _stderr_tail(self) -> str:
+        self._stderr.seek(0)
+        text = self._stderr.read().decode("utf-8", "replace").strip()
+        return text[-400:] if text else "(nothing on stderr)"
+
+    def _fail(self, why: str) -> RequesterError:
+        if self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+        return RequesterError(f"{why}: {self._stderr_tail()}")
 
     def _ask(self, request: dict[str, Any]) -> dict[str, Any]:
         process = self._process
         if process.stdin is None or process.stdout is None or process.poll() is not None:
-            raise RequesterError("the prover process has ended")
+            raise self._fail("the prover process has ended")
         with self._lock:
-            process.stdin.write(json.dumps(request) + "\n")
-            process.stdin.flush()
+            try:
+                process.stdin.write(json.dumps(request) + "\n")
+                process.stdin.flush()
+            except BrokenPipeError:
+                raise self._fail("the prover process stopped reading") from None
+            ready, _, _ = select.select([process.stdout], [], [], self._timeout)
+            if not ready:
+                raise self._fail(f"the prover did not answer within {self._timeout:g} s")
             line = process.stdout.readline()
         if not line:
-            raise RequesterError("the prover process ended without an answer")
-        reply: dict[str, Any] = json.loads(line)
+            raise self._fail("the prover process ended without an answer")
+        try:
+            reply: dict[str, Any] = json.loads(line)
+        except json.JSONDecodeError:
+            raise self._fail(f"the prover answered something else than JSON ({line[:80]!r})") from None
         if not reply.pop("ok", False):
             raise RequesterError(f"the prover refused: {reply.get('error')}")
         return reply
@@ -99,6 +123,7 @@ class Prover:
             self._process.wait()
         if self._process.stdout is not None:
             self._process.stdout.close()
+        self._stderr.close()
 
     def __enter__(self) -> Prover:
         return self
