@@ -188,7 +188,7 @@ def test_a_prover_that_stops_answering_is_a_clear_error(
     fake = tmp_path / "node"
     fake.write_text("#!/bin/sh\nread line\necho 'cannot load the circuits' >&2\nexit 3\n")
     fake.chmod(0o755)
-    monkeypatch.setattr(requester.shutil, "which", lambda _name: str(fake))
+    monkeypatch.setattr("infra.local.requester.shutil.which", lambda _name: str(fake))
     with requester.Prover(timeout=10) as prover, pytest.raises(requester.RequesterError, match="cannot load"):
         prover.policy("seed")
     # One that never answers: the timeout, not a hang.
