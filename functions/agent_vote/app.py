@@ -104,7 +104,9 @@ def _run(service: AgentVoteService, request: Any) -> dict[str, Any]:
     if isinstance(request, TallyRequest):
         votes = [v.model_dump() for v in request.votes]
         rules = _rules(request.trust)
-        return service.tally(request.tenant_id, request.vault_id, votes, rules=rules).to_dict()
+        return service.tally(
+            request.tenant_id, request.vault_id, votes, rules=rules, convened=request.policy
+        ).to_dict()
     return _vote(service, request)
 
 

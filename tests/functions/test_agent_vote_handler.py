@@ -99,6 +99,12 @@ def test_the_vault_policy_decides_the_tally(agent_vote: Invoke, aws: AwsStack) -
     )
     two = [v for v in load_event("tally")["votes"] if v["agent"] in {"strict", "watchdog"}]
     assert ok(agent_vote({**allowed, "votes": two}), "tally")["decision"] == "approve"
+    # The policy the panel was convened under: the tally goes on only if the vault still has it.
+    convened = ok(agent_vote(load_event("convene")), "convene")["policy"]
+    assert ok(agent_vote({**allowed, "votes": two, "policy": convened}), "tally")["decision"] == "approve"
+    changed = {**convened, "approvals": 1}
+    refused = error(agent_vote({**allowed, "votes": two, "policy": changed}), "conflict")
+    assert "changed" in refused["message"]
     unknown = {"panel": ["strict", "oracle"], "approvals": 1, "veto_holders": []}
     body = error(agent_vote(load_event("set_policy", policy=unknown)), "invalid_request")
     assert "oracle" in json.dumps(body)

@@ -23,7 +23,7 @@ from reliquary.agents.registry import AGENTS, run_vote
 from reliquary.agents.requirement import RuleVerdict, may_vote, panel_to_poll, read_rules
 from reliquary.agents.tally import Ballot, TallyResult, tally
 from reliquary.crypto.scope import validate_id
-from reliquary.errors import InvalidRequestError, NotFoundError, RulesRefusedError
+from reliquary.errors import ConflictError, InvalidRequestError, NotFoundError, RulesRefusedError
 
 MEMORY_TTL_SECONDS = 90 * 86_400  # an agent forgets a principal it has not seen for 90 days
 RECENT_VOTES = 32  # votes kept verbatim, so a retried vote (same request, same agent) is answered again
@@ -178,11 +178,18 @@ class AgentVoteService:
         votes: Sequence[Mapping[str, Any]],
         *,
         rules: Mapping[str, Any] | None = None,
+        convened: QuorumPolicy | None = None,
     ) -> TallyResult:
-        """The decision on ``votes`` under the vault's policy and the rules' verdict (see ``tally``)."""
+        """The decision on ``votes`` under the vault's policy and the rules' verdict (see ``tally``).
+
+        ``convened``: the policy the panel was polled under; a vault policy changed since is a conflict
+        (the votes were asked for another panel or threshold), never a silent switch."""
+        policy = self.policy(tenant_id, vault_id)
+        if convened is not None and convened != policy:
+            raise ConflictError("the vault's quorum policy changed while the request was decided")
         verdict = self.verdict(rules)
         ballots = [
             Ballot(str(v["agent"]), v["vote"], float(v["confidence"]), bool(v.get("veto", False)))
             for v in votes
         ]
-        return tally(self.policy(tenant_id, vault_id), ballots, verdict)
+        return tally(policy, ballots, verdict)

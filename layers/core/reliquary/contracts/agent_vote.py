@@ -81,6 +81,8 @@ class TallyRequest(_Flow):
     # The vault's panel and the rules' quorum panel: at most MAX_PANEL agents each.
     votes: list[VoteIn] = Field(max_length=2 * MAX_PANEL)
     trust: TrustIn | None = None
+    # The quorum policy Convene polled the panel under: the tally refuses if the vault's has changed since.
+    policy: QuorumPolicy | None = None
 
 
 class SetPolicyRequest(BaseModel):
