@@ -711,7 +711,7 @@ def service_tables(budget: Budget, sizes: Sequence[int] = SIZES) -> tuple[Table,
                     signer=bench.keys.signer,
                 ),
                 "grant": partial(
-                    granted.grant,
+                    granted.issue_grant,
                     request_id="bench-request",
                     tenant_id=TENANT,
                     vault_id=VAULT,

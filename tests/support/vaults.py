@@ -119,7 +119,7 @@ def grant_and_open(
     request_id: str = "req-1",
 ) -> bytes:
     """The whole requester round trip: a grant to ``requester``, the envelope (body attached), open."""
-    issued = service.grant(
+    issued = service.issue_grant(
         request_id=request_id,
         tenant_id=tenant_id,
         vault_id=vault_id,

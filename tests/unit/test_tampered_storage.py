@@ -134,7 +134,7 @@ def test_a_grant_for_an_item_that_expires_at_this_second_is_an_expiry_not_a_bad_
     stack.vaults.get_key = slow_unwrap  # type: ignore[method-assign]
     stack.service._key_cache.clear()
     with pytest.raises(ItemExpiredError):
-        stack.service.grant(
+        stack.service.issue_grant(
             request_id="r1",
             tenant_id=TENANT,
             vault_id=VAULT,

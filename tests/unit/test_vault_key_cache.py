@@ -62,7 +62,7 @@ def _grant_three_times(service: VaultService) -> None:
     service.seal_item("t", "v", "i", b"memory", memory_scope=USER_SCOPE)
     requester = HybridPrivateKey.generate().public_key()
     for n in range(3):
-        service.grant(
+        service.issue_grant(
             request_id=f"r{n}", tenant_id="t", vault_id="v", item_id="i", requester_public_key=requester
         )
 

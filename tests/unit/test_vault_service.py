@@ -143,7 +143,7 @@ ALL = list(SignatureAlgorithm)  # tests that use Ed25519 service keys opt in to 
 def _issue(
     service: VaultService, item_id: str, requester: HybridPrivateKey, request_id: str = "req-1"
 ) -> IssuedGrant:
-    return service.grant(
+    return service.issue_grant(
         request_id=request_id,
         tenant_id=TENANT,
         vault_id=VAULT,
@@ -285,7 +285,7 @@ def test_grant_of_missing_things_is_not_found(service: VaultService, requester: 
     _seal(service, "note", SMALL)
     for vault_id, item_id, version in [("no-vault", "note", None), (VAULT, "nope", None), (VAULT, "note", 2)]:
         with pytest.raises(NotFoundError):
-            service.grant(
+            service.issue_grant(
                 request_id="req-1",
                 tenant_id=TENANT,
                 vault_id=vault_id,
@@ -300,7 +300,7 @@ def test_grant_with_an_invalid_request_id_is_refused(
 ) -> None:
     _seal(service, "note", SMALL)
     with pytest.raises(InvalidRequestError):
-        service.grant(
+        service.issue_grant(
             request_id="bad#id",
             tenant_id=TENANT,
             vault_id=VAULT,
@@ -351,7 +351,7 @@ def test_sealing_an_item_again_adds_a_version_and_each_version_opens(
 def test_versions_are_bound_to_their_scope(service: VaultService, requester: HybridPrivateKey) -> None:
     first = _seal(service, "note", b"first draft")
     _seal(service, "note", b"second draft")
-    issued = service.grant(
+    issued = service.issue_grant(
         request_id="req-1",
         tenant_id=TENANT,
         vault_id=VAULT,
@@ -640,7 +640,7 @@ def test_shred_destroys_every_version_and_signs_a_receipt(
     assert large.blob_key not in stack.blobs
     for version in (None, 1, 2):
         with pytest.raises(ItemShreddedError):
-            service.grant(
+            service.issue_grant(
                 request_id="req-1",
                 tenant_id=TENANT,
                 vault_id=VAULT,
@@ -739,7 +739,7 @@ def test_an_item_past_its_expiry_is_refused_then_shredded_by_expire_due(
 
     for item_id in ("soon", "soon-large"):
         with pytest.raises(ItemExpiredError):
-            service.grant(
+            service.issue_grant(
                 request_id="req-1",
                 tenant_id=TENANT,
                 vault_id=VAULT,
@@ -916,7 +916,7 @@ def test_another_tenant_cannot_address_a_tenants_vault_or_items(
     _seal(service, "secret", SMALL)
     before = _snapshot(stack)
     calls: list[Callable[[], object]] = [
-        lambda: service.grant(
+        lambda: service.issue_grant(
             request_id="req-1",
             tenant_id=OTHER_TENANT,
             vault_id=VAULT,
@@ -1171,7 +1171,7 @@ def test_grant_ttl_comes_from_the_service() -> None:
     stack = memory_stack(clock=ManualClock(T0 + 5), grant_ttl_seconds=42)
     stack.service.create_vault(TENANT, VAULT)
     _seal(stack.service, "note", SMALL)
-    issued = stack.service.grant(
+    issued = stack.service.issue_grant(
         request_id="req-1",
         tenant_id=TENANT,
         vault_id=VAULT,

@@ -444,8 +444,8 @@ class VaultService:
         requester_public_key: HybridPublicKey,
         version: int | None = None,
     ) -> IssuedGrant:
-        """A grant (as ``grant``) only for the approval logged for this request in the tenant's log: this
-        vault and item, sealed to this key (``reliquary.vaults.decisions.require_approval``).
+        """A grant (as ``issue_grant``) only for the approval logged for this request in the tenant's
+        log: this vault and item, sealed to this key (``reliquary.vaults.decisions.require_approval``).
 
         The log is read before the item, so a request without that approval learns nothing about the
         item (not even whether it exists). ``DecisionRequiredError`` when there is no such approval, or
@@ -465,7 +465,7 @@ class VaultService:
             now=int(self._clock()),
             max_age_seconds=self._approval_max_age,
         )
-        return self.grant(
+        return self.issue_grant(
             request_id=request_id,
             tenant_id=tenant_id,
             vault_id=vault_id,
@@ -474,7 +474,7 @@ class VaultService:
             version=version,
         )
 
-    def grant(
+    def issue_grant(
         self,
         *,
         request_id: str,
