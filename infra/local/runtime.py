@@ -164,6 +164,7 @@ class LambdaContext:
 
 
 Observer = Callable[[str, dict[str, Any], float], None]
+LOCK_WAIT_SECONDS = 900  # the longest any function of the template may run
 
 
 class InProcessLambda:
@@ -198,7 +199,15 @@ class InProcessLambda:
         function = self._functions.get(physical_name)
         if function is None:
             return _error_payload(LookupError(f"{physical_name} is not a function of this stack")), True
-        with self._lock:
+        # One invocation at a time; a wait longer than any function may run means a handler's own AWS
+        # call made moto invoke a function synchronously (a deadlock): say so instead of hanging.
+        if not self._lock.acquire(timeout=LOCK_WAIT_SECONDS):
+            stuck = LocalRuntimeError(
+                f"{function.logical_id} waited {LOCK_WAIT_SECONDS} s for another invocation to finish; "
+                "a handler's AWS call probably made moto invoke a function synchronously"
+            )
+            return _error_payload(stuck), True
+        try:
             started = time.perf_counter()
             self.invocations += 1
             with _environment({**function.environment, **self._aws_environment(function)}):
@@ -225,6 +234,8 @@ class InProcessLambda:
                 finally:
                     _clear_settings()
             elapsed = time.perf_counter() - started
+        finally:
+            self._lock.release()
         for observer in self._observers:
             observer(function.logical_id, event if isinstance(event, dict) else {}, elapsed)
         return payload, errored
@@ -520,6 +531,11 @@ class _Resolver:
         if name == "Fn::Not":
             (inner,) = argument
             return not self._resolve(inner)
+        if name in ("Fn::And", "Fn::Or"):
+            values = [bool(self._resolve(item)) for item in argument]
+            return all(values) if name == "Fn::And" else any(values)
+        if name == "Condition":
+            return self.condition(argument)
         if name == "Fn::Join":
             separator, items = argument
             return separator.join(str(item) for item in self._resolve(items))

@@ -88,6 +88,9 @@ def test_the_resolver_handles_the_intrinsics_the_template_uses() -> None:
     assert resolver.resolve({"Fn::GetAtt": ["Fn", "Arn"]}).endswith(":function:st-fn")
     assert resolver.resolve({"Fn::If": ["IsProd", "yes", "no"]}) == "no"
     assert _resolver("prod").resolve({"Fn::If": ["IsProd", "yes", "no"]}) == "yes"
+    assert resolver.resolve({"Fn::Not": [{"Condition": "IsProd"}]}) is True
+    assert resolver.resolve({"Fn::And": [{"Condition": "IsProd"}, True]}) is False
+    assert resolver.resolve({"Fn::Or": [{"Condition": "IsProd"}, {"Fn::Equals": ["a", "a"]}]}) is True
     assert resolver.resolve([{"Ref": "AWS::NoValue"}, 1]) == [1]
     # The template's alarms: no topic (the default) leaves the actions out altogether.
     notify = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
@@ -198,3 +201,31 @@ def test_a_prover_that_stops_answering_is_a_clear_error(
         pytest.raises(requester.RequesterError, match=r"within 0\.5 s"),
     ):
         prover.policy("seed")
+
+
+def test_an_invocation_that_cannot_get_its_turn_says_why_instead_of_hanging(
+    fake_function: types.ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    executor = InProcessLambda("http://127.0.0.1:1")
+    executor.register(LocalFunction("Fake", "st-fake", "reliquary_fake_app", "handler", 30, {}))
+    monkeypatch.setattr(runtime, "LOCK_WAIT_SECONDS", 0.2)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with executor._lock:
+            holding.set()
+            release.wait(5)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    holding.wait(5)
+    try:
+        payload, errored = executor.invoke("st-fake", {})
+    finally:
+        release.set()
+        holder.join()
+    assert errored is True
+    assert "synchronously" in json.loads(payload)["errorMessage"]
+    assert executor.invoke("st-fake", {"a": 1})[1] is False  # the next one runs once the turn is free
