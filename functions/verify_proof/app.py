@@ -10,7 +10,6 @@ failures raise, for Step Functions' Retry.
 from __future__ import annotations
 
 import functools
-import hashlib
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -19,6 +18,7 @@ from pydantic import TypeAdapter
 from reliquary.adapters.zk_factory import build_context_verifier
 from reliquary.config import get_settings
 from reliquary.contracts.verify_proof import IssueNonceRequest, SetPolicyRequest, VerifyProofRequest
+from reliquary.crypto.kem import requester_key_sha256
 from reliquary.handlers import handle_action
 from reliquary.observability import build_logger, build_metrics, build_tracer
 from reliquary.zk.service import ContextVerifier
@@ -59,7 +59,7 @@ def _run(verifier: ContextVerifier, request: Any) -> dict[str, Any]:
         requester_key_sha256=(
             None
             if request.requester_public_key is None
-            else hashlib.sha256(request.requester_public_key).hexdigest()
+            else requester_key_sha256(request.requester_public_key)
         ),
     )
     metrics.add_metric(name="Verified" if result.verified else "NotVerified", unit=MetricUnit.Count, value=1)

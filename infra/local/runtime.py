@@ -181,7 +181,6 @@ class InProcessLambda:
         self._lock = threading.RLock()
         self._observers: list[Observer] = []
         self._cold_started: set[str] = set()
-        self.invocations = 0
 
     def register(self, function: LocalFunction) -> None:
         self._functions[function.physical_name] = function
@@ -209,7 +208,6 @@ class InProcessLambda:
             return _error_payload(stuck), True
         try:
             started = time.perf_counter()
-            self.invocations += 1
             with _environment({**function.environment, **self._aws_environment(function)}):
                 _clear_settings()
                 try:

@@ -22,12 +22,12 @@ from reliquary.adapters.dynamodb import DynamoDBSigningKeyStore, TableConfig
 from reliquary.adapters.factory import build_root_of_trust, build_vault_service
 from reliquary.audit import tiles
 from reliquary.audit.log import TransparencyLog
-from reliquary.audit.records import DecisionRecord, DeletionRecord, encode_record, requester_key_sha256
+from reliquary.audit.records import DecisionRecord, DeletionRecord, encode_record
 from reliquary.audit.service import AuditService
 from reliquary.crypto import envelope as env
 from reliquary.crypto.envelope import Envelope, VaultKey
 from reliquary.crypto.grants import open_grant
-from reliquary.crypto.kem import HybridPrivateKey
+from reliquary.crypto.kem import HybridPrivateKey, requester_key_sha256
 from reliquary.crypto.recovery import SealedShare, open_share
 from reliquary.crypto.scope import VaultRef
 from reliquary.crypto.shamir import combine

@@ -143,7 +143,6 @@ def serialized_moto_server() -> Iterator[str]:
     with "dictionary changed size during iteration"); AWS itself serialises conflicting writes per item.
     Clients stay concurrent: their requests interleave, each is applied atomically. Yields the endpoint.
     """
-    import socket
     import threading
 
     from moto.moto_server.werkzeug_app import (
@@ -160,9 +159,9 @@ def serialized_moto_server() -> Iterator[str]:
         with lock:
             return list(app(environ, start_response))
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
+    from infra.local.runtime import free_port
+
+    port = free_port()
     server = make_server("127.0.0.1", port, serialized, threaded=True, request_handler=MotoRequestHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

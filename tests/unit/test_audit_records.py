@@ -28,9 +28,9 @@ from reliquary.audit.records import (
     encode_record,
     parse_record,
     principal_hash,
-    requester_key_sha256,
     same_decision,
 )
+from reliquary.crypto.kem import requester_key_sha256
 from reliquary.crypto.signing import KEY_ID_LEN, SignatureAlgorithm
 from reliquary.errors import InvalidRequestError
 

@@ -14,13 +14,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reliquary.audit.records import DecisionRecord, requester_key_sha256
+from reliquary.audit.records import DecisionRecord
 from reliquary.contracts.encrypt import GrantRequest
 from reliquary.crypto import envelope as env
 from reliquary.crypto import grants
 from reliquary.crypto.envelope import Envelope, VaultKey
 from reliquary.crypto.grants import open_grant
-from reliquary.crypto.kem import PRIVATE_KEY_LEN, HybridPrivateKey
+from reliquary.crypto.kem import PRIVATE_KEY_LEN, HybridPrivateKey, requester_key_sha256
 from reliquary.crypto.recovery import SealedShare, open_share
 from reliquary.crypto.root import LocalRootOfTrust
 from reliquary.crypto.scope import ItemScope, VaultRef
@@ -41,7 +41,6 @@ from reliquary.errors import (
     StorageUnavailableError,
 )
 from reliquary.vaults.actions import run_encrypt_action
-from reliquary.vaults.decisions import requester_key_digest
 from reliquary.vaults.memory import InMemoryDecisionLedger, InMemorySigningKeyStore
 from reliquary.vaults.models import (
     MAX_TAGS,
@@ -1433,8 +1432,3 @@ def test_the_ledger_keeps_the_first_decision_of_a_request(requester: HybridPriva
     assert ledger.log(_approval(requester, decision="deny")) == first
     assert ledger.logged_decision(TENANT, "access-1") == first
     assert ledger.logged_decision(OTHER_TENANT, "access-1") is None
-
-
-def test_the_vault_side_digest_is_the_records_requester_key_digest(requester: HybridPrivateKey) -> None:
-    key = requester.public_key()
-    assert requester_key_digest(key) == requester_key_sha256(key.to_bytes())

@@ -13,7 +13,6 @@ from reliquary.audit.records import (
     decode_record,
     parse_record,
     principal_hash,
-    requester_key_sha256,
 )
 from reliquary.audit.service import AuditService
 from reliquary.contracts.audit import (
@@ -24,6 +23,7 @@ from reliquary.contracts.audit import (
     RecordDecisionRequest,
     VerifyRequest,
 )
+from reliquary.crypto.kem import requester_key_sha256
 from reliquary.errors import InvalidRequestError
 
 AuditAction = (

@@ -292,14 +292,6 @@ def decode_record(data: bytes) -> DecisionRecord | DeletionRecord | KeyEventReco
     return record
 
 
-def requester_key_sha256(public_key: bytes) -> str:
-    """How a decision names the requester's key: hex SHA-256 of the hybrid public key's bytes (1216 bytes
-    of ML-KEM-768 + X25519, as ``HybridPublicKey.to_bytes`` encodes it and the flow carries it in base64)."""
-    if not isinstance(public_key, bytes) or not public_key:
-        raise InvalidRequestError("a requester key is bytes", field="requester_public_key")
-    return hashlib.sha256(public_key).hexdigest()
-
-
 def parse_record(value: Mapping[str, Any]) -> DecisionRecord | DeletionRecord | KeyEventRecord:
     """A record from its JSON object (as a task receives it), ``InvalidRequestError`` if malformed."""
     return _validate(value)

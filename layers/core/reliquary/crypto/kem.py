@@ -31,6 +31,15 @@ def sealed_length(plaintext_length: int) -> int:
     return ENC_LEN + plaintext_length + AEAD_TAG_LEN
 
 
+def requester_key_sha256(public_key: bytes) -> str:
+    """How the access flow names a requester's key (in decision records and nonce consumptions): hex
+    SHA-256 of the hybrid public key's bytes, as ``HybridPublicKey.to_bytes`` encodes them (plain, not
+    the domain-separated ``fingerprint`` that grants use)."""
+    if not isinstance(public_key, bytes) or not public_key:
+        raise InvalidRequestError("a requester key is bytes", field="requester_public_key")
+    return hashlib.sha256(public_key).hexdigest()
+
+
 class HybridPublicKey:
     """A requester's, custodian's or vault's public key. Construct with ``from_bytes``."""
 

@@ -14,9 +14,9 @@ lookup (see ``reliquary.adapters.decisions``), not at the encrypt function's col
 
 from __future__ import annotations
 
-import hashlib
 from typing import TYPE_CHECKING, Protocol
 
+from reliquary.crypto.kem import requester_key_sha256
 from reliquary.errors import DecisionRequiredError
 
 if TYPE_CHECKING:
@@ -33,12 +33,6 @@ class DecisionLedger(Protocol):
         """The decision logged for ``(tenant_id, request_id)`` in the tenant's transparency log; None if
         the log holds no decision for it (nothing, or a record of another kind). Read-only. Raises
         ``TransientError`` (``StorageUnavailableError``) when the log cannot be read now."""
-
-
-def requester_key_digest(public_key: HybridPublicKey) -> str:
-    """The requester key as a decision names it: hex SHA-256 of the key's bytes (the same digest as
-    ``reliquary.audit.records.requester_key_sha256``, without importing the audit modules)."""
-    return hashlib.sha256(public_key.to_bytes()).hexdigest()
 
 
 def require_approval(
@@ -74,7 +68,7 @@ def require_approval(
         raise DecisionRequiredError(
             "the access decision logged for this request names no requester key", request_id=request_id
         )
-    if decision.requester_key_sha256 != requester_key_digest(requester_public_key):
+    if decision.requester_key_sha256 != requester_key_sha256(requester_public_key.to_bytes()):
         raise DecisionRequiredError(
             "the access decision logged for this request is for another requester key",
             request_id=request_id,
