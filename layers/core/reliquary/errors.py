@@ -241,3 +241,13 @@ class DecisionRequiredError(ReliquaryError):
 
     code = "decision_required"
     http_status = 403
+
+
+class AttestationError(ReliquaryError):
+    """A stage attestation, or the chain of them, does not hold: a malformed or unsigned statement, a
+    signature by the wrong function or an unknown key, a statement about another request or result, a
+    broken link between stages, or a chain that does not approve what it is asked to. ``check`` names the
+    failed check. Nothing is decided, logged as approved or granted on it."""
+
+    code = "attestation_invalid"
+    http_status = 403

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from reliquary.contracts.common import Identifier
+from reliquary.fields import Identifier
 from reliquary.trust.facts import Band, Sensitivity
 
 Outcome = Literal["approve", "deny", "failure"]

@@ -1,0 +1,88 @@
+"""What a stage checks of the flow state it is handed before acting on it: the attestations of the stages
+it builds on verify, are about this very request, and sign exactly the parts the state carries.
+
+A caller who invokes a function directly can put anything in the state; after these checks, the only
+states a stage acts on are ones the earlier stages really produced for this request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from reliquary.errors import AttestationError
+from reliquary.flow.attestation import Attestation, VerifiedChain, digest
+from reliquary.flow.keys import StageKeyDirectory
+from reliquary.flow.state import ContextOutcome, FlowState, TrustOutcome, VoteOutcome, _Attested
+
+
+def _attested(part: _Attested | None, name: str) -> Attestation:
+    if part is None:
+        raise AttestationError(f"the flow state has no {name} result", check="structure")
+    if part.attestation is None:
+        raise AttestationError(f"the {name} result carries no attestation", check="structure")
+    if part.attestation.statement.result_sha256 != digest(part.result_json()):
+        raise AttestationError(f"the {name} result is not the one its stage signed", check="result")
+    return part.attestation
+
+
+def _verified(
+    state: FlowState, parts: Sequence[tuple[_Attested | None, str]], keys: StageKeyDirectory, now: int
+) -> VerifiedChain:
+    chain = [_attested(part, name) for part, name in parts]
+    return keys.verify_chain(chain, subject=state.subject, now=now)
+
+
+def verified_context(state: FlowState, keys: StageKeyDirectory, *, now: int) -> ContextOutcome:
+    """The state's VerifyContext result, once its attestation checks out (for ScoreTrust)."""
+    _verified(state, [(state.context, "context")], keys, now)
+    assert state.context is not None  # noqa: S101  (checked by _attested)
+    return state.context
+
+
+def verified_trust(state: FlowState, keys: StageKeyDirectory, *, now: int) -> TrustOutcome:
+    """The state's context and trust results, once their chain checks out (for Convene and each Vote)."""
+    _verified(state, [(state.context, "context"), (state.trust, "trust")], keys, now)
+    assert state.trust is not None  # noqa: S101
+    return state.trust
+
+
+def verified_votes(
+    state: FlowState, keys: StageKeyDirectory, *, now: int
+) -> tuple[TrustOutcome, list[VoteOutcome]]:
+    """The trust result and the votes, once the chain through the votes checks out (for the Tally)."""
+    parts: list[tuple[_Attested | None, str]] = [(state.context, "context"), (state.trust, "trust")]
+    parts += [(vote, f"{vote.agent} vote") for vote in state.votes]
+    _verified(state, parts, keys, now)
+    assert state.trust is not None  # noqa: S101
+    return state.trust, list(state.votes)
+
+
+def verified_decision(state: FlowState, keys: StageKeyDirectory, *, now: int) -> VerifiedChain | None:
+    """The chain behind the state's decision (for RecordDecision).
+
+    An approval must carry the whole chain, ending in the tally that approved it: ``AttestationError``
+    otherwise. A denial needs no authority (refusing is always allowed); its chain, as far as the flow
+    got, is returned when it checks out and ``None`` when it does not or there is none."""
+    decision = state.decision
+    if decision is None:
+        raise AttestationError("the flow state has no decision", check="structure")
+    if decision.decision == "approve":
+        parts: list[tuple[_Attested | None, str]] = [(state.context, "context"), (state.trust, "trust")]
+        parts += [(vote, f"{vote.agent} vote") for vote in state.votes]
+        parts.append((decision, "tally"))
+        chain = _verified(state, parts, keys, now)
+        if not chain.approves:
+            raise AttestationError("the attestation chain does not approve this request", check="approval")
+        if decision.policy_version != chain.policy_version:
+            raise AttestationError("the approval names another policy version", check="result")
+        return chain
+    try:
+        present: list[tuple[_Attested | None, str]] = [(state.context, "context")]
+        if state.trust is not None:
+            present.append((state.trust, "trust"))
+        present += [(vote, f"{vote.agent} vote") for vote in state.votes]
+        if decision.attestation is not None:
+            present.append((decision, "tally"))
+        return _verified(state, present, keys, now)
+    except AttestationError:
+        return None

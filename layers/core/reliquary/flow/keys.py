@@ -1,0 +1,93 @@
+"""Stage keys: one ML-DSA-65 key per signing function, created on its first use and stored wrapped by the
+root of trust under a context naming the function (``purpose = stage-signing/<function>``), so only that
+function's role can unwrap it (template.yaml's KMS conditions). The public halves are read by every
+function that verifies a chain, and published for auditors.
+
+A verifier reads the published keys once per cold start and again when it meets a key it does not know
+yet (a function that started after this one created its key, or a rotated key), at most once per
+``REFRESH_SECONDS``, so a flood of forged key ids cannot turn into a flood of reads.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Final
+
+from reliquary.crypto.root import RootOfTrust
+from reliquary.crypto.signing import SignatureAlgorithm, VerifyingKey
+from reliquary.errors import AttestationError
+from reliquary.flow.attestation import (
+    Attestation,
+    Signer,
+    StageKeys,
+    StageSigner,
+    Subject,
+    VerifiedChain,
+    verify_chain,
+)
+from reliquary.vaults.ports import SigningKeyStore
+from reliquary.vaults.service_keys import load_or_create_signing_keys
+
+STAGE_ALGORITHM: Final = SignatureAlgorithm.ML_DSA_65
+REFRESH_SECONDS: Final = 5
+
+
+def load_stage_signer(
+    signer: Signer, store: SigningKeyStore, root: RootOfTrust, *, clock: Callable[[], int]
+) -> StageSigner:
+    """This function's stage key (created on first use; authenticated by the root of trust on load)."""
+    keys = load_or_create_signing_keys(
+        store, root, [STAGE_ALGORITHM], clock=clock, purpose=signer.key_purpose
+    )
+    return StageSigner(signer, keys[STAGE_ALGORITHM])
+
+
+def read_stage_keys(stores: Mapping[Signer, SigningKeyStore]) -> StageKeys:
+    """Every function's published stage keys (public halves only; nothing is unwrapped)."""
+    return StageKeys(
+        {
+            signer: [
+                VerifyingKey(SignatureAlgorithm.parse(k.algorithm), k.public_key)
+                for k in store.list()
+                if k.algorithm == STAGE_ALGORITHM.value
+            ]
+            for signer, store in stores.items()
+        }
+    )
+
+
+class StageKeyDirectory:
+    """The published stage keys, read lazily and refreshed when an unknown key shows up."""
+
+    def __init__(
+        self,
+        read: Callable[[], StageKeys],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._read = read
+        self._clock = clock
+        self._keys: StageKeys | None = None
+        self._read_at = 0.0
+
+    def keys(self) -> StageKeys:
+        if self._keys is None:
+            self._keys, self._read_at = self._read(), self._clock()
+        return self._keys
+
+    def _refreshed(self) -> bool:
+        if self._keys is not None and self._clock() - self._read_at < REFRESH_SECONDS:
+            return False
+        self._keys, self._read_at = self._read(), self._clock()
+        return True
+
+    def verify_chain(
+        self, chain: Sequence[Attestation], *, subject: Subject | None = None, now: int | None = None
+    ) -> VerifiedChain:
+        try:
+            return verify_chain(chain, self.keys(), subject=subject, now=now)
+        except AttestationError as exc:
+            if exc.details.get("check") != "key" or not self._refreshed():
+                raise
+        return verify_chain(chain, self.keys(), subject=subject, now=now)
