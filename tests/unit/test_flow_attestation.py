@@ -1,4 +1,5 @@
-"""Stage attestations and the chain check: what every stage, RecordDecision, the grant and an auditor rely on."""
+"""Stage attestations and the chain check: what every stage, RecordDecision, the grant and an auditor
+rely on."""
 
 from __future__ import annotations
 
@@ -104,7 +105,7 @@ def test_a_chain_that_stops_early_verifies_but_does_not_approve(
         (lambda c: [c[1], *c[1:]], "stage"),  # no context statement first
         (lambda c: [*c[:2], c[2], c[2], c[4]], "votes"),  # one agent twice
         (lambda c: [c[0], c[0], *c[2:]], "stage"),
-        (lambda c: [], "structure"),
+        (lambda _: [], "structure"),
     ],
 )
 def test_broken_structure_is_refused(

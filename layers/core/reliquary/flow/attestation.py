@@ -309,22 +309,26 @@ class StageKeys:
     @classmethod
     def from_json(cls, value: object) -> StageKeys:
         """Published keys, as ``to_json`` writes them (AttestationError if malformed)."""
-        keys: dict[Signer, list[VerifyingKey]] = {}
         try:
-            if not isinstance(value, list):
-                raise TypeError("a list of keys")
-            for entry in value:
-                body = _members(entry, ("signer", "algorithm", "key_id", "public_key"))
-                key = VerifyingKey(
-                    SignatureAlgorithm.parse(_text(body["algorithm"], 32)),
-                    base64.b64decode(_text(body["public_key"], 8192), validate=True),
-                )
-                if key.key_id.hex() != body["key_id"]:
-                    raise ValueError("a key id does not match its key")
-                keys.setdefault(Signer(body["signer"]), []).append(key)
+            return cls(_parse_published(value))
         except (KeyError, TypeError, ValueError, binascii.Error, InvalidRequestError) as exc:
             raise AttestationError("the published stage keys are malformed", check="format") from exc
-        return cls(keys)
+
+
+def _parse_published(value: object) -> dict[Signer, list[VerifyingKey]]:
+    if not isinstance(value, list):
+        raise TypeError("a list of keys")
+    keys: dict[Signer, list[VerifyingKey]] = {}
+    for entry in value:
+        body = _members(entry, ("signer", "algorithm", "key_id", "public_key"))
+        key = VerifyingKey(
+            SignatureAlgorithm.parse(_text(body["algorithm"], 32)),
+            base64.b64decode(_text(body["public_key"], 8192), validate=True),
+        )
+        if key.key_id.hex() != body["key_id"]:
+            raise ValueError("a key id does not match its key")
+        keys.setdefault(Signer(body["signer"]), []).append(key)
+    return keys
 
 
 def verify_attestation(
