@@ -43,7 +43,7 @@ def handle(event: Any, current: AuditRuntime) -> dict[str, Any]:
     return handle_action(
         event,
         _REQUEST,
-        lambda request: run_audit_action(current.service, request, principal_salt=current.principal_salt),
+        lambda request: run_audit_action(current.service, current.decisions, request),
         logger=logger,
         metrics=metrics,
     )

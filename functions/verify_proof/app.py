@@ -1,10 +1,9 @@
 """The verify-proof function: the access flow's VerifyContext task (a requester's zero-knowledge context
-proof checked against the vault's policy, bound to the request and a single-use nonce), plus issuing
-those nonces and setting a vault's context policy.
+proof checked against the vault's policy, bound to the request and a single-use nonce, and the answer
+signed with this function's stage key), plus issuing those nonces and setting a vault's context policy.
 
-A proof that fails a check is a normal result, ``{"verified": false, "reason": ...}``; a malformed request
-(shapes, points off the curve, signals outside the field) is ``{"status": "error", ...}``; only transient
-failures raise, for Step Functions' Retry.
+A proof that fails a check is a normal, signed result, ``{"verified": false, "reason": ...}``; a malformed
+request is ``{"status": "error", ...}``; only transient failures raise, for Step Functions' Retry.
 """
 
 from __future__ import annotations
@@ -15,13 +14,12 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import TypeAdapter
 
-from reliquary.adapters.zk_factory import build_context_verifier
+from reliquary.adapters.zk_factory import VerifyProofRuntime, build_verify_proof
 from reliquary.config import get_settings
+from reliquary.contracts.flow import VerifyContextTask
 from reliquary.contracts.verify_proof import IssueNonceRequest, SetPolicyRequest, VerifyProofRequest
-from reliquary.crypto.kem import requester_key_sha256
 from reliquary.handlers import handle_action
 from reliquary.observability import build_logger, build_metrics, build_tracer
-from reliquary.zk.service import ContextVerifier
 
 SERVICE = "reliquary-verify-proof"
 logger = build_logger(SERVICE)
@@ -31,46 +29,38 @@ _REQUEST: TypeAdapter[Any] = TypeAdapter(VerifyProofRequest)
 
 
 @functools.cache
-def runtime() -> ContextVerifier:
+def runtime() -> VerifyProofRuntime:
     """The verifier with its prepared verification keys, built once per cold start."""
-    return build_context_verifier(get_settings())
+    return build_verify_proof(get_settings())
 
 
 def reset_runtime() -> None:
     runtime.cache_clear()
 
 
-def _run(verifier: ContextVerifier, request: Any) -> dict[str, Any]:
-    if isinstance(request, IssueNonceRequest):
-        issued = verifier.issue_nonce(request.tenant_id, request.vault_id)
-        return {"nonce": issued.nonce, "expires_at": issued.expires_at}
-    if isinstance(request, SetPolicyRequest):
-        verifier.set_policy(request.tenant_id, request.vault_id, request.policy)
-        return {"policy": request.policy.model_dump(mode="json")}
-    proof = request.context_proof
-    result = verifier.verify(
-        request_id=request.request_id,
-        tenant_id=request.tenant_id,
-        vault_id=request.vault_id,
-        nonce=request.nonce,
-        circuit=proof.circuit,
-        proof=proof.proof,
-        public_signals=proof.public_signals,
-        requester_key_sha256=(
-            None
-            if request.requester_public_key is None
-            else requester_key_sha256(request.requester_public_key)
-        ),
-    )
-    metrics.add_metric(name="Verified" if result.verified else "NotVerified", unit=MetricUnit.Count, value=1)
-    if not result.verified:
-        logger.info("proof not verified", extra={"reason": result.reason, "circuit": result.circuit})
-    return result.to_dict()
+def _run(current: VerifyProofRuntime, request: Any) -> dict[str, Any]:
+    match request:
+        case IssueNonceRequest():
+            issued = current.verifier.issue_nonce(request.tenant_id, request.vault_id)
+            return {"nonce": issued.nonce, "expires_at": issued.expires_at}
+        case SetPolicyRequest():
+            current.verifier.set_policy(request.tenant_id, request.vault_id, request.policy)
+            return {"policy": request.policy.model_dump(mode="json")}
+        case VerifyContextTask():
+            context = current.stage.verify(request.flow)
+            verified = "Verified" if context.verified else "NotVerified"
+            metrics.add_metric(name=verified, unit=MetricUnit.Count, value=1)
+            if not context.verified:
+                logger.info(
+                    "proof not verified", extra={"reason": context.reason, "circuit": context.circuit}
+                )
+            return context.model_dump(mode="json")
+    raise AssertionError("unreachable: the request union is exhaustive")  # pragma: no cover
 
 
-def handle(event: Any, verifier: ContextVerifier) -> dict[str, Any]:
+def handle(event: Any, current: VerifyProofRuntime) -> dict[str, Any]:
     return handle_action(
-        event, _REQUEST, lambda request: _run(verifier, request), logger=logger, metrics=metrics
+        event, _REQUEST, lambda request: _run(current, request), logger=logger, metrics=metrics
     )
 
 

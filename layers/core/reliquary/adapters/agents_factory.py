@@ -1,24 +1,31 @@
-"""Builds the agent-vote service from the one Settings object (once per cold start of agent-vote: the only
+"""Builds the agent-vote runtime from the one Settings object (once per cold start of agent-vote: the only
 function that imports the agents, and so LangGraph)."""
 
 from __future__ import annotations
 
 from reliquary.adapters.agent_memory import DynamoDBMemoryStore
 from reliquary.adapters.clients import build_root_of_trust, dynamodb_client, table_config
+from reliquary.adapters.stage_keys import stage_key_directory, stage_signer
 from reliquary.adapters.vault_policies import DynamoDBVaultPolicyStore
 from reliquary.agents.memory import MemoryBox
 from reliquary.agents.policy import QuorumPolicy
 from reliquary.agents.service import AgentVoteService
+from reliquary.agents.stage import AgentVoteStage
 from reliquary.config import Settings
+from reliquary.flow.attestation import Signer
 
 
-def build_agent_vote_service(settings: Settings) -> AgentVoteService:
+def build_agent_vote(settings: Settings) -> AgentVoteStage:
     client = dynamodb_client(settings)
+    root = build_root_of_trust(settings)
+    vaults = table_config(settings, settings.vaults_table)
     memories = DynamoDBMemoryStore(table_config(settings, settings.agent_memory_table), client)
-    return AgentVoteService(
+    service = AgentVoteService(
         memories,
-        MemoryBox.load_or_create(memories, build_root_of_trust(settings)),  # unwrapped once per cold start
-        DynamoDBVaultPolicyStore(
-            table_config(settings, settings.vaults_table), QuorumPolicy, kind="QUORUM", client=client
-        ),
+        MemoryBox.load_or_create(memories, root),  # unwrapped once per cold start
+        DynamoDBVaultPolicyStore(vaults, QuorumPolicy, kind="QUORUM", client=client),
+    )
+    directory = stage_key_directory(vaults, client)
+    return AgentVoteStage(
+        service, stage_signer(vaults, Signer.AGENT_VOTE, lambda: root, client, directory=directory), directory
     )

@@ -9,11 +9,15 @@ import time
 from dataclasses import dataclass
 
 from reliquary.adapters.audit_store import DynamoDBLogStore, S3ExportSink, S3TileStore
+from reliquary.adapters.chain_store import S3ChainStore
 from reliquary.adapters.clients import aws_client, build_root_of_trust, dynamodb_client, table_config
 from reliquary.adapters.dynamodb import DynamoDBSigningKeyStore
+from reliquary.adapters.stage_keys import stage_key_directory
 from reliquary.audit.log import TransparencyLog
 from reliquary.audit.note import NoteSigner
+from reliquary.audit.records import principal_hash
 from reliquary.audit.service import AuditService, CheckpointKeys
+from reliquary.audit.stage import RecordDecisionStage
 from reliquary.config import Settings
 from reliquary.crypto.signing import SignatureAlgorithm
 from reliquary.vaults.service_keys import CHECKPOINT_SIGNING, derive_key, load_or_create_signing_keys
@@ -30,9 +34,8 @@ CHECKPOINT_ALGORITHMS = (
 @dataclass(frozen=True, slots=True)
 class AuditRuntime:
     service: AuditService
-    # Keys the principal hashes of decision records. Derived from the Ed25519 checkpoint key, so it is
-    # as durable as the log's identity; destroying that key makes every logged principal unlinkable.
-    principal_salt: bytes
+    # The RecordDecision task: the decision's chain checked, stored beside the log and named in the record.
+    decisions: RecordDecisionStage
 
 
 def build_audit(settings: Settings) -> AuditRuntime:
@@ -56,4 +59,14 @@ def build_audit(settings: Settings) -> AuditRuntime:
         origin_prefix=settings.audit_origin,
         exports=S3ExportSink(s3, settings.audit_bucket),
     )
-    return AuditRuntime(service, derive_key(keys[SignatureAlgorithm.ED25519], "principal hash salt"))
+    # Keys the principal hashes of decision records. Derived from the Ed25519 checkpoint key, so it is
+    # as durable as the log's identity; destroying that key makes every logged principal unlinkable.
+    salt = derive_key(keys[SignatureAlgorithm.ED25519], "principal hash salt")
+    decisions = RecordDecisionStage(
+        service,
+        stage_key_directory(table_config(settings, settings.vaults_table), dynamodb),
+        S3ChainStore(s3, settings.audit_bucket),
+        pseudonym=lambda tenant_id, subject: principal_hash(tenant_id, subject, salt),
+        clock=lambda: int(time.time()),
+    )
+    return AuditRuntime(service, decisions)

@@ -3,8 +3,10 @@
 A grant needs the access decision logged for its request (``reliquary.vaults.decisions``). This reads it
 back as the log stores it (``reliquary.adapters.audit_store``): the request id's row gives its leaf index
 (a GetItem on the AuditTable), the head how far the log is integrated (a GetItem), and the entry bundle
-that holds the leaf gives the entry itself (an S3 GET under ``logs/<tenant>/``). It writes nothing, holds
-no signing key and makes no KMS call of its own (S3 decrypts the bundle under the bucket's key).
+that holds the leaf gives the entry itself (an S3 GET under ``logs/<tenant>/``); the record's attestation
+chain comes from ``chains/<tenant>/`` and the stage keys from the vaults table's ``STAGE#`` partitions.
+It writes nothing, holds no signing key and makes no KMS call of its own (S3 decrypts under the bucket's
+key).
 
 The audit modules are imported on the first lookup, not at import: most invocations of the encrypt
 function never grant, and its cold start does not pay for the log's code.
@@ -14,7 +16,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from reliquary.adapters.chain_store import S3ChainStore
+from reliquary.adapters.stage_keys import stage_key_directory
 from reliquary.errors import InvalidRequestError, LogInconsistentError, TransientError
+from reliquary.flow.keys import StageKeyDirectory
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -25,16 +30,33 @@ if TYPE_CHECKING:
 
 
 class LoggedDecisions:
-    """Decisions read from the AuditTable (``config``) and the AuditBucket (``bucket``)."""
+    """Decisions read from the AuditTable (``config``) and the AuditBucket (``bucket``), their attestation
+    chains from the bucket's ``chains/`` and the stage keys that verify them from the vaults table."""
 
     def __init__(
-        self, config: TableConfig, bucket: str, *, s3: S3Client, dynamodb: Any | None = None
+        self,
+        config: TableConfig,
+        bucket: str,
+        *,
+        vaults: TableConfig,
+        s3: S3Client,
+        dynamodb: Any | None = None,
     ) -> None:
         self._config = config
         self._bucket = bucket
         self._s3 = s3
         self._dynamodb = dynamodb
         self._stores: tuple[DynamoDBLogStore, S3TileStore] | None = None
+        self._chains = S3ChainStore(s3, bucket)
+        self._stage_keys = stage_key_directory(vaults, dynamodb)  # read on the first grant
+
+    @property
+    def chains(self) -> S3ChainStore:
+        return self._chains
+
+    @property
+    def stage_keys(self) -> StageKeyDirectory:
+        return self._stage_keys
 
     def _open(self) -> tuple[DynamoDBLogStore, S3TileStore]:
         if self._stores is None:

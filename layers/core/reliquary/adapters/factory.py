@@ -37,9 +37,13 @@ def build_vault_service(settings: Settings) -> VaultService:
         blobs=S3BlobStore(s3, settings.items_bucket),
         root=root,
         service_keys=service_keys,
-        # Grants only for approvals in the tenant's transparency log (read-only: no checkpoint keys).
+        # Grants only for attested approvals in the tenant's transparency log (read-only: no checkpoint keys).
         decisions=LoggedDecisions(
-            table_config(settings, settings.audit_table), settings.audit_bucket, s3=s3, dynamodb=dynamodb
+            table_config(settings, settings.audit_table),
+            settings.audit_bucket,
+            vaults=vaults,
+            s3=s3,
+            dynamodb=dynamodb,
         ),
         large_item_threshold=settings.large_item_threshold,
         max_item_bytes=settings.max_item_bytes,

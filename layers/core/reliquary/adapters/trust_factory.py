@@ -1,25 +1,37 @@
-"""Builds the trust service from the one Settings object (once per cold start of score-trust)."""
+"""Builds the score-trust runtime from the one Settings object (once per cold start of score-trust)."""
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
-from reliquary.adapters.clients import dynamodb_client, table_config
+from reliquary.adapters.clients import build_root_of_trust, dynamodb_client, table_config
 from reliquary.adapters.history_store import DynamoDBHistoryStore
+from reliquary.adapters.idempotency import Once
+from reliquary.adapters.item_labels import DynamoDBItemLabels
+from reliquary.adapters.stage_keys import stage_key_directory, stage_signer
 from reliquary.adapters.vault_policies import DynamoDBVaultPolicyStore
 from reliquary.config import Settings
+from reliquary.flow.attestation import Signer
+from reliquary.flow.state import FlowState
 from reliquary.trust.policy import TrustPolicy
 from reliquary.trust.service import TrustService
+from reliquary.trust.stage import ScoreTrustStage
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-__all__ = ["build_trust_service", "dynamodb_client"]
+# What must match when a request id is reused: everything of the request the score reads, besides the
+# clock, the history and the vault's policy (which is why a retry gets the stored result): the request
+# and what its proof showed (not the context's signature: a re-signed context is the same context).
+SCORE_PAYLOAD = (
+    "[flow.vault_id, flow.item_id, flow.principal, flow.purpose, flow.region, flow.nonce,"
+    " flow.requester_public_key, flow.context.verified, flow.context.claims]"
+)
 
 
 def build_trust_service(settings: Settings, *, client: DynamoDBClient | None = None) -> TrustService:
-    """The history and vault trust-policy stores on ``client`` (one is built when none is given; the
-    function shares it with its idempotency store)."""
+    """The history and vault trust-policy stores on ``client`` (one is built when none is given)."""
     if client is None:
         client = dynamodb_client(settings)
     return TrustService(
@@ -28,3 +40,34 @@ def build_trust_service(settings: Settings, *, client: DynamoDBClient | None = N
             table_config(settings, settings.vaults_table), TrustPolicy, kind="TRUST", client=client
         ),
     )
+
+
+class ScoreTrustRuntime:
+    """The trust service, the signing stage and its idempotent score (on the idempotency table)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._client = dynamodb_client(settings)
+        self.service = build_trust_service(settings, client=self._client)
+        self._vaults = table_config(settings, settings.vaults_table)
+        self.stage = ScoreTrustStage(
+            self.service,
+            DynamoDBItemLabels(table_config(settings, settings.items_table), self._vaults, self._client),
+            stage_signer(
+                self._vaults, Signer.SCORE_TRUST, lambda: build_root_of_trust(settings), self._client
+            ),
+            stage_key_directory(self._vaults, self._client),
+        )
+        self.score = Once(
+            lambda payload: self.stage.score(FlowState.model_validate(payload["flow"])).model_dump(
+                mode="json"
+            ),
+            table_name=settings.idempotency_table,
+            client=self._client,
+            payload_jmespath=SCORE_PAYLOAD,
+            expires_after_seconds=settings.idempotency_ttl_seconds,
+            key_jmespath="[flow.tenant_id, flow.request_id]",
+        )
+
+
+def build_score_trust(settings: Settings) -> ScoreTrustRuntime:
+    return ScoreTrustRuntime(settings)

@@ -207,8 +207,15 @@ class DecisionRecord(_Record):
     # Who a grant may go to: ``requester_key_sha256(key bytes)`` of the requester's hybrid public key. An
     # added member (see the module docstring): left out of the entry when None, never written as null.
     requester_key_sha256: Hex64 | None = None
+    # The attestation chain behind the decision (``reliquary.flow.attestation``), named by its digest and
+    # stored beside the log; an approval always has one. And the item version the approval is for: a
+    # grant opens that version only. Added members, like requester_key_sha256.
+    chain_sha256: Hex64 | None = None
+    item_version: Version | None = None
 
-    _added_members: ClassVar[frozenset[str]] = frozenset({"requester_key_sha256"})
+    _added_members: ClassVar[frozenset[str]] = frozenset(
+        {"requester_key_sha256", "chain_sha256", "item_version"}
+    )
 
     @model_validator(mode="after")
     def _approval_names_its_policy(self) -> DecisionRecord:
@@ -327,12 +334,14 @@ def _validate(value: object) -> DecisionRecord | DeletionRecord | KeyEventRecord
 
 def same_decision(logged: bytes, candidate: bytes) -> bool:
     """Whether two decision entries decide the same request the same way, with the same evidence: equal
-    but for the time and the execution that decided them. Anything that does not decode is not."""
+    but for the time, the execution that decided them and that execution's signatures. Anything that
+    does not decode is not."""
     try:
         first, second = decode_record(logged), decode_record(candidate)
     except InvalidRequestError:
         return False
     if not isinstance(first, DecisionRecord) or not isinstance(second, DecisionRecord):
         return False
-    ignored = {"time", "execution_id"}
+    # Another execution re-signs the same decisions: its chain has other signatures (and digest).
+    ignored = {"time", "execution_id", "chain_sha256"}
     return first.model_dump(exclude=ignored) == second.model_dump(exclude=ignored)

@@ -77,7 +77,7 @@ class GrantRequest(_VaultRequest):
 
     action: Literal["grant"]
     item_id: Identifier
-    version: int | None = Field(default=None, ge=1)
+    # No version: the grant opens the item version the logged approval's attestation chain names.
     requester_public_key: Base64Bytes
 
 

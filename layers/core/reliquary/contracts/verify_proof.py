@@ -1,43 +1,15 @@
-"""Input models of the verify-proof function (direct invocation and the VerifyContext task)."""
+"""Input models of the verify-proof function: the flow's VerifyContext task (``contracts.flow``), issuing a
+nonce and setting a vault's context policy."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from reliquary.contracts.common import Base64Bytes, Identifier
-from reliquary.crypto.kem import PUBLIC_KEY_LEN
-from reliquary.zk.policy import Circuit, ContextPolicy
-
-MAX_PUBLIC_SIGNALS = 64
-
-
-class ContextProofIn(BaseModel):
-    """A snarkjs Groth16 proof, its public signals (decimal strings) and the circuit it is for."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    circuit: Circuit
-    proof: dict[str, Any]
-    public_signals: Annotated[list[str | int], Field(max_length=MAX_PUBLIC_SIGNALS)]
-
-
-class VerifyRequest(BaseModel):
-    """The VerifyContext task: the flow state in (fields it does not use are ignored)."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    action: Literal["verify"]
-    request_id: Identifier
-    tenant_id: Identifier
-    vault_id: Identifier
-    nonce: str
-    context_proof: ContextProofIn
-    # The key the grant would be sealed to: bound into the nonce's consumption (see the function).
-    requester_public_key: (
-        Annotated[Base64Bytes, Field(min_length=PUBLIC_KEY_LEN, max_length=PUBLIC_KEY_LEN)] | None
-    ) = None
+from reliquary.contracts.common import Identifier
+from reliquary.contracts.flow import VerifyContextTask
+from reliquary.zk.policy import ContextPolicy
 
 
 class IssueNonceRequest(BaseModel):
@@ -60,5 +32,5 @@ class SetPolicyRequest(BaseModel):
 
 
 VerifyProofRequest = Annotated[
-    VerifyRequest | IssueNonceRequest | SetPolicyRequest, Field(discriminator="action")
+    VerifyContextTask | IssueNonceRequest | SetPolicyRequest, Field(discriminator="action")
 ]

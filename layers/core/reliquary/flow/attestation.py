@@ -290,6 +290,11 @@ class StageKeys:
     def __init__(self, keys: Mapping[Signer, Iterable[VerifyingKey]]) -> None:
         self._keys = {signer: {(k.key_id, k.algorithm): k for k in found} for signer, found in keys.items()}
 
+    def with_key(self, signer: Signer, key: VerifyingKey) -> StageKeys:
+        """These keys and ``key`` for ``signer``."""
+        keys = {s: list(found.values()) for s, found in self._keys.items()}
+        return StageKeys({**keys, signer: [*keys.get(signer, []), key]})
+
     def key_for(self, attestation: Attestation) -> VerifyingKey | None:
         return self._keys.get(attestation.signer, {}).get((attestation.key_id, attestation.algorithm))
 

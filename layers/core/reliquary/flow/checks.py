@@ -8,6 +8,7 @@ states a stage acts on are ones the earlier stages really produced for this requ
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from reliquary.errors import AttestationError
 from reliquary.flow.attestation import Attestation, VerifiedChain, digest
@@ -15,7 +16,27 @@ from reliquary.flow.keys import StageKeyDirectory
 from reliquary.flow.state import ContextOutcome, FlowState, TrustOutcome, VoteOutcome, _Attested
 
 
-def _attested(part: _Attested | None, name: str) -> Attestation:
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """A part of the state and the attestation that signed it, checked."""
+
+    context: ContextOutcome
+    context_attestation: Attestation
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedTrust(Checked):
+    trust: TrustOutcome
+    trust_attestation: Attestation
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedVotes(CheckedTrust):
+    votes: tuple[tuple[VoteOutcome, Attestation], ...]
+
+
+def attestation_of(part: _Attested | None, name: str) -> Attestation:
+    """The attestation of a part of the state, once it signs exactly that part (AttestationError)."""
     if part is None:
         raise AttestationError(f"the flow state has no {name} result", check="structure")
     if part.attestation is None:
@@ -25,36 +46,38 @@ def _attested(part: _Attested | None, name: str) -> Attestation:
     return part.attestation
 
 
-def _verified(
-    state: FlowState, parts: Sequence[tuple[_Attested | None, str]], keys: StageKeyDirectory, now: int
+def _verify(
+    state: FlowState, chain: Sequence[Attestation], keys: StageKeyDirectory, now: int
 ) -> VerifiedChain:
-    chain = [_attested(part, name) for part, name in parts]
     return keys.verify_chain(chain, subject=state.subject, now=now)
 
 
-def verified_context(state: FlowState, keys: StageKeyDirectory, *, now: int) -> ContextOutcome:
+def verified_context(state: FlowState, keys: StageKeyDirectory, *, now: int) -> Checked:
     """The state's VerifyContext result, once its attestation checks out (for ScoreTrust)."""
-    _verified(state, [(state.context, "context")], keys, now)
-    assert state.context is not None  # noqa: S101  (checked by _attested)
-    return state.context
+    if state.context is None:
+        raise AttestationError("the flow state has no context result", check="structure")
+    context = attestation_of(state.context, "context")
+    _verify(state, [context], keys, now)
+    return Checked(state.context, context)
 
 
-def verified_trust(state: FlowState, keys: StageKeyDirectory, *, now: int) -> TrustOutcome:
+def verified_trust(state: FlowState, keys: StageKeyDirectory, *, now: int) -> CheckedTrust:
     """The state's context and trust results, once their chain checks out (for Convene and each Vote)."""
-    _verified(state, [(state.context, "context"), (state.trust, "trust")], keys, now)
-    assert state.trust is not None  # noqa: S101
-    return state.trust
+    if state.context is None or state.trust is None:
+        raise AttestationError("the flow state has no context or trust result", check="structure")
+    context, trust = attestation_of(state.context, "context"), attestation_of(state.trust, "trust")
+    _verify(state, [context, trust], keys, now)
+    return CheckedTrust(state.context, context, state.trust, trust)
 
 
-def verified_votes(
-    state: FlowState, keys: StageKeyDirectory, *, now: int
-) -> tuple[TrustOutcome, list[VoteOutcome]]:
+def verified_votes(state: FlowState, keys: StageKeyDirectory, *, now: int) -> CheckedVotes:
     """The trust result and the votes, once the chain through the votes checks out (for the Tally)."""
-    parts: list[tuple[_Attested | None, str]] = [(state.context, "context"), (state.trust, "trust")]
-    parts += [(vote, f"{vote.agent} vote") for vote in state.votes]
-    _verified(state, parts, keys, now)
-    assert state.trust is not None  # noqa: S101
-    return state.trust, list(state.votes)
+    if state.context is None or state.trust is None:
+        raise AttestationError("the flow state has no context or trust result", check="structure")
+    context, trust = attestation_of(state.context, "context"), attestation_of(state.trust, "trust")
+    votes = tuple((vote, attestation_of(vote, f"{vote.agent} vote")) for vote in state.votes)
+    _verify(state, [context, trust, *(a for _, a in votes)], keys, now)
+    return CheckedVotes(state.context, context, state.trust, trust, votes)
 
 
 def verified_decision(state: FlowState, keys: StageKeyDirectory, *, now: int) -> VerifiedChain | None:
@@ -70,7 +93,7 @@ def verified_decision(state: FlowState, keys: StageKeyDirectory, *, now: int) ->
         parts: list[tuple[_Attested | None, str]] = [(state.context, "context"), (state.trust, "trust")]
         parts += [(vote, f"{vote.agent} vote") for vote in state.votes]
         parts.append((decision, "tally"))
-        chain = _verified(state, parts, keys, now)
+        chain = _verify(state, [attestation_of(p, name) for p, name in parts], keys, now)
         if not chain.approves:
             raise AttestationError("the attestation chain does not approve this request", check="approval")
         if decision.policy_version != chain.policy_version:
@@ -83,6 +106,6 @@ def verified_decision(state: FlowState, keys: StageKeyDirectory, *, now: int) ->
         present += [(vote, f"{vote.agent} vote") for vote in state.votes]
         if decision.attestation is not None:
             present.append((decision, "tally"))
-        return _verified(state, present, keys, now)
+        return _verify(state, [attestation_of(p, name) for p, name in present], keys, now)
     except AttestationError:
         return None

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Final
+from typing import Any, Final
 
 from reliquary.crypto.root import RootOfTrust
 from reliquary.crypto.signing import SignatureAlgorithm, VerifyingKey
@@ -57,6 +57,40 @@ def read_stage_keys(stores: Mapping[Signer, SigningKeyStore]) -> StageKeys:
     )
 
 
+class LazyStageSigner(StageSigner):
+    """A function's stage key, loaded (one KMS unwrap) on the first statement it signs, not at cold start:
+    the function's other actions never pay for it."""
+
+    def __init__(
+        self,
+        signer: Signer,
+        load: Callable[[], StageSigner],
+        *,
+        on_load: Callable[[StageSigner], None] | None = None,
+    ) -> None:
+        self._signer = signer
+        self._load = load
+        self._on_load = on_load
+        self._loaded: StageSigner | None = None
+
+    @property
+    def verifying_key(self) -> VerifyingKey:
+        return self._loaded_signer().verifying_key
+
+    def _loaded_signer(self) -> StageSigner:
+        if self._loaded is None:
+            loaded = self._load()
+            if loaded.signer is not self._signer:
+                raise AttestationError("a stage key was loaded for another function", check="signer")
+            self._loaded = loaded
+            if self._on_load is not None:
+                self._on_load(loaded)
+        return self._loaded
+
+    def attest(self, *args: Any, **kwargs: Any) -> Attestation:
+        return self._loaded_signer().attest(*args, **kwargs)
+
+
 class StageKeyDirectory:
     """The published stage keys, read lazily and refreshed when an unknown key shows up."""
 
@@ -70,16 +104,27 @@ class StageKeyDirectory:
         self._clock = clock
         self._keys: StageKeys | None = None
         self._read_at = 0.0
+        self._own: list[tuple[Signer, VerifyingKey]] = []
 
     def keys(self) -> StageKeys:
         if self._keys is None:
             self._keys, self._read_at = self._read(), self._clock()
+            for signer, key in self._own:
+                self._keys = self._keys.with_key(signer, key)
         return self._keys
+
+    def learn(self, signer: StageSigner) -> None:
+        """Trust this function's own stage key (just loaded or created) without reading it back: a
+        function checks its own statements (agent-vote's tally, its votes) even before a refresh."""
+        self._own.append((signer.signer, signer.verifying_key))
+        if self._keys is not None:
+            self._keys = self._keys.with_key(signer.signer, signer.verifying_key)
 
     def _refreshed(self) -> bool:
         if self._keys is not None and self._clock() - self._read_at < REFRESH_SECONDS:
             return False
-        self._keys, self._read_at = self._read(), self._clock()
+        self._keys = None
+        self.keys()
         return True
 
     def verify_chain(

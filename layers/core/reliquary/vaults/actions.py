@@ -85,13 +85,13 @@ def _retire(service: VaultService, request: c.RetireRequest) -> c.RetireResult:
 
 
 def _grant(service: VaultService, request: c.GrantRequest) -> c.GrantResult:
-    # Only for the approval the access flow logged for this request (DESIGN.md, "The access flow").
+    # Only for the approval the access flow logged for this request, with its attestation chain
+    # (docs/access-flow.md).
     issued = service.grant_approved(
         request_id=request.request_id,
         tenant_id=request.tenant_id,
         vault_id=request.vault_id,
         item_id=request.item_id,
-        version=request.version,
         requester_public_key=HybridPublicKey.from_bytes(request.requester_public_key),
     )
     return c.GrantResult(

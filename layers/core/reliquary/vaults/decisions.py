@@ -1,12 +1,14 @@
 """A grant needs a logged approval: the port that finds a request's decision, and the check of it.
 
-DESIGN.md, "The access flow": only after the decision record is durable does encrypt release a grant.
+docs/access-flow.md: only after the decision record is durable does encrypt release a grant.
 The access state machine's RecordDecision task logs the decision to the tenant's transparency log, naming
 the vault, the item and the SHA-256 of the requester's public key; the Grant task then asks the encrypt
 function for a grant. The function does not take the flow's word for the decision: it reads the record
 back from the log (``DecisionLedger``) and issues a grant only if that record approves exactly this
-request (``require_approval``). Every other case refuses with ``DecisionRequiredError``, and a log that
-cannot be read raises its transient error: nothing is granted either way.
+request (``require_approval``), and only once the attestation chain the record names checks out
+(``require_attested``): the chain, signed by the functions that decided, is the authority. Every other
+case refuses with ``DecisionRequiredError`` or ``AttestationError``, and a log that cannot be read raises
+its transient error: nothing is granted either way.
 
 The decision record's type is only named here, never imported: the audit modules load on the first
 lookup (see ``reliquary.adapters.decisions``), not at the encrypt function's cold start.
@@ -17,11 +19,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 from reliquary.crypto.kem import requester_key_sha256
-from reliquary.errors import DecisionRequiredError
+from reliquary.errors import AttestationError, DecisionRequiredError
+from reliquary.flow.chains import ChainStore, load_chain
 
 if TYPE_CHECKING:
     from reliquary.audit.records import DecisionRecord
     from reliquary.crypto.kem import HybridPublicKey
+    from reliquary.flow.attestation import VerifiedChain
+    from reliquary.flow.keys import StageKeyDirectory
 
 
 # Clock skew tolerated between the function that logged a decision and the one granting it.
@@ -29,6 +34,14 @@ FUTURE_SKEW_SECONDS = 300
 
 
 class DecisionLedger(Protocol):
+    @property
+    def chains(self) -> ChainStore:
+        """Where the attestation chains of logged decisions are kept (read-only here)."""
+
+    @property
+    def stage_keys(self) -> StageKeyDirectory:
+        """The published stage keys that verify those chains."""
+
     def logged_decision(self, tenant_id: str, request_id: str) -> DecisionRecord | None:
         """The decision logged for ``(tenant_id, request_id)`` in the tenant's transparency log; None if
         the log holds no decision for it (nothing, or a record of another kind). Read-only. Raises
@@ -43,8 +56,8 @@ def require_approval(
     vault_id: str,
     item_id: str,
     requester_public_key: HybridPublicKey,
-    now: int | None = None,
-    max_age_seconds: int | None = None,
+    now: int,
+    max_age_seconds: int,
 ) -> DecisionRecord:
     """The logged ``decision`` if it approves this request: this vault and item, sealed to this key.
 
@@ -75,12 +88,39 @@ def require_approval(
         )
     # An approval is for the flow that decided it, not a standing permission: once it is older than
     # max_age_seconds, the request id no longer opens the item (a new request is decided afresh).
-    if now is not None and max_age_seconds is not None and now - decision.time > max_age_seconds:
+    if now - decision.time > max_age_seconds:
         raise DecisionRequiredError(
             "the access decision logged for this request is too old to grant", request_id=request_id
         )
-    if now is not None and decision.time > now + FUTURE_SKEW_SECONDS:  # never a standing approval
+    if decision.time > now + FUTURE_SKEW_SECONDS:  # never a standing approval
         raise DecisionRequiredError(
             "the access decision logged for this request is dated in the future", request_id=request_id
         )
     return decision
+
+
+def require_attested(
+    decision: DecisionRecord, chains: ChainStore, keys: StageKeyDirectory, *, now: int
+) -> VerifiedChain:
+    """The attestation chain a logged approval names, once it checks out: stored unaltered, signed by
+    the functions that decided, approving exactly what the record approves (tenant, vault, item, request,
+    requester key) for the item version the record names. The chain is the authority, not the log's
+    storage: a record planted or altered in the table or the bucket has no chain its signers made.
+    ``DecisionRequiredError`` or ``AttestationError`` otherwise."""
+    if decision.chain_sha256 is None:
+        raise DecisionRequiredError(
+            "the access decision logged for this request carries no attestation chain",
+            request_id=decision.request_id,
+        )
+    chain = keys.verify_chain(load_chain(chains, decision.tenant_id, decision.chain_sha256), now=now)
+    subject = chain.subject
+    if not chain.approves:
+        raise AttestationError("the attestation chain does not approve this request", check="approval")
+    named = (subject.tenant_id, subject.vault_id, subject.item_id, subject.request_id)
+    if named != (decision.tenant_id, decision.vault_id, decision.item_id, decision.request_id):
+        raise AttestationError("the attestation chain is about another request", check="subject")
+    if subject.requester_key_sha256 != decision.requester_key_sha256:
+        raise AttestationError("the attestation chain approves another requester key", check="subject")
+    if chain.item_version is None or chain.item_version != decision.item_version:
+        raise AttestationError("the attestation chain approves another item version", check="result")
+    return chain

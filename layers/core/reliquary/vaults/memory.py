@@ -9,13 +9,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import Any
 
+from reliquary.audit import jcs
+from reliquary.audit.records import DecisionRecord
 from reliquary.errors import ConflictError, KeyVersionError, NotFoundError
+from reliquary.flow.attestation import Subject
+from reliquary.flow.chains import MemoryChainStore
+from reliquary.flow.keys import StageKeyDirectory
+from reliquary.flow.memory import MemoryStageKeys
 from reliquary.vaults.models import ItemRecord, KeyStatus, StoredSigningKey, Vault, VaultKeyRecord
-
-if TYPE_CHECKING:
-    from reliquary.audit.records import DecisionRecord
 
 
 class InMemoryVaultRepository:
@@ -187,16 +190,60 @@ class InMemorySigningKeyStore:
 
 
 class InMemoryDecisionLedger:
-    """Decisions as a transparency log holds them: one per (tenant, request id), the first one stands."""
+    """Decisions as a transparency log holds them: one per (tenant, request id), the first one stands;
+    with in-memory stage keys and chain store, so ``approve`` logs what an honest flow would."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._decisions: dict[tuple[str, str], DecisionRecord] = {}
+        self.stage = MemoryStageKeys()
+        self.chain_store = MemoryChainStore()
+
+    @property
+    def chains(self) -> MemoryChainStore:
+        return self.chain_store
+
+    @property
+    def stage_keys(self) -> StageKeyDirectory:
+        return self.stage.directory
 
     def log(self, decision: DecisionRecord) -> DecisionRecord:
         """Log ``decision`` unless its request already has one; the decision that stands."""
         with self._lock:
             return self._decisions.setdefault(decision.dedup_key, decision)
+
+    def approve(
+        self,
+        *,
+        tenant_id: str,
+        vault_id: str,
+        item_id: str,
+        request_id: str,
+        requester_key_sha256: str,
+        item_version: int,
+        time: int,
+        **changes: Any,
+    ) -> DecisionRecord:
+        """Log an approval with the attestation chain an honest flow signs for it (``changes`` alter the
+        record, not the chain: for tests of records that disagree with their chain)."""
+        subject = Subject(tenant_id, vault_id, item_id, request_id, requester_key_sha256, "0" * 64)
+        chain = self.stage.approval_chain(subject, issued_at=time, item_version=item_version)
+        self.chain_store.put(tenant_id, chain.digest, jcs.canonicalize(chain.to_json()))
+        fields: dict[str, Any] = {
+            "request_id": request_id,
+            "tenant_id": tenant_id,
+            "vault_id": vault_id,
+            "item_id": item_id,
+            "principal_hash": "5a" * 32,
+            "decision": "approve",
+            "policy_version": "9b" * 32,
+            "time": time,
+            "requester_key_sha256": requester_key_sha256,
+            "chain_sha256": chain.digest,
+            "item_version": item_version,
+        }
+        fields.update(changes)
+        return self.log(DecisionRecord(**fields))
 
     def logged_decision(self, tenant_id: str, request_id: str) -> DecisionRecord | None:
         return self._decisions.get((tenant_id, request_id))

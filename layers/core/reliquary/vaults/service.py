@@ -31,7 +31,7 @@ from reliquary.errors import (
     PayloadTooLargeError,
     RootOfTrustError,
 )
-from reliquary.vaults.decisions import DecisionLedger, require_approval
+from reliquary.vaults.decisions import DecisionLedger, require_approval, require_attested
 from reliquary.vaults.models import (
     BodyLocation,
     Custodian,
@@ -442,39 +442,43 @@ class VaultService:
         vault_id: str,
         item_id: str,
         requester_public_key: HybridPublicKey,
-        version: int | None = None,
     ) -> IssuedGrant:
-        """A grant (as ``issue_grant``) only for the approval logged for this request in the tenant's
-        log: this vault and item, sealed to this key (``reliquary.vaults.decisions.require_approval``).
+        """The item's data key re-sealed to the requester's key, signed, only for the approval logged for
+        this request in the tenant's log (``reliquary.vaults.decisions.require_approval``: this vault and
+        item, this key, fresh) whose attestation chain checks out (``require_attested``); the grant opens
+        the item version the approval was for.
 
         The log is read before the item, so a request without that approval learns nothing about the
-        item (not even whether it exists). ``DecisionRequiredError`` when there is no such approval, or
-        no ledger to read it from; a log that cannot be read raises its transient error."""
+        item (not even whether it exists). ``DecisionRequiredError`` / ``AttestationError`` when there is
+        no such approval, or no ledger to read it from; a log that cannot be read raises its transient
+        error."""
         VaultRef(tenant_id, vault_id)
         validate_id("item_id", item_id)
         validate_id("request_id", request_id)
         if self._decisions is None:
             raise DecisionRequiredError("no access decision log is configured for grants")
-        require_approval(
+        now = int(self._clock())
+        decision = require_approval(
             self._decisions.logged_decision(tenant_id, request_id),
             tenant_id=tenant_id,
             request_id=request_id,
             vault_id=vault_id,
             item_id=item_id,
             requester_public_key=requester_public_key,
-            now=int(self._clock()),
+            now=now,
             max_age_seconds=self._approval_max_age,
         )
-        return self.issue_grant(
+        chain = require_attested(decision, self._decisions.chains, self._decisions.stage_keys, now=now)
+        return self._issue_grant(
             request_id=request_id,
             tenant_id=tenant_id,
             vault_id=vault_id,
             item_id=item_id,
             requester_public_key=requester_public_key,
-            version=version,
+            version=chain.item_version,
         )
 
-    def issue_grant(
+    def _issue_grant(
         self,
         *,
         request_id: str,
@@ -482,12 +486,10 @@ class VaultService:
         vault_id: str,
         item_id: str,
         requester_public_key: HybridPublicKey,
-        version: int | None = None,
+        version: int | None,
     ) -> IssuedGrant:
         """Re-seal the item's data key to the requester's key, signed; only the requester can open it.
-
-        Checks no access decision: the caller has one already. Requests from outside (the encrypt
-        function's ``grant`` action) go through ``grant_approved``."""
+        Checks no access decision: private, so the only way to a grant is ``grant_approved``."""
         record = self._live_record(tenant_id, vault_id, item_id, version)
         assert record.envelope is not None  # noqa: S101
         envelope = Envelope.parse(record.envelope)
