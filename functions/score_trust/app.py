@@ -45,7 +45,7 @@ def reset_runtime() -> None:
 def _run(current: ScoreTrustRuntime, request: Any) -> dict[str, Any]:
     match request:
         case ScoreTrustTask():
-            return current.score(request.model_dump(mode="json"))
+            return current.score(request.flow).model_dump(mode="json")
         case RecordOutcomeTask():
             outcome = current.stage.record_outcome(request.flow, decided_at=request.decided_at)
             return {"recorded": True, "outcome": outcome}
@@ -63,7 +63,7 @@ def _run(current: ScoreTrustRuntime, request: Any) -> dict[str, Any]:
 
 
 def handle(event: Any, context: Any, current: ScoreTrustRuntime) -> dict[str, Any]:
-    current.score.register_lambda_context(context)
+    current.register_lambda_context(context)
     return handle_action(
         event, _REQUEST, lambda request: _run(current, request), logger=logger, metrics=metrics
     )

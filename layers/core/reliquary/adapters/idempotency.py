@@ -8,6 +8,7 @@ fields ``payload_jmespath`` selects) is ``IdempotencyConflictError``; a call sti
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -26,14 +27,15 @@ from reliquary.errors import IdempotencyConflictError, StorageUnavailableError, 
 
 Action = Callable[[dict[str, Any]], dict[str, Any]]
 KEY = "[tenant_id, request_id]"  # every action's request id is scoped by its tenant
+_RUNNING: contextvars.ContextVar[Action] = contextvars.ContextVar("reliquary_idempotent_action")
 
 
 class Once:
-    """``action(payload)`` at most once per ``key_jmespath`` of the payload, for ``expires_after_seconds``."""
+    """``action(payload)`` at most once per ``key_jmespath`` of the payload, for ``expires_after_seconds``
+    (the action is given with each call: the stored result answers every call with the same key)."""
 
     def __init__(
         self,
-        action: Action,
         *,
         table_name: str,
         client: Any,
@@ -53,7 +55,7 @@ class Once:
         # powertools prefixes keys with the Lambda function's name and this wrapper's qualified name,
         # the same for every action a Once wraps: a request id reused across actions is a conflict.
         def run_once(payload: dict[str, Any]) -> dict[str, Any]:
-            return action(payload)
+            return _RUNNING.get()(payload)
 
         guarded = idempotent_function(
             data_keyword_argument="payload", persistence_store=persistence, config=self.config
@@ -64,7 +66,8 @@ class Once:
         """The remaining time bounds how long an interrupted call's "in progress" record blocks a retry."""
         self.config.register_lambda_context(context)
 
-    def __call__(self, payload: dict[str, Any]) -> dict[str, Any]:
+    def __call__(self, payload: dict[str, Any], action: Action) -> dict[str, Any]:
+        token = _RUNNING.set(action)
         try:
             return self._run(payload=payload)
         except IdempotencyValidationError as exc:
@@ -73,3 +76,5 @@ class Once:
             raise TransientError("the same request is in progress; retry") from exc
         except IdempotencyPersistenceLayerError as exc:
             raise StorageUnavailableError("the idempotency store is unavailable") from exc
+        finally:
+            _RUNNING.reset(token)

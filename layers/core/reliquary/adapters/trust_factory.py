@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from reliquary.adapters.clients import build_root_of_trust, dynamodb_client, table_config
@@ -13,7 +14,7 @@ from reliquary.adapters.stage_keys import stage_key_directory, stage_signer
 from reliquary.adapters.vault_policies import DynamoDBVaultPolicyStore
 from reliquary.config import Settings
 from reliquary.flow.attestation import Signer
-from reliquary.flow.state import FlowState
+from reliquary.flow.state import FlowState, TrustOutcome
 from reliquary.trust.policy import TrustPolicy
 from reliquary.trust.service import TrustService
 from reliquary.trust.stage import ScoreTrustStage
@@ -49,24 +50,35 @@ class ScoreTrustRuntime:
         self._client = dynamodb_client(settings)
         self.service = build_trust_service(settings, client=self._client)
         self._vaults = table_config(settings, settings.vaults_table)
+        directory = stage_key_directory(self._vaults, self._client)
+        root = functools.partial(build_root_of_trust, settings)
         self.stage = ScoreTrustStage(
             self.service,
             DynamoDBItemLabels(table_config(settings, settings.items_table), self._vaults, self._client),
-            stage_signer(
-                self._vaults, Signer.SCORE_TRUST, lambda: build_root_of_trust(settings), self._client
-            ),
-            stage_key_directory(self._vaults, self._client),
+            stage_signer(self._vaults, Signer.SCORE_TRUST, root, self._client, directory=directory),
+            directory,
         )
-        self.score = Once(
-            lambda payload: self.stage.score(FlowState.model_validate(payload["flow"])).model_dump(
-                mode="json"
-            ),
+        self._once = Once(
             table_name=settings.idempotency_table,
             client=self._client,
             payload_jmespath=SCORE_PAYLOAD,
             expires_after_seconds=settings.idempotency_ttl_seconds,
             key_jmespath="[flow.tenant_id, flow.request_id]",
         )
+
+    def register_lambda_context(self, context: object) -> None:
+        self._once.register_lambda_context(context)
+
+    def score(self, state: FlowState) -> TrustOutcome:
+        """ScoreTrust, scoring once per (tenant, request id) for the idempotency TTL."""
+
+        def once(compute: Callable[[], TrustOutcome]) -> TrustOutcome:
+            stored = self._once(
+                {"flow": state.model_dump(mode="json")}, lambda _: compute().model_dump(mode="json")
+            )
+            return TrustOutcome.model_validate(stored)
+
+        return self.stage.score(state, once=once)
 
 
 def build_score_trust(settings: Settings) -> ScoreTrustRuntime:

@@ -8,6 +8,7 @@ policy version and the item version, built on the context statement.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -62,10 +63,34 @@ class ScoreTrustStage:
         self._keys = keys
         self._clock = clock or (lambda: service.now)
 
-    def score(self, state: FlowState) -> TrustOutcome:
+    def score(
+        self, state: FlowState, *, once: Callable[[Callable[[], TrustOutcome]], TrustOutcome] | None = None
+    ) -> TrustOutcome:
+        """The request scored and signed, built on its checked context statement.
+
+        ``once`` runs the scoring at most once per request (the function's idempotency store): a retried
+        or re-driven ScoreTrust gets the stored score, signed again over the context statement it came
+        with (a re-run of VerifyContext signs the same result afresh)."""
         now = self._clock()
         checked = verified_context(state, self._keys, now=now)
-        context = checked.context
+        compute = functools.partial(self._compute, state, checked.context, now)
+        outcome = compute() if once is None else once(compute)
+        attestation = self._signer.attest(
+            Stage.SCORE_TRUST,
+            state.subject,
+            outcome.result_json(),
+            claim={
+                "effect": outcome.effect,
+                "policy_version": outcome.policy_version,
+                "item_version": outcome.item_version,
+                "sensitivity": outcome.sensitivity,
+            },
+            parents=[checked.context_attestation],
+            issued_at=now,
+        )
+        return outcome.model_copy(update={"attestation": attestation})
+
+    def _compute(self, state: FlowState, context: ContextOutcome, now: int) -> TrustOutcome:
         label = self._labels.label(state.tenant_id, state.vault_id, state.item_id)
         # A device is known by its proven commitment across requests; without one it is "unknown".
         device = context.claims.get("device_commitment", "unknown") if context.verified else "unknown"
@@ -83,23 +108,9 @@ class ScoreTrustStage:
                 now=now,
             )
         )
-        outcome = TrustOutcome.model_validate(
+        return TrustOutcome.model_validate(
             {**decision.to_dict(), "sensitivity": label.sensitivity, "item_version": label.version}
         )
-        attestation = self._signer.attest(
-            Stage.SCORE_TRUST,
-            state.subject,
-            outcome.result_json(),
-            claim={
-                "effect": outcome.effect,
-                "policy_version": outcome.policy_version,
-                "item_version": label.version,
-                "sensitivity": label.sensitivity,
-            },
-            parents=[checked.context_attestation],
-            issued_at=now,
-        )
-        return outcome.model_copy(update={"attestation": attestation})
 
     def record_outcome(self, state: FlowState, *, decided_at: int) -> str:
         """The decided outcome into the principal's history, once per request (advisory: the log already
