@@ -30,6 +30,7 @@ from reliquary.errors import (
     ReliquaryError,
     StorageUnavailableError,
 )
+from reliquary.vaults.labels import stored_sensitivity
 from reliquary.vaults.models import (
     BodyLocation,
     Custodian,
@@ -401,6 +402,7 @@ class ItemRow(Model):
     expires_at = NumberAttribute(null=True)  # the table's TTL attribute (epoch seconds)
     shredded_at = NumberAttribute(null=True)
     blob_key = UnicodeAttribute(null=True)
+    sensitivity = UnicodeAttribute(null=True)  # absent on rows sealed before labels: read as restricted
 
 
 def _item_pk(tenant_id: str, vault_id: str) -> str:
@@ -437,6 +439,7 @@ class DynamoDBItemRepository:
             expires_at=int(row.expires_at) if row.expires_at is not None else None,
             shredded_at=int(row.shredded_at) if row.shredded_at is not None else None,
             blob_key=row.blob_key,
+            sensitivity=stored_sensitivity(row.sensitivity),
         )
 
     def _key(self, record: ItemRecord) -> ItemRow:
@@ -465,6 +468,7 @@ class DynamoDBItemRepository:
             expires_at=record.expires_at,
             shredded_at=record.shredded_at,
             blob_key=record.blob_key,
+            sensitivity=record.sensitivity,
         )
         key_row = self._key_row
 
