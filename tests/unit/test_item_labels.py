@@ -1,5 +1,7 @@
 """Sensitivity labels: set per item version at seal (``restricted`` unless the caller says otherwise),
-refused with nothing written when unknown, and kept by a rewrap. No AWS."""
+refused with nothing written when unknown, kept by a rewrap, and read back through the trust stage's
+read-only ``ItemCatalog`` (the in-memory fake here; tests/integration/test_item_catalog_moto.py holds the
+DynamoDB adapter to the same answers). No AWS."""
 
 from __future__ import annotations
 
@@ -11,15 +13,22 @@ import pytest
 from pydantic import ValidationError
 
 from reliquary.contracts.encrypt import SealRequest
-from reliquary.errors import InvalidRequestError
+from reliquary.errors import (
+    InvalidRequestError,
+    ItemExpiredError,
+    ItemShreddedError,
+    NotFoundError,
+    ReliquaryError,
+)
 from reliquary.trust.facts import SENSITIVITIES as TRUST_SENSITIVITIES
 from reliquary.trust.facts import Sensitivity as TrustSensitivity
 from reliquary.vaults import labels
 from reliquary.vaults.actions import run_encrypt_action
-from reliquary.vaults.labels import SENSITIVITIES, parse_sensitivity, stored_sensitivity
+from reliquary.vaults.labels import SENSITIVITIES, ItemLabel, parse_sensitivity, stored_sensitivity
+from reliquary.vaults.memory import InMemoryItemCatalog
 from reliquary.vaults.models import ItemRecord
 from reliquary.vaults.service import VaultService
-from tests.support.vaults import USER_SCOPE, MemoryStack, memory_stack
+from tests.support.vaults import T0, USER_SCOPE, MemoryStack, memory_stack
 
 TENANT, VAULT, ITEM = "tenant-a", "vault-1", "note"
 NOTE = b"the cat is called Quantum"
@@ -30,6 +39,11 @@ def stack() -> MemoryStack:
     stack = memory_stack()
     stack.service.create_vault(TENANT, VAULT)
     return stack
+
+
+@pytest.fixture
+def catalog(stack: MemoryStack) -> InMemoryItemCatalog:
+    return InMemoryItemCatalog(stack.items, clock=stack.clock)
 
 
 def _seal(service: VaultService, item_id: str = ITEM, **kwargs: Any) -> ItemRecord:
@@ -78,15 +92,18 @@ def test_an_item_record_never_carries_an_unknown_label(stack: MemoryStack) -> No
 
 # --- sealing -------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("label", SENSITIVITIES)
-def test_each_label_is_stored_with_the_version(stack: MemoryStack, label: labels.Sensitivity) -> None:
+def test_each_label_is_stored_with_the_version_and_read_back(
+    stack: MemoryStack, catalog: InMemoryItemCatalog, label: labels.Sensitivity
+) -> None:
     record = _seal(stack.service, sensitivity=label)
     assert record.sensitivity == label
     assert stack.items.get(TENANT, VAULT, ITEM, 1).sensitivity == label
+    assert catalog.label(TENANT, VAULT, ITEM) == ItemLabel(version=1, sensitivity=label)
 
 
-def test_an_unlabelled_seal_is_restricted(stack: MemoryStack) -> None:
+def test_an_unlabelled_seal_is_restricted(stack: MemoryStack, catalog: InMemoryItemCatalog) -> None:
     assert _seal(stack.service).sensitivity == "restricted"
-    assert stack.items.get(TENANT, VAULT, ITEM, 1).sensitivity == "restricted"
+    assert catalog.label(TENANT, VAULT, ITEM) == ItemLabel(1, "restricted")
 
 
 @pytest.mark.parametrize("bad", ["secret", "Public", "", None, 2, ["public"]])
@@ -102,10 +119,13 @@ def test_an_unknown_label_is_refused_and_nothing_is_written(stack: MemoryStack, 
     assert _stored(stack) == before
 
 
-def test_each_version_carries_its_own_label(stack: MemoryStack) -> None:
+def test_each_version_carries_its_own_label(stack: MemoryStack, catalog: InMemoryItemCatalog) -> None:
     _seal(stack.service, sensitivity="public")
+    assert catalog.label(TENANT, VAULT, ITEM) == ItemLabel(1, "public")
     _seal(stack.service, sensitivity="confidential")
+    assert catalog.label(TENANT, VAULT, ITEM) == ItemLabel(2, "confidential")
     _seal(stack.service)
+    assert catalog.label(TENANT, VAULT, ITEM) == ItemLabel(3, "restricted")
     versions = stack.items.versions(TENANT, VAULT, ITEM)
     assert [(r.version, r.sensitivity) for r in versions] == [
         (1, "public"),
@@ -114,7 +134,7 @@ def test_each_version_carries_its_own_label(stack: MemoryStack) -> None:
     ]
 
 
-def test_a_rewrap_keeps_each_versions_label(stack: MemoryStack) -> None:
+def test_a_rewrap_keeps_each_versions_label(stack: MemoryStack, catalog: InMemoryItemCatalog) -> None:
     _seal(stack.service, sensitivity="internal")
     _seal(stack.service, "other", sensitivity="public")
     stack.service.rotate_key(TENANT, VAULT)
@@ -122,6 +142,7 @@ def test_a_rewrap_keeps_each_versions_label(stack: MemoryStack) -> None:
     note, other = stack.items.get(TENANT, VAULT, ITEM), stack.items.get(TENANT, VAULT, "other")
     assert (note.wrap_key_version, note.sensitivity) == (2, "internal")
     assert (other.wrap_key_version, other.sensitivity) == (2, "public")
+    assert catalog.label(TENANT, VAULT, ITEM) == ItemLabel(1, "internal")
 
 
 def test_the_seal_action_passes_the_requests_label(stack: MemoryStack) -> None:
@@ -141,3 +162,83 @@ def test_the_seal_action_passes_the_requests_label(stack: MemoryStack) -> None:
         with pytest.raises(ValidationError) as caught:
             SealRequest.model_validate({**fields, "sensitivity": bad})
         assert [e["loc"] for e in caught.value.errors()] == [("sensitivity",)]
+
+
+# --- the catalog ---------------------------------------------------------------------------------------
+def test_missing_items_vaults_and_tenants_are_not_found(
+    stack: MemoryStack, catalog: InMemoryItemCatalog
+) -> None:
+    _seal(stack.service)
+    for tenant_id, vault_id, item_id in [
+        (TENANT, VAULT, "absent"),
+        (TENANT, "vault-2", ITEM),
+        ("tenant-b", VAULT, ITEM),
+    ]:
+        with pytest.raises(NotFoundError) as caught:
+            catalog.label(tenant_id, vault_id, item_id)
+        assert caught.value.code == "not_found"
+
+
+@pytest.mark.parametrize("bad", ["", "a#b", "a/b", "x" * 129, "new\nline"])
+def test_malformed_ids_are_refused_before_any_read(catalog: InMemoryItemCatalog, bad: str) -> None:
+    for ids in [(bad, VAULT, ITEM), (TENANT, bad, ITEM), (TENANT, VAULT, bad)]:
+        with pytest.raises(InvalidRequestError):
+            catalog.label(*ids)
+
+
+def _vault_refusal(service: VaultService, item_id: str = ITEM) -> type[ReliquaryError] | None:
+    """What the vault service says when asked to open the item's latest version (None: it opens)."""
+    try:
+        service.load_envelope(TENANT, VAULT, item_id)
+    except ReliquaryError as exc:
+        return type(exc)
+    return None
+
+
+def test_a_shredded_item_has_no_label(stack: MemoryStack, catalog: InMemoryItemCatalog) -> None:
+    _seal(stack.service, sensitivity="public")
+    _seal(stack.service, sensitivity="public")
+    stack.service.shred_item(TENANT, VAULT, ITEM)
+    with pytest.raises(ItemShreddedError) as caught:
+        catalog.label(TENANT, VAULT, ITEM)
+    assert type(caught.value) is ItemShreddedError
+    assert caught.value.code == "item_shredded"
+    assert _vault_refusal(stack.service) is ItemShreddedError
+
+
+def test_an_expired_item_has_no_label_before_and_after_the_sweep(
+    stack: MemoryStack, catalog: InMemoryItemCatalog
+) -> None:
+    _seal(stack.service, sensitivity="public", expires_at=T0 + 60)
+    stack.clock.advance(59)
+    assert catalog.label(TENANT, VAULT, ITEM) == ItemLabel(1, "public")
+    stack.clock.advance(1)
+    with pytest.raises(ItemExpiredError) as caught:  # refused at once, as a grant is
+        catalog.label(TENANT, VAULT, ITEM)
+    assert caught.value.code == "item_expired"
+    assert _vault_refusal(stack.service) is ItemExpiredError
+    stack.service.expire_due(TENANT, VAULT)
+    with pytest.raises(ItemShreddedError):  # the sweep shreds it: a tombstone without expiry
+        catalog.label(TENANT, VAULT, ITEM)
+    assert _vault_refusal(stack.service) is ItemShreddedError
+
+
+def test_the_label_is_the_latest_versions_even_when_an_older_one_lives(
+    stack: MemoryStack, catalog: InMemoryItemCatalog
+) -> None:
+    _seal(stack.service, sensitivity="public")
+    _seal(stack.service, sensitivity="confidential", expires_at=T0 + 60)
+    stack.clock.advance(60)
+    with pytest.raises(ItemExpiredError):
+        catalog.label(TENANT, VAULT, ITEM)
+    assert _vault_refusal(stack.service) is ItemExpiredError
+
+
+def test_a_version_sealed_after_a_shred_has_its_own_label(
+    stack: MemoryStack, catalog: InMemoryItemCatalog
+) -> None:
+    _seal(stack.service, sensitivity="public")
+    stack.service.shred_item(TENANT, VAULT, ITEM)
+    _seal(stack.service, sensitivity="internal")
+    assert catalog.label(TENANT, VAULT, ITEM) == ItemLabel(2, "internal")
+    assert _vault_refusal(stack.service) is None

@@ -1,4 +1,4 @@
-"""Item sensitivity labels: set when a version is sealed, for the trust stage to score requests by.
+"""Item sensitivity labels: set when a version is sealed, read by the trust stage (``ItemCatalog``).
 
 A label is metadata of one item version, stored beside its envelope and not bound into it: whoever can
 write the items table can relabel an item, as they can already delete it (``docs/envelope.md``).
@@ -10,9 +10,10 @@ the two equal. Anything unknown reads as ``restricted``, the strictest: labels f
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Final, Literal, get_args
 
-from reliquary.errors import InvalidRequestError
+from reliquary.errors import InvalidRequestError, ItemExpiredError, ItemShreddedError
 
 Sensitivity = Literal["public", "internal", "confidential", "restricted"]
 SENSITIVITIES: Final[tuple[Sensitivity, ...]] = get_args(Sensitivity)  # least to most sensitive
@@ -37,3 +38,30 @@ def stored_sensitivity(value: object) -> Sensitivity:
         return _BY_NAME.get(value, DEFAULT_SENSITIVITY)
     except TypeError:
         return DEFAULT_SENSITIVITY
+
+
+@dataclass(frozen=True, slots=True)
+class ItemLabel:
+    """The sensitivity of an item's current version, and which version that is (a grant pinned to it
+    opens the version that was scored, not one sealed in between)."""
+
+    version: int
+    sensitivity: Sensitivity
+
+
+def live_label(
+    item_id: str,
+    *,
+    version: int,
+    sensitivity: Sensitivity,
+    expires_at: int | None,
+    shredded: bool,
+    now: int,
+) -> ItemLabel:
+    """The label of an item's latest version, refused as the vault service refuses to open it: expired
+    (``ItemExpiredError``, even before the sweep shreds it) or shredded (``ItemShreddedError``)."""
+    if expires_at is not None and expires_at <= now:
+        raise ItemExpiredError("the item expired and was crypto-shredded", item_id=item_id)
+    if shredded:
+        raise ItemShreddedError("the item was crypto-shredded", item_id=item_id)
+    return ItemLabel(version, sensitivity)
