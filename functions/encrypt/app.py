@@ -55,7 +55,7 @@ _REQUEST: TypeAdapter[Any] = TypeAdapter(EncryptRequest)
 # this hash, and a plain hash of a low-entropy secret invites a dictionary attack) but a keyed MAC of it.
 _PAYLOAD_FIELDS = (
     "[action, vault_id, item_id, version, key_version, content_type, requester_public_key,"
-    " memory_scope, tags, expires_at, custodians, recovery_threshold, plaintext_mac]"
+    " memory_scope, tags, expires_at, sensitivity, custodians, recovery_threshold, plaintext_mac]"
 )
 
 

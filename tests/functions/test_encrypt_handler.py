@@ -165,6 +165,7 @@ class StoredVersion:
     wrap_key_version: int
     has_envelope: bool
     blob_key: str | None
+    sensitivity: str | None
 
 
 def item_versions(aws: AwsStack, item_id: str = ITEM) -> list[StoredVersion]:
@@ -184,6 +185,7 @@ def item_versions(aws: AwsStack, item_id: str = ITEM) -> list[StoredVersion]:
             wrap_key_version=int(row["wrap_key_version"]["N"]),
             has_envelope="envelope" in row,
             blob_key=row["blob_key"]["S"] if "blob_key" in row else None,
+            sensitivity=row["sensitivity"]["S"] if "sensitivity" in row else None,
         )
         for row in rows
     ]
@@ -555,6 +557,10 @@ INVALID_EVENTS: dict[str, Any] = {
     "tags not a dict": load_event("seal", tags=["a"]),
     "tag key with #": load_event("seal", tags={"a#b": "c"}),
     "expires_at in the past": load_event("seal", expires_at=1),
+    "unknown sensitivity": load_event("seal", sensitivity="secret"),
+    "sensitivity in capitals": load_event("seal", sensitivity="Confidential"),
+    "sensitivity not a string": load_event("seal", sensitivity=3),
+    "sensitivity null": load_event("seal", sensitivity=None),
     "retire version 0": load_event("retire", key_version=0),
     "requester key too short": load_event("grant", requester_public_key=b64(b"\x01" * 1215)),
     "requester key too long": load_event("grant", requester_public_key=b64(b"\x01" * 1217)),
@@ -660,6 +666,20 @@ def test_requests_the_vault_state_refuses(encrypt: Invoke, aws: AwsStack) -> Non
     assert [(r.version, r.wrap_key_version) for r in item_versions(aws)] == [(1, 1)]
 
 
+def test_a_seal_stores_its_label_and_an_unlabelled_seal_is_restricted(encrypt: Invoke, aws: AwsStack) -> None:
+    ok(encrypt(load_event("create_vault")), "create_vault")
+    assert load_event("seal")["sensitivity"] == "confidential"
+    ok(encrypt(load_event("seal")), "seal")
+    ok(encrypt(_without("seal", "sensitivity") | {"request_id": "req-unlabelled"}), "seal")
+    ok(encrypt(load_event("seal", request_id="req-public", sensitivity="public")), "seal")
+    error(encrypt(load_event("seal", request_id="req-secret", sensitivity="secret")), "invalid_request")
+    assert [(r.version, r.sensitivity) for r in item_versions(aws)] == [
+        (1, "confidential"),
+        (2, "restricted"),
+        (3, "public"),
+    ]
+
+
 def test_retiring_the_only_key_version_is_refused(encrypt: Invoke) -> None:
     ok(encrypt(load_event("create_vault")), "create_vault")
     body = error(encrypt(load_event("retire")), "key_version")
@@ -700,6 +720,8 @@ REUSED_REQUEST_IDS: dict[str, dict[str, Any]] = {
     "other memory scope": load_event("seal", memory_scope={"kind": "agent", "ref": "concierge"}),
     "other tags": load_event("seal", tags={"source": "email"}),
     "other expiry": load_event("seal", expires_at=4_102_444_800),
+    "other sensitivity": load_event("seal", sensitivity="public"),
+    "sensitivity left out (restricted)": _without("seal", "sensitivity"),
     "other action": load_event("shred", request_id=load_event("seal")["request_id"]),
     "other requester key": grant_event(HybridPrivateKey.generate()),
 }

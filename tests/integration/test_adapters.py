@@ -357,6 +357,7 @@ def test_an_item_round_trips_every_field(backend: Backend) -> None:
         blob_key="tenants/tenant-a/vaults/vault-1/items/note/v0000000001-abc.bin",
         wrap_key_version=3,
         memory_scope=MemoryScope(MemoryKind.RUN, "run-42"),
+        sensitivity="confidential",
     )
     backend.items.put(record)
 
@@ -373,6 +374,7 @@ def test_an_item_without_tags_or_expiry_round_trips(backend: Backend) -> None:
     assert stored.tags == {}
     assert stored.expires_at is None
     assert stored.blob_key is None
+    assert stored.sensitivity == "restricted"
 
 
 def test_putting_an_existing_item_version_is_a_conflict_and_changes_nothing(backend: Backend) -> None:

@@ -8,12 +8,15 @@ Table keys (see template.yaml), every partition key starting with the tenant:
                pk ``SERVICE``      sk ``SIGNING#<algorithm>`` (service signing keys)
 - ItemsTable   pk ``TENANT#<t>#VAULT#<v>``  sk ``ITEM#<i>#V#<version:010d>``; TTL attribute ``expires_at``
 Ids never contain ``#`` (scope.validate_id), so no key of one tenant or vault can prefix another's.
+
+``DynamoDBItemCatalog`` is the trust stage's read-only view of the items table (labels, no envelopes).
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, NoReturn, TypeVar, cast
@@ -23,6 +26,7 @@ from pynamodb.exceptions import DoesNotExist, PynamoDBException, TransactWriteEr
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
+from reliquary.crypto.scope import VaultRef, validate_id
 from reliquary.errors import (
     ConflictError,
     KeyVersionError,
@@ -30,6 +34,7 @@ from reliquary.errors import (
     ReliquaryError,
     StorageUnavailableError,
 )
+from reliquary.vaults.labels import ItemLabel, live_label, stored_sensitivity
 from reliquary.vaults.models import (
     BodyLocation,
     Custodian,
@@ -401,6 +406,7 @@ class ItemRow(Model):
     expires_at = NumberAttribute(null=True)  # the table's TTL attribute (epoch seconds)
     shredded_at = NumberAttribute(null=True)
     blob_key = UnicodeAttribute(null=True)
+    sensitivity = UnicodeAttribute(null=True)  # absent on rows sealed before labels: read as restricted
 
 
 def _item_pk(tenant_id: str, vault_id: str) -> str:
@@ -437,6 +443,7 @@ class DynamoDBItemRepository:
             expires_at=int(row.expires_at) if row.expires_at is not None else None,
             shredded_at=int(row.shredded_at) if row.shredded_at is not None else None,
             blob_key=row.blob_key,
+            sensitivity=stored_sensitivity(row.sensitivity),
         )
 
     def _key(self, record: ItemRecord) -> ItemRow:
@@ -465,6 +472,7 @@ class DynamoDBItemRepository:
             expires_at=record.expires_at,
             shredded_at=record.shredded_at,
             blob_key=record.blob_key,
+            sensitivity=record.sensitivity,
         )
         key_row = self._key_row
 
@@ -578,3 +586,48 @@ class DynamoDBItemRepository:
                 "no such item version", item_id=record.item_id, version=record.version
             ) from None
         return self.get(record.tenant_id, record.vault_id, record.item_id, record.version)
+
+
+class DynamoDBItemCatalog:
+    """The ``ItemCatalog`` over the items table, for the trust stage: one strongly consistent Query per
+    label (the item's latest row), projected to four attributes. It reads no envelope, touches no other
+    table, no S3 and no KMS key of its own, and writes nothing, so its role needs only ``dynamodb:Query``
+    on the items table, which ``dynamodb:Attributes`` can hold to the keys and ``ATTRIBUTES``.
+
+    A tombstone is known without reading the envelope: shredding sets ``shredded_at`` in the same update
+    that removes it (``DynamoDBItemRepository.shred``)."""
+
+    ATTRIBUTES = ("version", "sensitivity", "expires_at", "shredded_at")
+
+    def __init__(
+        self, config: TableConfig, client: Any | None = None, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._row = bind_model(ItemRow, config, client)
+        self._clock = clock
+
+    def label(self, tenant_id: str, vault_id: str, item_id: str) -> ItemLabel:
+        VaultRef(tenant_id, vault_id)
+        validate_id("item_id", item_id)
+        rows = guarded(
+            lambda: list(
+                self._row.query(
+                    _item_pk(tenant_id, vault_id),
+                    self._row.sk.startswith(_item_prefix(item_id)),
+                    scan_index_forward=False,
+                    limit=1,
+                    consistent_read=True,
+                    attributes_to_get=list(self.ATTRIBUTES),  # pynamodb takes a list, not a tuple
+                )
+            )
+        )
+        if not rows:
+            raise NotFoundError("no such item", item_id=item_id)
+        row = rows[0]
+        return live_label(
+            item_id,
+            version=int(row.version),
+            sensitivity=stored_sensitivity(row.sensitivity),
+            expires_at=int(row.expires_at) if row.expires_at is not None else None,
+            shredded=row.shredded_at is not None,
+            now=int(self._clock()),
+        )

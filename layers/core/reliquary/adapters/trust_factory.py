@@ -7,9 +7,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from reliquary.adapters.clients import build_root_of_trust, dynamodb_client, table_config
+from reliquary.adapters.dynamodb import DynamoDBItemCatalog
 from reliquary.adapters.history_store import DynamoDBHistoryStore
 from reliquary.adapters.idempotency import Once
-from reliquary.adapters.item_labels import DynamoDBItemLabels
 from reliquary.adapters.stage_keys import stage_key_directory, stage_signer
 from reliquary.adapters.vault_policies import DynamoDBVaultPolicyStore
 from reliquary.config import Settings
@@ -54,7 +54,7 @@ class ScoreTrustRuntime:
         root = functools.partial(build_root_of_trust, settings)
         self.stage = ScoreTrustStage(
             self.service,
-            DynamoDBItemLabels(table_config(settings, settings.items_table), self._vaults, self._client),
+            DynamoDBItemCatalog(table_config(settings, settings.items_table), self._client),
             stage_signer(self._vaults, Signer.SCORE_TRUST, root, self._client, directory=directory),
             directory,
         )

@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from reliquary.contracts.common import Base64Bytes, Identifier
+from reliquary.vaults.labels import DEFAULT_SENSITIVITY, Sensitivity
 from reliquary.vaults.models import MemoryKind
 
 
@@ -55,6 +56,8 @@ class SealRequest(_VaultRequest):
     memory_scope: MemoryScopeIn
     tags: dict[str, str] = Field(default_factory=dict)
     expires_at: int | None = Field(default=None, gt=0)
+    # How sensitive this version is, for the trust stage; absent means the strictest.
+    sensitivity: Sensitivity = DEFAULT_SENSITIVITY
 
 
 class RotateRequest(_VaultRequest):

@@ -10,28 +10,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Protocol
 
 from reliquary.flow.attestation import Stage, StageSigner
 from reliquary.flow.checks import verified_context, verified_decision
 from reliquary.flow.keys import StageKeyDirectory
 from reliquary.flow.state import ContextOutcome, FlowState, TrustOutcome
-from reliquary.trust.facts import Sensitivity
 from reliquary.trust.model import AccessEvent, ContextFacts, Principal, TrustRequest
 from reliquary.trust.service import TrustService, flow_outcome
-
-
-@dataclass(frozen=True, slots=True)
-class ItemLabel:
-    version: int
-    sensitivity: Sensitivity
-
-
-class ItemLabels(Protocol):
-    """Port: an item's current live version and its sensitivity label (read-only)."""
-
-    def label(self, tenant_id: str, vault_id: str, item_id: str) -> ItemLabel: ...
+from reliquary.vaults.ports import ItemCatalog
 
 
 def context_facts(context: ContextOutcome) -> ContextFacts:
@@ -51,7 +37,7 @@ class ScoreTrustStage:
     def __init__(
         self,
         service: TrustService,
-        labels: ItemLabels,
+        labels: ItemCatalog,
         signer: StageSigner,
         keys: StageKeyDirectory,
         *,

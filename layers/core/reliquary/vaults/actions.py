@@ -45,6 +45,7 @@ def _seal(service: VaultService, request: c.SealRequest) -> c.SealResult:
         memory_scope=MemoryScope(request.memory_scope.kind, request.memory_scope.ref),
         tags=request.tags,
         expires_at=request.expires_at,
+        sensitivity=request.sensitivity,
     )
     return c.SealResult(
         tenant_id=record.tenant_id,

@@ -7,17 +7,20 @@ and the integration tests run one shared contract suite against both.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
 from reliquary.audit import jcs
 from reliquary.audit.records import DecisionRecord
+from reliquary.crypto.scope import VaultRef, validate_id
 from reliquary.errors import ConflictError, KeyVersionError, NotFoundError
 from reliquary.flow.attestation import Subject
 from reliquary.flow.chains import MemoryChainStore
 from reliquary.flow.keys import StageKeyDirectory
 from reliquary.flow.memory import MemoryStageKeys
+from reliquary.vaults.labels import ItemLabel, live_label
 from reliquary.vaults.models import ItemRecord, KeyStatus, StoredSigningKey, Vault, VaultKeyRecord
 
 
@@ -146,6 +149,28 @@ class InMemoryItemRepository:
             )
             self._items[self._key(record)] = updated
             return updated
+
+
+class InMemoryItemCatalog:
+    """The read-only ``ItemCatalog`` over in-memory items (the integration tests hold it to the same
+    answers as ``reliquary.adapters.dynamodb.DynamoDBItemCatalog``)."""
+
+    def __init__(self, items: InMemoryItemRepository, *, clock: Callable[[], float] = time.time) -> None:
+        self._items = items
+        self._clock = clock
+
+    def label(self, tenant_id: str, vault_id: str, item_id: str) -> ItemLabel:
+        VaultRef(tenant_id, vault_id)
+        validate_id("item_id", item_id)
+        record = self._items.get(tenant_id, vault_id, item_id)
+        return live_label(
+            item_id,
+            version=record.version,
+            sensitivity=record.sensitivity,
+            expires_at=record.expires_at,
+            shredded=record.shredded,
+            now=int(self._clock()),
+        )
 
 
 class InMemoryBlobStore:

@@ -8,6 +8,7 @@ from enum import StrEnum
 
 from reliquary.crypto.scope import ItemScope, VaultRef, validate_id
 from reliquary.errors import InvalidRequestError
+from reliquary.vaults.labels import DEFAULT_SENSITIVITY, Sensitivity, parse_sensitivity
 
 MAX_TAGS = 32
 MAX_TAG_TEXT = 256
@@ -110,6 +111,11 @@ class ItemRecord:
     expires_at: int | None = None
     shredded_at: int | None = None
     blob_key: str | None = None  # the S3 object holding the body of a large item
+    # Set at seal, per version; read by the trust stage. Not bound into the envelope (labels.py).
+    sensitivity: Sensitivity = DEFAULT_SENSITIVITY
+
+    def __post_init__(self) -> None:
+        parse_sensitivity(self.sensitivity)
 
     @property
     def scope(self) -> ItemScope:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Protocol
 
+from reliquary.vaults.labels import ItemLabel
 from reliquary.vaults.models import ItemRecord, StoredSigningKey, Vault, VaultKeyRecord
 
 
@@ -52,6 +53,15 @@ class ItemRepository(Protocol):
     def shred(self, record: ItemRecord, *, shredded_at: int) -> ItemRecord:
         """Destroy the envelope (and so the wrapped data key) of one version, keeping a tombstone;
         NotFoundError if the version does not exist."""
+
+
+class ItemCatalog(Protocol):
+    """What the trust stage may know of an item: read-only, no envelope, no key, no body."""
+
+    def label(self, tenant_id: str, vault_id: str, item_id: str) -> ItemLabel:
+        """The version number and sensitivity of the item's latest version. NotFoundError if the item
+        (or its vault) does not exist for this tenant; ItemExpiredError past its expiry; ItemShreddedError
+        once shredded (``labels.live_label``); InvalidRequestError for a malformed id."""
 
 
 class BlobStore(Protocol):

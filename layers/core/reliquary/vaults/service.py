@@ -32,6 +32,7 @@ from reliquary.errors import (
     RootOfTrustError,
 )
 from reliquary.vaults.decisions import DecisionLedger, require_approval, require_attested
+from reliquary.vaults.labels import DEFAULT_SENSITIVITY, Sensitivity, parse_sensitivity
 from reliquary.vaults.models import (
     BodyLocation,
     Custodian,
@@ -350,12 +351,15 @@ class VaultService:
         memory_scope: MemoryScope,
         tags: dict[str, str] | None = None,
         expires_at: int | None = None,
+        sensitivity: Sensitivity = DEFAULT_SENSITIVITY,
     ) -> ItemRecord:
-        """Seal a new version of an item to the vault's current key."""
+        """Seal a new version of an item to the vault's current key, labelled ``sensitivity`` (the
+        strictest, ``restricted``, unless the caller says otherwise; each version has its own label)."""
         VaultRef(tenant_id, vault_id)
         validate_id("item_id", item_id)
         validate_content_type(content_type)
         tags = validate_tags(tags or {})
+        sensitivity = parse_sensitivity(sensitivity)
         if len(plaintext) > self._max_item_bytes:
             raise PayloadTooLargeError(f"items are at most {self._max_item_bytes} bytes", size=len(plaintext))
         now = self._clock()
@@ -399,6 +403,7 @@ class VaultService:
                 tags=tags,
                 expires_at=expires_at,
                 blob_key=blob_key,
+                sensitivity=sensitivity,
             )
             if blob_key is not None:
                 # The body first, so a row never points at a missing object. The key is unique to this
