@@ -53,6 +53,18 @@ def _show_decision(label: str, execution: Any, ms: float) -> None:
         print(f"               vote:   {agent:<10} {cast:<7} {confidence:.2f}{veto}  {vote['rationale']}")
 
 
+def _show_chain(chain: Any) -> None:
+    for attestation in chain.attestations:
+        statement = attestation.statement
+        claim = ", ".join(
+            f"{k}={str(v)[:16]}" for k, v in sorted(statement.claim.items()) if k != "proof_hash"
+        )
+        print(
+            f"               {statement.stage.value:<14} by {attestation.signer.value:<12} "
+            f"key {attestation.key_id.hex()}  {statement.digest[:16]}  {claim}"
+        )
+
+
 def _expect(execution: Any, decision: str) -> Any:
     """The execution, if it ended as the demonstration expects; else a clear error saying how it ended."""
     if execution.status != "SUCCEEDED" or execution.decision != decision:
@@ -62,6 +74,24 @@ def _expect(execution: Any, decision: str) -> Any:
             f"({execution.error or execution.decision}) after {states}"
         )
     return execution
+
+
+def _refusals(access: Any, request: Any, approved: Any, agent: Any) -> None:
+    """What the demonstration shows being refused: a replayed proof, and an approval forged by a caller
+    with invoke rights (the log refuses it, so no grant follows)."""
+    print("\nThe same proof replayed under another request id (a stolen request):")
+    replay = request.model_copy(update={"request_id": f"{request.request_id}-replayed"})
+    began = time.perf_counter()
+    denied = _expect(access.decide(replay), "deny")
+    _show_decision("run the access state machine", denied, (time.perf_counter() - began) * 1000)
+    size = access.verify_receipt(denied)
+    _line("verify the denial's receipt", f"leaf {(denied.output or {})['receipt']['leaf_index']} of {size}")
+
+    print("\nAn approval forged by a caller who may invoke audit-append (no chain behind it):")
+    forged = access.forge_approval(approved, request_id=f"{request.request_id}-forged")
+    _line("record_decision with a hand-made approval", f"refused: {forged['code']} ({forged['message']})")
+    granted = access.try_grant(approved, request_id=f"{request.request_id}-forged", requester=agent)
+    _line("grant for that request id", f"refused: {granted['code']} ({granted['message']})")
 
 
 def _port_from_environment() -> int:
@@ -124,6 +154,14 @@ def run(port: int, *, serve: bool) -> None:
             (time.perf_counter() - began) * 1000,
         )
         began = time.perf_counter()
+        chain = access.verify_chain(approved)
+        _line(
+            "verify the attestation chain as an outsider",
+            f"{len(chain.attestations)} statements, every one ML-DSA-65 by its function's published key",
+            (time.perf_counter() - began) * 1000,
+        )
+        _show_chain(chain)
+        began = time.perf_counter()
         plaintext = access.open_grant(approved, agent)
         if plaintext != demo.items[item]:
             raise LocalRuntimeError("the granted item does not match what was sealed")
@@ -133,15 +171,7 @@ def run(port: int, *, serve: bool) -> None:
             (time.perf_counter() - began) * 1000,
         )
 
-        print("\nThe same proof replayed under another request id (a stolen request):")
-        replay = request.model_copy(update={"request_id": f"{request.request_id}-replayed"})
-        began = time.perf_counter()
-        denied = _expect(access.decide(replay), "deny")
-        _show_decision("run the access state machine", denied, (time.perf_counter() - began) * 1000)
-        size = access.verify_receipt(denied)
-        _line(
-            "verify the denial's receipt", f"leaf {(denied.output or {})['receipt']['leaf_index']} of {size}"
-        )
+        _refusals(access, request, approved, agent)
 
         if not serve:
             return

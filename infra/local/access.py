@@ -8,15 +8,19 @@ through moto's Lambda and Step Functions APIs.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from infra.local.requester import Prover, Requester
 from infra.local.runtime import LocalStack
 from reliquary.contracts.access import AccessRequest, execution_name
+
+if TYPE_CHECKING:
+    from reliquary.flow.attestation import VerifiedChain
 
 FUNCTIONS = {
     "encrypt": "EncryptFunction",
@@ -256,6 +260,87 @@ class LocalAccess:
             required=Policy.all_of(*verifiers),
         )
         return int(checkpoint.size)
+
+    def verify_chain(self, execution: Execution) -> VerifiedChain:
+        """Check the decision's attestation chain as an outsider: the chain the logged entry names, read
+        from the audit bucket, signed by the published stage keys, about this very request, and (for an
+        approval) approving it. Returns the verified chain."""
+        from reliquary.adapters.chain_store import chain_key  # noqa: PLC0415
+        from reliquary.audit import jcs  # noqa: PLC0415
+        from reliquary.flow.attestation import StageKeys, parse_chain, verify_chain  # noqa: PLC0415
+
+        output = execution.output or {}
+        request, entry = output["request"], json.loads(output["entry"])
+        published = self.invoke(
+            "audit-append", {"action": "get_checkpoint", "tenant_id": request["tenant_id"]}
+        )
+        keys = StageKeys.from_json(published["stage_keys"])
+        bucket = self.stack.outputs["AuditBucketName"]
+        data = self.stack.client("s3").get_object(
+            Bucket=bucket, Key=chain_key(request["tenant_id"], entry["chain_sha256"])
+        )
+        raw = data["Body"].read()
+        if hashlib.sha256(raw).hexdigest() != entry["chain_sha256"]:
+            raise ValueError("the stored chain is not the one the log names")
+        chain = verify_chain(parse_chain(jcs.parse(raw)), keys)
+        subject = chain.subject
+        named = (subject.tenant_id, subject.vault_id, subject.item_id, subject.request_id)
+        if named != (request["tenant_id"], request["vault_id"], request["item_id"], request["request_id"]):
+            raise ValueError("the chain is about another request")
+        if entry.get("requester_key_sha256") not in (None, subject.requester_key_sha256):
+            raise ValueError("the chain is for another requester key")
+        if (entry["decision"] == "approve") != chain.approves:
+            raise ValueError("the chain does not decide what the log says")
+        return chain
+
+    def forge_approval(self, execution: Execution, *, request_id: str) -> dict[str, Any]:
+        """What a caller with invoke rights on audit-append tries: log an approval it made up (the state
+        of ``execution`` under a new request id, its decision turned into an approval with no tally's
+        signature). Returns the refusal (``FunctionRefused``'s error): the log takes no such approval."""
+        output = execution.output or {}
+        request = output["request"]
+        flow = {
+            **json.loads(self._execution_input(execution)),
+            "request_id": request_id,
+            "context": None,
+            "trust": None,
+            "votes": [],
+            "decision": {"decision": "approve", "reasons": ["forged"], "policy_version": "ab" * 32},
+        }
+        event = {
+            "action": "record_decision",
+            "flow": flow,
+            "decided_at": int(time.time()),
+        }
+        try:
+            self.invoke("audit-append", event)
+        except FunctionRefused as refused:
+            return refused.error
+        raise RuntimeError(f"audit-append logged a forged approval for {request['tenant_id']}/{request_id}")
+
+    def try_grant(self, execution: Execution, *, request_id: str, requester: Requester) -> dict[str, Any]:
+        """A grant asked for directly (not by the flow); returns the refusal."""
+        request = (execution.output or {})["request"]
+        try:
+            self.invoke(
+                "encrypt",
+                {
+                    "action": "grant",
+                    "request_id": request_id,
+                    "tenant_id": request["tenant_id"],
+                    "vault_id": request["vault_id"],
+                    "item_id": request["item_id"],
+                    "requester_public_key": base64.b64encode(requester.public_key).decode(),
+                },
+            )
+        except FunctionRefused as refused:
+            return refused.error
+        raise RuntimeError(f"encrypt granted {request_id} without an attested approval")
+
+    @staticmethod
+    def _execution_input(execution: Execution) -> str:
+        started = next(e for e in execution.history if "executionStartedEventDetails" in e)
+        return str(started["executionStartedEventDetails"]["input"])
 
     def logged_records(self, tenant: str) -> list[dict[str, Any]]:
         """Every record of the tenant's transparency log, decoded (an operator's view, for checks)."""

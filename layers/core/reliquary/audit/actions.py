@@ -22,13 +22,17 @@ AuditAction = (
 )
 
 
-def _checkpoint_result(service: AuditService, tenant_id: str) -> dict[str, Any]:
+def _checkpoint_result(
+    service: AuditService, decisions: RecordDecisionStage, tenant_id: str
+) -> dict[str, Any]:
     latest = service.checkpoint(tenant_id)
     return {
         "origin": service.origin(tenant_id),
         "tree_size": latest.size,
         "checkpoint": latest.note.decode("utf-8"),
         "verifier_keys": service.verifier_keys,
+        # What an auditor checks a decision's attestation chain with (reliquary.flow.attestation).
+        "stage_keys": decisions.published_stage_keys(),
     }
 
 
@@ -53,9 +57,9 @@ def run_audit_action(
             )
         case PublishRequest():
             service.publish(request.tenant_id)
-            return _checkpoint_result(service, request.tenant_id)
+            return _checkpoint_result(service, decisions, request.tenant_id)
         case GetCheckpointRequest():
-            return _checkpoint_result(service, request.tenant_id)
+            return _checkpoint_result(service, decisions, request.tenant_id)
         case ExportRequest():
             exported = service.export(
                 request.tenant_id, request.start, request.end, export_id=request.export_id

@@ -64,6 +64,10 @@ class RecordDecisionStage:
         self._pseudonym = pseudonym  # (tenant_id, subject) -> the principal's keyed pseudonym
         self._clock = clock
 
+    def published_stage_keys(self) -> list[dict[str, str]]:
+        """The stage keys that verify the chains this log names, as published beside its checkpoints."""
+        return self._keys.keys().to_json()
+
     def record(
         self, state: FlowState, *, execution_id: str | None, decided_at: int, bare: bool = False
     ) -> dict[str, Any]:
