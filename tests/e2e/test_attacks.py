@@ -107,9 +107,10 @@ def test_a_logged_approval_opens_only_its_own_request(
         {"item_id": "run-1138-transcript"},
         {"tenant_id": "other-tenant"},  # (4) a tenant named in the event opens nothing of another
     ):
+        # (idempotency_conflict: the grant was asked for this request id already, with other values)
         assert _refused(flow, "encrypt", _grant(requester, request_id, **wrong))["code"] in {
             "decision_required",
-            "not_found",
+            "idempotency_conflict",
         }
 
 
