@@ -5,15 +5,18 @@ with a reason, while malformed input is a typed error."""
 from __future__ import annotations
 
 import copy
+import importlib
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from reliquary.errors import InvalidRequestError, NotFoundError
+from reliquary.zk import groth16
 from reliquary.zk.memory import InMemoryPolicyStore, InMemoryReplayStore
-from reliquary.zk.policy import FIELD_MODULUS, ContextPolicy, request_hash
+from reliquary.zk.policy import SCALAR_FIELD, ContextPolicy, request_hash
 from reliquary.zk.replay import NONCE_HEX, Consumption, IssuedNonce
 from reliquary.zk.service import ContextVerifier, load_circuit_keys
 
@@ -206,7 +209,8 @@ def test_a_proof_of_another_circuit_is_refused() -> None:
         {"nonce": NONCE.upper()},
         {"request_id": "bad id!"},
         {"public_signals": [*PUBLIC[:-1], "-1"]},
-        {"public_signals": [*PUBLIC[:-1], str(FIELD_MODULUS)]},
+        {"public_signals": [*PUBLIC[:-1], str(SCALAR_FIELD)]},
+        {"public_signals": [*PUBLIC[:-1], str(SCALAR_FIELD + 1)]},
         {"proof": {**PROOF, "pi_a": ["1", "3", "1"]}},
         {"proof": {"pi_a": PROOF["pi_a"]}},
     ],
@@ -226,3 +230,36 @@ def test_issued_nonces_are_fresh_field_elements() -> None:
     assert len(first.nonce) == NONCE_HEX
     assert first.expires_at == NOW + 300
     assert int(first.nonce, 16) < 2**248
+
+
+# --- BN254's scalar field ---------------------------------------------------------------------------
+# py_ecc, the tests' independent oracle (untyped: it has no __all__).
+CURVE_ORDER: int = importlib.import_module("py_ecc.optimized_bn128").curve_order
+
+
+def test_the_scalar_field_is_bn254s_group_order() -> None:
+    assert SCALAR_FIELD == CURVE_ORDER == groth16.SCALAR_FIELD
+    # The prover's scripts use the same r.
+    common = (REPO / "zk" / "scripts" / "common.mjs").read_text()
+    assert f"export const FIELD_MODULUS = {CURVE_ORDER}n;" in common
+    assert f"r = {CURVE_ORDER}" in (REPO / "zk" / "README.md").read_text()
+
+
+def test_a_policy_field_element_is_below_r() -> None:
+    assert ContextPolicy(region_root=CURVE_ORDER - 1).region_root == CURVE_ORDER - 1
+    assert ContextPolicy(device_commitments=(str(CURVE_ORDER - 1),)).device_commitments == (CURVE_ORDER - 1,)
+    for value in (CURVE_ORDER, CURVE_ORDER + 1, str(CURVE_ORDER), str(CURVE_ORDER + 1)):
+        with pytest.raises(ValidationError, match=r"\[0, r\) of BN254"):
+            ContextPolicy(region_root=value)
+
+
+def test_a_public_signal_is_below_r() -> None:
+    key = KEYS["context_proof"].key
+    top = [*PUBLIC[:-1], str(CURVE_ORDER - 1)]
+    assert groth16.parse_public_signals(top, key)[-1] == CURVE_ORDER - 1
+    for value in (CURVE_ORDER, CURVE_ORDER + 1):
+        with pytest.raises(InvalidRequestError, match="not below the BN254 scalar field order"):
+            groth16.parse_public_signals([*PUBLIC[:-1], str(value)], key)
+    # r - 1 is a well-formed signal: the verifier answers (the proof does not verify for it), no error.
+    result = Fixture().verify(public_signals=top)
+    assert (result.verified, result.reason) == (False, "the proof is bound to another request")

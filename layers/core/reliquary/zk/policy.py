@@ -14,8 +14,11 @@ from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 
-# BN254's scalar field: every public signal is an element of it.
-FIELD_MODULUS: Final = 21888242871839275222246405745257275088548364400416722355883672083479005657953
+from reliquary.zk._mcl import R
+
+# BN254's scalar field order r (snarkjs "bn128"): every public signal is an element of [0, r). One
+# definition, the verifier's own (``_mcl.R``); tests check it against py_ecc's ``curve_order``.
+SCALAR_FIELD: Final = R
 CIRCUITS: Final = ("context_proof", "device_proof", "location_chain", "timestamp_verifier", "pattern_match")
 Circuit = Literal["context_proof", "device_proof", "location_chain", "timestamp_verifier", "pattern_match"]
 MAX_DEVICES = 256
@@ -31,7 +34,7 @@ def _field_element(value: object) -> int:
         if not value.isascii() or not value.isdigit() or (len(value) > 1 and value[0] == "0"):
             raise ValueError("a field element is a canonical decimal string")
         value = int(value)
-    if not isinstance(value, int) or not 0 <= value < FIELD_MODULUS:
+    if not isinstance(value, int) or not 0 <= value < SCALAR_FIELD:
         raise ValueError("a field element is an integer in [0, r) of BN254")
     return value
 
