@@ -91,6 +91,31 @@ def test_a_valid_proof_passes_once_with_its_claims_and_a_retry_gets_the_same_ans
     assert fx.verify() == result
 
 
+def test_a_retry_is_verified_again_so_changed_signals_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    fx = Fixture()
+    first = fx.verify()
+    assert first.verified
+    # The retry carries the same request, nonce and proof but a window moved by a second: every binding
+    # and policy check still passes, the consumption still matches (it names the proof, not the signals).
+    signals = list(PUBLIC)
+    names = KEYS["context_proof"].signals
+    signals[names.index("window_end")] = str(CLAIMS["window_end"] - 1)
+    changed = fx.verify(public_signals=signals)
+    assert not changed.verified
+    assert changed.reason == "the proof does not verify"
+    # The honest retry is still answered the same, and Groth16 ran for it too.
+    checked: list[object] = []
+    real_verify = groth16.verify
+
+    def spy(*args: Any) -> bool:
+        checked.append(args)
+        return real_verify(*args)
+
+    monkeypatch.setattr("reliquary.zk.service.groth16.verify", spy)
+    assert fx.verify() == first
+    assert len(checked) == 1
+
+
 def test_a_copy_of_the_request_carrying_another_key_finds_the_nonce_used() -> None:
     fx = Fixture()
     requester, thief = "11" * 32, "22" * 32

@@ -5,8 +5,9 @@ A well-formed proof that fails any check is a normal answer, ``verified: False``
 flow then records a denial); only a malformed request (bad JSON shapes, points off the curve, signals out
 of the field, an unknown circuit) is an error. Checks, in order: the vault's policy exists and names this
 circuit; the public signals are the circuit's; the request binding and the nonce in them are this
-request's; the policy's parameters; the nonce is known, unexpired and unused; the Groth16 proof; then the
-nonce is consumed and the nullifier recorded atomically.
+request's; the policy's parameters; the nonce is known; the Groth16 proof (on every call, a retry
+included); the nonce is unused (or used by this very request: a retry gets the same answer) and
+unexpired; then the nonce is consumed and the nullifier recorded atomically.
 """
 
 from __future__ import annotations
@@ -202,6 +203,10 @@ class ContextVerifier:
         stored = self._replay.get_nonce(tenant_id, nonce)
         if stored is None or stored[0].vault_id != vault_id:
             return _refused(circuit, NonceUnknownError.code, **known)
+        # Every call checks the proof against its public signals, a retry included: a consumption names
+        # the proof, not the signals, so answering a retry from it alone would accept changed signals.
+        if not groth16.verify(circuit_key.key, parsed, values):
+            return _refused(circuit, "the proof does not verify", **known)
         issued, consumption = stored
         if consumption is not None:
             if consumption == used:  # this request, retried: the same answer
@@ -209,9 +214,6 @@ class ContextVerifier:
             return _refused(circuit, NonceUsedError.code, **known)
         if now >= issued.expires_at:
             return _refused(circuit, NonceExpiredError.code, **known)
-
-        if not groth16.verify(circuit_key.key, parsed, values):
-            return _refused(circuit, "the proof does not verify", **known)
         try:
             self._replay.consume(
                 tenant_id, nonce, used, now=now, keep_until=issued.expires_at + NULLIFIER_MARGIN_SECONDS
