@@ -1,5 +1,6 @@
 """The verify-proof function: the access flow's VerifyContext task (a requester's zero-knowledge context
-proof checked against the vault's policy, bound to the request and a single-use nonce), plus issuing
+proof checked against the vault's policy, bound to the whole request (tenant, vault, item, request id,
+requester key) and a single-use nonce), plus issuing
 those nonces and setting a vault's context policy.
 
 A proof that fails a check is a normal result, ``{"verified": false, "reason": ...}``; a malformed request
@@ -52,15 +53,12 @@ def _run(verifier: ContextVerifier, request: Any) -> dict[str, Any]:
         request_id=request.request_id,
         tenant_id=request.tenant_id,
         vault_id=request.vault_id,
+        item_id=request.item_id,
+        requester_key_sha256=requester_key_sha256(request.requester_public_key),
         nonce=request.nonce,
         circuit=proof.circuit,
         proof=proof.proof,
         public_signals=proof.public_signals,
-        requester_key_sha256=(
-            None
-            if request.requester_public_key is None
-            else requester_key_sha256(request.requester_public_key)
-        ),
     )
     metrics.add_metric(name="Verified" if result.verified else "NotVerified", unit=MetricUnit.Count, value=1)
     if not result.verified:

@@ -1,6 +1,9 @@
 """The VerifyContext step on in-memory stores with the real circuits' keys and example proofs: a valid proof
-passes once (and again for the same request's retry), and every way of reusing or bending it is refused
-with a reason, while malformed input is a typed error."""
+passes once (and again for the same request's retry, whose proof is checked again), and every way of
+reusing or bending it (another request, item, vault, tenant or requester key, changed signals) is refused
+with a reason, while malformed input is a typed error. Also: BN254's scalar field boundary against py_ecc,
+the request binding's encoding (Python and the prover's JavaScript agree), and which verification keys a
+deployment accepts (production refuses the development ceremony's)."""
 
 from __future__ import annotations
 
@@ -22,7 +25,11 @@ from reliquary.zk.service import ContextVerifier, load_circuit_keys
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "zk" / "examples"
-TENANT, VAULT, REQUEST = "acme", "agent-memory", "access-0002"
+EXAMPLE = json.loads((EXAMPLES / "example.json").read_text())
+# The request the example proofs are bound to (zk/scripts/inputs.mjs defaults; zk/README.md).
+TENANT, VAULT, ITEM, REQUEST = "acme", "agent-memory", "customer-42-notes", "access-0002"
+REQUESTER = EXAMPLE["requester_key_sha256"]  # SHA-256 of events/access/request.json's requester key
+THIEF = "22" * 32
 
 
 def _example(circuit: str) -> tuple[dict[str, Any], list[str]]:
@@ -62,6 +69,8 @@ class Fixture:
             "request_id": REQUEST,
             "tenant_id": TENANT,
             "vault_id": VAULT,
+            "item_id": ITEM,
+            "requester_key_sha256": REQUESTER,
             "nonce": NONCE,
             "circuit": "context_proof",
             "proof": copy.deepcopy(PROOF),
@@ -71,8 +80,21 @@ class Fixture:
         return self.verifier.verify(**fields)
 
 
-def test_the_example_is_bound_to_its_request() -> None:
-    assert request_hash(REQUEST) == CLAIMS["request_hash"]
+def _binding(**changes: str) -> int:
+    fields = {
+        "tenant_id": TENANT,
+        "vault_id": VAULT,
+        "item_id": ITEM,
+        "request_id": REQUEST,
+        "requester_key_sha256": REQUESTER,
+    }
+    return request_hash(**{**fields, **changes})
+
+
+def test_the_example_is_bound_to_its_whole_request() -> None:
+    assert _binding() == CLAIMS["request_hash"]
+    assert EXAMPLE["request_id"] == REQUEST
+    assert (EXAMPLE["tenant_id"], EXAMPLE["vault_id"], EXAMPLE["item_id"]) == (TENANT, VAULT, ITEM)
 
 
 def test_a_valid_proof_passes_once_with_its_claims_and_a_retry_gets_the_same_answer() -> None:
@@ -86,7 +108,7 @@ def test_a_valid_proof_passes_once_with_its_claims_and_a_retry_gets_the_same_ans
     assert body["claims"]["nonce"] == str(CLAIMS["nonce"])
     stored = fx.replay.get_nonce(TENANT, NONCE)
     assert stored is not None
-    assert stored[1] == Consumption(REQUEST, result.proof_hash, CLAIMS["nullifier"])
+    assert stored[1] == Consumption(REQUEST, result.proof_hash, CLAIMS["nullifier"], REQUESTER)
     # Step Functions retries the task: the same request, the same proof, the same answer.
     assert fx.verify() == result
 
@@ -116,24 +138,24 @@ def test_a_retry_is_verified_again_so_changed_signals_are_refused(monkeypatch: p
     assert len(checked) == 1
 
 
-def test_a_copy_of_the_request_carrying_another_key_finds_the_nonce_used() -> None:
+def test_a_copy_under_another_requester_key_is_refused_even_when_it_comes_first() -> None:
     fx = Fixture()
-    requester, thief = "11" * 32, "22" * 32
-    first = fx.verify(requester_key_sha256=requester)
-    assert first.verified
-    stored = fx.replay.get_nonce(TENANT, NONCE)
-    assert stored is not None
-    assert stored[1] == Consumption(REQUEST, first.proof_hash, CLAIMS["nullifier"], requester)
-    assert fx.verify(requester_key_sha256=requester) == first  # a retry of the request: the same answer
-    # The same request id, proof and nonce with another key: not a retry but a copy, raced for the grant.
-    stolen = fx.verify(requester_key_sha256=thief)
+    # The proof was made for the example's key; the copy carries the thief's, and arrives first.
+    stolen = fx.verify(requester_key_sha256=THIEF)
     assert not stolen.verified
-    assert stolen.reason == "nonce_used"
-    assert not fx.verify().verified  # nor without a key
+    assert stolen.reason == "the proof is bound to another request"
+    assert fx.replay.get_nonce(TENANT, NONCE) == (fx.replay.nonces[(TENANT, NONCE)][0], None)  # unused
+    first = fx.verify()
+    assert first.verified  # the real request still passes
+    # After it, the copy is refused by the binding still (before the used nonce is even looked at).
+    assert fx.verify(requester_key_sha256=THIEF).reason == "the proof is bound to another request"
+    assert fx.verify() == first
 
 
 REFUSALS: dict[str, tuple[dict[str, Any], str]] = {
     "another request": ({"request_id": "access-0003"}, "bound to another request"),
+    "another item": ({"item_id": "customer-43-notes"}, "bound to another request"),
+    "another requester key": ({"requester_key_sha256": THIEF}, "bound to another request"),
     "another nonce": ({"nonce": "ab" * (NONCE_HEX // 2)}, "bound to another nonce"),
     "another vault": ({"vault_id": "other-vault"}, "no context policy"),
     "another tenant": ({"tenant_id": "globex"}, "no context policy"),
@@ -143,9 +165,64 @@ REFUSALS: dict[str, tuple[dict[str, Any], str]] = {
 @pytest.mark.parametrize("case", REFUSALS, ids=list(REFUSALS))
 def test_a_proof_for_something_else_is_refused(case: str) -> None:
     changes, reason = REFUSALS[case]
-    result = Fixture().verify(**changes)
+    fx = Fixture()
+    result = fx.verify(**changes)
     assert not result.verified
     assert reason in (result.reason or "")
+    assert fx.replay.get_nonce(TENANT, NONCE) == (fx.replay.nonces[(TENANT, NONCE)][0], None)
+
+
+@pytest.mark.parametrize("scope", ["vault_id", "tenant_id"])
+def test_a_proof_for_another_vault_or_tenant_is_refused_by_its_binding(scope: str) -> None:
+    """Even where the other vault (or tenant's vault) has the very same policy and issued the nonce."""
+    other = {"vault_id": VAULT, "tenant_id": TENANT, scope: "elsewhere"}
+    fx = Fixture()
+    fx.policies.put(other["tenant_id"], other["vault_id"], POLICY)
+    issued = IssuedNonce(other["tenant_id"], other["vault_id"], NONCE, NOW - 10, NOW + 290)
+    fx.replay.nonces[(other["tenant_id"], NONCE)] = (issued, None)
+    result = fx.verify(**{scope: "elsewhere"})
+    assert not result.verified
+    assert result.reason == "the proof is bound to another request"
+
+
+def test_the_request_binding_encodes_each_field_apart() -> None:
+    base = _binding()
+    assert base < 2**248 < SCALAR_FIELD
+    # Moving characters between neighbouring fields changes the hash (each value is length-prefixed).
+    assert _binding(tenant_id="acm", vault_id="eagent-memory") != base
+    assert _binding(item_id="customer-42-note", request_id="saccess-0002") != base
+    variants = {
+        _binding(**{name: value})
+        for name, value in (
+            ("tenant_id", "globex"),
+            ("vault_id", "other-vault"),
+            ("item_id", "customer-43-notes"),
+            ("request_id", "access-0003"),
+            ("requester_key_sha256", THIEF),
+        )
+    }
+    assert len(variants) == 5
+    assert base not in variants
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"requester_key_sha256": REQUESTER.upper()},
+        {"requester_key_sha256": REQUESTER[:-1]},
+        {"requester_key_sha256": ""},
+        {"requester_key_sha256": None},
+        {"item_id": "bad item!"},
+        {"item_id": ""},
+    ],
+)
+def test_a_malformed_binding_is_a_typed_error(changes: dict[str, Any]) -> None:
+    with pytest.raises(InvalidRequestError):
+        _binding(**changes)
+    fx = Fixture()
+    with pytest.raises(InvalidRequestError):
+        fx.verify(**changes)
+    assert fx.replay.get_nonce(TENANT, NONCE) == (fx.replay.nonces[(TENANT, NONCE)][0], None)
 
 
 @pytest.mark.parametrize(
@@ -181,7 +258,7 @@ def test_a_window_that_is_not_now_is_refused() -> None:
 def test_nonces_are_single_use_and_expire() -> None:
     fx = Fixture()
     assert fx.verify().verified
-    # The same proof for another request is refused twice over: its binding, and the used nonce.
+    # The nonce used by another request: refused.
     fx.replay.nonces[(TENANT, NONCE)] = (fx.replay.nonces[(TENANT, NONCE)][0], Consumption("x", "y", 1))
     assert fx.verify().reason == "nonce_used"
     expired = Fixture()

@@ -32,12 +32,12 @@ class VerifyRequest(BaseModel):
     request_id: Identifier
     tenant_id: Identifier
     vault_id: Identifier
+    item_id: Identifier
     nonce: str
     context_proof: ContextProofIn
-    # The key the grant would be sealed to: bound into the nonce's consumption (see the function).
-    requester_public_key: (
-        Annotated[Base64Bytes, Field(min_length=PUBLIC_KEY_LEN, max_length=PUBLIC_KEY_LEN)] | None
-    ) = None
+    # The key the grant would be sealed to: the proof's request_hash covers its SHA-256 (with the tenant,
+    # vault, item and request id), and the nonce's consumption names it.
+    requester_public_key: Annotated[Base64Bytes, Field(min_length=PUBLIC_KEY_LEN, max_length=PUBLIC_KEY_LEN)]
 
 
 class IssueNonceRequest(BaseModel):

@@ -1,5 +1,6 @@
 """The VerifyContext step: a requester's zero-knowledge context proof, checked against the vault's policy,
-bound to one request and one nonce, and used once.
+bound to one whole request (tenant, vault, item, request id and the requester's key) and one nonce, and
+used once.
 
 A well-formed proof that fails any check is a normal answer, ``verified: False`` with a reason (the access
 flow then records a denial); only a malformed request (bad JSON shapes, points off the curve, signals out
@@ -137,7 +138,7 @@ class ContextVerifier:
         *,
         tenant_id: str,
         vault_id: str,
-        request_id: str,
+        bound: int,
         nonce: str,
         circuit: str,
         claims: Mapping[str, int],
@@ -149,7 +150,7 @@ class ContextVerifier:
             return "the vault has no context policy"
         if policy.circuit != circuit:
             return f"the vault's policy requires the {policy.circuit} circuit"
-        if claims.get("request_hash") != request_hash(request_id):
+        if claims.get("request_hash") != bound:
             return "the proof is bound to another request"
         if claims.get("nonce") != nonce_value(nonce):
             return "the proof is bound to another nonce"
@@ -161,20 +162,30 @@ class ContextVerifier:
         request_id: str,
         tenant_id: str,
         vault_id: str,
+        item_id: str,
+        requester_key_sha256: str,
         nonce: str,
         circuit: str,
         proof: Mapping[str, Any],
         public_signals: Sequence[object],
-        requester_key_sha256: str | None = None,
     ) -> ContextResult:
-        validate_id("request_id", request_id)
-        validate_id("tenant_id", tenant_id)
-        validate_id("vault_id", vault_id)
+        """Check a context proof for one request. ``requester_key_sha256`` names the key the grant would
+        be sealed to (``reliquary.crypto.kem.requester_key_sha256``): the proof's ``request_hash`` covers
+        it with the tenant, vault, item and request id, so a copy of the request under another key is
+        refused whichever execution comes first."""
+        # What this request's proof must carry as request_hash; validates the ids and the key digest.
+        bound = request_hash(
+            tenant_id=tenant_id,
+            vault_id=vault_id,
+            item_id=item_id,
+            request_id=request_id,
+            requester_key_sha256=requester_key_sha256,
+        )
         if not isinstance(nonce, str) or len(nonce) != NONCE_HEX or nonce.strip("0123456789abcdef"):
             raise InvalidRequestError(f"the nonce is {NONCE_HEX} lower-case hex characters", field="nonce")
         circuit_key = self._keys.get(circuit)
         if circuit_key is None:
-            raise InvalidRequestError("unknown circuit", circuit=circuit, known=sorted(self._keys))
+            raise InvalidRequestError("unknown circuit", field="circuit", known=sorted(self._keys))
         parsed = groth16.Proof.from_snarkjs(proof)  # malformed points: typed errors
         values = groth16.parse_public_signals(public_signals, circuit_key.key)
         claims = dict(zip(circuit_key.signals, values, strict=True))
@@ -188,7 +199,7 @@ class ContextVerifier:
         refusal = self._binding_refusal(
             tenant_id=tenant_id,
             vault_id=vault_id,
-            request_id=request_id,
+            bound=bound,
             nonce=nonce,
             circuit=circuit,
             claims=claims,
@@ -197,8 +208,7 @@ class ContextVerifier:
         if refusal is not None:
             return _refused(circuit, refusal, **known)
         nullifier = claims.get("nullifier")  # device_proof and context_proof have one
-        # The requester key joins the consumption: another execution of this request carrying another key
-        # (a copy of the request, raced to steal its grant) finds the nonce used, not a retry.
+        # The requester key also joins the consumption (defence in depth beside the request binding).
         used = Consumption(request_id, known["proof_hash"], nullifier, requester_key_sha256)
         stored = self._replay.get_nonce(tenant_id, nonce)
         if stored is None or stored[0].vault_id != vault_id:
