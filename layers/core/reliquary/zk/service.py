@@ -9,6 +9,10 @@ circuit; the public signals are the circuit's; the request binding and the nonce
 request's; the policy's parameters; the nonce is known; the Groth16 proof (on every call, a retry
 included); the nonce is unused (or used by this very request: a retry gets the same answer) and
 unexpired; then the nonce is consumed and the nullifier recorded atomically.
+
+The verification keys are the development ceremony's (shipped with the core, listed in
+``keys/development.json``) unless ``RELIQUARY_ZK_KEYS_DIR`` names a folder of a real ceremony's keys;
+production refuses the development keys (``refuse_development_keys``).
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any, Protocol
+from importlib.resources.abc import Traversable
+from pathlib import Path
+from typing import Any, Final, Protocol
 
 from reliquary.crypto.scope import validate_id
 from reliquary.errors import (
@@ -35,6 +41,8 @@ from reliquary.zk.policy import CIRCUITS, ContextPolicy, policy_refusal, request
 from reliquary.zk.replay import NONCE_HEX, Consumption, IssuedNonce, ReplayStore, new_nonce, nonce_value
 
 DEFAULT_NONCE_TTL = 300
+# The fingerprints of the development ceremony's verification keys (next to the keys, in the core).
+DEVELOPMENT_MANIFEST: Final = "development.json"
 # A nullifier outlives its nonce: a proof can never come back once its nonce row is gone.
 NULLIFIER_MARGIN_SECONDS = 86_400
 
@@ -60,18 +68,81 @@ class CircuitKey:
             raise InvalidRequestError("the signal names do not match the key", circuit=self.name)
 
 
-def load_circuit_keys(names: Sequence[str] = CIRCUITS) -> dict[str, CircuitKey]:
-    """The verification keys shipped with the core (``reliquary/zk/keys``, copies of ``zk/keys``)."""
-    folder = resources.files("reliquary.zk") / "keys"
+def _shipped_keys() -> Traversable:
+    return resources.files("reliquary.zk") / "keys"
+
+
+def _signal_names(source: Path | Traversable, name: str, *, shipped: Traversable | None) -> tuple[str, ...]:
+    signals = json.loads((source / f"{name}.signals.json").read_text(encoding="utf-8"))
+    if not isinstance(signals, list) or not all(isinstance(s, str) for s in signals):
+        raise ValueError("the signal names are a list of strings")
+    if shipped is not None and signals != list(_signal_names(shipped, name, shipped=None)):
+        raise ValueError("its signal names are not the circuit's")
+    return tuple(signals)
+
+
+def load_circuit_keys(
+    names: Sequence[str] = CIRCUITS, *, folder: Path | Traversable | None = None
+) -> dict[str, CircuitKey]:
+    """The verification keys and signal names of every circuit in ``names``, from ``folder``
+    (``<circuit>.vkey.json`` and ``<circuit>.signals.json`` each) or, without one, the development keys
+    shipped with the core (``reliquary/zk/keys``, copies of ``zk/keys``).
+
+    The signal names come from the circuit, not the ceremony: a folder's must be the shipped ones, so a
+    key for another version of a circuit is refused here, at cold start, not at the first request."""
+    shipped = _shipped_keys()
+    source = shipped if folder is None else folder
     found: dict[str, CircuitKey] = {}
     for name in names:
         try:
-            vkey = json.loads((folder / f"{name}.vkey.json").read_text(encoding="utf-8"))
-            signals = json.loads((folder / f"{name}.signals.json").read_text(encoding="utf-8"))
-            found[name] = CircuitKey(name, groth16.VerificationKey.from_snarkjs(vkey), tuple(signals))
+            vkey = json.loads((source / f"{name}.vkey.json").read_text(encoding="utf-8"))
+            signals = _signal_names(source, name, shipped=None if folder is None else shipped)
+            found[name] = CircuitKey(name, groth16.VerificationKey.from_snarkjs(vkey), signals)
         except (OSError, ValueError, InvalidRequestError) as exc:  # a deployment problem, not a request's
             raise ConfigurationError(f"the verification key of {name} cannot be loaded: {exc}") from exc
     return found
+
+
+def key_fingerprints(folder: Path | Traversable, names: Sequence[str] = CIRCUITS) -> dict[str, str]:
+    """Each circuit's key fingerprint in a folder of keys (``VerificationKey.fingerprint``: the key's
+    points, not its JSON formatting), to compare with a ceremony's published transcript."""
+    keys = load_circuit_keys(names, folder=folder)
+    return {name: keys[name].key.fingerprint() for name in names}
+
+
+def development_manifest(folder: Path | Traversable) -> dict[str, Any]:
+    """The manifest of a development ceremony's keys, as ``keys/development.json`` holds it."""
+    return {
+        "kind": "development ceremony: single contribution, local beacon; never for production",
+        "fingerprints": key_fingerprints(folder),
+    }
+
+
+def development_fingerprints() -> frozenset[str]:
+    """The fingerprints of the development ceremony's verification keys, from the committed manifest."""
+    try:
+        manifest = json.loads((_shipped_keys() / DEVELOPMENT_MANIFEST).read_text(encoding="utf-8"))
+        fingerprints = frozenset(manifest["fingerprints"].values())
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ConfigurationError(f"the development key manifest cannot be read: {exc}") from exc
+    if not fingerprints or not all(isinstance(f, str) and len(f) == 64 for f in fingerprints):
+        raise ConfigurationError("the development key manifest lists no valid fingerprints")
+    return fingerprints
+
+
+def refuse_development_keys(
+    keys: Mapping[str, CircuitKey], development: frozenset[str] | None = None
+) -> None:
+    """Fail closed in production: whoever ran the development ceremony could forge any proof, so a key
+    listed in the development manifest (``development``, by default the committed one) is refused."""
+    known = development_fingerprints() if development is None else development
+    dev = sorted(name for name, key in keys.items() if key.key.fingerprint() in known)
+    if dev:
+        raise ConfigurationError(
+            "the zero-knowledge verification keys are the development ceremony's; production needs a real "
+            "ceremony's keys in RELIQUARY_ZK_KEYS_DIR (zk/README.md, Ceremony)",
+            circuits=dev,
+        )
 
 
 @dataclass(frozen=True, slots=True)
