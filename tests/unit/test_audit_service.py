@@ -277,9 +277,13 @@ def test_reads_serve_tiles_entries_and_proofs(fx: AuditFixture) -> None:
     assert fx.service.tile(TENANT, CHECKPOINT_PATH) == fx.service.checkpoint(TENANT).note
     receipt = fx.service.receipt(TENANT, "req-7", 7)
     _verify(fx, receipt, entries[7])
-    for bad in ("../../etc/passwd", "tile/0/x", "tile/9/000"):
-        with pytest.raises((InvalidRequestError, NotFoundError)):
+    for bad in ("../../etc/passwd", "tile/0/x", "tile/\u00b2/000", "tile/0/\u0660\u0660\u0661", "tile/+1/0"):
+        with pytest.raises(InvalidRequestError) as refused:
             fx.service.tile(TENANT, bad)
+        assert refused.value.details == {}
+    with pytest.raises(NotFoundError) as missing:
+        fx.service.tile(TENANT, "tile/9/000")
+    assert missing.value.details == {}
     with pytest.raises(InvalidRequestError):
         fx.service.entries(TENANT, 0, 1001)
     with pytest.raises(InvalidRequestError):
