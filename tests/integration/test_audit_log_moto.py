@@ -71,6 +71,39 @@ def test_appends_integrate_into_tiles_in_s3_and_proofs_verify(aws: AwsStack) -> 
     assert log.entries(log_id, 298, 300) == [b"record 298", b"record 299"]
 
 
+def test_proofs_at_sizes_no_append_ended_at_are_read_from_the_wider_tiles_in_s3(aws: AwsStack) -> None:
+    """Roots and proofs of smaller trees come from the current (wider or full) tiles: the partial tiles of
+    those sizes were never written, and nothing but the integrated tree's own objects is read."""
+    log_id = f"tenant-{uuid.uuid4().hex[:8]}"
+    log = _log(aws)
+    for start, count in ((0, 90), (90, 90), (180, 70), *((250 + 3 * n, 3) for n in range(4))):
+        log.append(log_id, _entries(start, count))
+    total = 262  # past the first full tile at level 0
+    read: list[str] = []
+
+    class Reading(S3TileStore):
+        def read(self, log_id: str, path: str) -> bytes | None:
+            read.append(path)
+            return super().read(log_id, path)
+
+    settings = aws.settings
+    store = DynamoDBLogStore(TableConfig(settings.audit_table, settings.region, settings.endpoint_url))
+    reader = TransparencyLog(store, Reading(aws.s3, settings.audit_bucket))  # a fresh instance
+    leaf_hashes = [merkle.SHA256.hash_leaf(e) for _, e in _entries(0, total)]
+    roots = [merkle.root_of(leaf_hashes[:size]) for size in range(total + 1)]
+    for size in range(total + 1):
+        assert reader.root(log_id, size) == (size, roots[size])
+    for size in (1, 2, 45, 89, 91, 179, 200, 251, 255, 256, 257, 260, 262):
+        for index, proof in enumerate(reader.inclusion_proofs(log_id, range(size), size)):
+            merkle.verify_inclusion(index, size, leaf_hashes[index], proof, roots[size])
+        for old in range(size + 1):
+            proof = reader.consistency_proof(log_id, old, size)
+            merkle.verify_consistency(old, size, roots[old], roots[size], proof)
+    assert set(read) <= {ref.path for ref in tiles.tiles_for_size(total)}
+    missing = aws.s3.list_objects_v2(Bucket=settings.audit_bucket, Prefix=f"logs/{log_id}/tile/0/000.p/45")
+    assert missing["KeyCount"] == 0  # no append ended at 45
+
+
 def test_a_request_appended_twice_keeps_its_index(aws: AwsStack) -> None:
     log_id = f"tenant-{uuid.uuid4().hex[:8]}"
     log = _log(aws)

@@ -7,7 +7,8 @@ request appended twice keeps its first index. *Integration* then writes the tile
 newly committed range. Their content is a pure function of the committed entries, so any integrator (the
 appender itself, the next one, or a repair after a crash) writes the same bytes: a crash between the
 commit and the tiles leaves a log whose head is ahead of its tiles, and the next append or ``integrate``
-completes it. Proofs are served only from integrated tiles.
+completes it. Proofs are served only from integrated tiles, at any size up to the integrated one: a
+smaller tree's tiles are prefixes of the integrated tree's tiles at the same positions (tlog-tiles).
 """
 
 from __future__ import annotations
@@ -120,7 +121,7 @@ class TransparencyLog:
         self._hasher = hasher
         # Every tile path names immutable content (a partial tile's path carries its width), so tiles
         # read once can be kept: appends and proofs read the same few tiles again and again.
-        self._cache: OrderedDict[tuple[str, str], list[bytes]] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, TileRef], list[bytes]] = OrderedDict()
         self._cache_size = tile_cache
         self._cache_lock = threading.Lock()
         self._seen: dict[str, int] = {}  # the largest integrated size seen per log
@@ -261,7 +262,7 @@ class TransparencyLog:
         return self._store.head(log_id)
 
     def read_tile(self, log_id: str, ref: TileRef) -> list[bytes]:
-        key = (log_id, ref.path)
+        key = (log_id, ref)  # a ref names its path (level, index, width) without spelling it out
         with self._cache_lock:
             cached = self._cache.get(key)
         if cached is not None:
@@ -276,12 +277,27 @@ class TransparencyLog:
     def _remember(self, log_id: str, ref: TileRef, hashes: list[bytes]) -> None:
         if self._cache_size:
             with self._cache_lock:
-                self._cache[(log_id, ref.path)] = hashes
+                self._cache[(log_id, ref)] = hashes
                 while len(self._cache) > self._cache_size:
                     self._cache.popitem(last=False)
 
     def node_hash(self, log_id: str, node: NodeID, size: int) -> bytes:
-        return tiles.node_hash(node, size, lambda ref: self.read_tile(log_id, ref), self._hasher)
+        """The hash of ``node`` in the tree of ``size`` (at most the integrated size), from tiles.
+
+        A tree of any smaller size is read from the tiles of the largest integrated tree known, as
+        tlog-tiles readers do: the tile the smaller tree needs is a prefix of the (wider or full) tile
+        at the same position, and only that one is sure to exist; a narrower partial tile was written
+        only if an append happened to end at its width. Hashes beyond ``size`` are simply not used."""
+        widest = max(size, self._seen.get(log_id, 0))
+        return tiles.node_hash(node, size, lambda ref: self._tile_prefix(log_id, ref, widest), self._hasher)
+
+    def _tile_prefix(self, log_id: str, ref: TileRef, widest: int) -> list[bytes]:
+        """The hashes of ``ref``, read from the tile at its position in the integrated tree of ``widest``."""
+        source = tiles.tile_at(ref.level, ref.index, widest)
+        if source is None or source.width < ref.width:  # widest >= the size ``ref`` belongs to
+            raise LogInconsistentError("a tile is outside the integrated tree", path=ref.path)
+        hashes = self.read_tile(log_id, source)
+        return hashes if source.width == ref.width else hashes[: ref.width]
 
     def _integrated_size(self, log_id: str, size: int | None) -> int:
         # ``integrated`` only grows, so a size at or below one already seen needs no read of the head.
