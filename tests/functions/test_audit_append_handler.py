@@ -288,3 +288,23 @@ def test_long_or_many_reasons_are_clipped_not_lost(audit_append: Invoke) -> None
     assert logged["reasons"][0] == "x" * 159 + "\u2026"
     assert logged["reasons"][-1] == "and 6 more"
     assert logged["trust_score"] is not None  # the evidence stays in the record
+
+
+def test_an_append_over_the_batch_byte_limit_is_refused_as_too_large_and_logs_nothing(
+    audit_append: Invoke, aws: AwsStack
+) -> None:
+    """90 valid deletions of 1024 ten-digit versions each (about 11.5 KB apiece, 1 MB in all): no
+    DynamoDB item (400 KB) could hold their batch, which came back as internal_error. Now the append is
+    refused before any write with a typed error, and the same records fit in appends of 25."""
+    record = load_event("append")["records"][0]
+    versions = list(range(2**32 - 1024, 2**32))
+    records = [{**record, "request_id": f"shred-{i}", "versions": versions} for i in range(90)]
+    body = error(audit_append(load_event("append", records=records)), "payload_too_large")
+    assert body["details"]["limit"] == 320 * 1024
+    assert body["details"]["size"] > 400 * 1024  # more than one DynamoDB item can hold
+    listed = aws.s3.list_objects_v2(Bucket=aws.settings.audit_bucket, Prefix="logs/")
+    assert listed["KeyCount"] == 0
+    error(audit_append(load_event("get_checkpoint")), "not_found")
+    for start in range(0, 90, 25):
+        ok(audit_append(load_event("append", records=records[start : start + 25])), "append")
+    assert ok(audit_append(load_event("get_checkpoint")), "get_checkpoint")["tree_size"] == 90

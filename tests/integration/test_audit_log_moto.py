@@ -17,11 +17,11 @@ from reliquary.adapters.audit_store import DynamoDBLogStore, S3TileStore
 from reliquary.adapters.dynamodb import TableConfig
 from reliquary.audit import merkle, tiles
 from reliquary.audit.checkpoint import open_checkpoint
-from reliquary.audit.log import TransparencyLog
+from reliquary.audit.log import MAX_BATCH, MAX_BATCH_BYTES, TransparencyLog, batch_bytes
 from reliquary.audit.receipts import Receipt, verify_receipt
 from reliquary.audit.records import DecisionRecord, encode_record
 from reliquary.audit.service import AuditService
-from reliquary.errors import TransientError
+from reliquary.errors import PayloadTooLargeError, TransientError
 from tests.support.audit import ORIGIN_PREFIX, checkpoint_keys, decision
 from tests.support.aws import REGION, AwsStack, fake_credentials, serialized_moto_server
 from tests.support.vaults import shared_moto_stack
@@ -102,6 +102,35 @@ def test_proofs_at_sizes_no_append_ended_at_are_read_from_the_wider_tiles_in_s3(
     assert set(read) <= {ref.path for ref in tiles.tiles_for_size(total)}
     missing = aws.s3.list_objects_v2(Bucket=settings.audit_bucket, Prefix=f"logs/{log_id}/tile/0/000.p/45")
     assert missing["KeyCount"] == 0  # no append ended at 45
+
+
+def test_a_full_batch_at_the_byte_limit_fits_one_dynamodb_item_and_one_byte_more_writes_nothing(
+    aws: AwsStack,
+) -> None:
+    """The worst case of what MAX_BATCH_BYTES leaves for the rest of the item: a 128-character tenant,
+    90 entries with 128-character request ids, at exactly the limit. DynamoDB takes it (400 KB)."""
+    log_id = f"tenant-{uuid.uuid4().hex}".ljust(128, "t")
+    ids = [f"{i:03d}".ljust(128, "r") for i in range(MAX_BATCH)]
+    sizes = [(MAX_BATCH_BYTES - MAX_BATCH * (2 + 128)) // MAX_BATCH] * MAX_BATCH
+    sizes[-1] += MAX_BATCH_BYTES - MAX_BATCH * (2 + 128) - sum(sizes)
+    batch = [
+        (request_id, bytes([i]) * size) for i, (request_id, size) in enumerate(zip(ids, sizes, strict=True))
+    ]
+    assert batch_bytes(batch) == MAX_BATCH_BYTES
+    log = _log(aws)
+    over = [*batch[:-1], (batch[-1][0], batch[-1][1] + b"!")]
+    with pytest.raises(PayloadTooLargeError):
+        log.append(log_id, over)
+    settings = aws.settings
+    rows = aws.dynamodb.query(
+        TableName=settings.audit_table,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": f"LOG#{log_id}"}},
+    )
+    assert rows["Count"] == 0  # no head, no batch, no request id
+    assert aws.s3.list_objects_v2(Bucket=settings.audit_bucket, Prefix=f"logs/{log_id}/")["KeyCount"] == 0
+    assert [a.index for a in log.append(log_id, batch)] == list(range(MAX_BATCH))
+    assert log.entries(log_id, 0, MAX_BATCH) == [entry for _, entry in batch]
 
 
 def test_a_request_appended_twice_keeps_its_index(aws: AwsStack) -> None:

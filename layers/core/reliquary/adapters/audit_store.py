@@ -118,7 +118,8 @@ class DynamoDBLogStore:
             _batch_sk(batch.start),
             start=batch.start,
             entries=_encode_entries(batch.entries),
-            request_ids=json.dumps(list(batch.request_ids)),
+            # UTF-8 and compact, as log.batch_bytes counts them (older rows, \u-escaped, read the same).
+            request_ids=json.dumps(list(batch.request_ids), ensure_ascii=False, separators=(",", ":")),
         )
         request_rows = [
             row_cls(_pk(log_id), f"REQ#{request_id}", index=batch.start + offset)

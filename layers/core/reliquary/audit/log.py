@@ -24,11 +24,28 @@ from typing import Protocol
 from reliquary.audit import accel, merkle, tiles
 from reliquary.audit.merkle import SHA256, CompactRange, Hasher, NodeID
 from reliquary.audit.tiles import TILE_WIDTH, TileRef
-from reliquary.errors import ConflictError, InvalidRequestError, LogInconsistentError, TransientError
+from reliquary.errors import (
+    ConflictError,
+    InvalidRequestError,
+    LogInconsistentError,
+    PayloadTooLargeError,
+    TransientError,
+)
 
 MAX_BATCH = 90  # entries per commit: the head, the batch row and one dedup row each in one transaction
-MAX_BATCH_BYTES = 320 * 1024  # a committed batch is one DynamoDB item (400 KB at most)
+MAX_BATCH_BYTES = 320 * 1024  # a committed batch is one DynamoDB item (400 KB at most): see batch_bytes
 _COMMIT_ATTEMPTS = 40
+_LENGTH_PREFIX = 2  # bytes before each entry in a batch row (the entry-bundle framing)
+
+
+def batch_bytes(entries: Sequence[tuple[str, bytes]]) -> int:
+    """What ``(request id, entry)`` pairs weigh in their batch row: each entry with its 2-byte length
+    prefix and each request id in UTF-8. The rest of the row (its keys, attribute names, the ids' JSON
+    punctuation: under 1 KB for a full batch) fits in the 80 KB that MAX_BATCH_BYTES leaves of 400 KB."""
+    try:
+        return sum(_LENGTH_PREFIX + len(entry) + len(request_id.encode()) for request_id, entry in entries)
+    except UnicodeEncodeError:  # a lone surrogate: no store can write it
+        raise InvalidRequestError("a request id is not Unicode text") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +158,14 @@ class TransparencyLog:
                 raise InvalidRequestError(
                     f"a log entry is at most {tiles.MAX_ENTRY_SIZE} bytes", size=len(entry)
                 )
+        # Refused here, before any write: DynamoDB would refuse the item only as an opaque failure.
+        size = batch_bytes(entries)
+        if size > MAX_BATCH_BYTES:
+            raise PayloadTooLargeError(
+                f"the entries and request ids of one append are at most {MAX_BATCH_BYTES} bytes",
+                size=size,
+                limit=MAX_BATCH_BYTES,
+            )
         attempt, known = 0, dict[str, int]()
         check_known = False  # the commit itself refuses a request id already logged: look only then
         while attempt < _COMMIT_ATTEMPTS:
