@@ -21,7 +21,7 @@ from reliquary.audit.log import MAX_BATCH, MAX_BATCH_BYTES, TransparencyLog, bat
 from reliquary.audit.receipts import Receipt, verify_receipt
 from reliquary.audit.records import DecisionRecord, encode_record
 from reliquary.audit.service import AuditService
-from reliquary.errors import PayloadTooLargeError, TransientError
+from reliquary.errors import InvalidRequestError, PayloadTooLargeError, TransientError
 from tests.support.audit import ORIGIN_PREFIX, checkpoint_keys, decision
 from tests.support.aws import REGION, AwsStack, fake_credentials, serialized_moto_server
 from tests.support.vaults import shared_moto_stack
@@ -67,7 +67,7 @@ def test_appends_integrate_into_tiles_in_s3_and_proofs_verify(aws: AwsStack) -> 
     }
     assert {f"logs/{log_id}/{r.path}" for r in tiles.tiles_for_size(300)} <= keys
     full = aws.s3.head_object(Bucket=aws.settings.audit_bucket, Key=f"logs/{log_id}/tile/0/000")
-    assert "immutable" in full["CacheControl"]
+    assert full["CacheControl"] == "public, max-age=31536000, immutable"
     assert log.entries(log_id, 298, 300) == [b"record 298", b"record 299"]
 
 
@@ -131,6 +131,40 @@ def test_a_full_batch_at_the_byte_limit_fits_one_dynamodb_item_and_one_byte_more
     assert aws.s3.list_objects_v2(Bucket=settings.audit_bucket, Prefix=f"logs/{log_id}/")["KeyCount"] == 0
     assert [a.index for a in log.append(log_id, batch)] == list(range(MAX_BATCH))
     assert log.entries(log_id, 0, MAX_BATCH) == [entry for _, entry in batch]
+
+
+def test_tiles_and_bundles_are_cached_for_good_and_only_the_checkpoint_is_revalidated(aws: AwsStack) -> None:
+    log_id = f"tenant-{uuid.uuid4().hex[:8]}"
+    settings = aws.settings
+    store = DynamoDBLogStore(TableConfig(settings.audit_table, settings.region, settings.endpoint_url))
+    objects = S3TileStore(aws.s3, settings.audit_bucket)
+    service = AuditService(
+        TransparencyLog(store, objects), objects, store, checkpoint_keys(), origin_prefix=ORIGIN_PREFIX
+    )
+    for start in range(0, 300, 75):
+        service.append(log_id, [decision(f"req-{i}", log_id) for i in range(start, start + 75)])
+    immutable = "public, max-age=31536000, immutable"
+    expected = {
+        "tile/0/000": immutable,  # full
+        "tile/0/001.p/44": immutable,  # partial, of the current size
+        "tile/0/000.p/75": immutable,  # partial, of an earlier size: its content never changes either
+        "tile/1/000.p/1": immutable,
+        "tile/entries/000": immutable,
+        "tile/entries/001.p/44": immutable,
+        "tile/entries/000.p/150": immutable,
+        "checkpoint": "no-cache",  # the one object that changes
+    }
+    for path, cache in expected.items():
+        head = aws.s3.head_object(Bucket=settings.audit_bucket, Key=f"logs/{log_id}/{path}")
+        assert head["CacheControl"] == cache, path
+        kind = "text/plain; charset=utf-8" if path == "checkpoint" else "application/octet-stream"
+        assert head["ContentType"] == kind, path
+    listed = aws.s3.list_objects_v2(Bucket=settings.audit_bucket, Prefix=f"logs/{log_id}/tile/")
+    for item in listed["Contents"]:
+        head = aws.s3.head_object(Bucket=settings.audit_bucket, Key=item["Key"])
+        assert head["CacheControl"] == immutable, item["Key"]
+    with pytest.raises(InvalidRequestError):  # nothing but a tlog-tiles path is written under tile/
+        objects.write(log_id, "tile/0/\u00b2", b"")
 
 
 def test_a_request_appended_twice_keeps_its_index(aws: AwsStack) -> None:

@@ -28,7 +28,7 @@ from reliquary.adapters.s3 import translate_s3_error
 from reliquary.audit import tiles
 from reliquary.audit.log import MAX_BATCH, Batch, DuplicateRequestError, LogHead
 from reliquary.audit.merkle import HASH_SIZE
-from reliquary.audit.service import StoredCheckpoint
+from reliquary.audit.service import CHECKPOINT_PATH, StoredCheckpoint
 from reliquary.errors import ConflictError, LogInconsistentError, NotFoundError
 
 if TYPE_CHECKING:
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 _BATCH_DIGITS = 15
 _JSON_LINES = "application/x-ndjson"
+_IMMUTABLE = "public, max-age=31536000, immutable"
 
 
 class LogRow(Model):
@@ -237,10 +238,13 @@ class S3TileStore:
 
     def write(self, log_id: str, path: str, data: bytes) -> None:
         key = self.key(log_id, path)
-        content_type = "text/plain; charset=utf-8" if path == "checkpoint" else "application/octet-stream"
-        # Full tiles and bundles never change once integrated: let caches keep them.
-        immutable = path.startswith("tile/") and tiles.parse_path(path).full
-        cache = "public, max-age=31536000, immutable" if immutable else "no-cache"
+        if path == CHECKPOINT_PATH:  # the one object that changes: always revalidated
+            content_type, cache = "text/plain; charset=utf-8", "no-cache"
+        else:
+            # Every tile and bundle, partial ones included, is immutable: a partial one's path names its
+            # width (``.p/<W>``), and a wider one gets a new path. Let caches keep them.
+            tiles.parse_path(path)  # nothing but a tlog-tiles path is written under tile/
+            content_type, cache = "application/octet-stream", _IMMUTABLE
         try:
             self._client.put_object(
                 Bucket=self._bucket, Key=key, Body=data, ContentType=content_type, CacheControl=cache

@@ -3,10 +3,10 @@
 A tile at level ``L``, index ``N`` holds the hashes of the tree's nodes at level ``8*L`` with indexes
 ``N*256 .. N*256+W-1`` (``W`` = 256 for a full tile, fewer for the partial tile at the right edge), as
 the concatenation of 32-byte hashes. Entry bundles hold the entries themselves (256 per full bundle), each
-prefixed by its big-endian uint16 length. Full tiles and bundles are immutable; a partial one is replaced
-by a wider one as the log grows. Paths: ``tile/<L>/<N>[.p/<W>]`` and ``tile/entries/<N>[.p/<W>]``, where
-``<N>`` is written in 3-digit groups, every group but the last prefixed with ``x`` (1234067 ->
-``x001/x234/067``). Pure: no storage here.
+prefixed by its big-endian uint16 length. Every path names immutable content, partial tiles included: a
+partial one's path carries its width, and the wider one that follows it as the log grows has its own.
+Paths: ``tile/<L>/<N>[.p/<W>]`` and ``tile/entries/<N>[.p/<W>]``, where ``<N>`` is written in 3-digit
+groups, every group but the last prefixed with ``x`` (1234067 -> ``x001/x234/067``). Pure: no storage here.
 """
 
 from __future__ import annotations
