@@ -4,7 +4,8 @@ bundles and checkpoints in S3 (AuditBucket, under ``logs/<log id>/``).
 AuditTable rows, one partition per log (tenant): ``pk = LOG#<log id>`` and
 - ``sk = HEAD``: size, frontier (concatenated 32-byte hashes), integrated, revision;
 - ``sk = BATCH#<start:015d>``: the entries committed together (entry-bundle encoding) and their request ids;
-- ``sk = REQ#<request id>``: the leaf index of a request (what makes appends idempotent);
+- ``sk = REQ#<request id>``: the leaf index of a request (what makes appends idempotent); a decision's
+  is ``REQ#decision#<request id>``, in the decisions' own id space (``log.decision_key``);
 - ``sk = CHECKPOINT``: the latest published checkpoint (size, signed note), advanced conditionally.
 The checkpoint keys live in the same table under ``pk = CHECKPOINT`` (see ``DynamoDBSigningKeyStore``).
 A commit is one transaction over the head (conditional on its revision), the batch and the request rows.
@@ -151,8 +152,9 @@ class DynamoDBLogStore:
         return found
 
     def index(self, log_id: str, request_id: str) -> int | None:
-        """The leaf index of one request id; None if it was never committed. One GetItem (a grant's
-        lookup of its decision needs no BatchGetItem permission)."""
+        """The leaf index of one request id (as the log was given it: ``log.decision_key`` for a
+        decision); None if it was never committed. One GetItem (a grant's lookup of its decision needs no
+        BatchGetItem permission)."""
         try:
             row = guarded(lambda: self._row.get(_pk(log_id), f"REQ#{request_id}", consistent_read=True))
         except self._row.DoesNotExist:

@@ -3,12 +3,15 @@
 Appends are *sequenced* by one conditional write of the log head (size, root, right frontier) together
 with the batch's entries and one deduplication row per request id: that write is the commit point, so
 concurrent appenders never lose or duplicate an entry (the loser re-reads the head and retries), and a
-request appended twice keeps its first index. *Integration* then writes the tiles and entry bundles of the
-newly committed range. Their content is a pure function of the committed entries, so any integrator (the
-appender itself, the next one, or a repair after a crash) writes the same bytes: a crash between the
-commit and the tiles leaves a log whose head is ahead of its tiles, and the next append or ``integrate``
-completes it. Proofs are served only from integrated tiles, at any size up to the integrated one: a
-smaller tree's tiles are prefixes of the integrated tree's tiles at the same positions (tlog-tiles).
+request appended twice keeps its first index. The log takes the request ids as given; decision records
+come with theirs in a space of their own (``decision_key``).
+
+*Integration* then writes the tiles and entry bundles of the newly committed range. Their content is a
+pure function of the committed entries, so any integrator (the appender itself, the next one, or a
+repair after a crash) writes the same bytes: a crash between the commit and the tiles leaves a log whose
+head is ahead of its tiles, and the next append or ``integrate`` completes it. Proofs are served only
+from integrated tiles, at any size up to the integrated one: a smaller tree's tiles are prefixes of the
+integrated tree's tiles at the same positions (tlog-tiles).
 """
 
 from __future__ import annotations
@@ -36,6 +39,16 @@ MAX_BATCH = 90  # entries per commit: the head, the batch row and one dedup row 
 MAX_BATCH_BYTES = 320 * 1024  # a committed batch is one DynamoDB item (400 KB at most): see batch_bytes
 _COMMIT_ATTEMPTS = 40
 _LENGTH_PREFIX = 2  # bytes before each entry in a batch row (the entry-bundle framing)
+DECISION_KEY_PREFIX = "decision#"
+
+
+def decision_key(request_id: str) -> str:
+    """The id a decision record is deduplicated under: its request id, in the decisions' own id space.
+
+    Decisions and other records must not share one: a record appended under the request id of an access
+    flow that has not decided yet would otherwise make its RecordDecision fail (a conflict), for good.
+    Request ids never hold ``#`` (``crypto.scope.validate_id``), so no other record's id spells this."""
+    return DECISION_KEY_PREFIX + request_id
 
 
 def batch_bytes(entries: Sequence[tuple[str, bytes]]) -> int:
