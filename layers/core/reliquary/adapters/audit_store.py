@@ -245,7 +245,7 @@ class S3TileStore:
         else:
             # Every tile and bundle, partial ones included, is immutable: a partial one's path names its
             # width (``.p/<W>``), and a wider one gets a new path. Let caches keep them.
-            tiles.parse_path(path)  # nothing but a tlog-tiles path is written under tile/
+            tiles.parse_path(path)  # InvalidRequestError for anything but the checkpoint or a tile path
             content_type, cache = "application/octet-stream", _IMMUTABLE
         try:
             self._client.put_object(

@@ -39,7 +39,7 @@ MAX_BATCH = 90  # entries per commit: the head, the batch row and one dedup row 
 MAX_BATCH_BYTES = 320 * 1024  # a committed batch is one DynamoDB item (400 KB at most): see batch_bytes
 _COMMIT_ATTEMPTS = 40
 _LENGTH_PREFIX = 2  # bytes before each entry in a batch row (the entry-bundle framing)
-DECISION_KEY_PREFIX = "decision#"
+_DECISION_KEY_PREFIX = "decision#"
 
 
 def decision_key(request_id: str) -> str:
@@ -48,7 +48,7 @@ def decision_key(request_id: str) -> str:
     Decisions and other records must not share one: a record appended under the request id of an access
     flow that has not decided yet would otherwise make its RecordDecision fail (a conflict), for good.
     Request ids never hold ``#`` (``crypto.scope.validate_id``), so no other record's id spells this."""
-    return DECISION_KEY_PREFIX + request_id
+    return _DECISION_KEY_PREFIX + request_id
 
 
 def batch_bytes(entries: Sequence[tuple[str, bytes]]) -> int:
