@@ -23,7 +23,7 @@ from reliquary.adapters.factory import build_root_of_trust, build_vault_service
 from reliquary.audit import tiles
 from reliquary.audit.log import TransparencyLog
 from reliquary.audit.records import DecisionRecord, DeletionRecord, encode_record
-from reliquary.audit.service import AuditService
+from reliquary.audit.service import AuditService, log_key
 from reliquary.crypto import envelope as env
 from reliquary.crypto.envelope import Envelope, VaultKey
 from reliquary.crypto.grants import open_grant
@@ -523,7 +523,7 @@ def test_the_ledger_reads_the_logged_entry_of_a_request_and_only_decisions(
     )
     log = _raw_log(aws)
     for start in range(0, 300, 90):
-        log.append(tenant, [(r.request_id, encode_record(r)) for r in records[start : start + 90]])
+        log.append(tenant, [(log_key(r), encode_record(r)) for r in records[start : start + 90]])
     ledger = _ledger(aws)
     # The first bundle (full), and the second (partial: 44 entries): the index math of tlog-tiles.
     for index in (0, 1, 255, 256, 299):
@@ -557,10 +557,10 @@ def test_a_lookup_is_three_reads_and_nothing_else(
         assert ledger.logged_decision(tenant, "access-1") is not None
         assert ledger.logged_decision(tenant, "access-2") is None
     assert calls == [
-        ("GetItem", "REQ#access-1"),
+        ("GetItem", "REQ#decision#access-1"),  # the decisions' own id space
         ("GetItem", "HEAD"),
         ("GetObject", f"logs/{tenant}/tile/entries/000.p/1"),
-        ("GetItem", "REQ#access-2"),
+        ("GetItem", "REQ#decision#access-2"),
     ]
 
 
@@ -604,7 +604,7 @@ def test_a_decision_committed_but_not_yet_integrated_is_retried_not_refused(
     with monkeypatch.context() as patch:
         patch.setattr(S3TileStore, "write", unavailable)
         with pytest.raises(StorageUnavailableError):
-            log.append(tenant, [("access-1", encode_record(record))])
+            log.append(tenant, [(log_key(record), encode_record(record))])
     with pytest.raises(TransientError) as caught:
         ledger.logged_decision(tenant, "access-1")
     assert caught.value.retryable
@@ -617,10 +617,10 @@ def test_a_log_altered_in_storage_is_refused_as_inconsistent(
 ) -> None:
     log, ledger = _raw_log(aws), _ledger(aws)
     first, second = (_decision(tenant, f"access-{i}", requester) for i in (1, 2))
-    log.append(tenant, [(r.request_id, encode_record(r)) for r in (first, second)])
+    log.append(tenant, [(log_key(r), encode_record(r)) for r in (first, second)])
     # The request id's row pointing at another request's entry (a grant for access-1 would use it).
     table = aws.settings.audit_table
-    key = {"pk": {"S": f"LOG#{tenant}"}, "sk": {"S": "REQ#access-2"}}
+    key = {"pk": {"S": f"LOG#{tenant}"}, "sk": {"S": "REQ#decision#access-2"}}
     aws.dynamodb.update_item(
         TableName=table, Key=key, UpdateExpression="SET #i = :i", ExpressionAttributeNames={"#i": "index"},
         ExpressionAttributeValues={":i": {"N": "0"}},
@@ -639,6 +639,31 @@ def test_a_log_altered_in_storage_is_refused_as_inconsistent(
     with pytest.raises(LogInconsistentError, match="not a record"):
         ledger.logged_decision(tenant, "access-2")
     assert ledger.logged_decision(tenant, "access-1") == first
+
+
+def test_a_decision_row_pointing_at_a_record_of_another_kind_is_refused_as_inconsistent(
+    aws: AwsStack, tenant: str
+) -> None:
+    log, ledger = _raw_log(aws), _ledger(aws)
+    deletion = DeletionRecord(
+        request_id="access-1",
+        tenant_id=tenant,
+        vault_id=VAULT,
+        item_id="note",
+        versions=(1,),
+        shredded_at=_now(),
+        signer_key_id="00" * 8,
+        signature_algorithm="ML-DSA-65",
+        reason="requested",
+    )
+    log.append(tenant, [(log_key(deletion), encode_record(deletion))])
+    assert ledger.logged_decision(tenant, "access-1") is None  # a deletion is in the other id space
+    aws.dynamodb.put_item(
+        TableName=aws.settings.audit_table,
+        Item={"pk": {"S": f"LOG#{tenant}"}, "sk": {"S": "REQ#decision#access-1"}, "index": {"N": "0"}},
+    )
+    with pytest.raises(LogInconsistentError, match="another request"):
+        ledger.logged_decision(tenant, "access-1")
 
 
 def test_the_ledger_is_built_without_touching_the_log(aws: AwsStack, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -36,7 +36,8 @@ subject gives unrelated values in two tenants (no linking across tenants), a ten
 disclosed to that tenant's auditor without exposing any other tenant, and destroying the salt turns
 every logged principal into an unlinkable pseudonym (the log's answer to erasure, as it cannot delete).
 
-Idempotency: a record's ``dedup_key`` is ``(tenant_id, request_id)``; the log holds one record per key.
+Idempotency: a record's ``dedup_key`` is ``(tenant_id, request_id)``; the log holds one decision per key
+and one record of another kind per key (decisions have their own id space: ``audit.log.decision_key``).
 """
 
 from __future__ import annotations
