@@ -144,10 +144,7 @@ def test_a_hand_made_tally_is_refused(flow: Flow, approved: tuple[Requester, Exe
     [
         ("vote", lambda s: s["trust"]["rules"].__setitem__("effect", "allow")),
         ("vote", lambda s: s.__setitem__("trust", None)),
-        (
-            "vote",
-            lambda s: s["context"].__setitem__("verified", True) or s["context"].__setitem__("reason", None),
-        ),
+        ("vote", lambda s: s["context"]["claims"].__setitem__("window_start", "0")),
         ("convene", lambda s: s["trust"].__setitem__("band", "high")),
         ("score", lambda s: s["context"]["claims"].__setitem__("device_commitment", "1")),
         ("score", lambda s: s.__setitem__("region", "somewhere-trusted")),
