@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -102,7 +103,7 @@ class Subject:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Statement:
     stage: Stage
     subject: Subject
@@ -122,12 +123,16 @@ class Statement:
             "issued_at": self.issued_at,
         }
 
-    def signed_bytes(self) -> bytes:
+    @functools.cached_property
+    def _signed(self) -> bytes:  # canonicalized once: a chain check asks for every digest many times
         return DOMAIN + jcs.canonicalize(self.to_json())
 
-    @property
+    def signed_bytes(self) -> bytes:
+        return self._signed
+
+    @functools.cached_property
     def digest(self) -> str:
-        return hashlib.sha256(self.signed_bytes()).hexdigest()
+        return hashlib.sha256(self._signed).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
