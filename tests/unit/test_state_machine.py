@@ -189,7 +189,10 @@ def test_every_stage_is_handed_the_whole_flow_state() -> None:
         parameters = task["Parameters"]
         assert parameters["flow.$"] == "$.flow", name
         own = set(parameters) - {"action", "flow.$"}
-        assert own <= {"agent.$", "policy.$", "execution_id.$", "decided_at.$", "bare"}, (name, own)
+        assert own <= {"agent.$", "policy.$", "execution_id.$", "decided_at.$", "started_at.$", "bare"}, (
+            name,
+            own,
+        )
 
 
 def _worst_seconds(task: dict[str, Any]) -> float:

@@ -69,7 +69,7 @@ class ScoreTrustRuntime:
     def register_lambda_context(self, context: object) -> None:
         self._once.register_lambda_context(context)
 
-    def score(self, state: FlowState) -> TrustOutcome:
+    def score(self, state: FlowState, *, started_at: int) -> TrustOutcome:
         """ScoreTrust, scoring once per (tenant, request id) for the idempotency TTL."""
 
         def once(compute: Callable[[], TrustOutcome]) -> TrustOutcome:
@@ -78,7 +78,7 @@ class ScoreTrustRuntime:
             )
             return TrustOutcome.model_validate(stored)
 
-        return self.stage.score(state, once=once)
+        return self.stage.score(state, started_at=started_at, once=once)
 
 
 def build_score_trust(settings: Settings) -> ScoreTrustRuntime:
