@@ -96,7 +96,6 @@ DYNAMODB_GRANTS: dict[str, dict[tuple[str, str], set[str]]] = {
         ("ItemsTable", "TENANT#victim#VAULT#v1"): {GET, PUT, UPDATE, QUERY},
         ("IdempotencyTable", "reliquary-encrypt.handler#0123abcd"): {GET, PUT, UPDATE, DELETE},
         ("AuditTable", "LOG#victim"): {GET},
-        ("AuditTable", "CHECKPOINT"): {GET, QUERY},
     },
     "audit-append": {
         ("AuditTable", "LOG#victim"): {GET, BATCH_GET, PUT, UPDATE, QUERY},

@@ -408,14 +408,12 @@ def test_encrypt_function_role_is_least_privilege(translated: dict[str, Any]) ->
     assert per_table["ItemsTable"] == rows | {"dynamodb:Query"}
     assert per_table["IdempotencyTable"] == rows | {"dynamodb:DeleteItem"}
     # The transparency log is read, never written: a grant's decision lookup (a request id's row, the
-    # head), the checkpoint keys' public halves, and the entry bundles and attestation chains.
-    assert per_table["AuditTable"] == {"dynamodb:GetItem", "dynamodb:Query"}
+    # head), then the entry bundles and attestation chains in S3. Never the checkpoint keys' rows.
+    assert per_table["AuditTable"] == {"dynamodb:GetItem"}
     assert by_sid["AuditDecisionRows"]["Condition"] == {
         "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["LOG#*"]}
     }
-    assert by_sid["AuditCheckpointKeys"]["Condition"] == {
-        "ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["CHECKPOINT"]}
-    }
+    assert "AuditCheckpointKeys" not in by_sid
     assert _as_list(by_sid["AuditLogObjects"]["Action"]) == ["s3:GetObject"]
     assert _as_list(by_sid["AuditLogObjects"]["Resource"]) == [
         {"Fn::Sub": "${AuditBucket.Arn}/logs/*"},
