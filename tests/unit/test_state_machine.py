@@ -277,7 +277,7 @@ def test_execution_names_are_per_tenant_and_fit_step_functions() -> None:
 # ------------------------------------------------------------------------ the local runtime's moto hook
 def test_moto_is_the_version_whose_private_lambda_hook_the_runtime_replaces() -> None:
     # infra.local.runtime replaces LambdaFunction._invoke_lambda(self, event=None) -> (payload, errored,
-    # logs); a moto upgrade must re-check that hook (see ../shared/notes/aws-local.md).
+    # logs); a moto upgrade must re-check that hook (see docs/local-runtime.md).
     assert moto.__version__ == "5.2.5"
     original = original_invoke_lambda()  # moto's own, even while a local runtime runs in this process
     assert original.__module__ == "moto.awslambda.models"

@@ -20,8 +20,9 @@ becomes ``1``), member names sorted by UTF-16 code units, no whitespace, UTF-8. 
   nullable so; a reader of version 1 must accept ``null`` there);
 - a member added to a version after records of it were logged is an *added member*: written only when
   set (never as ``null``), so every entry logged before keeps its bytes, and its absence reads as
-  ``null``. Version 1 has one, ``requester_key_sha256`` of a decision; a reader of version 1 must accept
-  the member or its absence;
+  ``null``. Version 1 has three, all of a decision: ``requester_key_sha256``, ``chain_sha256`` (the
+  attestation chain behind it) and ``item_version`` (what an approval opens); a reader of version 1 must
+  accept each member or its absence;
 - ``decode_record`` accepts only bytes that ``encode_record`` would write for the record they decode
   to: the same record has exactly one entry, so a log cannot hold two spellings of one record.
 
