@@ -25,12 +25,12 @@ from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from reliquary.adapters.dynamodb import TableConfig, bind_model, guarded, translate_error
-from reliquary.adapters.s3 import translate_s3_error
+from reliquary.adapters.s3 import IMMUTABLE, get_object_or_none, translate_s3_error
 from reliquary.audit import tiles
 from reliquary.audit.log import MAX_BATCH, Batch, DuplicateRequestError, LogHead
 from reliquary.audit.merkle import HASH_SIZE
 from reliquary.audit.service import CHECKPOINT_PATH, StoredCheckpoint
-from reliquary.errors import ConflictError, LogInconsistentError, NotFoundError
+from reliquary.errors import ConflictError, LogInconsistentError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -38,7 +38,6 @@ if TYPE_CHECKING:
 
 _BATCH_DIGITS = 15
 _JSON_LINES = "application/x-ndjson"
-_IMMUTABLE = "public, max-age=31536000, immutable"
 
 
 class LogRow(Model):
@@ -229,14 +228,7 @@ class S3TileStore:
         return f"logs/{log_id}/{path}"
 
     def read(self, log_id: str, path: str) -> bytes | None:
-        key = self.key(log_id, path)
-        try:
-            return self._client.get_object(Bucket=self._bucket, Key=key)["Body"].read()
-        except (ClientError, BotoCoreError) as exc:
-            error = translate_s3_error(exc, key)
-            if isinstance(error, NotFoundError):
-                return None
-            raise error from exc
+        return get_object_or_none(self._client, self._bucket, self.key(log_id, path))
 
     def write(self, log_id: str, path: str, data: bytes) -> None:
         key = self.key(log_id, path)
@@ -246,7 +238,7 @@ class S3TileStore:
             # Every tile and bundle, partial ones included, is immutable: a partial one's path names its
             # width (``.p/<W>``), and a wider one gets a new path. Let caches keep them.
             tiles.parse_path(path)  # InvalidRequestError for anything but the checkpoint or a tile path
-            content_type, cache = "application/octet-stream", _IMMUTABLE
+            content_type, cache = "application/octet-stream", IMMUTABLE
         try:
             self._client.put_object(
                 Bucket=self._bucket, Key=key, Body=data, ContentType=content_type, CacheControl=cache
