@@ -141,11 +141,11 @@ def _purge_expired_bodies(event: Any, current: Runtime) -> dict[str, Any]:
 def handle(event: Any, context: Any, current: Runtime) -> dict[str, Any]:
     if is_stream_batch(event):
         return _purge_expired_bodies(event, current)
-    action = event_action(event)
+    action = event_action(event, _REQUEST)
     try:
         request = _REQUEST.validate_python(event)
     except ValidationError as exc:
-        return _error(invalid_request(exc), action)
+        return _error(invalid_request(exc, schema=_REQUEST), action)
     logger.append_keys(action=request.action, tenant_id=request.tenant_id, request_id=request.request_id)
     for config in current.configs:
         config.register_lambda_context(context)

@@ -322,7 +322,7 @@ def _validate(value: object) -> DecisionRecord | DeletionRecord | KeyEventRecord
     try:
         return _RECORD.validate_python(value)
     except ValidationError as exc:
-        raise invalid_request(exc, "the audit record is malformed") from None
+        raise invalid_request(exc, schema=_RECORD, message="the audit record is malformed") from None
 
 
 def same_decision(logged: bytes, candidate: bytes) -> bool:
