@@ -10,7 +10,9 @@ the only function that imports LangGraph (the agents are LangGraph graphs).
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,6 +30,7 @@ from reliquary.contracts.agent_vote import (
     TrustIn,
     VoteRequest,
 )
+from reliquary.errors import InvalidRequestError
 from reliquary.handlers import handle_action
 from reliquary.observability import build_logger, build_metrics, build_tracer
 
@@ -66,6 +69,17 @@ def _rules(trust: TrustIn | None) -> dict[str, Any] | None:
     return None if trust is None else trust.rules
 
 
+def _factor_value(value: object) -> float:
+    """A factor's value as ScoreTrust gives it: a finite number (the flow passes factors through
+    untyped, so anything else is refused here rather than failing inside an agent)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        with contextlib.suppress(OverflowError):
+            number = float(value)
+            if math.isfinite(number):
+                return number
+    raise InvalidRequestError("a trust factor's value must be a finite number", field="trust.factors")
+
+
 def _vote(service: AgentVoteService, request: VoteRequest) -> dict[str, Any]:
     context = request.context
     trust = request.trust
@@ -85,7 +99,7 @@ def _vote(service: AgentVoteService, request: VoteRequest) -> dict[str, Any]:
         else TrustResult(
             score=trust.score,
             band=trust.band,
-            factors={str(f.get("name")): float(f.get("value", 0.0)) for f in trust.factors},
+            factors={str(f.get("name")): _factor_value(f.get("value", 0.0)) for f in trust.factors},
             rule_effect=trust.rules.get("effect"),
             facts=trust.facts,
         ),

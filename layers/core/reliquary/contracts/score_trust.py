@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from reliquary.contracts.common import EpochTime, Identifier
 from reliquary.trust.facts import Sensitivity
@@ -23,6 +23,27 @@ from reliquary.trust.model import Device, Outcome, Region
 from reliquary.trust.policy import TrustPolicy
 
 Text = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+# Claims are the proof's public signals by name (flat); the handler serialises them for the idempotency
+# record, and a document nested deeper than the stack allows would fail there, not as a refusal.
+MAX_CLAIMS_DEPTH = 4
+MAX_CLAIMS_VALUES = 1024
+
+
+def _shallow(claims: dict[str, Any]) -> dict[str, Any]:
+    pending: list[tuple[Any, int]] = [(claims, 1)]
+    seen = 0
+    while pending:
+        value, depth = pending.pop()
+        seen += 1
+        if depth > MAX_CLAIMS_DEPTH or seen > MAX_CLAIMS_VALUES:
+            raise ValueError(
+                f"claims nest at most {MAX_CLAIMS_DEPTH} levels and hold at most {MAX_CLAIMS_VALUES} values"
+            )
+        if isinstance(value, dict):
+            pending.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            pending.extend((v, depth + 1) for v in value)
+    return claims
 
 
 class PrincipalIn(BaseModel):
@@ -40,7 +61,7 @@ class VerifiedContextIn(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     verified: bool
-    claims: dict[str, Any] = Field(default_factory=dict, max_length=64)
+    claims: Annotated[dict[str, Any], AfterValidator(_shallow)] = Field(default_factory=dict, max_length=64)
 
 
 class ScoreRequest(BaseModel):
