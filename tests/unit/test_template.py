@@ -457,11 +457,13 @@ def test_audit_append_environment_is_exactly_the_contract() -> None:
         "RELIQUARY_AUDIT_ORIGIN",
         "RELIQUARY_KMS_KEY_ID",
         "RELIQUARY_ROOT_OF_TRUST",
+        "RELIQUARY_VAULTS_TABLE",
         "POWERTOOLS_SERVICE_NAME",
         "POWERTOOLS_METRICS_NAMESPACE",
         "POWERTOOLS_LOG_LEVEL",
     }
     assert environment["RELIQUARY_AUDIT_TABLE"] == {"Ref": "AuditTable"}
+    assert environment["RELIQUARY_VAULTS_TABLE"] == {"Ref": "VaultsTable"}  # the pseudonym secret's row
     assert environment["RELIQUARY_AUDIT_BUCKET"] == {"Ref": "AuditBucket"}
     assert environment["RELIQUARY_ROOT_OF_TRUST"] == "kms"
     # The origin is unique per account, region and stage, and a valid origin once substituted.
@@ -495,12 +497,14 @@ def test_audit_append_role_is_least_privilege(translated: dict[str, Any]) -> Non
     audit_table = json.dumps({"Fn::GetAtt": ["AuditTable", "Arn"]})
     logs = json.dumps({"Fn::Sub": "${AuditBucket.Arn}/logs/*"})
     exports = json.dumps({"Fn::Sub": "${AuditBucket.Arn}/exports/*"})
+    vaults = json.dumps({"Fn::GetAtt": ["VaultsTable", "Arn"]})
     root_key = json.dumps({"Fn::GetAtt": ["RootKey", "Arn"]})
-    # The log is append-only: no delete of any row or object, and no other table or bucket.
+    # The log is append-only: no delete of any row or object, and no other table or bucket but the
+    # pseudonym secret's partition of the vaults table.
     assert granted == {
-        "dynamodb:GetItem": {audit_table},
+        "dynamodb:GetItem": {audit_table, vaults},
         "dynamodb:BatchGetItem": {audit_table},
-        "dynamodb:PutItem": {audit_table},
+        "dynamodb:PutItem": {audit_table, vaults},
         "dynamodb:UpdateItem": {audit_table},
         "dynamodb:Query": {audit_table},
         "s3:GetObject": {logs},
@@ -512,6 +516,8 @@ def test_audit_append_role_is_least_privilege(translated: dict[str, Any]) -> Non
     }
     kms_statements = [s for s in statements if _as_list(s["Action"])[0].startswith("kms:")]
     assert all(s["Condition"] == {"Null": {"kms:EncryptionContextKeys": "false"}} for s in kms_statements)
+    (on_vaults,) = [s for s in statements if vaults in map(json.dumps, _as_list(s["Resource"]))]
+    assert on_vaults["Condition"] == {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["PSEUDONYM"]}}
 
 
 # ------------------------------------------------------------------ the verify-proof function
@@ -571,6 +577,8 @@ def test_score_trust_role_is_least_privilege_and_history_expires(translated: dic
         "RELIQUARY_HISTORY_TABLE",
         "RELIQUARY_VAULTS_TABLE",
         "RELIQUARY_IDEMPOTENCY_TABLE",
+        "RELIQUARY_KMS_KEY_ID",
+        "RELIQUARY_ROOT_OF_TRUST",
         "POWERTOOLS_SERVICE_NAME",
         "POWERTOOLS_METRICS_NAMESPACE",
         "POWERTOOLS_LOG_LEVEL",
@@ -578,6 +586,7 @@ def test_score_trust_role_is_least_privilege_and_history_expires(translated: dic
     assert function_environment("ScoreTrustFunction")["RELIQUARY_IDEMPOTENCY_TABLE"] == {
         "Ref": "IdempotencyTable"
     }
+    assert function_environment("ScoreTrustFunction")["RELIQUARY_ROOT_OF_TRUST"] == "kms"
     granted: dict[str, set[str]] = {}
     for statement in _allow_statements(translated, "ScoreTrustFunctionRole"):
         for resource in _as_list(statement["Resource"]):
@@ -595,6 +604,7 @@ def test_score_trust_role_is_least_privilege_and_history_expires(translated: dic
         "dynamodb:UpdateItem": {idempotency},
         "dynamodb:DeleteItem": {idempotency},
         "dynamodb:ConditionCheckItem": {vaults},
+        "kms:Encrypt": {root_key},  # the pseudonym secret, when score-trust is the first to start
         "kms:Decrypt": {root_key},
         "kms:GenerateDataKey": {root_key},
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from reliquary.adapters.agent_memory import DynamoDBMemoryStore
 from reliquary.adapters.clients import build_root_of_trust, dynamodb_client, table_config
+from reliquary.adapters.pseudonym_store import load_pseudonyms
 from reliquary.adapters.vault_policies import DynamoDBVaultPolicyStore
 from reliquary.agents.memory import MemoryBox
 from reliquary.agents.policy import QuorumPolicy
@@ -14,10 +15,13 @@ from reliquary.config import Settings
 
 def build_agent_vote_service(settings: Settings) -> AgentVoteService:
     client = dynamodb_client(settings)
+    root = build_root_of_trust(settings)
     memories = DynamoDBMemoryStore(table_config(settings, settings.agent_memory_table), client)
+    # Both keys unwrapped once per cold start: the memory key, and the pseudonym secret naming principals.
+    box = MemoryBox.load_or_create(memories, root, load_pseudonyms(settings, root, client))
     return AgentVoteService(
         memories,
-        MemoryBox.load_or_create(memories, build_root_of_trust(settings)),  # unwrapped once per cold start
+        box,
         DynamoDBVaultPolicyStore(
             table_config(settings, settings.vaults_table), QuorumPolicy, kind="QUORUM", client=client
         ),

@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from reliquary.adapters.audit_store import DynamoDBLogStore, S3ExportSink, S3TileStore
 from reliquary.adapters.clients import aws_client, build_root_of_trust, dynamodb_client, table_config
 from reliquary.adapters.dynamodb import DynamoDBSigningKeyStore
+from reliquary.adapters.pseudonym_store import load_pseudonym_secret
 from reliquary.audit.log import TransparencyLog
 from reliquary.audit.note import NoteSigner
 from reliquary.audit.service import AuditService, CheckpointKeys
 from reliquary.config import Settings
 from reliquary.crypto.signing import SignatureAlgorithm
-from reliquary.vaults.service_keys import CHECKPOINT_SIGNING, derive_key, load_or_create_signing_keys
+from reliquary.vaults.service_keys import CHECKPOINT_SIGNING, load_or_create_signing_keys
 
 # Checkpoints carry all three: Ed25519 for standard signed-note verifiers and witnesses, and two
 # post-quantum signatures resting on different lattice problems (module-LWE/SIS and NTRU).
@@ -30,8 +31,9 @@ CHECKPOINT_ALGORITHMS = (
 @dataclass(frozen=True, slots=True)
 class AuditRuntime:
     service: AuditService
-    # Keys the principal hashes of decision records. Derived from the Ed25519 checkpoint key, so it is
-    # as durable as the log's identity; destroying that key makes every logged principal unlinkable.
+    # The deployment's pseudonym secret (reliquary.crypto.pseudonym): decision records name principals
+    # by the pseudonym the trust history and the agents' memories use too. Destroying its stored row
+    # makes every logged principal unlinkable, and leaves the log's identity (its checkpoint keys) as is.
     principal_salt: bytes
 
 
@@ -39,9 +41,10 @@ def build_audit(settings: Settings) -> AuditRuntime:
     audit = table_config(settings, settings.audit_table)
     dynamodb = dynamodb_client(settings)
     s3 = aws_client(settings, "s3")
+    root = build_root_of_trust(settings)
     keys = load_or_create_signing_keys(
         DynamoDBSigningKeyStore(audit, dynamodb, partition="CHECKPOINT"),
-        build_root_of_trust(settings),
+        root,
         CHECKPOINT_ALGORITHMS,
         clock=lambda: int(time.time()),
         purpose=CHECKPOINT_SIGNING,
@@ -56,4 +59,4 @@ def build_audit(settings: Settings) -> AuditRuntime:
         origin_prefix=settings.audit_origin,
         exports=S3ExportSink(s3, settings.audit_bucket),
     )
-    return AuditRuntime(service, derive_key(keys[SignatureAlgorithm.ED25519], "principal hash salt"))
+    return AuditRuntime(service, load_pseudonym_secret(settings, root, dynamodb))
