@@ -59,6 +59,7 @@ def test_one_pseudonym_per_tenant_across_the_log_the_history_and_the_memories(
             "record_decision",
         )
         logged[tenant] = json.loads(decision["entry"])["principal_hash"]
+        ok(score_trust(event("score_trust", "score", tenant_id=tenant)), "score")  # stored for retries
         ok(score_trust(event("score_trust", "record_outcome", tenant_id=tenant)), "record_outcome")
         ok(agent_vote(event("agent_vote", "vote", tenant_id=tenant)), "vote")
 
