@@ -48,7 +48,7 @@ MAX_ERROR_ANSWER = 4096  # bytes of an error answer's JSON, whatever the event's
 DEPTH = 900  # nesting as deep as a Lambda's JSON parser lets through (Python's stops near 1000 levels)
 
 FUZZ = settings(
-    max_examples=150,
+    max_examples=100,
     derandomize=True,
     database=None,
     deadline=None,
@@ -400,3 +400,17 @@ def test_a_trust_factor_that_is_not_a_finite_number_is_refused(
     assert answer["status"] == "error", answer
     assert answer["error"]["code"] == "invalid_request"
     assert answer["error"]["details"] == {"field": "trust.factors"}
+
+
+def test_a_policy_refusal_stays_small_whatever_the_policy_names(score_trust: Invoke, vault: None) -> None:
+    """The policy compiler names the operator's keys and rule ids in its errors: bounded in the answer."""
+    sample = SAMPLES["score_trust"]["set_policy.json"]
+    rules = f"version: 1\nname: n\nrules:\n  - id: {'r' * 9000}\n    when: {{fact: claims.{'n' * 9000}}}\n"
+    for policy in (
+        {"overrides": {"k" * 90_000: 1}},
+        {"overrides": {"weights": {"w" * 90_000: 1}}},
+        {"rules": rules},
+    ):
+        answer = score_trust({**sample, "policy": policy})
+        assert answer["error"]["code"] == "invalid_request", answer
+        assert len(json.dumps(answer)) <= MAX_ERROR_ANSWER

@@ -1,9 +1,11 @@
 """Refusals never quote the caller: a malformed request is answered with where its problems are (as far as
-the schema names it) and what kind they are, and an unknown action is not repeated."""
+the schema names it) and what kind they are, and an unknown action is not repeated; every refusal is
+bounded, whatever the error carries."""
 
 from __future__ import annotations
 
 import json
+import math
 from typing import Annotated, Any, Literal
 
 import pytest
@@ -11,12 +13,14 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 from reliquary.contracts.responses import (
     MAX_LOCATION_PARTS,
+    MAX_MESSAGE_CHARS,
     MAX_PROBLEMS,
     UNKNOWN_ACTION,
     event_action,
     invalid_request,
+    refused,
 )
-from reliquary.errors import InvalidRequestError
+from reliquary.errors import InvalidRequestError, NotFoundError
 
 SECRET = "correct horse battery staple, the caller's own words"
 
@@ -120,3 +124,31 @@ def test_problems_are_bounded_in_number_and_depth() -> None:
 )
 def test_the_answer_names_an_action_only_if_the_function_knows_it(event: Any, action: str) -> None:
     assert event_action(event, REQUEST) == action
+
+
+def test_a_refusal_is_bounded_whatever_the_error_carries() -> None:
+    small = refused(NotFoundError("no such item", item_id="customer-42-notes"), "grant")
+    assert small == {
+        "status": "error",
+        "action": "grant",
+        "error": {
+            "code": "not_found",
+            "type": "NotFoundError",
+            "message": "no such item",
+            "details": {"item_id": "customer-42-notes"},
+            "retryable": False,
+        },
+    }
+    # A domain error that names what the caller sent (a policy's rule id, say), at any size.
+    body = refused(InvalidRequestError(SECRET * 3000, rule=SECRET * 3000, score=math.nan), "set_policy")[
+        "error"
+    ]
+    assert len(body["message"]) == MAX_MESSAGE_CHARS
+    assert body["message"].endswith("…")
+    assert body["details"] == {"rule": SECRET * 4 + SECRET[: 256 - 4 * len(SECRET) - 1] + "…", "score": None}
+    nested = {"errors": [{"rule": str(i) * 200, "deeper": [[[["x"]]]]} for i in range(1000)]}
+    body = refused(InvalidRequestError("2 errors in rule set", **nested), "set_policy")["error"]
+    assert body["details"] == {"omitted": "the details are too large to answer"}
+    deep = refused(InvalidRequestError("deep", path=[[[[[["x"]]]]]]), "set_policy")["error"]
+    assert deep["details"] == {"path": [[["…"]]]}
+    assert len(json.dumps(deep, allow_nan=False)) < 256
