@@ -19,6 +19,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import TypeAdapter
 
+from reliquary.actions.encrypt import run_encrypt_action
 from reliquary.adapters.factory import build_vault_service, dynamodb_client
 from reliquary.adapters.idempotency import Once
 from reliquary.adapters.streams import is_stream_batch, removed_versions
@@ -26,7 +27,6 @@ from reliquary.config import Settings, get_settings
 from reliquary.contracts.encrypt import EncryptRequest, SealRequest
 from reliquary.handlers import handle_action
 from reliquary.observability import build_logger, build_metrics, build_tracer
-from reliquary.vaults.actions import run_encrypt_action
 from reliquary.vaults.service import VaultService
 
 SERVICE = "reliquary-encrypt"

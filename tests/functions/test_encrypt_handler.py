@@ -31,7 +31,7 @@ from functions.encrypt import app
 from reliquary.adapters.audit_factory import build_audit
 from reliquary.adapters.dynamodb import DynamoDBItemRepository
 from reliquary.adapters.factory import build_vault_service
-from reliquary.audit.actions import decision_record
+from reliquary.actions.audit import decision_record
 from reliquary.audit.records import DecisionRecord
 from reliquary.contracts.audit import RecordDecisionRequest
 from reliquary.contracts.encrypt import EncryptRequest

@@ -23,7 +23,7 @@ from reliquary.errors import (
 from reliquary.trust.facts import SENSITIVITIES as TRUST_SENSITIVITIES
 from reliquary.trust.facts import Sensitivity as TrustSensitivity
 from reliquary.vaults import labels
-from reliquary.vaults.actions import run_encrypt_action
+from reliquary.actions.encrypt import run_encrypt_action
 from reliquary.vaults.labels import SENSITIVITIES, ItemLabel, parse_sensitivity, stored_sensitivity
 from reliquary.vaults.memory import InMemoryItemCatalog
 from reliquary.vaults.models import ItemRecord

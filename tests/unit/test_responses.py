@@ -11,16 +11,9 @@ from typing import Annotated, Any, Literal
 import pytest
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
-from reliquary.contracts.responses import (
-    MAX_LOCATION_PARTS,
-    MAX_MESSAGE_CHARS,
-    MAX_PROBLEMS,
-    UNKNOWN_ACTION,
-    event_action,
-    invalid_request,
-    refused,
-)
+from reliquary.contracts.responses import MAX_MESSAGE_CHARS, UNKNOWN_ACTION, event_action, refused
 from reliquary.errors import InvalidRequestError, NotFoundError
+from reliquary.validation import MAX_LOCATION_PARTS, MAX_PROBLEMS, invalid_request
 
 SECRET = "correct horse battery staple, the caller's own words"
 

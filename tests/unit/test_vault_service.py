@@ -40,7 +40,7 @@ from reliquary.errors import (
     RootOfTrustError,
     StorageUnavailableError,
 )
-from reliquary.vaults.actions import run_encrypt_action
+from reliquary.actions.encrypt import run_encrypt_action
 from reliquary.vaults.memory import InMemoryDecisionLedger, InMemorySigningKeyStore
 from reliquary.vaults.models import (
     MAX_TAGS,

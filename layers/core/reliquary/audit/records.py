@@ -63,11 +63,11 @@ from pydantic import (
 
 from reliquary.audit import jcs
 from reliquary.audit.tiles import MAX_ENTRY_SIZE
-from reliquary.contracts.responses import invalid_request
 from reliquary.crypto.pseudonym import pseudonym
 from reliquary.crypto.scope import MAX_VERSION, validate_id
 from reliquary.crypto.signing import KEY_ID_LEN
 from reliquary.errors import InvalidRequestError
+from reliquary.validation import invalid_request
 
 SCHEMA_VERSION: Final = 1
 MAX_RECORD_BYTES = MAX_ENTRY_SIZE  # an entry bundle prefixes each entry with a uint16 length

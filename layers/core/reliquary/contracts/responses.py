@@ -11,80 +11,24 @@ refusal is bounded (message, details), whatever error it answers.
 
 from __future__ import annotations
 
-import functools
 import json
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import TypeAdapter
 
-from reliquary.errors import InvalidRequestError, ReliquaryError
+from reliquary.errors import ReliquaryError
+from reliquary.validation import invalid_request, vocabulary
 
-MAX_PROBLEMS = 10
+__all__ = ["event_action", "invalid_request", "refused", "succeeded"]
+
 MAX_MESSAGE_CHARS = 512
 MAX_DETAIL_CHARS = 256  # each string (or key) in an error's details
 MAX_DETAIL_ITEMS = 20  # each list or object in an error's details
 MAX_DETAIL_DEPTH = 4
 MAX_DETAILS_BYTES = 2048  # the details as JSON; larger ones are left out
-MAX_LOCATION_PARTS = 8  # a location deeper than this ends in "..."
-UNNAMED = "*"  # a location part the schema does not name (a key of the caller's own)
 UNKNOWN_ACTION = "unknown"
-
-
-def _schema_nodes(schema: TypeAdapter[Any]) -> Iterator[dict[str, Any]]:
-    """Every node of the schema's pydantic-core schema (iteratively: schemas nest deeply)."""
-    stack: list[Any] = [schema.core_schema]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            yield node
-            stack.extend(node.values())
-        elif isinstance(node, list | tuple):
-            stack.extend(node)
-
-
-@functools.cache
-def _vocabulary(schema: TypeAdapter[Any]) -> tuple[frozenset[str], frozenset[str]]:
-    """The words of ``schema``: the names its locations may hold, and the actions it dispatches on."""
-    names: set[str] = set()
-    actions: set[str] = set()
-    for node in _schema_nodes(schema):
-        kind = node.get("type")
-        if kind in {"model-fields", "typed-dict"}:
-            for name, field in node["fields"].items():
-                names.add(name)
-                alias = field.get("validation_alias")
-                if isinstance(alias, str):
-                    names.add(alias)
-        elif kind == "dataclass-args":
-            names.update(field["name"] for field in node["fields"])
-        elif kind == "tagged-union":
-            tags = {tag for tag in node["choices"] if isinstance(tag, str)}
-            names |= tags
-            if node.get("discriminator") == "action":
-                actions |= tags
-    return frozenset(names), frozenset(actions)
-
-
-def _location(loc: Sequence[int | str], names: frozenset[str]) -> str:
-    parts = [str(p) if isinstance(p, int) or p in names else UNNAMED for p in loc[:MAX_LOCATION_PARTS]]
-    if len(loc) > MAX_LOCATION_PARTS:
-        parts.append("...")
-    return ".".join(parts)
-
-
-def invalid_request(
-    exc: ValidationError, *, schema: TypeAdapter[Any], message: str = "the request is malformed"
-) -> InvalidRequestError:
-    """A pydantic failure of ``schema`` as ``InvalidRequestError``: each problem's location (as far as the
-    schema names it) and kind, at most ``MAX_PROBLEMS`` of them; nothing of the input."""
-    names, _ = _vocabulary(schema)
-    problems = [
-        {"field": _location(e["loc"], names), "problem": e["type"]}
-        for e in exc.errors(include_url=False, include_context=False, include_input=False)[:MAX_PROBLEMS]
-    ]
-    return InvalidRequestError(message, problems=problems)
 
 
 def _clip(text: str, limit: int) -> str:
@@ -128,5 +72,5 @@ def event_action(event: Any, schema: TypeAdapter[Any]) -> str:
     """The ``action`` an event names if ``schema`` knows it, else ``UNKNOWN_ACTION`` (a refusal never
     repeats what the caller wrote there)."""
     action = event.get("action") if isinstance(event, dict) else None
-    _, actions = _vocabulary(schema)
+    _, actions = vocabulary(schema)
     return action if isinstance(action, str) and action in actions else UNKNOWN_ACTION
