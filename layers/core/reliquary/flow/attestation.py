@@ -36,7 +36,12 @@ from typing import Any, Final
 
 from reliquary.audit import jcs
 from reliquary.crypto.signing import SignatureAlgorithm, SigningKey, VerifyingKey
-from reliquary.errors import AttestationError, InvalidRequestError, InvalidSignatureError
+from reliquary.errors import (
+    AttestationError,
+    InvalidRequestError,
+    InvalidSignatureError,
+    UnknownStageKeyError,
+)
 
 DOMAIN: Final = b"RELIQUARY stage attestation v1\x00"
 VERSION: Final = 1
@@ -359,7 +364,10 @@ def verify_attestation(
         raise AttestationError(f"a {stage} statement signed by another function", check="signer")
     key = keys.key_for(attestation)
     if key is None:
-        raise AttestationError(f"a {stage} statement signed by an unknown key", check="key")
+        raise UnknownStageKeyError(
+            f"a {stage} statement signed by an unknown key",
+            key=(attestation.signer.value, attestation.key_id.hex()),
+        )
     try:
         key.verify(statement.signed_bytes(), attestation.signature)
     except InvalidSignatureError:
