@@ -146,3 +146,28 @@ def test_an_approval_enters_the_history_only_with_its_chain(
     with pytest.raises(AttestationError):
         verified_decision(forged, keys.directory, now=NOW)
     assert all(e.outcome != "approve" for e in history.recent("acme", "support-agent-7", since=0))
+
+
+def test_the_flow_state_holds_places_as_the_history_does() -> None:
+    """A trust result's device and region must fit the history that RecordOutcome writes them to (a longer
+    one would fail there, untyped): the flow state refuses them on the way in."""
+    from pydantic import ValidationError
+
+    from reliquary.flow.state import TrustOutcome
+    from reliquary.trust.model import AccessEvent
+
+    base = {
+        "score": 0.5,
+        "band": "medium",
+        "template": "standard",
+        "rules": {"effect": "allow"},
+        "policy_version": "9b" * 32,
+        "device": "d" * 256,
+        "region": "r" * 64,
+    }
+    trust = TrustOutcome.model_validate(base)
+    AccessEvent(time=NOW, outcome="deny", device=trust.device, region=trust.region)
+    with pytest.raises(ValidationError):
+        TrustOutcome.model_validate({**base, "region": "r" * 65})
+    with pytest.raises(ValidationError):
+        TrustOutcome.model_validate({**base, "device": "d" * 257})
