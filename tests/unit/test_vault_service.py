@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from reliquary.actions.encrypt import run_encrypt_action
 from reliquary.audit.records import DecisionRecord
 from reliquary.contracts.encrypt import GrantRequest
 from reliquary.crypto import envelope as env
@@ -40,7 +41,6 @@ from reliquary.errors import (
     RootOfTrustError,
     StorageUnavailableError,
 )
-from reliquary.actions.encrypt import run_encrypt_action
 from reliquary.vaults.memory import InMemoryDecisionLedger, InMemorySigningKeyStore
 from reliquary.vaults.models import (
     MAX_TAGS,
