@@ -23,7 +23,6 @@ from reliquary.contracts.flow import RecordOutcomeTask, ScoreTrustTask
 from reliquary.contracts.score_trust import RecordRequest, ScoreTrustRequest, SetPolicyRequest
 from reliquary.handlers import handle_action
 from reliquary.observability import build_logger, build_metrics, build_tracer
-from reliquary.trust.model import AccessEvent
 
 SERVICE = "reliquary-score-trust"
 logger = build_logger(SERVICE)
@@ -52,10 +51,9 @@ def _run(
             outcome = current.stage.record_outcome(request.flow, decided_at=request.decided_at)
             return {"recorded": True, "outcome": outcome}
         case RecordRequest():
-            event = AccessEvent(
-                time=request.time, outcome=request.outcome, device=request.device, region=request.region
+            current.service.record(
+                request.tenant_id, request.subject, request.event(), event_id=request.request_id
             )
-            current.service.record(request.tenant_id, request.subject, event, event_id=request.request_id)
             return {"recorded": True}
         case SetPolicyRequest():
             current.service.set_policy(request.tenant_id, request.vault_id, request.policy)

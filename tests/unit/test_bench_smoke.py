@@ -321,3 +321,12 @@ def test_agents_table(quick_run: tuple[dict[str, Any], str]) -> None:
     assert len(table["rows"]) == 6  # baseline, four agents, tally
     assert all(_positive_finite(v) for v in _column(table, "p50_us"))
     assert _positive_finite(document["summary"]["agents_slowest_vote_us"])
+
+
+def test_chain_table(quick_run: tuple[dict[str, Any], str]) -> None:
+    document, _ = quick_run
+    table = document["tables"]["chain"]
+    assert len(table["rows"]) == 6  # baseline, sign, check, chain, RecordDecision's check, per decision
+    assert all(_positive_finite(v) for v in _column(table, "p50_us"))
+    assert _column(table, "vs_groth16")[0] == 1.0
+    assert _positive_finite(document["summary"]["chain_per_decision_vs_groth16"])

@@ -10,7 +10,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 from reliquary.contracts.common import Identifier
 from reliquary.contracts.flow import RecordOutcomeTask, ScoreTrustTask
-from reliquary.trust.model import Device, Outcome, Region
+from reliquary.trust.model import AccessEvent, Device, Outcome, Region
 from reliquary.trust.policy import TrustPolicy
 
 
@@ -37,6 +37,10 @@ class RecordRequest(BaseModel):
     device: Device
     region: Region
     time: int = Field(ge=0)
+
+    def event(self) -> AccessEvent:
+        """The history event this request records."""
+        return AccessEvent(time=self.time, outcome=self.outcome, device=self.device, region=self.region)
 
 
 class SetPolicyRequest(BaseModel):
