@@ -14,12 +14,13 @@ another function's key.
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from reliquary.adapters.clients import build_root_of_trust, table_config
 from reliquary.adapters.stage_keys import stage_key_directory, stage_key_store, stage_signer
@@ -154,16 +155,17 @@ class Attester:
         return decision.model_copy(update={"attestation": attestation})
 
     # --- whole states -----------------------------------------------------------------------------------
-    def attest(self, flow: FlowLike) -> FlowState:
+    def attest(self, flow: FlowLike, *, tally: bool = True) -> FlowState:
         """``flow`` with every result it holds signed, in flow order (context, trust, each vote, and the
-        decision as the tally's): what the flow would pass on had its stages decided exactly these."""
+        decision as the tally's): what the flow would pass on had its stages decided exactly these.
+        ``tally=False``: the decision is the state machine's own (a deny when a stage refused), unsigned."""
         state = state_of(flow)
         if state.context is not None:
             state = state.model_copy(update={"context": self.sign_context(state, state.context)})
         if state.trust is not None:
             state = state.model_copy(update={"trust": self.sign_trust(state, state.trust)})
         state = state.model_copy(update={"votes": [self.sign_vote(state, v) for v in state.votes]})
-        if state.decision is not None:
+        if tally and state.decision is not None:
             state = state.model_copy(update={"decision": self.sign_tally(state, state.decision)})
         return state
 
@@ -197,6 +199,24 @@ class Attester:
                 }
             )
         )
+
+    def decide(
+        self, flow: FlowLike, *, decision: str = "approve", agents: Sequence[str] = PANEL
+    ) -> FlowState:
+        """A state whose context and trust are signed already (by the functions under test, say), with each
+        of ``agents`` approving and the tally deciding ``decision``, signed."""
+        state = state_of(flow)
+        votes = [self.sign_vote(state, VoteOutcome(agent=a, vote="approve", confidence=0.9)) for a in agents]
+        state = state.model_copy(update={"votes": votes})
+        trust = attestation_of(state.trust, "trust")
+        tally = DecisionOutcome.model_validate(
+            {
+                "decision": decision,
+                "reasons": [f"{len(agents)} of {len(agents)} approved"],
+                "policy_version": trust.statement.claim.get("policy_version"),
+            }
+        )
+        return state.model_copy(update={"decision": self.sign_tally(state, tally)})
 
     # --- what an auditor checks ---------------------------------------------------------------------------
     def verify(self, flow: FlowLike) -> VerifiedChain:
@@ -233,6 +253,58 @@ class Attester:
             key.sign(statement.signed_bytes()),
         )
 
+    def forgeries(self, flow: FlowLike, part: Part) -> dict[str, tuple[Json, str]]:
+        """``flow`` (honestly signed) with its ``part`` (the first vote, for "vote") made untrustworthy in
+        each way a caller could try, and the check (``AttestationError.details["check"]``) that catches it:
+        its attestation left out, the result altered after signing, the statement signed by another
+        function's key (in that function's name, or in the right function's name), or a result its stage
+        signed for another request."""
+        honest = flow_json(flow)
+
+        def part_of(doc: Json) -> Json:
+            found: Json = doc["votes"][0] if part == "vote" else doc[part]
+            return found
+
+        def with_part(value: Json) -> Json:
+            doc = copy.deepcopy(honest)
+            if part == "vote":
+                doc["votes"][0] = value
+            else:
+                doc[part] = value
+            return doc
+
+        original = part_of(honest)
+        attestation = Attestation.from_json(original["attestation"])
+        other = Signer.SCORE_TRUST if attestation.signer is Signer.AGENT_VOTE else Signer.AGENT_VOTE
+        another_request = flow_json(self.attest({**honest, "request_id": f"{honest['request_id']}-other"}))
+        return {
+            "missing its attestation": (with_part({**original, "attestation": None}), "structure"),
+            "altered after signing": (with_part(_ALTERED[part](original)), "result"),
+            "signed by another function's key": (
+                with_part(
+                    {
+                        **original,
+                        "attestation": self.forged(attestation, key_of=other, named_as=other).to_json(),
+                    }
+                ),
+                "signer",
+            ),
+            "signed with another function's key in its own function's name": (
+                with_part({**original, "attestation": self.forged(attestation, key_of=other).to_json()}),
+                "key",
+            ),
+            "about another request": (with_part(part_of(another_request)), "subject"),
+        }
+
+
+Part = Literal["context", "trust", "vote", "decision"]
+# A change to each kind of result that a caller might wish for (each keeps the result well-formed).
+_ALTERED: Mapping[str, Callable[[Json], Json]] = {
+    "context": lambda c: {**c, "claims": {**c["claims"], "device_commitment": "1"}},
+    "trust": lambda t: {**t, "score": 1.0 if t["score"] != 1.0 else 0.5, "band": "high"},
+    "vote": lambda v: {**v, "vote": "deny" if v["vote"] == "approve" else "approve"},
+    "decision": lambda d: {**d, "reasons": [*d["reasons"], "approved by me"]},
+}
 
 # The example device's proven claims (the public signals of events/access/request.json's proof).
 EXAMPLE_CLAIMS: Mapping[str, str] = {
