@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from reliquary.adapters.clients import build_root_of_trust, table_config
 from reliquary.adapters.factory import build_vault_service
@@ -616,3 +617,19 @@ def test_the_first_approval_after_agent_vote_made_its_key_is_recorded(
     decided = Attester(settings, item.dynamodb).decide({**flow, "trust": trust})  # agent-vote's key, now
     outcome = flow_event("record_outcome", decided, decided_at=int(time.time()))
     assert ok(score_trust(outcome), "record_outcome") == {"recorded": True, "outcome": "approve"}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=ValidationError,
+    reason="TrustOutcome.region admits 256 characters, the history's Region 64: RecordOutcome of such a "
+    "state raises an untyped pydantic ValidationError out of the handler instead of invalid_request",
+)
+def test_an_outcome_with_a_region_the_history_cannot_hold_is_refused(
+    score_trust: Invoke, aws: AwsStack
+) -> None:
+    """A denial needs no chain, so its trust result is only as good as its parsing: refused, typed."""
+    flow = {**OUTCOME_FLOW, "votes": [], "decision": {"decision": "deny", "reasons": ["replayed nonce"]}}
+    flow["trust"] = {**flow["trust"], "region": "r" * 65}
+    error(score_trust({"action": "record_outcome", "flow": flow, "decided_at": 1}), "invalid_request")
+    assert _history_rows(aws) == []
