@@ -14,8 +14,8 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
+from reliquary.actions.audit import run_audit_action
 from reliquary.adapters.audit_factory import AuditRuntime, build_audit
-from reliquary.audit.actions import run_audit_action
 from reliquary.config import get_settings
 from reliquary.contracts.audit import AuditRequest
 from reliquary.handlers import handle_action

@@ -13,37 +13,20 @@ from __future__ import annotations
 
 import functools
 import hmac
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
-from aws_lambda_powertools.utilities.idempotency.exceptions import (
-    IdempotencyAlreadyInProgressError,
-    IdempotencyPersistenceLayerError,
-    IdempotencyValidationError,
-)
-from pydantic import TypeAdapter, ValidationError
+from pydantic import TypeAdapter
 
+from reliquary.actions.encrypt import run_encrypt_action
 from reliquary.adapters.factory import build_vault_service, dynamodb_client
+from reliquary.adapters.idempotency import Once
 from reliquary.adapters.streams import is_stream_batch, removed_versions
 from reliquary.config import Settings, get_settings
 from reliquary.contracts.encrypt import EncryptRequest, SealRequest
-from reliquary.contracts.responses import event_action, invalid_request, succeeded
-from reliquary.errors import (
-    IdempotencyConflictError,
-    ReliquaryError,
-    StorageUnavailableError,
-    TransientError,
-)
-from reliquary.handlers import refuse
+from reliquary.handlers import handle_action
 from reliquary.observability import build_logger, build_metrics, build_tracer
-from reliquary.vaults.actions import run_encrypt_action
 from reliquary.vaults.service import VaultService
 
 SERVICE = "reliquary-encrypt"
@@ -63,48 +46,29 @@ _PAYLOAD_FIELDS = (
 class Runtime:
     service: VaultService
     payload_mac_key: bytes  # keys the plaintext MAC compared when a request id is reused
-    execute: Callable[..., dict[str, Any]]
+    once: Once
     # Grants are stored only as long as a grant lives, so no grant of an item outlives a shred for long
     # in the idempotency table (a retried grant within that window returns the same grant).
-    execute_grant: Callable[..., dict[str, Any]]
-    configs: tuple[IdempotencyConfig, ...]
-
-
-def _idempotent(
-    service: VaultService, settings: Settings, client: Any, expires_after_seconds: int
-) -> tuple[Callable[..., dict[str, Any]], IdempotencyConfig]:
-    config = IdempotencyConfig(
-        event_key_jmespath="[tenant_id, request_id]",
-        payload_validation_jmespath=_PAYLOAD_FIELDS,
-        raise_on_no_idempotency_key=True,
-        expires_after_seconds=expires_after_seconds,
-        hash_function="sha256",
-    )
-    persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table, boto3_client=client)
-
-    # One function name for every action: powertools prefixes keys with it, so a request id reused
-    # across actions still meets its first use and is refused as a conflict.
-    def execute(request: dict[str, Any]) -> dict[str, Any]:
-        fields = {k: v for k, v in request.items() if k != "plaintext_mac"}
-        return run_encrypt_action(service, _REQUEST.validate_python(fields))
-
-    guarded = idempotent_function(
-        data_keyword_argument="request", persistence_store=persistence, config=config
-    )
-    return cast("Callable[..., dict[str, Any]]", guarded(execute)), config
+    grant_once: Once
 
 
 def build_runtime(settings: Settings) -> Runtime:
     service = build_vault_service(settings)
     client = dynamodb_client(settings)
-    execute, config = _idempotent(service, settings, client, settings.idempotency_ttl_seconds)
-    execute_grant, grant_config = _idempotent(service, settings, client, settings.grant_ttl_seconds)
+
+    def once(expires_after_seconds: int) -> Once:
+        return Once(
+            table_name=settings.idempotency_table,
+            client=client,
+            payload_jmespath=_PAYLOAD_FIELDS,
+            expires_after_seconds=expires_after_seconds,
+        )
+
     return Runtime(
         service,
         payload_mac_key=service.service_keys.derive_key("idempotency payload mac"),
-        execute=execute,
-        execute_grant=execute_grant,
-        configs=(config, grant_config),
+        once=once(settings.idempotency_ttl_seconds),
+        grant_once=once(settings.grant_ttl_seconds),
     )
 
 
@@ -119,8 +83,13 @@ def reset_runtime() -> None:
     runtime.cache_clear()
 
 
-def _error(exc: ReliquaryError, action: str) -> dict[str, Any]:
-    return refuse(exc, action, logger=logger, metrics=metrics)
+def _run(current: Runtime, request: Any) -> dict[str, Any]:
+    """The action, once per (tenant, request id): a retry gets the stored result."""
+    payload = request.model_dump(mode="json")
+    if isinstance(request, SealRequest):
+        payload["plaintext_mac"] = hmac.new(current.payload_mac_key, request.plaintext, "sha256").hexdigest()
+    once = current.grant_once if request.action == "grant" else current.once
+    return once(payload, lambda _: run_encrypt_action(current.service, request))
 
 
 def _purge_expired_bodies(event: Any, current: Runtime) -> dict[str, Any]:
@@ -141,39 +110,11 @@ def _purge_expired_bodies(event: Any, current: Runtime) -> dict[str, Any]:
 def handle(event: Any, context: Any, current: Runtime) -> dict[str, Any]:
     if is_stream_batch(event):
         return _purge_expired_bodies(event, current)
-    action = event_action(event)
-    try:
-        request = _REQUEST.validate_python(event)
-    except ValidationError as exc:
-        return _error(invalid_request(exc), action)
-    logger.append_keys(action=request.action, tenant_id=request.tenant_id, request_id=request.request_id)
-    for config in current.configs:
-        config.register_lambda_context(context)
-    execute = current.execute_grant if request.action == "grant" else current.execute
-    payload = request.model_dump(mode="json")
-    if isinstance(request, SealRequest):
-        payload["plaintext_mac"] = hmac.new(current.payload_mac_key, request.plaintext, "sha256").hexdigest()
-    try:
-        result = execute(request=payload)
-    except IdempotencyValidationError:
-        return _error(
-            IdempotencyConflictError("request_id was already used with a different request"), action
-        )
-    except IdempotencyAlreadyInProgressError as exc:
-        metrics.add_metric(name="Transient", unit=MetricUnit.Count, value=1)
-        raise TransientError("the same request is in progress; retry") from exc
-    except IdempotencyPersistenceLayerError as exc:
-        metrics.add_metric(name="Transient", unit=MetricUnit.Count, value=1)
-        raise StorageUnavailableError("the idempotency store is unavailable") from exc
-    except ReliquaryError as exc:
-        if exc.retryable:
-            metrics.add_metric(name="Transient", unit=MetricUnit.Count, value=1)
-            logger.warning("transient failure", extra={"code": exc.code})
-            raise
-        return _error(exc, action)
-    metrics.add_metric(name="Succeeded", unit=MetricUnit.Count, value=1)
-    logger.info("request handled")
-    return succeeded(request.action, result)
+    for once in (current.once, current.grant_once):
+        once.register_lambda_context(context)
+    return handle_action(
+        event, _REQUEST, lambda request: _run(current, request), logger=logger, metrics=metrics
+    )
 
 
 @tracer.capture_lambda_handler

@@ -45,7 +45,7 @@ def reset_runtime() -> None:
 def _run(current: ScoreTrustRuntime, request: Any) -> dict[str, Any]:
     match request:
         case ScoreTrustTask():
-            return current.score(request.flow).model_dump(mode="json")
+            return current.score(request.flow, started_at=request.started_at).model_dump(mode="json")
         case RecordOutcomeTask():
             outcome = current.stage.record_outcome(request.flow, decided_at=request.decided_at)
             return {"recorded": True, "outcome": outcome}

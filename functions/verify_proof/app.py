@@ -1,6 +1,7 @@
 """The verify-proof function: the access flow's VerifyContext task (a requester's zero-knowledge context
-proof checked against the vault's policy, bound to the request and a single-use nonce, and the answer
-signed with this function's stage key), plus issuing those nonces and setting a vault's context policy.
+proof checked against the vault's policy, bound to the whole request - tenant, vault, item, request id,
+requester key - and a single-use nonce, and the answer signed with this function's stage key), plus
+issuing those nonces and setting a vault's context policy.
 
 A proof that fails a check is a normal, signed result, ``{"verified": false, "reason": ...}``; a malformed
 request is ``{"status": "error", ...}``; only transient failures raise, for Step Functions' Retry.

@@ -164,12 +164,21 @@ class LocalAccess:
         prove_as: str | None = None,
         region: str = "unknown",
     ) -> AccessRequest:
-        """A request as the requester's device makes it: a fresh nonce, a context proof bound to both.
+        """A request as the requester's device makes it: a fresh nonce, a context proof bound to it and to
+        the whole request (tenant, vault, item, request id and the requester's key).
 
         ``prove_as``: prove with another device's seed (a device the vault does not know)."""
         request_id = request_id or _new_id("access")
         nonce = nonce or self.issue_nonce(tenant, vault)
-        proof = self.prover.prove(prove_as or requester.seed, request_id=request_id, nonce=nonce)
+        proof = self.prover.prove(
+            prove_as or requester.seed,
+            tenant_id=tenant,
+            vault_id=vault,
+            item_id=item,
+            request_id=request_id,
+            requester_public_key=requester.public_key,
+            nonce=nonce,
+        )
         return AccessRequest.model_validate(
             {
                 "request_id": request_id,

@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import Any
 
 from infra.local.runtime import LocalRuntimeError
-from reliquary.crypto.kem import HybridPrivateKey
+from reliquary.crypto.kem import HybridPrivateKey, requester_key_sha256
 from reliquary.zk.prover import default_zk_dir
 
 
@@ -95,17 +95,27 @@ class Prover:
         self,
         seed: str,
         *,
+        tenant_id: str,
+        vault_id: str,
+        item_id: str,
         request_id: str,
+        requester_public_key: bytes,
         nonce: str,
         circuit: str = "context_proof",
         now: int | None = None,
     ) -> dict[str, Any]:
-        """A context proof bound to ``request_id`` and ``nonce``, as the access request carries it."""
+        """A context proof bound to the whole request (tenant, vault, item, request id and the key the
+        grant is to be sealed to: ``reliquary.zk.policy.request_hash``) and to ``nonce``, as the access
+        request carries it."""
         reply = self._ask(
             {
                 "op": "prove",
                 "seed": seed,
+                "tenant_id": tenant_id,
+                "vault_id": vault_id,
+                "item_id": item_id,
                 "request_id": request_id,
+                "requester_key_sha256": requester_key_sha256(requester_public_key),
                 "nonce": nonce,
                 "circuit": circuit,
                 "now": int(time.time()) if now is None else now,

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, mldsa, mlkem, x25
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 import reliquary_native
+from reliquary.config import Settings
 from reliquary.crypto import envelope as env
 from reliquary.crypto import grants, kem
 from reliquary.crypto.envelope import Envelope, VaultKey
@@ -48,6 +49,7 @@ DEFAULT_SIGNER = SignatureAlgorithm.ML_DSA_65
 OTHER_SIGNERS = (SignatureAlgorithm.ED25519, SignatureAlgorithm.FALCON_512)
 TENANT, VAULT = "bench-tenant", "bench-vault"
 NOW = 1_750_000_000
+APPROVAL_MAX_AGE = Settings.model_fields["approval_max_age_seconds"].default  # the service's, as deployed
 # The HPKE suite the envelope uses, called directly: the baseline for every wrap and unwrap.
 RAW_HPKE = hpke.Suite(hpke.KEM.MLKEM768_X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM)
 GOAL_OVERHEAD = 1.3
@@ -772,7 +774,12 @@ def service_tables(budget: Budget, sizes: Sequence[int] = SIZES) -> tuple[Table,
             "to_bytes": sealed.to_bytes,
             "item_scope": lambda: ItemScope(TENANT, VAULT, "item-x", 1, "application/octet-stream"),
             "approval": partial(
-                require_attested, approvals[min(sizes)], ledger.chains, ledger.stage_keys, now=NOW
+                require_attested,
+                approvals[min(sizes)],
+                ledger.chains,
+                ledger.stage_keys,
+                now=NOW,
+                max_age_seconds=APPROVAL_MAX_AGE,
             ),
         },
         budget,

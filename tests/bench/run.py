@@ -32,6 +32,7 @@ SECTIONS = (
     "zk",
     "trust",
     "agents",
+    "chain",
     "coldstart",
     "flow",
 )
@@ -121,6 +122,13 @@ def audit_sections(
         summary["agents_slowest_vote_us"] = result.slowest_vote_us
         emit(result.table)
 
+    def chain() -> None:
+        from tests.bench import chain_bench
+
+        result = chain_bench.chain_table(budget)
+        summary["chain_per_decision_vs_groth16"] = result.per_decision_vs_groth16
+        emit(result.table)
+
     return {
         "merkle": merkle_root,
         "proofs": proofs,
@@ -128,6 +136,7 @@ def audit_sections(
         "zk": zk,
         "trust": trust,
         "agents": agents,
+        "chain": chain,
     }
 
 

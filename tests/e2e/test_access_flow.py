@@ -426,10 +426,39 @@ def test_a_copy_of_a_request_with_another_key_gets_nothing(flow: Flow) -> None:
     verified = [
         e for e in stolen.history if e["type"] == "TaskSucceeded" or e["type"] == "LambdaFunctionSucceeded"
     ]
-    assert "nonce_used" in json.dumps(verified[0], default=str)
+    # The proof's request_hash covers the requester key: the copy's key is not the one it was made for.
+    assert "the proof is bound to another request" in json.dumps(verified[0], default=str)
     (record,) = flow.records_of(request.request_id)
     assert record["decision"] == "approve"
     assert record["requester_key_sha256"] == hashlib.sha256(requester.public_key).hexdigest()
+
+
+def test_a_copy_of_a_request_with_another_key_that_comes_first_is_a_logged_deny(flow: Flow) -> None:
+    requester = flow.enrol()
+    request = flow.access.request(requester, TENANT, SUPPORT_VAULT, ITEM)
+    # Someone who intercepted the request runs it before its requester does, with their own key.
+    thief = Requester(subject="thief", seed="unused")
+    copy = request.model_copy(update={"requester_public_key": thief.public_key})
+
+    execution = flow.access.decide(copy)
+
+    output = flow.assert_logged_deny(
+        execution, "context proof not verified: the proof is bound to another request"
+    )
+    assert output["context"]["verified"] is False
+    assert not QUORUM_STATES & set(execution.states_entered())
+    (record,) = flow.records_of(request.request_id)
+    assert record["requester_key_sha256"] == hashlib.sha256(thief.public_key).hexdigest()
+
+
+def test_a_proof_for_another_item_is_a_logged_deny(flow: Flow) -> None:
+    requester = flow.enrol()
+    request = flow.access.request(requester, TENANT, SUPPORT_VAULT, ITEM)
+    other_item = request.model_copy(update={"item_id": f"{ITEM}-other"})
+
+    execution = flow.access.decide(other_item)
+
+    flow.assert_logged_deny(execution, "context proof not verified: the proof is bound to another request")
 
 
 def test_no_execution_history_holds_a_plaintext_or_a_secret(flow: Flow) -> None:

@@ -10,6 +10,7 @@ copied request under another key arriving first, and a retried proof with change
 
 from __future__ import annotations
 
+import ast
 import base64
 import copy
 import json
@@ -144,10 +145,7 @@ def test_a_hand_made_tally_is_refused(flow: Flow, approved: tuple[Requester, Exe
     [
         ("vote", lambda s: s["trust"]["rules"].__setitem__("effect", "allow")),
         ("vote", lambda s: s.__setitem__("trust", None)),
-        (
-            "vote",
-            lambda s: s["context"].__setitem__("verified", True) or s["context"].__setitem__("reason", None),
-        ),
+        ("vote", lambda s: s["context"]["claims"].__setitem__("window_start", "0")),
         ("convene", lambda s: s["trust"].__setitem__("band", "high")),
         ("score", lambda s: s["context"]["claims"].__setitem__("device_commitment", "1")),
         ("score", lambda s: s.__setitem__("region", "somewhere-trusted")),
@@ -202,3 +200,70 @@ def test_the_approval_chain_verifies_offline_with_the_published_keys(
         "neutral",
         "watchdog",
     }
+
+
+def _role_policies(flow: Flow, function_logical_id: str) -> list[dict[str, Any]]:
+    """The inline policies of a function's role, as the running stack holds them (moto's IAM)."""
+    iam = flow.stack.client("iam")
+    role = flow.stack.resources[f"{function_logical_id}Role"].rsplit("/", 1)[-1]
+    names = iam.list_role_policies(RoleName=role)["PolicyNames"]
+    documents = [iam.get_role_policy(RoleName=role, PolicyName=n)["PolicyDocument"] for n in names]
+    # moto's CloudFormation keeps a document as Python's repr of the template's value
+    return [ast.literal_eval(d) if isinstance(d, str) else d for d in documents]
+
+
+VAULT_KEYS = {"dynamodb:LeadingKeys": ("TENANT#acme",)}
+
+
+def _purpose(name: str) -> dict[str, Any]:
+    return {"kms:EncryptionContext:purpose": name, "kms:EncryptionContextKeys": ("purpose",)}
+
+
+@pytest.mark.parametrize(
+    ("function", "action", "resource", "context", "allowed"),
+    [
+        # (2) reading another tenant's vault key rows and unwrapping them
+        ("VerifyProofFunction", "dynamodb:GetItem", "VaultsTable", VAULT_KEYS, False),
+        ("ScoreTrustFunction", "dynamodb:GetItem", "VaultsTable", VAULT_KEYS, False),
+        ("AgentVoteFunction", "dynamodb:Query", "VaultsTable", VAULT_KEYS, False),
+        ("ScoreTrustFunction", "kms:Decrypt", "RootKey", _purpose("vault-key"), False),
+        ("VerifyProofFunction", "kms:Decrypt", "RootKey", _purpose("vault-key"), False),
+        ("AgentVoteFunction", "kms:Decrypt", "RootKey", _purpose("vault-key"), False),
+        # (3) planting a vault key that later seals go to
+        ("AgentVoteFunction", "kms:Encrypt", "RootKey", _purpose("vault-key"), False),
+        ("AgentVoteFunction", "dynamodb:PutItem", "VaultsTable", VAULT_KEYS, False),
+        # another function's stage key: neither planted nor unwrapped
+        (
+            "VerifyProofFunction",
+            "dynamodb:PutItem",
+            "VaultsTable",
+            {"dynamodb:LeadingKeys": ("STAGE#agent-vote",)},
+            False,
+        ),
+        ("ScoreTrustFunction", "kms:Decrypt", "RootKey", _purpose("stage-signing/agent-vote"), False),
+        # ... while each does what it must (so the rows above cannot pass by a wrong ARN)
+        (
+            "VerifyProofFunction",
+            "dynamodb:PutItem",
+            "VaultsTable",
+            {"dynamodb:LeadingKeys": ("STAGE#verify-proof",)},
+            True,
+        ),
+        ("ScoreTrustFunction", "kms:Decrypt", "RootKey", _purpose("stage-signing/score-trust"), True),
+        ("AgentVoteFunction", "kms:Encrypt", "RootKey", _purpose("agent-memory"), True),
+        ("EncryptFunction", "kms:Decrypt", "RootKey", _purpose("vault-key"), True),
+        ("EncryptFunction", "dynamodb:GetItem", "VaultsTable", VAULT_KEYS, True),
+    ],
+)
+def test_the_running_stacks_roles_refuse_the_reviews_key_attacks(
+    flow: Flow, *, function: str, action: str, resource: str, context: dict[str, Any], allowed: bool
+) -> None:
+    """(2, 3) evaluated on the roles the running stack created from template.yaml (moto does not enforce
+    IAM, so the policies it holds are evaluated by tests/support/iam.py, the matrix test's evaluator)."""
+    from tests.support.iam import Request, evaluate
+
+    physical = flow.stack.resources[resource]
+    service = "kms" if resource == "RootKey" else "dynamodb"
+    kind = "key" if service == "kms" else "table"
+    arn = f"arn:aws:{service}:us-east-1:123456789012:{kind}/{physical}"
+    assert evaluate(Request(action, arn, context), _role_policies(flow, function)).allowed is allowed

@@ -18,6 +18,8 @@ import pytest
 
 from reliquary.adapters.audit_store import S3TileStore
 from reliquary.adapters.chain_store import chain_key
+from reliquary.adapters.decisions import LoggedDecisions
+from reliquary.adapters.dynamodb import TableConfig
 from reliquary.audit import jcs
 from reliquary.audit.note import NoteVerifier, Policy
 from reliquary.audit.receipts import Receipt, verify_export, verify_receipt
@@ -277,6 +279,43 @@ def test_a_retried_record_decision_gets_the_same_receipt_and_one_record(
     assert ok(audit_append(load_event("get_checkpoint")), "get_checkpoint")["tree_size"] == 1
 
 
+def test_an_append_under_a_future_decisions_request_id_does_not_block_its_record_decision(
+    audit_append: Invoke, aws: AwsStack, attester: Attester
+) -> None:
+    """The squatting attack: a caller of the append action logs a record under the request id of an
+    access flow that has not decided yet. Decisions have their own id space: the flow's RecordDecision
+    still logs its decision, retries get its first receipt, and the grant's reader finds that decision."""
+    request_id = FLOW["request_id"]
+    squat = {**load_event("append")["records"][0], "request_id": request_id}
+    squatted = ok(audit_append(load_event("append", records=[squat])), "append")
+    assert [r["leaf_index"] for r in squatted["receipts"]] == [0]
+    decided = decision_event(attester)
+    first = ok(audit_append(copy.deepcopy(decided)), "record_decision")
+    assert (first["decision"], first["receipt"]["leaf_index"]) == ("approve", 1)
+    assert first["receipt"]["request_id"] == request_id
+    origin, verifiers = _trusted(audit_append)
+    assert _check(first["receipt"], first["entry"].encode(), origin, verifiers) == 2
+    again = ok(audit_append(copy.deepcopy(decided)), "record_decision")
+    assert again["receipt"] == first["receipt"]
+    # The squatter's retry gets its own first index; the log holds two records, one of each kind.
+    retried = ok(audit_append(load_event("append", records=[squat])), "append")
+    assert [r["leaf_index"] for r in retried["receipts"]] == [0]
+    assert ok(audit_append(load_event("get_checkpoint")), "get_checkpoint")["tree_size"] == 2
+    # The encrypt function's reader (grants) finds the decision, not the squatter's record.
+    settings = aws.settings
+    ledger = LoggedDecisions(
+        TableConfig(settings.audit_table, settings.region, settings.endpoint_url),
+        settings.audit_bucket,
+        vaults=TableConfig(settings.vaults_table, settings.region, settings.endpoint_url),
+        s3=aws.s3,
+        dynamodb=aws.dynamodb,
+    )
+    logged = ledger.logged_decision(TENANT, request_id)
+    assert logged is not None
+    assert encode_record(logged) == first["entry"].encode()
+    assert ok(audit_append(load_event("verify")), "verify")["ok"] is True
+
+
 def test_a_denial_before_any_policy_is_logged_without_a_policy_version(
     audit_append: Invoke, aws: AwsStack, attester: Attester
 ) -> None:
@@ -450,3 +489,23 @@ def test_long_or_many_reasons_are_clipped_not_lost(audit_append: Invoke, atteste
     assert logged["reasons"][0] == "x" * 159 + "\u2026"
     assert logged["reasons"][-1] == "and 6 more"
     assert logged["trust_score"] is not None  # the evidence stays in the record
+
+
+def test_an_append_over_the_batch_byte_limit_is_refused_as_too_large_and_logs_nothing(
+    audit_append: Invoke, aws: AwsStack
+) -> None:
+    """90 valid deletions of 1024 ten-digit versions each (about 11.5 KB apiece, 1 MB in all): no
+    DynamoDB item (400 KB) could hold their batch, which came back as internal_error. Now the append is
+    refused before any write with a typed error, and the same records fit in appends of 25."""
+    record = load_event("append")["records"][0]
+    versions = list(range(2**32 - 1024, 2**32))
+    records = [{**record, "request_id": f"shred-{i}", "versions": versions} for i in range(90)]
+    body = error(audit_append(load_event("append", records=records)), "payload_too_large")
+    assert body["details"]["limit"] == 320 * 1024
+    assert body["details"]["size"] > 400 * 1024  # more than one DynamoDB item can hold
+    listed = aws.s3.list_objects_v2(Bucket=aws.settings.audit_bucket, Prefix="logs/")
+    assert listed["KeyCount"] == 0
+    error(audit_append(load_event("get_checkpoint")), "not_found")
+    for start in range(0, 90, 25):
+        ok(audit_append(load_event("append", records=records[start : start + 25])), "append")
+    assert ok(audit_append(load_event("get_checkpoint")), "get_checkpoint")["tree_size"] == 90

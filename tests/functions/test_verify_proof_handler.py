@@ -1,11 +1,13 @@
 """The verify-proof handler on its sample events against moto: set a vault's policy, issue nonces, verify the
-sample request's context proof once (a retry of the same request gets the same answer, any other use is
-refused with a reason), every answer signed with the function's stage key, malformed requests typed
-errors."""
+sample request's context proof once (a retry of the same request gets the same answer, any other use, a
+copy under another requester key or for another item included, is refused with a reason), every answer
+signed with the function's stage key, malformed requests typed errors."""
 
 from __future__ import annotations
 
+import base64
 import copy
+import importlib
 import json
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ import pytest
 
 from reliquary.adapters.dynamodb import TableConfig
 from reliquary.adapters.zk_store import DynamoDBReplayStore
+from reliquary.crypto.kem import HybridPrivateKey
 from reliquary.flow.attestation import Signer, Stage
 from reliquary.zk.replay import IssuedNonce
 from tests.functions.conftest import Invoke
@@ -34,6 +37,8 @@ def load_event(name: str, **overrides: Any) -> dict[str, Any]:
 
 VERIFY = load_event("verify")
 FLOW = VERIFY["flow"]
+BN254_R = importlib.import_module("py_ecc.optimized_bn128").curve_order
+ANOTHER_KEY = base64.b64encode(HybridPrivateKey.generate().public_key().to_bytes()).decode()
 SIGNALS = json.loads((REPO / "zk" / "keys" / "context_proof.signals.json").read_text())
 CLAIMS = dict(zip(SIGNALS, (int(v) for v in FLOW["context_proof"]["public_signals"]), strict=True))
 NOW = (CLAIMS["window_start"] + CLAIMS["window_end"]) // 2
@@ -118,6 +123,35 @@ def test_policy_nonce_and_a_signed_verification(
     assert not refused.approves
 
 
+@pytest.mark.parametrize(
+    "changes",
+    [{"requester_public_key": ANOTHER_KEY}, {"item_id": "customer-43-notes"}],
+    ids=["another requester key", "another item"],
+)
+def test_a_copy_of_the_request_is_refused_even_first(
+    verify_proof: Invoke, vault: AwsStack, changes: dict[str, str]
+) -> None:
+    ok(verify_proof(load_event("set_policy")), "set_policy")
+    copied = ok(verify_proof(verify_event(**changes)), "verify")
+    assert (copied["verified"], copied["reason"]) == (False, "the proof is bound to another request")
+    # The nonce was not consumed by the copy: the request itself still passes.
+    assert ok(verify_proof(copy.deepcopy(VERIFY)), "verify")["verified"] is True
+
+
+def test_a_policy_field_element_is_below_bn254s_r(verify_proof: Invoke, vault: AwsStack) -> None:
+    r = BN254_R
+    policy = load_event("set_policy")["policy"]
+    top = ok(
+        verify_proof(load_event("set_policy", policy={**policy, "region_root": str(r - 1)})), "set_policy"
+    )
+    assert top["policy"]["region_root"] == str(r - 1)
+    for value in (r, r + 1):
+        error(
+            verify_proof(load_event("set_policy", policy={**policy, "region_root": str(value)})),
+            "invalid_request",
+        )
+
+
 def test_a_proof_before_any_policy_or_for_an_unknown_vault_is_not_verified(
     verify_proof: Invoke, vault: AwsStack
 ) -> None:
@@ -146,10 +180,16 @@ def _malformed() -> dict[str, Any]:
         "signal outside the field": verify_event(
             context_proof={**proof, "public_signals": [*proof["public_signals"][:-1], str(2**254)]}
         ),
+        "signal equal to r": verify_event(
+            context_proof={**proof, "public_signals": [*proof["public_signals"][:-1], str(BN254_R)]}
+        ),
         "too few signals": verify_event(
             context_proof={**proof, "public_signals": proof["public_signals"][:3]}
         ),
         "bad nonce": verify_event(nonce="not hex"),
+        "no item": {"action": "verify", "flow": {k: v for k, v in FLOW.items() if k != "item_id"}},
+        "bad item": verify_event(item_id="no such/item"),
+        "short requester key": verify_event(requester_public_key=base64.b64encode(b"k" * 32).decode()),
         "an attestation that is not one": verify_event(
             context={"verified": True, "circuit": "context_proof", "attestation": {"signer": "me"}}
         ),

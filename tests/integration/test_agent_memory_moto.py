@@ -11,13 +11,15 @@ import pytest
 from reliquary.adapters.agent_memory import DynamoDBMemoryStore
 from reliquary.adapters.clients import build_root_of_trust
 from reliquary.adapters.dynamodb import TableConfig
-from reliquary.agents.memory import MAX_MEMORY_BYTES, MemoryBox, SealedMemory, principal_key
+from reliquary.agents.memory import MAX_MEMORY_BYTES, MemoryBox, SealedMemory
+from reliquary.crypto.pseudonym import Pseudonyms
 from reliquary.errors import InvalidEnvelopeError, InvalidRequestError
 from tests.support.aws import AwsStack
 from tests.support.vaults import shared_moto_stack
 
 pytestmark = pytest.mark.integration
 NOW = 1_795_651_200
+PSEUDONYMS = Pseudonyms(bytes(range(32)))
 MEMORY = json.dumps(
     {"last_device": "device-42", "anomalies": ["burst"], "subject": "alice@example.com"}
 ).encode()
@@ -38,11 +40,11 @@ def _store(aws: AwsStack) -> DynamoDBMemoryStore:
 
 def test_memories_are_sealed_at_rest_and_open_only_in_their_row(aws: AwsStack) -> None:
     store, root = _store(aws), build_root_of_trust(aws.settings)
-    box = MemoryBox.load_or_create(store, root)
+    box = MemoryBox.load_or_create(store, root, PSEUDONYMS)
     wrapped = store.wrapped_key()
-    MemoryBox.load_or_create(store, root)  # a second cold start shares the stored key
+    MemoryBox.load_or_create(store, root, PSEUDONYMS)  # a second cold start shares the stored key
     assert store.wrapped_key() == wrapped
-    alice = principal_key("acme", "alice@example.com")
+    alice = box.principal_key("acme", "alice@example.com")
     store.put(
         "acme",
         "watchdog",
@@ -51,7 +53,8 @@ def test_memories_are_sealed_at_rest_and_open_only_in_their_row(aws: AwsStack) -
     )
     sealed = store.get("acme", "watchdog", alice)
     assert sealed is not None
-    assert MemoryBox.load_or_create(store, root).open("acme", "watchdog", alice, sealed.box) == MEMORY
+    reloaded = MemoryBox.load_or_create(store, root, PSEUDONYMS)
+    assert reloaded.open("acme", "watchdog", alice, sealed.box) == MEMORY
 
     raw = repr(aws.dynamodb.scan(TableName=aws.settings.agent_memory_table)["Items"])
     for secret in ("alice", "device-42", "burst", "anomalies"):
@@ -62,7 +65,7 @@ def test_memories_are_sealed_at_rest_and_open_only_in_their_row(aws: AwsStack) -
         frozenset({"pk", "sk", "box"}),  # the wrapped key
     }
 
-    bob = principal_key("acme", "bob@example.com")
+    bob = box.principal_key("acme", "bob@example.com")
     for tenant, agent, principal in (
         ("acme", "watchdog", bob),
         ("globex", "watchdog", alice),

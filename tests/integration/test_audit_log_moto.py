@@ -17,11 +17,11 @@ from reliquary.adapters.audit_store import DynamoDBLogStore, S3TileStore
 from reliquary.adapters.dynamodb import TableConfig
 from reliquary.audit import merkle, tiles
 from reliquary.audit.checkpoint import open_checkpoint
-from reliquary.audit.log import TransparencyLog
+from reliquary.audit.log import MAX_BATCH, MAX_BATCH_BYTES, TransparencyLog, batch_bytes
 from reliquary.audit.receipts import Receipt, verify_receipt
 from reliquary.audit.records import DecisionRecord, encode_record
 from reliquary.audit.service import AuditService
-from reliquary.errors import TransientError
+from reliquary.errors import InvalidRequestError, PayloadTooLargeError, TransientError
 from tests.support.audit import ORIGIN_PREFIX, checkpoint_keys, decision
 from tests.support.aws import REGION, AwsStack, fake_credentials, serialized_moto_server
 from tests.support.vaults import shared_moto_stack
@@ -67,8 +67,104 @@ def test_appends_integrate_into_tiles_in_s3_and_proofs_verify(aws: AwsStack) -> 
     }
     assert {f"logs/{log_id}/{r.path}" for r in tiles.tiles_for_size(300)} <= keys
     full = aws.s3.head_object(Bucket=aws.settings.audit_bucket, Key=f"logs/{log_id}/tile/0/000")
-    assert "immutable" in full["CacheControl"]
+    assert full["CacheControl"] == "public, max-age=31536000, immutable"
     assert log.entries(log_id, 298, 300) == [b"record 298", b"record 299"]
+
+
+def test_proofs_at_sizes_no_append_ended_at_are_read_from_the_wider_tiles_in_s3(aws: AwsStack) -> None:
+    """Roots and proofs of smaller trees come from the current (wider or full) tiles: the partial tiles of
+    those sizes were never written, and nothing but the integrated tree's own objects is read."""
+    log_id = f"tenant-{uuid.uuid4().hex[:8]}"
+    log = _log(aws)
+    for start, count in ((0, 90), (90, 90), (180, 70), *((250 + 3 * n, 3) for n in range(4))):
+        log.append(log_id, _entries(start, count))
+    total = 262  # past the first full tile at level 0
+    read: list[str] = []
+
+    class Reading(S3TileStore):
+        def read(self, log_id: str, path: str) -> bytes | None:
+            read.append(path)
+            return super().read(log_id, path)
+
+    settings = aws.settings
+    store = DynamoDBLogStore(TableConfig(settings.audit_table, settings.region, settings.endpoint_url))
+    reader = TransparencyLog(store, Reading(aws.s3, settings.audit_bucket))  # a fresh instance
+    leaf_hashes = [merkle.SHA256.hash_leaf(e) for _, e in _entries(0, total)]
+    roots = [merkle.root_of(leaf_hashes[:size]) for size in range(total + 1)]
+    for size in range(total + 1):
+        assert reader.root(log_id, size) == (size, roots[size])
+    for size in (1, 2, 45, 89, 91, 179, 200, 251, 255, 256, 257, 260, 262):
+        for index, proof in enumerate(reader.inclusion_proofs(log_id, range(size), size)):
+            merkle.verify_inclusion(index, size, leaf_hashes[index], proof, roots[size])
+        for old in range(size + 1):
+            proof = reader.consistency_proof(log_id, old, size)
+            merkle.verify_consistency(old, size, roots[old], roots[size], proof)
+    assert set(read) <= {ref.path for ref in tiles.tiles_for_size(total)}
+    missing = aws.s3.list_objects_v2(Bucket=settings.audit_bucket, Prefix=f"logs/{log_id}/tile/0/000.p/45")
+    assert missing["KeyCount"] == 0  # no append ended at 45
+
+
+def test_a_full_batch_at_the_byte_limit_fits_one_dynamodb_item_and_one_byte_more_writes_nothing(
+    aws: AwsStack,
+) -> None:
+    """The worst case of what MAX_BATCH_BYTES leaves for the rest of the item: a 128-character tenant,
+    90 entries with 128-character request ids, at exactly the limit. DynamoDB takes it (400 KB)."""
+    log_id = f"tenant-{uuid.uuid4().hex}".ljust(128, "t")
+    ids = [f"{i:03d}".ljust(128, "r") for i in range(MAX_BATCH)]
+    sizes = [(MAX_BATCH_BYTES - MAX_BATCH * (2 + 128)) // MAX_BATCH] * MAX_BATCH
+    sizes[-1] += MAX_BATCH_BYTES - MAX_BATCH * (2 + 128) - sum(sizes)
+    batch = [
+        (request_id, bytes([i]) * size) for i, (request_id, size) in enumerate(zip(ids, sizes, strict=True))
+    ]
+    assert batch_bytes(batch) == MAX_BATCH_BYTES
+    log = _log(aws)
+    over = [*batch[:-1], (batch[-1][0], batch[-1][1] + b"!")]
+    with pytest.raises(PayloadTooLargeError):
+        log.append(log_id, over)
+    settings = aws.settings
+    rows = aws.dynamodb.query(
+        TableName=settings.audit_table,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": f"LOG#{log_id}"}},
+    )
+    assert rows["Count"] == 0  # no head, no batch, no request id
+    assert aws.s3.list_objects_v2(Bucket=settings.audit_bucket, Prefix=f"logs/{log_id}/")["KeyCount"] == 0
+    assert [a.index for a in log.append(log_id, batch)] == list(range(MAX_BATCH))
+    assert log.entries(log_id, 0, MAX_BATCH) == [entry for _, entry in batch]
+
+
+def test_tiles_and_bundles_are_cached_for_good_and_only_the_checkpoint_is_revalidated(aws: AwsStack) -> None:
+    log_id = f"tenant-{uuid.uuid4().hex[:8]}"
+    settings = aws.settings
+    store = DynamoDBLogStore(TableConfig(settings.audit_table, settings.region, settings.endpoint_url))
+    objects = S3TileStore(aws.s3, settings.audit_bucket)
+    service = AuditService(
+        TransparencyLog(store, objects), objects, store, checkpoint_keys(), origin_prefix=ORIGIN_PREFIX
+    )
+    for start in range(0, 300, 75):
+        service.append(log_id, [decision(f"req-{i}", log_id) for i in range(start, start + 75)])
+    immutable = "public, max-age=31536000, immutable"
+    expected = {
+        "tile/0/000": immutable,  # full
+        "tile/0/001.p/44": immutable,  # partial, of the current size
+        "tile/0/000.p/75": immutable,  # partial, of an earlier size: its content never changes either
+        "tile/1/000.p/1": immutable,
+        "tile/entries/000": immutable,
+        "tile/entries/001.p/44": immutable,
+        "tile/entries/000.p/150": immutable,
+        "checkpoint": "no-cache",  # the one object that changes
+    }
+    for path, cache in expected.items():
+        head = aws.s3.head_object(Bucket=settings.audit_bucket, Key=f"logs/{log_id}/{path}")
+        assert head["CacheControl"] == cache, path
+        kind = "text/plain; charset=utf-8" if path == "checkpoint" else "application/octet-stream"
+        assert head["ContentType"] == kind, path
+    listed = aws.s3.list_objects_v2(Bucket=settings.audit_bucket, Prefix=f"logs/{log_id}/tile/")
+    for item in listed["Contents"]:
+        head = aws.s3.head_object(Bucket=settings.audit_bucket, Key=item["Key"])
+        assert head["CacheControl"] == immutable, item["Key"]
+    with pytest.raises(InvalidRequestError):  # nothing but a tlog-tiles path is written under tile/
+        objects.write(log_id, "tile/0/\u00b2", b"")
 
 
 def test_a_request_appended_twice_keeps_its_index(aws: AwsStack) -> None:

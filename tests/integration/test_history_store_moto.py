@@ -11,13 +11,15 @@ from collections.abc import Iterator
 import pytest
 
 from reliquary.adapters.dynamodb import TableConfig
-from reliquary.adapters.history_store import DynamoDBHistoryStore, principal_key
+from reliquary.adapters.history_store import DynamoDBHistoryStore
+from reliquary.crypto.pseudonym import Pseudonyms
 from reliquary.trust.model import AccessEvent
 from tests.support.aws import AwsStack
 from tests.support.vaults import shared_moto_stack
 
 pytestmark = pytest.mark.integration
 NOW = 1_795_651_200
+PSEUDONYMS = Pseudonyms(bytes(range(32)))
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +30,9 @@ def aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AwsStack]:
 
 def test_recent_events_in_order_per_principal_without_the_subject(aws: AwsStack) -> None:
     settings = aws.settings
-    store = DynamoDBHistoryStore(TableConfig(settings.history_table, settings.region, settings.endpoint_url))
+    store = DynamoDBHistoryStore(
+        TableConfig(settings.history_table, settings.region, settings.endpoint_url), pseudonyms=PSEUDONYMS
+    )
     tenant, subject = f"t{uuid.uuid4().hex[:8]}", "alice@example.com"
     events = [
         AccessEvent(time=NOW - age, outcome=outcome, device="d1", region="eu-west-1")
@@ -51,7 +55,9 @@ def test_recent_events_in_order_per_principal_without_the_subject(aws: AwsStack)
 
 def test_recording_a_request_again_overwrites_its_event(aws: AwsStack) -> None:
     settings = aws.settings
-    store = DynamoDBHistoryStore(TableConfig(settings.history_table, settings.region, settings.endpoint_url))
+    store = DynamoDBHistoryStore(
+        TableConfig(settings.history_table, settings.region, settings.endpoint_url), pseudonyms=PSEUDONYMS
+    )
     tenant, subject = f"t{uuid.uuid4().hex[:8]}", "alice@example.com"
     approved = AccessEvent(time=NOW - 60, outcome="approve", device="d1", region="eu-west-1")
     for _ in range(3):  # Step Functions retries the task: one event per request
@@ -66,7 +72,7 @@ def test_recording_a_request_again_overwrites_its_event(aws: AwsStack) -> None:
     rows = aws.dynamodb.query(
         TableName=settings.history_table,
         KeyConditionExpression="pk = :pk",
-        ExpressionAttributeValues={":pk": {"S": f"TENANT#{tenant}#P#{principal_key(tenant, subject)}"}},
+        ExpressionAttributeValues={":pk": {"S": f"TENANT#{tenant}#P#{PSEUDONYMS.of(tenant, subject)}"}},
     )["Items"]
     assert sorted(r["sk"]["S"] for r in rows) == sorted(
         f"EVENT#{NOW - 60:012d}#{hashlib.sha256(request.encode()).hexdigest()[:16]}"

@@ -1,6 +1,7 @@
 """The whole vault service as a cold start builds it (``build_vault_service``), on moto's DynamoDB, S3
 and KMS: the golden path, tenant isolation through the table keys, nothing secret at rest, and grants
-that read their approval back from the tenant's transparency log (``LoggedDecisions``)."""
+that read their approval back from the tenant's transparency log with the attestation chain it names
+(``LoggedDecisions``: the chain from the audit bucket, the stage keys from the vaults table)."""
 
 from __future__ import annotations
 
@@ -17,13 +18,15 @@ from botocore.exceptions import ClientError
 
 from reliquary.adapters.audit_factory import build_audit
 from reliquary.adapters.audit_store import DynamoDBLogStore, S3TileStore
+from reliquary.adapters.chain_store import chain_key
 from reliquary.adapters.decisions import LoggedDecisions
 from reliquary.adapters.dynamodb import DynamoDBSigningKeyStore, TableConfig
 from reliquary.adapters.factory import build_root_of_trust, build_vault_service
+from reliquary.adapters.stage_keys import stage_partition
 from reliquary.audit import tiles
 from reliquary.audit.log import TransparencyLog
 from reliquary.audit.records import DecisionRecord, DeletionRecord, encode_record
-from reliquary.audit.service import AuditService
+from reliquary.audit.service import AuditService, log_key
 from reliquary.crypto import envelope as env
 from reliquary.crypto.envelope import Envelope, VaultKey
 from reliquary.crypto.grants import open_grant
@@ -33,6 +36,7 @@ from reliquary.crypto.scope import VaultRef
 from reliquary.crypto.shamir import combine
 from reliquary.crypto.signing import SignatureAlgorithm
 from reliquary.errors import (
+    AttestationError,
     DecisionRequiredError,
     ItemExpiredError,
     ItemShreddedError,
@@ -42,9 +46,10 @@ from reliquary.errors import (
     StorageUnavailableError,
     TransientError,
 )
+from reliquary.flow.attestation import Signer
 from reliquary.vaults.models import BodyLocation, KeyStatus
 from reliquary.vaults.service import IssuedGrant, VaultService
-from tests.support.aws import AwsStack
+from tests.support.aws import AwsStack, StackApprovals
 from tests.support.vaults import USER_SCOPE, ManualClock, grant_and_open, shared_moto_stack, unique_id
 
 pytestmark = pytest.mark.integration
@@ -72,6 +77,13 @@ def service(aws: AwsStack) -> VaultService:
     return build_vault_service(aws.settings)
 
 
+@pytest.fixture(scope="module")
+def approvals(aws: AwsStack, audit: AuditService) -> StackApprovals:
+    """Approvals as the access flow logs them on this stack (chains signed by the stage keys in the vaults
+    table, stored in the audit bucket, records appended by the audit service): what grants read back."""
+    return StackApprovals(aws.settings, audit)
+
+
 @pytest.fixture
 def tenant() -> str:
     return unique_id("tenant-a")
@@ -97,6 +109,7 @@ def _key_row(aws: AwsStack, tenant_id: str, version: int) -> dict[str, Any]:
 
 def _open(
     service: VaultService,
+    approvals: StackApprovals,
     item_id: str,
     requester: HybridPrivateKey,
     *,
@@ -106,6 +119,7 @@ def _open(
 ) -> bytes:
     return grant_and_open(
         service,
+        approvals,
         tenant_id=tenant_id,
         vault_id=VAULT,
         item_id=item_id,
@@ -121,7 +135,7 @@ def _now() -> int:
 
 # --- the golden path -----------------------------------------------------------------------------------
 def test_the_golden_path_on_dynamodb_s3_and_kms(
-    aws: AwsStack, service: VaultService, requester: HybridPrivateKey, tenant: str
+    aws: AwsStack, service: VaultService, approvals: StackApprovals, requester: HybridPrivateKey, tenant: str
 ) -> None:
     large = os.urandom(LARGE_SIZE)
     created = service.create_vault(tenant, VAULT)
@@ -140,8 +154,8 @@ def test_the_golden_path_on_dynamodb_s3_and_kms(
     head = aws.s3.head_object(Bucket=aws.settings.items_bucket, Key=blob_key)
     assert head["ContentLength"] == LARGE_SIZE + 16
     [version_before] = _object_versions(aws, blob_key)
-    assert _open(service, "small", requester, tenant_id=tenant) == SMALL
-    assert _open(service, "large", requester, tenant_id=tenant) == large
+    assert _open(service, approvals, "small", requester, tenant_id=tenant) == SMALL
+    assert _open(service, approvals, "large", requester, tenant_id=tenant) == large
 
     rotated = service.rotate_key(tenant, VAULT)
     assert rotated.version == 2
@@ -167,27 +181,27 @@ def test_the_golden_path_on_dynamodb_s3_and_kms(
     row = _key_row(aws, tenant, 1)
     assert "wrapped_private_key" not in row
     assert row["status"] == {"S": "retired"}
-    assert _open(service, "small", requester, tenant_id=tenant) == SMALL
-    assert _open(service, "large", requester, tenant_id=tenant) == large
-    assert _open(service, "fresh", requester, tenant_id=tenant) == b"sealed under v2"
+    assert _open(service, approvals, "small", requester, tenant_id=tenant) == SMALL
+    assert _open(service, approvals, "large", requester, tenant_id=tenant) == large
+    assert _open(service, approvals, "fresh", requester, tenant_id=tenant) == b"sealed under v2"
 
     receipt = service.shred_item(tenant, VAULT, "large")
 
     assert receipt.versions == (1,)
     assert _object_versions(aws, blob_key) == []
     with pytest.raises(ItemShreddedError):
-        _open(service, "large", requester, tenant_id=tenant)
+        _open(service, approvals, "large", requester, tenant_id=tenant)
     verifier = service.service_keys.keyring.get(
         receipt.signer_key_id, SignatureAlgorithm(receipt.signature_algorithm)
     )
     assert verifier is not None
     verifier.verify(receipt.signed_message(), receipt.signature)
     assert service.shred_item(tenant, VAULT, "large").shredded_at == receipt.shredded_at
-    assert _open(service, "small", requester, tenant_id=tenant) == SMALL
+    assert _open(service, approvals, "small", requester, tenant_id=tenant) == SMALL
 
 
 def test_missing_things_are_not_found_not_a_storage_outage(
-    service: VaultService, requester: HybridPrivateKey, tenant: str
+    service: VaultService, approvals: StackApprovals, requester: HybridPrivateKey, tenant: str
 ) -> None:
     """A missing row is NotFoundError (404), never StorageUnavailableError (503, which callers retry)."""
     service.create_vault(tenant, VAULT)
@@ -195,9 +209,9 @@ def test_missing_things_are_not_found_not_a_storage_outage(
     with pytest.raises(NotFoundError):
         service.rotate_key(tenant, "no-vault")
     with pytest.raises(NotFoundError):
-        _open(service, "note", requester, tenant_id=tenant, version=2)
+        _open(service, approvals, "note", requester, tenant_id=tenant, version=2)
     with pytest.raises(NotFoundError):
-        _open(service, "absent", requester, tenant_id=tenant)
+        _open(service, approvals, "absent", requester, tenant_id=tenant)
     with pytest.raises(NotFoundError):
         service.retire_key(tenant, VAULT, 9)
     with pytest.raises(NotFoundError):
@@ -207,7 +221,7 @@ def test_missing_things_are_not_found_not_a_storage_outage(
 
 
 def test_two_cold_starts_share_one_service_signing_key(
-    aws: AwsStack, service: VaultService, requester: HybridPrivateKey, tenant: str
+    aws: AwsStack, service: VaultService, approvals: StackApprovals, requester: HybridPrivateKey, tenant: str
 ) -> None:
     second = build_vault_service(aws.settings)
     assert second.service_keys.signer.key_id == service.service_keys.signer.key_id
@@ -216,11 +230,11 @@ def test_two_cold_starts_share_one_service_signing_key(
 
     service.create_vault(tenant, VAULT)
     service.seal_item(tenant, VAULT, "note", SMALL, memory_scope=USER_SCOPE)
-    assert _open(second, "note", requester, tenant_id=tenant) == SMALL
+    assert _open(second, approvals, "note", requester, tenant_id=tenant) == SMALL
 
 
 def test_expire_due_shreds_expired_items_and_their_s3_versions(
-    aws: AwsStack, service: VaultService, requester: HybridPrivateKey, tenant: str
+    aws: AwsStack, service: VaultService, approvals: StackApprovals, requester: HybridPrivateKey, tenant: str
 ) -> None:
     clock = ManualClock(_now())
     service = VaultService(  # the same adapters, with a clock the test moves and a small threshold
@@ -229,6 +243,7 @@ def test_expire_due_shreds_expired_items_and_their_s3_versions(
         blobs=service._blobs,
         root=service._root,
         service_keys=service.service_keys,
+        decisions=service._decisions,
         large_item_threshold=1024,
         clock=clock,
     )
@@ -242,19 +257,24 @@ def test_expire_due_shreds_expired_items_and_their_s3_versions(
 
     clock.advance(61)
     with pytest.raises(ItemExpiredError):
-        _open(service, "doomed", requester, tenant_id=tenant, now=clock.now)
+        _open(service, approvals, "doomed", requester, tenant_id=tenant, now=clock.now)
     assert service.expire_due(tenant, VAULT) == ["doomed"]
 
     assert _object_versions(aws, doomed.blob_key) == []
     stored = service._items.get(tenant, VAULT, "doomed")
     assert stored.envelope is None
     assert stored.shredded_at == clock.now
-    assert _open(service, "kept", requester, tenant_id=tenant, now=clock.now) == SMALL
+    assert _open(service, approvals, "kept", requester, tenant_id=tenant, now=clock.now) == SMALL
 
 
 # --- tenant isolation ----------------------------------------------------------------------------------
-def test_tenants_are_kept_apart_by_their_dynamodb_keys(
-    aws: AwsStack, service: VaultService, requester: HybridPrivateKey, tenant: str, other: str
+def test_tenants_are_kept_apart_by_their_dynamodb_keys(  # noqa: PLR0917  (fixtures)
+    aws: AwsStack,
+    service: VaultService,
+    approvals: StackApprovals,
+    requester: HybridPrivateKey,
+    tenant: str,
+    other: str,
 ) -> None:
     service.create_vault(tenant, VAULT)
     service.create_vault(other, VAULT)  # the same vault id: another vault
@@ -262,15 +282,15 @@ def test_tenants_are_kept_apart_by_their_dynamodb_keys(
     service.seal_item(tenant, VAULT, "only-a", os.urandom(LARGE_SIZE), memory_scope=USER_SCOPE)
     service.seal_item(other, VAULT, "note", b"tenant b's note", memory_scope=USER_SCOPE)
 
-    assert _open(service, "note", requester, tenant_id=tenant) == b"tenant a's note"
-    assert _open(service, "note", requester, tenant_id=other) == b"tenant b's note"
+    assert _open(service, approvals, "note", requester, tenant_id=tenant) == b"tenant a's note"
+    assert _open(service, approvals, "note", requester, tenant_id=other) == b"tenant b's note"
     with pytest.raises(NotFoundError):
-        _open(service, "only-a", requester, tenant_id=other)
+        _open(service, approvals, "only-a", requester, tenant_id=other)
     with pytest.raises(NotFoundError):
         service.shred_item(other, VAULT, "only-a")
     service.rotate_key(other, VAULT)
     service.shred_item(other, VAULT, "note")
-    assert _open(service, "note", requester, tenant_id=tenant) == b"tenant a's note"
+    assert _open(service, approvals, "note", requester, tenant_id=tenant) == b"tenant a's note"
 
     rows = [
         row
@@ -288,8 +308,10 @@ def test_tenants_are_kept_apart_by_their_dynamodb_keys(
     }
     for row in rows:  # b's shred left a's item of the same id alone
         assert ("envelope" in row) is (row["tenant_id"]["S"] == tenant)
+    # the service's and the stages' keys, and the pseudonym secret: rows of no tenant
+    service_wide = {"SERVICE", "PSEUDONYM", *(stage_partition(s) for s in Signer)}
     for row in aws.dynamodb.scan(TableName=aws.tables["VaultsTable"])["Items"]:
-        if row["pk"]["S"] != "SERVICE":
+        if row["pk"]["S"] not in service_wide:
             assert row["pk"]["S"] == f"TENANT#{row['tenant_id']['S']}"
     assert _key_row(aws, tenant, 1)["status"] == {"S": "active"}
     assert _key_row(aws, other, 1)["status"] == {"S": "previous"}
@@ -353,7 +375,7 @@ def _forms(secret: bytes) -> list[bytes]:
 
 
 def test_nothing_secret_is_stored_in_dynamodb_or_s3(
-    aws: AwsStack, service: VaultService, requester: HybridPrivateKey, tenant: str
+    aws: AwsStack, service: VaultService, approvals: StackApprovals, requester: HybridPrivateKey, tenant: str
 ) -> None:
     custodians = [HybridPrivateKey.generate() for _ in range(3)]
     created = service.create_vault(
@@ -365,7 +387,7 @@ def test_nothing_secret_is_stored_in_dynamodb_or_s3(
     large = os.urandom(LARGE_SIZE)
     small_record = service.seal_item(tenant, VAULT, "small", SMALL, memory_scope=USER_SCOPE)
     large_record = service.seal_item(tenant, VAULT, "large", large, memory_scope=USER_SCOPE)
-    assert _open(service, "large", requester, tenant_id=tenant) == large  # a grant was issued too
+    assert _open(service, approvals, "large", requester, tenant_id=tenant) == large  # a grant was issued too
 
     root = build_root_of_trust(aws.settings)
     wrapped = _key_row(aws, tenant, 1)["wrapped_private_key"]["B"]
@@ -433,6 +455,7 @@ def _ledger(aws: AwsStack) -> LoggedDecisions:
     return LoggedDecisions(
         TableConfig(settings.audit_table, settings.region, settings.endpoint_url),
         settings.audit_bucket,
+        vaults=TableConfig(settings.vaults_table, settings.region, settings.endpoint_url),
         s3=aws.s3,
     )
 
@@ -460,25 +483,47 @@ def _decision(tenant_id: str, request_id: str, requester: HybridPrivateKey, **ch
     return DecisionRecord(**fields)
 
 
-def test_a_grant_is_issued_for_the_approval_logged_by_the_audit_service(
-    aws: AwsStack, service: VaultService, audit: AuditService, requester: HybridPrivateKey, tenant: str
+def _approve(approvals: StackApprovals, tenant_id: str, request_id: str, requester: HybridPrivateKey) -> str:
+    """An attested approval of version 1 of "note", logged now; the digest of its chain."""
+    record = approvals.approve(
+        tenant_id=tenant_id,
+        vault_id=VAULT,
+        item_id="note",
+        request_id=request_id,
+        requester_key_sha256=requester_key_sha256(requester.public_key().to_bytes()),
+        item_version=1,
+        time=_now(),
+    )
+    assert record.chain_sha256 is not None
+    return record.chain_sha256
+
+
+def _grant(
+    service: VaultService, tenant_id: str, request_id: str, requester: HybridPrivateKey
+) -> IssuedGrant:
+    return service.grant_approved(
+        request_id=request_id,
+        tenant_id=tenant_id,
+        vault_id=VAULT,
+        item_id="note",
+        requester_public_key=requester.public_key(),
+    )
+
+
+def test_a_grant_is_issued_for_the_attested_approval_logged_by_the_audit_service(
+    service: VaultService,
+    audit: AuditService,
+    approvals: StackApprovals,
+    requester: HybridPrivateKey,
+    tenant: str,
 ) -> None:
     service.create_vault(tenant, VAULT)
     service.seal_item(tenant, VAULT, "note", SMALL, memory_scope=USER_SCOPE)
 
-    def grant(request_id: str) -> IssuedGrant:
-        return service.grant_approved(
-            request_id=request_id,
-            tenant_id=tenant,
-            vault_id=VAULT,
-            item_id="note",
-            requester_public_key=requester.public_key(),
-        )
-
     with pytest.raises(DecisionRequiredError, match="no access decision"):
-        grant("access-1")
-    audit.append(tenant, [_decision(tenant, "access-1", requester)])
-    issued = grant("access-1")
+        _grant(service, tenant, "access-1", requester)
+    _approve(approvals, tenant, "access-1", requester)
+    issued = _grant(service, tenant, "access-1", requester)
     _, envelope = service.load_envelope(tenant, VAULT, "note", issued.record.version)
     assert (
         open_grant(
@@ -490,18 +535,44 @@ def test_a_grant_is_issued_for_the_approval_logged_by_the_audit_service(
         )
         == SMALL
     )
-    # A denial, or an approval of another key, logged for the next requests: refused.
+    # A denial, an approval of another key, or an approval logged without its chain: refused.
     audit.append(
         tenant,
         [
             _decision(tenant, "access-2", requester, decision="deny"),
             _decision(tenant, "access-3", HybridPrivateKey.generate()),
+            _decision(tenant, "access-4", requester),
         ],
     )
     with pytest.raises(DecisionRequiredError, match="not an approval"):
-        grant("access-2")
+        _grant(service, tenant, "access-2", requester)
     with pytest.raises(DecisionRequiredError, match="another requester key"):
-        grant("access-3")
+        _grant(service, tenant, "access-3", requester)
+    with pytest.raises(DecisionRequiredError, match="carries no attestation chain"):
+        _grant(service, tenant, "access-4", requester)
+
+
+def test_a_chain_altered_or_missing_in_the_bucket_grants_nothing(
+    aws: AwsStack, service: VaultService, approvals: StackApprovals, requester: HybridPrivateKey, tenant: str
+) -> None:
+    service.create_vault(tenant, VAULT)
+    service.seal_item(tenant, VAULT, "note", SMALL, memory_scope=USER_SCOPE)
+    chain_sha256 = _approve(approvals, tenant, "access-1", requester)
+    bucket, key = aws.settings.audit_bucket, chain_key(tenant, chain_sha256)
+    original = aws.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    chain = json.loads(original)
+    chain[1]["statement"]["claim"]["item_version"] = 2  # the trust statement scored another version
+
+    aws.s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(chain).encode())
+    with pytest.raises(AttestationError, match="not the one the log names") as altered:
+        _grant(service, tenant, "access-1", requester)
+    aws.s3.delete_object(Bucket=bucket, Key=key)
+    with pytest.raises(AttestationError, match="missing") as missing:
+        _grant(service, tenant, "access-1", requester)
+    assert altered.value.details == missing.value.details == {"check": "chain"}
+
+    aws.s3.put_object(Bucket=bucket, Key=key, Body=original)
+    assert _grant(service, tenant, "access-1", requester).record.version == 1
 
 
 def test_the_ledger_reads_the_logged_entry_of_a_request_and_only_decisions(
@@ -523,7 +594,7 @@ def test_the_ledger_reads_the_logged_entry_of_a_request_and_only_decisions(
     )
     log = _raw_log(aws)
     for start in range(0, 300, 90):
-        log.append(tenant, [(r.request_id, encode_record(r)) for r in records[start : start + 90]])
+        log.append(tenant, [(log_key(r), encode_record(r)) for r in records[start : start + 90]])
     ledger = _ledger(aws)
     # The first bundle (full), and the second (partial: 44 entries): the index math of tlog-tiles.
     for index in (0, 1, 255, 256, 299):
@@ -557,10 +628,10 @@ def test_a_lookup_is_three_reads_and_nothing_else(
         assert ledger.logged_decision(tenant, "access-1") is not None
         assert ledger.logged_decision(tenant, "access-2") is None
     assert calls == [
-        ("GetItem", "REQ#access-1"),
+        ("GetItem", "REQ#decision#access-1"),  # the decisions' own id space
         ("GetItem", "HEAD"),
         ("GetObject", f"logs/{tenant}/tile/entries/000.p/1"),
-        ("GetItem", "REQ#access-2"),
+        ("GetItem", "REQ#decision#access-2"),
     ]
 
 
@@ -604,7 +675,7 @@ def test_a_decision_committed_but_not_yet_integrated_is_retried_not_refused(
     with monkeypatch.context() as patch:
         patch.setattr(S3TileStore, "write", unavailable)
         with pytest.raises(StorageUnavailableError):
-            log.append(tenant, [("access-1", encode_record(record))])
+            log.append(tenant, [(log_key(record), encode_record(record))])
     with pytest.raises(TransientError) as caught:
         ledger.logged_decision(tenant, "access-1")
     assert caught.value.retryable
@@ -617,10 +688,10 @@ def test_a_log_altered_in_storage_is_refused_as_inconsistent(
 ) -> None:
     log, ledger = _raw_log(aws), _ledger(aws)
     first, second = (_decision(tenant, f"access-{i}", requester) for i in (1, 2))
-    log.append(tenant, [(r.request_id, encode_record(r)) for r in (first, second)])
+    log.append(tenant, [(log_key(r), encode_record(r)) for r in (first, second)])
     # The request id's row pointing at another request's entry (a grant for access-1 would use it).
     table = aws.settings.audit_table
-    key = {"pk": {"S": f"LOG#{tenant}"}, "sk": {"S": "REQ#access-2"}}
+    key = {"pk": {"S": f"LOG#{tenant}"}, "sk": {"S": "REQ#decision#access-2"}}
     aws.dynamodb.update_item(
         TableName=table, Key=key, UpdateExpression="SET #i = :i", ExpressionAttributeNames={"#i": "index"},
         ExpressionAttributeValues={":i": {"N": "0"}},
@@ -639,6 +710,31 @@ def test_a_log_altered_in_storage_is_refused_as_inconsistent(
     with pytest.raises(LogInconsistentError, match="not a record"):
         ledger.logged_decision(tenant, "access-2")
     assert ledger.logged_decision(tenant, "access-1") == first
+
+
+def test_a_decision_row_pointing_at_a_record_of_another_kind_is_refused_as_inconsistent(
+    aws: AwsStack, tenant: str
+) -> None:
+    log, ledger = _raw_log(aws), _ledger(aws)
+    deletion = DeletionRecord(
+        request_id="access-1",
+        tenant_id=tenant,
+        vault_id=VAULT,
+        item_id="note",
+        versions=(1,),
+        shredded_at=_now(),
+        signer_key_id="00" * 8,
+        signature_algorithm="ML-DSA-65",
+        reason="requested",
+    )
+    log.append(tenant, [(log_key(deletion), encode_record(deletion))])
+    assert ledger.logged_decision(tenant, "access-1") is None  # a deletion is in the other id space
+    aws.dynamodb.put_item(
+        TableName=aws.settings.audit_table,
+        Item={"pk": {"S": f"LOG#{tenant}"}, "sk": {"S": "REQ#decision#access-1"}, "index": {"N": "0"}},
+    )
+    with pytest.raises(LogInconsistentError, match="another request"):
+        ledger.logged_decision(tenant, "access-1")
 
 
 def test_the_ledger_is_built_without_touching_the_log(aws: AwsStack, monkeypatch: pytest.MonkeyPatch) -> None:

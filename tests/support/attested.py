@@ -96,8 +96,8 @@ class Attester:
         self.signers: dict[Signer, StageSigner] = {
             signer: stage_signer(vaults, signer, self._root, client) for signer in Signer
         }
-        # Every stage key exists before any function under test first reads the published keys (a
-        # verifier re-reads them for an unknown key at most every few seconds).
+        # Every stage key exists from here on, so ``published`` holds them all (a function under test
+        # reads a key it has not met yet at once: reliquary.flow.keys).
         self.published = {signer: s.verifying_key for signer, s in self.signers.items()}
 
     # --- one result at a time, exactly as its stage signs it (reliquary.{zk,trust,agents}.stage) ------

@@ -17,7 +17,14 @@ import pytest
 from moto import mock_aws
 
 from infra.template import create_tables
+from reliquary.adapters.chain_store import S3ChainStore
+from reliquary.adapters.clients import aws_client, build_root_of_trust, dynamodb_client, table_config
+from reliquary.adapters.stage_keys import stage_signer
+from reliquary.audit.records import DecisionRecord
+from reliquary.audit.service import AuditService
 from reliquary.config import Settings, get_settings
+from reliquary.flow.attestation import Signer
+from tests.support.vaults import approval_record, request_subject, signed_chain, store_chain
 
 REGION = "us-east-1"
 
@@ -133,6 +140,47 @@ def moto_stack(
             yield AwsStack(Settings(), dynamodb, s3, kms, tables)
         finally:
             get_settings.cache_clear()
+
+
+class StackApprovals:
+    """Approvals logged on the moto stack the way the access flow logs them: the chain signed by each
+    function's stage key in its ``STAGE#<function>`` partition of the vaults table (created on first use
+    and wrapped by the stack's root of trust, as verify-proof, score-trust and agent-vote do), stored in
+    the audit bucket's ``chains/`` and named by the record the audit service appends to the tenant's log.
+    What ``LoggedDecisions`` reads back for a grant."""
+
+    def __init__(self, settings: Settings, audit: AuditService) -> None:
+        vaults, client = table_config(settings, settings.vaults_table), dynamodb_client(settings)
+        self._signers = {
+            signer: stage_signer(vaults, signer, lambda: build_root_of_trust(settings), client)
+            for signer in Signer
+        }
+        self._chains = S3ChainStore(aws_client(settings, "s3"), settings.audit_bucket)
+        self._audit = audit
+
+    def approve(
+        self,
+        *,
+        tenant_id: str,
+        vault_id: str,
+        item_id: str,
+        request_id: str,
+        requester_key_sha256: str,
+        item_version: int,
+        time: int,
+    ) -> DecisionRecord:
+        named = {"tenant_id": tenant_id, "vault_id": vault_id, "item_id": item_id, "request_id": request_id}
+        subject = request_subject(**named, requester_key_sha256=requester_key_sha256)
+        chain = signed_chain(self._signers, subject, issued_at=time, item_version=item_version)
+        record = approval_record(
+            **named,
+            requester_key_sha256=requester_key_sha256,
+            time=time,
+            chain_sha256=store_chain(self._chains, tenant_id, chain),
+            item_version=item_version,
+        )
+        self._audit.append(tenant_id, [record])
+        return record
 
 
 @contextmanager

@@ -1,28 +1,36 @@
 """Small builders for vault-service tests: the service on the in-memory fakes, a settable clock, the
-requester's side of a grant (grant, fetch the envelope, open), and a moto stack shared by a module."""
+attested approval a grant needs (a chain signed by stage keys, as the access flow signs it), the
+requester's side of a grant (approve, grant, fetch the envelope, open), and a moto stack shared by a
+module."""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
+from reliquary.audit import jcs
+from reliquary.audit.records import DecisionRecord
 from reliquary.crypto.grants import open_grant
-from reliquary.crypto.kem import HybridPrivateKey
+from reliquary.crypto.kem import HybridPrivateKey, requester_key_sha256
 from reliquary.crypto.root import LocalRootOfTrust
 from reliquary.crypto.signing import SignatureAlgorithm
+from reliquary.flow.attestation import Attestation, Signer, Stage, StageSigner, Subject, digest
+from reliquary.flow.chains import ChainStore
 from reliquary.vaults.memory import (
     InMemoryBlobStore,
+    InMemoryDecisionLedger,
     InMemoryItemRepository,
     InMemorySigningKeyStore,
     InMemoryVaultRepository,
 )
 from reliquary.vaults.models import MemoryKind, MemoryScope
-from reliquary.vaults.service import VaultService
+from reliquary.vaults.service import IssuedGrant, VaultService
 from reliquary.vaults.service_keys import ServiceKeys
 
 if TYPE_CHECKING:
@@ -48,7 +56,8 @@ class ManualClock:
 
 @dataclass
 class MemoryStack:
-    """The service and the fakes behind it, so tests can inspect (and tamper with) what was stored."""
+    """The service and the fakes behind it, so tests can inspect (and tamper with) what was stored; its
+    grants read their approvals from ``ledger`` (``ledger.approve`` logs an attested one)."""
 
     service: VaultService
     vaults: InMemoryVaultRepository
@@ -56,6 +65,7 @@ class MemoryStack:
     blobs: InMemoryBlobStore
     signing_keys: InMemorySigningKeyStore
     root: LocalRootOfTrust
+    ledger: InMemoryDecisionLedger
     clock: ManualClock = field(default_factory=ManualClock)
 
 
@@ -66,6 +76,7 @@ def memory_stack(
     large_item_threshold: int = 1024,
     max_item_bytes: int = 64 * 1024,
     grant_ttl_seconds: int = 300,
+    approval_max_age_seconds: int = 900,
     root: LocalRootOfTrust | None = None,
 ) -> MemoryStack:
     """A service on the in-memory fakes with a fresh local root of trust. The defaults keep items small:
@@ -75,6 +86,7 @@ def memory_stack(
     vaults, blobs = InMemoryVaultRepository(), InMemoryBlobStore()
     items = InMemoryItemRepository(vaults)
     signing_keys = InMemorySigningKeyStore()
+    ledger = InMemoryDecisionLedger()
     service = VaultService(
         vaults=vaults,
         items=items,
@@ -83,12 +95,14 @@ def memory_stack(
         service_keys=ServiceKeys.load_or_create(
             signing_keys, root, algorithm, clock=clock, accepted=list(SignatureAlgorithm)
         ),
+        decisions=ledger,
         large_item_threshold=large_item_threshold,
         max_item_bytes=max_item_bytes,
         grant_ttl_seconds=grant_ttl_seconds,
+        approval_max_age_seconds=approval_max_age_seconds,
         clock=clock,
     )
-    return MemoryStack(service, vaults, items, blobs, signing_keys, root, clock)
+    return MemoryStack(service, vaults, items, blobs, signing_keys, root, ledger, clock)
 
 
 def memory_service(
@@ -107,8 +121,115 @@ def memory_service(
     ).service
 
 
-def grant_and_open(
+# --- attested approvals -------------------------------------------------------------------------------
+class Approvals(Protocol):
+    """Where a test logs the approval of a request as the access flow would: with the attestation chain
+    its stages signed, stored beside the log (``InMemoryDecisionLedger``, or ``tests.support.aws``'s
+    ``StackApprovals`` on the moto stack)."""
+
+    def approve(
+        self,
+        *,
+        tenant_id: str,
+        vault_id: str,
+        item_id: str,
+        request_id: str,
+        requester_key_sha256: str,
+        item_version: int,
+        time: int,
+    ) -> DecisionRecord: ...
+
+
+def signed_chain(
+    signers: Mapping[Signer, StageSigner],
+    subject: Subject,
+    *,
+    issued_at: int,
+    item_version: int = 1,
+    verified: bool = True,
+    effect: str = "allow",
+    decision: str = "approve",
+    agents: Sequence[str] = ("strict", "neutral"),
+) -> list[Attestation]:
+    """The chain the flow's stages sign for ``subject`` with ``signers`` (their results stood in for by
+    their claims): the proof ``verified``, the rules' ``effect`` for ``item_version``, each agent
+    approving, the tally's ``decision``. The defaults are an honest approval; a test changes one."""
+    context_claim = {"verified": verified}
+    context = signers[Signer.VERIFY_PROOF].attest(
+        Stage.VERIFY_CONTEXT, subject, context_claim, claim=context_claim, issued_at=issued_at
+    )
+    trust_claim = {"effect": effect, "policy_version": "9b" * 32, "item_version": item_version}
+    trust = signers[Signer.SCORE_TRUST].attest(
+        Stage.SCORE_TRUST, subject, trust_claim, claim=trust_claim, parents=[context], issued_at=issued_at
+    )
+    votes = [
+        signers[Signer.AGENT_VOTE].attest(
+            Stage.VOTE,
+            subject,
+            {"agent": agent, "vote": "approve"},
+            claim={"agent": agent, "vote": "approve", "veto": False},
+            parents=[context, trust],
+            issued_at=issued_at,
+        )
+        for agent in agents
+    ]
+    tally = signers[Signer.AGENT_VOTE].attest(
+        Stage.TALLY,
+        subject,
+        {"decision": decision},
+        claim={"decision": decision},
+        parents=[trust, *sorted(votes, key=lambda v: v.digest)],
+        issued_at=issued_at,
+    )
+    return [context, trust, *votes, tally]
+
+
+def store_chain(store: ChainStore, tenant_id: str, chain: Sequence[Attestation]) -> str:
+    """Store ``chain`` as RecordDecision does (its canonical JSON, under its digest); the digest."""
+    data = jcs.canonicalize([a.to_json() for a in chain])
+    chain_sha256 = hashlib.sha256(data).hexdigest()
+    store.put(tenant_id, chain_sha256, data)
+    return chain_sha256
+
+
+def request_subject(
+    *, tenant_id: str, vault_id: str, item_id: str, request_id: str, requester_key_sha256: str
+) -> Subject:
+    """What a request's statements name. The grant does not read the binding (the digest of the whole
+    admitted request: principal, purpose, nonce...); a digest of the named fields stands in for it."""
+    named = {"tenant_id": tenant_id, "vault_id": vault_id, "item_id": item_id, "request_id": request_id}
+    return Subject(tenant_id, vault_id, item_id, request_id, requester_key_sha256, digest(named))
+
+
+def approval_record(
+    *,
+    tenant_id: str,
+    vault_id: str,
+    item_id: str,
+    request_id: str,
+    requester_key_sha256: str | None,
+    time: int,
+    **changes: Any,
+) -> DecisionRecord:
+    """The approval record RecordDecision logs for a request (``changes``: chain_sha256, item_version...)."""
+    fields: dict[str, Any] = {
+        "request_id": request_id,
+        "tenant_id": tenant_id,
+        "vault_id": vault_id,
+        "item_id": item_id,
+        "principal_hash": "5a" * 32,
+        "decision": "approve",
+        "policy_version": "9b" * 32,
+        "time": time,
+        "requester_key_sha256": requester_key_sha256,
+        **changes,
+    }
+    return DecisionRecord(**fields)
+
+
+def approve_and_grant(
     service: VaultService,
+    approvals: Approvals,
     *,
     tenant_id: str,
     vault_id: str,
@@ -116,16 +237,57 @@ def grant_and_open(
     requester: HybridPrivateKey,
     now: int,
     version: int | None = None,
-    request_id: str = "req-1",
-) -> bytes:
-    """The whole requester round trip: a grant to ``requester``, the envelope (body attached), open."""
-    issued = service.issue_grant(
+    request_id: str | None = None,
+) -> IssuedGrant:
+    """An attested approval of ``version`` logged at ``now`` for a new request (by default the item's
+    latest stored version, as if the flow approved it just before whatever the test then did to the
+    item), and the grant ``grant_approved`` issues for it."""
+    request_id = request_id or unique_id("req")
+    if version is None:
+        stored = service._items.versions(tenant_id, vault_id, item_id)  # whatever state they are in
+        version = stored[-1].version if stored else 1
+    approvals.approve(
+        tenant_id=tenant_id,
+        vault_id=vault_id,
+        item_id=item_id,
+        request_id=request_id,
+        requester_key_sha256=requester_key_sha256(requester.public_key().to_bytes()),
+        item_version=version,
+        time=now,
+    )
+    return service.grant_approved(
         request_id=request_id,
         tenant_id=tenant_id,
         vault_id=vault_id,
         item_id=item_id,
-        version=version,
         requester_public_key=requester.public_key(),
+    )
+
+
+def grant_and_open(
+    service: VaultService,
+    approvals: Approvals,
+    *,
+    tenant_id: str,
+    vault_id: str,
+    item_id: str,
+    requester: HybridPrivateKey,
+    now: int,
+    version: int | None = None,
+    request_id: str | None = None,
+) -> bytes:
+    """The whole requester round trip: the approval and its grant (``approve_and_grant``), the envelope
+    of the version granted (body attached), open."""
+    issued = approve_and_grant(
+        service,
+        approvals,
+        tenant_id=tenant_id,
+        vault_id=vault_id,
+        item_id=item_id,
+        requester=requester,
+        now=now,
+        version=version,
+        request_id=request_id,
     )
     _, envelope = service.load_envelope(tenant_id, vault_id, item_id, issued.record.version)
     return open_grant(

@@ -21,6 +21,7 @@ from reliquary.agents.requirement import (
     read_rules,
 )
 from reliquary.agents.service import AgentVoteService
+from reliquary.crypto.pseudonym import Pseudonyms
 from reliquary.errors import InvalidRequestError, NotFoundError, RulesRefusedError
 from reliquary.trust.rules._engine import MatchedRule, Quorum, RuleOutcome
 
@@ -176,7 +177,8 @@ class _Policies:
 
 @pytest.fixture
 def service() -> AgentVoteService:
-    return AgentVoteService(InMemoryMemoryStore(), MemoryBox(bytes(32)), _Policies(), clock=lambda: NOON)
+    box = MemoryBox(bytes(32), Pseudonyms(bytes(32)))
+    return AgentVoteService(InMemoryMemoryStore(), box, _Policies(), clock=lambda: NOON)
 
 
 SMALL = QuorumPolicy(panel=("strict", "watchdog"), approvals=2, veto_holders=("watchdog",))

@@ -14,8 +14,8 @@ from reliquary.audit.checkpoint import Checkpoint, open_checkpoint, sign_checkpo
 from reliquary.audit.log import MAX_BATCH, Batch, LogHead
 from reliquary.audit.note import NoteVerifier, Policy
 from reliquary.audit.receipts import Receipt, verify_export, verify_receipt
-from reliquary.audit.records import encode_record
-from reliquary.audit.service import CHECKPOINT_PATH, StoredCheckpoint
+from reliquary.audit.records import DeletionRecord, encode_record
+from reliquary.audit.service import CHECKPOINT_PATH, StoredCheckpoint, log_key
 from reliquary.errors import (
     CheckpointError,
     IdempotencyConflictError,
@@ -151,6 +151,54 @@ def test_a_request_id_reused_for_another_record_is_a_conflict(fx: AuditFixture) 
     ]
 
 
+def _deletion(request_id: str, **changes: Any) -> DeletionRecord:
+    fields: dict[str, Any] = {
+        "request_id": request_id,
+        "tenant_id": TENANT,
+        "vault_id": "agent-memory",
+        "item_id": "customer-42-notes",
+        "versions": (1,),
+        "shredded_at": 1_795_651_200,
+        "signer_key_id": "00" * 8,
+        "signature_algorithm": "ML-DSA-65",
+        "reason": "requested",
+    }
+    fields.update(changes)
+    return DeletionRecord(**fields)
+
+
+def test_a_record_appended_under_a_future_decisions_request_id_cannot_squat_it(fx: AuditFixture) -> None:
+    """Decisions have their own id space: an append can never occupy the request id of a decision the
+    access flow has yet to log, and every guarantee of each space still holds."""
+    (squat,) = fx.service.append(TENANT, [_deletion("access-1")])
+    (receipt,), (entry,) = fx.service.append_logged(TENANT, [decision("access-1")])
+    assert (squat.request_id, squat.leaf_index) == ("access-1", 0)
+    assert (receipt.request_id, receipt.leaf_index) == ("access-1", 1)
+    assert entry == encode_record(decision("access-1"))
+    _verify(fx, receipt, entry)
+    assert fx.store.indexes(TENANT, ["access-1", "decision#access-1"]) == {
+        "access-1": 0,
+        "decision#access-1": 1,
+    }
+    # One decision per (tenant, request id): a retry gets the first receipt, another decision conflicts.
+    (retried,), (logged,) = fx.service.append_logged(TENANT, [decision("access-1", time=1_795_651_999)])
+    assert (retried.leaf_index, logged) == (1, entry)
+    with pytest.raises(IdempotencyConflictError) as caught:
+        fx.service.append(TENANT, [decision("access-1", decision="deny")])
+    assert caught.value.details["request_ids"] == ["access-1"]  # the request id, not the log's key
+    # One other record per (tenant, request id), as before.
+    assert fx.service.append(TENANT, [_deletion("access-1")])[0].leaf_index == 0
+    with pytest.raises(IdempotencyConflictError):
+        fx.service.append(TENANT, [_deletion("access-1", reason="another")])
+    # The other order, and both in one append.
+    fx.service.append(TENANT, [decision("access-2")])
+    assert fx.service.append(TENANT, [_deletion("access-2")])[0].leaf_index == 3
+    both = fx.service.append(TENANT, [decision("access-3"), _deletion("access-3")])
+    assert [(r.request_id, r.leaf_index) for r in both] == [("access-3", 4), ("access-3", 5)]
+    assert fx.service.checkpoint(TENANT).size == 6
+    assert fx.service.verify(TENANT).ok
+
+
 def test_the_same_decision_from_another_execution_gets_the_first_record_and_receipt(fx: AuditFixture) -> None:
     first = decision("req-1", execution_id="arn:aws:states:us-east-1:1:execution:m:first")
     (receipt,), (entry,) = fx.service.append_logged(TENANT, [first])
@@ -252,7 +300,7 @@ def test_a_crash_after_commit_is_completed_by_the_next_append(fx: AuditFixture) 
         TENANT,
         expected_revision=head.revision,
         head=LogHead(grown.size, grown.hashes, head.integrated, head.revision + 1),
-        batch=Batch(1, (entry,), ("req-2",)),
+        batch=Batch(1, (entry,), (log_key(decision("req-2")),)),
     )
     (receipt,) = fx.service.append(TENANT, [decision("req-3")])
     assert receipt.leaf_index == 2
@@ -277,9 +325,13 @@ def test_reads_serve_tiles_entries_and_proofs(fx: AuditFixture) -> None:
     assert fx.service.tile(TENANT, CHECKPOINT_PATH) == fx.service.checkpoint(TENANT).note
     receipt = fx.service.receipt(TENANT, "req-7", 7)
     _verify(fx, receipt, entries[7])
-    for bad in ("../../etc/passwd", "tile/0/x", "tile/9/000"):
-        with pytest.raises((InvalidRequestError, NotFoundError)):
+    for bad in ("../../etc/passwd", "tile/0/x", "tile/\u00b2/000", "tile/0/\u0660\u0660\u0661", "tile/+1/0"):
+        with pytest.raises(InvalidRequestError) as refused:
             fx.service.tile(TENANT, bad)
+        assert refused.value.details == {}
+    with pytest.raises(NotFoundError) as missing:
+        fx.service.tile(TENANT, "tile/9/000")
+    assert missing.value.details == {}
     with pytest.raises(InvalidRequestError):
         fx.service.entries(TENANT, 0, 1001)
     with pytest.raises(InvalidRequestError):

@@ -12,6 +12,7 @@ from typing import Any, get_args
 import pytest
 from pydantic import ValidationError
 
+from reliquary.actions.encrypt import run_encrypt_action
 from reliquary.contracts.encrypt import SealRequest
 from reliquary.errors import (
     InvalidRequestError,
@@ -23,7 +24,6 @@ from reliquary.errors import (
 from reliquary.trust.facts import SENSITIVITIES as TRUST_SENSITIVITIES
 from reliquary.trust.facts import Sensitivity as TrustSensitivity
 from reliquary.vaults import labels
-from reliquary.vaults.actions import run_encrypt_action
 from reliquary.vaults.labels import SENSITIVITIES, ItemLabel, parse_sensitivity, stored_sensitivity
 from reliquary.vaults.memory import InMemoryItemCatalog
 from reliquary.vaults.models import ItemRecord

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from infra.local.runtime import original_invoke_lambda
 from infra.template import REPO_ROOT, load_template
 from reliquary.contracts.access import AccessRequest, execution_name
+from reliquary.flow.state import FlowState
 
 DEFINITION_PATH = REPO_ROOT / "infra" / "statemachine" / "access.asl.json"
 FUNCTIONS = {
@@ -90,7 +91,7 @@ def test_every_top_level_task_catches_everything_into_a_logged_deny_or_a_failed_
             assert handler["Type"] == "Fail", name
         else:
             assert handler["Type"] == "Pass", name
-            assert handler["ResultPath"] == "$.decision", name
+            assert handler["ResultPath"] == "$.flow.decision", name
             assert handler["Parameters"]["decision"] == "deny", name
             assert handler["Next"] == "RecordDecision", name
 
@@ -98,12 +99,13 @@ def test_every_top_level_task_catches_everything_into_a_logged_deny_or_a_failed_
 def test_only_a_deny_is_decided_outside_the_tally() -> None:
     states = _definition()["States"]
     deciders = {
-        n: s for n, s in states.items() if s["Type"] == "Pass" and s.get("ResultPath") == "$.decision"
+        n: s for n, s in states.items() if s["Type"] == "Pass" and s.get("ResultPath") == "$.flow.decision"
     }
     assert "AcceptTally" in deciders
     for name, state in deciders.items():
-        if name == "AcceptTally":
-            assert state["Parameters"]["decision.$"] == "$.responses.tally.result.decision"
+        if name == "AcceptTally":  # the tally's signed decision, as it answered
+            assert state["InputPath"] == "$.responses.tally.result.decision"
+            assert "Parameters" not in state
         else:
             assert state["Parameters"]["decision"] == "deny", name
 
@@ -117,7 +119,7 @@ def test_grant_is_reached_only_from_an_approval_the_log_recorded() -> None:
     assert choice["Next"] == "Grant"
     conditions = {(c["Variable"], c["StringEquals"]) for c in choice["And"]}
     assert conditions == {
-        ("$.decision.decision", "approve"),
+        ("$.flow.decision.decision", "approve"),
         ("$.responses.record.result.decision", "approve"),
     }
     # Decide comes after the log accepted the record (its receipt is in the state).
@@ -163,11 +165,34 @@ def test_the_optional_fields_default_as_the_contract_does() -> None:
 
 def test_the_admitted_input_is_the_access_request_contract() -> None:
     admit = _definition()["States"]["Admit"]["Parameters"]
-    taken = {key.removesuffix(".$") for key, value in admit.items() if key.endswith(".$")}
+    assert set(admit) == {"flow", "logged"}
+    flow = admit["flow"]
+    taken = {key.removesuffix(".$") for key in flow if key.endswith(".$")}
     assert taken == set(AccessRequest.model_fields)
-    assert all(admit[f"{field}.$"] == f"$.{field}" for field in taken)
-    slots = {key for key in admit if not key.endswith(".$")}
-    assert slots == {"context", "trust", "votes", "decision", "logged"}
+    assert all(flow[f"{field}.$"] == f"$.{field}" for field in taken)
+    slots = {key for key in flow if not key.endswith(".$")}
+    assert slots | taken == set(FlowState.model_fields)  # the admitted state is exactly one FlowState
+    FlowState.model_validate({**dict.fromkeys(slots), "votes": []} | _sample_request())
+
+
+def _sample_request() -> dict[str, Any]:
+    return dict(json.loads((REPO_ROOT / "events" / "access" / "request.json").read_text()))
+
+
+def test_every_stage_is_handed_the_whole_flow_state() -> None:
+    """One FlowState travels: every task of the flow gets ``$.flow`` whole (each stage checks the
+    attestations of the ones before it), and nothing else from the state except what it adds itself."""
+    states = _definition()["States"]
+    tasks = {n: s for n, s in states.items() if s["Type"] == "Task" and n != "Grant"}
+    tasks["Vote"] = {"Parameters": states["Quorum"]["ItemSelector"]}
+    for name, task in tasks.items():
+        parameters = task["Parameters"]
+        assert parameters["flow.$"] == "$.flow", name
+        own = set(parameters) - {"action", "flow.$"}
+        assert own <= {"agent.$", "policy.$", "execution_id.$", "decided_at.$", "started_at.$", "bare"}, (
+            name,
+            own,
+        )
 
 
 def _worst_seconds(task: dict[str, Any]) -> float:
@@ -252,7 +277,7 @@ def test_execution_names_are_per_tenant_and_fit_step_functions() -> None:
 # ------------------------------------------------------------------------ the local runtime's moto hook
 def test_moto_is_the_version_whose_private_lambda_hook_the_runtime_replaces() -> None:
     # infra.local.runtime replaces LambdaFunction._invoke_lambda(self, event=None) -> (payload, errored,
-    # logs); a moto upgrade must re-check that hook (see ../shared/notes/aws-local.md).
+    # logs); a moto upgrade must re-check that hook (see docs/local-runtime.md).
     assert moto.__version__ == "5.2.5"
     original = original_invoke_lambda()  # moto's own, even while a local runtime runs in this process
     assert original.__module__ == "moto.awslambda.models"

@@ -24,7 +24,7 @@ from reliquary.errors import (
 from reliquary.vaults.memory import InMemorySigningKeyStore
 from reliquary.vaults.models import ItemRecord, RecoveryPolicy, StoredSigningKey, VaultKeyRecord
 from reliquary.vaults.service_keys import ServiceKeys
-from tests.support.vaults import USER_SCOPE, MemoryStack, grant_and_open, memory_stack
+from tests.support.vaults import USER_SCOPE, MemoryStack, approve_and_grant, grant_and_open, memory_stack
 
 TENANT, VAULT = "acme", "vault-1"
 
@@ -81,6 +81,7 @@ def test_a_seal_racing_a_rotation_lands_on_the_new_key() -> None:
     requester = HybridPrivateKey.generate()
     opened = grant_and_open(
         stack.service,
+        stack.ledger,
         tenant_id=TENANT,
         vault_id=VAULT,
         item_id="note",
@@ -134,12 +135,14 @@ def test_a_grant_for_an_item_that_expires_at_this_second_is_an_expiry_not_a_bad_
     stack.vaults.get_key = slow_unwrap  # type: ignore[method-assign]
     stack.service._key_cache.clear()
     with pytest.raises(ItemExpiredError):
-        stack.service.issue_grant(
-            request_id="r1",
+        approve_and_grant(
+            stack.service,
+            stack.ledger,
             tenant_id=TENANT,
             vault_id=VAULT,
             item_id="note",
-            requester_public_key=HybridPrivateKey.generate().public_key(),
+            requester=HybridPrivateKey.generate(),
+            now=stack.clock.now,
         )
 
 

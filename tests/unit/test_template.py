@@ -328,6 +328,31 @@ def _allow_statements(translated: dict[str, Any], role: str) -> list[dict[str, A
     ]
 
 
+ENCRYPT_DECRYPT = ("kms:Encrypt", "kms:Decrypt")
+VIA_DYNAMODB = (
+    ("kms:Decrypt",),
+    {"StringEquals": {"kms:ViaService": {"Fn::Sub": "dynamodb.${AWS::Region}.amazonaws.com"}}},
+)
+VIA_S3 = (
+    ("kms:Decrypt", "kms:GenerateDataKey"),
+    {"StringEquals": {"kms:ViaService": {"Fn::Sub": "s3.${AWS::Region}.amazonaws.com"}}},
+)
+
+
+def _purposes(*purposes: str) -> tuple[tuple[str, ...], dict[str, Any]]:
+    return ENCRYPT_DECRYPT, {"StringEquals": {"kms:EncryptionContext:purpose": list(purposes)}}
+
+
+def _kms_grants(statements: list[dict[str, Any]]) -> dict[str, tuple[tuple[str, ...], dict[str, Any]]]:
+    """Sid -> (actions, condition) of every statement on the root key: each has a condition."""
+    grants = {}
+    for statement in statements:
+        if _as_list(statement["Action"])[0].startswith("kms:"):
+            assert _as_list(statement["Resource"]) == [{"Fn::GetAtt": ["RootKey", "Arn"]}]
+            grants[statement["Sid"]] = (tuple(_as_list(statement["Action"])), statement["Condition"])
+    return grants
+
+
 def test_encrypt_function_role_is_least_privilege(translated: dict[str, Any]) -> None:
     role = _resource(translated, "EncryptFunctionRole")["Properties"]
     # Only the managed policies SAM attaches itself: logs, and X-Ray from `Tracing: Active`.
@@ -358,6 +383,7 @@ def test_encrypt_function_role_is_least_privilege(translated: dict[str, Any]) ->
             json.dumps({"Fn::Sub": "${ItemsBucket.Arn}/tenants/*"}),
             json.dumps({"Fn::GetAtt": ["ItemsBucket", "Arn"]}),
             json.dumps({"Fn::Sub": "${AuditBucket.Arn}/logs/*"}),
+            json.dumps({"Fn::Sub": "${AuditBucket.Arn}/chains/*"}),
         },
         "kms": {json.dumps({"Fn::GetAtt": ["RootKey", "Arn"]})},
     }
@@ -382,18 +408,31 @@ def test_encrypt_function_role_is_least_privilege(translated: dict[str, Any]) ->
     assert per_table["ItemsTable"] == rows | {"dynamodb:Query"}
     assert per_table["IdempotencyTable"] == rows | {"dynamodb:DeleteItem"}
     # The transparency log is read, never written: a grant's decision lookup (a request id's row, the
-    # head) and the entry bundle holding it; the log's partitions only, never the checkpoint keys' rows.
+    # head), then the entry bundles and attestation chains in S3. Never the checkpoint keys' rows.
     assert per_table["AuditTable"] == {"dynamodb:GetItem"}
     assert by_sid["AuditDecisionRows"]["Condition"] == {
         "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["LOG#*"]}
     }
+    assert "AuditCheckpointKeys" not in by_sid
     assert _as_list(by_sid["AuditLogObjects"]["Action"]) == ["s3:GetObject"]
-    assert _as_list(by_sid["AuditLogObjects"]["Resource"]) == [{"Fn::Sub": "${AuditBucket.Arn}/logs/*"}]
+    assert _as_list(by_sid["AuditLogObjects"]["Resource"]) == [
+        {"Fn::Sub": "${AuditBucket.Arn}/logs/*"},
+        {"Fn::Sub": "${AuditBucket.Arn}/chains/*"},
+    ]
+    # Bodies are deleted version by version: no unversioned delete (it would only add a marker).
+    assert _as_list(by_sid["ItemObjects"]["Action"]) == [
+        "s3:GetObject",
+        "s3:PutObject",
+        "s3:DeleteObjectVersion",
+    ]
     # Listing versions (for shredding) is the only bucket-level action, and only under tenants/.
     assert _as_list(by_sid["ItemObjectVersions"]["Action"]) == ["s3:ListBucketVersions"]
     assert by_sid["ItemObjectVersions"]["Condition"] == {"StringLike": {"s3:prefix": "tenants/*"}}
-    kms_statements = [s for s in statements if _as_list(s["Action"])[0].startswith("kms:")]
-    assert all(s["Condition"] == {"Null": {"kms:EncryptionContextKeys": "false"}} for s in kms_statements)
+    assert _kms_grants(statements) == {
+        "RootKeyForVaultAndServiceKeys": _purposes("vault-key", "service-signing"),
+        "RootKeyThroughDynamoDB": VIA_DYNAMODB,
+        "RootKeyThroughS3": VIA_S3,
+    }
 
 
 def test_encrypt_function_has_an_errors_alarm() -> None:
@@ -455,6 +494,7 @@ def test_audit_append_environment_is_exactly_the_contract() -> None:
         "RELIQUARY_AUDIT_TABLE",
         "RELIQUARY_AUDIT_BUCKET",
         "RELIQUARY_AUDIT_ORIGIN",
+        "RELIQUARY_VAULTS_TABLE",
         "RELIQUARY_KMS_KEY_ID",
         "RELIQUARY_ROOT_OF_TRUST",
         "POWERTOOLS_SERVICE_NAME",
@@ -493,25 +533,31 @@ def test_audit_append_role_is_least_privilege(translated: dict[str, Any]) -> Non
                 assert not action.endswith("*"), action
                 granted.setdefault(action, set()).add(json.dumps(resource))
     audit_table = json.dumps({"Fn::GetAtt": ["AuditTable", "Arn"]})
+    vaults = json.dumps({"Fn::GetAtt": ["VaultsTable", "Arn"]})
     logs = json.dumps({"Fn::Sub": "${AuditBucket.Arn}/logs/*"})
+    chains = json.dumps({"Fn::Sub": "${AuditBucket.Arn}/chains/*"})
     exports = json.dumps({"Fn::Sub": "${AuditBucket.Arn}/exports/*"})
     root_key = json.dumps({"Fn::GetAtt": ["RootKey", "Arn"]})
-    # The log is append-only: no delete of any row or object, and no other table or bucket.
+    # The log is append-only: no delete of any row or object. In the vaults table only the stages'
+    # public keys and the pseudonym key (partitions: test_iam_matrix.py).
     assert granted == {
-        "dynamodb:GetItem": {audit_table},
+        "dynamodb:GetItem": {audit_table, vaults},
         "dynamodb:BatchGetItem": {audit_table},
-        "dynamodb:PutItem": {audit_table},
+        "dynamodb:PutItem": {audit_table, vaults},
         "dynamodb:UpdateItem": {audit_table},
-        "dynamodb:Query": {audit_table},
-        "s3:GetObject": {logs},
-        "s3:PutObject": {logs, exports},
+        "dynamodb:Query": {audit_table, vaults},
+        "s3:GetObject": {logs, chains},
+        "s3:PutObject": {logs, chains, exports},
         "s3:AbortMultipartUpload": {exports},
         "kms:Encrypt": {root_key},
         "kms:Decrypt": {root_key},
         "kms:GenerateDataKey": {root_key},
     }
-    kms_statements = [s for s in statements if _as_list(s["Action"])[0].startswith("kms:")]
-    assert all(s["Condition"] == {"Null": {"kms:EncryptionContextKeys": "false"}} for s in kms_statements)
+    assert _kms_grants(statements) == {
+        "RootKeyForCheckpointAndPseudonymKeys": _purposes("checkpoint-signing", "principal-pseudonym"),
+        "RootKeyThroughDynamoDB": VIA_DYNAMODB,
+        "RootKeyThroughS3": VIA_S3,
+    }
 
 
 # ------------------------------------------------------------------ the verify-proof function
@@ -525,6 +571,8 @@ def test_verify_proof_environment_is_exactly_the_contract() -> None:
         "RELIQUARY_STAGE",
         "RELIQUARY_VAULTS_TABLE",
         "RELIQUARY_REPLAY_TABLE",
+        "RELIQUARY_KMS_KEY_ID",
+        "RELIQUARY_ROOT_OF_TRUST",
         "POWERTOOLS_SERVICE_NAME",
         "POWERTOOLS_METRICS_NAMESPACE",
         "POWERTOOLS_LOG_LEVEL",
@@ -546,14 +594,20 @@ def test_verify_proof_role_is_least_privilege(translated: dict[str, Any]) -> Non
     replay = json.dumps({"Fn::GetAtt": ["ReplayTable", "Arn"]})
     vaults = json.dumps({"Fn::GetAtt": ["VaultsTable", "Arn"]})
     root_key = json.dumps({"Fn::GetAtt": ["RootKey", "Arn"]})
-    # No delete anywhere (nonces leave by TTL), no S3, no signing keys, no other table.
+    # No delete anywhere (nonces leave by TTL), no S3, no other table; in the vaults table the context
+    # policies and the stages' keys only (partitions: test_iam_matrix.py).
     assert granted == {
         "dynamodb:GetItem": {replay, vaults},
         "dynamodb:PutItem": {replay, vaults},
         "dynamodb:UpdateItem": {replay},
+        "dynamodb:Query": {vaults},
         "dynamodb:ConditionCheckItem": {vaults},
+        "kms:Encrypt": {root_key},
         "kms:Decrypt": {root_key},
-        "kms:GenerateDataKey": {root_key},
+    }
+    assert _kms_grants(_allow_statements(translated, "VerifyProofFunctionRole")) == {
+        "RootKeyForStageSigning": _purposes("stage-signing/verify-proof"),
+        "RootKeyThroughDynamoDB": VIA_DYNAMODB,
     }
 
 
@@ -570,7 +624,10 @@ def test_score_trust_role_is_least_privilege_and_history_expires(translated: dic
         "RELIQUARY_STAGE",
         "RELIQUARY_HISTORY_TABLE",
         "RELIQUARY_VAULTS_TABLE",
+        "RELIQUARY_ITEMS_TABLE",
         "RELIQUARY_IDEMPOTENCY_TABLE",
+        "RELIQUARY_KMS_KEY_ID",
+        "RELIQUARY_ROOT_OF_TRUST",
         "POWERTOOLS_SERVICE_NAME",
         "POWERTOOLS_METRICS_NAMESPACE",
         "POWERTOOLS_LOG_LEVEL",
@@ -587,16 +644,22 @@ def test_score_trust_role_is_least_privilege_and_history_expires(translated: dic
     vaults = json.dumps({"Fn::GetAtt": ["VaultsTable", "Arn"]})
     idempotency = json.dumps({"Fn::GetAtt": ["IdempotencyTable", "Arn"]})
     root_key = json.dumps({"Fn::GetAtt": ["RootKey", "Arn"]})
-    # History rows leave by TTL only; only powertools deletes (in-progress) idempotency records.
+    items = json.dumps({"Fn::GetAtt": ["ItemsTable", "Arn"]})
+    # History rows leave by TTL only; only powertools deletes (in-progress) idempotency records; the
+    # items table is read (labels), never written, and no bucket at all.
     assert granted == {
-        "dynamodb:Query": {history},
+        "dynamodb:Query": {history, items, vaults},
         "dynamodb:PutItem": {history, vaults, idempotency},
-        "dynamodb:GetItem": {vaults, idempotency},
+        "dynamodb:GetItem": {items, vaults, idempotency},
         "dynamodb:UpdateItem": {idempotency},
         "dynamodb:DeleteItem": {idempotency},
         "dynamodb:ConditionCheckItem": {vaults},
+        "kms:Encrypt": {root_key},
         "kms:Decrypt": {root_key},
-        "kms:GenerateDataKey": {root_key},
+    }
+    assert _kms_grants(_allow_statements(translated, "ScoreTrustFunctionRole")) == {
+        "RootKeyForStageSigningAndPseudonyms": _purposes("stage-signing/score-trust", "principal-pseudonym"),
+        "RootKeyThroughDynamoDB": VIA_DYNAMODB,
     }
     table = load_template()["Resources"]["HistoryTable"]["Properties"]
     assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
@@ -617,14 +680,51 @@ def test_agent_vote_role_is_least_privilege_and_memories_expire(translated: dict
     assert granted == {
         "dynamodb:GetItem": {memories, vaults},
         "dynamodb:PutItem": {memories, vaults},
+        "dynamodb:Query": {vaults},
         "dynamodb:ConditionCheckItem": {vaults},
         "kms:Encrypt": {root_key},
         "kms:Decrypt": {root_key},
-        "kms:GenerateDataKey": {root_key},
+    }
+    assert _kms_grants(_allow_statements(translated, "AgentVoteFunctionRole")) == {
+        "RootKeyForStageSigningMemoriesAndPseudonyms": _purposes(
+            "stage-signing/agent-vote", "agent-memory", "principal-pseudonym"
+        ),
+        "RootKeyThroughDynamoDB": VIA_DYNAMODB,
     }
     table = load_template()["Resources"]["AgentMemoryTable"]["Properties"]
     assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
     assert function_environment("AgentVoteFunction")["RELIQUARY_ROOT_OF_TRUST"] == "kms"
+
+
+# ------------------------------------------------------------------ partitions
+
+
+FUNCTION_ROLES = (
+    "EncryptFunctionRole",
+    "AuditAppendFunctionRole",
+    "VerifyProofFunctionRole",
+    "ScoreTrustFunctionRole",
+    "AgentVoteFunctionRole",
+)
+
+
+@pytest.mark.parametrize("role", FUNCTION_ROLES)
+def test_vault_and_audit_rows_are_granted_by_partition_only(translated: dict[str, Any], role: str) -> None:
+    """Vault keys, policies, signing keys and logs share two tables: every grant on them names its
+    partitions (dynamodb:LeadingKeys), never the whole table (what each may do: test_iam_matrix.py)."""
+    shared = [{"Fn::GetAtt": ["VaultsTable", "Arn"]}, {"Fn::GetAtt": ["AuditTable", "Arn"]}]
+    statements = [
+        s
+        for s in _allow_statements(translated, role)
+        if set(map(json.dumps, _as_list(s["Resource"]))) & set(map(json.dumps, shared))
+    ]
+    assert statements
+    for statement in statements:
+        assert len(_as_list(statement["Resource"])) == 1, statement["Sid"]
+        ((operator, keys),) = statement["Condition"].items()
+        assert operator in ("ForAllValues:StringLike", "ForAllValues:StringEquals"), statement["Sid"]
+        assert list(keys) == ["dynamodb:LeadingKeys"], statement["Sid"]
+        assert all(not key.endswith("*") or key.endswith("#*") for key in keys["dynamodb:LeadingKeys"])
 
 
 # ------------------------------------------------------------------ layers

@@ -50,6 +50,84 @@ def test_non_canonical_paths_are_refused(path: str) -> None:
         tiles.parse_path(path)
 
 
+_BAD_PATHS = {
+    # digits that are not ASCII 0-9 (str.isdigit and re's \d take some of them; int() takes others)
+    "superscript level": "tile/\u00b2/000",
+    "superscript index": "tile/0/00\u00b2",
+    "superscript width": "tile/0/000.p/\u00b2",
+    "arabic-indic index": "tile/0/\u0660\u0660\u0661",
+    "arabic-indic group": "tile/0/x\u0660\u0660\u0661/000",
+    "fullwidth level": "tile/\uff11/000",
+    "fullwidth width": "tile/0/000.p/\uff15",
+    "devanagari level": "tile/\u0967/000",
+    # signs and spaces
+    "plus level": "tile/+1/000",
+    "minus level": "tile/-1/000",
+    "plus width": "tile/0/000.p/+5",
+    "minus width": "tile/0/000.p/-5",
+    "underscore in width": "tile/0/000.p/1_0",
+    "space in level": "tile/ 1/000",
+    "trailing newline": "tile/0/000\n",
+    "leading space": " tile/0/000",
+    # leading zeros where forbidden
+    "zero-padded level": "tile/01/000",
+    "double zero level": "tile/00/000",
+    "zero-padded width": "tile/0/000.p/05",
+    "zero width": "tile/0/000.p/0",
+    "zero leading group": "tile/0/x000/005",
+    "short group": "tile/0/5",
+    "long group": "tile/0/0005",
+    # overlong
+    "level 64": "tile/64/000",
+    "level 100": "tile/100/000",
+    "width 256": "tile/0/000.p/256",
+    "width 1000": "tile/0/000.p/1000",
+    "eight index groups": "tile/0/" + "x001/" * 7 + "000",
+    "thousands of groups": "tile/0/" + "x001/" * 2000 + "000",
+    "a megabyte": "tile/0/" + "9" * 1_000_000,
+    # empty and extra segments
+    "empty": "",
+    "tile alone": "tile",
+    "tile slash": "tile/",
+    "empty level": "tile//000",
+    "empty index": "tile/0/",
+    "empty group": "tile/0//000",
+    "empty width": "tile/0/000.p/",
+    "no index before .p": "tile/0/.p/5",
+    "trailing slash": "tile/0/000/",
+    "leading slash": "/tile/0/000",
+    "entries without index": "tile/entries/",
+    "two widths": "tile/0/000.p/5/6",
+    "another suffix": "tile/0/000.q/5",
+    "upper-case x": "tile/0/X001/000",
+    "upper-case tile": "TILE/0/000",
+    "checkpoint under tile": "tile/checkpoint",
+    "dot segments": "tile/0/../000",
+    "nul byte": "tile/0/000\x00",
+}
+
+
+@pytest.mark.parametrize("path", _BAD_PATHS.values(), ids=_BAD_PATHS.keys())
+def test_bad_paths_are_a_typed_error_that_does_not_repeat_them(path: str) -> None:
+    with pytest.raises(InvalidRequestError) as caught:
+        tiles.parse_path(path)
+    assert type(caught.value) is InvalidRequestError
+    assert caught.value.code == "invalid_request"
+    # The caller's input is never echoed: a fixed message and no details.
+    assert caught.value.message in {"not a tile path", "not the canonical tile path"}
+    assert caught.value.details == {}
+
+
+@given(
+    level=st.one_of(st.none(), st.integers(0, 63)),
+    index=st.integers(0, 2**64 - 1),
+    width=st.integers(1, 256),
+)
+def test_every_tile_path_parses_back(level: int | None, index: int, width: int) -> None:
+    ref = TileRef(level, index, width)
+    assert tiles.parse_path(ref.path) == ref
+
+
 def test_tiles_of_a_tree() -> None:
     assert tiles.tiles_for_size(0) == []
     assert tiles.tiles_for_size(1) == [TileRef(None, 0, 1), TileRef(0, 0, 1)]

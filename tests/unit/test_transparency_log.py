@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reliquary.audit import merkle, tiles
-from reliquary.audit.log import MAX_BATCH, TransparencyLog
+from reliquary.audit.log import MAX_BATCH, MAX_BATCH_BYTES, TransparencyLog, batch_bytes
 from reliquary.audit.memory import InMemoryLogStore, InMemoryTileStore
-from reliquary.errors import InvalidRequestError, LogInconsistentError, ProofError
+from reliquary.errors import InvalidRequestError, LogInconsistentError, PayloadTooLargeError, ProofError
 
 LOG = "tenant-a"
 
@@ -99,11 +99,47 @@ def test_logs_of_tenants_are_separate() -> None:
 
 def test_bad_appends_change_nothing() -> None:
     log, store, objects = _log()
-    for bad in (_entries(0, MAX_BATCH + 1), [("r", b"a"), ("r", b"b")], [("r", b"x" * 65536)]):
+    for bad in (
+        _entries(0, MAX_BATCH + 1),
+        [("r", b"a"), ("r", b"b")],
+        [("r", b"x" * 65536)],
+        [("\ud800", b"a lone surrogate in the request id")],
+    ):
         with pytest.raises(InvalidRequestError):
             log.append(LOG, bad)
     assert store.head(LOG).size == 0
     assert objects.objects == {}
+
+
+def _batch_of(total: int) -> list[tuple[str, bytes]]:
+    """Five entries whose batch weighs ``total`` bytes: each entry, its 2-byte prefix, its 2-byte id."""
+    sizes = [65532] * 5
+    sizes[-1] += total - 5 * (65532 + 2 + 2)
+    return [(f"r{i}", b"e" * size) for i, size in enumerate(sizes)]
+
+
+def test_a_batch_at_the_byte_limit_is_logged_and_one_byte_more_is_refused_before_any_write() -> None:
+    log, store, objects = _log()
+    assert sum(2 + len(e) + len(r) for r, e in _batch_of(MAX_BATCH_BYTES)) == MAX_BATCH_BYTES == 327_680
+    assert batch_bytes(_batch_of(MAX_BATCH_BYTES)) == MAX_BATCH_BYTES
+    with pytest.raises(PayloadTooLargeError) as refused:
+        log.append(LOG, _batch_of(MAX_BATCH_BYTES + 1))
+    assert refused.value.code == "payload_too_large"
+    assert refused.value.details == {"size": MAX_BATCH_BYTES + 1, "limit": MAX_BATCH_BYTES}
+    assert (store.head(LOG).size, store.commits, objects.writes) == (0, 0, 0)
+    appended = log.append(LOG, _batch_of(MAX_BATCH_BYTES))
+    assert [a.index for a in appended] == [0, 1, 2, 3, 4]
+    assert log.entries(LOG, 4, 5) == [_batch_of(MAX_BATCH_BYTES)[4][1]]
+    # A full batch of ordinary-sized records past the limit: refused whole, not cut.
+    records = [(f"req-{i}", b"r" * 3700) for i in range(MAX_BATCH)]
+    with pytest.raises(PayloadTooLargeError):
+        log.append(LOG, records)
+    assert store.head(LOG).size == 5
+    # Request ids count too, in UTF-8: "r\u00e9" is one byte more than "r4", and tips the batch over.
+    at_limit = [(f"s{i}", entry) for i, (_, entry) in enumerate(_batch_of(MAX_BATCH_BYTES))]
+    with pytest.raises(PayloadTooLargeError):
+        log.append(LOG, [*at_limit[:4], ("s\u00e9", at_limit[4][1])])
+    assert store.head(LOG).size == 5
 
 
 class CrashingTiles(InMemoryTileStore):

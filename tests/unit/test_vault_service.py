@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from reliquary.actions.encrypt import run_encrypt_action
 from reliquary.audit.records import DecisionRecord
 from reliquary.contracts.encrypt import GrantRequest
 from reliquary.crypto import envelope as env
@@ -40,7 +41,6 @@ from reliquary.errors import (
     RootOfTrustError,
     StorageUnavailableError,
 )
-from reliquary.vaults.actions import run_encrypt_action
 from reliquary.vaults.memory import InMemoryDecisionLedger, InMemorySigningKeyStore
 from reliquary.vaults.models import (
     MAX_TAGS,
@@ -58,6 +58,8 @@ from tests.support.vaults import (
     USER_SCOPE,
     ManualClock,
     MemoryStack,
+    approval_record,
+    approve_and_grant,
     grant_and_open,
     memory_service,
     memory_stack,
@@ -96,6 +98,7 @@ def _open(
 ) -> bytes:
     return grant_and_open(
         stack.service,
+        stack.ledger,
         tenant_id=TENANT,
         vault_id=VAULT,
         item_id=item_id,
@@ -135,19 +138,29 @@ ALL = list(SignatureAlgorithm)  # tests that use Ed25519 service keys opt in to 
 
 
 # --- vaults and grants --------------------------------------------------------------------------------
-# Grants here are issued by ``VaultService.grant`` itself; the check of the logged decision in front of
-# it (``grant_approved``, what the encrypt function calls) has its own section at the end.
+# Grants here go the only way there is: an attested approval logged in the stack's ledger, then
+# ``grant_approved``. The refusals of the logged decision have their own section at the end (and the
+# attestation chain's, tests/unit/test_vault_grant_attested.py).
 
 
 def _issue(
-    service: VaultService, item_id: str, requester: HybridPrivateKey, request_id: str = "req-1"
+    stack: MemoryStack,
+    item_id: str,
+    requester: HybridPrivateKey,
+    *,
+    version: int | None = None,
+    tenant_id: str = TENANT,
+    vault_id: str = VAULT,
 ) -> IssuedGrant:
-    return service.issue_grant(
-        request_id=request_id,
-        tenant_id=TENANT,
-        vault_id=VAULT,
+    return approve_and_grant(
+        stack.service,
+        stack.ledger,
+        tenant_id=tenant_id,
+        vault_id=vault_id,
         item_id=item_id,
-        requester_public_key=requester.public_key(),
+        requester=requester,
+        now=stack.clock(),
+        version=version,
     )
 
 
@@ -190,7 +203,7 @@ def test_sealed_item_opens_for_the_requester_with_the_exact_plaintext(
     assert not sealed.detached
     assert SMALL not in (record.envelope or b"")
 
-    issued = _issue(service, "note", requester)
+    issued = _issue(stack, "note", requester)
     assert issued.expires_at == T0 + TTL
     assert issued.record == record
     opened = open_grant(
@@ -212,10 +225,10 @@ def test_short_items_round_trip(
 
 
 def test_a_grant_opens_only_with_the_requesters_own_key(
-    service: VaultService, requester: HybridPrivateKey
+    stack: MemoryStack, service: VaultService, requester: HybridPrivateKey
 ) -> None:
     record = _seal(service, "note", SMALL)
-    issued = _issue(service, "note", requester)
+    issued = _issue(stack, "note", requester)
     with pytest.raises(InvalidEnvelopeError):
         open_grant(
             issued.grant,
@@ -230,7 +243,7 @@ def test_a_grant_is_refused_once_the_clock_passes_its_expiry(
     stack: MemoryStack, service: VaultService, requester: HybridPrivateKey
 ) -> None:
     record = _seal(service, "note", SMALL)
-    issued = _issue(service, "note", requester)
+    issued = _issue(stack, "note", requester)
 
     def open_at(now: int) -> bytes:
         return open_grant(
@@ -249,11 +262,11 @@ def test_a_grant_is_refused_once_the_clock_passes_its_expiry(
 
 
 def test_a_grant_does_not_open_another_items_envelope(
-    service: VaultService, requester: HybridPrivateKey
+    stack: MemoryStack, service: VaultService, requester: HybridPrivateKey
 ) -> None:
     _seal(service, "first", SMALL)
     second = _seal(service, "second", b"something else entirely")
-    issued = _issue(service, "first", requester)
+    issued = _issue(stack, "first", requester)
     with pytest.raises(InvalidEnvelopeError):
         open_grant(
             issued.grant,
@@ -265,10 +278,10 @@ def test_a_grant_does_not_open_another_items_envelope(
 
 
 def test_a_grant_is_not_accepted_under_a_keyring_of_another_service(
-    service: VaultService, requester: HybridPrivateKey
+    stack: MemoryStack, service: VaultService, requester: HybridPrivateKey
 ) -> None:
     record = _seal(service, "note", SMALL)
-    issued = _issue(service, "note", requester)
+    issued = _issue(stack, "note", requester)
     stranger = memory_service()
     with pytest.raises(InvalidEnvelopeError):
         open_grant(
@@ -280,18 +293,13 @@ def test_a_grant_is_not_accepted_under_a_keyring_of_another_service(
         )
 
 
-def test_grant_of_missing_things_is_not_found(service: VaultService, requester: HybridPrivateKey) -> None:
+def test_grant_of_missing_things_is_not_found(
+    stack: MemoryStack, service: VaultService, requester: HybridPrivateKey
+) -> None:
     _seal(service, "note", SMALL)
     for vault_id, item_id, version in [("no-vault", "note", None), (VAULT, "nope", None), (VAULT, "note", 2)]:
         with pytest.raises(NotFoundError):
-            service.issue_grant(
-                request_id="req-1",
-                tenant_id=TENANT,
-                vault_id=vault_id,
-                item_id=item_id,
-                version=version,
-                requester_public_key=requester.public_key(),
-            )
+            _issue(stack, item_id, requester, vault_id=vault_id, version=version)
 
 
 def test_grant_with_an_invalid_request_id_is_refused(
@@ -299,7 +307,7 @@ def test_grant_with_an_invalid_request_id_is_refused(
 ) -> None:
     _seal(service, "note", SMALL)
     with pytest.raises(InvalidRequestError):
-        service.issue_grant(
+        service.grant_approved(
             request_id="bad#id",
             tenant_id=TENANT,
             vault_id=VAULT,
@@ -347,17 +355,13 @@ def test_sealing_an_item_again_adds_a_version_and_each_version_opens(
     assert _open(stack, "note", requester) == b"second draft"  # the latest by default
 
 
-def test_versions_are_bound_to_their_scope(service: VaultService, requester: HybridPrivateKey) -> None:
+def test_versions_are_bound_to_their_scope(
+    stack: MemoryStack, service: VaultService, requester: HybridPrivateKey
+) -> None:
     first = _seal(service, "note", b"first draft")
     _seal(service, "note", b"second draft")
-    issued = service.issue_grant(
-        request_id="req-1",
-        tenant_id=TENANT,
-        vault_id=VAULT,
-        item_id="note",
-        version=2,
-        requester_public_key=requester.public_key(),
-    )
+    issued = _issue(stack, "note", requester, version=2)
+    assert issued.record.version == 2
     with pytest.raises(InvalidEnvelopeError):  # a grant of version 2 never opens version 1's envelope
         open_grant(
             issued.grant,
@@ -576,7 +580,7 @@ def test_a_tampered_blob_is_refused(
         with pytest.raises(InvalidEnvelopeError):
             _open(stack, "big", requester)
         # A requester that attaches the body by hand, skipping every service-side check, fails too.
-        issued = _issue(service, "big", requester)
+        issued = _issue(stack, "big", requester)
         forged = replace(Envelope.parse(record.envelope or b""), body=bytes(tampered))
         with pytest.raises(InvalidEnvelopeError):
             open_grant(
@@ -639,14 +643,7 @@ def test_shred_destroys_every_version_and_signs_a_receipt(
     assert large.blob_key not in stack.blobs
     for version in (None, 1, 2):
         with pytest.raises(ItemShreddedError):
-            service.issue_grant(
-                request_id="req-1",
-                tenant_id=TENANT,
-                vault_id=VAULT,
-                item_id="doomed",
-                version=version,
-                requester_public_key=requester.public_key(),
-            )
+            _issue(stack, "doomed", requester, version=version)
     with pytest.raises(ItemShreddedError):
         service.load_envelope(TENANT, VAULT, "doomed")
     assert _open(stack, "kept", requester) == b"not shredded"
@@ -738,13 +735,7 @@ def test_an_item_past_its_expiry_is_refused_then_shredded_by_expire_due(
 
     for item_id in ("soon", "soon-large"):
         with pytest.raises(ItemExpiredError):
-            service.issue_grant(
-                request_id="req-1",
-                tenant_id=TENANT,
-                vault_id=VAULT,
-                item_id=item_id,
-                requester_public_key=requester.public_key(),
-            )
+            _issue(stack, item_id, requester)
         with pytest.raises(ItemExpiredError):
             service.load_envelope(TENANT, VAULT, item_id)
     assert stack.items.get(TENANT, VAULT, "soon").envelope is not None  # refused, not yet destroyed
@@ -915,13 +906,7 @@ def test_another_tenant_cannot_address_a_tenants_vault_or_items(
     _seal(service, "secret", SMALL)
     before = _snapshot(stack)
     calls: list[Callable[[], object]] = [
-        lambda: service.issue_grant(
-            request_id="req-1",
-            tenant_id=OTHER_TENANT,
-            vault_id=VAULT,
-            item_id="secret",
-            requester_public_key=requester.public_key(),
-        ),
+        lambda: _issue(stack, "secret", requester, tenant_id=OTHER_TENANT),
         lambda: service.load_envelope(OTHER_TENANT, VAULT, "secret"),
         lambda: service.seal_item(OTHER_TENANT, VAULT, "secret", b"overwrite?", memory_scope=USER_SCOPE),
         lambda: service.rotate_key(OTHER_TENANT, VAULT),
@@ -950,7 +935,13 @@ def test_the_same_vault_id_under_another_tenant_is_a_separate_vault(
     assert stack.items.get(TENANT, VAULT, "note") == mine
     assert _open(stack, "note", requester) == SMALL
     opened = grant_and_open(
-        service, tenant_id=OTHER_TENANT, vault_id=VAULT, item_id="note", requester=requester, now=T0
+        service,
+        stack.ledger,
+        tenant_id=OTHER_TENANT,
+        vault_id=VAULT,
+        item_id="note",
+        requester=requester,
+        now=T0,
     )
     assert opened == b"tenant b's note"
     service.rotate_key(OTHER_TENANT, VAULT)
@@ -985,7 +976,13 @@ def test_an_envelope_does_not_open_under_another_tenants_scope(
     stack.items.put(replace(mine, tenant_id=OTHER_TENANT))
     with pytest.raises(InvalidEnvelopeError):
         grant_and_open(
-            service, tenant_id=OTHER_TENANT, vault_id=VAULT, item_id="note", requester=requester, now=T0
+            service,
+            stack.ledger,
+            tenant_id=OTHER_TENANT,
+            vault_id=VAULT,
+            item_id="note",
+            requester=requester,
+            now=T0,
         )
 
 
@@ -1016,7 +1013,13 @@ def test_the_longest_valid_id_is_accepted(stack: MemoryStack, requester: HybridP
     stack.service.seal_item(longest, longest, longest, SMALL, memory_scope=USER_SCOPE)
     assert (
         grant_and_open(
-            stack.service, tenant_id=longest, vault_id=longest, item_id=longest, requester=requester, now=T0
+            stack.service,
+            stack.ledger,
+            tenant_id=longest,
+            vault_id=longest,
+            item_id=longest,
+            requester=requester,
+            now=T0,
         )
         == SMALL
     )
@@ -1135,11 +1138,18 @@ def test_a_new_algorithm_adds_a_key_and_old_signatures_still_verify(
         blobs=stack.blobs,
         root=stack.root,
         service_keys=upgraded,
+        decisions=stack.ledger,
         clock=stack.clock,
     )
     assert (
         grant_and_open(
-            new_service, tenant_id=TENANT, vault_id=VAULT, item_id="note", requester=requester, now=T0
+            new_service,
+            stack.ledger,
+            tenant_id=TENANT,
+            vault_id=VAULT,
+            item_id="note",
+            requester=requester,
+            now=T0,
         )
         == SMALL
     )
@@ -1149,13 +1159,18 @@ def test_a_new_algorithm_adds_a_key_and_old_signatures_still_verify(
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(plaintext=st.binary(max_size=3000), content_type=st.sampled_from(["text/plain", "application/json"]))
 def test_any_plaintext_round_trips_inline_or_detached(
-    service: VaultService, requester: HybridPrivateKey, plaintext: bytes, content_type: str
+    stack: MemoryStack,
+    service: VaultService,
+    requester: HybridPrivateKey,
+    plaintext: bytes,
+    content_type: str,
 ) -> None:
     record = _seal(service, "prop", plaintext, content_type=content_type)
     expected = BodyLocation.S3 if len(plaintext) + 16 > 1024 else BodyLocation.INLINE
     assert record.body_location is expected
     opened = grant_and_open(
         service,
+        stack.ledger,
         tenant_id=TENANT,
         vault_id=VAULT,
         item_id="prop",
@@ -1170,34 +1185,26 @@ def test_grant_ttl_comes_from_the_service() -> None:
     stack = memory_stack(clock=ManualClock(T0 + 5), grant_ttl_seconds=42)
     stack.service.create_vault(TENANT, VAULT)
     _seal(stack.service, "note", SMALL)
-    issued = stack.service.issue_grant(
-        request_id="req-1",
-        tenant_id=TENANT,
-        vault_id=VAULT,
-        item_id="note",
-        requester_public_key=HybridPrivateKey.generate().public_key(),
-    )
+    issued = _issue(stack, "note", HybridPrivateKey.generate())
     assert issued.expires_at == T0 + 5 + 42
 
 
 # --- a grant needs the approval logged for its request --------------------------------------------------
 def _approval(requester: HybridPrivateKey | None, **changes: Any) -> DecisionRecord:
-    """The decision the access flow logs before its Grant task: this vault, item and requester key."""
+    """The record the access flow logs before its Grant task (this vault, item and requester key), as a
+    record alone: no attestation chain, so nothing is granted on it whatever it says."""
     fields: dict[str, Any] = {
         "request_id": "access-1",
         "tenant_id": TENANT,
         "vault_id": VAULT,
         "item_id": "note",
-        "principal_hash": "5a" * 32,
-        "decision": "approve",
-        "policy_version": "9b" * 32,
         "time": T0,
         "requester_key_sha256": (
             None if requester is None else requester_key_sha256(requester.public_key().to_bytes())
         ),
     }
     fields.update(changes)
-    return DecisionRecord(**fields)
+    return approval_record(**fields)
 
 
 @dataclass
@@ -1208,23 +1215,26 @@ class Decided:
     ledger: InMemoryDecisionLedger
     issued: list[str]
 
+    def approve(self, requester: HybridPrivateKey, **changes: Any) -> DecisionRecord:
+        """An attested approval of access-1 (version 1 of "note", now), as the flow logs it."""
+        fields: dict[str, Any] = {
+            "tenant_id": TENANT,
+            "vault_id": VAULT,
+            "item_id": "note",
+            "request_id": "access-1",
+            "requester_key_sha256": requester_key_sha256(requester.public_key().to_bytes()),
+            "item_version": 1,
+            "time": T0,
+            **changes,
+        }
+        return self.ledger.approve(**fields)
+
 
 @pytest.fixture
 def decided(stack: MemoryStack, monkeypatch: pytest.MonkeyPatch) -> Decided:
-    ledger = InMemoryDecisionLedger()
-    service = VaultService(
-        vaults=stack.vaults,
-        items=stack.items,
-        blobs=stack.blobs,
-        root=stack.root,
-        service_keys=stack.service.service_keys,
-        decisions=ledger,
-        large_item_threshold=1024,
-        clock=stack.clock,
-    )
-    service.create_vault(TENANT, VAULT)
-    _seal(service, "note", SMALL)
-    _seal(service, "other-note", SMALL)
+    stack.service.create_vault(TENANT, VAULT)
+    _seal(stack.service, "note", SMALL)
+    _seal(stack.service, "other-note", SMALL)
     issued: list[str] = []
     real_issue = grants.issue
 
@@ -1233,7 +1243,7 @@ def decided(stack: MemoryStack, monkeypatch: pytest.MonkeyPatch) -> Decided:
         return real_issue(**kwargs)
 
     monkeypatch.setattr(grants, "issue", counted)
-    return Decided(service, ledger, issued)
+    return Decided(stack.service, stack.ledger, issued)
 
 
 def _grant_approved(
@@ -1251,7 +1261,7 @@ def _grant_approved(
 def test_a_logged_approval_of_this_request_gets_its_grant(
     stack: MemoryStack, decided: Decided, requester: HybridPrivateKey
 ) -> None:
-    decided.ledger.log(_approval(requester))
+    decided.approve(requester)
     issued = _grant_approved(decided.service, requester)
     assert decided.issued == ["access-1"]
     _, envelope = decided.service.load_envelope(TENANT, VAULT, "note", issued.record.version)
@@ -1268,7 +1278,7 @@ def test_a_logged_approval_of_this_request_gets_its_grant(
 def test_an_approval_opens_its_item_only_while_it_is_fresh(
     stack: MemoryStack, decided: Decided, requester: HybridPrivateKey
 ) -> None:
-    decided.ledger.log(_approval(requester, time=stack.clock()))
+    decided.approve(requester, time=stack.clock())
     stack.clock.advance(900)  # the default approval_max_age_seconds: still granted
     _grant_approved(decided.service, requester)
     stack.clock.advance(1)
@@ -1280,7 +1290,7 @@ def test_an_approval_opens_its_item_only_while_it_is_fresh(
 def test_an_approval_dated_in_the_future_grants_nothing(
     stack: MemoryStack, decided: Decided, requester: HybridPrivateKey
 ) -> None:
-    decided.ledger.log(_approval(requester, time=stack.clock() + 301))
+    decided.approve(requester, time=stack.clock() + 301)
     with pytest.raises(DecisionRequiredError, match="future"):
         _grant_approved(decided.service, requester)
     assert decided.issued == []
@@ -1342,6 +1352,32 @@ def test_without_the_approval_of_this_request_nothing_is_granted(
     assert decided.issued == []
 
 
+ATTESTED_BUT_NOT_THIS_REQUEST: dict[str, tuple[dict[str, Any], str]] = {
+    "a denial": ({"decision": "deny"}, "is not an approval"),
+    "an approval for another vault": ({"vault_id": "vault-2"}, "is for another vault"),
+    "an approval of another item": ({"item_id": "other-note"}, "is for another item"),
+    "an approval for another requester key": (
+        {"requester_key_sha256": requester_key_sha256(STRANGER.public_key().to_bytes())},
+        "is for another requester key",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    "case", ATTESTED_BUT_NOT_THIS_REQUEST.values(), ids=list(ATTESTED_BUT_NOT_THIS_REQUEST)
+)
+def test_an_honest_chain_does_not_make_another_decision_this_requests_approval(
+    decided: Decided, requester: HybridPrivateKey, case: tuple[dict[str, Any], str]
+) -> None:
+    """The record is checked against the request before its chain: an honestly attested approval of
+    another vault, item or key grants nothing for this one, nor does a denial whose chain approves."""
+    changes, message = case
+    decided.approve(requester, **changes)
+    with pytest.raises(DecisionRequiredError, match=message):
+        _grant_approved(decided.service, requester)
+    assert decided.issued == []
+
+
 def test_the_decision_is_checked_before_the_item_is_looked_up(
     decided: Decided, requester: HybridPrivateKey
 ) -> None:
@@ -1351,10 +1387,10 @@ def test_the_decision_is_checked_before_the_item_is_looked_up(
         with pytest.raises(DecisionRequiredError, match="no access decision"):
             _grant_approved(decided.service, requester, item_id=item_id)
     # With the approval, the item's own state decides.
-    decided.ledger.log(_approval(requester, request_id="access-2", item_id="missing-note"))
+    decided.approve(requester, request_id="access-2", item_id="missing-note")
     with pytest.raises(NotFoundError):
         _grant_approved(decided.service, requester, request_id="access-2", item_id="missing-note")
-    decided.ledger.log(_approval(requester, request_id="access-3", item_id="other-note"))
+    decided.approve(requester, request_id="access-3", item_id="other-note")
     with pytest.raises(ItemShreddedError):
         _grant_approved(decided.service, requester, request_id="access-3", item_id="other-note")
     assert decided.issued == []
@@ -1363,7 +1399,7 @@ def test_the_decision_is_checked_before_the_item_is_looked_up(
 def test_a_log_that_cannot_be_read_raises_and_grants_nothing(
     decided: Decided, requester: HybridPrivateKey, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    decided.ledger.log(_approval(requester))
+    decided.approve(requester)
 
     def unavailable(tenant_id: str, request_id: str) -> DecisionRecord | None:
         raise StorageUnavailableError("DynamoDB is unavailable or throttling")
@@ -1382,8 +1418,25 @@ def test_a_service_without_a_decision_ledger_grants_nothing(
     stack: MemoryStack, service: VaultService, requester: HybridPrivateKey
 ) -> None:
     _seal(service, "note", SMALL)
+    stack.ledger.approve(
+        tenant_id=TENANT,
+        vault_id=VAULT,
+        item_id="note",
+        request_id="access-1",
+        requester_key_sha256=requester_key_sha256(requester.public_key().to_bytes()),
+        item_version=1,
+        time=T0,
+    )
+    unwired = VaultService(
+        vaults=stack.vaults,
+        items=stack.items,
+        blobs=stack.blobs,
+        root=stack.root,
+        service_keys=stack.service.service_keys,
+        clock=stack.clock,
+    )
     with pytest.raises(DecisionRequiredError, match="no access decision log is configured"):
-        _grant_approved(service, requester)
+        _grant_approved(unwired, requester)
 
 
 @pytest.mark.parametrize(
@@ -1420,7 +1473,7 @@ def test_the_grant_action_grants_only_for_the_logged_approval(
     )
     with pytest.raises(DecisionRequiredError):
         run_encrypt_action(decided.service, request)
-    decided.ledger.log(_approval(requester))
+    decided.approve(requester)
     result = run_encrypt_action(decided.service, request)
     assert (result["item_id"], result["version"]) == ("note", 1)
     assert decided.issued == ["access-1"]

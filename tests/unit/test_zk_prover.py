@@ -10,13 +10,19 @@ from __future__ import annotations
 import importlib
 import json
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from reliquary.crypto.kem import HybridPrivateKey, requester_key_sha256
 from reliquary.errors import ConfigurationError, InvalidRequestError, TransientError
 from reliquary.zk import groth16, prover
+from reliquary.zk.memory import InMemoryPolicyStore, InMemoryReplayStore
+from reliquary.zk.policy import ContextPolicy, request_hash
+from reliquary.zk.replay import NONCE_HEX, IssuedNonce
+from reliquary.zk.service import ContextVerifier, load_circuit_keys
 
 # py_ecc re-exports without __all__, so mypy sees none of its names: use it untyped.
 bn: Any = importlib.import_module("py_ecc.optimized_bn128")
@@ -176,3 +182,104 @@ def test_device_proof_with_a_wrong_commitment_is_refused() -> None:
     inputs["device_commitment"] = str(int(inputs["device_commitment"]) + 1)
     with pytest.raises(InvalidRequestError, match="proving device_proof failed"):
         prover.prove("device_proof", inputs)
+
+
+# --- the request binding: one encoding on both sides ---------------------------------------------
+BINDINGS = [
+    {
+        "tenantId": "acme",
+        "vaultId": "agent-memory",
+        "itemId": "customer-42-notes",
+        "requestId": "access-0002",
+    },
+    {"tenantId": "a", "vaultId": "b", "itemId": "c", "requestId": "d"},
+    # The same characters split between fields otherwise: the length prefixes keep them apart.
+    {
+        "tenantId": "acm",
+        "vaultId": "eagent-memory",
+        "itemId": "customer-42-notes",
+        "requestId": "access-0002",
+    },
+    {"tenantId": "T" * 128, "vaultId": "v.1:@-_", "itemId": "0", "requestId": "x" * 128},
+]
+
+
+@needs_node
+def test_the_prover_scripts_bind_a_request_as_the_verifier_does() -> None:
+    keys = ["ab" * 32, "0" * 64, "f" * 64, "31ae98ce7ae5bcaa022279ef7fbd53b3fbd088197bca6f29ebe9b59a53281e35"]
+    cases = [{**b, "requesterKeySha256": k} for b, k in zip(BINDINGS, keys, strict=True)]
+    script = (
+        'import { requestHash } from "./scripts/inputs.mjs";'
+        f"for (const c of {json.dumps(cases)}) console.log(requestHash(c).toString());"
+    )
+    done = subprocess.run(  # noqa: S603  (our own script, fixed arguments)
+        [str(NODE), "--input-type=module", "-e", script],
+        cwd=ZK_DIR,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    from_js = [int(line) for line in done.stdout.split()]
+    from_python = [
+        request_hash(
+            tenant_id=c["tenantId"],
+            vault_id=c["vaultId"],
+            item_id=c["itemId"],
+            request_id=c["requestId"],
+            requester_key_sha256=c["requesterKeySha256"],
+        )
+        for c in cases
+    ]
+    assert from_js == from_python
+    assert len(set(from_python)) == len(cases)
+
+
+def test_a_fresh_proof_with_binding_inputs_verifies_for_its_request_only() -> None:
+    """The SDK's way: the circuit's own inputs plus binding_inputs for the request, then the verifier."""
+    inputs = example_inputs("device_proof")
+    key = HybridPrivateKey.generate().public_key().to_bytes()
+    nonce = "7e" * (NONCE_HEX // 2)
+    request = {"tenant_id": "acme", "vault_id": "vault-1", "item_id": "item-9", "request_id": "req-77"}
+    binding = prover.binding_inputs(**request, requester_public_key=key, nonce=nonce)
+    assert binding["nonce"] == str(int(nonce, 16))
+    proof, public = prover.prove("device_proof", {**inputs, **binding})
+
+    keys = load_circuit_keys(("device_proof",))
+    policy = ContextPolicy(circuit="device_proof", device_commitments=(int(inputs["device_commitment"]),))
+
+    def verify(**changes: Any) -> Any:
+        replay, policies = InMemoryReplayStore(), InMemoryPolicyStore()
+        policies.put("acme", "vault-1", policy)
+        replay.add_nonce(IssuedNonce("acme", "vault-1", nonce, 0, 2**40))
+        verifier = ContextVerifier(keys, replay, policies, clock=lambda: 1)
+        fields = {**request, "requester_key_sha256": requester_key_sha256(key), "nonce": nonce}
+        return verifier.verify(
+            **{**fields, **changes}, circuit="device_proof", proof=proof, public_signals=public
+        )
+
+    assert verify().verified
+    assert verify(item_id="item-10").reason == "the proof is bound to another request"
+    assert verify(requester_key_sha256="00" * 32).reason == "the proof is bound to another request"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"nonce": "7E" * 31},
+        {"nonce": "7e"},
+        {"item_id": "no/such"},
+        {"requester_public_key": b""},
+    ],
+)
+def test_binding_inputs_refuse_malformed_values(bad: dict[str, Any]) -> None:
+    fields: dict[str, Any] = {
+        "tenant_id": "acme",
+        "vault_id": "vault-1",
+        "item_id": "item-9",
+        "request_id": "req-77",
+        "requester_public_key": b"k" * 1216,
+        "nonce": "7e" * 31,
+    }
+    with pytest.raises(InvalidRequestError):
+        prover.binding_inputs(**{**fields, **bad})

@@ -4,9 +4,11 @@
 // r1cs and the ptau, exports the verification keys, derives the public-signal names, makes the example
 // inputs and proofs and verifies them. Writes ceremony/transcript.json and ceremony/README.md.
 //
-// usage: node scripts/build.mjs [--reuse-ptau] [--power N]      (npm run build)
-//   --reuse-ptau   keep the committed ceremony/pot<N>_final.ptau (verify it, skip phase 1)
-//   --power N      force the powers-of-tau size (default: 13 if the largest circuit fits, else 14, ...)
+// usage: node scripts/build.mjs [--reuse-ptau] [--power N] [--examples-only]      (npm run build)
+//   --reuse-ptau     keep the committed ceremony/pot<N>_final.ptau (verify it, skip phase 1)
+//   --power N        force the powers-of-tau size (default: 13 if the largest circuit fits, else 14, ...)
+//   --examples-only  keep every committed key; remake only the example inputs and proofs (e.g. after a
+//                    change of an input encoding) and replace their steps in ceremony/transcript.json
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -14,6 +16,13 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 
 import { CIRCUITS, ROOT, paths, readJson, sha256File } from "./common.mjs";
+import {
+  DEFAULT_ITEM_ID,
+  DEFAULT_REQUEST_ID,
+  DEFAULT_REQUESTER_KEY_SHA256,
+  DEFAULT_TENANT_ID,
+  DEFAULT_VAULT_ID,
+} from "./inputs.mjs";
 
 const BIN = path.join(ROOT, "node_modules", ".bin");
 const CIRCOM = path.join(BIN, "circom2");
@@ -24,7 +33,11 @@ const BEACON_ITERATIONS_EXP = 10;
 const ANSI = /\x1b\[[0-9;]*m/g;
 
 const { values: options } = parseArgs({
-  options: { "reuse-ptau": { type: "boolean", default: false }, power: { type: "string" } },
+  options: {
+    "reuse-ptau": { type: "boolean", default: false },
+    power: { type: "string" },
+    "examples-only": { type: "boolean", default: false },
+  },
   strict: true,
 });
 
@@ -295,9 +308,34 @@ async function main() {
     if (vkey.nPublic !== signals.length) throw new Error(`${name}: nPublic ${vkey.nPublic} != ${signals.length} signal names`);
   }
 
-  // 4. example inputs and proofs (fixed request id and nonce), verified with the snarkjs CLI
+  // 4. example inputs and proofs
+  await examples();
+
+  transcript.finished_at = new Date().toISOString();
+  transcript.total_seconds = Number(((Date.now() - started) / 1000).toFixed(1));
+  transcript.artifacts = {};
+  for (const name of CIRCUITS) {
+    transcript.artifacts[name] = await describe([paths.wasm(name), paths.r1cs(name), paths.zkey(name), paths.vkey(name), paths.signals(name)]);
+  }
+  transcript.artifacts.ptau = await describe([ptauFinal]);
+  writeFileSync(paths.transcript, `${JSON.stringify(transcript, null, 2)}\n`);
+  writeFileSync(path.join(CEREMONY, "README.md"), summary(transcript, ptauFinal));
+  rmSync(BUILD, { recursive: true, force: true });
+  say(`built everything; transcript in ${rel(paths.transcript)}`);
+}
+
+// The example inputs and proofs (a fixed request, requester key and nonce), verified with the snarkjs CLI.
+async function examples() {
   say("== examples ==");
-  const exampleArgs = ["--seed", "reliquary-example", "--request-id", "access-0002", "--nonce", EXAMPLE_NONCE_HEX];
+  const exampleArgs = [
+    "--seed", "reliquary-example",
+    "--tenant-id", DEFAULT_TENANT_ID,
+    "--vault-id", DEFAULT_VAULT_ID,
+    "--item-id", DEFAULT_ITEM_ID,
+    "--request-id", DEFAULT_REQUEST_ID,
+    "--requester-key-sha256", DEFAULT_REQUESTER_KEY_SHA256,
+    "--nonce", EXAMPLE_NONCE_HEX,
+  ];
   await step({
     name: "example inputs",
     argv: [process.execPath, "scripts/inputs.mjs", ...exampleArgs, "--out", "examples/inputs"],
@@ -321,18 +359,20 @@ async function main() {
       expect: /OK!/,
     });
   }
+}
 
-  transcript.finished_at = new Date().toISOString();
-  transcript.total_seconds = Number(((Date.now() - started) / 1000).toFixed(1));
-  transcript.artifacts = {};
-  for (const name of CIRCUITS) {
-    transcript.artifacts[name] = await describe([paths.wasm(name), paths.r1cs(name), paths.zkey(name), paths.vkey(name), paths.signals(name)]);
-  }
-  transcript.artifacts.ptau = await describe([ptauFinal]);
-  writeFileSync(paths.transcript, `${JSON.stringify(transcript, null, 2)}\n`);
-  writeFileSync(path.join(CEREMONY, "README.md"), summary(transcript, ptauFinal));
-  rmSync(BUILD, { recursive: true, force: true });
-  say(`built everything; transcript in ${rel(paths.transcript)}`);
+// --examples-only: the committed keys stay; the transcript keeps every ceremony step and gets the new
+// example steps in place of the old ones.
+const EXAMPLE_STEPS = new Set(["example inputs", "example proof", "groth16 verify"]);
+
+async function examplesOnly() {
+  const previous = readJson(paths.transcript);
+  transcript.steps = [];
+  await examples();
+  previous.steps = [...previous.steps.filter((s) => !EXAMPLE_STEPS.has(s.step)), ...transcript.steps];
+  previous.examples_made_at = new Date(started).toISOString();
+  writeFileSync(paths.transcript, `${JSON.stringify(previous, null, 2)}\n`);
+  say(`remade the examples; their steps in ${rel(paths.transcript)}`);
 }
 
 const EXAMPLE_NONCE_HEX = Array.from({ length: 31 }, (_, i) => (i + 1).toString(16).padStart(2, "0")).join("");
@@ -409,7 +449,7 @@ function summary(t, ptauFinal) {
   return lines.join("\n");
 }
 
-main().catch((err) => {
+(options["examples-only"] ? examplesOnly() : main()).catch((err) => {
   process.stderr.write(`build: ${err.stack ?? err.message}\n`);
   process.exit(1);
 });

@@ -9,8 +9,9 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "
 // Build order: the small circuits first, the combined one (the access flow's default) last.
 export const CIRCUITS = ["device_proof", "location_chain", "timestamp_verifier", "pattern_match", "context_proof"];
 
-// BN254's scalar field (snarkjs "bn128"): every signal is an element of it.
-export const FIELD_MODULUS = 21888242871839275222246405745257275088548364400416722355883672083479005657953n;
+// BN254's scalar field order r (snarkjs "bn128"): every signal is an element of [0, r). The same value as
+// reliquary.zk.policy.SCALAR_FIELD (tests/unit/test_zk_context.py compares both with py_ecc).
+export const FIELD_MODULUS = 21888242871839275222246405745257275088548364400416034343698204186575808495617n;
 
 export const paths = {
   circuit: (name) => path.join(ROOT, "circuits", `${name}.circom`),

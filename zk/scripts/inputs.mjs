@@ -6,7 +6,10 @@
 //
 // usage: node scripts/inputs.mjs [options]
 //   --seed S            seed of every private value (default "reliquary-example")
-//   --request-id ID     request id: request_hash = int(SHA-256(ID, UTF-8)) >> 8 (default "access-0002")
+//   --tenant-id ID, --vault-id ID, --item-id ID, --request-id ID, --requester-key-sha256 HEX
+//                       the request the proofs are bound to: request_hash = requestHash(...) below
+//                       (defaults: the example's acme, agent-memory, customer-42-notes, access-0002 and
+//                       the SHA-256 of events/access/request.json's requester_public_key)
 //   --nonce HEX         the service's nonce, 62 hex characters = 31 bytes, big-endian
 //                       (default: SHA-256("reliquary-zk-inputs/<seed>/nonce"), first 31 bytes)
 //   --now UNIX|now      the requester's timestamp in seconds (default 1767225600 = 2026-01-01T00:00:00Z);
@@ -30,7 +33,13 @@ import { CIRCUITS, FIELD_MODULUS, isCircuit, writeStdout } from "./common.mjs";
 export const DEPTH = 16;
 export const EVENTS = 8;
 export const DEFAULT_SEED = "reliquary-example";
+export const DEFAULT_TENANT_ID = "acme";
+export const DEFAULT_VAULT_ID = "agent-memory";
+export const DEFAULT_ITEM_ID = "customer-42-notes";
 export const DEFAULT_REQUEST_ID = "access-0002";
+// SHA-256 of the example requester's hybrid public key (events/access/request.json, requester_public_key).
+export const DEFAULT_REQUESTER_KEY_SHA256 = "31ae98ce7ae5bcaa022279ef7fbd53b3fbd088197bca6f29ebe9b59a53281e35";
+export const REQUEST_BINDING_DOMAIN = "reliquary/zk/request-binding/v1";
 export const DEFAULT_NOW = 1767225600;
 export const WINDOW_HALF_SECONDS = 900;
 export const DEFAULT_REGIONS = ["eu-west-1", "eu-central-1", "eu-north-1", "us-east-1", "ap-southeast-2"];
@@ -41,9 +50,31 @@ export const EVENT_CODES = [
 const sha256 = (text) => createHash("sha256").update(text, "utf8").digest();
 const toBig = (bytes) => BigInt(`0x${Buffer.from(bytes).toString("hex") || "0"}`);
 
-// int(SHA-256(text)) >> 8: 248 bits, always below r. Used for request_hash and for event codes.
+// int(SHA-256(text)) >> 8: 248 bits, always below r. Used for event codes.
 export function hash248(text) {
   return toBig(sha256(text)) >> 8n;
+}
+
+const ID = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/;
+
+// The public signal binding a proof to one whole request, as reliquary.zk.policy.request_hash computes
+// it: SHA-256 over the domain tag, tenant, vault, item, request id and the requester key's SHA-256 (hex),
+// each as a 4-byte big-endian length and its UTF-8 bytes; the top 248 bits (always below r).
+export function requestHash({ tenantId, vaultId, itemId, requestId, requesterKeySha256 }) {
+  for (const [name, value] of [["tenant_id", tenantId], ["vault_id", vaultId], ["item_id", itemId], ["request_id", requestId]]) {
+    if (typeof value !== "string" || !ID.test(value)) throw new Error(`${name}: 1-128 of [A-Za-z0-9._:@-], starting with a letter or digit`);
+  }
+  if (typeof requesterKeySha256 !== "string" || !/^[0-9a-f]{64}$/.test(requesterKeySha256)) {
+    throw new Error("requester_key_sha256: 64 lower-case hex characters");
+  }
+  const hash = createHash("sha256");
+  for (const value of [REQUEST_BINDING_DOMAIN, tenantId, vaultId, itemId, requestId, requesterKeySha256]) {
+    const bytes = Buffer.from(value, "utf8");
+    const length = Buffer.alloc(4);
+    length.writeUInt32BE(bytes.length);
+    hash.update(length).update(bytes);
+  }
+  return toBig(hash.digest()) >> 8n;
 }
 
 // A region code as a field element: the big-endian integer of its UTF-8 bytes (at most 31 bytes).
@@ -63,7 +94,11 @@ let poseidonReady;
 
 export async function makeInputs({
   seed = DEFAULT_SEED,
+  tenantId = DEFAULT_TENANT_ID,
+  vaultId = DEFAULT_VAULT_ID,
+  itemId = DEFAULT_ITEM_ID,
   requestId = DEFAULT_REQUEST_ID,
+  requesterKeySha256 = DEFAULT_REQUESTER_KEY_SHA256,
   nonceHex,
   now = DEFAULT_NOW,
   regions = DEFAULT_REGIONS,
@@ -77,7 +112,7 @@ export async function makeInputs({
 
   nonceHex ??= sha256(`reliquary-zk-inputs/${seed}/nonce`).subarray(0, 31).toString("hex");
   const nonce = nonceValue(nonceHex);
-  const request_hash = hash248(requestId);
+  const request_hash = requestHash({ tenantId, vaultId, itemId, requestId, requesterKeySha256 });
 
   // device
   const device_secret = derive("device_secret");
@@ -176,7 +211,11 @@ export async function makeInputs({
   };
   const meta = {
     seed,
+    tenant_id: tenantId,
+    vault_id: vaultId,
+    item_id: itemId,
     request_id: requestId,
+    requester_key_sha256: requesterKeySha256,
     nonce_hex: nonceHex,
     now,
     regions,
@@ -200,7 +239,11 @@ async function main() {
   const { values } = parseArgs({
     options: {
       seed: { type: "string" },
+      "tenant-id": { type: "string" },
+      "vault-id": { type: "string" },
+      "item-id": { type: "string" },
       "request-id": { type: "string" },
+      "requester-key-sha256": { type: "string" },
       nonce: { type: "string" },
       now: { type: "string" },
       regions: { type: "string" },
@@ -215,7 +258,11 @@ async function main() {
   const now = values.now === undefined ? undefined : values.now === "now" ? Math.floor(Date.now() / 1000) : Number(values.now);
   const { inputs, publicValues, meta } = await makeInputs({
     seed: values.seed,
+    tenantId: values["tenant-id"],
+    vaultId: values["vault-id"],
+    itemId: values["item-id"],
     requestId: values["request-id"],
+    requesterKeySha256: values["requester-key-sha256"],
     nonceHex: values.nonce,
     now,
     regions: values.regions?.split(",").map((r) => r.trim()).filter(Boolean),

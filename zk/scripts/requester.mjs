@@ -6,8 +6,11 @@
 // usage: node scripts/requester.mjs      then one JSON request per line on stdin, one answer per line:
 //   {"op": "policy", "seed": S}
 //       -> {"ok": true, "policy": {device_commitments, region_root, pattern_commitments, min_pattern_matches}}
-//   {"op": "prove", "seed": S, "request_id": ID, "nonce": HEX, "now": UNIX, "circuit": "context_proof"}
+//   {"op": "prove", "seed": S, "tenant_id": T, "vault_id": V, "item_id": I, "request_id": ID,
+//    "requester_key_sha256": HEX, "nonce": HEX, "now": UNIX, "circuit": "context_proof"}
 //       -> {"ok": true, "proof": <snarkjs proof>, "public_signals": [<decimal strings>]}
+//       the proof is bound to that whole request (request_hash: inputs.mjs requestHash) and the nonce;
+//       every binding field is required (no example defaults here)
 //   any failure -> {"ok": false, "error": "..."}; the process keeps serving. EOF on stdin ends it.
 import { createInterface } from "node:readline";
 
@@ -27,9 +30,16 @@ async function answer(request) {
   if (op === "prove") {
     const circuit = request.circuit ?? "context_proof";
     if (!isCircuit(circuit)) throw new Error(`unknown circuit ${circuit}`);
+    for (const name of ["tenant_id", "vault_id", "item_id", "request_id", "requester_key_sha256", "nonce"]) {
+      if (typeof request[name] !== "string") throw new Error(`${name}: required`);
+    }
     const { inputs } = await makeInputs({
       seed,
+      tenantId: request.tenant_id,
+      vaultId: request.vault_id,
+      itemId: request.item_id,
       requestId: request.request_id,
+      requesterKeySha256: request.requester_key_sha256,
       nonceHex: request.nonce,
       now: request.now ?? Math.floor(Date.now() / 1000),
     });

@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     idempotency_ttl_seconds: int = Field(default=3600, ge=60)
     # A context-proof nonce must be used within this many seconds of being issued.
     nonce_ttl_seconds: int = Field(default=300, ge=10, le=3600)
+    # A folder of a real ceremony's zero-knowledge verification keys (<circuit>.vkey.json and
+    # <circuit>.signals.json for every circuit), read at cold start. Unset: the development ceremony's
+    # keys shipped with the core, which production refuses (zk/README.md, Ceremony).
+    zk_keys_dir: Path | None = None
     # The name of this deployment's transparency logs: each tenant's log has the checkpoint origin
     # "<audit_origin>/<tenant id>", and the checkpoint keys are named "<audit_origin>" (a schema-less
     # URL, as c2sp.org/tlog-checkpoint recommends; set it to a name you control).

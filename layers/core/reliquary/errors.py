@@ -251,3 +251,12 @@ class AttestationError(ReliquaryError):
 
     code = "attestation_invalid"
     http_status = 403
+
+
+class UnknownStageKeyError(AttestationError):
+    """A statement signed by a key the verifier does not know (yet: a key created since it read them).
+    ``key`` (signer, key id) is for the verifier's refresh, never part of the answer."""
+
+    def __init__(self, message: str, *, key: tuple[str, str]) -> None:
+        super().__init__(message, check="key")
+        self.key = key

@@ -33,11 +33,11 @@ def handle_action(
     metrics: Metrics,
 ) -> dict[str, Any]:
     """Validate ``event`` as one of ``requests``, ``run`` it, and answer."""
-    action = event_action(event)
+    action = event_action(event, requests)
     try:
         request = requests.validate_python(event)
     except ValidationError as exc:
-        return refuse(invalid_request(exc), action, logger=logger, metrics=metrics)
+        return refuse(invalid_request(exc, schema=requests), action, logger=logger, metrics=metrics)
     except ReliquaryError as exc:  # a model's own checks (e.g. a policy that must load) name the problem
         if exc.retryable:
             raise

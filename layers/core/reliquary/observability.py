@@ -1,5 +1,11 @@
 """Structured logging, metrics and tracing through aws-lambda-powertools.
 
+The AWS SDK never logs at DEBUG here: botocore writes every request and response body at DEBUG, and
+those of KMS carry secrets (``Plaintext`` of Decrypt and GenerateDataKey). A root logger at DEBUG (Lambda's
+log level setting, ``LOG_LEVEL``) would otherwise put them in the function's logs. ``quiet_aws_sdk`` pins
+the SDK's loggers at INFO and drops any DEBUG record they make still; it runs where each function builds
+its logger and each time an AWS client is built (after the SDK has loaded the modules that log).
+
 Tracing is off outside Lambda: powertools' Tracer imports aws_xray_sdk (~350 ms), which would dominate
 the cold start of local runs and tests, so outside Lambda (or with POWERTOOLS_TRACE_DISABLED) a no-op
 tracer with the same decorators stands in.
@@ -7,6 +13,7 @@ tracer with the same decorators stands in.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
@@ -14,6 +21,39 @@ from typing import Any, Protocol, TypeVar
 from aws_lambda_powertools import Logger, Metrics
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# pynamodb too: at DEBUG it logs each call's arguments (the items written, wrapped keys included).
+AWS_SDK_LOGGERS = ("botocore", "boto3", "urllib3", "s3transfer", "pynamodb")
+
+
+class _NoDebug(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.DEBUG
+
+
+_NO_DEBUG = _NoDebug()
+
+
+def _in_aws_sdk(name: str) -> bool:
+    return any(name == top or name.startswith(f"{top}.") for top in AWS_SDK_LOGGERS)
+
+
+def quiet_aws_sdk() -> None:
+    """No DEBUG record from the AWS SDK, whatever level the root logger or a configuration sets.
+
+    The SDK's top loggers are pinned at INFO or above, which every logger below them without a level
+    of its own inherits (also those created later); each of their loggers that exists gets a filter that
+    drops DEBUG records, for one whose level is set to DEBUG after this ran. Idempotent."""
+    for name in AWS_SDK_LOGGERS:
+        top = logging.getLogger(name)
+        if top.level < logging.INFO:  # NOTSET (0) included: it would inherit the root's level
+            top.setLevel(logging.INFO)
+    for name, logger in list(logging.Logger.manager.loggerDict.items()):
+        if isinstance(logger, logging.Logger) and _in_aws_sdk(name):
+            if logging.NOTSET < logger.level < logging.INFO:
+                logger.setLevel(logging.INFO)
+            if _NO_DEBUG not in logger.filters:
+                logger.addFilter(_NO_DEBUG)
 
 
 class TracerLike(Protocol):
@@ -47,7 +87,9 @@ def build_tracer(service: str) -> TracerLike:
 
 
 def build_logger(service: str) -> Logger:
-    return Logger(service=service)
+    logger = Logger(service=service)
+    quiet_aws_sdk()
+    return logger
 
 
 def build_metrics(service: str) -> Metrics:

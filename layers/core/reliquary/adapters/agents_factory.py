@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from reliquary.adapters.agent_memory import DynamoDBMemoryStore
 from reliquary.adapters.clients import build_root_of_trust, dynamodb_client, table_config
+from reliquary.adapters.pseudonym_store import load_pseudonyms
 from reliquary.adapters.stage_keys import stage_key_directory, stage_signer
 from reliquary.adapters.vault_policies import DynamoDBVaultPolicyStore
 from reliquary.agents.memory import MemoryBox
@@ -22,7 +23,8 @@ def build_agent_vote(settings: Settings) -> AgentVoteStage:
     memories = DynamoDBMemoryStore(table_config(settings, settings.agent_memory_table), client)
     service = AgentVoteService(
         memories,
-        MemoryBox.load_or_create(memories, root),  # unwrapped once per cold start
+        # Both unwrapped once per cold start: the memory key, and the pseudonym secret naming principals.
+        MemoryBox.load_or_create(memories, root, load_pseudonyms(settings, root, client)),
         DynamoDBVaultPolicyStore(vaults, QuorumPolicy, kind="QUORUM", client=client),
     )
     directory = stage_key_directory(vaults, client)

@@ -12,15 +12,15 @@ from reliquary.adapters.audit_store import DynamoDBLogStore, S3ExportSink, S3Til
 from reliquary.adapters.chain_store import S3ChainStore
 from reliquary.adapters.clients import aws_client, build_root_of_trust, dynamodb_client, table_config
 from reliquary.adapters.dynamodb import DynamoDBSigningKeyStore
+from reliquary.adapters.pseudonym_store import load_pseudonyms
 from reliquary.adapters.stage_keys import stage_key_directory
 from reliquary.audit.log import TransparencyLog
 from reliquary.audit.note import NoteSigner
-from reliquary.audit.records import principal_hash
 from reliquary.audit.service import AuditService, CheckpointKeys
 from reliquary.audit.stage import RecordDecisionStage
 from reliquary.config import Settings
 from reliquary.crypto.signing import SignatureAlgorithm
-from reliquary.vaults.service_keys import CHECKPOINT_SIGNING, derive_key, load_or_create_signing_keys
+from reliquary.vaults.service_keys import CHECKPOINT_SIGNING, load_or_create_signing_keys
 
 # Checkpoints carry all three: Ed25519 for standard signed-note verifiers and witnesses, and two
 # post-quantum signatures resting on different lattice problems (module-LWE/SIS and NTRU).
@@ -34,7 +34,9 @@ CHECKPOINT_ALGORITHMS = (
 @dataclass(frozen=True, slots=True)
 class AuditRuntime:
     service: AuditService
-    # The RecordDecision task: the decision's chain checked, stored beside the log and named in the record.
+    # The RecordDecision task: the decision's chain checked, stored beside the log and named in the record;
+    # principals named by the deployment's pseudonym (reliquary.crypto.pseudonym), as the trust history
+    # and the agents' memories name them.
     decisions: RecordDecisionStage
 
 
@@ -42,9 +44,10 @@ def build_audit(settings: Settings) -> AuditRuntime:
     audit = table_config(settings, settings.audit_table)
     dynamodb = dynamodb_client(settings)
     s3 = aws_client(settings, "s3")
+    root = build_root_of_trust(settings)
     keys = load_or_create_signing_keys(
         DynamoDBSigningKeyStore(audit, dynamodb, partition="CHECKPOINT"),
-        build_root_of_trust(settings),
+        root,
         CHECKPOINT_ALGORITHMS,
         clock=lambda: int(time.time()),
         purpose=CHECKPOINT_SIGNING,
@@ -59,14 +62,12 @@ def build_audit(settings: Settings) -> AuditRuntime:
         origin_prefix=settings.audit_origin,
         exports=S3ExportSink(s3, settings.audit_bucket),
     )
-    # Keys the principal hashes of decision records. Derived from the Ed25519 checkpoint key, so it is
-    # as durable as the log's identity; destroying that key makes every logged principal unlinkable.
-    salt = derive_key(keys[SignatureAlgorithm.ED25519], "principal hash salt")
+    pseudonyms = load_pseudonyms(settings, root, dynamodb)  # unwrapped once per cold start
     decisions = RecordDecisionStage(
         service,
         stage_key_directory(table_config(settings, settings.vaults_table), dynamodb),
         S3ChainStore(s3, settings.audit_bucket),
-        pseudonym=lambda tenant_id, subject: principal_hash(tenant_id, subject, salt),
+        pseudonym=pseudonyms.of,
         clock=lambda: int(time.time()),
     )
     return AuditRuntime(service, decisions)

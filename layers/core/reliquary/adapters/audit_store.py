@@ -4,7 +4,8 @@ bundles and checkpoints in S3 (AuditBucket, under ``logs/<log id>/``).
 AuditTable rows, one partition per log (tenant): ``pk = LOG#<log id>`` and
 - ``sk = HEAD``: size, frontier (concatenated 32-byte hashes), integrated, revision;
 - ``sk = BATCH#<start:015d>``: the entries committed together (entry-bundle encoding) and their request ids;
-- ``sk = REQ#<request id>``: the leaf index of a request (what makes appends idempotent);
+- ``sk = REQ#<request id>``: the leaf index of a request (what makes appends idempotent); a decision's
+  is ``REQ#decision#<request id>``, in the decisions' own id space (``log.decision_key``);
 - ``sk = CHECKPOINT``: the latest published checkpoint (size, signed note), advanced conditionally.
 The checkpoint keys live in the same table under ``pk = CHECKPOINT`` (see ``DynamoDBSigningKeyStore``).
 A commit is one transaction over the head (conditional on its revision), the batch and the request rows.
@@ -24,12 +25,12 @@ from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from reliquary.adapters.dynamodb import TableConfig, bind_model, guarded, translate_error
-from reliquary.adapters.s3 import translate_s3_error
+from reliquary.adapters.s3 import IMMUTABLE, get_object_or_none, translate_s3_error
 from reliquary.audit import tiles
 from reliquary.audit.log import MAX_BATCH, Batch, DuplicateRequestError, LogHead
 from reliquary.audit.merkle import HASH_SIZE
-from reliquary.audit.service import StoredCheckpoint
-from reliquary.errors import ConflictError, LogInconsistentError, NotFoundError
+from reliquary.audit.service import CHECKPOINT_PATH, StoredCheckpoint
+from reliquary.errors import ConflictError, LogInconsistentError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -118,7 +119,8 @@ class DynamoDBLogStore:
             _batch_sk(batch.start),
             start=batch.start,
             entries=_encode_entries(batch.entries),
-            request_ids=json.dumps(list(batch.request_ids)),
+            # UTF-8 and compact, as log.batch_bytes counts them (older rows, \u-escaped, read the same).
+            request_ids=json.dumps(list(batch.request_ids), ensure_ascii=False, separators=(",", ":")),
         )
         request_rows = [
             row_cls(_pk(log_id), f"REQ#{request_id}", index=batch.start + offset)
@@ -149,8 +151,9 @@ class DynamoDBLogStore:
         return found
 
     def index(self, log_id: str, request_id: str) -> int | None:
-        """The leaf index of one request id; None if it was never committed. One GetItem (a grant's
-        lookup of its decision needs no BatchGetItem permission)."""
+        """The leaf index of one request id (as the log was given it: ``log.decision_key`` for a
+        decision); None if it was never committed. One GetItem (a grant's lookup of its decision needs no
+        BatchGetItem permission)."""
         try:
             row = guarded(lambda: self._row.get(_pk(log_id), f"REQ#{request_id}", consistent_read=True))
         except self._row.DoesNotExist:
@@ -225,21 +228,17 @@ class S3TileStore:
         return f"logs/{log_id}/{path}"
 
     def read(self, log_id: str, path: str) -> bytes | None:
-        key = self.key(log_id, path)
-        try:
-            return self._client.get_object(Bucket=self._bucket, Key=key)["Body"].read()
-        except (ClientError, BotoCoreError) as exc:
-            error = translate_s3_error(exc, key)
-            if isinstance(error, NotFoundError):
-                return None
-            raise error from exc
+        return get_object_or_none(self._client, self._bucket, self.key(log_id, path))
 
     def write(self, log_id: str, path: str, data: bytes) -> None:
         key = self.key(log_id, path)
-        content_type = "text/plain; charset=utf-8" if path == "checkpoint" else "application/octet-stream"
-        # Full tiles and bundles never change once integrated: let caches keep them.
-        immutable = path.startswith("tile/") and tiles.parse_path(path).full
-        cache = "public, max-age=31536000, immutable" if immutable else "no-cache"
+        if path == CHECKPOINT_PATH:  # the one object that changes: always revalidated
+            content_type, cache = "text/plain; charset=utf-8", "no-cache"
+        else:
+            # Every tile and bundle, partial ones included, is immutable: a partial one's path names its
+            # width (``.p/<W>``), and a wider one gets a new path. Let caches keep them.
+            tiles.parse_path(path)  # InvalidRequestError for anything but the checkpoint or a tile path
+            content_type, cache = "application/octet-stream", IMMUTABLE
         try:
             self._client.put_object(
                 Bucket=self._bucket, Key=key, Body=data, ContentType=content_type, CacheControl=cache

@@ -7,13 +7,10 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from reliquary.adapters.s3 import translate_s3_error
-from reliquary.errors import NotFoundError
+from reliquary.adapters.s3 import IMMUTABLE, get_object_or_none, translate_s3_error
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
-
-IMMUTABLE = "public, max-age=31536000, immutable"
 
 
 def chain_key(tenant_id: str, digest: str) -> str:
@@ -39,11 +36,4 @@ class S3ChainStore:
             raise translate_s3_error(exc, key) from exc
 
     def get(self, tenant_id: str, digest: str) -> bytes | None:
-        key = chain_key(tenant_id, digest)
-        try:
-            return self._client.get_object(Bucket=self._bucket, Key=key)["Body"].read()
-        except (ClientError, BotoCoreError) as exc:
-            error = translate_s3_error(exc, key)
-            if isinstance(error, NotFoundError):
-                return None
-            raise error from exc
+        return get_object_or_none(self._client, self._bucket, chain_key(tenant_id, digest))

@@ -13,6 +13,7 @@ from reliquary.adapters.kms import KmsRootOfTrust
 from reliquary.config import Settings
 from reliquary.crypto.root import LocalRootOfTrust, RootOfTrust
 from reliquary.errors import ConfigurationError
+from reliquary.observability import quiet_aws_sdk
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -28,12 +29,16 @@ def _session() -> boto3.session.Session:
 
 def aws_client(settings: Settings, service: str) -> Any:
     """A boto3 client for ``service`` in the configured region, at the local endpoint when one is set."""
-    return _session().client(
+    # Before: the session and the client log as they load. After: for the SDK modules they loaded.
+    quiet_aws_sdk()
+    client = _session().client(
         service,  # type: ignore[call-overload]
         region_name=settings.region,
         endpoint_url=settings.endpoint_url,
         config=_BOTO_CONFIG,
     )
+    quiet_aws_sdk()
+    return client
 
 
 def dynamodb_client(settings: Settings) -> DynamoDBClient:

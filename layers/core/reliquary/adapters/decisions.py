@@ -1,7 +1,8 @@
 """The vault domain's ``DecisionLedger`` over the tenants' transparency logs: read-only, built lazily.
 
 A grant needs the access decision logged for its request (``reliquary.vaults.decisions``). This reads it
-back as the log stores it (``reliquary.adapters.audit_store``): the request id's row gives its leaf index
+back as the log stores it (``reliquary.adapters.audit_store``): the request id's row in the decisions' own
+id space (``REQ#decision#<request id>``, see ``reliquary.audit.log.decision_key``) gives its leaf index
 (a GetItem on the AuditTable), the head how far the log is integrated (a GetItem), and the entry bundle
 that holds the leaf gives the entry itself (an S3 GET under ``logs/<tenant>/``); the record's attestation
 chain comes from ``chains/<tenant>/`` and the stage keys from the vaults table's ``STAGE#`` partitions.
@@ -73,10 +74,12 @@ class LoggedDecisions:
 
     def logged_decision(self, tenant_id: str, request_id: str) -> DecisionRecord | None:
         from reliquary.audit import tiles  # noqa: PLC0415  (loaded with the stores)
+        from reliquary.audit.log import decision_key  # noqa: PLC0415
         from reliquary.audit.records import DecisionRecord, decode_record  # noqa: PLC0415
 
         store, tile_store = self._open()
-        index = store.index(tenant_id, request_id)
+        # Only the decisions' id space: a record of another kind under this request id is not a decision.
+        index = store.index(tenant_id, decision_key(request_id))
         if index is None:
             return None
         integrated = store.head(tenant_id).integrated
@@ -95,8 +98,8 @@ class LoggedDecisions:
             raise LogInconsistentError(
                 "a logged entry is not a record", log_id=tenant_id, index=index
             ) from None
-        if record.dedup_key != (tenant_id, request_id):
+        if record.dedup_key != (tenant_id, request_id) or not isinstance(record, DecisionRecord):
             raise LogInconsistentError(
-                "a request id row points at another request's entry", log_id=tenant_id, index=index
+                "a decision's request id row points at another request's entry", log_id=tenant_id, index=index
             )
-        return record if isinstance(record, DecisionRecord) else None
+        return record

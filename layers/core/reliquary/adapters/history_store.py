@@ -1,12 +1,12 @@
 """A principal's access history in DynamoDB (HistoryTable, TTL ``expires_at``).
 
-Rows: ``pk = TENANT#<t>#P#<principal key>``, ``sk = EVENT#<time:012d>#<event key>``. The principal key is a
-domain-separated SHA-256 of tenant and subject, so the table never holds a subject in the clear (the
-history is operator storage, not published like the audit log; a guessable subject can still be tested
-against it by someone who can read the table). The event key is the first 16 hex digits of the SHA-256 of
-the event id (the request id) when one is given, so recording a request again at its time (a retried
-task) overwrites its row and the history holds one event per request; without an id it is random. Rows
-leave by TTL: history is bounded by design.
+Rows: ``pk = TENANT#<t>#P#<pseudonym>``, ``sk = EVENT#<time:012d>#<event key>``. The principal is named
+by its keyed pseudonym (``reliquary.crypto.pseudonym``: the value the audit log and the agents' memories
+name it by), so the table never holds a subject, nor anything a dictionary of guessed subjects could be
+tested against without the deployment's pseudonym secret. The event key is the first 16 hex digits of the
+SHA-256 of the event id (the request id) when one is given, so recording a request again at its time (a
+retried task) overwrites its row and the history holds one event per request; without an id it is
+random. Rows leave by TTL: history is bounded by design.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from pynamodb.attributes import NumberAttribute, UnicodeAttribute
 from pynamodb.models import Model
 
 from reliquary.adapters.dynamodb import TableConfig, bind_model, guarded
+from reliquary.crypto.pseudonym import Pseudonyms
 from reliquary.errors import LogInconsistentError
 from reliquary.trust.model import AccessEvent
 
-_DOMAIN = b"RELIQUARY history principal v1\x00"
 MAX_EVENTS = 1000  # read at most this many recent events per request (scoring needs 30 days at most)
 
 
@@ -36,10 +36,6 @@ class HistoryRow(Model):
     expires_at = NumberAttribute(null=True)
 
 
-def principal_key(tenant_id: str, subject: str) -> str:
-    return hashlib.sha256(_DOMAIN + tenant_id.encode() + b"\x00" + subject.encode()).hexdigest()
-
-
 def event_key(event_id: str | None) -> str:
     """The sort key's last part: derived from ``event_id`` (idempotent), random without one."""
     if event_id is None:
@@ -48,12 +44,12 @@ def event_key(event_id: str | None) -> str:
 
 
 class DynamoDBHistoryStore:
-    def __init__(self, config: TableConfig, client: Any | None = None) -> None:
+    def __init__(self, config: TableConfig, client: Any | None = None, *, pseudonyms: Pseudonyms) -> None:
         self._row = bind_model(HistoryRow, config, client)
+        self._pseudonyms = pseudonyms
 
-    @staticmethod
-    def _pk(tenant_id: str, subject: str) -> str:
-        return f"TENANT#{tenant_id}#P#{principal_key(tenant_id, subject)}"
+    def _pk(self, tenant_id: str, subject: str) -> str:
+        return f"TENANT#{tenant_id}#P#{self._pseudonyms.of(tenant_id, subject)}"
 
     def recent(self, tenant_id: str, subject: str, *, since: int) -> list[AccessEvent]:
         rows = guarded(

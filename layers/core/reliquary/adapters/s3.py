@@ -12,6 +12,8 @@ from reliquary.errors import NotFoundError, ReliquaryError, StorageUnavailableEr
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
+# Objects written once and never changed (tiles, entry bundles, attestation chains): cached for a year.
+IMMUTABLE = "public, max-age=31536000, immutable"
 _TRANSIENT = {"SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout", "503"}
 _MISSING = {"NoSuchKey", "404", "NotFound"}
 
@@ -26,6 +28,17 @@ def translate_s3_error(exc: ClientError | BotoCoreError, key: str) -> ReliquaryE
     if code in _TRANSIENT:
         return StorageUnavailableError("S3 is unavailable or throttling", key=key, aws_code=code)
     return ReliquaryError("S3 refused the request", key=key, aws_code=code)
+
+
+def get_object_or_none(client: S3Client, bucket: str, key: str) -> bytes | None:
+    """The object's bytes, or None when there is no such object; other failures as ``translate_s3_error``."""
+    try:
+        return client.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except (ClientError, BotoCoreError) as exc:
+        error = translate_s3_error(exc, key)
+        if isinstance(error, NotFoundError):
+            return None
+        raise error from exc
 
 
 class S3BlobStore:

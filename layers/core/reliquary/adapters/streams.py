@@ -25,14 +25,25 @@ def is_stream_batch(event: Any) -> bool:
     return isinstance(event, Mapping) and isinstance(event.get("Records"), list) and "action" not in event
 
 
+def _member(value: Any, *names: str) -> Any:
+    """``value[names[0]][names[1]]...``, or None where a level is not an object or lacks the name: a
+    stream record is input, and no shape of it may raise."""
+    for name in names:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(name)
+    return value
+
+
+def _key(record: Any, name: str, pattern: re.Pattern[str]) -> re.Match[str] | None:
+    value = _member(record, "dynamodb", "Keys", name, "S")
+    return pattern.fullmatch(value) if isinstance(value, str) else None
+
+
 def _removed(record: Any) -> RemovedVersion | None:
-    if not isinstance(record, Mapping) or record.get("eventName") != "REMOVE":
+    if _member(record, "eventName") != "REMOVE" or _member(record, "userIdentity") != _TTL_IDENTITY:
         return None
-    if record.get("userIdentity") != _TTL_IDENTITY:
-        return None
-    keys = record.get("dynamodb", {}).get("Keys", {})
-    pk = _PK.fullmatch(str(keys.get("pk", {}).get("S", "")))
-    sk = _SK.fullmatch(str(keys.get("sk", {}).get("S", "")))
+    pk, sk = _key(record, "pk", _PK), _key(record, "sk", _SK)
     if pk is None or sk is None:
         return None
     try:
@@ -48,5 +59,6 @@ def _removed(record: Any) -> RemovedVersion | None:
 
 def removed_versions(event: Mapping[str, Any]) -> list[RemovedVersion]:
     """The item versions that TTL removed in this batch; any other record is ignored."""
-    found = (_removed(record) for record in event.get("Records", []))
+    records = event.get("Records")
+    found = (_removed(record) for record in (records if isinstance(records, list) else []))
     return [removed for removed in found if removed is not None]

@@ -10,6 +10,7 @@ from reliquary.adapters.clients import build_root_of_trust, dynamodb_client, tab
 from reliquary.adapters.dynamodb import DynamoDBItemCatalog
 from reliquary.adapters.history_store import DynamoDBHistoryStore
 from reliquary.adapters.idempotency import Once
+from reliquary.adapters.pseudonym_store import load_pseudonyms
 from reliquary.adapters.stage_keys import stage_key_directory, stage_signer
 from reliquary.adapters.vault_policies import DynamoDBVaultPolicyStore
 from reliquary.config import Settings
@@ -32,11 +33,14 @@ SCORE_PAYLOAD = (
 
 
 def build_trust_service(settings: Settings, *, client: DynamoDBClient | None = None) -> TrustService:
-    """The history and vault trust-policy stores on ``client`` (one is built when none is given)."""
+    """The history and vault trust-policy stores on ``client`` (one is built when none is given; the
+    function shares it with its idempotency store). The history names principals by pseudonym, under the
+    deployment's secret unwrapped here, once per cold start."""
     if client is None:
         client = dynamodb_client(settings)
+    pseudonyms = load_pseudonyms(settings, build_root_of_trust(settings), client)
     return TrustService(
-        DynamoDBHistoryStore(table_config(settings, settings.history_table), client),
+        DynamoDBHistoryStore(table_config(settings, settings.history_table), client, pseudonyms=pseudonyms),
         DynamoDBVaultPolicyStore(
             table_config(settings, settings.vaults_table), TrustPolicy, kind="TRUST", client=client
         ),
@@ -69,7 +73,7 @@ class ScoreTrustRuntime:
     def register_lambda_context(self, context: object) -> None:
         self._once.register_lambda_context(context)
 
-    def score(self, state: FlowState) -> TrustOutcome:
+    def score(self, state: FlowState, *, started_at: int) -> TrustOutcome:
         """ScoreTrust, scoring once per (tenant, request id) for the idempotency TTL."""
 
         def once(compute: Callable[[], TrustOutcome]) -> TrustOutcome:
@@ -78,7 +82,7 @@ class ScoreTrustRuntime:
             )
             return TrustOutcome.model_validate(stored)
 
-        return self.stage.score(state, once=once)
+        return self.stage.score(state, started_at=started_at, once=once)
 
 
 def build_score_trust(settings: Settings) -> ScoreTrustRuntime:

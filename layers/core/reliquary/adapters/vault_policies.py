@@ -1,5 +1,10 @@
-"""A vault's policies in the vaults table: one row per kind (``sk = VAULT#<v>#POLICY#<KIND>``), holding the
-policy model's JSON, written only for a vault that exists (one transaction with that check)."""
+"""A vault's policies in the vaults table: one row per kind (``pk = POLICY#<t>``,
+``sk = VAULT#<v>#POLICY#<KIND>``), holding the policy model's JSON, written only for a vault that exists (one
+transaction with a check of the vault row, ``TENANT#<t>`` / ``VAULT#<v>``).
+
+Policies have a partition of their own so that the functions that keep them (verify-proof, score-trust,
+agent-vote) are granted ``POLICY#*`` rows and never the ``TENANT#<t>`` rows that hold the vault keys
+(template.yaml, docs/iam.md)."""
 
 from __future__ import annotations
 
@@ -36,7 +41,7 @@ class DynamoDBVaultPolicyStore(Generic[P]):
         self._kind = kind
 
     def _key(self, tenant_id: str, vault_id: str) -> tuple[str, str]:
-        return f"TENANT#{tenant_id}", f"VAULT#{vault_id}#POLICY#{self._kind}"
+        return f"POLICY#{tenant_id}", f"VAULT#{vault_id}#POLICY#{self._kind}"
 
     def get(self, tenant_id: str, vault_id: str) -> P | None:
         try:

@@ -10,8 +10,19 @@ from reliquary.adapters.stage_keys import stage_signer
 from reliquary.adapters.zk_store import DynamoDBReplayStore, context_policy_store
 from reliquary.config import Settings
 from reliquary.flow.attestation import Signer
-from reliquary.zk.service import ContextVerifier, load_circuit_keys
+from reliquary.zk.service import CircuitKey, ContextVerifier, load_circuit_keys, refuse_development_keys
 from reliquary.zk.stage import VerifyContextStage
+
+
+def circuit_keys(settings: Settings) -> dict[str, CircuitKey]:
+    """The verification keys: a real ceremony's from ``RELIQUARY_ZK_KEYS_DIR``, else the development
+    ceremony's shipped with the core. Parsed, validated and prepared once per cold start."""
+    keys = load_circuit_keys(folder=settings.zk_keys_dir)
+    if settings.stage == "prod":
+        # Fail closed, as with the local root of trust: production never verifies with keys whose
+        # ceremony one party ran alone (that party could forge any proof).
+        refuse_development_keys(keys)
+    return keys
 
 
 class VerifyProofRuntime:
@@ -22,7 +33,7 @@ class VerifyProofRuntime:
         dynamodb = dynamodb_client(settings)
         vaults = table_config(settings, settings.vaults_table)
         self.verifier = ContextVerifier(
-            load_circuit_keys(),  # parsed, validated and prepared once per cold start
+            circuit_keys(settings),
             DynamoDBReplayStore(table_config(settings, settings.replay_table), dynamodb),
             context_policy_store(vaults, dynamodb),
             nonce_ttl_seconds=settings.nonce_ttl_seconds,

@@ -1,5 +1,6 @@
 """Context-proof state in DynamoDB: nonces and nullifiers (ReplayTable, TTL ``expires_at``) and each
-vault's context policy (VaultsTable, ``sk = VAULT#<v>#POLICY#CONTEXT``, see ``vault_policies``).
+vault's context policy (VaultsTable, ``pk = POLICY#<t>``, ``sk = VAULT#<v>#POLICY#CONTEXT``, see
+``vault_policies``).
 
 ReplayTable rows, one partition per tenant (``pk = TENANT#<t>``):
 - ``sk = NONCE#<hex>``: vault, issued_at, expires_at; once consumed, ``used_by`` (request id), the proof's
@@ -126,5 +127,5 @@ class DynamoDBReplayStore:
 def context_policy_store(
     config: TableConfig, client: Any | None = None
 ) -> DynamoDBVaultPolicyStore[ContextPolicy]:
-    """The vaults' context policies (``VAULT#<v>#POLICY#CONTEXT``)."""
+    """The vaults' context policies (``POLICY#<t>`` / ``VAULT#<v>#POLICY#CONTEXT``)."""
     return DynamoDBVaultPolicyStore(config, ContextPolicy, kind="CONTEXT", client=client)

@@ -26,34 +26,74 @@ start, and then runs through the same entry point::
 whose final state holds a ``Vote`` named after the agent. A model-backed agent calls its model from its
 ``assess`` (or its own node) with the client taken from the runtime context, not a global. ``may_veto``
 defaults to ``False``: a veto from an agent registered without it is refused by ``run_vote``.
+
+Every name below is loaded from its module on first use: LangGraph (about a second to import) is the vote
+path's alone, and ``reliquary.agents.policy``, ``.tally``, ``.requirement``, ``.memory`` and ``.model``,
+which contracts, factories and the other functions import, load without it.
 """
 
-from reliquary.agents.graph import (
-    ASSESS,
-    GATHER,
-    VOTE,
-    AgentGraph,
-    AgentState,
-    Assess,
-    Assessment,
-    Evidence,
-    build_agent_graph,
-)
-from reliquary.agents.model import (
-    CLAIMS,
-    MAX_ANOMALIES,
-    MAX_PAST_VOTES,
-    MAX_RATIONALE,
-    AgentMemory,
-    ContextResult,
-    PastVote,
-    TrustResult,
-    Vote,
-    VoteRequest,
-    VoteValue,
-)
-from reliquary.agents.registry import AGENTS, Agent, CompiledAgent, compiled, register_agent, run_vote
-from reliquary.agents.tools import DEFAULT_TOOLS, AgentContext, AgentTools
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from reliquary.agents.graph import (
+        ASSESS,
+        GATHER,
+        VOTE,
+        AgentGraph,
+        AgentState,
+        Assess,
+        Assessment,
+        Evidence,
+        build_agent_graph,
+    )
+    from reliquary.agents.model import (
+        CLAIMS,
+        MAX_ANOMALIES,
+        MAX_PAST_VOTES,
+        MAX_RATIONALE,
+        AgentMemory,
+        ContextResult,
+        PastVote,
+        TrustResult,
+        Vote,
+        VoteRequest,
+        VoteValue,
+    )
+    from reliquary.agents.registry import AGENTS, Agent, CompiledAgent, compiled, register_agent, run_vote
+    from reliquary.agents.tools import DEFAULT_TOOLS, AgentContext, AgentTools
+
+_MODULES = {
+    "graph": (
+        "ASSESS",
+        "GATHER",
+        "VOTE",
+        "AgentGraph",
+        "AgentState",
+        "Assess",
+        "Assessment",
+        "Evidence",
+        "build_agent_graph",
+    ),
+    "model": (
+        "CLAIMS",
+        "MAX_ANOMALIES",
+        "MAX_PAST_VOTES",
+        "MAX_RATIONALE",
+        "AgentMemory",
+        "ContextResult",
+        "PastVote",
+        "TrustResult",
+        "Vote",
+        "VoteRequest",
+        "VoteValue",
+    ),
+    "registry": ("AGENTS", "Agent", "CompiledAgent", "compiled", "register_agent", "run_vote"),
+    "tools": ("DEFAULT_TOOLS", "AgentContext", "AgentTools"),
+}
+_MODULE_OF = {name: module for module, names in _MODULES.items() for name in names}
 
 __all__ = [
     "AGENTS",
@@ -86,3 +126,16 @@ __all__ = [
     "register_agent",
     "run_vote",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # loaded once; later lookups do not come back here
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

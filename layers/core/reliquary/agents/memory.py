@@ -3,19 +3,20 @@
 Each (tenant, agent, principal) memory is one AES-256-GCM box under the deployment's agent-memory key: a
 random 96-bit nonce, and associated data naming the tenant, the agent and the principal's key, so a box
 moved to another row fails to open. The memory key is generated once, stored only wrapped by the root of
-trust (KMS, context ``purpose=agent-memory``), and unwrapped once per cold start. The principal is named
-by a domain-separated SHA-256, never in the clear; rows carry nothing else readable but timestamps.
+trust (KMS, context ``purpose=agent-memory``), and unwrapped once per cold start. The principal's key is
+its keyed pseudonym (``reliquary.crypto.pseudonym``: the value the audit log and the trust history name
+it by), never the subject; rows carry nothing else readable but timestamps.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 from dataclasses import dataclass
 from typing import Final, Protocol
 
 from reliquary.crypto import aead
+from reliquary.crypto.pseudonym import Pseudonyms
 from reliquary.crypto.root import RootOfTrust
 from reliquary.errors import ConflictError, InvalidRequestError, RootOfTrustError
 
@@ -23,11 +24,6 @@ MEMORY_KEY_CONTEXT: Final = {"purpose": "agent-memory", "version": "1"}
 MAX_MEMORY_BYTES: Final = 32 * 1024  # one agent's memory of one principal, before encryption
 NONCE_BYTES: Final = 12
 _AAD: Final = b"RELIQUARY agent memory v1\x00"
-_PRINCIPAL: Final = b"RELIQUARY agent memory principal v1\x00"
-
-
-def principal_key(tenant_id: str, subject: str) -> str:
-    return hashlib.sha256(_PRINCIPAL + tenant_id.encode() + b"\x00" + subject.encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,15 +47,17 @@ class MemoryStore(Protocol):
 
 
 class MemoryBox:
-    """Seals and opens agent memories with the unwrapped memory key (kept only in this object)."""
+    """Names principals (by pseudonym), seals and opens agent memories with the unwrapped memory key
+    (kept only in this object)."""
 
-    def __init__(self, key: bytes) -> None:
+    def __init__(self, key: bytes, pseudonyms: Pseudonyms) -> None:
         if len(key) != 32:
             raise RootOfTrustError("the agent-memory key is 32 bytes")
         self._key = key
+        self._pseudonyms = pseudonyms
 
     @classmethod
-    def load_or_create(cls, store: MemoryStore, root: RootOfTrust) -> MemoryBox:
+    def load_or_create(cls, store: MemoryStore, root: RootOfTrust, pseudonyms: Pseudonyms) -> MemoryBox:
         wrapped = store.wrapped_key()
         if wrapped is None:
             with contextlib.suppress(ConflictError):
@@ -67,7 +65,11 @@ class MemoryBox:
             wrapped = store.wrapped_key()
             if wrapped is None:
                 raise RootOfTrustError("the agent-memory key could not be stored")
-        return cls(root.unwrap(wrapped, context=MEMORY_KEY_CONTEXT))
+        return cls(root.unwrap(wrapped, context=MEMORY_KEY_CONTEXT), pseudonyms)
+
+    def principal_key(self, tenant_id: str, subject: str) -> str:
+        """The key a principal's memories are stored and sealed under: its pseudonym in the tenant."""
+        return self._pseudonyms.of(tenant_id, subject)
 
     @staticmethod
     def _aad(tenant_id: str, agent: str, principal: str) -> bytes:

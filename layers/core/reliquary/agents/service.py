@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
-from reliquary.agents.memory import MemoryBox, MemoryStore, SealedMemory, principal_key
+from reliquary.agents.memory import MemoryBox, MemoryStore, SealedMemory
 from reliquary.agents.model import AgentMemory, ContextResult, PastVote, TrustResult, Vote, VoteRequest
 from reliquary.agents.policy import DEFAULT_QUORUM, QuorumPolicy, QuorumPolicyStore
 from reliquary.agents.registry import AGENTS, run_vote
@@ -137,7 +137,7 @@ class AgentVoteService:
             raise InvalidRequestError(
                 "the agent sits neither on this vault's panel nor on the rules' quorum panel", agent=agent
             )
-        principal = principal_key(tenant_id, subject)
+        principal = self._box.principal_key(tenant_id, subject)
         sealed = self._memories.get(tenant_id, agent, principal)
         memory, recent = (
             decode_state(self._box.open(tenant_id, agent, principal, sealed.box))

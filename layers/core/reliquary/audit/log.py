@@ -3,11 +3,15 @@
 Appends are *sequenced* by one conditional write of the log head (size, root, right frontier) together
 with the batch's entries and one deduplication row per request id: that write is the commit point, so
 concurrent appenders never lose or duplicate an entry (the loser re-reads the head and retries), and a
-request appended twice keeps its first index. *Integration* then writes the tiles and entry bundles of the
-newly committed range. Their content is a pure function of the committed entries, so any integrator (the
-appender itself, the next one, or a repair after a crash) writes the same bytes: a crash between the
-commit and the tiles leaves a log whose head is ahead of its tiles, and the next append or ``integrate``
-completes it. Proofs are served only from integrated tiles.
+request appended twice keeps its first index. The log takes the request ids as given; decision records
+come with theirs in a space of their own (``decision_key``).
+
+*Integration* then writes the tiles and entry bundles of the newly committed range. Their content is a
+pure function of the committed entries, so any integrator (the appender itself, the next one, or a
+repair after a crash) writes the same bytes: a crash between the commit and the tiles leaves a log whose
+head is ahead of its tiles, and the next append or ``integrate`` completes it. Proofs are served only
+from integrated tiles, at any size up to the integrated one: a smaller tree's tiles are prefixes of the
+integrated tree's tiles at the same positions (tlog-tiles).
 """
 
 from __future__ import annotations
@@ -23,11 +27,38 @@ from typing import Protocol
 from reliquary.audit import accel, merkle, tiles
 from reliquary.audit.merkle import SHA256, CompactRange, Hasher, NodeID
 from reliquary.audit.tiles import TILE_WIDTH, TileRef
-from reliquary.errors import ConflictError, InvalidRequestError, LogInconsistentError, TransientError
+from reliquary.errors import (
+    ConflictError,
+    InvalidRequestError,
+    LogInconsistentError,
+    PayloadTooLargeError,
+    TransientError,
+)
 
 MAX_BATCH = 90  # entries per commit: the head, the batch row and one dedup row each in one transaction
-MAX_BATCH_BYTES = 320 * 1024  # a committed batch is one DynamoDB item (400 KB at most)
+MAX_BATCH_BYTES = 320 * 1024  # a committed batch is one DynamoDB item (400 KB at most): see batch_bytes
 _COMMIT_ATTEMPTS = 40
+_LENGTH_PREFIX = 2  # bytes before each entry in a batch row (the entry-bundle framing)
+_DECISION_KEY_PREFIX = "decision#"
+
+
+def decision_key(request_id: str) -> str:
+    """The id a decision record is deduplicated under: its request id, in the decisions' own id space.
+
+    Decisions and other records must not share one: a record appended under the request id of an access
+    flow that has not decided yet would otherwise make its RecordDecision fail (a conflict), for good.
+    Request ids never hold ``#`` (``crypto.scope.validate_id``), so no other record's id spells this."""
+    return _DECISION_KEY_PREFIX + request_id
+
+
+def batch_bytes(entries: Sequence[tuple[str, bytes]]) -> int:
+    """What ``(request id, entry)`` pairs weigh in their batch row: each entry with its 2-byte length
+    prefix and each request id in UTF-8. The rest of the row (its keys, attribute names, the ids' JSON
+    punctuation: under 1 KB for a full batch) fits in the 80 KB that MAX_BATCH_BYTES leaves of 400 KB."""
+    try:
+        return sum(_LENGTH_PREFIX + len(entry) + len(request_id.encode()) for request_id, entry in entries)
+    except UnicodeEncodeError:  # a lone surrogate: no store can write it
+        raise InvalidRequestError("a request id is not Unicode text") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +151,7 @@ class TransparencyLog:
         self._hasher = hasher
         # Every tile path names immutable content (a partial tile's path carries its width), so tiles
         # read once can be kept: appends and proofs read the same few tiles again and again.
-        self._cache: OrderedDict[tuple[str, str], list[bytes]] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, TileRef], list[bytes]] = OrderedDict()
         self._cache_size = tile_cache
         self._cache_lock = threading.Lock()
         self._seen: dict[str, int] = {}  # the largest integrated size seen per log
@@ -140,6 +171,14 @@ class TransparencyLog:
                 raise InvalidRequestError(
                     f"a log entry is at most {tiles.MAX_ENTRY_SIZE} bytes", size=len(entry)
                 )
+        # Refused here, before any write: DynamoDB would refuse the item only as an opaque failure.
+        size = batch_bytes(entries)
+        if size > MAX_BATCH_BYTES:
+            raise PayloadTooLargeError(
+                f"the entries and request ids of one append are at most {MAX_BATCH_BYTES} bytes",
+                size=size,
+                limit=MAX_BATCH_BYTES,
+            )
         attempt, known = 0, dict[str, int]()
         check_known = False  # the commit itself refuses a request id already logged: look only then
         while attempt < _COMMIT_ATTEMPTS:
@@ -261,7 +300,7 @@ class TransparencyLog:
         return self._store.head(log_id)
 
     def read_tile(self, log_id: str, ref: TileRef) -> list[bytes]:
-        key = (log_id, ref.path)
+        key = (log_id, ref)  # a ref names its path (level, index, width) without spelling it out
         with self._cache_lock:
             cached = self._cache.get(key)
         if cached is not None:
@@ -276,12 +315,27 @@ class TransparencyLog:
     def _remember(self, log_id: str, ref: TileRef, hashes: list[bytes]) -> None:
         if self._cache_size:
             with self._cache_lock:
-                self._cache[(log_id, ref.path)] = hashes
+                self._cache[(log_id, ref)] = hashes
                 while len(self._cache) > self._cache_size:
                     self._cache.popitem(last=False)
 
     def node_hash(self, log_id: str, node: NodeID, size: int) -> bytes:
-        return tiles.node_hash(node, size, lambda ref: self.read_tile(log_id, ref), self._hasher)
+        """The hash of ``node`` in the tree of ``size`` (at most the integrated size), from tiles.
+
+        A tree of any smaller size is read from the tiles of the largest integrated tree known, as
+        tlog-tiles readers do: the tile the smaller tree needs is a prefix of the (wider or full) tile
+        at the same position, and only that one is sure to exist; a narrower partial tile was written
+        only if an append happened to end at its width. Hashes beyond ``size`` are simply not used."""
+        widest = max(size, self._seen.get(log_id, 0))
+        return tiles.node_hash(node, size, lambda ref: self._tile_prefix(log_id, ref, widest), self._hasher)
+
+    def _tile_prefix(self, log_id: str, ref: TileRef, widest: int) -> list[bytes]:
+        """The hashes of ``ref``, read from the tile at its position in the integrated tree of ``widest``."""
+        source = tiles.tile_at(ref.level, ref.index, widest)
+        if source is None or source.width < ref.width:  # widest >= the size ``ref`` belongs to
+            raise LogInconsistentError("a tile is outside the integrated tree", path=ref.path)
+        hashes = self.read_tile(log_id, source)
+        return hashes if source.width == ref.width else hashes[: ref.width]
 
     def _integrated_size(self, log_id: str, size: int | None) -> int:
         # ``integrated`` only grows, so a size at or below one already seen needs no read of the head.

@@ -20,29 +20,30 @@ becomes ``1``), member names sorted by UTF-16 code units, no whitespace, UTF-8. 
   nullable so; a reader of version 1 must accept ``null`` there);
 - a member added to a version after records of it were logged is an *added member*: written only when
   set (never as ``null``), so every entry logged before keeps its bytes, and its absence reads as
-  ``null``. Version 1 has one, ``requester_key_sha256`` of a decision; a reader of version 1 must accept
-  the member or its absence;
+  ``null``. Version 1 has three, all of a decision: ``requester_key_sha256``, ``chain_sha256`` (the
+  attestation chain behind it) and ``item_version`` (what an approval opens); a reader of version 1 must
+  accept each member or its absence;
 - ``decode_record`` accepts only bytes that ``encode_record`` would write for the record they decode
   to: the same record has exactly one entry, so a log cannot hold two spellings of one record.
 
 The log never stores a principal
 --------------------------------
-A decision names its principal only by ``principal_hash``: HMAC-SHA256 under a key derived from the
-deployment's secret salt and the tenant id (see ``principal_hash``), never a plain hash and never the
-subject itself. The log is append-only and is handed to auditors and witnesses; subjects (user ids, e-mail
-addresses) are few and guessable, so a plain SHA-256 could be reversed by hashing a dictionary of
-candidates. Keyed by a secret, nobody without the key can test a guess; keyed per tenant, the same
-subject gives unrelated values in two tenants (no linking across tenants), a tenant's own key can be
-disclosed to that tenant's auditor without exposing any other tenant, and destroying the salt turns
-every logged principal into an unlinkable pseudonym (the log's answer to erasure, as it cannot delete).
+A decision names its principal only by ``principal_hash``: its keyed pseudonym, HMAC-SHA256 under a key
+derived from the deployment's pseudonym secret and the tenant id (``reliquary.crypto.pseudonym``), never
+a plain hash and never the subject itself. The log is append-only and is handed to auditors and
+witnesses; subjects (user ids, e-mail addresses) are few and guessable, so a plain SHA-256 could be
+reversed by hashing a dictionary of candidates. Keyed by a secret, nobody without the key can test a
+guess; keyed per tenant, the same subject gives unrelated values in two tenants (no linking across
+tenants), a tenant's own key can be disclosed to that tenant's auditor without exposing any other tenant,
+and destroying the secret turns every logged principal into an unlinkable pseudonym (the log's answer to
+erasure, as it cannot delete).
 
-Idempotency: a record's ``dedup_key`` is ``(tenant_id, request_id)``; the log holds one record per key.
+Idempotency: a record's ``dedup_key`` is ``(tenant_id, request_id)``; the log holds one decision per key
+and one record of another kind per key (decisions have their own id space: ``audit.log.decision_key``).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import itertools
 import re
 from collections.abc import Mapping
@@ -62,10 +63,11 @@ from pydantic import (
 
 from reliquary.audit import jcs
 from reliquary.audit.tiles import MAX_ENTRY_SIZE
-from reliquary.contracts.responses import invalid_request
+from reliquary.crypto.pseudonym import pseudonym
 from reliquary.crypto.scope import MAX_VERSION, validate_id
 from reliquary.crypto.signing import KEY_ID_LEN
 from reliquary.errors import InvalidRequestError
+from reliquary.validation import invalid_request
 
 SCHEMA_VERSION: Final = 1
 MAX_RECORD_BYTES = MAX_ENTRY_SIZE  # an entry bundle prefixes each entry with a uint16 length
@@ -82,10 +84,6 @@ MAX_DELETION_REASON_CHARS = 160
 MAX_VERSIONS = 1024
 MAX_DETAILS = 16
 MAX_DETAIL_VALUE_CHARS = 256
-MIN_PRINCIPAL_SALT = 16
-MAX_SUBJECT_CHARS = 1024
-
-_PRINCIPAL_KEY_DOMAIN = b"RELIQUARY principal key v1\x00"
 # Control characters (C0 but tab and newline, DEL, C1) and lone surrogates; a single line also refuses
 # tab and newline. Refused in every free-text field: a log is read on terminals and in consoles.
 _NOT_TEXT = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
@@ -305,31 +303,17 @@ def parse_record(value: Mapping[str, Any]) -> DecisionRecord | DeletionRecord | 
 
 
 def principal_hash(tenant_id: str, subject: str, salt: bytes) -> str:
-    """Hex HMAC-SHA256 naming a principal in the log without revealing it (see the module docstring).
-
-    ``salt`` is the deployment's secret principal-hashing key (at least 16 bytes, never logged; a salt
-    that were public would let anyone test guesses). The tenant's key is
-    HMAC-SHA256(salt, "RELIQUARY principal key v1" 0x00 || tenant_id) and the hash is
-    HMAC-SHA256(tenant key, UTF-8 subject): deterministic per tenant, so one principal's decisions can
-    be found and counted, and unrelated across tenants."""
-    validate_id("tenant_id", tenant_id)
-    if not isinstance(subject, str) or not 1 <= len(subject) <= MAX_SUBJECT_CHARS:
-        raise InvalidRequestError(f"subject must be 1-{MAX_SUBJECT_CHARS} characters", field="subject")
-    if _NOT_LINE.search(subject) is not None:
-        raise InvalidRequestError("subject must not hold control characters", field="subject")
-    if not isinstance(salt, bytes) or len(salt) < MIN_PRINCIPAL_SALT:
-        raise InvalidRequestError(
-            f"the principal salt must be a secret of at least {MIN_PRINCIPAL_SALT} bytes"
-        )
-    tenant_key = hmac.digest(salt, _PRINCIPAL_KEY_DOMAIN + tenant_id.encode("ascii"), hashlib.sha256)
-    return hmac.digest(tenant_key, subject.encode("utf-8"), hashlib.sha256).hex()
+    """How a decision names its principal: its keyed pseudonym under the deployment's pseudonym secret
+    ``salt`` (``reliquary.crypto.pseudonym.pseudonym``, where the construction is stated), the same value
+    the trust history and the agents' memories name it by."""
+    return pseudonym(tenant_id, subject, salt)
 
 
 def _validate(value: object) -> DecisionRecord | DeletionRecord | KeyEventRecord:
     try:
         return _RECORD.validate_python(value)
     except ValidationError as exc:
-        raise invalid_request(exc, "the audit record is malformed") from None
+        raise invalid_request(exc, schema=_RECORD, message="the audit record is malformed") from None
 
 
 def same_decision(logged: bytes, candidate: bytes) -> bool:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from reliquary.audit import merkle, tiles
 from reliquary.audit.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
-from reliquary.audit.log import TileStore, TransparencyLog
+from reliquary.audit.log import TileStore, TransparencyLog, decision_key
 from reliquary.audit.note import NoteSigner, NoteVerifier, Policy, is_valid_key_name
 from reliquary.audit.receipts import Receipt, export_header, export_line
 from reliquary.audit.records import (
@@ -48,6 +48,13 @@ CHECKPOINT_PATH = "checkpoint"
 MAX_EXPORT_ENTRIES = 100_000  # one export call; larger ranges are exported in several
 MAX_READ_ENTRIES = 1_000  # entries returned by one read
 _PUBLISH_ATTEMPTS = 20
+
+
+def log_key(record: AuditRecord) -> str:
+    """The id ``record`` is deduplicated under in its tenant's log: its request id, in the decisions' own
+    id space for a decision (``log.decision_key``). One decision per (tenant, request id), and one other
+    record per (tenant, request id); no append of another record can take a decision's request id."""
+    return decision_key(record.request_id) if isinstance(record, DecisionRecord) else record.request_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,8 +148,9 @@ class AuditService:
     def append(self, tenant_id: str, records: Sequence[AuditRecord]) -> list[Receipt]:
         """Log ``records`` (all of ``tenant_id``) and return a receipt for each, in order.
 
-        Idempotent per request id: a record already logged keeps its index. The same request id with a
-        different record is an ``IdempotencyConflictError`` (the call's other records are logged)."""
+        Idempotent per request id (decisions in their own id space, ``log_key``): a record already
+        logged keeps its index. The same request id with a different record of the same space is an
+        ``IdempotencyConflictError`` (the call's other records are logged)."""
         receipts, _ = self.append_logged(tenant_id, records)
         return receipts
 
@@ -160,14 +168,14 @@ class AuditService:
         for record in records:
             if record.tenant_id != log_id:
                 raise InvalidRequestError("a record belongs to another tenant", request_id=record.request_id)
-        entries = [(record.request_id, encode_record(record)) for record in records]
+        entries = [(log_key(record), encode_record(record)) for record in records]
         appended = self._log.append(log_id, entries)
         logged: list[bytes] = []
         conflicts: list[str] = []
-        for a, (_, entry) in zip(appended, entries, strict=True):
+        for record, a, (_, entry) in zip(records, appended, entries, strict=True):
             stored = entry if a.new else self._log.entries(log_id, a.index, a.index + 1)[0]
             if stored != entry and not same_decision(stored, entry):
-                conflicts.append(a.request_id)
+                conflicts.append(record.request_id)
             logged.append(stored)
         if conflicts:
             raise IdempotencyConflictError(
@@ -177,8 +185,8 @@ class AuditService:
         proofs = self._log.inclusion_proofs(log_id, [a.index for a in appended], published.size)
         origin = self.origin(log_id)
         receipts = [
-            Receipt(origin, a.request_id, a.index, published.note, published.size, tuple(proof))
-            for a, proof in zip(appended, proofs, strict=True)
+            Receipt(origin, record.request_id, a.index, published.note, published.size, tuple(proof))
+            for record, a, proof in zip(records, appended, proofs, strict=True)
         ]
         return receipts, logged
 
@@ -284,7 +292,7 @@ class AuditService:
             tiles.parse_path(path)  # InvalidRequestError for anything but a well-formed tile path
         data = self._tiles.read(log_id, path)
         if data is None:
-            raise NotFoundError("no such tile", path=path)
+            raise NotFoundError("no such tile")  # the path is the caller's input: not echoed
         return data
 
     def entries(self, tenant_id: str, start: int, end: int) -> list[bytes]:

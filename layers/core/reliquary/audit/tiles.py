@@ -3,10 +3,10 @@
 A tile at level ``L``, index ``N`` holds the hashes of the tree's nodes at level ``8*L`` with indexes
 ``N*256 .. N*256+W-1`` (``W`` = 256 for a full tile, fewer for the partial tile at the right edge), as
 the concatenation of 32-byte hashes. Entry bundles hold the entries themselves (256 per full bundle), each
-prefixed by its big-endian uint16 length. Full tiles and bundles are immutable; a partial one is replaced
-by a wider one as the log grows. Paths: ``tile/<L>/<N>[.p/<W>]`` and ``tile/entries/<N>[.p/<W>]``, where
-``<N>`` is written in 3-digit groups, every group but the last prefixed with ``x`` (1234067 ->
-``x001/x234/067``). Pure: no storage here.
+prefixed by its big-endian uint16 length. Every path names immutable content, partial tiles included: a
+partial one's path carries its width, and the wider one that follows it as the log grows has its own.
+Paths: ``tile/<L>/<N>[.p/<W>]`` and ``tile/entries/<N>[.p/<W>]``, where ``<N>`` is written in 3-digit
+groups, every group but the last prefixed with ``x`` (1234067 -> ``x001/x234/067``). Pure: no storage here.
 """
 
 from __future__ import annotations
@@ -24,7 +24,15 @@ TILE_HEIGHT = 8
 TILE_WIDTH = 1 << TILE_HEIGHT
 MAX_ENTRY_SIZE = 0xFFFF
 _ENTRY_LENGTH = struct.Struct(">H")
-_INDEX_GROUP = re.compile(r"x\d{3}")
+_MAX_LEVEL = 63
+# tile/<L>/<N>[.p/<W>] and tile/entries/<N>[.p/<W>], ASCII digits only (no re.UNICODE \d).
+_PATH = re.compile(
+    r"tile/(?P<level>entries|0|[1-9][0-9]?)"
+    r"/(?P<index>(?:x[0-9]{3}/){0,6}[0-9]{3})"
+    r"(?:\.p/(?P<width>[1-9][0-9]{0,2}))?",
+    re.ASCII,
+)
+_MAX_PATH_CHARS = 64
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -39,7 +47,7 @@ class TileRef:
         if (
             self.index < 0
             or not 1 <= self.width <= TILE_WIDTH
-            or (self.level is not None and not 0 <= self.level <= 63)
+            or (self.level is not None and not 0 <= self.level <= _MAX_LEVEL)
         ):
             raise InvalidRequestError("not a tile", level=self.level, index=self.index, width=self.width)
 
@@ -69,33 +77,22 @@ def encode_index(index: int) -> str:
 
 
 def parse_path(path: str) -> TileRef:
-    """The tile or entry bundle a path names; InvalidRequestError for anything else."""
-    parts = path.split("/")
-    if len(parts) < 3 or parts[0] != "tile":
-        raise InvalidRequestError("not a tile path", path=path)
-    level: int | None
-    if parts[1] == "entries":
-        level = None
-    elif parts[1].isdigit() and (parts[1] == "0" or not parts[1].startswith("0")):
-        level = int(parts[1])
-    else:
-        raise InvalidRequestError("not a tile path", path=path)
-    rest = parts[2:]
-    width = TILE_WIDTH
-    if len(rest) >= 2 and rest[-2].endswith(".p"):
-        if not rest[-1].isdigit() or rest[-1].startswith("0"):
-            raise InvalidRequestError("not a tile path", path=path)
-        width = int(rest[-1])
-        rest = [*rest[:-2], rest[-2][:-2]]
-        if width >= TILE_WIDTH:
-            raise InvalidRequestError("a partial tile is narrower than 256", path=path)
-    *groups, last = rest
-    if not all(_INDEX_GROUP.fullmatch(g) for g in groups) or not re.fullmatch(r"\d{3}", last):
-        raise InvalidRequestError("not a tile path", path=path)
-    index = int("".join(g[1:] for g in groups) + last)
-    ref = TileRef(level, index, width)
-    if ref.path != path:  # no leading zero groups, no alternative spellings
-        raise InvalidRequestError("not the canonical tile path", path=path)
+    """The tile or entry bundle a path names; InvalidRequestError for anything else.
+
+    Only the canonical ASCII spelling is a path: decimal digits 0-9 only (``str.isdigit`` and ``\\d``
+    would take ``²`` or ``٣``), no signs, no leading zeros, no empty segments, at most 7 index groups
+    (every uint64 index). The error never repeats the path: it is the caller's input."""
+    match = _PATH.fullmatch(path) if isinstance(path, str) and len(path) <= _MAX_PATH_CHARS else None
+    if match is None:
+        raise InvalidRequestError("not a tile path")
+    level_text, index_text, width_text = match.group("level", "index", "width")
+    level = None if level_text == "entries" else int(level_text)
+    width = TILE_WIDTH if width_text is None else int(width_text)
+    if (level is not None and level > _MAX_LEVEL) or (width_text is not None and width >= TILE_WIDTH):
+        raise InvalidRequestError("not a tile path")
+    ref = TileRef(level, int(index_text.replace("x", "").replace("/", "")), width)
+    if ref.path != path:  # a leading zero group (x000/...): not the canonical spelling
+        raise InvalidRequestError("not the canonical tile path")
     return ref
 
 

@@ -34,9 +34,12 @@ class VerifyContextTask(FlowTask):
 
 
 class ScoreTrustTask(FlowTask):
-    """ScoreTrust (score-trust): the attested context in, the signed score out."""
+    """ScoreTrust (score-trust): the attested context in, the signed score out. ``started_at`` is the
+    execution's start: the request joins the principal's history as in flight at that time, and
+    RecordOutcome (at the same time) replaces it with its outcome."""
 
     action: Literal["score"]
+    started_at: EpochTime
 
 
 class RecordOutcomeTask(FlowTask):

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -35,7 +36,12 @@ from typing import Any, Final
 
 from reliquary.audit import jcs
 from reliquary.crypto.signing import SignatureAlgorithm, SigningKey, VerifyingKey
-from reliquary.errors import AttestationError, InvalidRequestError, InvalidSignatureError
+from reliquary.errors import (
+    AttestationError,
+    InvalidRequestError,
+    InvalidSignatureError,
+    UnknownStageKeyError,
+)
 
 DOMAIN: Final = b"RELIQUARY stage attestation v1\x00"
 VERSION: Final = 1
@@ -102,7 +108,7 @@ class Subject:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Statement:
     stage: Stage
     subject: Subject
@@ -122,12 +128,16 @@ class Statement:
             "issued_at": self.issued_at,
         }
 
-    def signed_bytes(self) -> bytes:
+    @functools.cached_property
+    def _signed(self) -> bytes:  # canonicalized once: a chain check asks for every digest many times
         return DOMAIN + jcs.canonicalize(self.to_json())
 
-    @property
+    def signed_bytes(self) -> bytes:
+        return self._signed
+
+    @functools.cached_property
     def digest(self) -> str:
-        return hashlib.sha256(self.signed_bytes()).hexdigest()
+        return hashlib.sha256(self._signed).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -354,7 +364,10 @@ def verify_attestation(
         raise AttestationError(f"a {stage} statement signed by another function", check="signer")
     key = keys.key_for(attestation)
     if key is None:
-        raise AttestationError(f"a {stage} statement signed by an unknown key", check="key")
+        raise UnknownStageKeyError(
+            f"a {stage} statement signed by an unknown key",
+            key=(attestation.signer.value, attestation.key_id.hex()),
+        )
     try:
         key.verify(statement.signed_bytes(), attestation.signature)
     except InvalidSignatureError:

@@ -3,9 +3,10 @@ root of trust under a context naming the function (``purpose = stage-signing/<fu
 function's role can unwrap it (template.yaml's KMS conditions). The public halves are read by every
 function that verifies a chain, and published for auditors.
 
-A verifier reads the published keys once per cold start and again when it meets a key it does not know
-yet (a function that started after this one created its key, or a rotated key), at most once per
-``REFRESH_SECONDS``, so a flood of forged key ids cannot turn into a flood of reads.
+A verifier reads the published keys on first use and again when it meets a key it does not know yet (a
+function that created its key after this one read them: the first requests of a new deployment, or a
+rotated key): at once for a key id it has not looked for before, and at most once per
+``REFRESH_SECONDS`` for one it has (a forged key id costs its sender one read, never a flood of them).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any, Final
 
 from reliquary.crypto.root import RootOfTrust
 from reliquary.crypto.signing import SignatureAlgorithm, VerifyingKey
-from reliquary.errors import AttestationError
+from reliquary.errors import AttestationError, UnknownStageKeyError
 from reliquary.flow.attestation import (
     Attestation,
     Signer,
@@ -31,6 +32,7 @@ from reliquary.vaults.service_keys import load_or_create_signing_keys
 
 STAGE_ALGORITHM: Final = SignatureAlgorithm.ML_DSA_65
 REFRESH_SECONDS: Final = 5
+MAX_LOOKED_FOR: Final = 256  # unknown key ids remembered (the oldest forgotten first)
 
 
 def load_stage_signer(
@@ -105,6 +107,7 @@ class StageKeyDirectory:
         self._keys: StageKeys | None = None
         self._read_at = 0.0
         self._own: list[tuple[Signer, VerifyingKey]] = []
+        self._looked_for: dict[tuple[str, str], None] = {}  # insertion-ordered, bounded
 
     def keys(self) -> StageKeys:
         if self._keys is None:
@@ -120,8 +123,13 @@ class StageKeyDirectory:
         if self._keys is not None:
             self._keys = self._keys.with_key(signer.signer, signer.verifying_key)
 
-    def _refreshed(self) -> bool:
-        if self._keys is not None and self._clock() - self._read_at < REFRESH_SECONDS:
+    def _refreshed(self, unknown: tuple[str, str]) -> bool:
+        first_time = unknown not in self._looked_for
+        if first_time:
+            self._looked_for[unknown] = None
+            while len(self._looked_for) > MAX_LOOKED_FOR:
+                self._looked_for.pop(next(iter(self._looked_for)))
+        if not first_time and self._keys is not None and self._clock() - self._read_at < REFRESH_SECONDS:
             return False
         self._keys = None
         self.keys()
@@ -132,7 +140,7 @@ class StageKeyDirectory:
     ) -> VerifiedChain:
         try:
             return verify_chain(chain, self.keys(), subject=subject, now=now)
-        except AttestationError as exc:
-            if exc.details.get("check") != "key" or not self._refreshed():
+        except UnknownStageKeyError as exc:
+            if not self._refreshed(exc.key):
                 raise
         return verify_chain(chain, self.keys(), subject=subject, now=now)

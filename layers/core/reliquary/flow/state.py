@@ -41,6 +41,8 @@ MAX_DETAIL_BYTES = 16 * 1024  # rules outcomes and facts: small JSON objects
 MAX_PANEL_VOTES = 16
 
 Text = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+# Where a request comes from, as the trust history holds it (reliquary.trust.model.Region).
+Region = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 Hex64 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 # A principal as the audit log can hash it: one line, no control characters.
 SubjectName = Annotated[
@@ -136,7 +138,7 @@ class TrustOutcome(_Attested):
     policy_version: Hex64
     facts: Annotated[dict[str, Any], _bounded_json(MAX_DETAIL_BYTES)] = Field(default_factory=dict)
     device: Text
-    region: Text
+    region: Region
     sensitivity: Literal["public", "internal", "confidential", "restricted"] = "restricted"
     item_version: int | None = Field(default=None, ge=1)
 
@@ -181,7 +183,7 @@ class FlowRequest(BaseModel):
     purpose: Annotated[str, StringConstraints(max_length=256)] = ""
     # Where the request comes from, as the front door saw it (never as the requester claims it): trust
     # history and the watchdog compare it between requests.
-    region: Annotated[str, StringConstraints(min_length=1, max_length=64)] = "unknown"
+    region: Region = "unknown"
 
     @property
     def requester_key_sha256(self) -> str:

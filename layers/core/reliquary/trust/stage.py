@@ -50,16 +50,25 @@ class ScoreTrustStage:
         self._clock = clock or (lambda: service.now)
 
     def score(
-        self, state: FlowState, *, once: Callable[[Callable[[], TrustOutcome]], TrustOutcome] | None = None
+        self,
+        state: FlowState,
+        *,
+        started_at: int,
+        once: Callable[[Callable[[], TrustOutcome]], TrustOutcome] | None = None,
     ) -> TrustOutcome:
         """The request scored and signed, built on its checked context statement.
+
+        The request then joins the principal's history as in flight (a ``deny``: a request that released
+        nothing), at ``started_at``, the time RecordOutcome later records its outcome at, replacing it. So
+        concurrent requests of one principal see each other in the history's request counters (bursts),
+        and a flow that never records its outcome leaves a counted request, never an approval.
 
         ``once`` runs the scoring at most once per request (the function's idempotency store): a retried
         or re-driven ScoreTrust gets the stored score, signed again over the context statement it came
         with (a re-run of VerifyContext signs the same result afresh)."""
         now = self._clock()
         checked = verified_context(state, self._keys, now=now)
-        compute = functools.partial(self._compute, state, checked.context, now)
+        compute = functools.partial(self._compute, state, checked.context, now, started_at)
         outcome = compute() if once is None else once(compute)
         attestation = self._signer.attest(
             Stage.SCORE_TRUST,
@@ -76,7 +85,7 @@ class ScoreTrustStage:
         )
         return outcome.model_copy(update={"attestation": attestation})
 
-    def _compute(self, state: FlowState, context: ContextOutcome, now: int) -> TrustOutcome:
+    def _compute(self, state: FlowState, context: ContextOutcome, now: int, started_at: int) -> TrustOutcome:
         label = self._labels.label(state.tenant_id, state.vault_id, state.item_id)
         # A device is known by its proven commitment across requests; without one it is "unknown".
         device = context.claims.get("device_commitment", "unknown") if context.verified else "unknown"
@@ -94,6 +103,10 @@ class ScoreTrustStage:
                 now=now,
             )
         )
+        in_flight = AccessEvent(
+            time=started_at, outcome="deny", device=decision.device, region=decision.region
+        )
+        self._service.record(state.tenant_id, state.principal.subject, in_flight, event_id=state.request_id)
         return TrustOutcome.model_validate(
             {**decision.to_dict(), "sensitivity": label.sensitivity, "item_version": label.version}
         )

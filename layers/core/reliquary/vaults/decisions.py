@@ -100,7 +100,7 @@ def require_approval(
 
 
 def require_attested(
-    decision: DecisionRecord, chains: ChainStore, keys: StageKeyDirectory, *, now: int
+    decision: DecisionRecord, chains: ChainStore, keys: StageKeyDirectory, *, now: int, max_age_seconds: int
 ) -> VerifiedChain:
     """The attestation chain a logged approval names, once it checks out: stored unaltered, signed by
     the functions that decided, approving exactly what the record approves (tenant, vault, item, request,
@@ -123,4 +123,10 @@ def require_attested(
         raise AttestationError("the attestation chain approves another requester key", check="subject")
     if chain.item_version is None or chain.item_version != decision.item_version:
         raise AttestationError("the attestation chain approves another item version", check="result")
+    # Fresh by the tally's own signed time, not only the record's: a record re-dated in storage
+    # extends nothing.
+    if chain.tally is None or now - chain.tally.statement.issued_at > max_age_seconds:
+        raise DecisionRequiredError(
+            "the access decision logged for this request is too old to grant", request_id=decision.request_id
+        )
     return chain

@@ -473,7 +473,13 @@ class VaultService:
             now=now,
             max_age_seconds=self._approval_max_age,
         )
-        chain = require_attested(decision, self._decisions.chains, self._decisions.stage_keys, now=now)
+        chain = require_attested(
+            decision,
+            self._decisions.chains,
+            self._decisions.stage_keys,
+            now=now,
+            max_age_seconds=self._approval_max_age,
+        )
         return self._issue_grant(
             request_id=request_id,
             tenant_id=tenant_id,

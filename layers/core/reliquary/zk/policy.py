@@ -9,13 +9,19 @@ another region tree, a stale window or a weaker threshold verifies as a proof an
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 
-# BN254's scalar field: every public signal is an element of it.
-FIELD_MODULUS: Final = 21888242871839275222246405745257275088548364400416722355883672083479005657953
+from reliquary.crypto.scope import validate_id
+from reliquary.errors import InvalidRequestError
+from reliquary.zk._mcl import R
+
+# BN254's scalar field order r (snarkjs "bn128"): every public signal is an element of [0, r). One
+# definition, the verifier's own (``_mcl.R``); tests check it against py_ecc's ``curve_order``.
+SCALAR_FIELD: Final = R
 CIRCUITS: Final = ("context_proof", "device_proof", "location_chain", "timestamp_verifier", "pattern_match")
 Circuit = Literal["context_proof", "device_proof", "location_chain", "timestamp_verifier", "pattern_match"]
 MAX_DEVICES = 256
@@ -31,7 +37,7 @@ def _field_element(value: object) -> int:
         if not value.isascii() or not value.isdigit() or (len(value) > 1 and value[0] == "0"):
             raise ValueError("a field element is a canonical decimal string")
         value = int(value)
-    if not isinstance(value, int) or not 0 <= value < FIELD_MODULUS:
+    if not isinstance(value, int) or not 0 <= value < SCALAR_FIELD:
         raise ValueError("a field element is an integer in [0, r) of BN254")
     return value
 
@@ -39,10 +45,34 @@ def _field_element(value: object) -> int:
 FieldElement = Annotated[int, BeforeValidator(_field_element), PlainSerializer(str, return_type=str)]
 
 
-def request_hash(request_id: str) -> int:
-    """The public signal that binds a proof to one request: SHA-256 of the request id, top 248 bits (so it
-    is always below r)."""
-    return int.from_bytes(hashlib.sha256(request_id.encode("utf-8")).digest(), "big") >> 8
+# Domain tag of the request binding: a hash made for something else never equals a request_hash.
+REQUEST_BINDING_DOMAIN: Final = "reliquary/zk/request-binding/v1"
+_KEY_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def request_hash(
+    *, tenant_id: str, vault_id: str, item_id: str, request_id: str, requester_key_sha256: str
+) -> int:
+    """The public signal that binds a proof to one whole request: which tenant's vault and item, which
+    request, and the requester key the grant would be sealed to (``reliquary.crypto.kem.
+    requester_key_sha256``, 64 lower-case hex characters).
+
+    SHA-256 over the domain tag and the five values in that order, each as its length (4 bytes,
+    big-endian) and its UTF-8 bytes, so no two different requests encode alike; the top 248 bits, so
+    the value is always below r. ``zk/scripts/inputs.mjs`` (``requestHash``) computes the same."""
+    validate_id("tenant_id", tenant_id)
+    validate_id("vault_id", vault_id)
+    validate_id("item_id", item_id)
+    validate_id("request_id", request_id)
+    if not isinstance(requester_key_sha256, str) or _KEY_SHA256.fullmatch(requester_key_sha256) is None:
+        raise InvalidRequestError(
+            "the requester key digest is 64 lower-case hex characters", field="requester_key_sha256"
+        )
+    digest = hashlib.sha256()
+    for value in (REQUEST_BINDING_DOMAIN, tenant_id, vault_id, item_id, request_id, requester_key_sha256):
+        encoded = value.encode("utf-8")
+        digest.update(len(encoded).to_bytes(4, "big") + encoded)
+    return int.from_bytes(digest.digest(), "big") >> 8
 
 
 class ContextPolicy(BaseModel):

@@ -8,6 +8,8 @@ Every proof is verified here with :mod:`reliquary.zk.groth16` against ``zk/keys/
 before it is returned, so a proof that does not verify is never handed out.
 
 Proving happens where the private inputs are (a device, a test, the SDK); the service only verifies.
+Every circuit's public inputs include the request binding, ``nonce`` and ``request_hash``:
+:func:`binding_inputs` computes them for one request exactly as the verifier will.
 """
 
 from __future__ import annotations
@@ -20,10 +22,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
+from reliquary.crypto.kem import requester_key_sha256
 from reliquary.errors import ConfigurationError, InvalidRequestError, TransientError
 from reliquary.zk import groth16
+from reliquary.zk.policy import request_hash
+from reliquary.zk.replay import NONCE_HEX, nonce_value
 
-__all__ = ["default_zk_dir", "prove"]
+__all__ = ["binding_inputs", "default_zk_dir", "prove"]
 
 _CIRCUIT_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _STDERR_LIMIT: Final = 2000
@@ -33,6 +38,30 @@ _EXIT_UNSATISFIED: Final = 2  # prove.mjs: the input does not satisfy the circui
 def default_zk_dir() -> Path:
     """The repository's ``zk/`` directory (circuits, keys, scripts)."""
     return Path(__file__).resolve().parents[4] / "zk"
+
+
+def binding_inputs(
+    *,
+    tenant_id: str,
+    vault_id: str,
+    item_id: str,
+    request_id: str,
+    requester_public_key: bytes,
+    nonce: str,
+) -> dict[str, str]:
+    """The public inputs that bind a proof to one request and its nonce (decimal strings, as circom
+    takes them): merge them into any circuit's inputs. ``requester_public_key`` is the hybrid public key
+    the grant is to be sealed to, as the access request carries it."""
+    if not isinstance(nonce, str) or len(nonce) != NONCE_HEX or nonce.strip("0123456789abcdef"):
+        raise InvalidRequestError(f"the nonce is {NONCE_HEX} lower-case hex characters", field="nonce")
+    bound = request_hash(
+        tenant_id=tenant_id,
+        vault_id=vault_id,
+        item_id=item_id,
+        request_id=request_id,
+        requester_key_sha256=requester_key_sha256(requester_public_key),
+    )
+    return {"nonce": str(nonce_value(nonce)), "request_hash": str(bound)}
 
 
 def _node() -> str:

@@ -26,6 +26,7 @@ class VerifyContextStage:
             request_id=state.request_id,
             tenant_id=state.tenant_id,
             vault_id=state.vault_id,
+            item_id=state.item_id,
             nonce=state.nonce,
             circuit=proof.circuit,
             proof=proof.proof,

@@ -1,0 +1,569 @@
+"""Least privilege, proved by evaluating every role's policy from template.yaml.
+
+The roles' policies are taken from the translated template with concrete ARNs
+(``tests.support.stack_policies``) and judged by the evaluator in ``tests.support.iam`` together with the
+root key's policy and the buckets' policies. The tables below are the specification: for every role,
+every table partition and bucket prefix, every KMS purpose and every relevant action, the expected answer
+is written down, and anything not written down must be denied. The outside review's attacks are listed by
+name as well (``ATTACKS``), and every Allow statement of every role must be exercised by some allowed
+request, so a grant nobody needs cannot hide in the template.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from tests.support.iam import Decision, Evaluation, Request, evaluate
+from tests.support.stack_policies import ACCOUNT, REGION, StackPolicies, stack_policies
+
+ROLES = {
+    "encrypt": "EncryptFunctionRole",
+    "audit-append": "AuditAppendFunctionRole",
+    "verify-proof": "VerifyProofFunctionRole",
+    "score-trust": "ScoreTrustFunctionRole",
+    "agent-vote": "AgentVoteFunctionRole",
+    "state-machine": "AccessStateMachineRole",
+}
+FUNCTIONS = ("encrypt", "audit-append", "verify-proof", "score-trust", "agent-vote")
+STAGES = ("verify-proof", "score-trust", "agent-vote")  # the flow functions that sign attestations
+
+# ------------------------------------------------------------------------------------------ DynamoDB
+
+GET, BATCH_GET, QUERY, SCAN = "GetItem", "BatchGetItem", "Query", "Scan"
+PUT, UPDATE, DELETE, CHECK, BATCH_WRITE = (
+    "PutItem",
+    "UpdateItem",
+    "DeleteItem",
+    "ConditionCheckItem",
+    "BatchWriteItem",
+)
+DYNAMODB_ACTIONS = (
+    GET,
+    BATCH_GET,
+    QUERY,
+    SCAN,
+    PUT,
+    UPDATE,
+    DELETE,
+    CHECK,
+    BATCH_WRITE,
+    "PartiQLSelect",
+    "DescribeTable",
+)
+
+# The partitions probed in each table. A victim tenant's rows stand for every tenant's.
+PARTITIONS: dict[str, tuple[str, ...]] = {
+    "VaultsTable": (
+        "TENANT#victim",  # vault rows and vault key rows
+        "SERVICE",  # service signing keys
+        "POLICY#victim",  # vault policies (CONTEXT, TRUST, QUORUM)
+        *(f"STAGE#{stage}" for stage in STAGES),  # each flow function's attestation keys
+        "PSEUDONYM",  # the wrapped pseudonym key
+        "STAGE",  # lookalikes of the granted partitions
+        "TENANT",
+    ),
+    "ItemsTable": ("TENANT#victim#VAULT#v1",),
+    "AuditTable": ("LOG#victim", "CHECKPOINT"),
+    "IdempotencyTable": ("reliquary-encrypt.handler#0123abcd",),
+    "HistoryTable": ("TENANT#victim#P#00ff",),
+    "ReplayTable": ("TENANT#victim",),
+    "AgentMemoryTable": ("TENANT#victim#AGENT#strict", "KEY"),
+}
+
+READ_STAGE_KEYS = {f"STAGE#{stage}": {GET, QUERY} for stage in STAGES}
+
+
+def _flow_vault_rows(stage: str, *, pseudonym: bool) -> dict[tuple[str, str], set[str]]:
+    rows = {("VaultsTable", "POLICY#victim"): {GET, PUT}, ("VaultsTable", "TENANT#victim"): {CHECK}}
+    rows |= {("VaultsTable", partition): set(actions) for partition, actions in READ_STAGE_KEYS.items()}
+    rows[("VaultsTable", f"STAGE#{stage}")] = {GET, QUERY, PUT}
+    if pseudonym:
+        rows[("VaultsTable", "PSEUDONYM")] = {GET, PUT}
+    return rows
+
+
+# role -> (table, partition) -> the DynamoDB actions allowed; every other combination is denied.
+DYNAMODB_GRANTS: dict[str, dict[tuple[str, str], set[str]]] = {
+    "encrypt": {
+        ("VaultsTable", "TENANT#victim"): {GET, PUT, UPDATE, QUERY, CHECK},
+        ("VaultsTable", "SERVICE"): {QUERY, PUT},
+        **{("VaultsTable", partition): set(actions) for partition, actions in READ_STAGE_KEYS.items()},
+        ("ItemsTable", "TENANT#victim#VAULT#v1"): {GET, PUT, UPDATE, QUERY},
+        ("IdempotencyTable", "reliquary-encrypt.handler#0123abcd"): {GET, PUT, UPDATE, DELETE},
+        ("AuditTable", "LOG#victim"): {GET},
+    },
+    "audit-append": {
+        ("AuditTable", "LOG#victim"): {GET, BATCH_GET, PUT, UPDATE, QUERY},
+        ("AuditTable", "CHECKPOINT"): {QUERY, PUT},
+        **{("VaultsTable", partition): set(actions) for partition, actions in READ_STAGE_KEYS.items()},
+        ("VaultsTable", "PSEUDONYM"): {GET, PUT},
+    },
+    "verify-proof": {
+        ("ReplayTable", "TENANT#victim"): {GET, PUT, UPDATE},
+        **_flow_vault_rows("verify-proof", pseudonym=False),
+    },
+    "score-trust": {
+        ("HistoryTable", "TENANT#victim#P#00ff"): {QUERY, PUT},
+        ("ItemsTable", "TENANT#victim#VAULT#v1"): {GET, QUERY},
+        ("IdempotencyTable", "reliquary-encrypt.handler#0123abcd"): {GET, PUT, UPDATE, DELETE},
+        **_flow_vault_rows("score-trust", pseudonym=True),
+    },
+    "agent-vote": {
+        ("AgentMemoryTable", "TENANT#victim#AGENT#strict"): {GET, PUT},
+        ("AgentMemoryTable", "KEY"): {GET, PUT},
+        **_flow_vault_rows("agent-vote", pseudonym=True),
+    },
+    "state-machine": {},
+}
+
+# -------------------------------------------------------------------------------------------- KMS
+
+PURPOSES = (
+    "vault-key",
+    "service-signing",
+    "checkpoint-signing",
+    "principal-pseudonym",
+    "agent-memory",
+    *(f"stage-signing/{stage}" for stage in STAGES),
+    "stage-signing/encrypt",  # no such stage: nobody may use it
+)
+KMS_ACTIONS = (
+    "kms:Encrypt",
+    "kms:Decrypt",
+    "kms:ReEncryptFrom",
+    "kms:ReEncryptTo",
+    "kms:GenerateDataKey",
+    "kms:GenerateDataKeyWithoutPlaintext",
+    "kms:CreateGrant",
+    "kms:PutKeyPolicy",
+    "kms:ScheduleKeyDeletion",
+)
+# role -> the purposes it may Encrypt and Decrypt under (and no other KMS action, called directly).
+OWNED_PURPOSES: dict[str, set[str]] = {
+    "encrypt": {"vault-key", "service-signing"},
+    "audit-append": {"checkpoint-signing", "principal-pseudonym"},
+    "verify-proof": {"stage-signing/verify-proof"},
+    "score-trust": {"stage-signing/score-trust", "principal-pseudonym"},
+    "agent-vote": {"stage-signing/agent-vote", "agent-memory", "principal-pseudonym"},
+    "state-machine": set(),
+}
+# role -> service -> the KMS actions it may have that service perform for it (table and bucket keys).
+VIA_SERVICE: dict[str, dict[str, set[str]]] = {
+    "encrypt": {"dynamodb": {"kms:Decrypt"}, "s3": {"kms:Decrypt", "kms:GenerateDataKey"}},
+    "audit-append": {"dynamodb": {"kms:Decrypt"}, "s3": {"kms:Decrypt", "kms:GenerateDataKey"}},
+    "verify-proof": {"dynamodb": {"kms:Decrypt"}},
+    "score-trust": {"dynamodb": {"kms:Decrypt"}},
+    "agent-vote": {"dynamodb": {"kms:Decrypt"}},
+    "state-machine": {},
+}
+
+# --------------------------------------------------------------------------------------------- S3
+
+S3_OBJECT_ACTIONS = (
+    "s3:GetObject",
+    "s3:GetObjectVersion",
+    "s3:PutObject",
+    "s3:DeleteObject",
+    "s3:DeleteObjectVersion",
+    "s3:AbortMultipartUpload",
+    "s3:PutObjectAcl",
+)
+S3_KEYS: dict[str, tuple[str, ...]] = {
+    "ItemsBucket": ("tenants/victim/v1/item/1", "logs/victim/checkpoint"),
+    "AuditBucket": (
+        "logs/victim/checkpoint",
+        "chains/victim/r1",
+        "exports/victim/e1.jsonl",
+        "tenants/victim/x",
+    ),
+}
+# role -> (bucket, top-level prefix) -> the object actions allowed.
+S3_GRANTS: dict[str, dict[tuple[str, str], set[str]]] = {
+    "encrypt": {
+        ("ItemsBucket", "tenants"): {"s3:GetObject", "s3:PutObject", "s3:DeleteObjectVersion"},
+        ("AuditBucket", "logs"): {"s3:GetObject"},
+        ("AuditBucket", "chains"): {"s3:GetObject"},
+    },
+    "audit-append": {
+        ("AuditBucket", "logs"): {"s3:GetObject", "s3:PutObject"},
+        ("AuditBucket", "chains"): {"s3:GetObject", "s3:PutObject"},
+        ("AuditBucket", "exports"): {"s3:PutObject", "s3:AbortMultipartUpload"},
+    },
+}
+
+
+@dataclass(frozen=True)
+class Case:
+    role: str
+    action: str
+    resource: str  # a logical id, or "<logical id>/<suffix>" for a bucket object or a stream
+    context: Mapping[str, Any]
+    allowed: bool
+    why: str = ""
+
+    def request(self, stack: StackPolicies) -> Request:
+        logical, _, suffix = self.resource.partition("/")
+        arn = stack.arns.get(logical, self.resource)
+        context = {"aws:SecureTransport": "true", "aws:PrincipalAccount": ACCOUNT, **self.context}
+        return Request(self.action, f"{arn}/{suffix}" if suffix else arn, context)
+
+    def __str__(self) -> str:
+        verdict = "allowed" if self.allowed else "denied"
+        keys = ",".join(
+            f"{k.split(':')[-1]}={v}" for k, v in self.context.items() if k != "aws:SecureTransport"
+        )
+        return f"{self.role} {self.action} {self.resource} [{keys}] -> {verdict}"
+
+
+def leading(*keys: str) -> dict[str, Any]:
+    return {"dynamodb:LeadingKeys": keys}
+
+
+def kms_context(purpose: str, *more: str) -> dict[str, Any]:
+    """A direct KMS call with an encryption context that names ``purpose`` (and ``more`` keys)."""
+    return {
+        "kms:EncryptionContextKeys": ("purpose", *more),
+        "kms:EncryptionContext:purpose": purpose,
+        "kms:CallerAccount": ACCOUNT,
+    }
+
+
+def via(service: str, *, region: str = REGION) -> dict[str, Any]:
+    """A KMS call a service makes for the caller, with that service's encryption context."""
+    context_keys = (
+        ("aws:dynamodb:tableName", "aws:dynamodb:subscriberId") if service == "dynamodb" else ("aws:s3:arn",)
+    )
+    return {
+        "kms:ViaService": f"{service}.{region}.amazonaws.com",
+        "kms:EncryptionContextKeys": context_keys,
+        "kms:CallerAccount": ACCOUNT,
+    }
+
+
+def _dynamodb_cases() -> Iterator[Case]:
+    for role, grants in DYNAMODB_GRANTS.items():
+        for table, partitions in PARTITIONS.items():
+            for partition, action in itertools.product(partitions, DYNAMODB_ACTIONS):
+                context = {} if action in (SCAN, "DescribeTable", "PartiQLSelect") else leading(partition)
+                allowed = action in grants.get((table, partition), set()) and bool(context)
+                yield Case(role, f"dynamodb:{action}", table, context, allowed)
+
+
+def _kms_cases() -> Iterator[Case]:
+    for role, purpose, action in itertools.product(ROLES, PURPOSES, KMS_ACTIONS):
+        allowed = action in ("kms:Encrypt", "kms:Decrypt") and purpose in OWNED_PURPOSES[role]
+        yield Case(role, action, "RootKey", kms_context(purpose, "tenant_id"), allowed)
+    for role, service, action in itertools.product(ROLES, ("dynamodb", "s3", "secretsmanager"), KMS_ACTIONS):
+        allowed = action in VIA_SERVICE[role].get(service, set())
+        yield Case(role, action, "RootKey", via(service), allowed)
+        # The service must be in this stack's region.
+        yield Case(role, action, "RootKey", via(service, region="us-east-1"), allowed=False)
+
+
+def _s3_cases() -> Iterator[Case]:
+    for role, (bucket, keys), action in itertools.product(ROLES, S3_KEYS.items(), S3_OBJECT_ACTIONS):
+        for key in keys:
+            granted = S3_GRANTS.get(role, {}).get((bucket, key.split("/", 1)[0]), set())
+            yield Case(role, action, f"{bucket}/{key}", {}, action in granted)
+    for role, prefix in itertools.product(ROLES, ("tenants/victim/v1/", "tenants/", "", "logs/")):
+        allowed = role == "encrypt" and prefix.startswith("tenants/")
+        context = {"s3:prefix": prefix} if prefix else {}
+        yield Case(role, "s3:ListBucketVersions", "ItemsBucket", context, allowed)
+    for role, bucket in itertools.product(ROLES, ("ItemsBucket", "AuditBucket")):
+        yield Case(role, "s3:ListBucket", bucket, {"s3:prefix": "tenants/"}, allowed=False)
+
+
+def _other_cases() -> Iterator[Case]:
+    functions = [logical for role, logical in ROLES.items() if role != "state-machine"]
+    for role in ROLES:
+        # Only the state machine invokes the functions (through its role); the functions invoke nothing.
+        for function in [f.removesuffix("Role") for f in functions]:
+            yield Case(role, "lambda:InvokeFunction", function, {}, role == "state-machine")
+        yield Case(
+            role, "lambda:InvokeFunction", f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:other", {}, False
+        )
+        yield Case(role, "sqs:SendMessage", "ItemsExpiredFailureQueue", {}, role == "encrypt")
+        for action in (
+            "dynamodb:GetRecords",
+            "dynamodb:GetShardIterator",
+            "dynamodb:DescribeStream",
+            "dynamodb:ListStreams",
+        ):
+            yield Case(role, action, "ItemsTable/stream/2026-01-01T00:00:00.000", {}, role == "encrypt")
+            yield Case(role, action, "HistoryTable/stream/2026-01-01T00:00:00.000", {}, allowed=False)
+        log_group = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/x:*"
+        yield Case(role, "logs:PutLogEvents", log_group, {}, role != "state-machine")
+        yield Case(role, "logs:CreateLogDelivery", "*", {}, role == "state-machine")
+        yield Case(role, "xray:PutTraceSegments", "*", {}, allowed=True)
+        for action in ("iam:PassRole", "iam:PutRolePolicy", "sts:AssumeRole", "lambda:UpdateFunctionCode"):
+            yield Case(role, action, f"arn:aws:iam::{ACCOUNT}:role/any", {}, allowed=False)
+
+
+# The outside review's attacks (an attacker who can make a function's role act) and their neighbours.
+ATTACKS = [
+    Case(
+        "verify-proof",
+        "dynamodb:GetItem",
+        "VaultsTable",
+        leading("TENANT#victim"),
+        False,
+        "read a vault key row",
+    ),
+    Case(
+        "score-trust",
+        "dynamodb:GetItem",
+        "VaultsTable",
+        leading("TENANT#victim"),
+        False,
+        "read a vault key row",
+    ),
+    Case(
+        "agent-vote",
+        "dynamodb:GetItem",
+        "VaultsTable",
+        leading("TENANT#victim"),
+        False,
+        "read a vault key row",
+    ),
+    Case(
+        "agent-vote", "dynamodb:Query", "VaultsTable", leading("TENANT#victim"), False, "list a tenant's keys"
+    ),
+    Case(
+        "score-trust",
+        "kms:Decrypt",
+        "RootKey",
+        kms_context("vault-key", "tenant_id"),
+        False,
+        "unwrap a vault key",
+    ),
+    Case(
+        "verify-proof",
+        "kms:Decrypt",
+        "RootKey",
+        kms_context("vault-key", "tenant_id"),
+        False,
+        "unwrap a vault key",
+    ),
+    Case(
+        "agent-vote",
+        "kms:Decrypt",
+        "RootKey",
+        kms_context("vault-key", "tenant_id"),
+        False,
+        "unwrap a vault key",
+    ),
+    Case(
+        "audit-append",
+        "kms:Decrypt",
+        "RootKey",
+        kms_context("vault-key", "tenant_id"),
+        False,
+        "unwrap a vault key",
+    ),
+    Case(
+        "agent-vote",
+        "kms:Encrypt",
+        "RootKey",
+        kms_context("vault-key", "tenant_id"),
+        False,
+        "wrap a planted vault key",
+    ),
+    Case(
+        "agent-vote", "dynamodb:PutItem", "VaultsTable", leading("TENANT#x"), False, "plant a vault key row"
+    ),
+    Case(
+        "agent-vote", "dynamodb:UpdateItem", "VaultsTable", leading("TENANT#x"), False, "swap a vault's key"
+    ),
+    Case(
+        "verify-proof",
+        "dynamodb:PutItem",
+        "VaultsTable",
+        leading("STAGE#score-trust"),
+        False,
+        "plant another stage's key",
+    ),
+    Case(
+        "agent-vote",
+        "dynamodb:PutItem",
+        "VaultsTable",
+        leading("STAGE#verify-proof"),
+        False,
+        "plant another stage's key",
+    ),
+    Case(
+        "score-trust",
+        "kms:Decrypt",
+        "RootKey",
+        kms_context("stage-signing/agent-vote"),
+        False,
+        "unwrap another stage's key",
+    ),
+    Case(
+        "score-trust",
+        "kms:Encrypt",
+        "RootKey",
+        kms_context("service-signing"),
+        False,
+        "wrap a forged service key",
+    ),
+    Case(
+        "agent-vote",
+        "dynamodb:PutItem",
+        "VaultsTable",
+        leading("SERVICE"),
+        False,
+        "plant a service signing key",
+    ),
+    Case(
+        "encrypt",
+        "kms:Decrypt",
+        "RootKey",
+        kms_context("checkpoint-signing"),
+        False,
+        "unwrap a checkpoint key",
+    ),
+    Case("encrypt", "dynamodb:PutItem", "AuditTable", leading("CHECKPOINT"), False, "plant a checkpoint key"),
+    Case(
+        "encrypt", "dynamodb:PutItem", "AuditTable", leading("LOG#victim"), False, "forge a logged decision"
+    ),
+    Case("encrypt", "s3:PutObject", "AuditBucket/chains/victim/r1", {}, False, "forge an attestation chain"),
+    Case("agent-vote", "kms:Decrypt", "RootKey", {}, False, "any key use without a context (key policy)"),
+    # A batch may not smuggle a forbidden partition in beside an allowed one.
+    Case(
+        "verify-proof",
+        "dynamodb:BatchGetItem",
+        "VaultsTable",
+        leading("STAGE#verify-proof", "TENANT#victim"),
+        False,
+        "smuggle a key row into a batch",
+    ),
+    Case(
+        "audit-append",
+        "dynamodb:BatchGetItem",
+        "AuditTable",
+        leading("LOG#victim", "CHECKPOINT"),
+        False,
+        "batch beyond LOG#",
+    ),
+    # What each needs (the same requests, by the right role).
+    Case(
+        "encrypt", "dynamodb:GetItem", "VaultsTable", leading("TENANT#victim"), True, "read its vault key row"
+    ),
+    Case(
+        "encrypt", "kms:Decrypt", "RootKey", kms_context("vault-key", "tenant_id"), True, "unwrap a vault key"
+    ),
+    Case(
+        "verify-proof",
+        "dynamodb:PutItem",
+        "VaultsTable",
+        leading("STAGE#verify-proof"),
+        True,
+        "add its stage key",
+    ),
+    Case(
+        "encrypt",
+        "dynamodb:Query",
+        "VaultsTable",
+        leading("STAGE#score-trust"),
+        True,
+        "read stage public keys",
+    ),
+    Case(
+        "audit-append",
+        "dynamodb:BatchGetItem",
+        "AuditTable",
+        leading("LOG#a", "LOG#b"),
+        True,
+        "request ids in a batch",
+    ),
+    Case(
+        "encrypt",
+        "s3:GetObject",
+        "AuditBucket/logs/victim/tile/entries/000",
+        {},
+        True,
+        "read a logged decision",
+    ),
+    # TLS only: the bucket policies deny plain HTTP to every role.
+    Case(
+        "encrypt",
+        "s3:GetObject",
+        "ItemsBucket/tenants/victim/v1/item/1",
+        {"aws:SecureTransport": "false"},
+        False,
+        "plain HTTP",
+    ),
+]
+
+ALL_CASES = [*_dynamodb_cases(), *_kms_cases(), *_s3_cases(), *_other_cases(), *ATTACKS]
+
+
+def _evaluate(stack: StackPolicies, case: Case) -> Evaluation:
+    request = case.request(stack)
+    return evaluate(request, stack.roles[ROLES[case.role]], stack.resource_policies_for(request.resource))
+
+
+@pytest.fixture(scope="module")
+def stack() -> StackPolicies:
+    return stack_policies()
+
+
+def test_every_role_is_in_the_matrix(stack: StackPolicies) -> None:
+    assert set(stack.roles) == set(ROLES.values())
+
+
+def test_the_matrix(stack: StackPolicies) -> None:
+    """Every row of the matrix (a few thousand requests) gets the answer the specification gives."""
+    evaluations = [(case, _evaluate(stack, case)) for case in ALL_CASES]
+    wrong = [f"{case}, got {got.decision.value}" for case, got in evaluations if got.allowed != case.allowed]
+    assert not wrong, "\n".join(wrong[:40])
+    assert len(ALL_CASES) > 2000
+
+
+@pytest.mark.parametrize("case", ATTACKS, ids=str)
+def test_the_reviews_attacks_and_what_each_function_needs(stack: StackPolicies, case: Case) -> None:
+    assert _evaluate(stack, case).allowed is case.allowed, case.why
+
+
+def test_every_allow_statement_is_exercised_by_an_allowed_request(stack: StackPolicies) -> None:
+    """A grant that no needed request uses is a grant too many."""
+    used: dict[str, set[str]] = {logical: set() for logical in stack.roles}
+    for case in ALL_CASES:
+        if case.allowed:
+            used[ROLES[case.role]].update(_evaluate(stack, case).allowed_by)
+    for logical, documents in stack.roles.items():
+        statements = {
+            str(statement.get("Sid", f"#{index}"))
+            for document in documents
+            for index, statement in enumerate(document["Statement"])
+            if statement["Effect"] == "Allow"
+        }
+        assert statements - used[logical] == set(), logical
+
+
+def test_only_encrypt_may_read_or_write_vault_keys(stack: StackPolicies) -> None:
+    def can(role: str, action: str, resource: str, context: Mapping[str, Any]) -> bool:
+        return _evaluate(stack, Case(role, action, resource, context, allowed=True)).allowed
+
+    for role in ROLES:
+        reads = can(role, "dynamodb:GetItem", "VaultsTable", leading("TENANT#t")) or can(
+            role, "kms:Decrypt", "RootKey", kms_context("vault-key")
+        )
+        writes = can(role, "dynamodb:PutItem", "VaultsTable", leading("TENANT#t")) or can(
+            role, "kms:Encrypt", "RootKey", kms_context("vault-key")
+        )
+        assert (reads, writes) == ((True, True) if role == "encrypt" else (False, False)), role
+
+
+def test_the_key_policy_denies_any_use_without_an_encryption_context(stack: StackPolicies) -> None:
+    request = Case("encrypt", "kms:Decrypt", "RootKey", {}, allowed=False).request(stack)
+    evaluation = evaluate(
+        request, stack.roles["EncryptFunctionRole"], stack.resource_policies_for(request.resource)
+    )
+    assert evaluation.decision is Decision.EXPLICIT_DENY
+    assert evaluation.denied_by == ("DenyCryptographicUseWithoutEncryptionContext",)
