@@ -21,15 +21,18 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, mldsa, mlkem, x25
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 import reliquary_native
+from reliquary.config import Settings
 from reliquary.crypto import envelope as env
 from reliquary.crypto import grants, kem
 from reliquary.crypto.envelope import Envelope, VaultKey
-from reliquary.crypto.kem import HybridPrivateKey, HybridPublicKey
+from reliquary.crypto.kem import HybridPrivateKey, HybridPublicKey, requester_key_sha256
 from reliquary.crypto.root import LocalRootOfTrust
 from reliquary.crypto.scope import ItemScope, VaultRef
 from reliquary.crypto.signing import KeyRing, SignatureAlgorithm, SigningKey
+from reliquary.vaults.decisions import require_attested
 from reliquary.vaults.memory import (
     InMemoryBlobStore,
+    InMemoryDecisionLedger,
     InMemoryItemRepository,
     InMemorySigningKeyStore,
     InMemoryVaultRepository,
@@ -46,6 +49,7 @@ DEFAULT_SIGNER = SignatureAlgorithm.ML_DSA_65
 OTHER_SIGNERS = (SignatureAlgorithm.ED25519, SignatureAlgorithm.FALCON_512)
 TENANT, VAULT = "bench-tenant", "bench-vault"
 NOW = 1_750_000_000
+APPROVAL_MAX_AGE = Settings.model_fields["approval_max_age_seconds"].default  # the service's, as deployed
 # The HPKE suite the envelope uses, called directly: the baseline for every wrap and unwrap.
 RAW_HPKE = hpke.Suite(hpke.KEM.MLKEM768_X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM)
 GOAL_OVERHEAD = 1.3
@@ -603,8 +607,9 @@ class _ServiceBench:
         self.service.create_vault(TENANT, VAULT)
         self._ids = itertools.count()
 
-    def new_service(self) -> VaultService:
-        """A service over the shared vault (and keys) with its own empty item repository and blob store."""
+    def new_service(self, decisions: InMemoryDecisionLedger | None = None) -> VaultService:
+        """A service over the shared vault (and keys) with its own empty item repository and blob store,
+        granting what ``decisions`` holds approved."""
         return VaultService(
             vaults=self.vaults,
             items=InMemoryItemRepository(self.vaults),
@@ -612,6 +617,7 @@ class _ServiceBench:
             root=self.root,
             service_keys=self.keys,
             clock=lambda: NOW,
+            decisions=decisions,
         )
 
     def fresh_stores(self) -> None:
@@ -645,12 +651,27 @@ def service_tables(budget: Budget, sizes: Sequence[int] = SIZES) -> tuple[Table,
     requester_public = HybridPrivateKey.generate().public_key()
     plaintexts = {size: os.urandom(size) for size in sizes}
     scope = ItemScope(TENANT, VAULT, "item-x", 1, "application/octet-stream")
-    granted = bench.new_service()  # its own small repository: grant looks items up by scanning it
+    # Each item's grant approved as the access flow logs it: the record and its attestation chain (one
+    # context, trust, four votes and the tally statement, ML-DSA-65), which every grant checks.
+    ledger = InMemoryDecisionLedger()
+    granted = bench.new_service(ledger)  # its own small repository: grant looks items up by scanning it
     records = {
         size: granted.seal_item(
             TENANT, VAULT, f"granted-{size}", plaintexts[size], memory_scope=bench.memory_scope
         )
         for size in sizes
+    }
+    approvals = {
+        size: ledger.approve(
+            tenant_id=TENANT,
+            vault_id=VAULT,
+            item_id=record.item_id,
+            request_id=f"bench-request-{size}",
+            requester_key_sha256=requester_key_sha256(requester_public.to_bytes()),
+            item_version=record.version,
+            time=NOW,
+        )
+        for size, record in records.items()
     }
     table = Table(
         "service",
@@ -672,8 +693,10 @@ def service_tables(budget: Budget, sizes: Sequence[int] = SIZES) -> tuple[Table,
                 " blob store (swapped in outside the timed region); items over 256 KiB go to the blob store."
             ),
             (
-                "grant: parse the stored envelope, load the vault key through the root of trust, unwrap the"
-                " data key, issue the grant; bare = parse + unwrap_data_key + grants.issue with the vault key"
+                "grant: grant_approved, as the encrypt function grants: the approval logged for the request"
+                " looked up (in memory) and its attestation chain verified (7 ML-DSA-65 statements), then"
+                " parse the stored envelope, load the vault key through the root of trust, unwrap the data"
+                " key, issue the grant; bare = parse + unwrap_data_key + grants.issue with the vault key"
                 " already loaded."
             ),
             "domain µs = service median - bare median.",
@@ -711,8 +734,8 @@ def service_tables(budget: Budget, sizes: Sequence[int] = SIZES) -> tuple[Table,
                     signer=bench.keys.signer,
                 ),
                 "grant": partial(
-                    granted.issue_grant,
-                    request_id="bench-request",
+                    granted.grant_approved,
+                    request_id=f"bench-request-{size}",
                     tenant_id=TENANT,
                     vault_id=VAULT,
                     item_id=record.item_id,
@@ -750,6 +773,14 @@ def service_tables(budget: Budget, sizes: Sequence[int] = SIZES) -> tuple[Table,
             "public_from_bytes": lambda: HybridPublicKey.from_bytes(public_bytes),
             "to_bytes": sealed.to_bytes,
             "item_scope": lambda: ItemScope(TENANT, VAULT, "item-x", 1, "application/octet-stream"),
+            "approval": partial(
+                require_attested,
+                approvals[min(sizes)],
+                ledger.chains,
+                ledger.stage_keys,
+                now=NOW,
+                max_age_seconds=APPROVAL_MAX_AGE,
+            ),
         },
         budget,
     )
@@ -772,6 +803,11 @@ def service_tables(budget: Budget, sizes: Sequence[int] = SIZES) -> tuple[Table,
         ("public_from_bytes", "HybridPublicKey.from_bytes (the requester's key)", "every grant"),
         ("to_bytes", f"Envelope.to_bytes ({size_label(min(sizes))} inline)", "every seal_item"),
         ("item_scope", "ItemScope(...) with its id validation", "seal_item, grant (record.scope)"),
+        (
+            "approval",
+            "require_attested: the approval's stored chain read and verified (7 ML-DSA-65 statements)",
+            "every grant",
+        ),
     ):
         breakdown.add(part=part, used_by=used_by, median_us=parts[key].median_us, p99_us=parts[key].p99_us)
     return table, breakdown

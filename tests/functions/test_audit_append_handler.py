@@ -1,6 +1,8 @@
 """The audit-append handler on its sample events against moto: receipts a client verifies with only the
-published verifier keys, the RecordDecision task idempotent across retries, publish, export, verify, and
-every bad request refused with a typed error and nothing logged."""
+published verifier keys, the RecordDecision task (an approval logged only with its verified attestation
+chain, stored beside the log and named in the record; a forged one refused and logged as the bare denial
+it is) idempotent across retries, publish, export, verify, and every bad request refused with a typed
+error and nothing logged."""
 
 from __future__ import annotations
 
@@ -15,18 +17,24 @@ from typing import Any
 import pytest
 
 from reliquary.adapters.audit_store import S3TileStore
+from reliquary.adapters.chain_store import chain_key
 from reliquary.adapters.decisions import LoggedDecisions
 from reliquary.adapters.dynamodb import TableConfig
+from reliquary.audit import jcs
 from reliquary.audit.note import NoteVerifier, Policy
 from reliquary.audit.receipts import Receipt, verify_export, verify_receipt
 from reliquary.audit.records import DecisionRecord, decode_record, encode_record, parse_record
 from reliquary.errors import StorageUnavailableError, TransientError
+from reliquary.flow.attestation import StageKeys, parse_chain, require_approval_chain
+from reliquary.flow.state import FlowState
 from tests.functions.conftest import Invoke
 from tests.functions.test_encrypt_handler import assert_clean, each_case, error, ok
+from tests.support.attested import Attester, flow_json
 from tests.support.aws import AwsStack
 
 EVENTS_DIR = Path(__file__).resolve().parents[2] / "events" / "audit_append"
 TENANT = "acme"
+REFUSED = "RecordDecision refused the record: attestation_invalid"
 
 
 NOW = int(time.time())
@@ -38,6 +46,21 @@ def load_event(name: str, **overrides: Any) -> dict[str, Any]:
         event["decided_at"] = NOW
     event.update(overrides)
     return event
+
+
+FLOW: dict[str, Any] = load_event("record_decision")["flow"]
+
+
+@pytest.fixture
+def attester(aws: AwsStack) -> Attester:
+    return Attester(aws.settings, aws.dynamodb)
+
+
+def decision_event(attester: Attester, flow: Any = None, **fields: Any) -> dict[str, Any]:
+    """The sample RecordDecision event with ``flow`` (the sample's approval by default) signed by the
+    stages that decided it: what the state machine passes."""
+    signed = attester.attest(FLOW if flow is None else flow)
+    return load_event("record_decision", flow=flow_json(signed), **fields)
 
 
 def _trusted(invoke: Invoke) -> tuple[str, list[NoteVerifier]]:
@@ -52,6 +75,16 @@ def _check(receipt: dict[str, Any], entry: bytes, origin: str, verifiers: list[N
     return checkpoint.size
 
 
+def _logged(audit_append: Invoke, aws: AwsStack, request_id: str) -> list[dict[str, Any]]:
+    """The records the tenant's log holds for ``request_id`` (read back through an export)."""
+    size = ok(audit_append(load_event("get_checkpoint")), "get_checkpoint")["tree_size"]
+    exported = ok(audit_append(load_event("export", export_id=f"x{time.time_ns()}", end=size)), "export")
+    body = aws.s3.get_object(Bucket=aws.settings.audit_bucket, Key=exported["key"])["Body"].read()
+    origin, verifiers = _trusted(audit_append)
+    entries = verify_export(body.splitlines(keepends=True), verifiers, origin=origin).entries
+    return [r for r in (json.loads(e) for e in entries) if r["request_id"] == request_id]
+
+
 def test_every_action_has_a_sample_event_and_the_readme_names_them_all() -> None:
     names = {p.stem for p in EVENTS_DIR.glob("*.json")}
     assert names == {"append", "record_decision", "publish", "get_checkpoint", "export", "verify"}
@@ -59,7 +92,7 @@ def test_every_action_has_a_sample_event_and_the_readme_names_them_all() -> None
     assert all(f"`{name}.json`" in readme for name in names)
 
 
-def test_the_sample_events_in_order(audit_append: Invoke, aws: AwsStack) -> None:
+def test_the_sample_events_in_order(audit_append: Invoke, aws: AwsStack, attester: Attester) -> None:
     appended = ok(audit_append(load_event("append")), "append")
     assert [r["leaf_index"] for r in appended["receipts"]] == [0, 1, 2]
     origin, verifiers = _trusted(audit_append)
@@ -68,7 +101,8 @@ def test_the_sample_events_in_order(audit_append: Invoke, aws: AwsStack) -> None
     for record, receipt in zip(load_event("append")["records"], appended["receipts"], strict=True):
         assert _check(receipt, encode_record(parse_record(record)), origin, verifiers) == 3
 
-    decided = ok(audit_append(load_event("record_decision")), "record_decision")
+    # The sample approval, with the chain its stages signed (record_decision.json carries none).
+    decided = ok(audit_append(decision_event(attester)), "record_decision")
     assert decided["decision"] == "approve"
     receipt = decided["receipt"]
     assert receipt["leaf_index"] == 3
@@ -105,57 +139,163 @@ def test_the_sample_events_in_order(audit_append: Invoke, aws: AwsStack) -> None
         "access-0002",
     ]
     assert _check(receipt, encode_record(logged[3]), origin, verifiers) == 4
-    assert isinstance(logged[3], DecisionRecord)
-    assert logged[3].time == NOW  # the execution's start, as the flow passed it
+    record = logged[3]
+    assert isinstance(record, DecisionRecord)
+    assert record.time == NOW  # the execution's start, as the flow passed it
     # The requester key only as its SHA-256: the one key a grant for the request may be sealed to.
-    key = base64.b64decode(load_event("record_decision")["requester_public_key"])
-    assert logged[3].requester_key_sha256 == hashlib.sha256(key).hexdigest()
-    assert load_event("record_decision")["requester_public_key"] not in decided["entry"]
+    key = base64.b64decode(FLOW["requester_public_key"])
+    assert record.requester_key_sha256 == hashlib.sha256(key).hexdigest()
+    assert FLOW["requester_public_key"] not in decided["entry"]
+    assert (record.item_version, record.chain_sha256) == (1, decided["chain_sha256"])
 
     report = ok(audit_append(load_event("verify")), "verify")
     assert report["ok"] is True
     assert report["size"] == 4
 
 
-def test_a_retried_record_decision_gets_the_same_receipt_and_one_record(audit_append: Invoke) -> None:
-    first = ok(audit_append(load_event("record_decision")), "record_decision")["receipt"]
-    again = ok(audit_append(load_event("record_decision")), "record_decision")["receipt"]
+def test_an_approvals_chain_is_stored_beside_the_log_and_verifies_offline(
+    audit_append: Invoke, aws: AwsStack, attester: Attester
+) -> None:
+    """What an auditor does with only the published keys: the record names its chain by digest; the chain
+    in the bucket is that digest's, and verifies with the stage keys get_checkpoint publishes."""
+    decided = ok(audit_append(decision_event(attester)), "record_decision")
+    record = json.loads(decided["entry"])
+    stored = aws.s3.get_object(
+        Bucket=aws.settings.audit_bucket, Key=chain_key(TENANT, record["chain_sha256"])
+    )["Body"].read()
+    assert hashlib.sha256(stored).hexdigest() == record["chain_sha256"]
+    published = ok(audit_append(load_event("get_checkpoint")), "get_checkpoint")
+    keys = StageKeys.from_json(published["stage_keys"])
+    assert {k["signer"] for k in published["stage_keys"]} == {"verify-proof", "score-trust", "agent-vote"}
+    subject = FlowState.model_validate(FLOW).subject
+    chain = require_approval_chain(parse_chain(jcs.parse(stored)), keys, subject=subject)
+    assert [a.stage.value for a in chain.attestations] == [
+        "verify_context",
+        "score_trust",
+        *["vote"] * len(FLOW["votes"]),
+        "tally",
+    ]
+    assert chain.item_version == record["item_version"] == FLOW["trust"]["item_version"]
+    assert chain.policy_version == record["policy_version"]
+
+
+def test_the_sample_decision_as_it_is_is_refused_and_logged_as_the_bare_denial_it_is(
+    audit_append: Invoke, aws: AwsStack, attester: Attester
+) -> None:
+    """record_decision.json carries no attestations: an approval nobody signed. Refused, and its request
+    id logged as a denial naming the refusal (what the flow's RecordDenial would log), which no approval
+    can follow."""
+    body = error(audit_append(load_event("record_decision")), "attestation_invalid")
+    assert body["details"] == {"check": "structure"}
+    (record,) = _logged(audit_append, aws, "access-0002")
+    assert record["decision"] == "deny"
+    assert record["reasons"] == [REFUSED]
+    for member in ("requester_key_sha256", "chain_sha256", "item_version"):
+        assert member not in record
+    assert (record["trust_score"], record["votes"], record["proof_hash"]) == (None, [], None)
+    error(audit_append(decision_event(attester)), "idempotency_conflict")  # the denial stands
+    assert ok(audit_append(load_event("get_checkpoint")), "get_checkpoint")["tree_size"] == 1
+
+
+def _forged_cases(attester: Attester, part: Any) -> dict[str, tuple[dict[str, Any], str]]:
+    """Each forgery of ``part`` (see ``Attester.forgeries``) on an approval of its own request id."""
+    names = list(attester.forgeries(attester.attest(FLOW), part))
+    cases = {}
+    for n, name in enumerate(names):
+        honest = attester.attest({**FLOW, "request_id": f"forged-{part}-{n}"})
+        cases[name] = attester.forgeries(honest, part)[name]
+    return cases
+
+
+def _approval_forgeries(attester: Attester) -> dict[str, tuple[dict[str, Any], str]]:
+    """Approvals no honest flow signs, each of its own request id, and the check that catches each."""
+
+    def signed(n: int, **changes: Any) -> dict[str, Any]:
+        return flow_json(attester.attest({**FLOW, "request_id": f"forged-approval-{n}", **changes}))
+
+    denied = signed(1, decision={**FLOW["decision"], "decision": "deny"})
+    without_a_vote = signed(2)
+    del without_a_vote["votes"][0]
+    refusing = {**FLOW["trust"], "rules": {**FLOW["trust"]["rules"], "effect": "deny"}}
+    return {
+        "a hand-made approval, no evidence": (
+            {**FLOW, "request_id": "forged-approval-0", "context": None, "trust": None, "votes": []},
+            "structure",
+        ),
+        "a denial's tally turned into an approval": (
+            {**denied, "decision": {**denied["decision"], "decision": "approve"}},
+            "result",
+        ),
+        "a vote left out": (without_a_vote, "parents"),
+        "an approval the rules refused": (signed(3, trust=refusing), "approval"),
+        "an approval naming another policy version": (
+            signed(4, decision={**FLOW["decision"], "policy_version": "9b" * 32}),
+            "result",
+        ),
+    }
+
+
+@pytest.mark.parametrize("part", ["context", "trust", "vote", "decision", "approval"])
+def test_a_forged_approval_is_refused_and_its_request_logged_as_a_bare_denial(
+    audit_append: Invoke, aws: AwsStack, attester: Attester, part: Any
+) -> None:
+    cases = _approval_forgeries(attester) if part == "approval" else _forged_cases(attester, part)
+
+    def check(case: tuple[dict[str, Any], str]) -> None:
+        flow, failed = case
+        body = error(audit_append(load_event("record_decision", flow=flow)), "attestation_invalid")
+        assert body["details"] == {"check": failed}
+        (record,) = _logged(audit_append, aws, flow["request_id"])
+        assert (record["decision"], record["reasons"]) == ("deny", [REFUSED])
+        assert "requester_key_sha256" not in record
+        assert "chain_sha256" not in record
+
+    each_case(cases, check)
+    assert not aws.s3.list_objects_v2(Bucket=aws.settings.audit_bucket, Prefix="chains/").get("Contents")
+
+
+def test_a_retried_record_decision_gets_the_same_receipt_and_one_record(
+    audit_append: Invoke, attester: Attester
+) -> None:
+    event = decision_event(attester)
+    first = ok(audit_append(event), "record_decision")["receipt"]
+    again = ok(audit_append(copy.deepcopy(event)), "record_decision")["receipt"]
     assert again["leaf_index"] == first["leaf_index"] == 0
     assert ok(audit_append(load_event("get_checkpoint")), "get_checkpoint")["tree_size"] == 1
     # The same decision from another execution (another start time): the first record and receipt stand.
-    logged = ok(audit_append(load_event("record_decision")), "record_decision")["entry"]
-    later = load_event("record_decision", decided_at=NOW + 1, execution_id="arn:aws:states:x:again")
+    logged = ok(audit_append(copy.deepcopy(event)), "record_decision")["entry"]
+    later = {**copy.deepcopy(event), "decided_at": NOW + 1, "execution_id": "arn:aws:states:x:again"}
     redecided = ok(audit_append(later), "record_decision")
     assert redecided["receipt"]["leaf_index"] == 0
     assert redecided["entry"] == logged
-    # Same request id, another decision: a conflict, never a second record.
+    # Same request id, another decision (each honestly signed): a conflict, never a second record.
     changes: list[dict[str, Any]] = [
-        {"decision": {"decision": "deny", "policy_version": "9b" * 32}},
-        {"votes": []},
-        {"trust": {"score": 0.1, "factors": []}},
+        {"decision": {"decision": "deny", "policy_version": FLOW["decision"]["policy_version"]}},
+        {"trust": {**FLOW["trust"], "score": 0.8125}},
         {"requester_public_key": base64.b64encode(b"\x07" * 1216).decode()},  # a grant to another key
     ]
     for change in changes:
-        error(audit_append(load_event("record_decision", **change)), "idempotency_conflict")
+        error(audit_append(decision_event(attester, {**FLOW, **change})), "idempotency_conflict")
     assert ok(audit_append(load_event("get_checkpoint")), "get_checkpoint")["tree_size"] == 1
 
 
 def test_an_append_under_a_future_decisions_request_id_does_not_block_its_record_decision(
-    audit_append: Invoke, aws: AwsStack
+    audit_append: Invoke, aws: AwsStack, attester: Attester
 ) -> None:
     """The squatting attack: a caller of the append action logs a record under the request id of an
     access flow that has not decided yet. Decisions have their own id space: the flow's RecordDecision
     still logs its decision, retries get its first receipt, and the grant's reader finds that decision."""
-    decided = load_event("record_decision")
-    squat = {**load_event("append")["records"][0], "request_id": decided["request_id"]}
+    request_id = FLOW["request_id"]
+    squat = {**load_event("append")["records"][0], "request_id": request_id}
     squatted = ok(audit_append(load_event("append", records=[squat])), "append")
     assert [r["leaf_index"] for r in squatted["receipts"]] == [0]
-    first = ok(audit_append(decided), "record_decision")
+    decided = decision_event(attester)
+    first = ok(audit_append(copy.deepcopy(decided)), "record_decision")
     assert (first["decision"], first["receipt"]["leaf_index"]) == ("approve", 1)
-    assert first["receipt"]["request_id"] == decided["request_id"]
+    assert first["receipt"]["request_id"] == request_id
     origin, verifiers = _trusted(audit_append)
     assert _check(first["receipt"], first["entry"].encode(), origin, verifiers) == 2
-    again = ok(audit_append(load_event("record_decision")), "record_decision")
+    again = ok(audit_append(copy.deepcopy(decided)), "record_decision")
     assert again["receipt"] == first["receipt"]
     # The squatter's retry gets its own first index; the log holds two records, one of each kind.
     retried = ok(audit_append(load_event("append", records=[squat])), "append")
@@ -166,23 +306,27 @@ def test_an_append_under_a_future_decisions_request_id_does_not_block_its_record
     ledger = LoggedDecisions(
         TableConfig(settings.audit_table, settings.region, settings.endpoint_url),
         settings.audit_bucket,
+        vaults=TableConfig(settings.vaults_table, settings.region, settings.endpoint_url),
         s3=aws.s3,
+        dynamodb=aws.dynamodb,
     )
-    logged = ledger.logged_decision(TENANT, decided["request_id"])
+    logged = ledger.logged_decision(TENANT, request_id)
     assert logged is not None
     assert encode_record(logged) == first["entry"].encode()
     assert ok(audit_append(load_event("verify")), "verify")["ok"] is True
 
 
 def test_a_denial_before_any_policy_is_logged_without_a_policy_version(
-    audit_append: Invoke, aws: AwsStack
+    audit_append: Invoke, aws: AwsStack, attester: Attester
 ) -> None:
     # VerifyContext refused the request (a replayed nonce): no trust policy was read, no score, no votes.
-    event = {k: v for k, v in load_event("record_decision").items() if k not in {"trust", "votes", "context"}}
-    event["context"] = {"verified": False, "reason": "nonce already used"}
-    event["decision"] = {"decision": "deny", "reasons": ["context not verified"]}
-    first = ok(audit_append(event), "record_decision")
+    flow = {**FLOW, "trust": None, "votes": []}
+    flow["context"] = {"verified": False, "circuit": "context_proof", "reason": "nonce already used"}
+    flow["decision"] = {"decision": "deny", "reasons": ["context not verified"]}
+    event = load_event("record_decision", flow=flow)
+    first = ok(audit_append(event), "record_decision")  # a denial needs no authority
     assert first["decision"] == "deny"
+    assert first["chain_sha256"] is None  # nothing signed: nothing to name
     again = ok(audit_append(copy.deepcopy(event)), "record_decision")  # retried: the same leaf
     assert again["receipt"]["leaf_index"] == first["receipt"]["leaf_index"] == 0
     exported = ok(audit_append(load_event("export", end=1)), "export")
@@ -199,26 +343,41 @@ def test_a_denial_before_any_policy_is_logged_without_a_policy_version(
         None,
     )
     assert _check(first["receipt"], entry, origin, verifiers) == 1
+    # The same denial with VerifyContext's signed answer: logged with its chain, as far as the flow got.
+    signed_flow = flow_json(attester.attest({**flow, "request_id": "access-0003"}, tally=False))
+    signed = ok(audit_append(load_event("record_decision", flow=signed_flow)), "record_decision")
+    assert signed["chain_sha256"] is not None
+    assert json.loads(signed["entry"])["chain_sha256"] == signed["chain_sha256"]
 
 
 def test_the_bare_denial_of_a_failed_flow_names_no_requester_key(audit_append: Invoke) -> None:
-    """RecordDenial passes no requester key: the member is left out of the entry (never written as null)."""
-    event = {
-        k: v
-        for k, v in load_event("record_decision").items()
-        if k not in {"trust", "votes", "context", "requester_public_key"}
-    }
-    event["decision"] = {"decision": "deny", "reasons": ["RecordDecision failed: States.Timeout"]}
-    entry = ok(audit_append(event), "record_decision")["entry"]
-    assert "requester_key_sha256" not in json.loads(entry)
+    """RecordDenial (``bare``) logs the denial without evidence: no requester key, no chain (the members
+    are left out of the entry, never written as null)."""
+    flow = {**FLOW, "decision": {"decision": "deny", "reasons": ["RecordDecision failed: States.Timeout"]}}
+    entry = ok(audit_append(load_event("record_decision", flow=flow, bare=True)), "record_decision")["entry"]
+    logged = json.loads(entry)
+    for member in ("requester_key_sha256", "chain_sha256", "item_version"):
+        assert member not in logged
+    assert (logged["trust_score"], logged["votes"], logged["proof_hash"]) == (None, [], None)
     record = decode_record(entry.encode())
     assert isinstance(record, DecisionRecord)
     assert record.requester_key_sha256 is None
+    # Only a denial is ever logged bare.
+    body = error(
+        audit_append(load_event("record_decision", bare=True, flow={**FLOW, "request_id": "b"})),
+        "invalid_request",
+    )
+    assert body["details"] == {"field": "decision"}
 
 
 def _bad_events() -> dict[str, Any]:
     record = load_event("append")["records"][0]
     decision = load_event("record_decision")
+    flow = decision["flow"]
+
+    def in_flow(**changes: Any) -> dict[str, Any]:
+        return {**decision, "flow": {**flow, **changes}}
+
     return {
         "not an object": [1, 2],
         "no action": {"tenant_id": TENANT},
@@ -232,21 +391,23 @@ def _bad_events() -> dict[str, Any]:
         "duplicate request ids": load_event("append", records=[record, record]),
         "bad tenant id": load_event("append", tenant_id="../acme"),
         "extra field": load_event("publish", force=True),
-        "decision without principal": {k: v for k, v in decision.items() if k != "principal"},
+        "the state beside the flow, not in it": {
+            **{k: v for k, v in decision.items() if k != "flow"},
+            **flow,
+        },
+        "decision without principal": {
+            **decision,
+            "flow": {k: v for k, v in flow.items() if k != "principal"},
+        },
         "decision with a naive time": {**decision, "decided_at": "2026-11-25T12:00:00"},
-        "decision with a bad score": {**decision, "trust": {"score": 1.5}},
-        "decision with a bad vote": {**decision, "votes": [{"agent": "a", "vote": "maybe", "confidence": 1}]},
-        "decision with bad policy": {**decision, "decision": {"decision": "approve", "policy_version": "x"}},
-        "approval without a policy version": {**decision, "decision": {"decision": "approve"}},
-        "decision with a short requester key": {
-            **decision,
-            "requester_public_key": base64.b64encode(b"\x01" * 1215).decode(),
-        },
-        "decision with a requester key not base64": {**decision, "requester_public_key": "%%%"},
-        "approval with a null policy version": {
-            **decision,
-            "decision": {"decision": "approve", "policy_version": None},
-        },
+        "decision with a bad score": in_flow(trust={**flow["trust"], "score": 1.5}),
+        "decision with a bad vote": in_flow(votes=[{**flow["votes"][0], "vote": "maybe"}]),
+        "decision with bad policy": in_flow(decision={"decision": "approve", "policy_version": "x"}),
+        "decision with a short requester key": in_flow(
+            requester_public_key=base64.b64encode(b"\x01" * 1215).decode()
+        ),
+        "decision with a requester key not base64": in_flow(requester_public_key="%%%"),
+        "decision with no decision": in_flow(decision=None),
         "export beyond the log": load_event("export", end=10**6),
         "export with a path": load_event("export", export_id="../../logs/acme/checkpoint"),
     }
@@ -266,16 +427,17 @@ def test_bad_requests_are_refused_and_log_nothing(audit_append: Invoke, aws: Aws
 
 
 def test_validation_problems_name_fields_without_echoing_input(audit_append: Invoke) -> None:
-    event = load_event("record_decision", principal={"subject": ""})
+    event = load_event("record_decision", flow={**FLOW, "principal": {"subject": ""}})
     body = error(audit_append(event), "invalid_request")
-    assert any(p["field"].startswith("record_decision.principal") for p in body["details"]["problems"])
+    assert any(p["field"].startswith("record_decision.flow.principal") for p in body["details"]["problems"])
     assert "input" not in json.dumps(body)
 
 
 def test_an_outage_between_commit_and_tiles_raises_for_retry_and_the_retry_completes(
-    audit_append: Invoke, monkeypatch: pytest.MonkeyPatch
+    audit_append: Invoke, attester: Attester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ok(audit_append(load_event("append")), "append")
+    event = decision_event(attester)
 
     def unavailable(self: S3TileStore, log_id: str, path: str, data: bytes) -> None:
         raise StorageUnavailableError("S3 is unavailable", aws_code="SlowDown")
@@ -284,15 +446,17 @@ def test_an_outage_between_commit_and_tiles_raises_for_retry_and_the_retry_compl
         patch.setattr(S3TileStore, "write", unavailable)
         # The record is committed (sequenced) but its tiles and checkpoint are not written.
         with pytest.raises(TransientError):
-            audit_append(load_event("record_decision"))
+            audit_append(copy.deepcopy(event))
     assert ok(audit_append(load_event("get_checkpoint")), "get_checkpoint")["tree_size"] == 3
     # Step Functions retries the task: the same leaf, now integrated, checkpointed and provable.
-    receipt = ok(audit_append(load_event("record_decision")), "record_decision")["receipt"]
+    receipt = ok(audit_append(event), "record_decision")["receipt"]
     assert (receipt["leaf_index"], receipt["tree_size"]) == (3, 4)
     assert ok(audit_append(load_event("verify")), "verify")["ok"] is True
 
 
-def test_decisions_are_logged_only_by_record_decision_and_only_near_now(audit_append: Invoke) -> None:
+def test_decisions_are_logged_only_by_record_decision_and_only_near_now(
+    audit_append: Invoke, attester: Attester
+) -> None:
     # A decision appended as a plain record could stand as an approval: refused, nothing logged.
     forged = {
         "kind": "decision",
@@ -310,15 +474,16 @@ def test_decisions_are_logged_only_by_record_decision_and_only_near_now(audit_ap
     )
     assert "record_decision" in refused["message"]
     # The execution's start time: neither in the future nor more than an hour ago.
+    event = decision_event(attester)
     for decided_at in (NOW + 3600, NOW - 2 * 3600, 2**40):
-        error(audit_append(load_event("record_decision", decided_at=decided_at)), "invalid_request")
-    assert ok(audit_append(load_event("record_decision", decided_at=NOW - 600)), "record_decision")
+        error(audit_append({**event, "decided_at": decided_at}), "invalid_request")
+    error(audit_append(load_event("get_checkpoint")), "not_found")  # nothing logged, not even a denial
+    assert ok(audit_append({**event, "decided_at": NOW - 600}), "record_decision")
 
 
-def test_long_or_many_reasons_are_clipped_not_lost(audit_append: Invoke) -> None:
+def test_long_or_many_reasons_are_clipped_not_lost(audit_append: Invoke, attester: Attester) -> None:
     reasons = ["x" * 400, *[f"reason {n}" for n in range(20)]]
-    event = load_event("record_decision")
-    event["decision"] = {**event["decision"], "reasons": reasons}
+    event = decision_event(attester, {**FLOW, "decision": {**FLOW["decision"], "reasons": reasons}})
     logged = json.loads(ok(audit_append(event), "record_decision")["entry"])
     assert len(logged["reasons"]) == 16
     assert logged["reasons"][0] == "x" * 159 + "\u2026"

@@ -29,18 +29,19 @@ from pydantic import TypeAdapter
 
 from functions.encrypt import app
 from reliquary.adapters.audit_factory import build_audit
+from reliquary.adapters.chain_store import chain_key
 from reliquary.adapters.dynamodb import DynamoDBItemRepository
 from reliquary.adapters.factory import build_vault_service
-from reliquary.actions.audit import decision_record
-from reliquary.audit.records import DecisionRecord
-from reliquary.contracts.audit import RecordDecisionRequest
 from reliquary.contracts.encrypt import EncryptRequest
 from reliquary.crypto.grants import open_grant
 from reliquary.crypto.kem import HybridPrivateKey, HybridPublicKey
 from reliquary.crypto.signing import SignatureAlgorithm
 from reliquary.errors import InvalidEnvelopeError, StorageUnavailableError, TransientError
+from reliquary.flow.state import FlowState
 from reliquary.vaults.models import ItemRecord
 from reliquary.vaults.service import VaultService, shred_message
+from tests.support.attested import Attester, flow_json, sample_request
+from tests.support.audit import decision
 from tests.support.aws import AwsStack
 
 Invoke = Callable[[Any], dict[str, Any]]
@@ -119,32 +120,25 @@ def grant_event(requester: HybridPrivateKey, **overrides: Any) -> dict[str, Any]
 _GRANT_FIELDS = ("request_id", "tenant_id", "vault_id", "item_id", "requester_public_key")
 
 
-def flow_state(grant: dict[str, Any], **changes: Any) -> dict[str, Any]:
-    """The access flow's state at RecordDecision for this grant event: the sample state
-    (``events/audit_append/record_decision.json``, an approval) for its request, vault, item and key."""
-    state: dict[str, Any] = json.loads((AUDIT_EVENTS_DIR / "record_decision.json").read_text())
-    state.update({name: grant[name] for name in _GRANT_FIELDS if name in grant})
-    state["decided_at"] = int(time.time())  # decided now: an approval grants only while it is fresh
-    state.update(changes)
-    return state
+def flow_request(grant: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    """The sample access request (``events/access/request.json``) for this grant event's request, vault,
+    item and requester key: what the access flow decides before its Grant task sends the event."""
+    return sample_request(**{**{name: grant[name] for name in _GRANT_FIELDS}, **changes})
 
 
-def log_decisions(aws: AwsStack, *states: dict[str, Any]) -> list[DecisionRecord]:
-    """Log each flow state's decision as the RecordDecision task does (``decision_record``, the real audit
-    service on this test's moto stack), so the grants after it read it back from the transparency log."""
-    audit = build_audit(aws.settings)
-    logged: dict[str, list[DecisionRecord]] = {}
-    for state in states:
-        record = decision_record(RecordDecisionRequest.model_validate(state), audit.principal_salt)
-        logged.setdefault(record.tenant_id, []).append(record)
-    for tenant_id, records in logged.items():
-        audit.service.append(tenant_id, records)
-    return [record for records in logged.values() for record in records]
+def log_decisions(aws: AwsStack, *states: FlowState) -> list[dict[str, Any]]:
+    """Log each flow state's decision as the RecordDecision task does (the real audit-append stage on this
+    test's moto stack: an approval's chain checked and stored beside the log), decided now: an approval
+    grants only while it is fresh."""
+    decisions = build_audit(aws.settings).decisions
+    return [decisions.record(state, execution_id=None, decided_at=int(time.time())) for state in states]
 
 
-def approve(aws: AwsStack, *grants: dict[str, Any]) -> None:
-    """The approval of each grant event, logged before it (the access flow's order)."""
-    log_decisions(aws, *(flow_state(grant) for grant in grants))
+def approve(aws: AwsStack, *grants: dict[str, Any], item_version: int = 1) -> None:
+    """The approval of each grant event, decided by an honest flow (every result signed with this stack's
+    stage keys) for ``item_version`` and logged before the grant (the access flow's order)."""
+    attester = Attester(aws.settings, aws.dynamodb)
+    log_decisions(aws, *(attester.approved(flow_request(g), item_version=item_version) for g in grants))
 
 
 def open_granted(service: VaultService, granted: dict[str, Any], requester: HybridPrivateKey) -> bytes:
@@ -304,24 +298,47 @@ def test_lifecycle_from_create_to_shred(encrypt: Invoke, aws: AwsStack) -> None:
 
 
 # --- a grant only for the approval logged for its request ----------------------------------------------
-def test_the_sample_grant_is_issued_once_the_sample_decision_is_logged(
-    encrypt: Invoke, audit_append: Invoke
+def _sample_decision(**changes: Any) -> dict[str, Any]:
+    """``events/audit_append/record_decision.json``, decided now (the sample's time is long past)."""
+    event: dict[str, Any] = json.loads((AUDIT_EVENTS_DIR / "record_decision.json").read_text())
+    return {**event, "decided_at": int(time.time()), **changes}
+
+
+def test_the_sample_grant_is_issued_once_the_flow_logged_its_approval(
+    encrypt: Invoke, audit_append: Invoke, aws: AwsStack
 ) -> None:
     """``events/audit_append/record_decision.json`` is the flow state at RecordDecision for the request of
-    ``events/encrypt/grant.json``: the same request id, vault, item and requester key."""
+    ``events/encrypt/grant.json`` (the same request id, vault, item and requester key). It carries no
+    attestations (they are made at run time); signed with this stack's stage keys, it is the approval the
+    grant needs."""
     ok(encrypt(load_event("create_vault")), "create_vault")
     ok(encrypt(load_event("seal")), "seal")
     refused = error(encrypt(load_event("grant")), "decision_required")
     assert refused["message"] == "no access decision is logged for this request"
     assert refused["details"] == {"request_id": load_event("grant")["request_id"]}
-    decided = json.loads((AUDIT_EVENTS_DIR / "record_decision.json").read_text())
-    decided["decided_at"] = int(time.time())  # the sample's time is long past: an approval must be fresh
-    logged = ok(audit_append(decided), "record_decision")
+    sample = _sample_decision()
+    signed = Attester(aws.settings, aws.dynamodb).attest(sample["flow"])
+    logged = ok(audit_append({**sample, "flow": flow_json(signed)}), "record_decision")
     assert logged["decision"] == "approve"
     key_digest = hashlib.sha256(base64.b64decode(load_event("grant")["requester_public_key"])).hexdigest()
-    assert json.loads(logged["entry"])["requester_key_sha256"] == key_digest
+    entry = json.loads(logged["entry"])
+    assert entry["requester_key_sha256"] == key_digest
+    assert entry["chain_sha256"] == logged["chain_sha256"]
+    assert entry["item_version"] == 1
     granted = ok(encrypt(load_event("grant")), "grant")  # the refusal was not stored: the retry runs
     assert (granted["item_id"], granted["version"]) == (ITEM, 1)
+
+
+def test_the_sample_decision_as_it_is_is_logged_as_a_denial_and_its_grant_refused(
+    encrypt: Invoke, audit_append: Invoke
+) -> None:
+    """What events/encrypt/README.md warns of: sent without a live chain, the sample approval is refused
+    and logged as the denial it is, so its request id can never be granted afterwards."""
+    ok(encrypt(load_event("create_vault")), "create_vault")
+    ok(encrypt(load_event("seal")), "seal")
+    error(audit_append(_sample_decision()), "attestation_invalid")
+    refused = error(encrypt(load_event("grant")), "decision_required")
+    assert refused["message"] == "the access decision logged for this request is not an approval"
 
 
 def test_a_grant_without_the_approval_of_its_request_is_refused_and_nothing_is_granted(
@@ -330,9 +347,8 @@ def test_a_grant_without_the_approval_of_its_request_is_refused_and_nothing_is_g
     ok(encrypt(load_event("create_vault")), "create_vault")
     ok(encrypt(load_event("seal")), "seal")
     requester, stranger = HybridPrivateKey.generate(), HybridPrivateKey.generate()
-    unkeyed = flow_state(grant_event(requester, request_id="access-unkeyed"))
-    del unkeyed["requester_public_key"]  # an approval logged before decisions named the requester key
-    cases: dict[str, tuple[dict[str, Any], dict[str, Any] | None, str]] = {
+    attester = Attester(aws.settings, aws.dynamodb)
+    cases: dict[str, tuple[dict[str, Any], FlowState | None, str]] = {
         "nothing logged": (
             grant_event(requester, request_id="access-none"),
             None,
@@ -340,37 +356,50 @@ def test_a_grant_without_the_approval_of_its_request_is_refused_and_nothing_is_g
         ),
         "a denial": (
             grant_event(requester, request_id="access-deny"),
-            {"decision": {"decision": "deny", "reasons": ["quorum 1 of 3"], "policy_version": "9b" * 32}},
+            FlowState.model_validate(
+                {
+                    **flow_request(grant_event(requester, request_id="access-deny")),
+                    "decision": {
+                        "decision": "deny",
+                        "reasons": ["quorum 1 of 3"],
+                        "policy_version": "9b" * 32,
+                    },
+                }
+            ),
             "the access decision logged for this request is not an approval",
         ),
         "an approval of another item": (
             grant_event(requester, request_id="access-item"),
-            {"item_id": "customer-43-notes"},
+            attester.approved(
+                flow_request(grant_event(requester, request_id="access-item"), item_id="customer-43-notes")
+            ),
             "the access decision logged for this request is for another item",
         ),
         "an approval in another vault": (
             grant_event(requester, request_id="access-vault"),
-            {"vault_id": "agent-memory-2"},
+            attester.approved(
+                flow_request(grant_event(requester, request_id="access-vault"), vault_id="agent-memory-2")
+            ),
             "the access decision logged for this request is for another vault",
         ),
         "an approval for another requester key": (
             grant_event(requester, request_id="access-key"),
-            {"requester_public_key": b64(stranger.public_key().to_bytes())},
+            attester.approved(flow_request(grant_event(stranger, request_id="access-key"))),
             "the access decision logged for this request is for another requester key",
         ),
         "an approval naming no requester key": (
             grant_event(requester, request_id="access-unkeyed"),
-            None,
+            None,  # planted below: RecordDecision never logs one
             "the access decision logged for this request names no requester key",
         ),
     }
-    log_decisions(
-        aws,
-        unkeyed,
-        *(flow_state(event, **changes) for event, changes, _ in cases.values() if changes is not None),
+    log_decisions(aws, *(state for _, state, _ in cases.values() if state is not None))
+    # An approval as decisions were logged before they named the requester key (and their chain).
+    build_audit(aws.settings).service.append(
+        TENANT, [decision("access-unkeyed", vault_id=VAULT, item_id=ITEM, time=int(time.time()))]
     )
 
-    def check(case: tuple[dict[str, Any], dict[str, Any] | None, str]) -> None:
+    def check(case: tuple[dict[str, Any], FlowState | None, str]) -> None:
         event, _, message = case
         body = error(encrypt(event), "decision_required")
         assert body == {
@@ -388,6 +417,52 @@ def test_a_grant_without_the_approval_of_its_request_is_refused_and_nothing_is_g
     # The stranger the "another requester key" decision approved gets its grant; the requester does not.
     stranger_grant = grant_event(stranger, request_id="access-key")
     ok(encrypt(stranger_grant), "grant")
+
+
+def test_a_grant_needs_the_attestation_chain_its_logged_approval_names(
+    encrypt: Invoke, aws: AwsStack
+) -> None:
+    """The chain is the authority, not the log's storage: an approval written into the log by anyone but
+    RecordDecision, or a chain altered in the bucket, grants nothing."""
+    ok(encrypt(load_event("create_vault")), "create_vault")
+    ok(encrypt(load_event("seal")), "seal")
+    requester = HybridPrivateKey.generate()
+    attester, audit, now = Attester(aws.settings, aws.dynamodb), build_audit(aws.settings), int(time.time())
+
+    def logged(request_id: str) -> dict[str, Any]:
+        state = attester.approved(flow_request(grant_event(requester, request_id=request_id)))
+        return audit.decisions.record(state, execution_id=None, decided_at=now)
+
+    def planted(request_id: str, **changes: Any) -> None:
+        key_digest = hashlib.sha256(requester.public_key().to_bytes()).hexdigest()
+        fields = {"vault_id": VAULT, "item_id": ITEM, "time": now, "requester_key_sha256": key_digest}
+        audit.service.append(TENANT, [decision(request_id, **{**fields, **changes})])
+
+    honest = logged("access-honest")
+    altered = logged("access-altered")
+    stored = chain_key(TENANT, altered["chain_sha256"])
+    body = aws.s3.get_object(Bucket=aws.settings.audit_bucket, Key=stored)["Body"].read()
+    aws.s3.put_object(
+        Bucket=aws.settings.audit_bucket, Key=stored, Body=body.replace(b'"approve"', b'"deny"')
+    )
+    planted("access-chainless")
+    planted("access-missing-chain", chain_sha256="ab" * 32, item_version=1)
+    planted("access-borrowed-chain", chain_sha256=honest["chain_sha256"], item_version=1)
+    cases = {
+        "an approval logged with no chain": ("access-chainless", "decision_required"),
+        "an approval naming a chain that was never stored": ("access-missing-chain", "attestation_invalid"),
+        "an approval naming another request's chain": ("access-borrowed-chain", "attestation_invalid"),
+        "an approval whose stored chain was altered": ("access-altered", "attestation_invalid"),
+    }
+
+    def check(case: tuple[str, str]) -> None:
+        request_id, code = case
+        error(encrypt(grant_event(requester, request_id=request_id)), code)
+
+    each_case(cases, check)
+    ok(encrypt(grant_event(requester, request_id="access-honest")), "grant")
+    rows = aws.dynamodb.scan(TableName=aws.tables["IdempotencyTable"])["Items"]
+    assert len(rows) == 3  # create_vault, seal and the honest grant
 
 
 def test_a_transparency_log_outage_raises_for_retry_and_grants_nothing(
@@ -565,7 +640,6 @@ INVALID_EVENTS: dict[str, Any] = {
     "requester key too short": load_event("grant", requester_public_key=b64(b"\x01" * 1215)),
     "requester key too long": load_event("grant", requester_public_key=b64(b"\x01" * 1217)),
     "requester key not base64": load_event("grant", requester_public_key="%%%"),
-    "grant version 0": load_event("grant", version=0),
     "threshold without custodians": load_event("create_vault", recovery_threshold=2),
     "custodians without threshold": _without("create_vault_with_custodians", "recovery_threshold"),
     "threshold above custodians": load_event("create_vault_with_custodians", recovery_threshold=4),
@@ -614,15 +688,15 @@ REFUSALS: dict[str, tuple[dict[str, Any], str, dict[str, Any] | None]] = {
     "grant for another tenant": (
         grant_event(HybridPrivateKey.generate(), tenant_id="other"),
         "not_found",
-        {"item_id": ITEM},
+        {"item_id": ITEM, "version": 1},  # the version its approval names
     ),
     "grant of an unknown item": (
         grant_event(HybridPrivateKey.generate(), item_id="customer-43-notes"),
         "not_found",
         None,
     ),
-    "grant of an unknown item version": (
-        grant_event(HybridPrivateKey.generate(), version=9),
+    "grant of an unknown item version": (  # approved for version 9 (below)
+        grant_event(HybridPrivateKey.generate()),
         "not_found",
         None,
     ),
@@ -657,7 +731,10 @@ def test_requests_the_vault_state_refuses(encrypt: Invoke, aws: AwsStack) -> Non
         for n, (name, (event, code, details)) in enumerate(REFUSALS.items(), start=1)
     }
     # The grants are approved (logged first, as the access flow does): the vault's state refuses them.
+    unknown_version = cases.pop("grant of an unknown item version")
     approve(aws, *(event for event, _, _ in cases.values() if event["action"] == "grant"))
+    approve(aws, unknown_version[0], item_version=9)
+    cases["grant of an unknown item version"] = unknown_version
 
     def check(case: tuple[dict[str, Any], str, dict[str, Any] | None]) -> None:
         event, code, details = case
@@ -983,8 +1060,14 @@ def test_import_is_cheap_and_offline() -> None:
     assert callable(app.handler)
     heavy = sorted(m for m in ("aws_xray_sdk", "langgraph", "fastapi", "oqs") if m in sys.modules)
     print("HEAVY=" + ",".join(heavy))
-    # The transparency log's code loads on the first grant's decision lookup, not at cold start.
-    audit = sorted(m for m in sys.modules if m.startswith(("reliquary.audit", "reliquary.adapters.audit")))
+    # The transparency log's code loads on the first grant's decision lookup, not at cold start (its JSON
+    # codec, JCS, is loaded with the attestations every function checks).
+    codec = {"reliquary.audit", "reliquary.audit.jcs"}
+    audit = sorted(
+        m
+        for m in sys.modules
+        if m.startswith(("reliquary.audit", "reliquary.adapters.audit")) and m not in codec
+    )
     print("AUDIT=" + ",".join(audit))
     """
     )
@@ -1001,11 +1084,15 @@ def test_log_event_setting_cannot_leak_the_plaintext() -> None:
     import json, types
     import functions.encrypt.app as app
 
+    class Once:
+        def register_lambda_context(self, context):
+            pass
+
+        def __call__(self, payload, run):
+            return {"stub": True}
+
     stub = types.SimpleNamespace(
-        execute=lambda request: {"stub": True},
-        execute_grant=lambda request: {"stub": True},
-        payload_mac_key=b"k" * 32,
-        configs=(types.SimpleNamespace(register_lambda_context=lambda context: None),),
+        service=None, payload_mac_key=b"k" * 32, once=Once(), grant_once=Once()
     )
     app.runtime = lambda: stub
     context = types.SimpleNamespace(

@@ -40,6 +40,7 @@ from reliquary.contracts.verify_proof import VerifyProofRequest
 from reliquary.errors import ReliquaryError
 from tests.functions.conftest import Invoke
 from tests.functions.test_encrypt_handler import each_case
+from tests.support.attested import Attester, flow_json
 from tests.support.aws import AwsStack
 
 EVENTS_DIR = Path(__file__).resolve().parents[2] / "events"
@@ -378,28 +379,58 @@ def test_a_stream_record_of_any_shape_is_skipped(sealed: Invoke) -> None:
         }
 
 
-def test_claims_nested_deeper_than_a_proof_s_are_refused(score_trust: Invoke, vault: None) -> None:
+def test_nested_claims_are_refused_at_any_depth(score_trust: Invoke, vault: None) -> None:
+    """A context's claims are a proof's public signals, flat decimal strings: a nested claim is refused
+    as the request is parsed (before any check that could recurse into it), naming the place only."""
     score = SAMPLES["score_trust"]["score.json"]
-    for depth, status in ((2, "ok"), (3, "error"), (DEPTH, "error")):
-        claims = {**score["context"]["claims"], "extra": nested(depth, "1", as_list=depth % 2 == 1)}
-        event = {**score, "request_id": f"deep-{depth}", "context": {**score["context"], "claims": claims}}
-        answer = score_trust(event)
-        assert answer["status"] == status, answer
-    assert answer["error"]["details"]["problems"] == [
-        {"field": "score.context.claims", "problem": "value_error"}
-    ]
+    context = score["flow"]["context"]
+    for depth in (1, 2, 3, DEPTH):
+        claims = {**context["claims"], "extra": nested(depth, "1", as_list=depth % 2 == 1)}
+        flow = {**score["flow"], "request_id": f"deep-{depth}", "context": {**context, "claims": claims}}
+        answer = score_trust({**score, "flow": flow})
+        assert answer["status"] == "error", answer
+        assert answer["error"]["details"]["problems"] == [
+            {"field": "score.flow.context.claims.*", "problem": "string_type"}
+        ]
 
 
-@pytest.mark.parametrize("value", ["0.5", [1], {"v": 1}, None, True, 10**400, math.nan, math.inf])
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("0.5", None),
+        ([1], "float_type"),
+        ({"v": 1}, "float_type"),
+        (None, "float_type"),
+        (True, None),
+        (10**400, "float_type"),
+        (math.nan, "finite_number"),
+        (math.inf, "finite_number"),
+    ],
+)
 def test_a_trust_factor_that_is_not_a_finite_number_is_refused(
-    agent_vote: Invoke, vault: None, value: Any
+    agent_vote: Invoke, aws: AwsStack, vault: None, value: Any, problem: str | None
 ) -> None:
+    """A factor of an honestly signed trust result replaced: what is no finite number is refused as the
+    request is parsed; what JSON's lax reading takes for a number ("0.5", true) is not the value
+    score-trust signed, so the chain check refuses it. Either way no agent is consulted."""
     vote = copy.deepcopy(SAMPLES["agent_vote"]["vote.json"])
-    vote["trust"]["factors"][0]["value"] = value
+    vote["flow"] = flow_json(Attester(aws.settings, aws.dynamodb).attest(vote["flow"]))
+    factors = vote["flow"]["trust"]["factors"]
+    (place,) = [n for n, f in enumerate(factors) if f["name"] == "sensitivity"]
+    assert factors[place]["value"] == 0.0  # neither "0.5" nor true reads as this
+    factors[place]["value"] = value
     answer = agent_vote(vote)
     assert answer["status"] == "error", answer
-    assert answer["error"]["code"] == "invalid_request"
-    assert answer["error"]["details"] == {"field": "trust.factors"}
+    if problem is None:
+        assert answer["error"]["code"] == "attestation_invalid"
+        assert answer["error"]["details"] == {"check": "result"}
+    else:
+        assert answer["error"]["code"] == "invalid_request"
+        assert answer["error"]["details"]["problems"] == [
+            {"field": f"vote.flow.trust.factors.{place}.value", "problem": problem}
+        ]
+    rows = aws.dynamodb.scan(TableName=aws.settings.agent_memory_table)["Items"]
+    assert [row for row in rows if row["pk"]["S"] != "KEY"] == []
 
 
 def test_a_policy_refusal_stays_small_whatever_the_policy_names(score_trust: Invoke, vault: None) -> None:

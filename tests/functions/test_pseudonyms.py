@@ -15,10 +15,13 @@ import pytest
 
 from functions.score_trust import app as trust_app
 from reliquary.adapters.clients import build_root_of_trust
+from reliquary.adapters.factory import build_vault_service
 from reliquary.adapters.pseudonym_store import KEY_ROW, PARTITION, load_pseudonyms
 from reliquary.errors import RootOfTrustError
+from reliquary.vaults.models import MemoryKind, MemoryScope
 from tests.functions.conftest import Invoke
 from tests.functions.test_encrypt_handler import ok
+from tests.support.attested import Attester, flow_json
 from tests.support.aws import AwsStack
 
 EVENTS_DIR = Path(__file__).resolve().parents[2] / "events"
@@ -26,9 +29,26 @@ SUBJECT = "support-agent-7"  # the principal of every sample event
 TENANTS = ("acme", "globex")
 
 
-def event(function: str, name: str, **overrides: Any) -> dict[str, Any]:
+def event(attester: Attester, function: str, name: str, *, flow: Any = None, **fields: Any) -> dict[str, Any]:
+    """The sample flow task ``function``/``name`` with ``flow`` changes (the tenant, say), its results
+    signed by this stack's stage keys as the stages that decided them sign them, and ``fields``."""
     loaded: dict[str, Any] = json.loads((EVENTS_DIR / function / f"{name}.json").read_text())
-    return {**loaded, **overrides}
+    signed = attester.attest({**loaded["flow"], **(flow or {})})
+    return {**loaded, "flow": flow_json(signed), **fields}
+
+
+def seal_sample_item(aws: AwsStack, tenant: str) -> None:
+    """The samples' vault and item in ``tenant``: ScoreTrust reads the item's label."""
+    service = build_vault_service(aws.settings)
+    service.create_vault(tenant, "agent-memory")
+    service.seal_item(
+        tenant,
+        "agent-memory",
+        "customer-42-notes",
+        b"a note about customer 42",
+        memory_scope=MemoryScope(MemoryKind.USER, "customer-42"),
+        sensitivity="restricted",
+    )
 
 
 def _scan(aws: AwsStack, table: str) -> list[dict[str, Any]]:
@@ -51,17 +71,18 @@ def test_one_pseudonym_per_tenant_across_the_log_the_history_and_the_memories(
     aws: AwsStack, audit_append: Invoke, score_trust: Invoke, agent_vote: Invoke
 ) -> None:
     logged, recorded, remembered = {}, {}, {}
+    attester = Attester(aws.settings, aws.dynamodb)
     for tenant in TENANTS:
-        decision = ok(
-            audit_append(
-                event("audit_append", "record_decision", tenant_id=tenant, decided_at=int(time.time()))
-            ),
-            "record_decision",
+        seal_sample_item(aws, tenant)
+        in_tenant = {"tenant_id": tenant}
+        decided = event(
+            attester, "audit_append", "record_decision", flow=in_tenant, decided_at=int(time.time())
         )
-        logged[tenant] = json.loads(decision["entry"])["principal_hash"]
-        ok(score_trust(event("score_trust", "score", tenant_id=tenant)), "score")  # stored for retries
-        ok(score_trust(event("score_trust", "record_outcome", tenant_id=tenant)), "record_outcome")
-        ok(agent_vote(event("agent_vote", "vote", tenant_id=tenant)), "vote")
+        logged[tenant] = json.loads(ok(audit_append(decided), "record_decision")["entry"])["principal_hash"]
+        scored = event(attester, "score_trust", "score", flow=in_tenant)
+        ok(score_trust(scored), "score")  # stored for retries
+        ok(score_trust(event(attester, "score_trust", "record_outcome", flow=in_tenant)), "record_outcome")
+        ok(agent_vote(event(attester, "agent_vote", "vote", flow=in_tenant)), "vote")
 
     for row in _scan(aws, aws.settings.history_table):
         tenant, principal = row["pk"]["S"].removeprefix("TENANT#").split("#P#")
@@ -86,7 +107,9 @@ def test_one_pseudonym_per_tenant_across_the_log_the_history_and_the_memories(
 def test_a_key_row_wrapped_under_another_context_is_refused_at_cold_start(
     aws: AwsStack, score_trust: Invoke
 ) -> None:
-    ok(score_trust(event("score_trust", "record_outcome")), "record_outcome")  # creates the secret
+    attester = Attester(aws.settings, aws.dynamodb)
+    outcome = event(attester, "score_trust", "record_outcome")
+    ok(score_trust(outcome), "record_outcome")  # creates the secret
     history = _scan(aws, aws.settings.history_table)
     moved = aws.kms.encrypt(
         KeyId=aws.settings.kms_key_id,
@@ -99,5 +122,5 @@ def test_a_key_row_wrapped_under_another_context_is_refused_at_cold_start(
     )
     trust_app.reset_runtime()
     with pytest.raises(RootOfTrustError):
-        score_trust(event("score_trust", "record_outcome", request_id="access-0003"))
+        score_trust(event(attester, "score_trust", "record_outcome", flow={"request_id": "access-0003"}))
     assert _scan(aws, aws.settings.history_table) == history  # nothing recorded without the secret

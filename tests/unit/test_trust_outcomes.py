@@ -1,21 +1,27 @@
-"""Recording decided outcomes: the RecordOutcome contract (flow state in, extra fields ignored, times as
-epoch seconds or ISO 8601 with a zone), the outcome derivation, a score naming the device and region it
-read the history with, and the history idempotent on the request id."""
+"""Recording decided outcomes: the RecordOutcome contract (the flow state in, strictly: nothing a caller
+adds; times as epoch seconds or ISO 8601 with a zone), ``record`` never taking an approval, the outcome
+derivation, a score naming the device and region it read the history with, and the history idempotent on
+the request id."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from reliquary.contracts.score_trust import RecordOutcomeRequest, RecordRequest, ScoreTrustRequest
+from reliquary.contracts.flow import RecordOutcomeTask
+from reliquary.contracts.score_trust import RecordRequest, ScoreTrustRequest
+from reliquary.errors import AttestationError
 from reliquary.trust import AccessEvent, ContextFacts, InMemoryHistoryStore, Principal, TrustRequest
 from reliquary.trust.policy import TrustPolicy
 from reliquary.trust.service import TrustService, flow_outcome
 
 NOW = 1_795_651_200  # 2026-11-26T00:00:00Z
 REQUESTS: TypeAdapter[Any] = TypeAdapter(ScoreTrustRequest)
+SAMPLE_REQUEST = Path(__file__).resolve().parents[2] / "events" / "access" / "request.json"
 
 
 class _Policies:
@@ -31,39 +37,61 @@ class _Policies:
         self._policies[(tenant_id, vault_id)] = policy
 
 
-def _flow_state(**changes: Any) -> dict[str, Any]:
-    state: dict[str, Any] = {
-        "action": "record_outcome",
-        "request_id": "access-0002",
-        "tenant_id": "acme",
-        "vault_id": "agent-memory",
-        "item_id": "customer-42-notes",
-        "principal": {"subject": "alice", "roles": ["member"]},
-        "nonce": "n-1",
-        "context": {"verified": True, "claims": {"device_commitment": "123"}, "proof_hash": "ab" * 32},
-        "trust": {"score": 0.9, "band": "high", "device": "123", "region": "eu-west-1", "factors": []},
-        "votes": [{"agent": "strict", "vote": "approve", "confidence": 0.8}],
-        "decision": {"decision": "approve", "reasons": ["ok"], "policy_version": "cd" * 32},
-        "decided_at": "2026-11-26T00:00:00.000Z",
+def _flow(**changes: Any) -> dict[str, Any]:
+    """The flow state after RecordDecision: the sample request, its results and the decision."""
+    flow: dict[str, Any] = json.loads(SAMPLE_REQUEST.read_text(encoding="utf-8"))
+    flow |= {"principal": {"subject": "alice", "roles": ["member"]}}
+    flow["context"] = {
+        "verified": True,
+        "circuit": "context_proof",
+        "claims": {"device_commitment": "123"},
+        "proof_hash": "ab" * 32,
     }
-    state.update(changes)
-    return state
+    flow["trust"] = {
+        "score": 0.9,
+        "band": "high",
+        "template": "standard",
+        "rules": {"effect": "allow"},
+        "policy_version": "cd" * 32,
+        "device": "123",
+        "region": "eu-west-1",
+    }
+    flow["votes"] = [{"agent": "strict", "vote": "approve", "confidence": 0.8}]
+    flow["decision"] = {"decision": "approve", "reasons": ["ok"], "policy_version": "cd" * 32}
+    flow.update(changes)
+    return flow
+
+
+def _event(flow: dict[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
+    """The RecordOutcome task as the state machine sends it."""
+    event = {"action": "record_outcome", "flow": _flow() if flow is None else flow}
+    event["decided_at"] = "2026-11-26T00:00:00.000Z"  # $$.Execution.StartTime
+    event.update(fields)
+    return event
 
 
 # --- the contract ---------------------------------------------------------------------------------
-def test_record_outcome_reads_the_flow_state_and_ignores_the_rest() -> None:
-    request = REQUESTS.validate_python(_flow_state())
-    assert isinstance(request, RecordOutcomeRequest)
+def test_record_outcome_reads_the_flow_state() -> None:
+    request = REQUESTS.validate_python(_event())
+    assert isinstance(request, RecordOutcomeTask)
     assert request.decided_at == NOW
-    assert request.principal.subject == "alice"
-    assert request.context is not None
-    assert request.context.verified is True
-    assert request.trust is not None
-    assert (request.trust.device, request.trust.region) == ("123", "eu-west-1")
-    assert request.decision.decision == "approve"
-    bare = {k: v for k, v in _flow_state(decided_at=NOW).items() if k not in {"context", "trust"}}
-    request = REQUESTS.validate_python(bare)
-    assert (request.context, request.trust, request.decided_at) == (None, None, NOW)
+    flow = request.flow
+    assert (request.tenant_id, request.request_id) == (flow.tenant_id, flow.request_id)
+    assert flow.principal.subject == "alice"
+    assert flow.context is not None
+    assert flow.context.verified is True
+    assert flow.trust is not None
+    assert (flow.trust.device, flow.trust.region) == ("123", "eu-west-1")
+    assert flow.decision is not None
+    assert flow.decision.decision == "approve"
+    bare = {k: v for k, v in _flow().items() if k not in {"context", "trust", "votes", "decision"}}
+    request = REQUESTS.validate_python(_event(bare, decided_at=NOW))
+    assert (request.flow.context, request.flow.trust, request.flow.decision, request.decided_at) == (
+        None,
+        None,
+        None,
+        NOW,
+    )
 
 
 @pytest.mark.parametrize(
@@ -76,40 +104,64 @@ def test_record_outcome_reads_the_flow_state_and_ignores_the_rest() -> None:
     ],
 )
 def test_decided_at_is_epoch_seconds_or_iso_8601_with_a_zone(when: Any, seconds: int) -> None:
-    assert REQUESTS.validate_python(_flow_state(decided_at=when)).decided_at == seconds
+    assert REQUESTS.validate_python(_event(decided_at=when)).decided_at == seconds
 
 
 @pytest.mark.parametrize(
-    "changes",
+    "fields",
     [
         {"decided_at": "2026-11-26T01:02:03"},  # no zone
         {"decided_at": "yesterday"},
         {"decided_at": -1},
         {"decided_at": 1.5},
+        {"execution_id": "arn:aws:states:x"},  # RecordDecision's field, not this task's
+    ],
+    ids=repr,
+)
+def test_record_outcome_refuses_a_malformed_task(fields: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        REQUESTS.validate_python(_event(**fields))
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
         {"decision": {"decision": "abstain"}},
         {"decision": {"reasons": []}},
         {"request_id": "has space"},
         {"principal": {"subject": ""}},
         {"context": {"claims": {}}},  # a context says whether it verified
-        {"context": {"verified": "maybe"}},
-        {"trust": {"device": "", "region": "eu-west-1"}},
-        {"trust": {"device": "d", "region": "r" * 65}},
+        {"context": {"verified": "maybe", "circuit": "context_proof"}},
+        {"trust": {**_flow()["trust"], "device": ""}},
         {"trust": {"score": 0.5}},  # a score result names its device and region
+        {"nonce": "n-1"},
+        {"sensitivity": "public"},  # the flow state holds no caller-stated label
     ],
     ids=repr,
 )
-def test_record_outcome_refuses_malformed_state(changes: dict[str, Any]) -> None:
+def test_record_outcome_refuses_a_malformed_state(changes: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
-        REQUESTS.validate_python(_flow_state(**changes))
+        REQUESTS.validate_python(_event(_flow(**changes)))
+
+
+def test_a_malformed_attestation_is_refused_as_one() -> None:
+    """Not a pydantic error: the one typed refusal of every attestation failure (attestation_invalid)."""
+    context = {**_flow()["context"], "attestation": {"signer": "me"}}
+    with pytest.raises(AttestationError) as refused:
+        REQUESTS.validate_python(_event(_flow(context=context)))
+    assert refused.value.details == {"check": "format"}
 
 
 def test_missing_parts_are_refused() -> None:
-    for name in ("request_id", "tenant_id", "principal", "decision", "decided_at"):
+    for name in ("request_id", "tenant_id", "principal", "requester_public_key", "nonce"):
         with pytest.raises(ValidationError):
-            REQUESTS.validate_python({k: v for k, v in _flow_state().items() if k != name})
+            REQUESTS.validate_python(_event({k: v for k, v in _flow().items() if k != name}))
+    for name in ("flow", "decided_at"):
+        with pytest.raises(ValidationError):
+            REQUESTS.validate_python({k: v for k, v in _event().items() if k != name})
 
 
-def test_record_takes_an_optional_request_id() -> None:
+def test_record_takes_an_optional_request_id_and_never_an_approval() -> None:
     record: dict[str, Any] = {"action": "record", "tenant_id": "acme", "subject": "alice", "outcome": "deny"}
     record |= {"device": "d", "region": "eu-west-1", "time": NOW}
     assert REQUESTS.validate_python(record).request_id is None
@@ -118,6 +170,10 @@ def test_record_takes_an_optional_request_id() -> None:
     assert request.request_id == "access-1"
     with pytest.raises(ValidationError):  # the history holds regions of at most 64 characters
         REQUESTS.validate_python({**record, "region": "r" * 65})
+    # An approval raises trust: only RecordOutcome records one, with the chain that approved it.
+    with pytest.raises(ValidationError, match="record_outcome"):
+        REQUESTS.validate_python({**record, "outcome": "approve"})
+    assert REQUESTS.validate_python({**record, "outcome": "failure"}).outcome == "failure"
 
 
 # --- the outcome ----------------------------------------------------------------------------------

@@ -43,6 +43,10 @@ def handle_action(
             raise
         return refuse(exc, action, logger=logger, metrics=metrics)
     logger.append_keys(action=request.action, tenant_id=request.tenant_id)
+    # Each line of the invocation names its request (a validated identifier), for retries and incidents.
+    request_id = getattr(request, "request_id", None)
+    if isinstance(request_id, str):
+        logger.append_keys(request_id=request_id)
     try:
         result = run(request)
     except ReliquaryError as exc:
