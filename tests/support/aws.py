@@ -24,7 +24,8 @@ from reliquary.audit.records import DecisionRecord
 from reliquary.audit.service import AuditService
 from reliquary.config import Settings, get_settings
 from reliquary.flow.attestation import Signer
-from tests.support.vaults import approval_record, request_subject, signed_chain, store_chain
+from reliquary.vaults.memory import approval_record
+from tests.support.vaults import request_subject, signed_chain, store_chain
 
 REGION = "us-east-1"
 

@@ -5,12 +5,13 @@ module."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import pytest
 
@@ -20,8 +21,9 @@ from reliquary.crypto.grants import open_grant
 from reliquary.crypto.kem import HybridPrivateKey, requester_key_sha256
 from reliquary.crypto.root import LocalRootOfTrust
 from reliquary.crypto.signing import SignatureAlgorithm
-from reliquary.flow.attestation import Attestation, Signer, Stage, StageSigner, Subject, digest
+from reliquary.flow.attestation import Attestation, Subject, digest
 from reliquary.flow.chains import ChainStore
+from reliquary.flow.memory import sign_chain
 from reliquary.vaults.memory import (
     InMemoryBlobStore,
     InMemoryDecisionLedger,
@@ -140,48 +142,8 @@ class Approvals(Protocol):
     ) -> DecisionRecord: ...
 
 
-def signed_chain(
-    signers: Mapping[Signer, StageSigner],
-    subject: Subject,
-    *,
-    issued_at: int,
-    item_version: int = 1,
-    verified: bool = True,
-    effect: str = "allow",
-    decision: str = "approve",
-    agents: Sequence[str] = ("strict", "neutral"),
-) -> list[Attestation]:
-    """The chain the flow's stages sign for ``subject`` with ``signers`` (their results stood in for by
-    their claims): the proof ``verified``, the rules' ``effect`` for ``item_version``, each agent
-    approving, the tally's ``decision``. The defaults are an honest approval; a test changes one."""
-    context_claim = {"verified": verified}
-    context = signers[Signer.VERIFY_PROOF].attest(
-        Stage.VERIFY_CONTEXT, subject, context_claim, claim=context_claim, issued_at=issued_at
-    )
-    trust_claim = {"effect": effect, "policy_version": "9b" * 32, "item_version": item_version}
-    trust = signers[Signer.SCORE_TRUST].attest(
-        Stage.SCORE_TRUST, subject, trust_claim, claim=trust_claim, parents=[context], issued_at=issued_at
-    )
-    votes = [
-        signers[Signer.AGENT_VOTE].attest(
-            Stage.VOTE,
-            subject,
-            {"agent": agent, "vote": "approve"},
-            claim={"agent": agent, "vote": "approve", "veto": False},
-            parents=[context, trust],
-            issued_at=issued_at,
-        )
-        for agent in agents
-    ]
-    tally = signers[Signer.AGENT_VOTE].attest(
-        Stage.TALLY,
-        subject,
-        {"decision": decision},
-        claim={"decision": decision},
-        parents=[trust, *sorted(votes, key=lambda v: v.digest)],
-        issued_at=issued_at,
-    )
-    return [context, trust, *votes, tally]
+# The chain the flow's stages sign (one definition, shared with the in-memory ledger), two agents here.
+signed_chain = functools.partial(sign_chain, agents=("strict", "neutral"))
 
 
 def store_chain(store: ChainStore, tenant_id: str, chain: Sequence[Attestation]) -> str:
@@ -199,32 +161,6 @@ def request_subject(
     admitted request: principal, purpose, nonce...); a digest of the named fields stands in for it."""
     named = {"tenant_id": tenant_id, "vault_id": vault_id, "item_id": item_id, "request_id": request_id}
     return Subject(tenant_id, vault_id, item_id, request_id, requester_key_sha256, digest(named))
-
-
-def approval_record(
-    *,
-    tenant_id: str,
-    vault_id: str,
-    item_id: str,
-    request_id: str,
-    requester_key_sha256: str | None,
-    time: int,
-    **changes: Any,
-) -> DecisionRecord:
-    """The approval record RecordDecision logs for a request (``changes``: chain_sha256, item_version...)."""
-    fields: dict[str, Any] = {
-        "request_id": request_id,
-        "tenant_id": tenant_id,
-        "vault_id": vault_id,
-        "item_id": item_id,
-        "principal_hash": "5a" * 32,
-        "decision": "approve",
-        "policy_version": "9b" * 32,
-        "time": time,
-        "requester_key_sha256": requester_key_sha256,
-        **changes,
-    }
-    return DecisionRecord(**fields)
 
 
 def approve_and_grant(

@@ -19,13 +19,13 @@ from reliquary.crypto.kem import HybridPrivateKey, requester_key_sha256
 from reliquary.errors import AttestationError, DecisionRequiredError
 from reliquary.flow.attestation import Attestation, Signer, StageSigner, Subject
 from reliquary.flow.memory import MemoryStageKeys
+from reliquary.vaults.memory import approval_record
 from reliquary.vaults.models import ItemRecord
 from reliquary.vaults.service import IssuedGrant
 from tests.support.vaults import (
     T0,
     USER_SCOPE,
     MemoryStack,
-    approval_record,
     memory_stack,
     request_subject,
     signed_chain,

@@ -41,7 +41,7 @@ from reliquary.errors import (
     RootOfTrustError,
     StorageUnavailableError,
 )
-from reliquary.vaults.memory import InMemoryDecisionLedger, InMemorySigningKeyStore
+from reliquary.vaults.memory import InMemoryDecisionLedger, InMemorySigningKeyStore, approval_record
 from reliquary.vaults.models import (
     MAX_TAGS,
     BodyLocation,
@@ -58,7 +58,6 @@ from tests.support.vaults import (
     USER_SCOPE,
     ManualClock,
     MemoryStack,
-    approval_record,
     approve_and_grant,
     grant_and_open,
     memory_service,

@@ -3,7 +3,8 @@ what a real flow would have signed without running the state machine."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from reliquary.crypto.signing import SigningKey
 from reliquary.flow.attestation import (
@@ -30,42 +31,53 @@ class MemoryStageKeys:
         return StageKeys({s: [signer.verifying_key] for s, signer in self.signers.items()})
 
     def approval_chain(
-        self,
-        subject: Subject,
-        *,
-        issued_at: int,
-        item_version: int = 1,
-        policy_version: str = "9b" * 32,
-        agents: Sequence[str] = ("strict", "permissive", "neutral", "watchdog"),
-        decision: str = "approve",
+        self, subject: Subject, *, issued_at: int, item_version: int = 1, **changes: Any
     ) -> VerifiedChain:
-        """The chain an honest flow signs for ``subject``: the proof verified, the rules allowed, each agent
-        approved, the tally decided ``decision``. (Results are stood in for by their claims.)"""
-        sign = self.signers
-        context = sign[Signer.VERIFY_PROOF].attest(
-            Stage.VERIFY_CONTEXT, subject, {"verified": True}, claim={"verified": True}, issued_at=issued_at
-        )
-        trust_claim = {"effect": "allow", "policy_version": policy_version, "item_version": item_version}
-        trust = sign[Signer.SCORE_TRUST].attest(
-            Stage.SCORE_TRUST, subject, trust_claim, claim=trust_claim, parents=[context], issued_at=issued_at
-        )
-        votes: list[Attestation] = [
-            sign[Signer.AGENT_VOTE].attest(
-                Stage.VOTE,
-                subject,
-                {"agent": agent, "vote": "approve"},
-                claim={"agent": agent, "vote": "approve", "veto": False},
-                parents=[context, trust],
-                issued_at=issued_at,
-            )
-            for agent in agents
-        ]
-        tally = sign[Signer.AGENT_VOTE].attest(
-            Stage.TALLY,
+        """The chain an honest flow signs for ``subject`` (``sign_chain``), verified."""
+        chain = sign_chain(self.signers, subject, issued_at=issued_at, item_version=item_version, **changes)
+        return verify_chain(chain, self.published(), subject=subject)
+
+
+def sign_chain(
+    signers: Mapping[Signer, StageSigner],
+    subject: Subject,
+    *,
+    issued_at: int,
+    item_version: int = 1,
+    verified: bool = True,
+    effect: str = "allow",
+    decision: str = "approve",
+    policy_version: str = "9b" * 32,
+    agents: Sequence[str] = ("strict", "permissive", "neutral", "watchdog"),
+) -> list[Attestation]:
+    """The chain the flow's stages sign for ``subject`` with ``signers`` (their results stood in for by
+    their claims): the proof ``verified``, the rules' ``effect`` for ``item_version``, each agent
+    approving, the tally's ``decision``. The defaults are an honest approval; a test changes one."""
+    context_claim = {"verified": verified}
+    context = signers[Signer.VERIFY_PROOF].attest(
+        Stage.VERIFY_CONTEXT, subject, context_claim, claim=context_claim, issued_at=issued_at
+    )
+    trust_claim = {"effect": effect, "policy_version": policy_version, "item_version": item_version}
+    trust = signers[Signer.SCORE_TRUST].attest(
+        Stage.SCORE_TRUST, subject, trust_claim, claim=trust_claim, parents=[context], issued_at=issued_at
+    )
+    votes = [
+        signers[Signer.AGENT_VOTE].attest(
+            Stage.VOTE,
             subject,
-            {"decision": decision},
-            claim={"decision": decision},
-            parents=[trust, *sorted(votes, key=lambda v: v.digest)],
+            {"agent": agent, "vote": "approve"},
+            claim={"agent": agent, "vote": "approve", "veto": False},
+            parents=[context, trust],
             issued_at=issued_at,
         )
-        return verify_chain([context, trust, *votes, tally], self.published(), subject=subject)
+        for agent in agents
+    ]
+    tally = signers[Signer.AGENT_VOTE].attest(
+        Stage.TALLY,
+        subject,
+        {"decision": decision},
+        claim={"decision": decision},
+        parents=[trust, *sorted(votes, key=lambda v: v.digest)],
+        issued_at=issued_at,
+    )
+    return [context, trust, *votes, tally]

@@ -214,6 +214,32 @@ class InMemorySigningKeyStore:
             self._keys[key.algorithm] = key
 
 
+def approval_record(
+    *,
+    tenant_id: str,
+    vault_id: str,
+    item_id: str,
+    request_id: str,
+    requester_key_sha256: str | None,
+    time: int,
+    **changes: Any,
+) -> DecisionRecord:
+    """The approval record RecordDecision logs for a request (``changes``: chain_sha256, item_version...)."""
+    fields: dict[str, Any] = {
+        "request_id": request_id,
+        "tenant_id": tenant_id,
+        "vault_id": vault_id,
+        "item_id": item_id,
+        "principal_hash": "5a" * 32,
+        "decision": "approve",
+        "policy_version": "9b" * 32,
+        "time": time,
+        "requester_key_sha256": requester_key_sha256,
+        **changes,
+    }
+    return DecisionRecord(**fields)
+
+
 class InMemoryDecisionLedger:
     """Decisions as a transparency log holds them: one per (tenant, request id), the first one stands;
     with in-memory stage keys and chain store, so ``approve`` logs what an honest flow would."""
@@ -254,21 +280,17 @@ class InMemoryDecisionLedger:
         subject = Subject(tenant_id, vault_id, item_id, request_id, requester_key_sha256, "0" * 64)
         chain = self.stage.approval_chain(subject, issued_at=time, item_version=item_version)
         self.chain_store.put(tenant_id, chain.digest, jcs.canonicalize(chain.to_json()))
-        fields: dict[str, Any] = {
-            "request_id": request_id,
-            "tenant_id": tenant_id,
-            "vault_id": vault_id,
-            "item_id": item_id,
-            "principal_hash": "5a" * 32,
-            "decision": "approve",
-            "policy_version": "9b" * 32,
-            "time": time,
-            "requester_key_sha256": requester_key_sha256,
-            "chain_sha256": chain.digest,
-            "item_version": item_version,
-        }
-        fields.update(changes)
-        return self.log(DecisionRecord(**fields))
+        return self.log(
+            approval_record(
+                tenant_id=tenant_id,
+                vault_id=vault_id,
+                item_id=item_id,
+                request_id=request_id,
+                requester_key_sha256=requester_key_sha256,
+                time=time,
+                **{"chain_sha256": chain.digest, "item_version": item_version, **changes},
+            )
+        )
 
     def logged_decision(self, tenant_id: str, request_id: str) -> DecisionRecord | None:
         return self._decisions.get((tenant_id, request_id))
