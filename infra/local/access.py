@@ -274,8 +274,8 @@ class LocalAccess:
         """Check the decision's attestation chain as an outsider: the chain the logged entry names, read
         from the audit bucket, signed by the published stage keys, about this very request, and (for an
         approval) approving it. Returns the verified chain."""
+        from reliquary import jcs  # noqa: PLC0415
         from reliquary.adapters.chain_store import chain_key  # noqa: PLC0415
-        from reliquary.audit import jcs  # noqa: PLC0415
         from reliquary.flow.attestation import StageKeys, parse_chain, verify_chain  # noqa: PLC0415
 
         output = execution.output or {}

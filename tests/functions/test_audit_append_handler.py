@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
+from reliquary import jcs
 from reliquary.adapters.audit_store import S3TileStore
 from reliquary.adapters.chain_store import chain_key
 from reliquary.adapters.decisions import LoggedDecisions
 from reliquary.adapters.dynamodb import TableConfig
-from reliquary.audit import jcs
 from reliquary.audit.note import NoteVerifier, Policy
 from reliquary.audit.receipts import Receipt, verify_export, verify_receipt
 from reliquary.audit.records import DecisionRecord, decode_record, encode_record, parse_record

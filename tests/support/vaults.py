@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import pytest
 
-from reliquary.audit import jcs
+from reliquary import jcs
 from reliquary.audit.records import DecisionRecord
 from reliquary.crypto.grants import open_grant
 from reliquary.crypto.kem import HybridPrivateKey, requester_key_sha256

@@ -19,7 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from reliquary.audit import jcs, records
+from reliquary import jcs
+from reliquary.audit import records
 from reliquary.audit.records import (
     DecisionRecord,
     DeletionRecord,

@@ -61,7 +61,7 @@ from pydantic import (
     model_validator,
 )
 
-from reliquary.audit import jcs
+from reliquary import jcs
 from reliquary.audit.tiles import MAX_ENTRY_SIZE
 from reliquary.crypto.pseudonym import pseudonym
 from reliquary.crypto.scope import MAX_VERSION, validate_id

@@ -18,7 +18,7 @@ import contextlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from reliquary.audit import jcs
+from reliquary import jcs
 from reliquary.audit.records import MAX_REASON_CHARS, MAX_REASONS, DecisionRecord, decode_record, parse_record
 from reliquary.audit.service import AuditService
 from reliquary.errors import AttestationError, ConflictError, InvalidRequestError

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
 
-from reliquary.audit import jcs
+from reliquary import jcs
 from reliquary.crypto.signing import SignatureAlgorithm, SigningKey, VerifyingKey
 from reliquary.errors import (
     AttestationError,

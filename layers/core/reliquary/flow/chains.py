@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 from typing import Protocol
 
-from reliquary.audit import jcs
+from reliquary import jcs
 from reliquary.errors import AttestationError
 from reliquary.flow.attestation import Attestation, parse_chain
 

@@ -27,7 +27,7 @@ from pydantic import (
     WithJsonSchema,
 )
 
-from reliquary.audit import jcs
+from reliquary import jcs
 from reliquary.crypto.kem import PUBLIC_KEY_LEN, requester_key_sha256
 from reliquary.errors import ReliquaryError
 from reliquary.fields import Base64Bytes, Identifier

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
-from reliquary.audit import jcs
+from reliquary import jcs
 from reliquary.audit.records import DecisionRecord
 from reliquary.crypto.scope import VaultRef, validate_id
 from reliquary.errors import ConflictError, KeyVersionError, NotFoundError

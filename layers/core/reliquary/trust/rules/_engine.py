@@ -9,8 +9,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
-from reliquary.audit.jcs import canonicalize
 from reliquary.errors import InvalidRequestError
+from reliquary.jcs import canonicalize
 from reliquary.trust.facts import FACTS
 from reliquary.trust.rules._language import CIRCUITS, LANGUAGE_VERSION
 
