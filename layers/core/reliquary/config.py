@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     history_table: str = "reliquary-history"
     agent_memory_table: str = "reliquary-agent-memory"
     audit_bucket: str = "reliquary-audit"
+    # Tenants, API clients (hashed secrets, roles) and per-client rate windows (the API function only).
+    identity_table: str = "reliquary-identity"
 
     root_of_trust: Literal["kms", "local"] = "local"
     kms_key_id: str | None = None
@@ -74,6 +76,26 @@ class Settings(BaseSettings):
     audit_origin: str = Field(
         default="reliquary.local/audit", pattern=r"^[a-z0-9][a-z0-9.-]*(/[A-Za-z0-9._-]+)*$", max_length=128
     )
+
+    # --- the API (functions/api) ----------------------------------------------------------------
+    # Access tokens: ES256 JWTs signed by a KMS ECC_NIST_P256 key. `token_signing_key_id` signs; the
+    # previous keys stay in the JWKS (and keep verifying) until the tokens they signed have expired.
+    token_signing_key_id: str | None = None
+    token_previous_key_ids: tuple[str, ...] = ()
+    token_issuer: str = Field(default="https://reliquary.local", max_length=256)
+    token_audience: str = Field(default="reliquary-api", max_length=256)
+    token_ttl_seconds: int = Field(default=900, ge=60, le=3600)
+    # The tenant whose clients may hold `tenants:manage` (create tenants): the operator's own tenant.
+    operator_tenant: str = Field(default="operator", pattern=r"^[A-Za-z0-9][A-Za-z0-9.:@-]{0,127}$")
+    # Per-client request budget of the API (a fixed one-second window, shared by every API container).
+    client_requests_per_second: int = Field(default=50, ge=1, le=10_000)
+    # The ARNs the API invokes and starts (set by template.yaml for the API function).
+    encrypt_function: str = "reliquary-encrypt"
+    verify_proof_function: str = "reliquary-verify-proof"
+    score_trust_function: str = "reliquary-score-trust"
+    agent_vote_function: str = "reliquary-agent-vote"
+    audit_append_function: str = "reliquary-audit-append"
+    access_state_machine_arn: str | None = None
 
     @model_validator(mode="after")
     def _signer_is_accepted(self) -> Settings:

@@ -39,6 +39,42 @@ class InvalidRequestError(ReliquaryError):
     http_status = 400
 
 
+class AuthenticationError(ReliquaryError):
+    """No valid credentials: no token, or one that is malformed, expired, wrongly signed, for another
+    audience or issuer, or of a revoked client. Deliberately one message for every such case."""
+
+    code = "unauthenticated"
+    http_status = 401
+
+    def __init__(self, message: str = "a valid access token is required", **details: Any) -> None:
+        super().__init__(message, **details)
+
+
+class InvalidClientError(AuthenticationError):
+    """The token endpoint could not authenticate the client (unknown id, wrong secret, revoked): one
+    answer for all, as RFC 6749 section 5.2 names it."""
+
+    code = "invalid_client"
+
+    def __init__(self, message: str = "client authentication failed", **details: Any) -> None:
+        super().__init__(message, **details)
+
+
+class ForbiddenError(ReliquaryError):
+    """The caller is authenticated but its token's scopes do not allow this on this tenant or vault."""
+
+    code = "forbidden"
+    http_status = 403
+
+
+class RateLimitedError(ReliquaryError):
+    """Too many requests from this client; ``retry_after`` (seconds) says when to try again."""
+
+    code = "rate_limited"
+    http_status = 429
+    retryable = True
+
+
 class NotFoundError(ReliquaryError):
     """The tenant, vault, item or key version does not exist (or is not visible to this tenant)."""
 
@@ -260,3 +296,15 @@ class UnknownStageKeyError(AttestationError):
     def __init__(self, message: str, *, key: tuple[str, str]) -> None:
         super().__init__(message, check="key")
         self.key = key
+
+
+def error_class_for(code: str) -> type[ReliquaryError]:
+    """The most specific error class with this stable code (``ReliquaryError`` for an unknown one): how a
+    caller of a function turns a refusal's ``code`` back into the typed error it was."""
+    found: dict[str, type[ReliquaryError]] = {}
+    pending: list[type[ReliquaryError]] = [ReliquaryError]
+    while pending:
+        cls = pending.pop()
+        found.setdefault(cls.code, cls)
+        pending.extend(cls.__subclasses__())
+    return found.get(code, ReliquaryError)
