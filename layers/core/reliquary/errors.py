@@ -50,6 +50,12 @@ class AuthenticationError(ReliquaryError):
         super().__init__(message, **details)
 
 
+class UnsupportedGrantTypeError(InvalidRequestError):
+    """The token endpoint was asked for a grant other than client credentials."""
+
+    code = "unsupported_grant_type"
+
+
 class InvalidClientError(AuthenticationError):
     """The token endpoint could not authenticate the client (unknown id, wrong secret, revoked): one
     answer for all, as RFC 6749 section 5.2 names it."""

@@ -1,0 +1,127 @@
+"""The tenant's transparency log: the signed checkpoint (a C2SP signed note), entries with inclusion
+proofs, consistency proofs between sizes, exports, and the keys that verify all of it."""
+
+from __future__ import annotations
+
+import base64
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from reliquary.api.ports import Capability
+from reliquary.api.problems import context_of
+from reliquary.api.routes import AUTHED, problems
+from reliquary.api.security import CallerDep, RuntimeDep
+from reliquary.identity.scopes import Scope
+
+router = APIRouter(tags=["audit"])
+Size = Annotated[int, Query(ge=1, le=2**40)]
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+class EntryProof(BaseModel):
+    index: int
+    tree_size: int
+    entry: str = Field(description="The entry's bytes, base64 (a JSON record).")
+    inclusion_proof: list[str] = Field(description="RFC 9162 audit path, base64 hashes, leaf to root.")
+
+
+class ConsistencyProof(BaseModel):
+    first: int
+    second: int
+    proof: list[str] = Field(description="RFC 9162 consistency proof, base64 hashes.")
+
+
+class AuditKeys(BaseModel):
+    origin: str = Field(description="The log's checkpoint origin line.")
+    verifier_keys: list[str] = Field(description="C2SP note verifier keys of the checkpoint signers.")
+    stage_keys: dict[str, Any] = Field(description="The flow functions' public stage keys.")
+
+
+class NewExport(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    start: int = Field(default=0, ge=0)
+    end: int | None = Field(default=None, ge=0, description="Exclusive; default: the checkpoint's size.")
+
+
+class ExportView(BaseModel):
+    export_id: str
+    start: int
+    end: int
+    tree_size: int
+    bytes: int
+    download_url: str = Field(description="A presigned URL of the JSON Lines file, valid 5 minutes.")
+
+
+@router.get(
+    "/v1/audit/checkpoint",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}, **problems(*AUTHED, 404)},
+)
+def checkpoint(caller: CallerDep, runtime: RuntimeDep) -> PlainTextResponse:
+    """The latest signed checkpoint, byte for byte as published (text/plain; C2SP tlog-checkpoint)."""
+    caller.grants.require(Scope.AUDIT_READ)
+    return PlainTextResponse(runtime.audit.checkpoint_text(caller.tenant_id))
+
+
+@router.get("/v1/audit/entries/{index}", response_model=EntryProof, responses=problems(*AUTHED, 404))
+def entry(
+    index: Annotated[int, Path(ge=0, le=2**40)],
+    caller: CallerDep,
+    runtime: RuntimeDep,
+    tree_size: Size | None = None,
+) -> EntryProof:
+    """An entry and its inclusion proof in the tree of `tree_size` (default: the latest checkpoint)."""
+    caller.grants.require(Scope.AUDIT_READ)
+    found = runtime.audit.entry(caller.tenant_id, index, tree_size=tree_size)
+    return EntryProof(
+        index=found.index,
+        tree_size=found.tree_size,
+        entry=_b64(found.entry),
+        inclusion_proof=[_b64(h) for h in found.proof],
+    )
+
+
+@router.get("/v1/audit/consistency", response_model=ConsistencyProof, responses=problems(*AUTHED, 404))
+def consistency(first: Size, second: Size, caller: CallerDep, runtime: RuntimeDep) -> ConsistencyProof:
+    """Proof that the tree of size `first` is a prefix of the tree of size `second`."""
+    caller.grants.require(Scope.AUDIT_READ)
+    proof = runtime.audit.consistency(caller.tenant_id, first, second)
+    return ConsistencyProof(first=first, second=second, proof=[_b64(h) for h in proof])
+
+
+@router.get("/v1/audit/keys", response_model=AuditKeys, responses=problems(*AUTHED))
+def keys(caller: CallerDep, runtime: RuntimeDep) -> AuditKeys:
+    """The checkpoint verifier keys and the stage keys: all an auditor needs to check offline."""
+    caller.grants.require(Scope.AUDIT_READ)
+    return AuditKeys(
+        origin=runtime.audit.origin(caller.tenant_id),
+        verifier_keys=list(runtime.audit.verifier_keys()),
+        stage_keys=runtime.audit.stage_keys(),
+    )
+
+
+@router.post("/v1/audit/exports", status_code=201, response_model=ExportView, responses=problems(*AUTHED, 404))
+def export(body: NewExport, request: Request, caller: CallerDep, runtime: RuntimeDep) -> ExportView:
+    """Export entries [start, end) with their inclusion proofs as JSON Lines; download from the URL."""
+    caller.grants.require(Scope.AUDIT_EXPORT)
+    export_id = context_of(request).request_id
+    end = body.end if body.end is not None else runtime.audit.size(caller.tenant_id)
+    result = runtime.functions.call(
+        Capability.AUDIT_APPEND,
+        {"action": "export", "tenant_id": caller.tenant_id, "export_id": export_id, "start": body.start, "end": end},
+    )
+    return ExportView(
+        export_id=export_id,
+        start=result["start"],
+        end=result["end"],
+        tree_size=result["tree_size"],
+        bytes=result["bytes"],
+        download_url=runtime.audit.export_url(caller.tenant_id, result["key"]),
+    )

@@ -1,0 +1,243 @@
+"""The memory API: add, list, get, delete, forget and history, scoped by `user_id`, `agent_id` or
+`run_id` as agents' memory services are. Lists and gets return metadata only: plaintext is never read
+back through the API (that is an access request, answered by a grant sealed to the requester)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from reliquary.api.ports import Capability
+from reliquary.api.problems import context_of
+from reliquary.api.routes import AUTHED, problems
+from reliquary.api.routes.vaults import Cursor, Limit, VaultId, existing_vault
+from reliquary.api.security import CallerDep, RuntimeDep
+from reliquary.contracts.encrypt import ForgetResult, SealResult, ShredResult
+from reliquary.errors import InvalidRequestError
+from reliquary.fields import Identifier
+from reliquary.identity.scopes import Scope
+from reliquary.vaults.catalog import ItemDetail, ItemMetadata, KeyEvent
+from reliquary.vaults.labels import DEFAULT_SENSITIVITY, Sensitivity
+from reliquary.vaults.models import MemoryKind, MemoryScope
+
+router = APIRouter(tags=["memories"])
+MemoryId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")]
+ScopeRef = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")]
+MAX_TTL_SECONDS = 10 * 366 * 86_400
+
+
+class NewMemory(BaseModel):
+    """One memory to seal: its content (`text`, or `content` in base64) and whose it is (exactly one of
+    `user_id`, `agent_id`, `run_id`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    memory_id: Identifier | None = Field(
+        default=None, description="Default: derived from the Idempotency-Key, else random."
+    )
+    text: str | None = Field(default=None, description="UTF-8 text (content type text/plain).")
+    content: str | None = Field(default=None, description="Any bytes, base64.")
+    content_type: str | None = Field(default=None, pattern=r"^[!-~][ -~]{0,126}$")
+    user_id: Identifier | None = None
+    agent_id: Identifier | None = None
+    run_id: Identifier | None = None
+    tags: dict[str, str] = Field(default_factory=dict, max_length=32)
+    ttl_seconds: int | None = Field(default=None, ge=1, le=MAX_TTL_SECONDS, description="Crypto-shred after.")
+    sensitivity: Sensitivity = DEFAULT_SENSITIVITY
+
+    @model_validator(mode="after")
+    def _one_content_one_scope(self) -> NewMemory:
+        if (self.text is None) == (self.content is None):
+            raise ValueError("exactly one of text and content is required")
+        if sum(x is not None for x in (self.user_id, self.agent_id, self.run_id)) != 1:
+            raise ValueError("exactly one of user_id, agent_id and run_id is required")
+        return self
+
+    def scope(self) -> MemoryScope:
+        return _scope(self.user_id, self.agent_id, self.run_id)
+
+    def plaintext(self) -> bytes:
+        if self.text is not None:
+            return self.text.encode("utf-8")
+        try:
+            return base64.b64decode(self.content or "", validate=True)
+        except binascii.Error:
+            raise InvalidRequestError("content must be base64", field="content") from None
+
+
+def _scope(user_id: str | None, agent_id: str | None, run_id: str | None) -> MemoryScope:
+    given = [(k, v) for k, v in ((MemoryKind.USER, user_id), (MemoryKind.AGENT, agent_id), (MemoryKind.RUN, run_id)) if v]
+    if len(given) != 1:
+        raise InvalidRequestError("exactly one of user_id, agent_id and run_id is required")
+    kind, ref = given[0]
+    return MemoryScope(kind, ref)
+
+
+def _optional_scope(user_id: str | None, agent_id: str | None, run_id: str | None) -> MemoryScope | None:
+    if user_id is None and agent_id is None and run_id is None:
+        return None
+    return _scope(user_id, agent_id, run_id)
+
+
+class MemoryList(BaseModel):
+    memories: list[ItemMetadata]
+    next_cursor: str | None
+
+
+class History(BaseModel):
+    memory_id: str
+    versions: list[Any] = Field(description="Every version's metadata, oldest first.")
+    key_events: list[KeyEvent] = Field(description="The vault's key versions created, rotated, retired.")
+    decisions: list[dict[str, Any]] = Field(description="Access decisions on this memory, from the log.")
+    next_cursor: str | None = Field(description="More decisions: pass as `cursor`.")
+
+
+@router.post(
+    "/v1/vaults/{vault_id}/memories",
+    status_code=201,
+    response_model=SealResult,
+    responses=problems(*AUTHED, 404, 409),
+)
+def add_memory(
+    vault_id: VaultId, body: NewMemory, request: Request, caller: CallerDep, runtime: RuntimeDep
+) -> JSONResponse:
+    """Seal one memory (ML-KEM-768 + AES-256-GCM under the vault's current key, signed ML-DSA-65)."""
+    caller.grants.require(Scope.MEMORIES_WRITE, vault_id)
+    context = context_of(request)
+    memory_id = body.memory_id or (
+        "m-" + hashlib.sha256(f"{caller.tenant_id}\n{context.request_id}".encode()).hexdigest()[:32]
+        if context.idempotent
+        else "m-" + uuid.uuid4().hex
+    )
+    scope = body.scope()
+    event: dict[str, Any] = {
+        "action": "seal",
+        "request_id": context.request_id,
+        "tenant_id": caller.tenant_id,
+        "vault_id": vault_id,
+        "item_id": memory_id,
+        "plaintext": base64.b64encode(body.plaintext()).decode("ascii"),
+        "content_type": body.content_type or ("text/plain; charset=utf-8" if body.text is not None else "application/octet-stream"),
+        "memory_scope": {"kind": scope.kind.value, "ref": scope.ref},
+        "tags": body.tags,
+        "sensitivity": body.sensitivity,
+    }
+    if body.ttl_seconds is not None:
+        event["expires_at"] = runtime.clock() + body.ttl_seconds
+    result = runtime.functions.call(Capability.ENCRYPT, event)
+    return JSONResponse(
+        result, status_code=201, headers={"Location": f"/v1/vaults/{vault_id}/memories/{memory_id}"}
+    )
+
+
+@router.get("/v1/vaults/{vault_id}/memories", response_model=MemoryList, responses=problems(*AUTHED, 404))
+def list_memories(
+    vault_id: VaultId,
+    caller: CallerDep,
+    runtime: RuntimeDep,
+    user_id: ScopeRef = None,
+    agent_id: ScopeRef = None,
+    run_id: ScopeRef = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> MemoryList:
+    """The vault's memories (latest version of each), optionally one user's, agent's or run's."""
+    caller.grants.require(Scope.MEMORIES_READ, vault_id)
+    scope = _optional_scope(user_id, agent_id, run_id)
+    existing_vault(runtime, caller.tenant_id, vault_id)
+    page = runtime.catalog.list_items(caller.tenant_id, vault_id, scope=scope, limit=limit, cursor=cursor)
+    return MemoryList(memories=list(page.items), next_cursor=page.next_cursor)
+
+
+@router.delete(
+    "/v1/vaults/{vault_id}/memories", response_model=ForgetResult, responses=problems(*AUTHED, 404)
+)
+def forget(
+    vault_id: VaultId,
+    request: Request,
+    caller: CallerDep,
+    runtime: RuntimeDep,
+    user_id: ScopeRef = None,
+    agent_id: ScopeRef = None,
+    run_id: ScopeRef = None,
+) -> dict[str, Any]:
+    """Forget one user (or agent, or run) everywhere in the vault: crypto-shred each of its memories,
+    one signed receipt each. `complete: false` means more remain: call again."""
+    caller.grants.require(Scope.MEMORIES_WRITE, vault_id)
+    scope = _scope(user_id, agent_id, run_id)
+    return runtime.functions.call(
+        Capability.ENCRYPT,
+        {
+            "action": "forget",
+            "request_id": context_of(request).request_id,
+            "tenant_id": caller.tenant_id,
+            "vault_id": vault_id,
+            "memory_scope": {"kind": scope.kind.value, "ref": scope.ref},
+        },
+    )
+
+
+@router.get(
+    "/v1/vaults/{vault_id}/memories/{memory_id}", response_model=ItemDetail, responses=problems(*AUTHED, 404)
+)
+def get_memory(vault_id: VaultId, memory_id: MemoryId, caller: CallerDep, runtime: RuntimeDep) -> ItemDetail:
+    """A memory's metadata, every version (never its content)."""
+    caller.grants.require(Scope.MEMORIES_READ, vault_id)
+    return runtime.catalog.get_item(caller.tenant_id, vault_id, memory_id)
+
+
+@router.delete(
+    "/v1/vaults/{vault_id}/memories/{memory_id}",
+    response_model=ShredResult,
+    responses=problems(*AUTHED, 404, 410),
+)
+def delete_memory(
+    vault_id: VaultId, memory_id: MemoryId, request: Request, caller: CallerDep, runtime: RuntimeDep
+) -> dict[str, Any]:
+    """Crypto-shred a memory (every version's data key destroyed) and return the signed deletion receipt."""
+    caller.grants.require(Scope.MEMORIES_WRITE, vault_id)
+    return runtime.functions.call(
+        Capability.ENCRYPT,
+        {
+            "action": "shred",
+            "request_id": context_of(request).request_id,
+            "tenant_id": caller.tenant_id,
+            "vault_id": vault_id,
+            "item_id": memory_id,
+        },
+    )
+
+
+@router.get(
+    "/v1/vaults/{vault_id}/memories/{memory_id}/history",
+    response_model=History,
+    responses=problems(*AUTHED, 404),
+)
+def history(
+    vault_id: VaultId,
+    memory_id: MemoryId,
+    caller: CallerDep,
+    runtime: RuntimeDep,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> History:
+    """A memory's versions, its vault's key events and the access decisions the log holds about it."""
+    caller.grants.require(Scope.MEMORIES_READ, vault_id)
+    detail = runtime.catalog.get_item(caller.tenant_id, vault_id, memory_id)
+    decisions = runtime.audit.item_decisions(
+        caller.tenant_id, vault_id, memory_id, limit=limit, cursor=cursor
+    )
+    return History(
+        memory_id=memory_id,
+        versions=[v.model_dump(mode="json") for v in detail.versions],
+        key_events=list(runtime.catalog.key_events(caller.tenant_id, vault_id)),
+        decisions=[d.model_dump(mode="json") for d in decisions.items],
+        next_cursor=decisions.next_cursor,
+    )

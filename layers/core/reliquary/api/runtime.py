@@ -1,0 +1,29 @@
+"""Everything a route needs, built once per cold start (``adapters/api_factory.py``): the caller's
+identity, the capability functions, the access executions and the read-only views."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from reliquary.api.ports import Executions, Functions
+from reliquary.audit.reader import AuditReader
+from reliquary.config import Settings
+from reliquary.flow.chains import ChainStore
+from reliquary.identity.service import IdentityService
+from reliquary.vaults.catalog import Catalog
+
+
+@dataclass(frozen=True)
+class ApiRuntime:
+    settings: Settings
+    identity: IdentityService
+    functions: Functions
+    executions: Executions
+    catalog: Catalog
+    audit: AuditReader
+    chains: ChainStore
+    # A vault's context, trust and quorum policies as stored (JSON), by kind; None when unset.
+    read_policy: Callable[[str, str, str], dict[str, Any] | None]
+    clock: Callable[[], int]
