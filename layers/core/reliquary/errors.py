@@ -66,6 +66,13 @@ class InvalidClientError(AuthenticationError):
         super().__init__(message, **details)
 
 
+class InvalidScopeError(InvalidRequestError):
+    """The token request asks for a scope the client's roles do not grant, or one that does not exist
+    (RFC 6749 section 5.2 ``invalid_scope``)."""
+
+    code = "invalid_scope"
+
+
 class ForbiddenError(ReliquaryError):
     """The caller is authenticated but its token's scopes do not allow this on this tenant or vault."""
 

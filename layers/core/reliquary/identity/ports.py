@@ -1,0 +1,66 @@
+"""What the identity service needs from storage and from the token key, as small protocols.
+
+``adapters.identity_store`` implements the repository over DynamoDB (IdentityTable) and
+``adapters.token_keys`` the signer over KMS; ``identity.memory`` implements both in memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from reliquary.identity.models import Client, StoredClient, Tenant
+from reliquary.identity.scopes import RoleBinding
+
+
+class IdentityRepository(Protocol):
+    def create_tenant(self, tenant: Tenant, first_client: StoredClient) -> None:
+        """Store a tenant and its first client together; ConflictError if the tenant exists."""
+
+    def get_tenant(self, tenant_id: str) -> Tenant:
+        """NotFoundError if there is no such tenant."""
+
+    def create_client(self, stored: StoredClient) -> None:
+        """ConflictError if the client id exists."""
+
+    def get_client(self, client_id: str) -> StoredClient:
+        """A strongly consistent read (a revocation is seen at once); NotFoundError if absent. Client ids
+        are global: the caller checks the tenant."""
+
+    def list_clients(self, tenant_id: str) -> list[Client]:
+        """The tenant's clients, ordered by id (an index: a client created a moment ago may be missing)."""
+
+    def rotate_secret(
+        self, tenant_id: str, client_id: str, *, secret_hash: str, rotated_at: int, not_before: int | None
+    ) -> Client:
+        """Replace the hash of an active client of this tenant (and raise ``not_before`` when given);
+        ConflictError if the client is not an active client of this tenant."""
+
+    def replace_secret_hash(self, client_id: str, *, old_hash: str, new_hash: str) -> None:
+        """Swap a hash for a stronger one of the same secret, only if ``old_hash`` is still stored
+        (ConflictError otherwise)."""
+
+    def revoke(self, tenant_id: str, client_id: str, *, not_before: int) -> Client:
+        """Mark a client of this tenant revoked and refuse its tokens from ``not_before`` back;
+        ConflictError if the client is not this tenant's."""
+
+    def set_roles(self, tenant_id: str, client_id: str, roles: Sequence[RoleBinding]) -> Client:
+        """ConflictError if the client is not an active client of this tenant."""
+
+    def count_request(self, client_id: str, window: int) -> int:
+        """Add one to the client's counter for ``window`` (an atomic add on a row that expires) and
+        return the new count."""
+
+
+class TokenSigner(Protocol):
+    """The access-token key: an ES256 (P-256) key whose private half may live in KMS."""
+
+    @property
+    def key_id(self) -> str:
+        """The RFC 7638 thumbprint of the public key (the tokens' ``kid``)."""
+
+    def public_jwk(self) -> dict[str, str]:
+        """The public key as a JWK with ``kid``, ``use`` and ``alg`` (``identity.jwk.public_jwk``)."""
+
+    def sign(self, signing_input: bytes) -> bytes:
+        """The ECDSA P-256 SHA-256 signature of ``signing_input``, as the 64 bytes ``r || s``."""
