@@ -12,7 +12,7 @@ from reliquary.audit.reader import AuditReader
 from reliquary.config import Settings
 from reliquary.flow.chains import ChainStore
 from reliquary.identity.service import IdentityService
-from reliquary.vaults.catalog import Catalog
+from reliquary.vaults.catalog import MetadataReader
 
 
 @dataclass(frozen=True)
@@ -21,9 +21,11 @@ class ApiRuntime:
     identity: IdentityService
     functions: Functions
     executions: Executions
-    catalog: Catalog
+    catalog: MetadataReader
     audit: AuditReader
     chains: ChainStore
     # A vault's context, trust and quorum policies as stored (JSON), by kind; None when unset.
     read_policy: Callable[[str, str, str], dict[str, Any] | None]
+    # A short-lived download URL of an export the audit-append function wrote for the tenant.
+    export_url: Callable[[str, str], str]
     clock: Callable[[], int]

@@ -11,7 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from reliquary.api.runtime import ApiRuntime
 from reliquary.errors import AuthenticationError
-from reliquary.identity.service import Caller
+from reliquary.identity.models import Caller
 
 _BEARER = HTTPBearer(auto_error=False, description="An access token from `POST /v1/oauth2/token`.")
 
@@ -28,9 +28,9 @@ def authenticated(
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise AuthenticationError()
     runtime = runtime_of(request)
+    # Verifies the token, counts the request against the client's rate, and reads the client's row.
     caller = runtime.identity.authorize(credentials.credentials)
     request.state.caller = caller
-    runtime.identity.check_rate(caller.client_id, runtime.clock())
     return caller
 
 

@@ -99,3 +99,9 @@ class Caller:
     grants: Grants
     jti: str
     expires_at: int
+    # The client's roles now: the access flow's principal is the client, with the roles it holds there.
+    roles: tuple[RoleBinding, ...] = ()
+
+    def roles_on(self, vault_id: str) -> list[str]:
+        """The names of the roles the client holds on ``vault_id`` (tenant-wide ones included)."""
+        return sorted({str(b.role) for b in self.roles if b.vault_id in (None, vault_id)})

@@ -226,6 +226,7 @@ class IdentityService:
             grants=Grants(verified.scopes).narrowed_to(self._granted(client)),
             jti=verified.jti,
             expires_at=verified.expires_at,
+            roles=client.roles,
         )
 
     def check_rate(self, client_id: str, now: int) -> None:

@@ -22,7 +22,7 @@ from reliquary.errors import InvalidRequestError, NotFoundError
 from reliquary.fields import Base64Bytes, Identifier
 from reliquary.flow.state import ContextProof, FlowRequest, Principal
 from reliquary.identity.scopes import Scope
-from reliquary.identity.service import Caller
+from reliquary.identity.models import Caller
 
 router = APIRouter(tags=["access requests"])
 RequestId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")]
@@ -91,7 +91,7 @@ def create_access_request(
         tenant_id=caller.tenant_id,
         vault_id=body.vault_id,
         item_id=body.memory_id,
-        principal=Principal(subject=caller.client_id, roles=list(caller.principal_roles)),
+        principal=Principal(subject=caller.client_id, roles=caller.roles_on(body.vault_id)),
         requester_public_key=body.requester_public_key,
         context_proof=body.context_proof,
         nonce=body.nonce,

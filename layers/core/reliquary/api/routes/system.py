@@ -151,8 +151,7 @@ async def token(
             client_id, secret = form.get("client_id", ""), form.get("client_secret", "")
         else:
             raise InvalidClientError()
-        runtime.identity.check_rate(client_id, runtime.clock())
-        client = runtime.identity.authenticate(client_id, secret)
+        client = runtime.identity.authenticate(client_id, secret)  # counts against the client's rate
         request.state.caller = client
         issued = runtime.identity.issue_token(client, form.get("scope"))
     except ReliquaryError as exc:

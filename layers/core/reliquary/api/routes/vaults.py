@@ -19,7 +19,7 @@ from reliquary.api.security import CallerDep, RuntimeDep
 from reliquary.contracts.encrypt import CreateVaultResult, CustodianIn, RetireResult, RewrapResult, RotateResult
 from reliquary.fields import Identifier
 from reliquary.identity.scopes import Scope
-from reliquary.identity.service import Caller
+from reliquary.identity.models import Caller
 from reliquary.trust.policy import TrustPolicy
 from reliquary.vaults.catalog import Page, VaultDetail, VaultSummary
 from reliquary.zk.policy import ContextPolicy
