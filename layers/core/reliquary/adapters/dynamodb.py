@@ -6,7 +6,10 @@ written (an eventually consistent scan could miss an item still wrapped to a key
 Table keys (see template.yaml), every partition key starting with the tenant:
 - VaultsTable  pk ``TENANT#<t>``  sk ``VAULT#<v>`` (vault) and ``VAULT#<v>#KEY#<version:010d>`` (key version);
                pk ``SERVICE``      sk ``SIGNING#<algorithm>`` (service signing keys)
-- ItemsTable   pk ``TENANT#<t>#VAULT#<v>``  sk ``ITEM#<i>#V#<version:010d>``; TTL attribute ``expires_at``
+- ItemsTable   pk ``TENANT#<t>#VAULT#<v>``  sk ``ITEM#<i>#V#<version:010d>``; TTL attribute ``expires_at``;
+               GSI ``ScopeIndex``: ``scope_pk`` ``TENANT#<t>#VAULT#<v>#SCOPE#<kind>#<ref>`` / ``sk``, on every
+               item version row, projecting the metadata listed in ``SCOPE_INDEX_ATTRIBUTES`` (never the
+               envelope: no wrapped data key is copied into the index)
 Ids never contain ``#`` (scope.validate_id), so no key of one tenant or vault can prefix another's.
 
 ``DynamoDBItemCatalog`` is the trust stage's read-only view of the items table (labels, no envelopes).
@@ -23,6 +26,7 @@ from typing import Any, NoReturn, TypeVar, cast
 
 from pynamodb.attributes import BinaryAttribute, NumberAttribute, UnicodeAttribute
 from pynamodb.exceptions import DoesNotExist, PynamoDBException, TransactWriteError
+from pynamodb.indexes import GlobalSecondaryIndex, IncludeProjection
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
@@ -43,6 +47,7 @@ from reliquary.vaults.models import (
     MemoryKind,
     MemoryScope,
     RecoveryPolicy,
+    ScopedItem,
     StoredSigningKey,
     Vault,
     VaultKeyRecord,
@@ -384,9 +389,42 @@ class DynamoDBSigningKeyStore:
         )
 
 
+# What the scope index holds beside its keys (template.yaml, ItemsTable, ScopeIndex): an item version's
+# metadata, enough to list a scope and to forget it, and no envelope.
+SCOPE_INDEX_ATTRIBUTES = (
+    "item_id",
+    "version",
+    "content_type",
+    "memory_kind",
+    "memory_ref",
+    "created_at",
+    "size",
+    "wrap_key_version",
+    "body_location",
+    "tags",
+    "expires_at",
+    "shredded_at",
+    "sensitivity",
+)
+
+
+# pynamodb 6.1 leaves Index.__init_subclass__ unannotated.
+class ScopeIndex(GlobalSecondaryIndex["ItemRow"]):  # type: ignore[no-untyped-call]
+    class Meta:
+        index_name = "ScopeIndex"
+        projection = IncludeProjection(list(SCOPE_INDEX_ATTRIBUTES))
+
+    scope_pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+
+
 class ItemRow(Model):
     class Meta:
         table_name = "unbound"
+
+    # Always queried by name (``query(..., index_name=...)``) on the bound class: pynamodb binds an index
+    # object to the last model class that declares it, and every table binding is a subclass.
+    scope_index = ScopeIndex()
 
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)
@@ -407,10 +445,16 @@ class ItemRow(Model):
     shredded_at = NumberAttribute(null=True)
     blob_key = UnicodeAttribute(null=True)
     sensitivity = UnicodeAttribute(null=True)  # absent on rows sealed before labels: read as restricted
+    scope_pk = UnicodeAttribute(null=True)  # the ScopeIndex partition of the version's memory scope
 
 
 def _item_pk(tenant_id: str, vault_id: str) -> str:
     return f"TENANT#{tenant_id}#VAULT#{vault_id}"
+
+
+def scope_pk(tenant_id: str, vault_id: str, scope: MemoryScope) -> str:
+    """The ScopeIndex partition of one memory scope of a vault (ids and refs never contain ``#``)."""
+    return f"{_item_pk(tenant_id, vault_id)}#SCOPE#{scope.kind.value}#{scope.ref}"
 
 
 def _item_prefix(item_id: str) -> str:
@@ -473,6 +517,7 @@ class DynamoDBItemRepository:
             shredded_at=record.shredded_at,
             blob_key=record.blob_key,
             sensitivity=record.sensitivity,
+            scope_pk=scope_pk(record.tenant_id, record.vault_id, record.memory_scope),
         )
         key_row = self._key_row
 
@@ -547,6 +592,28 @@ class DynamoDBItemRepository:
                 yield self._record(row)
         except PynamoDBException as exc:
             translate_error(exc, "conflicting read")
+
+    def scope_items(self, tenant_id: str, vault_id: str, scope: MemoryScope) -> Iterator[ScopedItem]:
+        # Index rows come in sk order, so the versions of one item are adjacent.
+        rows = self._row.query(
+            scope_pk(tenant_id, vault_id, scope),
+            index_name=ScopeIndex.Meta.index_name,
+            attributes_to_get=["item_id", "shredded_at"],
+            page_size=100,  # read as far as the caller goes (forget stops at its limit), not 1 MB
+        )
+        current: str | None = None
+        live = False
+        try:
+            for row in rows:
+                if row.item_id != current:
+                    if current is not None:
+                        yield ScopedItem(current, live)
+                    current, live = row.item_id, False
+                live = live or row.shredded_at is None
+        except PynamoDBException as exc:
+            translate_error(exc, "conflicting read")
+        if current is not None:
+            yield ScopedItem(current, live)
 
     def replace_envelope(self, record: ItemRecord, envelope: bytes, wrap_key_version: int) -> ItemRecord:
         row, cls = self._key(record), self._row

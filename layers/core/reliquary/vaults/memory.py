@@ -21,7 +21,15 @@ from reliquary.flow.chains import MemoryChainStore
 from reliquary.flow.keys import StageKeyDirectory
 from reliquary.flow.memory import MemoryStageKeys
 from reliquary.vaults.labels import ItemLabel, live_label
-from reliquary.vaults.models import ItemRecord, KeyStatus, StoredSigningKey, Vault, VaultKeyRecord
+from reliquary.vaults.models import (
+    ItemRecord,
+    KeyStatus,
+    MemoryScope,
+    ScopedItem,
+    StoredSigningKey,
+    Vault,
+    VaultKeyRecord,
+)
 
 
 class InMemoryVaultRepository:
@@ -127,6 +135,14 @@ class InMemoryItemRepository:
     def scan_vault(self, tenant_id: str, vault_id: str) -> Iterator[ItemRecord]:
         records = [r for k, r in self._items.items() if k[:2] == (tenant_id, vault_id)]
         yield from sorted(records, key=lambda r: (r.item_id, r.version))
+
+    def scope_items(self, tenant_id: str, vault_id: str, scope: MemoryScope) -> Iterator[ScopedItem]:
+        live: dict[str, bool] = {}
+        for (t, v, item_id, _), record in sorted(self._items.items()):
+            if (t, v) == (tenant_id, vault_id) and record.memory_scope == scope:
+                live[item_id] = live.get(item_id, False) or not record.shredded
+        for item_id, is_live in live.items():
+            yield ScopedItem(item_id, is_live)
 
     def replace_envelope(self, record: ItemRecord, envelope: bytes, wrap_key_version: int) -> ItemRecord:
         with self._lock:

@@ -12,6 +12,7 @@ from reliquary.vaults.labels import DEFAULT_SENSITIVITY, Sensitivity, parse_sens
 
 MAX_TAGS = 32
 MAX_TAG_TEXT = 256
+MAX_FORGET_LIMIT = 1000  # items one forget call may shred (it must answer within API Gateway's 29 s)
 
 
 class KeyStatus(StrEnum):
@@ -127,6 +128,15 @@ class ItemRecord:
 
     def expired(self, now: int) -> bool:
         return self.expires_at is not None and self.expires_at <= now
+
+
+@dataclass(frozen=True, slots=True)
+class ScopedItem:
+    """An item with a version in one memory scope, as the scope index lists it: ``live`` while some
+    version of that scope still holds its envelope (the index may lag a write by a moment)."""
+
+    item_id: str
+    live: bool
 
 
 @dataclass(frozen=True, slots=True)
