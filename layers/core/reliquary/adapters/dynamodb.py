@@ -652,7 +652,8 @@ class DynamoDBItemRepository:
             raise NotFoundError(
                 "no such item version", item_id=record.item_id, version=record.version
             ) from None
-        return self.get(record.tenant_id, record.vault_id, record.item_id, record.version)
+        # pynamodb's update reads the row back (ReturnValues ALL_NEW): the tombstone as written, no GetItem.
+        return self._record(row)
 
 
 class DynamoDBItemCatalog:
