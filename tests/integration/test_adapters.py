@@ -340,11 +340,16 @@ def test_retire_destroys_a_previous_key_but_never_the_current_one(backend: Backe
     retired = backend.vaults.retire_key(t, VAULT, 1, retired_at=T0 + 10)
 
     expected = replace(
-        _key(t, 1), status=KeyStatus.RETIRED, wrapped_private_key=None, escrowed_private_key=None
+        _key(t, 1),
+        status=KeyStatus.RETIRED,
+        wrapped_private_key=None,
+        escrowed_private_key=None,
+        retired_at=T0 + 10,
     )
     assert retired == expected
     assert backend.vaults.get_key(t, VAULT, 1) == expected
-    assert backend.vaults.retire_key(t, VAULT, 1, retired_at=T0 + 20) == expected  # idempotent
+    # Idempotent, and the first retirement's time stands (the key event the catalog reports).
+    assert backend.vaults.retire_key(t, VAULT, 1, retired_at=T0 + 20) == expected
     with pytest.raises(NotFoundError):
         backend.vaults.retire_key(t, VAULT, 3, retired_at=T0 + 10)
 

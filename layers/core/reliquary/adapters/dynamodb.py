@@ -155,11 +155,11 @@ class KeyRow(Model):
     root_key_id = UnicodeAttribute(null=True)
 
 
-def _vault_pk(tenant_id: str) -> str:
+def vault_pk(tenant_id: str) -> str:
     return f"TENANT#{tenant_id}"
 
 
-def _key_sk(vault_id: str, version: int) -> str:
+def key_sk(vault_id: str, version: int) -> str:
     return f"VAULT#{vault_id}#KEY#{version:010d}"
 
 
@@ -184,7 +184,7 @@ def _recovery_to_json(policy: RecoveryPolicy | None) -> str | None:
     )
 
 
-def _recovery_from_json(text: str | None) -> RecoveryPolicy | None:
+def recovery_from_json(text: str | None) -> RecoveryPolicy | None:
     if text is None:
         return None
     data = json.loads(text)
@@ -211,7 +211,7 @@ class DynamoDBVaultRepository:
             vault_id=row.vault_id,
             current_key_version=int(row.current_key_version),
             created_at=int(row.created_at),
-            recovery=_recovery_from_json(row.recovery),
+            recovery=recovery_from_json(row.recovery),
         )
 
     def _key_from(self, row: KeyRow) -> VaultKeyRecord:
@@ -225,12 +225,13 @@ class DynamoDBVaultRepository:
             created_at=int(row.created_at),
             escrowed_private_key=row.escrowed_private_key,
             root_key_id=row.root_key_id or "",
+            retired_at=int(row.retired_at) if row.retired_at is not None else None,
         )
 
     def _key_row_for(self, key: VaultKeyRecord) -> KeyRow:
         return self._key_row(
-            _vault_pk(key.tenant_id),
-            _key_sk(key.vault_id, key.version),
+            vault_pk(key.tenant_id),
+            key_sk(key.vault_id, key.version),
             tenant_id=key.tenant_id,
             vault_id=key.vault_id,
             version=key.version,
@@ -244,7 +245,7 @@ class DynamoDBVaultRepository:
 
     def create(self, vault: Vault, first_key: VaultKeyRecord) -> None:
         row = self._vault_row(
-            _vault_pk(vault.tenant_id),
+            vault_pk(vault.tenant_id),
             f"VAULT#{vault.vault_id}",
             tenant_id=vault.tenant_id,
             vault_id=vault.vault_id,
@@ -264,17 +265,15 @@ class DynamoDBVaultRepository:
     def get(self, tenant_id: str, vault_id: str) -> Vault:
         try:
             row = guarded(
-                lambda: self._vault_row.get(_vault_pk(tenant_id), f"VAULT#{vault_id}", consistent_read=True)
+                lambda: self._vault_row.get(vault_pk(tenant_id), f"VAULT#{vault_id}", consistent_read=True)
             )
         except self._vault_row.DoesNotExist:
             raise NotFoundError("no such vault", vault_id=vault_id) from None
         return self._vault_from(row)
 
     def add_key_version(self, vault: Vault, key: VaultKeyRecord) -> Vault:
-        vault_row = self._vault_row(_vault_pk(vault.tenant_id), f"VAULT#{vault.vault_id}")
-        previous = self._key_row(
-            _vault_pk(vault.tenant_id), _key_sk(vault.vault_id, vault.current_key_version)
-        )
+        vault_row = self._vault_row(vault_pk(vault.tenant_id), f"VAULT#{vault.vault_id}")
+        previous = self._key_row(vault_pk(vault.tenant_id), key_sk(vault.vault_id, vault.current_key_version))
         new_row = self._key_row_for(key)
         vault_cls, key_cls = self._vault_row, self._key_row
 
@@ -299,7 +298,7 @@ class DynamoDBVaultRepository:
         try:
             row = guarded(
                 lambda: self._key_row.get(
-                    _vault_pk(tenant_id), _key_sk(vault_id, version), consistent_read=True
+                    vault_pk(tenant_id), key_sk(vault_id, version), consistent_read=True
                 )
             )
         except self._key_row.DoesNotExist:
@@ -311,7 +310,7 @@ class DynamoDBVaultRepository:
         rows = guarded(
             lambda: list(
                 self._key_row.query(
-                    _vault_pk(tenant_id),
+                    vault_pk(tenant_id),
                     self._key_row.sk.startswith(f"VAULT#{vault_id}#KEY#"),
                     consistent_read=True,
                 )
@@ -320,7 +319,7 @@ class DynamoDBVaultRepository:
         return [self._key_from(r) for r in rows]
 
     def retire_key(self, tenant_id: str, vault_id: str, version: int, *, retired_at: int) -> VaultKeyRecord:
-        row = self._key_row(_vault_pk(tenant_id), _key_sk(vault_id, version))
+        row = self._key_row(vault_pk(tenant_id), key_sk(vault_id, version))
         key_cls = self._key_row
         try:
             guarded(
@@ -329,7 +328,7 @@ class DynamoDBVaultRepository:
                         key_cls.status.set(KeyStatus.RETIRED.value),
                         key_cls.wrapped_private_key.remove(),
                         key_cls.escrowed_private_key.remove(),
-                        key_cls.retired_at.set(retired_at),
+                        key_cls.retired_at.set(key_cls.retired_at | retired_at),  # the first one stands
                     ],
                     condition=key_cls.pk.exists() & (key_cls.status != KeyStatus.ACTIVE.value),
                 ),
@@ -448,16 +447,16 @@ class ItemRow(Model):
     scope_pk = UnicodeAttribute(null=True)  # the ScopeIndex partition of the version's memory scope
 
 
-def _item_pk(tenant_id: str, vault_id: str) -> str:
+def item_pk(tenant_id: str, vault_id: str) -> str:
     return f"TENANT#{tenant_id}#VAULT#{vault_id}"
 
 
 def scope_pk(tenant_id: str, vault_id: str, scope: MemoryScope) -> str:
     """The ScopeIndex partition of one memory scope of a vault (ids and refs never contain ``#``)."""
-    return f"{_item_pk(tenant_id, vault_id)}#SCOPE#{scope.kind.value}#{scope.ref}"
+    return f"{item_pk(tenant_id, vault_id)}#SCOPE#{scope.kind.value}#{scope.ref}"
 
 
-def _item_prefix(item_id: str) -> str:
+def item_prefix(item_id: str) -> str:
     return f"ITEM#{item_id}#V#"
 
 
@@ -492,14 +491,14 @@ class DynamoDBItemRepository:
 
     def _key(self, record: ItemRecord) -> ItemRow:
         return self._row(
-            _item_pk(record.tenant_id, record.vault_id),
-            f"{_item_prefix(record.item_id)}{record.version:010d}",
+            item_pk(record.tenant_id, record.vault_id),
+            f"{item_prefix(record.item_id)}{record.version:010d}",
         )
 
     def put(self, record: ItemRecord) -> None:
         row = self._row(
-            _item_pk(record.tenant_id, record.vault_id),
-            f"{_item_prefix(record.item_id)}{record.version:010d}",
+            item_pk(record.tenant_id, record.vault_id),
+            f"{item_prefix(record.item_id)}{record.version:010d}",
             tenant_id=record.tenant_id,
             vault_id=record.vault_id,
             item_id=record.item_id,
@@ -527,8 +526,8 @@ class DynamoDBItemRepository:
             with TransactWrite(connection=self._connection) as transaction:
                 transaction.condition_check(
                     key_row,
-                    _vault_pk(record.tenant_id),
-                    _key_sk(record.vault_id, record.wrap_key_version),
+                    vault_pk(record.tenant_id),
+                    key_sk(record.vault_id, record.wrap_key_version),
                     condition=key_row.status == KeyStatus.ACTIVE.value,
                 )
                 transaction.save(row, condition=self._row.pk.does_not_exist())
@@ -544,13 +543,13 @@ class DynamoDBItemRepository:
             translate_error(exc, "the item version exists")
 
     def get(self, tenant_id: str, vault_id: str, item_id: str, version: int | None = None) -> ItemRecord:
-        pk = _item_pk(tenant_id, vault_id)
+        pk = item_pk(tenant_id, vault_id)
         if version is None:
             rows = guarded(
                 lambda: list(
                     self._row.query(
                         pk,
-                        self._row.sk.startswith(_item_prefix(item_id)),
+                        self._row.sk.startswith(item_prefix(item_id)),
                         scan_index_forward=False,
                         limit=1,
                         consistent_read=True,
@@ -562,7 +561,7 @@ class DynamoDBItemRepository:
             return self._record(rows[0])
         try:
             row = guarded(
-                lambda: self._row.get(pk, f"{_item_prefix(item_id)}{version:010d}", consistent_read=True)
+                lambda: self._row.get(pk, f"{item_prefix(item_id)}{version:010d}", consistent_read=True)
             )
         except self._row.DoesNotExist:
             raise NotFoundError("no such item version", item_id=item_id, version=version) from None
@@ -572,8 +571,8 @@ class DynamoDBItemRepository:
         rows = guarded(
             lambda: list(
                 self._row.query(
-                    _item_pk(tenant_id, vault_id),
-                    self._row.sk.startswith(_item_prefix(item_id)),
+                    item_pk(tenant_id, vault_id),
+                    self._row.sk.startswith(item_prefix(item_id)),
                     consistent_read=True,
                 )
             )
@@ -582,7 +581,7 @@ class DynamoDBItemRepository:
 
     def scan_vault(self, tenant_id: str, vault_id: str) -> Iterator[ItemRecord]:
         pages = self._row.query(
-            _item_pk(tenant_id, vault_id),
+            item_pk(tenant_id, vault_id),
             self._row.sk.startswith("ITEM#"),
             page_size=100,
             consistent_read=True,
@@ -679,8 +678,8 @@ class DynamoDBItemCatalog:
         rows = guarded(
             lambda: list(
                 self._row.query(
-                    _item_pk(tenant_id, vault_id),
-                    self._row.sk.startswith(_item_prefix(item_id)),
+                    item_pk(tenant_id, vault_id),
+                    self._row.sk.startswith(item_prefix(item_id)),
                     scan_index_forward=False,
                     limit=1,
                     consistent_read=True,

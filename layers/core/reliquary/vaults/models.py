@@ -81,6 +81,7 @@ class VaultKeyRecord:
     created_at: int
     escrowed_private_key: bytes | None = None  # HPKE to the recovery key, when the vault has custodians
     root_key_id: str = ""
+    retired_at: int | None = None  # when its private key was destroyed
 
 
 def validate_tags(tags: dict[str, str]) -> dict[str, str]:
