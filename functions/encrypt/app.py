@@ -1,5 +1,5 @@
-"""The encrypt function: create_vault, seal, rotate, rewrap, retire, grant, shred, expire; and, fed by
-the items table's stream, deletion of the S3 bodies of rows that DynamoDB's TTL removed.
+"""The encrypt function: create_vault, seal, rotate, rewrap, retire, grant, shred, expire, forget; and,
+fed by the items table's stream, deletion of the S3 bodies of rows that DynamoDB's TTL removed.
 
 Invoked directly and as the access state machine's Grant task; a grant is issued only for the approval
 logged for its request in the tenant's transparency log (read lazily, on the first grant, not at cold
@@ -38,7 +38,7 @@ _REQUEST: TypeAdapter[Any] = TypeAdapter(EncryptRequest)
 # this hash, and a plain hash of a low-entropy secret invites a dictionary attack) but a keyed MAC of it.
 _PAYLOAD_FIELDS = (
     "[action, vault_id, item_id, version, key_version, content_type, requester_public_key,"
-    " memory_scope, tags, expires_at, sensitivity, custodians, recovery_threshold, plaintext_mac]"
+    " memory_scope, tags, expires_at, sensitivity, custodians, recovery_threshold, limit, plaintext_mac]"
 )
 
 

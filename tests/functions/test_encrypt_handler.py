@@ -199,6 +199,7 @@ def test_every_action_has_a_sample_event_and_the_readme_names_them_all() -> None
         "retire",
         "shred",
         "expire",
+        "forget",
     }
     readme = (EVENTS_DIR / "README.md").read_text()
     for name in EVENT_NAMES:
@@ -654,7 +655,7 @@ INVALID_EVENTS: dict[str, Any] = {
 }
 
 
-ENCRYPT_ACTIONS = {"create_vault", "seal", "grant", "rotate", "rewrap", "retire", "shred", "expire"}
+ENCRYPT_ACTIONS = {"create_vault", "seal", "grant", "rotate", "rewrap", "retire", "shred", "expire", "forget"}
 
 
 def test_bad_input_is_refused_as_invalid_request(encrypt: Invoke) -> None:

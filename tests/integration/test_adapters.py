@@ -50,6 +50,7 @@ from reliquary.vaults.models import (
     MemoryKind,
     MemoryScope,
     RecoveryPolicy,
+    ScopedItem,
     StoredSigningKey,
     Vault,
     VaultKeyRecord,
@@ -158,6 +159,9 @@ class ItemsWithKeys:
 
     def scan_vault(self, tenant_id: str, vault_id: str) -> Iterator[ItemRecord]:
         return self.bare.scan_vault(tenant_id, vault_id)
+
+    def scope_items(self, tenant_id: str, vault_id: str, scope: MemoryScope) -> Iterator[ScopedItem]:
+        return self.bare.scope_items(tenant_id, vault_id, scope)
 
     def replace_envelope(self, record: ItemRecord, envelope: bytes, wrap_key_version: int) -> ItemRecord:
         return self.bare.replace_envelope(record, envelope, wrap_key_version)
@@ -336,11 +340,16 @@ def test_retire_destroys_a_previous_key_but_never_the_current_one(backend: Backe
     retired = backend.vaults.retire_key(t, VAULT, 1, retired_at=T0 + 10)
 
     expected = replace(
-        _key(t, 1), status=KeyStatus.RETIRED, wrapped_private_key=None, escrowed_private_key=None
+        _key(t, 1),
+        status=KeyStatus.RETIRED,
+        wrapped_private_key=None,
+        escrowed_private_key=None,
+        retired_at=T0 + 10,
     )
     assert retired == expected
     assert backend.vaults.get_key(t, VAULT, 1) == expected
-    assert backend.vaults.retire_key(t, VAULT, 1, retired_at=T0 + 20) == expected  # idempotent
+    # Idempotent, and the first retirement's time stands (the key event the catalog reports).
+    assert backend.vaults.retire_key(t, VAULT, 1, retired_at=T0 + 20) == expected
     with pytest.raises(NotFoundError):
         backend.vaults.retire_key(t, VAULT, 3, retired_at=T0 + 10)
 
@@ -424,6 +433,33 @@ def test_missing_items_are_not_found(backend: Backend) -> None:
         backend.items.get(other, VAULT, "note")
     with pytest.raises(NotFoundError):
         backend.items.get(t, "vault-2", "note", 1)
+
+
+def test_scope_items_lists_each_item_of_a_scope_once_with_whether_it_is_live(backend: Backend) -> None:
+    t, other = backend.tenant, backend.other
+    alice, bob = MemoryScope(MemoryKind.USER, "alice"), MemoryScope(MemoryKind.USER, "bob")
+    for n in range(120):  # more than one page of the adapter's 100 index rows
+        backend.items.put(_item(t, f"item-{n:03d}", memory_scope=alice))
+    backend.items.put(_item(t, "item-000", 2, memory_scope=alice))
+    backend.items.put(_item(t, "mixed", 1, memory_scope=bob))
+    backend.items.put(_item(t, "mixed", 2, memory_scope=alice))
+    backend.items.put(_item(t, "bob-only", memory_scope=bob))
+    backend.items.put(_item(t, "agent", memory_scope=MemoryScope(MemoryKind.AGENT, "alice")))
+    backend.items.put(_item(t, "elsewhere", vault_id="vault-2", memory_scope=alice))
+    backend.items.put(_item(other, "theirs", memory_scope=alice))
+    for item_id, version in (("item-001", 1), ("item-000", 1), ("mixed", 2)):
+        backend.items.shred(_item(t, item_id, version), shredded_at=T0)
+
+    listed = list(backend.items.scope_items(t, VAULT, alice))
+
+    expected = [ScopedItem(f"item-{n:03d}", live=n != 1) for n in range(120)] + [ScopedItem("mixed", False)]
+    assert listed == expected  # item-000 still has a live version 2; mixed's alice version is shredded
+    assert list(backend.items.scope_items(t, VAULT, bob)) == [
+        ScopedItem("bob-only", True),
+        ScopedItem("mixed", True),
+    ]
+    assert list(backend.items.scope_items(t, "vault-2", bob)) == []
+    assert list(backend.items.scope_items(other, VAULT, alice)) == [ScopedItem("theirs", True)]
 
 
 def test_scan_vault_returns_every_version_across_pages(backend: Backend) -> None:

@@ -68,6 +68,8 @@ PARTITIONS: dict[str, tuple[str, ...]] = {
         "TENANT",
     ),
     "ItemsTable": ("TENANT#victim#VAULT#v1",),
+    # The scope index (a resource of its own: a grant on the table does not reach it), and a lookalike.
+    "ItemsTable/index/ScopeIndex": ("TENANT#victim#VAULT#v1#SCOPE#user#u1", "SERVICE"),
     "AuditTable": ("LOG#victim", "CHECKPOINT"),
     "IdempotencyTable": ("reliquary-encrypt.handler#0123abcd",),
     "HistoryTable": ("TENANT#victim#P#00ff",),
@@ -94,6 +96,7 @@ DYNAMODB_GRANTS: dict[str, dict[tuple[str, str], set[str]]] = {
         ("VaultsTable", "SERVICE"): {QUERY, PUT},
         **{("VaultsTable", partition): set(actions) for partition, actions in READ_STAGE_KEYS.items()},
         ("ItemsTable", "TENANT#victim#VAULT#v1"): {GET, PUT, UPDATE, QUERY},
+        ("ItemsTable/index/ScopeIndex", "TENANT#victim#VAULT#v1#SCOPE#user#u1"): {QUERY},  # forget
         ("IdempotencyTable", "reliquary-encrypt.handler#0123abcd"): {GET, PUT, UPDATE, DELETE},
         ("AuditTable", "LOG#victim"): {GET},
     },
@@ -453,6 +456,22 @@ ATTACKS = [
     # What each needs (the same requests, by the right role).
     Case(
         "encrypt", "dynamodb:GetItem", "VaultsTable", leading("TENANT#victim"), True, "read its vault key row"
+    ),
+    Case(
+        "encrypt",
+        "dynamodb:Query",
+        "ItemsTable/index/ScopeIndex",
+        leading("TENANT#victim#VAULT#v1#SCOPE#user#u1"),
+        True,
+        "list a memory scope to forget it",
+    ),
+    Case(
+        "score-trust",
+        "dynamodb:Query",
+        "ItemsTable/index/ScopeIndex",
+        leading("TENANT#victim#VAULT#v1#SCOPE#user#u1"),
+        False,
+        "list a person's memories (labels are read from the table only)",
     ),
     Case(
         "encrypt", "kms:Decrypt", "RootKey", kms_context("vault-key", "tenant_id"), True, "unwrap a vault key"

@@ -143,14 +143,37 @@ def test_table_specs_are_what_the_code_expects() -> None:
     assert set(TABLES) <= set(specs)
     for logical_id in ("VaultsTable", "ItemsTable"):
         assert (specs[logical_id].hash_key, specs[logical_id].range_key) == ("pk", "sk")
-        assert specs[logical_id].attribute_definitions == [
+        assert specs[logical_id].attribute_definitions[:2] == [
             {"AttributeName": "pk", "AttributeType": "S"},
             {"AttributeName": "sk", "AttributeType": "S"},
         ]
+    assert specs["VaultsTable"].global_secondary_indexes == []
     assert specs["VaultsTable"].ttl_attribute is None
     assert specs["ItemsTable"].ttl_attribute == "expires_at"
     assert all(spec.billing_mode == "PAY_PER_REQUEST" for spec in specs.values())
     assert all(spec.provisioned_throughput is None for spec in specs.values())
+
+
+def test_the_scope_index_is_the_one_the_items_adapter_queries_and_holds_no_envelope() -> None:
+    from reliquary.adapters.dynamodb import SCOPE_INDEX_ATTRIBUTES, ItemRow
+
+    items = table_specs()["ItemsTable"]
+    assert items.attribute_definitions[2:] == [{"AttributeName": "scope_pk", "AttributeType": "S"}]
+    (index,) = items.global_secondary_indexes
+    assert index["IndexName"] == "ScopeIndex"
+    assert index["KeySchema"] == [
+        {"AttributeName": "scope_pk", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ]
+    assert index["Projection"] == {
+        "ProjectionType": "INCLUDE",
+        "NonKeyAttributes": list(SCOPE_INDEX_ATTRIBUTES),
+    }
+    # Every projected attribute is one the items adapter writes, and none is the envelope (a wrapped
+    # data key) or the S3 key of a body.
+    written = set(ItemRow.get_attributes())
+    assert set(SCOPE_INDEX_ATTRIBUTES) <= written
+    assert {"envelope", "blob_key"} & set(SCOPE_INDEX_ATTRIBUTES) == set()
 
 
 def test_idempotency_table_matches_powertools_defaults() -> None:
@@ -377,7 +400,8 @@ def test_encrypt_function_role_is_least_privilege(translated: dict[str, Any]) ->
 
     assert granted == {
         "dynamodb": {json.dumps({"Fn::GetAtt": [table, "Arn"]}) for table in (*TABLES, "AuditTable")}
-        | {json.dumps({"Fn::Sub": "${ItemsTable.Arn}/stream/*"})},
+        | {json.dumps({"Fn::Sub": "${ItemsTable.Arn}/stream/*"})}
+        | {json.dumps({"Fn::Sub": "${ItemsTable.Arn}/index/ScopeIndex"})},
         "sqs": {json.dumps({"Fn::GetAtt": ["ItemsExpiredFailureQueue", "Arn"]})},
         "s3": {
             json.dumps({"Fn::Sub": "${ItemsBucket.Arn}/tenants/*"}),

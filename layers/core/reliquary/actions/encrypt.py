@@ -7,7 +7,7 @@ from typing import Any
 from reliquary.contracts import encrypt as c
 from reliquary.crypto.kem import HybridPublicKey
 from reliquary.vaults.models import MemoryScope
-from reliquary.vaults.service import VaultService
+from reliquary.vaults.service import ShredReceipt, VaultService
 
 
 def _create_vault(service: VaultService, request: c.CreateVaultRequest) -> c.CreateVaultResult:
@@ -103,8 +103,7 @@ def _grant(service: VaultService, request: c.GrantRequest) -> c.GrantResult:
     )
 
 
-def _shred(service: VaultService, request: c.ShredRequest) -> c.ShredResult:
-    receipt = service.shred_item(request.tenant_id, request.vault_id, request.item_id)
+def _receipt(receipt: ShredReceipt) -> c.ShredResult:
     return c.ShredResult(
         item_id=receipt.item_id,
         versions=list(receipt.versions),
@@ -112,6 +111,25 @@ def _shred(service: VaultService, request: c.ShredRequest) -> c.ShredResult:
         signer_key_id=receipt.signer_key_id.hex(),
         signature_algorithm=receipt.signature_algorithm,
         signature=receipt.signature,
+    )
+
+
+def _shred(service: VaultService, request: c.ShredRequest) -> c.ShredResult:
+    return _receipt(service.shred_item(request.tenant_id, request.vault_id, request.item_id))
+
+
+def _forget(service: VaultService, request: c.ForgetRequest) -> c.ForgetResult:
+    report = service.forget_scope(
+        request.tenant_id,
+        request.vault_id,
+        MemoryScope(request.memory_scope.kind, request.memory_scope.ref),
+        limit=request.limit,
+    )
+    return c.ForgetResult(
+        receipts=[_receipt(r) for r in report.receipts],
+        shredded=len(report.receipts),
+        already_shredded=report.already_shredded,
+        complete=report.complete,
     )
 
 
@@ -137,6 +155,8 @@ def run_encrypt_action(service: VaultService, request: Any) -> dict[str, Any]:
             result = _shred(service, request)
         case c.ExpireRequest():
             result = _expire(service, request)
+        case c.ForgetRequest():
+            result = _forget(service, request)
         case _:
             raise TypeError(f"not an encrypt request: {type(request).__name__}")
     dumped: dict[str, Any] = result.model_dump(mode="json")

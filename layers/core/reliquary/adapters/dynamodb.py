@@ -6,7 +6,10 @@ written (an eventually consistent scan could miss an item still wrapped to a key
 Table keys (see template.yaml), every partition key starting with the tenant:
 - VaultsTable  pk ``TENANT#<t>``  sk ``VAULT#<v>`` (vault) and ``VAULT#<v>#KEY#<version:010d>`` (key version);
                pk ``SERVICE``      sk ``SIGNING#<algorithm>`` (service signing keys)
-- ItemsTable   pk ``TENANT#<t>#VAULT#<v>``  sk ``ITEM#<i>#V#<version:010d>``; TTL attribute ``expires_at``
+- ItemsTable   pk ``TENANT#<t>#VAULT#<v>``  sk ``ITEM#<i>#V#<version:010d>``; TTL attribute ``expires_at``;
+               GSI ``ScopeIndex``: ``scope_pk`` ``TENANT#<t>#VAULT#<v>#SCOPE#<kind>#<ref>`` / ``sk``, on every
+               item version row, projecting the metadata listed in ``SCOPE_INDEX_ATTRIBUTES`` (never the
+               envelope: no wrapped data key is copied into the index)
 Ids never contain ``#`` (scope.validate_id), so no key of one tenant or vault can prefix another's.
 
 ``DynamoDBItemCatalog`` is the trust stage's read-only view of the items table (labels, no envelopes).
@@ -23,6 +26,7 @@ from typing import Any, NoReturn, TypeVar, cast
 
 from pynamodb.attributes import BinaryAttribute, NumberAttribute, UnicodeAttribute
 from pynamodb.exceptions import DoesNotExist, PynamoDBException, TransactWriteError
+from pynamodb.indexes import GlobalSecondaryIndex, IncludeProjection
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
@@ -43,6 +47,7 @@ from reliquary.vaults.models import (
     MemoryKind,
     MemoryScope,
     RecoveryPolicy,
+    ScopedItem,
     StoredSigningKey,
     Vault,
     VaultKeyRecord,
@@ -150,11 +155,11 @@ class KeyRow(Model):
     root_key_id = UnicodeAttribute(null=True)
 
 
-def _vault_pk(tenant_id: str) -> str:
+def vault_pk(tenant_id: str) -> str:
     return f"TENANT#{tenant_id}"
 
 
-def _key_sk(vault_id: str, version: int) -> str:
+def key_sk(vault_id: str, version: int) -> str:
     return f"VAULT#{vault_id}#KEY#{version:010d}"
 
 
@@ -179,7 +184,7 @@ def _recovery_to_json(policy: RecoveryPolicy | None) -> str | None:
     )
 
 
-def _recovery_from_json(text: str | None) -> RecoveryPolicy | None:
+def recovery_from_json(text: str | None) -> RecoveryPolicy | None:
     if text is None:
         return None
     data = json.loads(text)
@@ -206,7 +211,7 @@ class DynamoDBVaultRepository:
             vault_id=row.vault_id,
             current_key_version=int(row.current_key_version),
             created_at=int(row.created_at),
-            recovery=_recovery_from_json(row.recovery),
+            recovery=recovery_from_json(row.recovery),
         )
 
     def _key_from(self, row: KeyRow) -> VaultKeyRecord:
@@ -220,12 +225,13 @@ class DynamoDBVaultRepository:
             created_at=int(row.created_at),
             escrowed_private_key=row.escrowed_private_key,
             root_key_id=row.root_key_id or "",
+            retired_at=int(row.retired_at) if row.retired_at is not None else None,
         )
 
     def _key_row_for(self, key: VaultKeyRecord) -> KeyRow:
         return self._key_row(
-            _vault_pk(key.tenant_id),
-            _key_sk(key.vault_id, key.version),
+            vault_pk(key.tenant_id),
+            key_sk(key.vault_id, key.version),
             tenant_id=key.tenant_id,
             vault_id=key.vault_id,
             version=key.version,
@@ -239,7 +245,7 @@ class DynamoDBVaultRepository:
 
     def create(self, vault: Vault, first_key: VaultKeyRecord) -> None:
         row = self._vault_row(
-            _vault_pk(vault.tenant_id),
+            vault_pk(vault.tenant_id),
             f"VAULT#{vault.vault_id}",
             tenant_id=vault.tenant_id,
             vault_id=vault.vault_id,
@@ -259,17 +265,15 @@ class DynamoDBVaultRepository:
     def get(self, tenant_id: str, vault_id: str) -> Vault:
         try:
             row = guarded(
-                lambda: self._vault_row.get(_vault_pk(tenant_id), f"VAULT#{vault_id}", consistent_read=True)
+                lambda: self._vault_row.get(vault_pk(tenant_id), f"VAULT#{vault_id}", consistent_read=True)
             )
         except self._vault_row.DoesNotExist:
             raise NotFoundError("no such vault", vault_id=vault_id) from None
         return self._vault_from(row)
 
     def add_key_version(self, vault: Vault, key: VaultKeyRecord) -> Vault:
-        vault_row = self._vault_row(_vault_pk(vault.tenant_id), f"VAULT#{vault.vault_id}")
-        previous = self._key_row(
-            _vault_pk(vault.tenant_id), _key_sk(vault.vault_id, vault.current_key_version)
-        )
+        vault_row = self._vault_row(vault_pk(vault.tenant_id), f"VAULT#{vault.vault_id}")
+        previous = self._key_row(vault_pk(vault.tenant_id), key_sk(vault.vault_id, vault.current_key_version))
         new_row = self._key_row_for(key)
         vault_cls, key_cls = self._vault_row, self._key_row
 
@@ -294,7 +298,7 @@ class DynamoDBVaultRepository:
         try:
             row = guarded(
                 lambda: self._key_row.get(
-                    _vault_pk(tenant_id), _key_sk(vault_id, version), consistent_read=True
+                    vault_pk(tenant_id), key_sk(vault_id, version), consistent_read=True
                 )
             )
         except self._key_row.DoesNotExist:
@@ -306,7 +310,7 @@ class DynamoDBVaultRepository:
         rows = guarded(
             lambda: list(
                 self._key_row.query(
-                    _vault_pk(tenant_id),
+                    vault_pk(tenant_id),
                     self._key_row.sk.startswith(f"VAULT#{vault_id}#KEY#"),
                     consistent_read=True,
                 )
@@ -315,7 +319,7 @@ class DynamoDBVaultRepository:
         return [self._key_from(r) for r in rows]
 
     def retire_key(self, tenant_id: str, vault_id: str, version: int, *, retired_at: int) -> VaultKeyRecord:
-        row = self._key_row(_vault_pk(tenant_id), _key_sk(vault_id, version))
+        row = self._key_row(vault_pk(tenant_id), key_sk(vault_id, version))
         key_cls = self._key_row
         try:
             guarded(
@@ -324,7 +328,7 @@ class DynamoDBVaultRepository:
                         key_cls.status.set(KeyStatus.RETIRED.value),
                         key_cls.wrapped_private_key.remove(),
                         key_cls.escrowed_private_key.remove(),
-                        key_cls.retired_at.set(retired_at),
+                        key_cls.retired_at.set(key_cls.retired_at | retired_at),  # the first one stands
                     ],
                     condition=key_cls.pk.exists() & (key_cls.status != KeyStatus.ACTIVE.value),
                 ),
@@ -384,9 +388,42 @@ class DynamoDBSigningKeyStore:
         )
 
 
+# What the scope index holds beside its keys (template.yaml, ItemsTable, ScopeIndex): an item version's
+# metadata, enough to list a scope and to forget it, and no envelope.
+SCOPE_INDEX_ATTRIBUTES = (
+    "item_id",
+    "version",
+    "content_type",
+    "memory_kind",
+    "memory_ref",
+    "created_at",
+    "size",
+    "wrap_key_version",
+    "body_location",
+    "tags",
+    "expires_at",
+    "shredded_at",
+    "sensitivity",
+)
+
+
+# pynamodb 6.1 leaves Index.__init_subclass__ unannotated.
+class ScopeIndex(GlobalSecondaryIndex["ItemRow"]):  # type: ignore[no-untyped-call]
+    class Meta:
+        index_name = "ScopeIndex"
+        projection = IncludeProjection(list(SCOPE_INDEX_ATTRIBUTES))
+
+    scope_pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+
+
 class ItemRow(Model):
     class Meta:
         table_name = "unbound"
+
+    # Always queried by name (``query(..., index_name=...)``) on the bound class: pynamodb binds an index
+    # object to the last model class that declares it, and every table binding is a subclass.
+    scope_index = ScopeIndex()
 
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)
@@ -407,13 +444,19 @@ class ItemRow(Model):
     shredded_at = NumberAttribute(null=True)
     blob_key = UnicodeAttribute(null=True)
     sensitivity = UnicodeAttribute(null=True)  # absent on rows sealed before labels: read as restricted
+    scope_pk = UnicodeAttribute(null=True)  # the ScopeIndex partition of the version's memory scope
 
 
-def _item_pk(tenant_id: str, vault_id: str) -> str:
+def item_pk(tenant_id: str, vault_id: str) -> str:
     return f"TENANT#{tenant_id}#VAULT#{vault_id}"
 
 
-def _item_prefix(item_id: str) -> str:
+def scope_pk(tenant_id: str, vault_id: str, scope: MemoryScope) -> str:
+    """The ScopeIndex partition of one memory scope of a vault (ids and refs never contain ``#``)."""
+    return f"{item_pk(tenant_id, vault_id)}#SCOPE#{scope.kind.value}#{scope.ref}"
+
+
+def item_prefix(item_id: str) -> str:
     return f"ITEM#{item_id}#V#"
 
 
@@ -448,14 +491,14 @@ class DynamoDBItemRepository:
 
     def _key(self, record: ItemRecord) -> ItemRow:
         return self._row(
-            _item_pk(record.tenant_id, record.vault_id),
-            f"{_item_prefix(record.item_id)}{record.version:010d}",
+            item_pk(record.tenant_id, record.vault_id),
+            f"{item_prefix(record.item_id)}{record.version:010d}",
         )
 
     def put(self, record: ItemRecord) -> None:
         row = self._row(
-            _item_pk(record.tenant_id, record.vault_id),
-            f"{_item_prefix(record.item_id)}{record.version:010d}",
+            item_pk(record.tenant_id, record.vault_id),
+            f"{item_prefix(record.item_id)}{record.version:010d}",
             tenant_id=record.tenant_id,
             vault_id=record.vault_id,
             item_id=record.item_id,
@@ -473,6 +516,7 @@ class DynamoDBItemRepository:
             shredded_at=record.shredded_at,
             blob_key=record.blob_key,
             sensitivity=record.sensitivity,
+            scope_pk=scope_pk(record.tenant_id, record.vault_id, record.memory_scope),
         )
         key_row = self._key_row
 
@@ -482,8 +526,8 @@ class DynamoDBItemRepository:
             with TransactWrite(connection=self._connection) as transaction:
                 transaction.condition_check(
                     key_row,
-                    _vault_pk(record.tenant_id),
-                    _key_sk(record.vault_id, record.wrap_key_version),
+                    vault_pk(record.tenant_id),
+                    key_sk(record.vault_id, record.wrap_key_version),
                     condition=key_row.status == KeyStatus.ACTIVE.value,
                 )
                 transaction.save(row, condition=self._row.pk.does_not_exist())
@@ -499,13 +543,13 @@ class DynamoDBItemRepository:
             translate_error(exc, "the item version exists")
 
     def get(self, tenant_id: str, vault_id: str, item_id: str, version: int | None = None) -> ItemRecord:
-        pk = _item_pk(tenant_id, vault_id)
+        pk = item_pk(tenant_id, vault_id)
         if version is None:
             rows = guarded(
                 lambda: list(
                     self._row.query(
                         pk,
-                        self._row.sk.startswith(_item_prefix(item_id)),
+                        self._row.sk.startswith(item_prefix(item_id)),
                         scan_index_forward=False,
                         limit=1,
                         consistent_read=True,
@@ -517,7 +561,7 @@ class DynamoDBItemRepository:
             return self._record(rows[0])
         try:
             row = guarded(
-                lambda: self._row.get(pk, f"{_item_prefix(item_id)}{version:010d}", consistent_read=True)
+                lambda: self._row.get(pk, f"{item_prefix(item_id)}{version:010d}", consistent_read=True)
             )
         except self._row.DoesNotExist:
             raise NotFoundError("no such item version", item_id=item_id, version=version) from None
@@ -527,8 +571,8 @@ class DynamoDBItemRepository:
         rows = guarded(
             lambda: list(
                 self._row.query(
-                    _item_pk(tenant_id, vault_id),
-                    self._row.sk.startswith(_item_prefix(item_id)),
+                    item_pk(tenant_id, vault_id),
+                    self._row.sk.startswith(item_prefix(item_id)),
                     consistent_read=True,
                 )
             )
@@ -537,7 +581,7 @@ class DynamoDBItemRepository:
 
     def scan_vault(self, tenant_id: str, vault_id: str) -> Iterator[ItemRecord]:
         pages = self._row.query(
-            _item_pk(tenant_id, vault_id),
+            item_pk(tenant_id, vault_id),
             self._row.sk.startswith("ITEM#"),
             page_size=100,
             consistent_read=True,
@@ -547,6 +591,28 @@ class DynamoDBItemRepository:
                 yield self._record(row)
         except PynamoDBException as exc:
             translate_error(exc, "conflicting read")
+
+    def scope_items(self, tenant_id: str, vault_id: str, scope: MemoryScope) -> Iterator[ScopedItem]:
+        # Index rows come in sk order, so the versions of one item are adjacent.
+        rows = self._row.query(
+            scope_pk(tenant_id, vault_id, scope),
+            index_name=ScopeIndex.Meta.index_name,
+            attributes_to_get=["item_id", "shredded_at"],
+            page_size=100,  # read as far as the caller goes (forget stops at its limit), not 1 MB
+        )
+        current: str | None = None
+        live = False
+        try:
+            for row in rows:
+                if row.item_id != current:
+                    if current is not None:
+                        yield ScopedItem(current, live)
+                    current, live = row.item_id, False
+                live = live or row.shredded_at is None
+        except PynamoDBException as exc:
+            translate_error(exc, "conflicting read")
+        if current is not None:
+            yield ScopedItem(current, live)
 
     def replace_envelope(self, record: ItemRecord, envelope: bytes, wrap_key_version: int) -> ItemRecord:
         row, cls = self._key(record), self._row
@@ -585,7 +651,8 @@ class DynamoDBItemRepository:
             raise NotFoundError(
                 "no such item version", item_id=record.item_id, version=record.version
             ) from None
-        return self.get(record.tenant_id, record.vault_id, record.item_id, record.version)
+        # pynamodb's update reads the row back (ReturnValues ALL_NEW): the tombstone as written, no GetItem.
+        return self._record(row)
 
 
 class DynamoDBItemCatalog:
@@ -611,8 +678,8 @@ class DynamoDBItemCatalog:
         rows = guarded(
             lambda: list(
                 self._row.query(
-                    _item_pk(tenant_id, vault_id),
-                    self._row.sk.startswith(_item_prefix(item_id)),
+                    item_pk(tenant_id, vault_id),
+                    self._row.sk.startswith(item_prefix(item_id)),
                     scan_index_forward=False,
                     limit=1,
                     consistent_read=True,

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
 from reliquary.contracts.common import Base64Bytes, Identifier
 from reliquary.vaults.labels import DEFAULT_SENSITIVITY, Sensitivity
-from reliquary.vaults.models import MemoryKind
+from reliquary.vaults.models import MAX_FORGET_LIMIT, MemoryKind
 
 
 class _Request(BaseModel):
@@ -95,6 +95,16 @@ class ExpireRequest(_VaultRequest):
     action: Literal["expire"]
 
 
+class ForgetRequest(_VaultRequest):
+    """Crypto-shred every live item of one memory scope in the vault (a user, an agent or a run
+    forgotten), at most ``limit`` items per call (fewer when time or the answer's size runs out: see
+    ``VaultService.forget_scope``): call again, with a new request id, until ``complete``."""
+
+    action: Literal["forget"]
+    memory_scope: MemoryScopeIn
+    limit: StrictInt = Field(default=500, ge=1, le=MAX_FORGET_LIMIT)  # a JSON integer, not "10" or true
+
+
 EncryptRequest = Annotated[
     CreateVaultRequest
     | SealRequest
@@ -103,7 +113,8 @@ EncryptRequest = Annotated[
     | RetireRequest
     | GrantRequest
     | ShredRequest
-    | ExpireRequest,
+    | ExpireRequest
+    | ForgetRequest,
     Field(discriminator="action"),
 ]
 
@@ -176,3 +187,10 @@ class ShredResult(_Result):
 
 class ExpireResult(_Result):
     shredded_items: list[str]
+
+
+class ForgetResult(_Result):
+    receipts: list[ShredResult]  # one per item this call shredded
+    shredded: int
+    already_shredded: int  # items of the scope shredded before this call (not shredded again)
+    complete: bool  # False: live items of the scope remain; call again

@@ -20,8 +20,17 @@ from reliquary.flow.attestation import Subject
 from reliquary.flow.chains import MemoryChainStore
 from reliquary.flow.keys import StageKeyDirectory
 from reliquary.flow.memory import MemoryStageKeys
+from reliquary.vaults import catalog
 from reliquary.vaults.labels import ItemLabel, live_label
-from reliquary.vaults.models import ItemRecord, KeyStatus, StoredSigningKey, Vault, VaultKeyRecord
+from reliquary.vaults.models import (
+    ItemRecord,
+    KeyStatus,
+    MemoryScope,
+    ScopedItem,
+    StoredSigningKey,
+    Vault,
+    VaultKeyRecord,
+)
 
 
 class InMemoryVaultRepository:
@@ -71,13 +80,16 @@ class InMemoryVaultRepository:
         )
 
     def retire_key(self, tenant_id: str, vault_id: str, version: int, *, retired_at: int) -> VaultKeyRecord:
-        del retired_at  # the in-memory store keeps no timestamps beyond the record
         with self._lock:
             key = self.get_key(tenant_id, vault_id, version)
             if key.status is KeyStatus.ACTIVE:
                 raise KeyVersionError("the current key version cannot be retired", key_version=version)
             retired = replace(
-                key, status=KeyStatus.RETIRED, wrapped_private_key=None, escrowed_private_key=None
+                key,
+                status=KeyStatus.RETIRED,
+                wrapped_private_key=None,
+                escrowed_private_key=None,
+                retired_at=key.retired_at or retired_at,
             )
             self._keys[(tenant_id, vault_id, version)] = retired
             return retired
@@ -128,6 +140,14 @@ class InMemoryItemRepository:
         records = [r for k, r in self._items.items() if k[:2] == (tenant_id, vault_id)]
         yield from sorted(records, key=lambda r: (r.item_id, r.version))
 
+    def scope_items(self, tenant_id: str, vault_id: str, scope: MemoryScope) -> Iterator[ScopedItem]:
+        live: dict[str, bool] = {}
+        for (t, v, item_id, _), record in sorted(self._items.items()):
+            if (t, v) == (tenant_id, vault_id) and record.memory_scope == scope:
+                live[item_id] = live.get(item_id, False) or not record.shredded
+        for item_id, is_live in live.items():
+            yield ScopedItem(item_id, is_live)
+
     def replace_envelope(self, record: ItemRecord, envelope: bytes, wrap_key_version: int) -> ItemRecord:
         with self._lock:
             current = self._items.get(self._key(record))
@@ -171,6 +191,84 @@ class InMemoryItemCatalog:
             shredded=record.shredded,
             now=int(self._clock()),
         )
+
+
+class InMemoryMetadataReader:
+    """The read-only ``MetadataReader`` over the in-memory fakes (the integration tests hold it to the
+    same answers, pages and cursors as ``reliquary.adapters.catalog.DynamoDBMetadataReader``)."""
+
+    def __init__(
+        self,
+        vaults: InMemoryVaultRepository,
+        items: InMemoryItemRepository,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._vaults = vaults
+        self._items = items
+        self._clock = clock
+
+    def list_vaults(
+        self, tenant_id: str, *, limit: int = catalog.DEFAULT_PAGE, cursor: str | None = None
+    ) -> catalog.Page[catalog.VaultSummary]:
+        listing = catalog.Listing(tenant_id)
+        limit = catalog.page_limit(limit)
+        after = catalog.vault_position(cursor, listing)
+        vaults = sorted(
+            (v for (t, i), v in self._vaults._vaults.items() if t == tenant_id and i > (after or "")),
+            key=lambda v: v.vault_id,
+        )
+        page = tuple(catalog.vault_summary(v) for v in vaults[:limit])
+        more = len(vaults) > limit
+        return catalog.Page(page, catalog.vault_cursor(listing, page[-1].vault_id) if more else None)
+
+    def get_vault(self, tenant_id: str, vault_id: str) -> catalog.VaultDetails:
+        VaultRef(tenant_id, vault_id)
+        vault = self._vaults.get(tenant_id, vault_id)
+        keys = self._vaults.list_keys(tenant_id, vault_id)
+        return catalog.VaultDetails(
+            catalog.vault_summary(vault), tuple(catalog.key_record_info(k) for k in keys)
+        )
+
+    def key_events(self, tenant_id: str, vault_id: str) -> tuple[catalog.KeyEvent, ...]:
+        return catalog.key_events(self.get_vault(tenant_id, vault_id).keys)
+
+    def list_items(
+        self,
+        tenant_id: str,
+        vault_id: str,
+        *,
+        scope: MemoryScope | None = None,
+        limit: int = catalog.DEFAULT_PAGE,
+        cursor: str | None = None,
+    ) -> catalog.Page[catalog.ItemMetadata]:
+        listing = catalog.Listing(tenant_id, vault_id, scope)
+        limit = catalog.page_limit(limit)
+        after = catalog.item_position(cursor, listing)
+        self._vaults.get(tenant_id, vault_id)
+        now = int(self._clock())
+        records = (
+            r
+            for r in self._items.scan_vault(tenant_id, vault_id)
+            # Past the position's item: a version sealed into it since that page is not shown twice.
+            if (scope is None or r.memory_scope == scope) and (after is None or r.item_id > after.item_id)
+        )
+        page, position = catalog.latest_per_item(
+            ((r.item_id, catalog.version_info(r, now)) for r in records), limit
+        )
+        return catalog.Page(
+            tuple(page), catalog.item_cursor(listing, position) if position is not None else None
+        )
+
+    def get_item(self, tenant_id: str, vault_id: str, item_id: str) -> catalog.ItemHistory:
+        VaultRef(tenant_id, vault_id)
+        validate_id("item_id", item_id)
+        records = self._items.versions(tenant_id, vault_id, item_id)
+        if not records:
+            self._vaults.get(tenant_id, vault_id)  # a missing vault is reported as such
+            raise NotFoundError("no such item", item_id=item_id)
+        now = int(self._clock())
+        return catalog.ItemHistory(item_id, tuple(catalog.version_info(r, now) for r in records))
 
 
 class InMemoryBlobStore:

@@ -12,6 +12,7 @@ from reliquary.vaults.labels import DEFAULT_SENSITIVITY, Sensitivity, parse_sens
 
 MAX_TAGS = 32
 MAX_TAG_TEXT = 256
+MAX_FORGET_LIMIT = 1000  # items one forget call may shred (it must answer within API Gateway's 29 s)
 
 
 class KeyStatus(StrEnum):
@@ -80,6 +81,7 @@ class VaultKeyRecord:
     created_at: int
     escrowed_private_key: bytes | None = None  # HPKE to the recovery key, when the vault has custodians
     root_key_id: str = ""
+    retired_at: int | None = None  # when its private key was destroyed
 
 
 def validate_tags(tags: dict[str, str]) -> dict[str, str]:
@@ -127,6 +129,15 @@ class ItemRecord:
 
     def expired(self, now: int) -> bool:
         return self.expires_at is not None and self.expires_at <= now
+
+
+@dataclass(frozen=True, slots=True)
+class ScopedItem:
+    """An item with a version in one memory scope, as the scope index lists it: ``live`` while some
+    version of that scope still holds its envelope (the index may lag a write by a moment)."""
+
+    item_id: str
+    live: bool
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,14 @@ from collections.abc import Iterator
 from typing import Protocol
 
 from reliquary.vaults.labels import ItemLabel
-from reliquary.vaults.models import ItemRecord, StoredSigningKey, Vault, VaultKeyRecord
+from reliquary.vaults.models import (
+    ItemRecord,
+    MemoryScope,
+    ScopedItem,
+    StoredSigningKey,
+    Vault,
+    VaultKeyRecord,
+)
 
 
 class VaultRepository(Protocol):
@@ -45,6 +52,11 @@ class ItemRepository(Protocol):
 
     def scan_vault(self, tenant_id: str, vault_id: str) -> Iterator[ItemRecord]:
         """Every item version of a vault, page by page."""
+
+    def scope_items(self, tenant_id: str, vault_id: str, scope: MemoryScope) -> Iterator[ScopedItem]:
+        """Each item of the vault with a version in ``scope``, once, in item id order, page by page.
+        Read from an index that may lag a write by a moment: a version sealed or shredded just before
+        may not show yet, so callers re-read an item before acting on it."""
 
     def replace_envelope(self, record: ItemRecord, envelope: bytes, wrap_key_version: int) -> ItemRecord:
         """Swap the envelope after a rewrap, only if the stored one still has ``record.wrap_key_version``

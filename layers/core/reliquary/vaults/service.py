@@ -34,6 +34,7 @@ from reliquary.errors import (
 from reliquary.vaults.decisions import DecisionLedger, require_approval, require_attested
 from reliquary.vaults.labels import DEFAULT_SENSITIVITY, Sensitivity, parse_sensitivity
 from reliquary.vaults.models import (
+    MAX_FORGET_LIMIT,
     BodyLocation,
     Custodian,
     ItemRecord,
@@ -105,6 +106,16 @@ def blob_key_for(scope: ItemScope, nonce: bytes) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class ForgetReport:
+    """One bounded pass of ``forget_scope``: a receipt per item it shredded, how many items of the scope
+    were shredded before it, and whether the scope holds no live item now (else call again)."""
+
+    receipts: tuple[ShredReceipt, ...]
+    already_shredded: int
+    complete: bool
+
+
+@dataclass(frozen=True, slots=True)
 class RemovedVersion:
     """An item version whose row DynamoDB's TTL deleted (as its stream reports it)."""
 
@@ -118,6 +129,12 @@ class RemovedVersion:
 class PurgeReport:
     purged: int  # versions whose bodies were deleted (or had none)
     still_present: int  # reported removed, but the row is still there: nothing deleted
+
+
+def receipt_answer_bytes(receipt: ShredReceipt) -> int:
+    """About what a receipt weighs in a JSON answer (the signature in base64, the versions, the names);
+    a little more, never less."""
+    return 4 * len(receipt.signature) // 3 + 12 * len(receipt.versions) + len(receipt.item_id) + 256
 
 
 def shred_message(tenant_id: str, vault_id: str, item_id: str, versions: Sequence[int], at: int) -> bytes:
@@ -143,7 +160,10 @@ class VaultService:
         grant_ttl_seconds: int = 300,
         approval_max_age_seconds: int = 900,
         vault_key_cache_seconds: float = 60.0,
+        forget_budget_seconds: float = 20.0,
+        forget_answer_bytes: int = 256 * 1024,
         clock: Clock = system_clock,
+        monotonic: Callable[[], float] = time.monotonic,
         randbytes: Callable[[int], bytes] = os.urandom,
     ) -> None:
         self._vaults = vaults
@@ -157,7 +177,14 @@ class VaultService:
         self._max_item_bytes = max_item_bytes
         self._grant_ttl = grant_ttl_seconds
         self._approval_max_age = approval_max_age_seconds
+        # One forget call stops shredding after this long (and answers complete=False), so that it
+        # answers within API Gateway's 29 s even when DynamoDB is slow; the next call carries on.
+        self._forget_budget = forget_budget_seconds
+        # ... and once its receipts weigh this much: the answer is stored whole in the idempotency table,
+        # whose items hold at most 400 KB (an ML-DSA-65 receipt is about 4.7 KB of JSON).
+        self._forget_answer_bytes = forget_answer_bytes
         self._clock = clock
+        self._monotonic = monotonic
         self._randbytes = randbytes
         # Unwrapped vault private keys, kept briefly: each unwrap is a KMS call (~160 us even locally).
         self._key_cache_seconds = vault_key_cache_seconds
@@ -533,17 +560,65 @@ class VaultService:
         if not records:
             self._vaults.get(tenant_id, vault_id)  # a missing vault is reported as such
             raise NotFoundError("no such item", item_id=item_id)
+        return self._shred_versions(records)
+
+    def forget_scope(
+        self, tenant_id: str, vault_id: str, scope: MemoryScope, *, limit: int = 500
+    ) -> ForgetReport:
+        """Crypto-shred every live item of one memory scope in the vault (a user, an agent or a run
+        forgotten): the versions of each item that belong to the scope, with a signed receipt per item
+        (the ``shred_item`` receipt, naming those versions).
+
+        Bounded: at most ``limit`` items, and no new item once ``forget_budget_seconds`` have passed or
+        the receipts would outgrow ``forget_answer_bytes``; ``complete`` is False while live items
+        remain, and calling again carries on. Idempotent: items
+        already shredded are counted, not shredded again. The scope is read from an index that lags
+        writes by a moment, so an item sealed into the scope just before may show only on a later call;
+        each item is re-read (strongly consistent) before it is shredded."""
+        VaultRef(tenant_id, vault_id)
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_FORGET_LIMIT:
+            raise InvalidRequestError(f"limit must be an integer from 1 to {MAX_FORGET_LIMIT}", field="limit")
+        self._vaults.get(tenant_id, vault_id)  # NotFoundError for a vault this tenant does not have
+        deadline = self._monotonic() + self._forget_budget
+        receipts: list[ShredReceipt] = []
+        already = answer_bytes = largest = 0
+        for entry in self._items.scope_items(tenant_id, vault_id, scope):
+            if not entry.live:
+                already += 1
+                continue
+            # Every call shreds at least one item, so calling again always makes progress.
+            if receipts and (
+                len(receipts) >= limit
+                or answer_bytes + largest > self._forget_answer_bytes
+                or self._monotonic() >= deadline
+            ):
+                return ForgetReport(tuple(receipts), already, complete=False)
+            records = [
+                r for r in self._items.versions(tenant_id, vault_id, entry.item_id) if r.memory_scope == scope
+            ]
+            if all(r.shredded for r in records):  # shredded since the index was written (or removed)
+                already += 1
+                continue
+            receipt = self._shred_versions(records)
+            receipts.append(receipt)
+            size = receipt_answer_bytes(receipt)
+            answer_bytes, largest = answer_bytes + size, max(largest, size)
+        return ForgetReport(tuple(receipts), already, complete=True)
+
+    def _shred_versions(self, records: Sequence[ItemRecord]) -> ShredReceipt:
+        """Shred ``records`` (versions of one item) and sign the receipt naming them all."""
         now = self._clock()
         shredded_at = max(r.shredded_at or now for r in records)  # when the last version was destroyed
         for record in records:
             self._shred_record(record, now)
+        first = records[0]
         versions = tuple(r.version for r in records)
         signer = self._keys.signer
-        message = shred_message(tenant_id, vault_id, item_id, versions, shredded_at)
+        message = shred_message(first.tenant_id, first.vault_id, first.item_id, versions, shredded_at)
         return ShredReceipt(
-            tenant_id=tenant_id,
-            vault_id=vault_id,
-            item_id=item_id,
+            tenant_id=first.tenant_id,
+            vault_id=first.vault_id,
+            item_id=first.item_id,
             versions=versions,
             shredded_at=shredded_at,
             signer_key_id=signer.key_id,
