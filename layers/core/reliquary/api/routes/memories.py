@@ -19,11 +19,12 @@ from reliquary.api.problems import context_of
 from reliquary.api.routes import AUTHED, problems
 from reliquary.api.routes.vaults import Cursor, Limit, VaultId, existing_vault
 from reliquary.api.security import CallerDep, RuntimeDep
+from reliquary.audit.index import ItemDecision
 from reliquary.contracts.encrypt import ForgetResult, SealResult, ShredResult
 from reliquary.errors import InvalidRequestError
 from reliquary.fields import Identifier
 from reliquary.identity.scopes import Scope
-from reliquary.vaults.catalog import ItemDetail, ItemMetadata, KeyEvent
+from reliquary.vaults.catalog import ItemVersionInfo, KeyEvent
 from reliquary.vaults.labels import DEFAULT_SENSITIVITY, Sensitivity
 from reliquary.vaults.models import MemoryKind, MemoryScope
 
@@ -86,16 +87,81 @@ def _optional_scope(user_id: str | None, agent_id: str | None, run_id: str | Non
     return _scope(user_id, agent_id, run_id)
 
 
+class MemoryVersion(BaseModel):
+    """One version's metadata: never its content or its keys."""
+
+    version: int
+    state: str = Field(description="`live`, `expired` or `shredded`.")
+    user_id: str | None = None
+    agent_id: str | None = None
+    run_id: str | None = None
+    content_type: str
+    size: int = Field(description="Plaintext bytes.")
+    tags: dict[str, str]
+    sensitivity: str
+    key_version: int = Field(description="The vault key version its data key is wrapped to.")
+    created_at: int
+    expires_at: int | None
+    shredded_at: int | None
+
+    @classmethod
+    def of(cls, info: ItemVersionInfo) -> MemoryVersion:
+        return cls(
+            version=info.version,
+            state=str(info.state),
+            **{f"{info.memory_scope.kind.value}_id": info.memory_scope.ref},
+            content_type=info.content_type,
+            size=info.size,
+            tags=dict(info.tags),
+            sensitivity=str(info.sensitivity),
+            key_version=info.key_version,
+            created_at=info.created_at,
+            expires_at=info.expires_at,
+            shredded_at=info.shredded_at,
+        )
+
+
+class MemoryView(MemoryVersion):
+    memory_id: str
+    versions: int = Field(description="How many versions it has (in the scope listed, when one was).")
+
+
 class MemoryList(BaseModel):
-    memories: list[ItemMetadata]
+    memories: list[MemoryView]
     next_cursor: str | None
+
+
+class MemoryDetail(BaseModel):
+    memory_id: str
+    versions: list[MemoryVersion] = Field(description="Oldest first.")
+
+
+class KeyEventView(BaseModel):
+    kind: str = Field(description="`created`, `rotated` or `retired`.")
+    key_version: int
+    at: int
+
+    @classmethod
+    def of(cls, event: KeyEvent) -> KeyEventView:
+        return cls(kind=str(event.kind), key_version=event.key_version, at=event.at)
+
+
+class DecisionView(BaseModel):
+    index: int = Field(description="The entry's leaf index: read it with `GET /v1/audit/entries/{index}`.")
+    request_id: str
+    decision: str
+    at: int
+
+    @classmethod
+    def of(cls, found: ItemDecision) -> DecisionView:
+        return cls(index=found.index, request_id=found.request_id, decision=str(found.decision), at=found.time)
 
 
 class History(BaseModel):
     memory_id: str
-    versions: list[Any] = Field(description="Every version's metadata, oldest first.")
-    key_events: list[KeyEvent] = Field(description="The vault's key versions created, rotated, retired.")
-    decisions: list[dict[str, Any]] = Field(description="Access decisions on this memory, from the log.")
+    versions: list[MemoryVersion] = Field(description="Every version's metadata, oldest first.")
+    key_events: list[KeyEventView] = Field(description="The vault's key versions created, rotated, retired.")
+    decisions: list[DecisionView] = Field(description="Access decisions on this memory, from the log.")
     next_cursor: str | None = Field(description="More decisions: pass as `cursor`.")
 
 
@@ -153,7 +219,13 @@ def list_memories(
     scope = _optional_scope(user_id, agent_id, run_id)
     existing_vault(runtime, caller.tenant_id, vault_id)
     page = runtime.catalog.list_items(caller.tenant_id, vault_id, scope=scope, limit=limit, cursor=cursor)
-    return MemoryList(memories=list(page.items), next_cursor=page.next_cursor)
+    return MemoryList(
+        memories=[
+            MemoryView(memory_id=m.item_id, versions=m.versions, **MemoryVersion.of(m.latest).model_dump())
+            for m in page.items
+        ],
+        next_cursor=page.cursor,
+    )
 
 
 @router.delete(
@@ -185,12 +257,13 @@ def forget(
 
 
 @router.get(
-    "/v1/vaults/{vault_id}/memories/{memory_id}", response_model=ItemDetail, responses=problems(*AUTHED, 404)
+    "/v1/vaults/{vault_id}/memories/{memory_id}", response_model=MemoryDetail, responses=problems(*AUTHED, 404)
 )
-def get_memory(vault_id: VaultId, memory_id: MemoryId, caller: CallerDep, runtime: RuntimeDep) -> ItemDetail:
+def get_memory(vault_id: VaultId, memory_id: MemoryId, caller: CallerDep, runtime: RuntimeDep) -> MemoryDetail:
     """A memory's metadata, every version (never its content)."""
     caller.grants.require(Scope.MEMORIES_READ, vault_id)
-    return runtime.catalog.get_item(caller.tenant_id, vault_id, memory_id)
+    found = runtime.catalog.get_item(caller.tenant_id, vault_id, memory_id)
+    return MemoryDetail(memory_id=found.item_id, versions=[MemoryVersion.of(v) for v in found.versions])
 
 
 @router.delete(
@@ -236,8 +309,8 @@ def history(
     )
     return History(
         memory_id=memory_id,
-        versions=[v.model_dump(mode="json") for v in detail.versions],
-        key_events=list(runtime.catalog.key_events(caller.tenant_id, vault_id)),
-        decisions=[d.model_dump(mode="json") for d in decisions.items],
-        next_cursor=decisions.next_cursor,
+        versions=[MemoryVersion.of(v) for v in detail.versions],
+        key_events=[KeyEventView.of(e) for e in runtime.catalog.key_events(caller.tenant_id, vault_id)],
+        decisions=[DecisionView.of(d) for d in decisions.decisions],
+        next_cursor=decisions.cursor,
     )

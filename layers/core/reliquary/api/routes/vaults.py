@@ -21,7 +21,7 @@ from reliquary.fields import Identifier
 from reliquary.identity.scopes import Scope
 from reliquary.identity.models import Caller
 from reliquary.trust.policy import TrustPolicy
-from reliquary.vaults.catalog import Page, VaultDetail, VaultSummary
+from reliquary.vaults.catalog import KeyVersionInfo, VaultDetails, VaultSummary
 from reliquary.zk.policy import ContextPolicy
 
 router = APIRouter(tags=["vaults"])
@@ -50,8 +50,48 @@ class NewVault(BaseModel):
     recovery_threshold: int | None = Field(default=None, ge=2, le=255)
 
 
+class VaultView(BaseModel):
+    vault_id: str
+    created_at: int
+    current_key_version: int
+    recovery_threshold: int | None = Field(description="Custodians needed to recover a key, if any.")
+    custodian_ids: list[str]
+
+    @classmethod
+    def of(cls, vault: VaultSummary) -> VaultView:
+        return cls(
+            vault_id=vault.vault_id,
+            created_at=vault.created_at,
+            current_key_version=vault.current_key_version,
+            recovery_threshold=vault.recovery_threshold,
+            custodian_ids=list(vault.custodian_ids),
+        )
+
+
+class KeyVersionView(BaseModel):
+    version: int
+    status: str = Field(description="`active`, `previous` or `retired`.")
+    created_at: int
+    retired_at: int | None
+    public_key_sha256: str
+
+    @classmethod
+    def of(cls, key: KeyVersionInfo) -> KeyVersionView:
+        return cls(
+            version=key.version,
+            status=str(key.status),
+            created_at=key.created_at,
+            retired_at=key.retired_at,
+            public_key_sha256=key.public_key_sha256,
+        )
+
+
+class VaultDetailView(VaultView):
+    keys: list[KeyVersionView] = Field(description="Every key version, oldest first (no key material).")
+
+
 class VaultList(BaseModel):
-    vaults: list[VaultSummary]
+    vaults: list[VaultView]
     next_cursor: str | None
 
 
@@ -94,20 +134,23 @@ def list_vaults(caller: CallerDep, runtime: RuntimeDep, limit: Limit = 50, curso
     readable = caller.grants.vaults_with(Scope.VAULTS_READ)
     if readable is not None and not readable:
         caller.grants.require(Scope.VAULTS_READ)  # no vault at all: say so as a 403
-    page: Page[VaultSummary] = runtime.catalog.list_vaults(caller.tenant_id, limit=limit, cursor=cursor)
-    shown = [v for v in page.items if readable is None or v.vault_id in readable]
-    return VaultList(vaults=shown, next_cursor=page.next_cursor)
+    page = runtime.catalog.list_vaults(caller.tenant_id, limit=limit, cursor=cursor)
+    shown = [VaultView.of(v) for v in page.items if readable is None or v.vault_id in readable]
+    return VaultList(vaults=shown, next_cursor=page.cursor)
 
 
-def existing_vault(runtime: ApiRuntime, tenant_id: str, vault_id: str) -> VaultDetail:
+def existing_vault(runtime: ApiRuntime, tenant_id: str, vault_id: str) -> VaultDetails:
     return runtime.catalog.get_vault(tenant_id, vault_id)
 
 
-@router.get("/v1/vaults/{vault_id}", response_model=VaultDetail, responses=problems(*AUTHED, 404))
-def get_vault(vault_id: VaultId, caller: CallerDep, runtime: RuntimeDep) -> VaultDetail:
+@router.get("/v1/vaults/{vault_id}", response_model=VaultDetailView, responses=problems(*AUTHED, 404))
+def get_vault(vault_id: VaultId, caller: CallerDep, runtime: RuntimeDep) -> VaultDetailView:
     """A vault and its key versions (public facts only: versions, states, times, fingerprints)."""
     caller.grants.require(Scope.VAULTS_READ, vault_id)
-    return existing_vault(runtime, caller.tenant_id, vault_id)
+    found = existing_vault(runtime, caller.tenant_id, vault_id)
+    return VaultDetailView(
+        **VaultView.of(found.vault).model_dump(), keys=[KeyVersionView.of(k) for k in found.keys]
+    )
 
 
 def _key_action(
