@@ -42,10 +42,12 @@ RuntimeBuilder = Callable[["Settings"], Any]
 
 @dataclass(frozen=True)
 class LocalApi:
-    """The API being served: where, and the settings it was built with."""
+    """The API being served: where, the settings it was built with, and its runtime (e.g. to create the
+    demo tenant through ``runtime.identity``)."""
 
     url: str  # e.g. http://127.0.0.1:3000, no trailing slash
     settings: Settings
+    runtime: Any  # what build_runtime returned
 
 
 def _default_app_factory() -> AppFactory:
@@ -122,7 +124,7 @@ def serve_api(
     thread.start()
     try:
         _wait_until_healthy(url, thread, failure)
-        yield LocalApi(url=url, settings=settings)
+        yield LocalApi(url=url, settings=settings, runtime=runtime)
     finally:
         server.should_exit = True
         thread.join(STOP_SECONDS)

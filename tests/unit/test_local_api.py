@@ -159,7 +159,7 @@ def test_the_api_is_served_with_the_api_functions_settings_fixed_at_start(
         # ... while the process was in the other function's environment during the request.
         "process_identity_table": "st-Other-1",
     }
-    assert len(runtimes.built) == 1
+    assert runtimes.built == [served.runtime]
     assert served.settings.token_issuer == served.url
     # The host's environment is back, and the server is gone.
     assert os.environ["RELIQUARY_IDENTITY_TABLE"] == "the-hosts-own"
