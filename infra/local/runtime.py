@@ -13,7 +13,9 @@ function code must exist in S3 before CloudFormation creates a function (the tra
 a local artifacts bucket, filled with zips of the code); moto has no in-process Lambda executor (its
 private ``LambdaFunction._invoke_lambda`` is replaced, and a test pins that hook); CloudFormation ignores
 ``DefinitionSubstitutions`` and puts state machines where the interpreter does not run them (so state
-machines, and the resources that refer to them, are created through the API after the stack).
+machines, and the resources that refer to them, are created through the API after the stack); its
+KMS keys are all symmetric (``KeySpec`` is honoured here); it cannot create the REST API SAM generates
+(left out: ``infra.local.api.serve_api`` serves the same app on 127.0.0.1).
 """
 
 from __future__ import annotations
@@ -49,11 +51,21 @@ STATE_MACHINE_TYPE = "AWS::StepFunctions::StateMachine"
 # interpreter does not run them (state machines): the runtime creates these through the API.
 _API_TYPES = frozenset({STATE_MACHINE_TYPE, "AWS::CloudWatch::Alarm", "AWS::S3::BucketPolicy"})
 # Types not created locally, and why.
+_REST_API = "moto's CloudFormation cannot create the REST API SAM generates; serve_api runs its app instead"
 NOT_CREATED_LOCALLY = {
     # moto delivers every stream record to the function synchronously, inside the write that made it,
     # and ignores the mapping's filter (TTL removals only); moto's TTL never removes a row, so the
     # filtered mapping would never fire here anyway. tests/unit/test_expiry_stream.py covers the handler.
     "AWS::Lambda::EventSourceMapping": "moto would invoke the function inside every items-table write",
+    # The REST API and everything of API Gateway's: infra.local.api.serve_api serves the same FastAPI
+    # app with uvicorn on 127.0.0.1 (what `sam local start-api` would do, without Docker).
+    "AWS::ApiGateway::RestApi": _REST_API,
+    "AWS::ApiGateway::Deployment": _REST_API,
+    "AWS::ApiGateway::Stage": _REST_API,
+    "AWS::ApiGateway::UsagePlan": _REST_API,
+    "AWS::ApiGateway::Account": _REST_API,
+    "AWS::Lambda::Permission": "API Gateway's permission to invoke the API function names the REST API",
+    "AWS::CloudFormation::WaitConditionHandle": "it only orders the REST API after API Gateway's settings",
 }
 # moto accepts any credentials; these never leave this machine.
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
@@ -193,6 +205,12 @@ class InProcessLambda:
     def functions(self) -> dict[str, LocalFunction]:
         return {f.logical_id: f for f in self._functions.values()}
 
+    def environment(self, logical_id: str) -> dict[str, str]:
+        """The whole environment an invocation of ``logical_id`` runs in: the function's own, as
+        CloudFormation resolved it, with this runtime's overrides, endpoint and local credentials."""
+        function = self.functions[logical_id]
+        return {**function.environment, **self._aws_environment(function)}
+
     def invoke(self, physical_name: str, event: Any) -> tuple[str, bool]:
         """The invocation's response payload (JSON) and whether it is a function error."""
         function = self._functions.get(physical_name)
@@ -241,8 +259,7 @@ class InProcessLambda:
     @contextmanager
     def environment_of(self, logical_id: str) -> Iterator[None]:
         """This process in ``logical_id``'s environment, between invocations (e.g. to build its adapters)."""
-        function = self.functions[logical_id]
-        with self._lock, _environment({**function.environment, **self._aws_environment(function)}):
+        with self._lock, _environment(self.environment(logical_id)):
             _clear_settings()
             try:
                 yield
@@ -340,6 +357,40 @@ def uninstall_in_process_lambda(executor: InProcessLambda) -> None:
             _original_invoke = None
 
 
+def install_kms_key_specs() -> None:
+    """Make moto's CloudFormation create KMS keys as the template declares them: moto's own creates every
+    key symmetric (the access-token keys are ECC_NIST_P256 signing keys) and keeps the key policy as an
+    object, where its DescribeKey expects the JSON text (and fails with a server error)."""
+    from moto.kms.models import Key, kms_backends  # noqa: PLC0415
+
+    with _install_lock:
+        if getattr(Key.create_from_cloudformation_json, "_reliquary_key_specs", False):
+            return
+
+        def create_from_cloudformation_json(  # moto's signature
+            resource_name: str,  # noqa: ARG001
+            cloudformation_json: Any,
+            account_id: str,
+            region_name: str,
+            **kwargs: Any,  # noqa: ARG001
+        ) -> Any:
+            properties = cloudformation_json["Properties"]
+            policy = properties["KeyPolicy"]
+            key = kms_backends[account_id][region_name].create_key(
+                policy=policy if isinstance(policy, str) else json.dumps(policy),
+                key_usage=properties.get("KeyUsage", "ENCRYPT_DECRYPT"),
+                key_spec=properties.get("KeySpec", "SYMMETRIC_DEFAULT"),
+                description=properties.get("Description"),
+                tags=properties.get("Tags", []),
+            )
+            key.key_rotation_status = properties.get("EnableKeyRotation", False)
+            key.enabled = properties.get("Enabled", True)
+            return key
+
+        create_from_cloudformation_json._reliquary_key_specs = True  # type: ignore[attr-defined]
+        Key.create_from_cloudformation_json = create_from_cloudformation_json  # type: ignore[method-assign]
+
+
 def original_invoke_lambda() -> Callable[..., tuple[str, bool, str]]:
     """moto's own ``LambdaFunction._invoke_lambda``, whether or not the executor is installed now."""
     from moto.awslambda.models import LambdaFunction  # noqa: PLC0415
@@ -418,9 +469,15 @@ def _split_for_api(translated: dict[str, Any]) -> tuple[dict[str, Any], dict[str
     document = copy.deepcopy(translated)
     resources: dict[str, Any] = document["Resources"]
     apart = {lid: res for lid, res in resources.items() if res["Type"] in _API_TYPES}
-    for lid in [lid for lid, res in resources.items() if res["Type"] in NOT_CREATED_LOCALLY]:
+    left_out = not_created_locally(translated)
+    for lid in left_out:
         del resources[lid]
     for lid, res in resources.items():
+        if _references(res) & left_out:
+            raise LocalRuntimeError(
+                f"{lid} ({res['Type']}) refers to a resource that is not created locally; it cannot be "
+                "created either (extend infra.local.runtime.NOT_CREATED_LOCALLY, or refer by name)"
+            )
         if lid not in apart and _references(res) & set(apart):
             raise LocalRuntimeError(
                 f"{lid} ({res['Type']}) refers to a resource the runtime creates through the API "
@@ -429,9 +486,14 @@ def _split_for_api(translated: dict[str, Any]) -> tuple[dict[str, Any], dict[str
     for lid in apart:
         del resources[lid]
     outputs = document.get("Outputs", {})
-    for name in [name for name, output in outputs.items() if _references(output) & set(apart)]:
+    for name in [name for name, output in outputs.items() if _references(output) & {*apart, *left_out}]:
         del outputs[name]
     return document, apart
+
+
+def not_created_locally(translated: Mapping[str, Any]) -> set[str]:
+    """The logical ids of the translated template that the local runtime leaves out (by type)."""
+    return {lid for lid, res in translated["Resources"].items() if res["Type"] in NOT_CREATED_LOCALLY}
 
 
 def _upload_artifacts(s3: Any, translated: Mapping[str, Any]) -> None:
@@ -728,6 +790,7 @@ def deploy(
     template = load_template()
     translated = sam_translate(template, region=REGION, parameter_values={"Stage": stage})
     created, apart = _split_for_api(translated)
+    install_kms_key_specs()
     _upload_artifacts(client("s3"), created)
     cloudformation = client("cloudformation")
     _create_stack(cloudformation, stack_name, created, stage)
@@ -750,7 +813,12 @@ def deploy(
         raise
     outputs_list = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0].get("Outputs", [])
     outputs = {o["OutputKey"]: o["OutputValue"] for o in outputs_list}
+    left_out = not_created_locally(translated)
     for name, output in translated.get("Outputs", {}).items():
+        if _references(output) & left_out:
+            continue  # e.g. the REST API's URL: serve_api's is the local one
+        if "Condition" in output and not resolver.condition(output["Condition"]):
+            continue
         if name not in outputs or outputs[name].startswith("<moto."):
             outputs[name] = str(resolver.resolve(output["Value"]))
     return LocalStack(

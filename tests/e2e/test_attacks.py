@@ -253,6 +253,11 @@ def _purpose(name: str) -> dict[str, Any]:
         ("AgentVoteFunction", "kms:Encrypt", "RootKey", _purpose("agent-memory"), True),
         ("EncryptFunction", "kms:Decrypt", "RootKey", _purpose("vault-key"), True),
         ("EncryptFunction", "dynamodb:GetItem", "VaultsTable", VAULT_KEYS, True),
+        # the API: it reads vault rows, and can neither unwrap nor plant a key
+        ("ApiFunction", "dynamodb:GetItem", "VaultsTable", VAULT_KEYS, True),
+        ("ApiFunction", "kms:Decrypt", "RootKey", _purpose("vault-key"), False),
+        ("ApiFunction", "kms:Decrypt", "RootKey", _purpose("stage-signing/agent-vote"), False),
+        ("ApiFunction", "dynamodb:PutItem", "VaultsTable", VAULT_KEYS, False),
     ],
 )
 def test_the_running_stacks_roles_refuse_the_reviews_key_attacks(

@@ -17,8 +17,9 @@ single-valued operator, a resource policy that names principals) raises ``Unsupp
 evaluator never guesses, so a policy it cannot judge fails the test that asked.
 
 Resource-based policies (a KMS key policy, a bucket policy) take part through their ``Deny`` statements
-for every principal; their ``Allow`` statements may only delegate to the account (its root), which
-leaves the decision to the identity policies.
+for every principal, and through their ``Allow`` statements: one that names the account (its root)
+delegates to the identity policies; one that names roles of the account grants the request to those
+roles (``Request.principal``) without any identity policy, as a KMS key policy naming a role does.
 """
 
 from __future__ import annotations
@@ -54,11 +55,13 @@ class Decision(enum.Enum):
 class Request:
     """One authorisation question: ``action`` on ``resource`` with the request context's keys.
 
-    A multivalued key (``dynamodb:LeadingKeys``, ``kms:EncryptionContextKeys``) is a tuple."""
+    A multivalued key (``dynamodb:LeadingKeys``, ``kms:EncryptionContextKeys``) is a tuple. ``principal``
+    is the ARN of the role that asks (what a resource policy's ``Principal`` names)."""
 
     action: str
     resource: str
     context: Mapping[str, ContextValue] = field(default_factory=dict)
+    principal: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,13 +93,8 @@ def evaluate(
                 (allowed if statement["Effect"] == "Allow" else denied).append(sid)
     for document in resource_policies:
         for sid, statement in _statements(document):
-            if statement["Effect"] == "Allow":
-                _require_account_delegation(statement, sid)
-                continue
-            if statement.get("Principal") not in ("*", {"AWS": "*"}):
-                raise UnsupportedPolicyError(f"a resource policy Deny names principals ({sid})")
-            if _applies(statement, request, context):
-                denied.append(sid)
+            if _resource_statement_applies(statement, sid, request, context):
+                (allowed if statement["Effect"] == "Allow" else denied).append(sid)
     if denied:
         decision = Decision.EXPLICIT_DENY
     elif allowed:
@@ -104,6 +102,18 @@ def evaluate(
     else:
         decision = Decision.IMPLICIT_DENY
     return Evaluation(decision, tuple(allowed), tuple(denied))
+
+
+def _resource_statement_applies(
+    statement: Mapping[str, Any], sid: str, request: Request, context: Mapping[str, tuple[str, ...]]
+) -> bool:
+    """An Allow applies to the roles it names (one delegating to the account applies to nobody: the
+    identity policies decide); a Deny, which must name every principal, applies to all."""
+    if statement["Effect"] == "Allow":
+        return request.principal in _named_roles(statement, sid) and _applies(statement, request, context)
+    if statement.get("Principal") not in ("*", {"AWS": "*"}):
+        raise UnsupportedPolicyError(f"a resource policy Deny names principals ({sid})")
+    return _applies(statement, request, context)
 
 
 # ------------------------------------------------------------------------------------------- statements
@@ -130,13 +140,21 @@ def _statements(document: Mapping[str, Any]) -> Iterable[tuple[str, Mapping[str,
         yield sid, statement
 
 
-def _require_account_delegation(statement: Mapping[str, Any], sid: str) -> None:
+_ACCOUNT_ROOT = re.compile(r"arn:[^:]+:iam::\d{12}:root")
+_ROLE = re.compile(r"arn:[^:]+:iam::\d{12}:role/[\w+=,.@/-]+")
+
+
+def _named_roles(statement: Mapping[str, Any], sid: str) -> frozenset[str]:
+    """The roles a resource policy's Allow grants to directly; none when it delegates to the account."""
     principal = statement.get("Principal")
     arns = _as_list(principal.get("AWS")) if isinstance(principal, dict) and len(principal) == 1 else []
-    if not arns or not all(
-        isinstance(a, str) and re.fullmatch(r"arn:[^:]+:iam::\d{12}:root", a) for a in arns
-    ):
-        raise UnsupportedPolicyError(f"a resource policy Allow other than to the account root ({sid})")
+    if arns and all(isinstance(a, str) and _ACCOUNT_ROOT.fullmatch(a) for a in arns):
+        return frozenset()
+    if arns and all(isinstance(a, str) and _ROLE.fullmatch(a) for a in arns):
+        return frozenset(arns)
+    raise UnsupportedPolicyError(
+        f"a resource policy Allow other than to the account root or to its roles ({sid})"
+    )
 
 
 def _applies(statement: Mapping[str, Any], request: Request, context: Mapping[str, tuple[str, ...]]) -> bool:

@@ -1,8 +1,9 @@
 """template.yaml's IAM policies with concrete ARNs, as a deployed stack would hold them.
 
-The SAM template is translated offline (``infra.template.sam_translate``); every ``Ref``, ``Fn::GetAtt``
-and ``Fn::Sub`` in it is then resolved against made-up physical names in one account and region, so
-the policies can be evaluated (``tests.support.iam``) on the same ARNs that requests will carry.
+The SAM template is translated offline (``infra.template.sam_translate``) with the given parameters;
+resources whose ``Condition`` is false are left out, and every ``Ref``, ``Fn::GetAtt``, ``Fn::Sub`` and
+``Fn::If`` in the rest is resolved against made-up physical names in one account and region, so the
+policies can be evaluated (``tests.support.iam``) on the same ARNs that requests will carry.
 The AWS managed policies SAM attaches are included by their documents (``MANAGED_POLICIES``); any other
 managed policy, or an intrinsic this module cannot resolve, raises.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import re
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +23,7 @@ REGION = "eu-west-1"
 ACCOUNT = "123456789012"
 PARTITION = "aws"
 STACK = "reliquary-prod"
-KEY_ID = "1234abcd-12ab-34cd-56ef-1234567890ab"
+KEY_ID = "1234abcd-12ab-34cd-56ef-1234567890ab"  # the root key's; every other key gets its own
 
 # The AWS managed policies SAM attaches (`Tracing: Active` adds X-Ray), as AWS publishes them.
 MANAGED_POLICIES: dict[str, dict[str, Any]] = {
@@ -52,7 +54,26 @@ MANAGED_POLICIES: dict[str, dict[str, Any]] = {
             }
         ],
     },
+    "arn:aws:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs": {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": [
+                    "logs:CreateLogGroup",
+                    "logs:CreateLogStream",
+                    "logs:DescribeLogGroups",
+                    "logs:DescribeLogStreams",
+                    "logs:PutLogEvents",
+                    "logs:GetLogEvents",
+                    "logs:FilterLogEvents",
+                ],
+                "Resource": "*",
+            }
+        ],
+    },
 }
+_NO_VALUE = object()  # AWS::NoValue: the key or list item it stands for is left out
 
 
 class UnresolvableError(ValueError):
@@ -68,10 +89,22 @@ class _Resolver:
         return {lid: str(res["Type"]) for lid, res in self.template["Resources"].items()}
 
     def name(self, logical_id: str) -> str:
-        """The name CloudFormation would give a resource: stack, logical id and a random suffix (bucket
-        names are lower case)."""
+        """The name CloudFormation would give a resource: a state machine's own ``StateMachineName``, or
+        stack, logical id and a random suffix (bucket names are lower case)."""
+        properties = self.template["Resources"][logical_id].get("Properties", {})
+        if (
+            self.types().get(logical_id) == "AWS::StepFunctions::StateMachine"
+            and "StateMachineName" in properties
+        ):
+            return str(self.resolve(properties["StateMachineName"]))
         name = f"{STACK}-{logical_id}-1A2B3C4D5E6F"
         return name.lower() if self.types().get(logical_id) == "AWS::S3::Bucket" else name
+
+    def key_id(self, logical_id: str) -> str:
+        return KEY_ID if logical_id == "RootKey" else str(uuid.uuid5(uuid.NAMESPACE_URL, logical_id))
+
+    def condition(self, name: str) -> bool:
+        return bool(self.resolve(self.template["Conditions"][name]))
 
     def ref(self, name: str) -> str:
         pseudo = {
@@ -89,7 +122,7 @@ class _Resolver:
         if kind is None:
             raise UnresolvableError(f"nothing named {name} to refer to")
         if kind == "AWS::KMS::Key":
-            return KEY_ID
+            return self.key_id(name)
         if kind == "AWS::SQS::Queue":
             return f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{self.name(name)}"
         if kind in ("AWS::StepFunctions::StateMachine", "AWS::Lambda::LayerVersion"):
@@ -106,7 +139,7 @@ class _Resolver:
         if (kind, attribute) == ("AWS::S3::Bucket", "Arn"):
             return f"{base}:s3:::{name}"
         if (kind, attribute) == ("AWS::KMS::Key", "Arn"):
-            return f"{base}:kms:{REGION}:{ACCOUNT}:key/{KEY_ID}"
+            return f"{base}:kms:{REGION}:{ACCOUNT}:key/{self.key_id(logical_id)}"
         if (kind, attribute) == ("AWS::Lambda::Function", "Arn"):
             return f"{base}:lambda:{REGION}:{ACCOUNT}:function:{name}"
         if (kind, attribute) == ("AWS::SQS::Queue", "Arn"):
@@ -119,16 +152,36 @@ class _Resolver:
             return f"{base}:states:{REGION}:{ACCOUNT}:stateMachine:{name}"
         raise UnresolvableError(f"cannot resolve {logical_id}.{attribute} ({kind})")
 
-    def resolve(self, value: Any) -> Any:  # noqa: PLR0911  (one answer per intrinsic)
+    def resolve(self, value: Any) -> Any:
+        """``value`` with every intrinsic resolved; ``AWS::NoValue`` removes its key or list item."""
+        resolved = self._resolve(value)
+        return None if resolved is _NO_VALUE else resolved
+
+    def _resolve(self, value: Any) -> Any:  # noqa: PLR0911  (one answer per intrinsic)
         if isinstance(value, list):
-            return [self.resolve(item) for item in value]
+            return [item for item in map(self._resolve, value) if item is not _NO_VALUE]
         if not isinstance(value, dict):
             return value
         if not is_intrinsic(value):
-            return {key: self.resolve(item) for key, item in value.items()}
+            pairs = ((key, self._resolve(item)) for key, item in value.items())
+            return {key: item for key, item in pairs if item is not _NO_VALUE}
         ((name, argument),) = value.items()
         if name == "Ref":
-            return self.ref(argument)
+            return _NO_VALUE if argument == "AWS::NoValue" else self.ref(argument)
+        if name == "Fn::If":
+            condition, when_true, when_false = argument
+            return self._resolve(when_true if self.condition(condition) else when_false)
+        if name == "Fn::Equals":
+            left, right = (self._resolve(item) for item in argument)
+            return left == right
+        if name == "Fn::Not":
+            (inner,) = argument
+            return not self._resolve(inner)
+        if name in ("Fn::And", "Fn::Or"):
+            values = [bool(self._resolve(item)) for item in argument]
+            return all(values) if name == "Fn::And" else any(values)
+        if name == "Condition":
+            return self.condition(argument)
         if name == "Fn::GetAtt":
             logical, attribute = argument if isinstance(argument, list) else argument.split(".", 1)
             return self.attribute(logical, attribute)
@@ -160,9 +213,10 @@ class StackPolicies:
     """Every role's policy documents, and the resource policies, with concrete ARNs."""
 
     roles: Mapping[str, tuple[dict[str, Any], ...]]  # role logical id -> inline and managed policies
-    resource_policies: Mapping[str, dict[str, Any]]  # resource ARN -> its policy (key, buckets)
-    arns: Mapping[str, str]  # logical id -> ARN (tables, buckets, key, functions, queue)
+    resource_policies: Mapping[str, dict[str, Any]]  # resource ARN -> its policy (keys, buckets)
+    arns: Mapping[str, str]  # logical id -> ARN (tables, buckets, keys, functions, queue, roles, machines)
     names: Mapping[str, str]  # logical id -> physical name (tables, buckets, functions)
+    environments: Mapping[str, dict[str, str]]  # function logical id -> its environment, resolved
 
     def resource_policies_for(self, resource_arn: str) -> list[dict[str, Any]]:
         """The resource policies that apply to a request on ``resource_arn`` (a key, a bucket or one of
@@ -175,12 +229,19 @@ class StackPolicies:
 
 
 @functools.cache
-def stack_policies() -> StackPolicies:
-    """The policies of template.yaml's stack (prod stage), resolved once per test session."""
+def stack_policies(**overrides: str) -> StackPolicies:
+    """The policies of template.yaml's stack (prod stage; the template's defaults for the parameters not
+    in ``overrides``), resolved once per test session and parameters."""
     template = load_template()
-    parameters = {"Stage": "prod", "AlarmTopicArn": "", "LogRetentionDays": "30"}
+    defaults = {name: str(spec.get("Default", "")) for name, spec in template["Parameters"].items()}
+    parameters = {**defaults, "Stage": "prod", **overrides}
     translated = sam_translate(template, region=REGION, parameter_values=parameters)
     resolver = _Resolver(translated, parameters)
+    translated["Resources"] = {
+        lid: res
+        for lid, res in translated["Resources"].items()
+        if "Condition" not in res or resolver.condition(res["Condition"])
+    }
     roles: dict[str, tuple[dict[str, Any], ...]] = {}
     resource_policies: dict[str, dict[str, Any]] = {}
     for logical_id, resource in translated["Resources"].items():
@@ -208,6 +269,8 @@ def stack_policies() -> StackPolicies:
         "AWS::KMS::Key",
         "AWS::Lambda::Function",
         "AWS::SQS::Queue",
+        "AWS::IAM::Role",
+        "AWS::StepFunctions::StateMachine",
     }
     named = [lid for lid, res in translated["Resources"].items() if res["Type"] in named_types]
     return StackPolicies(
@@ -215,4 +278,11 @@ def stack_policies() -> StackPolicies:
         resource_policies=resource_policies,
         arns={lid: resolver.attribute(lid, "Arn") for lid in named},
         names={lid: resolver.ref(lid) for lid in named},
+        environments={
+            lid: {
+                k: str(v) for k, v in resolver.resolve(res["Properties"]["Environment"]["Variables"]).items()
+            }
+            for lid, res in translated["Resources"].items()
+            if res["Type"] == "AWS::Lambda::Function" and "Environment" in res["Properties"]
+        },
     )

@@ -287,23 +287,68 @@ def test_what_it_does_not_implement_is_refused_not_guessed(
         )
 
 
-def test_resource_policies_naming_principals_are_refused() -> None:
-    granted = policy(
+ROLE = "arn:aws:iam::123456789012:role/api"
+
+
+def test_a_resource_policy_allow_naming_a_role_grants_that_role_alone() -> None:
+    """User Guide, "Policy evaluation logic" (same account): a resource-based policy that names a role
+    grants the request on its own, without an identity policy; a KMS key policy may name roles so."""
+    key_policy = policy(
+        {"Sid": "Api", "Effect": "Allow", "Principal": {"AWS": [ROLE]}, "Action": "kms:Sign", "Resource": "*"}
+    )
+    granted = evaluate(Request("kms:Sign", KEY, principal=ROLE), [], [key_policy])
+    assert (granted.decision, granted.allowed_by) == (Decision.ALLOWED, ("Api",))
+    for other in ("arn:aws:iam::123456789012:role/other", None):
+        assert evaluate(Request("kms:Sign", KEY, principal=other), [], [key_policy]).decision is (
+            Decision.IMPLICIT_DENY
+        )
+    # Only the actions it names, and an explicit deny still wins.
+    assert not evaluate(Request("kms:Decrypt", KEY, principal=ROLE), [], [key_policy]).allowed
+    fenced = policy(
+        key_policy["Statement"][0],
+        {
+            "Sid": "NotThisRole",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "kms:Sign",
+            "Resource": "*",
+            "Condition": {"ArnEquals": {"aws:PrincipalArn": ROLE}},
+        },
+    )
+    request = Request("kms:Sign", KEY, {"aws:PrincipalArn": ROLE}, principal=ROLE)
+    assert evaluate(request, [], [fenced]).denied_by == ("NotThisRole",)
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        # A resource policy's Deny for named principals, and Allows for anything but the account's roles.
+        {"Effect": "Deny", "Principal": {"AWS": ROLE}, "Action": "*", "Resource": "*"},
         {
             "Effect": "Allow",
-            "Principal": {"AWS": "arn:aws:iam::123456789012:role/r"},
+            "Principal": {"Service": "apigateway.amazonaws.com"},
             "Action": "*",
             "Resource": "*",
-        }
-    )
-    denied = policy(
+        },
+        {"Effect": "Allow", "Principal": "*", "Action": "*", "Resource": "*"},
         {
-            "Effect": "Deny",
-            "Principal": {"AWS": "arn:aws:iam::123456789012:role/r"},
+            "Effect": "Allow",
+            "Principal": {"AWS": [ROLE, "arn:aws:iam::123456789012:root"]},
             "Action": "*",
             "Resource": "*",
-        }
-    )
-    for resource_policy in (granted, denied):
-        with pytest.raises(UnsupportedPolicyError):
-            evaluate(Request("kms:Decrypt", KEY), [policy(allow("kms:Decrypt", KEY))], [resource_policy])
+        },
+        {
+            "Effect": "Allow",
+            "Principal": {"AWS": "arn:aws:iam::123456789012:user/u"},
+            "Action": "*",
+            "Resource": "*",
+        },
+    ],
+)
+def test_resource_policies_naming_other_principals_are_refused(statement: dict[str, Any]) -> None:
+    with pytest.raises(UnsupportedPolicyError):
+        evaluate(
+            Request("kms:Decrypt", KEY, principal=ROLE),
+            [policy(allow("kms:Decrypt", KEY))],
+            [policy(statement)],
+        )

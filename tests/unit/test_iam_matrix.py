@@ -12,6 +12,7 @@ request, so a grant nobody needs cannot hide in the template.
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 import pytest
 
 from tests.support.iam import Decision, Evaluation, Request, evaluate
-from tests.support.stack_policies import ACCOUNT, REGION, StackPolicies, stack_policies
+from tests.support.stack_policies import ACCOUNT, REGION, STACK, StackPolicies, stack_policies
 
 ROLES = {
     "encrypt": "EncryptFunctionRole",
@@ -28,9 +29,19 @@ ROLES = {
     "score-trust": "ScoreTrustFunctionRole",
     "agent-vote": "AgentVoteFunctionRole",
     "state-machine": "AccessStateMachineRole",
+    "api": "ApiFunctionRole",
+    "apigateway-logs": "ApiGatewayCloudWatchRole",  # API Gateway's, for its access logs
 }
 FUNCTIONS = ("encrypt", "audit-append", "verify-proof", "score-trust", "agent-vote")
+FUNCTION_IDS = (
+    "EncryptFunction",
+    "AuditAppendFunction",
+    "VerifyProofFunction",
+    "ScoreTrustFunction",
+    "AgentVoteFunction",
+)
 STAGES = ("verify-proof", "score-trust", "agent-vote")  # the flow functions that sign attestations
+CLIENT = "cl-0123456789abcdef01234567"  # an API client id
 
 # ------------------------------------------------------------------------------------------ DynamoDB
 
@@ -71,6 +82,13 @@ PARTITIONS: dict[str, tuple[str, ...]] = {
     # The scope index (a resource of its own: a grant on the table does not reach it), and a lookalike.
     "ItemsTable/index/ScopeIndex": ("TENANT#victim#VAULT#v1#SCOPE#user#u1", "SERVICE"),
     "AuditTable": ("LOG#victim", "CHECKPOINT"),
+    "IdentityTable": (
+        "TENANT#victim",  # a tenant
+        f"CLIENT#{CLIENT}",  # a client: its secret's hash, its roles
+        f"RATE#{CLIENT}",  # its request counter
+        "CLIENT",  # a lookalike
+    ),
+    "IdentityTable/index/TenantIndex": ("TENANT#victim",),
     "IdempotencyTable": ("reliquary-encrypt.handler#0123abcd",),
     "HistoryTable": ("TENANT#victim#P#00ff",),
     "ReplayTable": ("TENANT#victim",),
@@ -88,6 +106,23 @@ def _flow_vault_rows(stage: str, *, pseudonym: bool) -> dict[tuple[str, str], se
         rows[("VaultsTable", "PSEUDONYM")] = {GET, PUT}
     return rows
 
+
+# The API reads: vault rows and key versions' metadata, policies, stage keys, items, the logs; it reads
+# and writes only the identity table.
+API_READS = {
+    ("VaultsTable", "TENANT#victim"): {GET, QUERY},
+    ("VaultsTable", "POLICY#victim"): {GET, QUERY},
+    **{("VaultsTable", partition): set(actions) for partition, actions in READ_STAGE_KEYS.items()},
+    ("ItemsTable", "TENANT#victim#VAULT#v1"): {GET, QUERY},
+    ("ItemsTable/index/ScopeIndex", "TENANT#victim#VAULT#v1#SCOPE#user#u1"): {QUERY},
+    ("AuditTable", "LOG#victim"): {GET, QUERY},
+    ("AuditTable", "CHECKPOINT"): {QUERY},
+    **{
+        ("IdentityTable", p): {GET, PUT, UPDATE}
+        for p in ("TENANT#victim", f"CLIENT#{CLIENT}", f"RATE#{CLIENT}")
+    },
+    ("IdentityTable/index/TenantIndex", "TENANT#victim"): {QUERY},
+}
 
 # role -> (table, partition) -> the DynamoDB actions allowed; every other combination is denied.
 DYNAMODB_GRANTS: dict[str, dict[tuple[str, str], set[str]]] = {
@@ -122,6 +157,8 @@ DYNAMODB_GRANTS: dict[str, dict[tuple[str, str], set[str]]] = {
         **_flow_vault_rows("agent-vote", pseudonym=True),
     },
     "state-machine": {},
+    "api": API_READS,
+    "apigateway-logs": {},
 }
 
 # -------------------------------------------------------------------------------------------- KMS
@@ -154,6 +191,8 @@ OWNED_PURPOSES: dict[str, set[str]] = {
     "score-trust": {"stage-signing/score-trust", "principal-pseudonym"},
     "agent-vote": {"stage-signing/agent-vote", "agent-memory", "principal-pseudonym"},
     "state-machine": set(),
+    "api": set(),
+    "apigateway-logs": set(),
 }
 # role -> service -> the KMS actions it may have that service perform for it (table and bucket keys).
 VIA_SERVICE: dict[str, dict[str, set[str]]] = {
@@ -163,7 +202,21 @@ VIA_SERVICE: dict[str, dict[str, set[str]]] = {
     "score-trust": {"dynamodb": {"kms:Decrypt"}},
     "agent-vote": {"dynamodb": {"kms:Decrypt"}},
     "state-machine": {},
+    "api": {"dynamodb": {"kms:Decrypt"}, "s3": {"kms:Decrypt"}},
+    "apigateway-logs": {},
 }
+# The access-token keys: the API signs with the active one and reads every public key; nobody else
+# signs, and no one may do anything else with them (administration aside).
+TOKEN_KEY_ACTIONS = (
+    "kms:Sign",
+    "kms:GetPublicKey",
+    "kms:Verify",
+    "kms:Decrypt",
+    "kms:Encrypt",
+    "kms:CreateGrant",
+    "kms:PutKeyPolicy",
+    "kms:ScheduleKeyDeletion",
+)
 
 # --------------------------------------------------------------------------------------------- S3
 
@@ -197,6 +250,12 @@ S3_GRANTS: dict[str, dict[tuple[str, str], set[str]]] = {
         ("AuditBucket", "chains"): {"s3:GetObject", "s3:PutObject"},
         ("AuditBucket", "exports"): {"s3:PutObject", "s3:AbortMultipartUpload"},
     },
+    # Proofs and chains, and the exports it presigns download URLs for: read only.
+    "api": {
+        ("AuditBucket", "logs"): {"s3:GetObject"},
+        ("AuditBucket", "chains"): {"s3:GetObject"},
+        ("AuditBucket", "exports"): {"s3:GetObject"},
+    },
 }
 
 
@@ -212,8 +271,14 @@ class Case:
     def request(self, stack: StackPolicies) -> Request:
         logical, _, suffix = self.resource.partition("/")
         arn = stack.arns.get(logical, self.resource)
-        context = {"aws:SecureTransport": "true", "aws:PrincipalAccount": ACCOUNT, **self.context}
-        return Request(self.action, f"{arn}/{suffix}" if suffix else arn, context)
+        principal = stack.arns[ROLES[self.role]]
+        context = {
+            "aws:SecureTransport": "true",
+            "aws:PrincipalAccount": ACCOUNT,
+            "aws:PrincipalArn": principal,
+            **self.context,
+        }
+        return Request(self.action, f"{arn}/{suffix}" if suffix else arn, context, principal=principal)
 
     def __str__(self) -> str:
         verdict = "allowed" if self.allowed else "denied"
@@ -266,6 +331,10 @@ def _kms_cases() -> Iterator[Case]:
         yield Case(role, action, "RootKey", via(service), allowed)
         # The service must be in this stack's region.
         yield Case(role, action, "RootKey", via(service, region="us-east-1"), allowed=False)
+    for role, action in itertools.product(ROLES, TOKEN_KEY_ACTIONS):
+        # By default key A signs and B is retired (not created).
+        allowed = role == "api" and action in ("kms:Sign", "kms:GetPublicKey")
+        yield Case(role, action, "TokenKeyA", {}, allowed)
 
 
 def _s3_cases() -> Iterator[Case]:
@@ -282,13 +351,30 @@ def _s3_cases() -> Iterator[Case]:
 
 
 def _other_cases() -> Iterator[Case]:
-    functions = [logical for role, logical in ROLES.items() if role != "state-machine"]
+    machine = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{STACK}-access"
+    executions = f"arn:aws:states:{REGION}:{ACCOUNT}:execution:{STACK}-access"
+    other_machine = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{STACK}-other"
     for role in ROLES:
-        # Only the state machine invokes the functions (through its role); the functions invoke nothing.
-        for function in [f.removesuffix("Role") for f in functions]:
-            yield Case(role, "lambda:InvokeFunction", function, {}, role == "state-machine")
+        # The state machine and the API invoke the five functions; the functions invoke nothing, and
+        # no role invokes the API function (API Gateway does, by the function's resource policy).
+        for function in FUNCTION_IDS:
+            yield Case(role, "lambda:InvokeFunction", function, {}, role in ("state-machine", "api"))
+        yield Case(role, "lambda:InvokeFunction", "ApiFunction", {}, allowed=False)
         yield Case(
             role, "lambda:InvokeFunction", f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:other", {}, False
+        )
+        # Only the API starts access executions and reads them; nobody stops one.
+        yield Case(role, "states:StartExecution", "AccessStateMachine", {}, role == "api")
+        yield Case(role, "states:DescribeExecution", f"{executions}:0123abcd", {}, role == "api")
+        for action in ("states:StopExecution", "states:StartSyncExecution", "states:UpdateStateMachine"):
+            yield Case(role, action, machine, {}, allowed=False)
+        yield Case(role, "states:StartExecution", other_machine, {}, allowed=False)
+        yield Case(
+            role,
+            "states:DescribeExecution",
+            f"{other_machine}:x".replace("stateMachine", "execution"),
+            {},
+            False,
         )
         yield Case(role, "sqs:SendMessage", "ItemsExpiredFailureQueue", {}, role == "encrypt")
         for action in (
@@ -301,8 +387,10 @@ def _other_cases() -> Iterator[Case]:
             yield Case(role, action, "HistoryTable/stream/2026-01-01T00:00:00.000", {}, allowed=False)
         log_group = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/x:*"
         yield Case(role, "logs:PutLogEvents", log_group, {}, role != "state-machine")
+        # Reading logs back: only API Gateway's logging role (AWS's managed policy for it).
+        yield Case(role, "logs:FilterLogEvents", log_group, {}, role == "apigateway-logs")
         yield Case(role, "logs:CreateLogDelivery", "*", {}, role == "state-machine")
-        yield Case(role, "xray:PutTraceSegments", "*", {}, allowed=True)
+        yield Case(role, "xray:PutTraceSegments", "*", {}, role != "apigateway-logs")
         for action in ("iam:PassRole", "iam:PutRolePolicy", "sts:AssumeRole", "lambda:UpdateFunctionCode"):
             yield Case(role, action, f"arn:aws:iam::{ACCOUNT}:role/any", {}, allowed=False)
 
@@ -517,6 +605,72 @@ ATTACKS = [
         False,
         "plain HTTP",
     ),
+    # The API: a door with no key rights. It reads metadata, invokes the functions and starts
+    # executions; whoever subverts it still cannot unwrap a key, sign a stage, or write the record.
+    *(
+        Case("api", "kms:Decrypt", "RootKey", kms_context(purpose, "tenant_id"), False, why)
+        for purpose, why in (
+            ("vault-key", "unwrap a vault key"),
+            ("service-signing", "unwrap the service signing key"),
+            ("checkpoint-signing", "unwrap a checkpoint key"),
+            ("stage-signing/verify-proof", "unwrap a stage key to sign a stage"),
+            ("stage-signing/agent-vote", "unwrap a stage key to sign a vote"),
+            ("principal-pseudonym", "unwrap the pseudonym key"),
+        )
+    ),
+    Case(
+        "api",
+        "kms:Encrypt",
+        "RootKey",
+        kms_context("vault-key", "tenant_id"),
+        False,
+        "wrap a planted vault key",
+    ),
+    Case("api", "kms:GenerateDataKey", "RootKey", via("s3"), False, "write an encrypted object"),
+    Case("api", "dynamodb:PutItem", "VaultsTable", leading("TENANT#victim"), False, "plant a vault key row"),
+    Case("api", "dynamodb:UpdateItem", "VaultsTable", leading("TENANT#victim"), False, "swap a vault's key"),
+    Case(
+        "api",
+        "dynamodb:PutItem",
+        "VaultsTable",
+        leading("POLICY#victim"),
+        False,
+        "set a policy around the flow",
+    ),
+    Case("api", "dynamodb:PutItem", "VaultsTable", leading("STAGE#verify-proof"), False, "plant a stage key"),
+    Case("api", "dynamodb:PutItem", "ItemsTable", leading("TENANT#victim#VAULT#v1"), False, "write an item"),
+    Case(
+        "api",
+        "dynamodb:UpdateItem",
+        "ItemsTable",
+        leading("TENANT#victim#VAULT#v1"),
+        False,
+        "unshred an item",
+    ),
+    Case("api", "dynamodb:PutItem", "AuditTable", leading("LOG#victim"), False, "forge a logged decision"),
+    Case("api", "dynamodb:PutItem", "AuditTable", leading("CHECKPOINT"), False, "plant a checkpoint key"),
+    Case("api", "s3:PutObject", "AuditBucket/logs/victim/checkpoint", {}, False, "rewrite the log"),
+    Case("api", "s3:PutObject", "AuditBucket/chains/victim/r1", {}, False, "forge an attestation chain"),
+    Case("api", "s3:GetObject", "ItemsBucket/tenants/victim/v1/item/1", {}, False, "read a sealed body"),
+    Case("api", "dynamodb:DeleteItem", "IdentityTable", leading(f"CLIENT#{CLIENT}"), False, "erase a client"),
+    *(
+        Case("api", "dynamodb:Scan", table, {}, False, "scan a table")
+        for table in ("VaultsTable", "ItemsTable", "AuditTable", "IdentityTable")
+    ),
+    Case("api", "dynamodb:PartiQLSelect", "IdentityTable", {}, False, "PartiQL (no leading key)"),
+    Case("api", "dynamodb:BatchGetItem", "VaultsTable", leading("TENANT#victim"), False, "batch reads"),
+    Case("api", "lambda:InvokeFunction", "ApiFunction", {}, False, "invoke itself"),
+    Case("score-trust", "kms:Sign", "TokenKeyA", {}, False, "forge an access token"),
+    Case("encrypt", "kms:Sign", "TokenKeyA", {}, False, "forge an access token"),
+    # ... and what it needs.
+    Case("api", "kms:Sign", "TokenKeyA", {}, True, "sign an access token"),
+    Case("api", "kms:GetPublicKey", "TokenKeyA", {}, True, "publish the JWKS"),
+    Case("api", "dynamodb:GetItem", "VaultsTable", leading("TENANT#victim"), True, "read a vault's metadata"),
+    Case("api", "dynamodb:UpdateItem", "IdentityTable", leading(f"RATE#{CLIENT}"), True, "count a request"),
+    Case("api", "kms:Decrypt", "RootKey", via("dynamodb"), True, "read an encrypted table"),
+    Case("api", "s3:GetObject", "AuditBucket/exports/victim/e1.jsonl", {}, True, "presign an export"),
+    Case("api", "lambda:InvokeFunction", "EncryptFunction", {}, True, "seal a memory"),
+    Case("api", "states:StartExecution", "AccessStateMachine", {}, True, "start an access request"),
 ]
 
 ALL_CASES = [*_dynamodb_cases(), *_kms_cases(), *_s3_cases(), *_other_cases(), *ATTACKS]
@@ -565,18 +719,23 @@ def test_every_allow_statement_is_exercised_by_an_allowed_request(stack: StackPo
         assert statements - used[logical] == set(), logical
 
 
-def test_only_encrypt_may_read_or_write_vault_keys(stack: StackPolicies) -> None:
+def test_only_encrypt_may_unwrap_or_write_vault_keys(stack: StackPolicies) -> None:
+    """The API reads vault rows (key versions' metadata); a key row's private key is wrapped for
+    `vault-key`, which only the encrypt role may decrypt. The flow functions do not even read them."""
+
     def can(role: str, action: str, resource: str, context: Mapping[str, Any]) -> bool:
         return _evaluate(stack, Case(role, action, resource, context, allowed=True)).allowed
 
     for role in ROLES:
-        reads = can(role, "dynamodb:GetItem", "VaultsTable", leading("TENANT#t")) or can(
-            role, "kms:Decrypt", "RootKey", kms_context("vault-key")
-        )
+        reads_rows = can(role, "dynamodb:GetItem", "VaultsTable", leading("TENANT#t"))
+        unwraps = can(role, "kms:Decrypt", "RootKey", kms_context("vault-key"))
         writes = can(role, "dynamodb:PutItem", "VaultsTable", leading("TENANT#t")) or can(
             role, "kms:Encrypt", "RootKey", kms_context("vault-key")
         )
-        assert (reads, writes) == ((True, True) if role == "encrypt" else (False, False)), role
+        expected = {"encrypt": (True, True, True), "api": (True, False, False)}.get(
+            role, (False, False, False)
+        )
+        assert (reads_rows, unwraps, writes) == expected, role
 
 
 def test_the_key_policy_denies_any_use_without_an_encryption_context(stack: StackPolicies) -> None:
@@ -586,3 +745,62 @@ def test_the_key_policy_denies_any_use_without_an_encryption_context(stack: Stac
     )
     assert evaluation.decision is Decision.EXPLICIT_DENY
     assert evaluation.denied_by == ("DenyCryptographicUseWithoutEncryptionContext",)
+
+
+# ------------------------------------------------------------------------------ the token keys' rotation
+
+# (TokenSigningKey, TokenStandbyKey) -> the keys that exist, the one that signs, the ones that verify.
+ROTATION = {
+    ("A", "retired"): ({"TokenKeyA"}, "TokenKeyA", ["TokenKeyA"]),
+    ("A", "published"): ({"TokenKeyA", "TokenKeyB"}, "TokenKeyA", ["TokenKeyA", "TokenKeyB"]),
+    ("B", "published"): ({"TokenKeyA", "TokenKeyB"}, "TokenKeyB", ["TokenKeyB", "TokenKeyA"]),
+    ("B", "retired"): ({"TokenKeyB"}, "TokenKeyB", ["TokenKeyB"]),
+}
+
+
+@pytest.mark.parametrize(
+    ("slots", "expected"), ROTATION.items(), ids=lambda v: "-".join(v) if len(v) == 2 else ""
+)
+def test_every_step_of_a_rotation_signs_with_one_key_and_verifies_with_the_published_ones(
+    slots: tuple[str, str], expected: tuple[set[str], str, list[str]]
+) -> None:
+    """The API's settings name the signing key and the published standby (what the JWKS serves and
+    verification accepts); its role signs with the signing key alone and reads every public key."""
+    from reliquary.config import Settings
+
+    exists, signing, verifying = expected
+    stack = stack_policies(TokenSigningKey=slots[0], TokenStandbyKey=slots[1])
+    assert {lid for lid in stack.arns if lid.startswith("TokenKey")} == exists
+    environment = stack.environments["ApiFunction"]
+    settings = Settings(
+        token_signing_key_id=environment["RELIQUARY_TOKEN_SIGNING_KEY_ID"],
+        token_previous_key_ids=json.loads(environment["RELIQUARY_TOKEN_PREVIOUS_KEY_IDS"]),
+    )
+    assert [settings.token_signing_key_id, *settings.token_previous_key_ids] == [
+        stack.arns[k] for k in verifying
+    ]
+    for key in exists:
+        for role, action in itertools.product(ROLES, TOKEN_KEY_ACTIONS):
+            allowed = role == "api" and (
+                action == "kms:GetPublicKey" or (action == "kms:Sign" and key == signing)
+            )
+            case = Case(role, action, key, {}, allowed)
+            assert _evaluate(stack, case).allowed is allowed, case
+
+
+def test_an_account_principal_allowed_every_kms_action_still_cannot_sign_tokens(stack: StackPolicies) -> None:
+    """The key policies delegate administration to the account's IAM, but deny signing to everyone but
+    the API role: an administrator would have to change the key policy first (logged in CloudTrail)."""
+    admin = f"arn:aws:iam::{ACCOUNT}:role/administrator"
+    everything = (
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]},
+    )
+    key = stack.arns["TokenKeyA"]
+
+    def decide(action: str) -> Evaluation:
+        request = Request(action, key, {"aws:PrincipalArn": admin}, principal=admin)
+        return evaluate(request, everything, stack.resource_policies_for(key))
+
+    assert decide("kms:Sign").denied_by == ("OnlyTheApiSigns",)
+    assert decide("kms:GetPublicKey").allowed
+    assert decide("kms:ScheduleKeyDeletion").allowed  # administration stays with the account

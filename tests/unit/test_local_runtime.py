@@ -37,6 +37,44 @@ def test_what_moto_cannot_create_is_set_apart_and_nothing_else(translated: dict[
     assert "AccessStateMachineArn" not in created["Outputs"]  # resolved after the API created it
 
 
+def test_the_rest_api_is_left_out_and_the_api_function_kept(translated: dict[str, Any]) -> None:
+    """moto's CloudFormation cannot create the REST API SAM generates: API Gateway's resources, the
+    permissions that name the REST API and the handle that orders it are left out, nothing else;
+    serve_api serves the app instead."""
+    created, _ = runtime._split_for_api(translated)
+    left_out = runtime.not_created_locally(translated)
+    kinds = {translated["Resources"][lid]["Type"] for lid in left_out}
+    assert {k for k in kinds if not k.startswith("AWS::ApiGateway::")} == {
+        "AWS::Lambda::EventSourceMapping",
+        "AWS::Lambda::Permission",
+        "AWS::CloudFormation::WaitConditionHandle",
+    }
+    rest_api = {
+        lid for lid, res in translated["Resources"].items() if res["Type"].startswith("AWS::ApiGateway::")
+    }
+    assert {"RestApi", "ApiUsagePlan", "ApiGatewayAccount"} <= rest_api <= left_out
+    assert {"ApiFunction", "ApiFunctionRole", "TokenKeyA", "IdentityTable", "ApiAccessLogGroup"} <= set(
+        created["Resources"]
+    )
+    # Every left-out resource is API Gateway's or names it (the stream mapping aside).
+    for lid in left_out - rest_api:
+        resource = translated["Resources"][lid]
+        assert (
+            resource["Type"] == "AWS::Lambda::EventSourceMapping" or runtime._references(resource) & rest_api
+        )
+    assert "ApiUrl" not in created["Outputs"]
+    assert "ApiFunctionArn" in created["Outputs"]
+
+
+def test_a_resource_that_needs_a_left_out_one_is_refused_clearly(translated: dict[str, Any]) -> None:
+    broken = json.loads(json.dumps(translated))
+    broken["Resources"]["ApiFunction"]["Properties"]["Environment"]["Variables"]["RELIQUARY_TOKEN_ISSUER"] = {
+        "Fn::Sub": "https://${RestApi}.execute-api.${AWS::Region}.amazonaws.com"
+    }
+    with pytest.raises(LocalRuntimeError, match=r"ApiFunction .* not created locally"):
+        runtime._split_for_api(broken)
+
+
 def test_a_resource_that_needs_an_api_created_one_is_refused_clearly(translated: dict[str, Any]) -> None:
     broken = json.loads(json.dumps(translated))
     broken["Resources"]["Watcher"] = {

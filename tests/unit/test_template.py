@@ -107,7 +107,8 @@ def test_translates_offline_to_every_declared_resource(translated: dict[str, Any
     assert "EncryptFunction" in by_type["AWS::Lambda::Function"]
     assert set(TABLES) <= set(by_type["AWS::DynamoDB::Table"])
     assert "ItemsBucket" in by_type["AWS::S3::Bucket"]
-    assert by_type["AWS::KMS::Key"] == ["RootKey"]
+    # The root key, and the two slots of the access-token key (docs/iam.md, Rotating the token key).
+    assert by_type["AWS::KMS::Key"] == ["RootKey", "TokenKeyA", "TokenKeyB"]
     assert by_type["AWS::KMS::Alias"] == ["RootKeyAlias"]
     # SAM gives layer versions a content-hash suffix; the function refers to the suffixed ids.
     layers = sorted(by_type["AWS::Lambda::LayerVersion"])
@@ -132,7 +133,15 @@ def test_outputs_name_the_stack_resources(translated: dict[str, Any]) -> None:
         "EncryptFunctionArn",
         "CoreLayerArn",
         "NativeLayerArn",
+        "IdentityTableName",
+        "ApiUrl",
+        "ApiFunctionArn",
+        "TokenSigningKeyArn",
+        "TokenKeyAArn",
+        "TokenKeyBArn",
     }
+    # A slot's output exists only while its key does.
+    assert translated["Outputs"]["TokenKeyBArn"]["Condition"] == "HasTokenKeyB"
 
 
 # ------------------------------------------------------------------ tables
@@ -729,6 +738,7 @@ FUNCTION_ROLES = (
     "VerifyProofFunctionRole",
     "ScoreTrustFunctionRole",
     "AgentVoteFunctionRole",
+    "ApiFunctionRole",
 )
 
 
@@ -749,6 +759,323 @@ def test_vault_and_audit_rows_are_granted_by_partition_only(translated: dict[str
         assert operator in ("ForAllValues:StringLike", "ForAllValues:StringEquals"), statement["Sid"]
         assert list(keys) == ["dynamodb:LeadingKeys"], statement["Sid"]
         assert all(not key.endswith("*") or key.endswith("#*") for key in keys["dynamodb:LeadingKeys"])
+
+
+# ------------------------------------------------------------------ the API
+
+
+API_ENVIRONMENT = {
+    "RELIQUARY_STAGE",
+    "RELIQUARY_IDENTITY_TABLE",
+    "RELIQUARY_VAULTS_TABLE",
+    "RELIQUARY_ITEMS_TABLE",
+    "RELIQUARY_AUDIT_TABLE",
+    "RELIQUARY_AUDIT_BUCKET",
+    "RELIQUARY_AUDIT_ORIGIN",
+    "RELIQUARY_TOKEN_SIGNING_KEY_ID",
+    "RELIQUARY_TOKEN_PREVIOUS_KEY_IDS",
+    "RELIQUARY_TOKEN_ISSUER",
+    "RELIQUARY_TOKEN_AUDIENCE",
+    "RELIQUARY_OPERATOR_TENANT",
+    "RELIQUARY_CLIENT_REQUESTS_PER_SECOND",
+    "RELIQUARY_ENCRYPT_FUNCTION",
+    "RELIQUARY_VERIFY_PROOF_FUNCTION",
+    "RELIQUARY_SCORE_TRUST_FUNCTION",
+    "RELIQUARY_AGENT_VOTE_FUNCTION",
+    "RELIQUARY_AUDIT_APPEND_FUNCTION",
+    "RELIQUARY_ACCESS_STATE_MACHINE_ARN",
+    "POWERTOOLS_SERVICE_NAME",
+    "POWERTOOLS_METRICS_NAMESPACE",
+    "POWERTOOLS_LOG_LEVEL",
+}
+
+
+def test_api_function_environment_is_exactly_the_contract() -> None:
+    from reliquary.config import ENV_PREFIX, Settings
+
+    environment = function_environment("ApiFunction")
+    assert set(environment) == API_ENVIRONMENT
+    # No root of trust: the API never wraps or unwraps anything.
+    assert "RELIQUARY_KMS_KEY_ID" not in environment
+    assert "RELIQUARY_ITEMS_BUCKET" not in environment
+    assert environment["RELIQUARY_IDENTITY_TABLE"] == {"Ref": "IdentityTable"}
+    for variable, function in (
+        ("RELIQUARY_ENCRYPT_FUNCTION", "EncryptFunction"),
+        ("RELIQUARY_VERIFY_PROOF_FUNCTION", "VerifyProofFunction"),
+        ("RELIQUARY_SCORE_TRUST_FUNCTION", "ScoreTrustFunction"),
+        ("RELIQUARY_AGENT_VOTE_FUNCTION", "AgentVoteFunction"),
+        ("RELIQUARY_AUDIT_APPEND_FUNCTION", "AuditAppendFunction"),
+    ):
+        assert environment[variable] == {"Fn::GetAtt": [function, "Arn"]}
+    # The audit reader names checkpoints exactly as audit-append signs them.
+    assert (
+        environment["RELIQUARY_AUDIT_ORIGIN"]
+        == function_environment("AuditAppendFunction")["RELIQUARY_AUDIT_ORIGIN"]
+    )
+    # The state machine by the name it is given (and the execution ARNs the role may read).
+    machine = load_template()["Resources"]["AccessStateMachine"]["Properties"]["Name"]["Fn::Sub"]
+    arn = environment["RELIQUARY_ACCESS_STATE_MACHINE_ARN"]["Fn::Sub"]
+    assert arn.endswith(f":stateMachine:{machine}")
+    assert environment["POWERTOOLS_SERVICE_NAME"] == "reliquary-api"
+    reliquary_fields = {
+        name.removeprefix(ENV_PREFIX).lower() for name in environment if name.startswith(ENV_PREFIX)
+    }
+    assert reliquary_fields <= set(Settings.model_fields)
+
+
+def test_api_settings_take_the_template_parameters() -> None:
+    """Parameters' constraints match the settings' own, so a value CloudFormation accepts also starts."""
+    from reliquary.config import Settings
+
+    parameters = load_template()["Parameters"]
+    fields = Settings.model_fields
+    operator = parameters["OperatorTenant"]
+    assert operator["Default"] == fields["operator_tenant"].default
+    assert re.fullmatch(operator["AllowedPattern"], "operator")
+    rate = parameters["ClientRequestsPerSecond"]
+    assert rate["Default"] == fields["client_requests_per_second"].default
+    bounds = {type(m).__name__: m for m in fields["client_requests_per_second"].metadata}
+    assert (rate["MinValue"], rate["MaxValue"]) == (bounds["Ge"].ge, bounds["Le"].le)
+    issuer = parameters["TokenIssuer"]["AllowedPattern"]
+    assert re.fullmatch(issuer, "")
+    assert re.fullmatch(issuer, "https://vault.example.com/v1")
+    assert not re.fullmatch(issuer, "http://vault.example.com")  # an issuer is https
+    for previous in ("[]", '["arn:aws:kms:eu-west-1:123456789012:key/b"]'):
+        assert Settings(token_previous_key_ids=json.loads(previous)).token_previous_key_ids == tuple(
+            json.loads(previous)
+        )
+
+
+def test_the_api_function_runs_the_app_on_the_core_and_native_layers(translated: dict[str, Any]) -> None:
+    properties = load_template()["Resources"]["ApiFunction"]["Properties"]
+    assert (properties["CodeUri"], properties["Handler"], properties["Runtime"]) == (
+        "functions/api/",
+        "app.handler",
+        "python3.12",
+    )
+    assert (REPO_ROOT / "functions/api/app.py").is_file()
+    assert properties["Layers"] == [{"Ref": "CoreLayer"}, {"Ref": "NativeLayer"}]
+    assert properties["LoggingConfig"] == {"LogGroup": {"Ref": "ApiFunctionLogGroup"}}
+    # API Gateway stops waiting after 29 s: a longer timeout would only run on for nobody.
+    assert properties["Timeout"] <= 29
+    # Every path and method goes to the app, and no authorizer stands in front: the app checks tokens.
+    events = properties["Events"]
+    assert {(e["Properties"]["Path"], e["Properties"]["Method"]) for e in events.values()} == {
+        ("/", "ANY"),
+        ("/{proxy+}", "ANY"),
+    }
+    assert all(
+        e["Type"] == "Api" and e["Properties"]["RestApiId"] == {"Ref": "RestApi"} for e in events.values()
+    )
+    assert all("Auth" not in e["Properties"] for e in events.values())
+    api = _resource(translated, "RestApi")["Properties"]
+    assert "securitySchemes" not in json.dumps(api["Body"])
+    assert "x-amazon-apigateway-authorizer" not in json.dumps(api["Body"])
+    assert not [r for r in translated["Resources"].values() if r["Type"] == "AWS::ApiGateway::Authorizer"]
+    assert not [r for r in translated["Resources"].values() if r["Type"] == "AWS::ApiGatewayV2::Api"]
+
+
+def _api_stage(translated: dict[str, Any]) -> dict[str, Any]:
+    (stage,) = [
+        r["Properties"] for r in translated["Resources"].values() if r["Type"] == "AWS::ApiGateway::Stage"
+    ]
+    properties: dict[str, Any] = stage
+    return properties
+
+
+def test_the_rest_api_throttles_every_method_and_logs_every_request(translated: dict[str, Any]) -> None:
+    stage = _api_stage(translated)
+    # One stage, named by the Stage parameter (per samconfig profile): no stray "Stage" stage.
+    assert stage["StageName"] == {"Ref": "Stage"}
+    assert stage["TracingEnabled"] is True
+    (method,) = stage["MethodSettings"]
+    assert (method["ResourcePath"], method["HttpMethod"]) == ("/*", "*")
+    assert method["ThrottlingRateLimit"] == {"Ref": "ApiThrottleRateLimit"}
+    assert method["ThrottlingBurstLimit"] == {"Ref": "ApiThrottleBurstLimit"}
+    # Execution logs at INFO would hold bodies: off; the access log is the record.
+    assert (method["LoggingLevel"], method["DataTraceEnabled"]) == ("OFF", False)
+    access = stage["AccessLogSetting"]
+    assert access["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]}
+    # Exactly these fields: never a body, a header (Authorization) or a query string.
+    assert json.loads(access["Format"]) == {
+        "requestId": "$context.requestId",
+        "ip": "$context.identity.sourceIp",
+        "caller": "$context.identity.caller",
+        "requestTime": "$context.requestTime",
+        "httpMethod": "$context.httpMethod",
+        "resourcePath": "$context.resourcePath",
+        "status": "$context.status",
+        "protocol": "$context.protocol",
+        "responseLength": "$context.responseLength",
+    }
+    group = load_template()["Resources"]["ApiAccessLogGroup"]["Properties"]
+    assert group["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+
+
+def test_the_usage_plan_throttles_and_limits_the_stage(translated: dict[str, Any]) -> None:
+    (plan,) = [
+        r["Properties"] for r in translated["Resources"].values() if r["Type"] == "AWS::ApiGateway::UsagePlan"
+    ]
+    stage_id = next(
+        lid for lid, r in translated["Resources"].items() if r["Type"] == "AWS::ApiGateway::Stage"
+    )
+    assert plan["ApiStages"] == [{"ApiId": {"Ref": "RestApi"}, "Stage": {"Ref": stage_id}}]
+    assert plan["Throttle"] == {
+        "RateLimit": {"Ref": "ApiThrottleRateLimit"},
+        "BurstLimit": {"Ref": "ApiThrottleBurstLimit"},
+    }
+    assert plan["Quota"] == {"Limit": {"Ref": "ApiQuotaPerDay"}, "Period": "DAY"}
+
+
+def test_api_gateways_own_answers_are_problems_that_reveal_nothing(translated: dict[str, Any]) -> None:
+    responses = _resource(translated, "RestApi")["Properties"]["Body"][
+        "x-amazon-apigateway-gateway-responses"
+    ]
+    assert set(responses) == {
+        "THROTTLED",
+        "QUOTA_EXCEEDED",
+        "REQUEST_TOO_LARGE",
+        "DEFAULT_4XX",
+        "DEFAULT_5XX",
+    }
+    expected = {
+        "THROTTLED": ("429", "rate_limited"),
+        "QUOTA_EXCEEDED": ("429", "rate_limited"),
+        "REQUEST_TOO_LARGE": ("413", "payload_too_large"),
+        "DEFAULT_4XX": (None, "invalid_request"),
+        "DEFAULT_5XX": (None, "transient"),
+    }
+    from reliquary.errors import error_class_for
+
+    for name, response in responses.items():
+        status, code = expected[name]
+        assert response.get("statusCode") == status, name
+        parameters = response["responseParameters"]
+        assert parameters["gatewayresponse.header.Content-Type"] == "'application/problem+json'", name
+        body = json.loads(response["responseTemplates"]["application/json"])
+        # The app's problem shape, with a stable code of the one error hierarchy.
+        assert body["type"] == f"urn:reliquary:problem:{code}", name
+        assert body["code"] == error_class_for(code).code == code, name
+        assert body["title"] == error_class_for(code).__name__, name
+        assert body["request_id"] == "$context.requestId", name
+        assert body["retryable"] is error_class_for(code).retryable, name
+        if status is not None:
+            assert body["status"] == int(status) == error_class_for(code).http_status, name
+        # Nothing from API Gateway's own error text (it can name the deployment's resources).
+        assert "$context.error" not in response["responseTemplates"]["application/json"], name
+    assert responses["THROTTLED"]["responseParameters"]["gatewayresponse.header.Retry-After"] == "'1'"
+
+
+def test_api_gateway_can_write_its_logs_when_the_stack_sets_the_account(translated: dict[str, Any]) -> None:
+    resources = translated["Resources"]
+    assert resources["ApiGatewayAccount"]["Condition"] == "CreatesApiGatewayLoggingRole"
+    assert resources["ApiGatewayAccount"]["Properties"] == {
+        "CloudWatchRoleArn": {"Fn::GetAtt": ["ApiGatewayCloudWatchRole", "Arn"]}
+    }
+    role = resources["ApiGatewayCloudWatchRole"]
+    assert role["Condition"] == "CreatesApiGatewayLoggingRole"
+    assert role["DeletionPolicy"] == "Retain"  # other REST APIs of the account may log through it
+    # The REST API waits for the account settings (a conditional dependency through a handle).
+    assert resources["RestApi"]["DependsOn"] == "ApiGatewayAccountReady"
+    ready = resources["ApiGatewayAccountReady"]["Metadata"]["After"]
+    assert ready == {"Fn::If": ["CreatesApiGatewayLoggingRole", {"Ref": "ApiGatewayAccount"}, ""]}
+
+
+def test_the_token_keys_are_es256_keys_only_the_api_signs_with() -> None:
+    resources = load_template()["Resources"]
+    for slot in ("A", "B"):
+        key = resources[f"TokenKey{slot}"]
+        assert key["Condition"] == f"HasTokenKey{slot}"
+        properties = key["Properties"]
+        assert (properties["KeySpec"], properties["KeyUsage"]) == ("ECC_NIST_P256", "SIGN_VERIFY")
+        by_sid = {s["Sid"]: s for s in properties["KeyPolicy"]["Statement"]}
+        assert set(by_sid) == {"EnableAccountAdministration", "ApiSignsAndPublishes", "OnlyTheApiSigns"}
+        api = by_sid["ApiSignsAndPublishes"]
+        assert api["Principal"] == {"AWS": {"Fn::GetAtt": ["ApiFunctionRole", "Arn"]}}
+        assert api["Action"] == {
+            "Fn::If": [f"SignsWithTokenKey{slot}", ["kms:Sign", "kms:GetPublicKey"], "kms:GetPublicKey"]
+        }
+        deny = by_sid["OnlyTheApiSigns"]
+        assert (deny["Effect"], deny["Action"]) == ("Deny", "kms:Sign")
+        assert deny["Condition"] == {
+            "ArnNotEquals": {"aws:PrincipalArn": {"Fn::GetAtt": ["ApiFunctionRole", "Arn"]}}
+        }
+    # Each function's role names no token key (the key policies name the API role).
+    assert "TokenKey" not in json.dumps(resources["ApiFunction"]["Properties"]["Policies"])
+
+
+def test_api_role_is_least_privilege(translated: dict[str, Any]) -> None:
+    role = _resource(translated, "ApiFunctionRole")["Properties"]
+    assert sorted(arn.rsplit("/", 1)[-1] for arn in role["ManagedPolicyArns"]) == [
+        "AWSLambdaBasicExecutionRole",
+        "AWSXrayWriteOnlyAccess",
+    ]
+    granted: dict[str, set[str]] = {}
+    for statement in _allow_statements(translated, "ApiFunctionRole"):
+        assert "NotAction" not in statement
+        assert "NotResource" not in statement
+        for resource in _as_list(statement["Resource"]):
+            assert resource != "*"
+            for action in _as_list(statement["Action"]):
+                assert not action.endswith("*"), action
+                granted.setdefault(action, set()).add(json.dumps(resource))
+
+    def arn(logical_id: str) -> str:
+        return json.dumps({"Fn::GetAtt": [logical_id, "Arn"]})
+
+    def sub(text: str) -> str:
+        return json.dumps({"Fn::Sub": text})
+
+    machine = (
+        "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:${AWS::StackName}-access"
+    )
+    functions = {arn(f) for f in ("EncryptFunction", "VerifyProofFunction", "ScoreTrustFunction")}
+    functions |= {arn("AgentVoteFunction"), arn("AuditAppendFunction")}
+    # Read only, except its own identity table; no Scan, no PartiQL, no batch, no delete anywhere.
+    assert granted == {
+        "lambda:InvokeFunction": functions,
+        "states:StartExecution": {sub(machine)},
+        "states:DescribeExecution": {sub(machine.replace(":stateMachine:", ":execution:") + ":*")},
+        "dynamodb:GetItem": {arn("IdentityTable"), arn("VaultsTable"), arn("ItemsTable"), arn("AuditTable")},
+        "dynamodb:Query": {
+            sub("${IdentityTable.Arn}/index/TenantIndex"),
+            arn("VaultsTable"),
+            arn("ItemsTable"),
+            sub("${ItemsTable.Arn}/index/ScopeIndex"),
+            arn("AuditTable"),
+        },
+        "dynamodb:PutItem": {arn("IdentityTable")},
+        "dynamodb:UpdateItem": {arn("IdentityTable")},
+        "s3:GetObject": {sub(f"${{AuditBucket.Arn}}/{prefix}/*") for prefix in ("logs", "chains", "exports")},
+        "kms:Decrypt": {arn("RootKey")},
+    }
+    # The root key only through DynamoDB and S3: no purpose of its own.
+    assert _kms_grants(_allow_statements(translated, "ApiFunctionRole")) == {
+        "RootKeyThroughDynamoDB": VIA_DYNAMODB,
+        "RootKeyThroughS3": (("kms:Decrypt",), VIA_S3[1]),
+    }
+
+
+def test_the_identity_table_is_what_the_identity_store_expects() -> None:
+    spec = table_specs()["IdentityTable"]
+    assert (spec.hash_key, spec.range_key) == ("pk", "sk")
+    assert spec.ttl_attribute == "expires_at"
+    assert spec.global_secondary_indexes == [
+        {
+            "IndexName": "TenantIndex",
+            "KeySchema": [
+                {"AttributeName": "tenant_pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            "Projection": {"ProjectionType": "ALL"},
+        }
+    ]
+    table = load_template()["Resources"]["IdentityTable"]
+    assert table["DeletionPolicy"] == "Retain"  # tenants and clients outlive the stack
+    properties = table["Properties"]
+    assert properties["SSESpecification"]["KMSMasterKeyId"] == {"Fn::GetAtt": ["RootKey", "Arn"]}
+    assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert properties["DeletionProtectionEnabled"] == {"Fn::If": ["IsProd", True, False]}
 
 
 # ------------------------------------------------------------------ layers
