@@ -39,10 +39,8 @@ from reliquary.identity.ports import IdentityRepository
 from reliquary.identity.scopes import Role, RoleBinding
 from reliquary.identity.tokens import TokenVerifier
 from tests.support.aws import AwsStack, moto_stack
-from tests.support.moto_kms import honour_kms_digest_messages
 
 pytestmark = pytest.mark.integration
-honour_kms_digest_messages()
 
 HASH = secrets.hash_secret("rqs_contract", secrets.ScryptParams(log2_n=10))
 
@@ -234,11 +232,11 @@ def test_the_kms_signer(aws: AwsStack) -> None:
     assert len(raw) == 64
     signature = encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))
     public.verify(signature, message, ec.ECDSA(hashes.SHA256()))  # over the message, hashed once
-    # KMS itself agrees: the digest it signed is SHA-256 of the signing input.
+    # KMS itself agrees: it signed the signing input (RAW, hashed once by KMS).
     verified = aws.kms.verify(
         KeyId=key_arn,
-        Message=hashlib.sha256(message).digest(),
-        MessageType="DIGEST",
+        Message=message,
+        MessageType="RAW",
         Signature=signature,
         SigningAlgorithm="ECDSA_SHA_256",
     )
@@ -313,8 +311,8 @@ def test_sign_failures_are_typed(
 
 
 def test_a_signature_that_does_not_verify_is_never_used(aws: AwsStack) -> None:
-    """What moto without the DIGEST patch produced (the digest hashed again), or a key mix-up: KMS answers
-    with a valid signature of something else, and the signer refuses it."""
+    """A KMS that signs something else (a digest hashed again, as moto's DIGEST mode does, or a key
+    mix-up) answers with a valid signature of the wrong message, and the signer refuses it."""
     key_arn = _token_key(aws)
 
     class Rehashing:

@@ -1,15 +1,15 @@
 """The access-token key in KMS: an ECC_NIST_P256 SIGN_VERIFY key that signs, and the public keys of the
 JWKS (the signing key and the previous ones), read once per cold start with GetPublicKey.
 
-The private key never leaves KMS. The token's signing input is hashed here (SHA-256) and KMS signs the
-digest (``MessageType=DIGEST``, ``ECDSA_SHA_256``), so tokens of any size cost one Sign call; KMS's DER
-signature becomes JWS's raw ``r || s``. Each signature is checked against the public key before it is
+The private key never leaves KMS. KMS signs the token's signing input itself (``MessageType=RAW``,
+``ECDSA_SHA_256``; at most 4096 bytes, which the issuer enforces); RAW rather than a digest because it is
+the same on AWS and on moto, whose DIGEST signing hashes the digest again. KMS's DER signature becomes
+JWS's raw ``r || s``. Each signature is checked against the public key before it is
 used: a token the JWKS cannot verify is never handed out.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, NoReturn
@@ -18,10 +18,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
-from reliquary.errors import ConfigurationError, RootOfTrustError, StorageUnavailableError
+from reliquary.errors import ConfigurationError, InvalidScopeError, RootOfTrustError, StorageUnavailableError
 from reliquary.identity.jwk import public_jwk, raw_signature
 
 if TYPE_CHECKING:
@@ -30,6 +29,7 @@ if TYPE_CHECKING:
 KEY_SPEC = "ECC_NIST_P256"
 KEY_USAGE = "SIGN_VERIFY"
 SIGNING_ALGORITHM: Final = "ECDSA_SHA_256"
+MAX_SIGNING_INPUT: Final = 4096  # KMS Sign's limit for a RAW message
 _TRANSIENT = {
     "ThrottlingException",
     "KMSInternalException",
@@ -96,19 +96,20 @@ class KmsTokenSigner:
         return dict(self._key.jwk)
 
     def sign(self, signing_input: bytes) -> bytes:
-        digest = hashlib.sha256(signing_input).digest()
+        if len(signing_input) > MAX_SIGNING_INPUT:
+            raise InvalidScopeError("the access token would be too large to sign: ask for fewer scopes")
         try:
             response = self._client.sign(
                 KeyId=self._key.key_arn,
-                Message=digest,
-                MessageType="DIGEST",
+                Message=signing_input,
+                MessageType="RAW",
                 SigningAlgorithm=SIGNING_ALGORITHM,
             )
         except (ClientError, BotoCoreError) as exc:
             _kms_failed(exc)
         der = response["Signature"]
         try:
-            self._key.public_key.verify(der, digest, ec.ECDSA(Prehashed(hashes.SHA256())))
+            self._key.public_key.verify(der, signing_input, ec.ECDSA(hashes.SHA256()))
             return raw_signature(der)
         except (InvalidSignature, ValueError):
             raise RootOfTrustError("KMS returned a signature the token key does not verify") from None
