@@ -29,6 +29,7 @@ SECTIONS = (
     "merkle",
     "proofs",
     "appends",
+    "reader",
     "zk",
     "trust",
     "agents",
@@ -98,6 +99,13 @@ def audit_sections(
         summary.update(receipts.summary)
         emit(receipts.table)
 
+    def reader() -> None:
+        from tests.bench import audit_reader_bench
+
+        result = audit_reader_bench.reader_table(quick, budget if quick else None)
+        summary.update(result.summary)
+        emit(result.table)
+
     def zk() -> None:
         from tests.bench import zk_bench
 
@@ -133,6 +141,7 @@ def audit_sections(
         "merkle": merkle_root,
         "proofs": proofs,
         "appends": appends,
+        "reader": reader,
         "zk": zk,
         "trust": trust,
         "agents": agents,

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from reliquary import jcs
+from reliquary.adapters.audit_reader import build_audit_reader
 from reliquary.adapters.audit_store import S3TileStore
 from reliquary.adapters.chain_store import chain_key
 from reliquary.adapters.decisions import LoggedDecisions
@@ -509,3 +510,34 @@ def test_an_append_over_the_batch_byte_limit_is_refused_as_too_large_and_logs_no
     for start in range(0, 90, 25):
         ok(audit_append(load_event("append", records=records[start : start + 25])), "append")
     assert ok(audit_append(load_event("get_checkpoint")), "get_checkpoint")["tree_size"] == 90
+
+
+def test_record_decision_indexes_each_decision_for_the_reader(
+    audit_append: Invoke, aws: AwsStack, attester: Attester
+) -> None:
+    """Every decision record_decision logs (an approval, a refused forgery logged as a denial, a retry
+    that logs nothing new) is listed for its item by the read-only reader, which publishes exactly what
+    get_checkpoint does, and whose entries prove the very entries the handler returned."""
+    ok(audit_append(load_event("append")), "append")  # records of other kinds: not indexed
+    approved = ok(audit_append(decision_event(attester)), "record_decision")
+    ok(audit_append(decision_event(attester)), "record_decision")  # retried: the same leaf
+    forged = {**FLOW, "request_id": "forged-1", "context": None, "trust": None, "votes": []}
+    error(audit_append(load_event("record_decision", flow=forged)), "attestation_invalid")
+    published = ok(audit_append(load_event("get_checkpoint")), "get_checkpoint")
+
+    reader = build_audit_reader(aws.settings)
+    assert reader.checkpoint_text(TENANT) == published["checkpoint"]
+    assert reader.verifier_keys() == published["verifier_keys"]
+    assert reader.stage_keys() == published["stage_keys"]
+    page = reader.item_decisions(TENANT, FLOW["vault_id"], FLOW["item_id"])
+    assert [(d.index, d.request_id, d.decision) for d in page.decisions] == [
+        (3, FLOW["request_id"], "approve"),
+        (4, "forged-1", "deny"),
+    ]
+    assert page.cursor is None
+    proved = reader.entry(TENANT, 3)
+    assert proved.entry == approved["entry"].encode()
+    assert proved.checkpoint is not None
+    origin, verifiers = _trusted(audit_append)
+    receipt = Receipt(origin, FLOW["request_id"], 3, proved.checkpoint.encode(), 5, proved.inclusion_proof)
+    assert _check(receipt.to_dict(), proved.entry, origin, verifiers) == 5

@@ -9,7 +9,8 @@ from typing import Any
 from reliquary.audit.log import TransparencyLog
 from reliquary.audit.memory import InMemoryExportSink, InMemoryLogStore, InMemoryTileStore
 from reliquary.audit.note import NoteSigner
-from reliquary.audit.records import DecisionRecord, principal_hash
+from reliquary.audit.reader import AuditReader
+from reliquary.audit.records import DecisionRecord, DeletionRecord, principal_hash
 from reliquary.audit.service import AuditService, CheckpointKeys
 from reliquary.crypto.signing import SignatureAlgorithm, SigningKey
 
@@ -57,3 +58,35 @@ def decision(request_id: str, tenant_id: str = "acme", **changes: Any) -> Decisi
     }
     fields.update(changes)
     return DecisionRecord(**fields)
+
+
+def deletion(request_id: str, tenant_id: str = "acme", **changes: Any) -> DeletionRecord:
+    fields: dict[str, Any] = {
+        "request_id": request_id,
+        "tenant_id": tenant_id,
+        "vault_id": "agent-memory",
+        "item_id": "customer-42-notes",
+        "versions": (1,),
+        "shredded_at": 1_795_651_200,
+        "signer_key_id": "00" * 8,
+        "signature_algorithm": "ML-DSA-65",
+        "reason": "requested",
+    }
+    fields.update(changes)
+    return DeletionRecord(**fields)
+
+
+STAGE_KEYS = [{"signer": "agent-vote", "algorithm": "ML-DSA-65", "key_id": "00" * 8, "public_key": "AA=="}]
+
+
+def audit_reader(fx: AuditFixture) -> AuditReader:
+    """A reader over the fixture's stores (with a log instance of its own, as in another function),
+    trusting the fixture's checkpoint keys as published."""
+    return AuditReader(
+        TransparencyLog(fx.store, fx.tiles),
+        fx.store,
+        fx.store,
+        origin_prefix=ORIGIN_PREFIX,
+        verifiers=lambda: fx.keys.verifiers,
+        stage_keys=lambda: STAGE_KEYS,
+    )

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.bench import audit_bench, coldstart, run, timing, zk_bench
+from tests.bench import audit_bench, audit_reader_bench, coldstart, run, timing, zk_bench
 from tests.bench.report import Column, Table
 
 SIZES = {"1 KiB", "64 KiB", "1 MiB"}
@@ -185,6 +185,27 @@ def test_appends_table(quick_run: tuple[dict[str, Any], str]) -> None:
         assert _positive_finite(document["summary"][f"append_memory_batch{batch}_entries_per_s"])
         assert _positive_finite(document["summary"][f"append_moto_batch{batch}_vs_put_item"])
         assert _positive_finite(document["summary"][f"append_moto_batch{batch}_round_trips"])
+
+
+def test_audit_reader_table(quick_run: tuple[dict[str, Any], str]) -> None:
+    document, _ = quick_run
+    rows = {r["read"]: r for r in document["tables"]["audit_reader"]["rows"]}
+    reads = ("entry cold", "entry warm", "entry at an earlier size, warm", "consistency, warm")
+    pages = ("page: first", "page: after a cursor")
+    assert set(rows) == {f"bare {b} (baseline)" for b in audit_reader_bench.BASELINES} | {*reads, *pages}
+    for read in (*reads, *pages):
+        assert _positive_finite(rows[read]["median_ms"]), read
+        assert _positive_finite(rows[read]["db_rt"]), read  # every read looks at the latest checkpoint
+    # A warm entry read is the checkpoint's GetItem and the entry bundle's GET: tiles come from the cache.
+    assert (rows["entry warm"]["db_rt"], rows["entry warm"]["s3_rt"]) == (1.0, 1.0)
+    assert (rows["page: first"]["db_rt"], rows["page: first"]["s3_rt"]) == (2.0, 0.0)
+    for key in (
+        "reader_entry_cold_ms",
+        "reader_entry_warm_ms",
+        "reader_page_ms",
+        "reader_page_after_cursor_ms",
+    ):
+        assert _positive_finite(document["summary"][key]), key
 
 
 def test_directly_written_log_matches_appends() -> None:

@@ -8,27 +8,24 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from reliquary.adapters.audit_store import DynamoDBLogStore, S3ExportSink, S3TileStore
+from reliquary.adapters.audit_store import (
+    CHECKPOINT_PARTITION,
+    DynamoDBLogStore,
+    S3ExportSink,
+    S3TileStore,
+)
 from reliquary.adapters.chain_store import S3ChainStore
 from reliquary.adapters.clients import aws_client, build_root_of_trust, dynamodb_client, table_config
 from reliquary.adapters.dynamodb import DynamoDBSigningKeyStore
 from reliquary.adapters.pseudonym_store import load_pseudonyms
 from reliquary.adapters.stage_keys import stage_key_directory
+from reliquary.audit.checkpoint import CHECKPOINT_ALGORITHMS
 from reliquary.audit.log import TransparencyLog
 from reliquary.audit.note import NoteSigner
 from reliquary.audit.service import AuditService, CheckpointKeys
 from reliquary.audit.stage import RecordDecisionStage
 from reliquary.config import Settings
-from reliquary.crypto.signing import SignatureAlgorithm
 from reliquary.vaults.service_keys import CHECKPOINT_SIGNING, load_or_create_signing_keys
-
-# Checkpoints carry all three: Ed25519 for standard signed-note verifiers and witnesses, and two
-# post-quantum signatures resting on different lattice problems (module-LWE/SIS and NTRU).
-CHECKPOINT_ALGORITHMS = (
-    SignatureAlgorithm.ED25519,
-    SignatureAlgorithm.ML_DSA_65,
-    SignatureAlgorithm.FALCON_512,
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +43,7 @@ def build_audit(settings: Settings) -> AuditRuntime:
     s3 = aws_client(settings, "s3")
     root = build_root_of_trust(settings)
     keys = load_or_create_signing_keys(
-        DynamoDBSigningKeyStore(audit, dynamodb, partition="CHECKPOINT"),
+        DynamoDBSigningKeyStore(audit, dynamodb, partition=CHECKPOINT_PARTITION),
         root,
         CHECKPOINT_ALGORITHMS,
         clock=lambda: int(time.time()),

@@ -6,9 +6,13 @@ AuditTable rows, one partition per log (tenant): ``pk = LOG#<log id>`` and
 - ``sk = BATCH#<start:015d>``: the entries committed together (entry-bundle encoding) and their request ids;
 - ``sk = REQ#<request id>``: the leaf index of a request (what makes appends idempotent); a decision's
   is ``REQ#decision#<request id>``, in the decisions' own id space (``log.decision_key``);
+- ``sk = ITEM#<vault id>#<item id>#<leaf index:015d>``: the per-item index of decision entries
+  (``reliquary.audit.index``): the leaf, its request id, decision and time. Ids never hold ``#``, so an
+  item's rows are exactly the keys under its prefix, in leaf order;
 - ``sk = CHECKPOINT``: the latest published checkpoint (size, signed note), advanced conditionally.
 The checkpoint keys live in the same table under ``pk = CHECKPOINT`` (see ``DynamoDBSigningKeyStore``).
-A commit is one transaction over the head (conditional on its revision), the batch and the request rows.
+A commit is one transaction over the head (conditional on its revision), the batch, the request rows and
+the batch's index rows: an index row exists exactly when its entry is committed.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from pynamodb.transactions import TransactWrite
 from reliquary.adapters.dynamodb import TableConfig, bind_model, guarded, translate_error
 from reliquary.adapters.s3 import IMMUTABLE, get_object_or_none, translate_s3_error
 from reliquary.audit import tiles
+from reliquary.audit.index import ItemDecision, Outcome
 from reliquary.audit.log import MAX_BATCH, Batch, DuplicateRequestError, LogHead
 from reliquary.audit.merkle import HASH_SIZE
 from reliquary.audit.service import CHECKPOINT_PATH, StoredCheckpoint
@@ -36,6 +41,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3.type_defs import CompletedPartTypeDef
 
+CHECKPOINT_PARTITION = "CHECKPOINT"  # the checkpoint keys (DynamoDBSigningKeyStore) in the AuditTable
 _BATCH_DIGITS = 15
 _JSON_LINES = "application/x-ndjson"
 
@@ -55,6 +61,9 @@ class LogRow(Model):
     request_ids = UnicodeAttribute(null=True)  # JSON list
     index = NumberAttribute(null=True)
     note = BinaryAttribute(legacy_encoding=False, null=True)
+    request_id = UnicodeAttribute(null=True)  # an index row's: the decision's request id
+    decision = UnicodeAttribute(null=True)  # an index row's: approve or deny
+    time = NumberAttribute(null=True)  # an index row's: the decision's time (epoch seconds)
 
 
 def _pk(log_id: str) -> str:
@@ -63,6 +72,14 @@ def _pk(log_id: str) -> str:
 
 def _batch_sk(start: int) -> str:
     return f"BATCH#{start:0{_BATCH_DIGITS}d}"
+
+
+def _item_prefix(vault_id: str, item_id: str) -> str:
+    return f"ITEM#{vault_id}#{item_id}#"
+
+
+def _item_sk(vault_id: str, item_id: str, index: int) -> str:
+    return f"{_item_prefix(vault_id, item_id)}{index:0{_BATCH_DIGITS}d}"
 
 
 def _encode_entries(entries: Sequence[bytes]) -> bytes:
@@ -126,18 +143,35 @@ class DynamoDBLogStore:
             row_cls(_pk(log_id), f"REQ#{request_id}", index=batch.start + offset)
             for offset, request_id in enumerate(batch.request_ids)
         ]
+        index_rows = [
+            row_cls(
+                _pk(log_id),
+                _item_sk(ref.vault_id, ref.item_id, index),
+                index=index,
+                request_id=ref.request_id,
+                decision=ref.decision,
+                time=ref.time,
+            )
+            for index, ref in batch.indexed
+        ]
         try:
             with TransactWrite(connection=self._connection) as transaction:
                 transaction.save(head_row, condition=head_condition)
                 transaction.save(batch_row, condition=row_cls.pk.does_not_exist())
-                for request_row in request_rows:
-                    transaction.save(request_row, condition=row_cls.pk.does_not_exist())
+                for row in (*request_rows, *index_rows):
+                    transaction.save(row, condition=row_cls.pk.does_not_exist())
         except TransactWriteError as exc:
             reasons = [r.code if r is not None else None for r in exc.cancellation_reasons]
-            if reasons[:1] == ["ConditionalCheckFailed"] or reasons[1:2] == ["ConditionalCheckFailed"]:
+            failed = "ConditionalCheckFailed"
+            if reasons[:1] == [failed] or reasons[1:2] == [failed]:
                 raise ConflictError("the log head moved", log_id=log_id) from exc
-            if "ConditionalCheckFailed" in reasons[2:]:
+            if failed in reasons[2 : 2 + len(request_rows)]:
                 raise DuplicateRequestError("a request id is already in the log", log_id=log_id) from exc
+            if failed in reasons[2 + len(request_rows) :]:
+                # Leaves past the head have no rows: one there was written by something other than a commit.
+                raise LogInconsistentError(
+                    "an index row exists for a leaf not yet logged", log_id=log_id
+                ) from exc
             translate_error(exc, "the log head moved")
 
     def indexes(self, log_id: str, request_ids: Sequence[str]) -> dict[str, int]:
@@ -184,6 +218,38 @@ class DynamoDBLogStore:
                 break
             found.append(batch)
         found.reverse()
+        return found
+
+    def item_decisions(
+        self, log_id: str, vault_id: str, item_id: str, *, first: int, end: int, limit: int
+    ) -> list[ItemDecision]:
+        if first >= end or limit < 1:
+            return []
+        prefix = _item_prefix(vault_id, item_id)
+        rows = guarded(
+            lambda: list(
+                self._row.query(
+                    _pk(log_id),
+                    self._row.sk.between(
+                        _item_sk(vault_id, item_id, first), _item_sk(vault_id, item_id, end - 1)
+                    ),
+                    limit=limit,
+                    consistent_read=True,
+                )
+            )
+        )
+        found: list[ItemDecision] = []
+        for row in rows:
+            index = int(row.index) if row.index is not None else -1
+            if (
+                row.sk != prefix + f"{index:0{_BATCH_DIGITS}d}"
+                or row.decision not in ("approve", "deny")
+                or not row.request_id
+                or row.time is None
+            ):
+                raise LogInconsistentError("a decision index row is corrupt", log_id=log_id)
+            decision: Outcome = "approve" if row.decision == "approve" else "deny"
+            found.append(ItemDecision(index, row.request_id, decision, int(row.time)))
         return found
 
     def mark_integrated(self, log_id: str, size: int) -> None:

@@ -22,8 +22,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from reliquary.audit.note import NoteSigner, NoteVerifier, Policy, open_note, sign_note
+from reliquary.crypto.signing import SignatureAlgorithm
 from reliquary.errors import CheckpointError, InvalidRequestError
 
+# The deployment's checkpoints carry all three, in this order: Ed25519 for standard signed-note verifiers
+# and witnesses, and two post-quantum signatures resting on different lattice problems (module-LWE/SIS
+# and NTRU).
+CHECKPOINT_ALGORITHMS = (
+    SignatureAlgorithm.ED25519,
+    SignatureAlgorithm.ML_DSA_65,
+    SignatureAlgorithm.FALCON_512,
+)
 ROOT_HASH_LEN = 32
 MAX_TREE_SIZE = (1 << 64) - 1
 _SIZE = re.compile("0|[1-9][0-9]{0,19}")

@@ -4,7 +4,8 @@ Appends are *sequenced* by one conditional write of the log head (size, root, ri
 with the batch's entries and one deduplication row per request id: that write is the commit point, so
 concurrent appenders never lose or duplicate an entry (the loser re-reads the head and retries), and a
 request appended twice keeps its first index. The log takes the request ids as given; decision records
-come with theirs in a space of their own (``decision_key``).
+come with theirs in a space of their own (``decision_key``), and with their row of the per-item index
+(``reliquary.audit.index``), written by the same commit.
 
 *Integration* then writes the tiles and entry bundles of the newly committed range. Their content is a
 pure function of the committed entries, so any integrator (the appender itself, the next one, or a
@@ -20,14 +21,16 @@ import random
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
 from reliquary.audit import accel, merkle, tiles
+from reliquary.audit.index import DecisionRef
 from reliquary.audit.merkle import SHA256, CompactRange, Hasher, NodeID
 from reliquary.audit.tiles import TILE_WIDTH, TileRef
 from reliquary.errors import (
+    BadIndexError,
     ConflictError,
     InvalidRequestError,
     LogInconsistentError,
@@ -35,7 +38,10 @@ from reliquary.errors import (
     TransientError,
 )
 
-MAX_BATCH = 90  # entries per commit: the head, the batch row and one dedup row each in one transaction
+MAX_BATCH = 90  # entries per append (with no decision: the head, the batch and 90 dedup rows, one commit)
+# Items in one commit (a DynamoDB transaction holds at most 100): the head, the batch row, a dedup row per
+# entry and an index row per decision. An append whose rows exceed it is committed in several batches.
+MAX_COMMIT_ROWS = 100
 MAX_BATCH_BYTES = 320 * 1024  # a committed batch is one DynamoDB item (400 KB at most): see batch_bytes
 _COMMIT_ATTEMPTS = 40
 _LENGTH_PREFIX = 2  # bytes before each entry in a batch row (the entry-bundle framing)
@@ -59,6 +65,23 @@ def batch_bytes(entries: Sequence[tuple[str, bytes]]) -> int:
         return sum(_LENGTH_PREFIX + len(entry) + len(request_id.encode()) for request_id, entry in entries)
     except UnicodeEncodeError:  # a lone surrogate: no store can write it
         raise InvalidRequestError("a request id is not Unicode text") from None
+
+
+def _commits(
+    entries: Sequence[tuple[str, bytes]], refs: Mapping[str, DecisionRef]
+) -> list[Sequence[tuple[str, bytes]]]:
+    """``entries`` split, in order, into runs whose rows fit one commit (``MAX_COMMIT_ROWS``): the head,
+    the batch, a dedup row per entry and an index row per decision. One run unless over 49 decisions."""
+    runs: list[Sequence[tuple[str, bytes]]] = []
+    first, rows = 0, 2
+    for position, (request_id, _) in enumerate(entries):
+        cost = 2 if request_id in refs else 1
+        if rows + cost > MAX_COMMIT_ROWS:
+            runs.append(entries[first:position])
+            first, rows = position, 2
+        rows += cost
+    runs.append(entries[first:])
+    return runs
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,11 +113,23 @@ class LogHead:
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """Entries committed together, starting at leaf ``start``."""
+    """Entries committed together, starting at leaf ``start``; ``decisions`` (empty, or one per entry:
+    None for a record that is not a decision) are the index rows the commit writes with them. A batch
+    read back from the store has none: the index is read on its own (``DecisionIndex``)."""
 
     start: int
     entries: tuple[bytes, ...]
     request_ids: tuple[str, ...]
+    decisions: tuple[DecisionRef | None, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.decisions and len(self.decisions) != len(self.entries):
+            raise InvalidRequestError("a batch indexes each of its entries or none")
+
+    @property
+    def indexed(self) -> list[tuple[int, DecisionRef]]:
+        """The leaf index and index row of every decision in the batch."""
+        return [(self.start + i, ref) for i, ref in enumerate(self.decisions) if ref is not None]
 
     @property
     def end(self) -> int:
@@ -115,7 +150,8 @@ class LogStore(Protocol):
 
     def commit(self, log_id: str, *, expected_revision: int, head: LogHead, batch: Batch) -> None:
         """Atomically: the new head (only if the stored revision is ``expected_revision``, else
-        ConflictError), the batch, and a row per request id (DuplicateRequestError if one exists)."""
+        ConflictError), the batch, a row per request id (DuplicateRequestError if one exists) and an
+        index row per decision (``batch.indexed``)."""
 
     def indexes(self, log_id: str, request_ids: Sequence[str]) -> dict[str, int]:
         """The leaf index of every request id already committed."""
@@ -157,8 +193,17 @@ class TransparencyLog:
         self._seen: dict[str, int] = {}  # the largest integrated size seen per log
 
     # --- writing ---------------------------------------------------------------------------------
-    def append(self, log_id: str, entries: Sequence[tuple[str, bytes]]) -> list[Appended]:
-        """Sequence and integrate ``(request_id, entry)`` pairs; idempotent per request id."""
+    def append(
+        self,
+        log_id: str,
+        entries: Sequence[tuple[str, bytes]],
+        *,
+        decisions: Mapping[str, DecisionRef] | None = None,
+    ) -> list[Appended]:
+        """Sequence and integrate ``(request_id, entry)`` pairs; idempotent per request id.
+
+        ``decisions`` maps the request id of each decision entry to its row of the per-item index, which
+        the commit of the entry writes with it. An entry already logged keeps its first index (and row)."""
         if not entries:
             return []
         if len(entries) > MAX_BATCH:
@@ -166,6 +211,9 @@ class TransparencyLog:
         ids = [request_id for request_id, _ in entries]
         if len(set(ids)) != len(ids):
             raise InvalidRequestError("request ids in one append must be distinct")
+        refs = dict(decisions or {})
+        if not refs.keys() <= set(ids):
+            raise InvalidRequestError("an index row names a request id that is not appended")
         for _, entry in entries:
             if len(entry) > tiles.MAX_ENTRY_SIZE:
                 raise InvalidRequestError(
@@ -179,6 +227,16 @@ class TransparencyLog:
                 size=size,
                 limit=MAX_BATCH_BYTES,
             )
+        placed: dict[str, Appended] = {}
+        for part in _commits(entries, refs):
+            placed.update((a.request_id, a) for a in self._append_commit(log_id, part, refs))
+        return [placed[request_id] for request_id in ids]
+
+    def _append_commit(
+        self, log_id: str, entries: Sequence[tuple[str, bytes]], refs: Mapping[str, DecisionRef]
+    ) -> list[Appended]:
+        """Sequence ``entries`` (rows that fit one commit) in one commit, then integrate them."""
+        ids = [request_id for request_id, _ in entries]
         attempt, known = 0, dict[str, int]()
         check_known = False  # the commit itself refuses a request id already logged: look only then
         while attempt < _COMMIT_ATTEMPTS:
@@ -191,7 +249,12 @@ class TransparencyLog:
                 return [Appended(request_id, known[request_id], new=False) for request_id in ids]
             leaf_hashes = accel.hash_leaves([entry for _, entry in fresh], self._hasher)
             grown, _ = head.compact_range.extend(leaf_hashes, self._hasher)
-            batch = Batch(head.size, tuple(e for _, e in fresh), tuple(r for r, _ in fresh))
+            batch = Batch(
+                head.size,
+                tuple(e for _, e in fresh),
+                tuple(r for r, _ in fresh),
+                tuple(refs.get(r) for r, _ in fresh) if refs else (),
+            )
             new_head = LogHead(grown.size, grown.hashes, head.integrated, head.revision + 1)
             try:
                 self._store.commit(log_id, expected_revision=head.revision, head=new_head, batch=batch)
@@ -350,6 +413,14 @@ class TransparencyLog:
             )
         return size
 
+    def note_integrated(self, log_id: str, size: int) -> None:
+        """Record that the tree of ``size`` is known to be integrated, as a signed checkpoint of it proves
+        (the log signs only integrated trees): reads up to it then need no read of the head. Only for a
+        size so proven: a larger one makes reads look for tiles that were never written."""
+        if size < 0:
+            raise InvalidRequestError("a tree size is not negative")
+        self._note_integrated(log_id, size)
+
     def _note_integrated(self, log_id: str, integrated: int) -> None:
         with self._cache_lock:
             if integrated > self._seen.get(log_id, -1):
@@ -386,6 +457,17 @@ class TransparencyLog:
             lambda node: self.node_hash(log_id, node, new_size),
             self._hasher,
         )
+
+    def entry(self, log_id: str, index: int, size: int) -> bytes:
+        """Entry ``index`` of the integrated tree of ``size``, from the entry bundle at its position in
+        the largest integrated tree known (as ``node_hash`` reads tiles): one object read."""
+        size = self._integrated_size(log_id, size)
+        if not 0 <= index < size:
+            raise BadIndexError("an entry needs 0 <= index < size", size=size)
+        ref = tiles.tile_at(None, index // TILE_WIDTH, max(size, self._seen.get(log_id, 0)))
+        if ref is None:  # cannot happen for index < size; a typed refusal all the same
+            raise LogInconsistentError("an entry is outside the integrated tree", log_id=log_id)
+        return self._read_bundle(log_id, ref)[index % TILE_WIDTH]  # decoding checks the bundle's width
 
     def entries(self, log_id: str, start: int, end: int) -> list[bytes]:
         """Entries [start, end) of the integrated log, from the entry bundles."""

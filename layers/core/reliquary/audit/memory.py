@@ -7,9 +7,10 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
+from reliquary.audit.index import ItemDecision
 from reliquary.audit.log import Batch, DuplicateRequestError, LogHead
 from reliquary.audit.service import StoredCheckpoint
-from reliquary.errors import ConflictError
+from reliquary.errors import ConflictError, LogInconsistentError
 
 
 class InMemoryLogStore:
@@ -19,6 +20,8 @@ class InMemoryLogStore:
         self._batches: dict[str, list[Batch]] = {}
         self._indexes: dict[str, dict[str, int]] = {}
         self._checkpoints: dict[str, StoredCheckpoint] = {}
+        # log id -> (vault id, item id) -> leaf index -> the decision's index row
+        self.decisions: dict[str, dict[tuple[str, str], dict[int, ItemDecision]]] = {}
         self.commits = 0  # round trips that advanced a head (for benchmarks)
 
     def head(self, log_id: str) -> LogHead:
@@ -32,10 +35,16 @@ class InMemoryLogStore:
             known = self._indexes.setdefault(log_id, {})
             if any(request_id in known for request_id in batch.request_ids):
                 raise DuplicateRequestError("a request id is already in the log", log_id=log_id)
+            items = self.decisions.setdefault(log_id, {})
+            if any(index in items.get((r.vault_id, r.item_id), {}) for index, r in batch.indexed):
+                raise LogInconsistentError("an index row exists for a leaf not yet logged", log_id=log_id)
             self._heads[log_id] = head
             self._batches.setdefault(log_id, []).append(batch)
             for offset, request_id in enumerate(batch.request_ids):
                 known[request_id] = batch.start + offset
+            for index, ref in batch.indexed:
+                row = ItemDecision(index, ref.request_id, ref.decision, ref.time)
+                items.setdefault((ref.vault_id, ref.item_id), {})[index] = row
             self.commits += 1
 
     def indexes(self, log_id: str, request_ids: Sequence[str]) -> dict[str, int]:
@@ -50,6 +59,12 @@ class InMemoryLogStore:
             current = self.head(log_id)
             if size > current.integrated:
                 self._heads[log_id] = replace(current, integrated=min(size, current.size))
+
+    def item_decisions(
+        self, log_id: str, vault_id: str, item_id: str, *, first: int, end: int, limit: int
+    ) -> list[ItemDecision]:
+        rows = self.decisions.get(log_id, {}).get((vault_id, item_id), {})
+        return [rows[i] for i in sorted(rows) if first <= i < end][:limit]
 
     def latest_checkpoint(self, log_id: str) -> StoredCheckpoint | None:
         return self._checkpoints.get(log_id)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from reliquary.audit import merkle, tiles
 from reliquary.audit.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
+from reliquary.audit.index import DecisionRef
 from reliquary.audit.log import TileStore, TransparencyLog, decision_key
 from reliquary.audit.note import NoteSigner, NoteVerifier, Policy, is_valid_key_name
 from reliquary.audit.receipts import Receipt, export_header, export_line
@@ -169,7 +170,15 @@ class AuditService:
             if record.tenant_id != log_id:
                 raise InvalidRequestError("a record belongs to another tenant", request_id=record.request_id)
         entries = [(log_key(record), encode_record(record)) for record in records]
-        appended = self._log.append(log_id, entries)
+        # Each decision's row of the per-item index, committed with its entry (reliquary.audit.index).
+        refs = {
+            log_key(record): DecisionRef(
+                record.vault_id, record.item_id, record.request_id, record.decision, record.time
+            )
+            for record in records
+            if isinstance(record, DecisionRecord)
+        }
+        appended = self._log.append(log_id, entries, decisions=refs)
         logged: list[bytes] = []
         conflicts: list[str] = []
         for record, a, (_, entry) in zip(records, appended, entries, strict=True):
