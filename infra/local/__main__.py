@@ -20,6 +20,7 @@ import time
 import warnings
 from typing import Any
 
+from infra.local.api import DEFAULT_API_PORT
 from infra.local.runtime import DEFAULT_PORT, LocalRuntimeError
 
 
@@ -94,15 +95,111 @@ def _refusals(access: Any, request: Any, approved: Any, agent: Any) -> None:
     _line("grant for that request id", f"refused: {granted['code']} ({granted['message']})")
 
 
-def _port_from_environment() -> int:
-    value = os.environ.get("RELIQUARY_MOTO_PORT", str(DEFAULT_PORT))
+def _port_from_environment(name: str, default: int) -> int:
+    value = os.environ.get(name, str(default))
     if not value.isdigit() or not 0 < int(value) < 65536:
-        raise SystemExit(f"error: RELIQUARY_MOTO_PORT={value!r} is not a TCP port (1-65535)")
+        raise SystemExit(f"error: {name}={value!r} is not a TCP port (1-65535)")
     return int(value)
 
 
-def run(port: int, *, serve: bool) -> None:
+def _api_demo(api: Any, access: Any, demo: Any, agent: Any) -> Any:
+    """The REST API on the same stack: the demo tenant's identity, a client, and a curl session that
+    works (token, seal, list, an access request proved on the device, its decision)."""
+    import json  # noqa: PLC0415
+    import tempfile  # noqa: PLC0415
+    import uuid  # noqa: PLC0415
+
+    import httpx  # noqa: PLC0415
+
+    from infra.local.api import ApiSession, access_request_body  # noqa: PLC0415
+    from infra.local.seed import SUPPORT_VAULT  # noqa: PLC0415
+    from reliquary.identity.scopes import Role, RoleBinding  # noqa: PLC0415
+
+    identity = api.runtime.identity
+    began = time.perf_counter()
+    _, admin, _ = identity.create_tenant(demo.tenant, "Demo tenant")
+    client, secret = identity.create_client(
+        demo.tenant,
+        "support agent",
+        [RoleBinding(Role.WRITER, SUPPORT_VAULT), RoleBinding(Role.REQUESTER, SUPPORT_VAULT)],
+    )
+    _line(
+        "create the tenant's API clients",
+        f"tenant-admin {admin.client_id}; support agent {client.client_id} (writer, requester)",
+        (time.perf_counter() - began) * 1000,
+    )
+    with httpx.Client(base_url=api.url, timeout=60) as http:
+        began = time.perf_counter()
+        token = (
+            http.post(
+                "/v1/oauth2/token", data={"grant_type": "client_credentials"}, auth=(client.client_id, secret)
+            )
+            .raise_for_status()
+            .json()
+        )
+        _line(
+            "POST /v1/oauth2/token",
+            f"ES256, {token['expires_in']} s: {token['scope']}",
+            (time.perf_counter() - began) * 1000,
+        )
+        bearer = {"Authorization": f"Bearer {token['access_token']}"}
+        began = time.perf_counter()
+        sealed = (
+            http.post(
+                f"/v1/vaults/{SUPPORT_VAULT}/memories",
+                json={"text": "prefers email, never phone", "user_id": "customer-42"},
+                headers=bearer,
+            )
+            .raise_for_status()
+            .json()
+        )
+        _line(
+            f"POST /v1/vaults/{SUPPORT_VAULT}/memories",
+            f"201 {sealed['item_id']} v{sealed['version']}",
+            (time.perf_counter() - began) * 1000,
+        )
+        began = time.perf_counter()
+        request_id = f"api-{uuid.uuid4().hex}"
+        request = access.request(
+            agent, demo.tenant, SUPPORT_VAULT, "customer-42-notes", request_id=request_id
+        )
+        answer = http.post(
+            "/v1/access-requests",
+            json=access_request_body(request),
+            headers={**bearer, "Idempotency-Key": request_id},
+        )
+        if answer.status_code != 202:
+            raise LocalRuntimeError(f"POST /v1/access-requests answered {answer.status_code}: {answer.text}")
+        while (view := http.get(answer.headers["Location"], headers=bearer).raise_for_status().json())[
+            "status"
+        ] == "pending":
+            time.sleep(0.2)
+        _line(
+            "POST /v1/access-requests, then poll",
+            f"{view['status']}: {'; '.join(view['reasons']) or 'granted'}",
+            (time.perf_counter() - began) * 1000,
+        )
+
+    # A fresh proof for the printed session (a proof's nonce is used once).
+    session_id = f"api-{uuid.uuid4().hex}"
+    proved = access.request(agent, demo.tenant, SUPPORT_VAULT, "customer-42-notes", request_id=session_id)
+    with tempfile.NamedTemporaryFile("w", prefix="reliquary-access-", suffix=".json", delete=False) as body:
+        json.dump(access_request_body(proved), body)
+    return ApiSession(
+        url=api.url,
+        client_id=client.client_id,
+        client_secret=secret,
+        vault_id=SUPPORT_VAULT,
+        user_id="customer-42",
+        memory_text="likes the blue plan",
+        access_request_file=body.name,
+        access_request_id=session_id,
+    )
+
+
+def run(port: int, *, serve: bool, api_port: int = DEFAULT_API_PORT) -> None:
     from infra.local.access import LocalAccess  # noqa: PLC0415
+    from infra.local.api import print_api_session, serve_api  # noqa: PLC0415
     from infra.local.requester import Prover  # noqa: PLC0415
     from infra.local.runtime import local_stack  # noqa: PLC0415
     from infra.local.seed import SUPPORT_VAULT, seed  # noqa: PLC0415
@@ -173,32 +270,46 @@ def run(port: int, *, serve: bool) -> None:
 
         _refusals(access, request, approved, agent)
 
-        if not serve:
-            return
-        print(
-            f"\nServing. AWS endpoint: http://127.0.0.1:{port} (AWS_ENDPOINT_URL, or localstack-client with "
-            f"LOCALSTACK_HOST=127.0.0.1:{port}); any credentials.\n"
-            f"  access state machine: {stack.access_state_machine_arn}\n"
-            f"  e.g. aws --endpoint-url http://127.0.0.1:{port} stepfunctions list-executions "
-            f"--state-machine-arn {stack.access_state_machine_arn}\n"
-            "Ctrl-C stops.",
-            flush=True,
-        )
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        with contextlib.suppress(KeyboardInterrupt):
-            stop.wait()
-        print("stopped")
+        print(f"\nThe REST API (the API function's app) at http://127.0.0.1:{api_port}:")
+        with serve_api(stack, api_port) as api:
+            session = _api_demo(api, access, demo, agent)
+            if not serve:
+                return
+            print("\nTry it (a token lasts 15 minutes; the access request's proof is used once):")
+            print_api_session(session)
+            _serve(port, stack)
+
+
+def _serve(port: int, stack: Any) -> None:
+    print(
+        f"\nServing the API (above) and the AWS endpoint: http://127.0.0.1:{port} (AWS_ENDPOINT_URL, or "
+        f"localstack-client with LOCALSTACK_HOST=127.0.0.1:{port}); any credentials.\n"
+        f"  access state machine: {stack.access_state_machine_arn}\n"
+        f"  e.g. aws --endpoint-url http://127.0.0.1:{port} stepfunctions list-executions "
+        f"--state-machine-arn {stack.access_state_machine_arn}\n"
+        "Ctrl-C stops.",
+        flush=True,
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with contextlib.suppress(KeyboardInterrupt):
+        stop.wait()
+    print("stopped")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m infra.local", description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--port", type=int, default=_port_from_environment())
+    parser.add_argument(
+        "--port", type=int, default=_port_from_environment("RELIQUARY_MOTO_PORT", DEFAULT_PORT)
+    )
+    parser.add_argument(
+        "--api-port", type=int, default=_port_from_environment("RELIQUARY_API_PORT", DEFAULT_API_PORT)
+    )
     parser.add_argument("--no-serve", action="store_true", help="stop after the demonstration")
     args = parser.parse_args(argv)
     _quiet_libraries()
     try:
-        run(args.port, serve=not args.no_serve)
+        run(args.port, serve=not args.no_serve, api_port=args.api_port)
     except LocalRuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -214,3 +214,17 @@ def print_api_session(session: ApiSession, out: Callable[[str], None] = print) -
     for what, command in session.commands():
         out(f"  # {what}")
         out(f"  {command}")
+
+
+def access_request_body(request: Any) -> dict[str, Any]:
+    """The ``POST /v1/access-requests`` body of an ``AccessRequest`` proved on the device (the request id
+    travels as the Idempotency-Key; tenant and principal come from the token, never the body)."""
+    document = request.request_json()
+    return {
+        "vault_id": document["vault_id"],
+        "memory_id": document["item_id"],
+        "requester_public_key": document["requester_public_key"],
+        "context_proof": document["context_proof"],
+        "nonce": document["nonce"],
+        "purpose": document["purpose"],
+    }

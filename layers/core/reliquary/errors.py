@@ -50,6 +50,13 @@ class AuthenticationError(ReliquaryError):
         super().__init__(message, **details)
 
 
+class MethodNotAllowedError(InvalidRequestError):
+    """The route exists but not with this HTTP method."""
+
+    code = "method_not_allowed"
+    http_status = 405
+
+
 class UnsupportedGrantTypeError(InvalidRequestError):
     """The token endpoint was asked for a grant other than client credentials."""
 

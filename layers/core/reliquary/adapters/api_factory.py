@@ -65,7 +65,9 @@ def build_api(settings: Settings) -> ApiRuntime:
                 Capability.AUDIT_APPEND: settings.audit_append_function,
             },
         ),
-        executions=StepFunctionsExecutions(aws_client(settings, "stepfunctions"), settings.access_state_machine_arn),
+        executions=StepFunctionsExecutions(
+            aws_client(settings, "stepfunctions"), settings.access_state_machine_arn
+        ),
         catalog=build_metadata_reader(settings),
         audit=build_audit_reader(settings),
         chains=S3ChainStore(s3, settings.audit_bucket),

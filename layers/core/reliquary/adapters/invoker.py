@@ -69,7 +69,7 @@ class LambdaFunctions:
             raise TransientError(f"the {capability} function answered unreadably")
         if payload["status"] == "error":
             raise _refusal(payload.get("error") or {})
-        return cast(dict[str, Any], payload.get("result") or {})
+        return cast("dict[str, Any]", payload.get("result") or {})
 
 
 class StepFunctionsExecutions:
@@ -119,7 +119,7 @@ class StepFunctionsExecutions:
         output = json.loads(found["output"]) if found.get("output") else None
         stopped = found.get("stopDate")
         return Execution(
-            status=cast(ExecutionStatus, found["status"]),
+            status=cast("ExecutionStatus", found["status"]),
             request=request,
             started_at=int(found["startDate"].timestamp()),
             stopped_at=int(stopped.timestamp()) if stopped is not None else None,

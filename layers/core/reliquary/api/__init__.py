@@ -3,3 +3,5 @@
 The API holds no key rights. It authenticates the caller (``reliquary.identity``), takes the tenant only
 from the verified token, and then invokes the capability functions with their own events, starts access
 executions, and reads metadata through read-only adapters (``ports``)."""
+
+API_VERSION = "1.0.0"

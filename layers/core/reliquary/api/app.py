@@ -17,12 +17,14 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from reliquary.api import API_VERSION
 from reliquary.api.context import request_context
 from reliquary.api.problems import context_of, problem_response, validation_problem
 from reliquary.api.routes import access, admin, audit, memories, system, vaults
 from reliquary.api.runtime import ApiRuntime
 from reliquary.errors import (
     InvalidRequestError,
+    MethodNotAllowedError,
     NotFoundError,
     PayloadTooLargeError,
     ReliquaryError,
@@ -32,7 +34,6 @@ from reliquary.observability import build_logger, build_metrics
 SERVICE = "reliquary-api"
 # A synchronous Lambda invocation carries at most 6 MB; the API refuses a larger body before reading it.
 MAX_BODY_BYTES = 6 * 1024 * 1024
-API_VERSION = "1.0.0"
 logger = build_logger(SERVICE)
 metrics = build_metrics(SERVICE)
 
@@ -66,16 +67,16 @@ class _BodyLimit:
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > self.limit:
-                raise _TooLarge
+                raise _TooLargeError
             return message
 
         try:
             await self.app(scope, counted, send)
-        except _TooLarge:
+        except _TooLargeError:
             await _send_problem(scope, send, PayloadTooLargeError("the request body is too large"))
 
 
-class _TooLarge(Exception):
+class _TooLargeError(Exception):
     pass
 
 
@@ -129,8 +130,7 @@ def create_app(runtime: Callable[[], ApiRuntime]) -> FastAPI:
         if exc.status_code == 404:
             error = NotFoundError("no such route")
         elif exc.status_code == 405:
-            error = InvalidRequestError("this method is not allowed on this route")
-            error.http_status = 405  # type: ignore[misc]  (one instance: the class keeps 400)
+            error = MethodNotAllowedError("this method is not allowed on this route")
         else:
             error = InvalidRequestError("the request is malformed")
         return problem_response(error, context_of(request))

@@ -24,7 +24,7 @@ class Capability(StrEnum):
 class Functions(Protocol):
     def call(self, capability: Capability, event: Mapping[str, Any]) -> dict[str, Any]:
         """The ``result`` of a synchronous invocation; a refusal is raised as its typed error (its
-        ``code`` mapped back with ``errors.error_class_for``), a failure of the platform as a transient one."""
+        ``code`` mapped back with ``errors.error_class_for``), a platform failure as a transient one."""
         ...
 
 

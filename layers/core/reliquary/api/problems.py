@@ -15,7 +15,6 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from reliquary.api.context import RequestContext, request_context
-
 from reliquary.contracts.responses import refused
 from reliquary.errors import InvalidRequestError, RateLimitedError, ReliquaryError
 

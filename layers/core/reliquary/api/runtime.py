@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from reliquary.api.ports import Executions, Functions
-from reliquary.audit.reader import AuditReader
-from reliquary.config import Settings
-from reliquary.flow.chains import ChainStore
-from reliquary.identity.service import IdentityService
-from reliquary.vaults.catalog import MetadataReader
+if TYPE_CHECKING:  # the cold start imports none of them: the runtime is built on the first request
+    from reliquary.api.ports import Executions, Functions
+    from reliquary.audit.reader import AuditReader
+    from reliquary.config import Settings
+    from reliquary.flow.chains import ChainStore
+    from reliquary.identity.service import IdentityService
+    from reliquary.vaults.catalog import MetadataReader
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ def authenticated(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
 ) -> Caller:
     if credentials is None or credentials.scheme.lower() != "bearer":
-        raise AuthenticationError()
+        raise AuthenticationError
     runtime = runtime_of(request)
     # Verifies the token, counts the request against the client's rate, and reads the client's row.
     caller = runtime.identity.authorize(credentials.credentials)

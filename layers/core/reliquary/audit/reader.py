@@ -163,6 +163,11 @@ class AuditReader:
         stored, _ = self._latest(validate_id("tenant_id", tenant_id))
         return stored.note.decode("utf-8")
 
+    def size(self, tenant_id: str) -> int:
+        """The latest checkpoint's tree size (``NotFoundError`` before the first checkpoint)."""
+        _, signed = self._latest(validate_id("tenant_id", tenant_id))
+        return signed.size
+
     def _latest(self, log_id: str) -> tuple[StoredCheckpoint, Checkpoint]:
         stored = self._checkpoints.latest_checkpoint(log_id)
         if stored is None:

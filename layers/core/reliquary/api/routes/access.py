@@ -17,12 +17,13 @@ from reliquary.api.problems import context_of
 from reliquary.api.routes import AUTHED, problems
 from reliquary.api.runtime import ApiRuntime
 from reliquary.api.security import CallerDep, RuntimeDep
-from reliquary.crypto.hpke import PUBLIC_KEY_LEN
+from reliquary.crypto.kem import PUBLIC_KEY_LEN
 from reliquary.errors import InvalidRequestError, NotFoundError
 from reliquary.fields import Base64Bytes, Identifier
 from reliquary.flow.state import ContextProof, FlowRequest, Principal
-from reliquary.identity.scopes import Scope
 from reliquary.identity.models import Caller
+from reliquary.identity.scopes import Scope
+from reliquary.zk.replay import NONCE_HEX
 
 router = APIRouter(tags=["access requests"])
 RequestId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")]
@@ -38,10 +39,11 @@ class NewAccessRequest(BaseModel):
     vault_id: Identifier
     memory_id: Identifier
     requester_public_key: Annotated[
-        Base64Bytes, Field(min_length=PUBLIC_KEY_LEN, max_length=PUBLIC_KEY_LEN, description="ML-KEM-768, base64")
+        Base64Bytes,
+        Field(min_length=PUBLIC_KEY_LEN, max_length=PUBLIC_KEY_LEN, description="ML-KEM-768, base64"),
     ]
     context_proof: ContextProof
-    nonce: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    nonce: Annotated[str, Field(pattern=rf"^[0-9a-f]{{{NONCE_HEX}}}$", description="From POST .../nonces.")]
     purpose: Annotated[str, Field(max_length=256)] = ""
 
 
@@ -138,7 +140,11 @@ def _view(runtime: ApiRuntime, execution: Execution) -> AccessRequestView:
     if execution.status != "SUCCEEDED" or "decision" not in output:
         # The decision could not be logged (the flow fails rather than decide unrecorded): nothing was
         # granted. The error's name only; its cause may quote data.
-        return AccessRequestView(status="failed", reasons=[f"the access flow failed ({execution.error or execution.status})"], **base)
+        return AccessRequestView(
+            status="failed",
+            reasons=[f"the access flow failed ({execution.error or execution.status})"],
+            **base,
+        )
     approved = output.get("decision") == "approve" and bool(output.get("grant"))
     status: Status = "approved" if approved else "denied"
     if output.get("decision") == "approve" and not approved:
@@ -161,7 +167,10 @@ def _visible(caller: Caller, execution: Execution) -> bool:
     flow = execution.request
     if caller.grants.allows(Scope.ACCESS_READ, flow.vault_id):
         return True
-    return caller.grants.allows(Scope.ACCESS_REQUEST, flow.vault_id) and flow.principal.subject == caller.client_id
+    return (
+        caller.grants.allows(Scope.ACCESS_REQUEST, flow.vault_id)
+        and flow.principal.subject == caller.client_id
+    )
 
 
 @router.get(

@@ -102,9 +102,7 @@ def client_view(client: Client) -> ClientView:
     )
 
 
-@router.post(
-    "/v1/tenants", status_code=201, response_model=CreatedTenant, responses=problems(*AUTHED, 409)
-)
+@router.post("/v1/tenants", status_code=201, response_model=CreatedTenant, responses=problems(*AUTHED, 409))
 def create_tenant(body: NewTenant, caller: CallerDep, runtime: RuntimeDep) -> JSONResponse:
     """Create a tenant and its first tenant-admin client (operator only: `tenants:manage`)."""
     caller.grants.require(Scope.TENANTS_MANAGE)

@@ -29,12 +29,17 @@ class EntryProof(BaseModel):
     tree_size: int
     entry: str = Field(description="The entry's bytes, base64 (a JSON record).")
     inclusion_proof: list[str] = Field(description="RFC 9162 audit path, base64 hashes, leaf to root.")
+    checkpoint: str | None = Field(
+        description="The signed note of `tree_size` when it is the latest checkpoint's; for an earlier "
+        "size, check the proof against the root of the checkpoint of that size you hold."
+    )
 
 
 class ConsistencyProof(BaseModel):
     first: int
     second: int
     proof: list[str] = Field(description="RFC 9162 consistency proof, base64 hashes.")
+    checkpoint: str | None = Field(description="The signed note of `second` when it is the latest's.")
 
 
 class AuditKeys(BaseModel):
@@ -84,16 +89,25 @@ def entry(
         index=found.index,
         tree_size=found.tree_size,
         entry=_b64(found.entry),
-        inclusion_proof=[_b64(h) for h in found.proof],
+        inclusion_proof=[_b64(h) for h in found.inclusion_proof],
+        checkpoint=found.checkpoint,
     )
 
 
 @router.get("/v1/audit/consistency", response_model=ConsistencyProof, responses=problems(*AUTHED, 404))
-def consistency(first: Size, second: Size, caller: CallerDep, runtime: RuntimeDep) -> ConsistencyProof:
-    """Proof that the tree of size `first` is a prefix of the tree of size `second`."""
+def consistency(
+    first: Size, caller: CallerDep, runtime: RuntimeDep, second: Size | None = None
+) -> ConsistencyProof:
+    """Proof that the tree of size `first` is a prefix of the tree of size `second` (default: the
+    latest checkpoint's)."""
     caller.grants.require(Scope.AUDIT_READ)
-    proof = runtime.audit.consistency(caller.tenant_id, first, second)
-    return ConsistencyProof(first=first, second=second, proof=[_b64(h) for h in proof])
+    found = runtime.audit.consistency(caller.tenant_id, first, second)
+    return ConsistencyProof(
+        first=found.old_size,
+        second=found.new_size,
+        proof=[_b64(h) for h in found.proof],
+        checkpoint=found.checkpoint,
+    )
 
 
 @router.get("/v1/audit/keys", response_model=AuditKeys, responses=problems(*AUTHED))
@@ -107,7 +121,9 @@ def keys(caller: CallerDep, runtime: RuntimeDep) -> AuditKeys:
     )
 
 
-@router.post("/v1/audit/exports", status_code=201, response_model=ExportView, responses=problems(*AUTHED, 404))
+@router.post(
+    "/v1/audit/exports", status_code=201, response_model=ExportView, responses=problems(*AUTHED, 404)
+)
 def export(body: NewExport, request: Request, caller: CallerDep, runtime: RuntimeDep) -> ExportView:
     """Export entries [start, end) with their inclusion proofs as JSON Lines; download from the URL."""
     caller.grants.require(Scope.AUDIT_EXPORT)
@@ -115,7 +131,13 @@ def export(body: NewExport, request: Request, caller: CallerDep, runtime: Runtim
     end = body.end if body.end is not None else runtime.audit.size(caller.tenant_id)
     result = runtime.functions.call(
         Capability.AUDIT_APPEND,
-        {"action": "export", "tenant_id": caller.tenant_id, "export_id": export_id, "start": body.start, "end": end},
+        {
+            "action": "export",
+            "tenant_id": caller.tenant_id,
+            "export_id": export_id,
+            "start": body.start,
+            "end": end,
+        },
     )
     return ExportView(
         export_id=export_id,
@@ -123,5 +145,5 @@ def export(body: NewExport, request: Request, caller: CallerDep, runtime: Runtim
         end=result["end"],
         tree_size=result["tree_size"],
         bytes=result["bytes"],
-        download_url=runtime.audit.export_url(caller.tenant_id, result["key"]),
+        download_url=runtime.export_url(caller.tenant_id, result["key"]),
     )

@@ -74,7 +74,11 @@ class NewMemory(BaseModel):
 
 
 def _scope(user_id: str | None, agent_id: str | None, run_id: str | None) -> MemoryScope:
-    given = [(k, v) for k, v in ((MemoryKind.USER, user_id), (MemoryKind.AGENT, agent_id), (MemoryKind.RUN, run_id)) if v]
+    given = [
+        (k, v)
+        for k, v in ((MemoryKind.USER, user_id), (MemoryKind.AGENT, agent_id), (MemoryKind.RUN, run_id))
+        if v
+    ]
     if len(given) != 1:
         raise InvalidRequestError("exactly one of user_id, agent_id and run_id is required")
     kind, ref = given[0]
@@ -154,7 +158,9 @@ class DecisionView(BaseModel):
 
     @classmethod
     def of(cls, found: ItemDecision) -> DecisionView:
-        return cls(index=found.index, request_id=found.request_id, decision=str(found.decision), at=found.time)
+        return cls(
+            index=found.index, request_id=found.request_id, decision=str(found.decision), at=found.time
+        )
 
 
 class History(BaseModel):
@@ -190,7 +196,8 @@ def add_memory(
         "vault_id": vault_id,
         "item_id": memory_id,
         "plaintext": base64.b64encode(body.plaintext()).decode("ascii"),
-        "content_type": body.content_type or ("text/plain; charset=utf-8" if body.text is not None else "application/octet-stream"),
+        "content_type": body.content_type
+        or ("text/plain; charset=utf-8" if body.text is not None else "application/octet-stream"),
         "memory_scope": {"kind": scope.kind.value, "ref": scope.ref},
         "tags": body.tags,
         "sensitivity": body.sensitivity,
@@ -257,9 +264,13 @@ def forget(
 
 
 @router.get(
-    "/v1/vaults/{vault_id}/memories/{memory_id}", response_model=MemoryDetail, responses=problems(*AUTHED, 404)
+    "/v1/vaults/{vault_id}/memories/{memory_id}",
+    response_model=MemoryDetail,
+    responses=problems(*AUTHED, 404),
 )
-def get_memory(vault_id: VaultId, memory_id: MemoryId, caller: CallerDep, runtime: RuntimeDep) -> MemoryDetail:
+def get_memory(
+    vault_id: VaultId, memory_id: MemoryId, caller: CallerDep, runtime: RuntimeDep
+) -> MemoryDetail:
     """A memory's metadata, every version (never its content)."""
     caller.grants.require(Scope.MEMORIES_READ, vault_id)
     found = runtime.catalog.get_item(caller.tenant_id, vault_id, memory_id)

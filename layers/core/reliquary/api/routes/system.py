@@ -11,6 +11,7 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from reliquary.api import API_VERSION
 from reliquary.api.problems import context_of, problem_response
 from reliquary.api.routes import problems
 from reliquary.api.security import RuntimeDep
@@ -55,14 +56,10 @@ class JsonWebKeySet(BaseModel):
 @router.get("/v1/health", response_model=Health, tags=["system"], responses=problems())
 def health() -> Health:
     """Liveness: answers without authentication and says nothing about the deployment's internals."""
-    from reliquary.api.app import API_VERSION
-
     return Health(status="ok", version=API_VERSION)
 
 
-@router.get(
-    "/.well-known/jwks.json", response_model=JsonWebKeySet, tags=["system"], responses=problems()
-)
+@router.get("/.well-known/jwks.json", response_model=JsonWebKeySet, tags=["system"], responses=problems())
 def jwks(runtime: RuntimeDep) -> JSONResponse:
     """The public keys access tokens are signed with: the current key and, during a rotation, the
     previous one. Cache it for at most five minutes."""
@@ -90,13 +87,13 @@ def _form(body: bytes) -> dict[str, str]:
 def _basic(authorization: str) -> tuple[str, str]:
     scheme, _, encoded = authorization.partition(" ")
     if scheme.lower() != "basic":
-        raise InvalidClientError()
+        raise InvalidClientError
     try:
         user, sep, password = base64.b64decode(encoded.strip(), validate=True).decode("utf-8").partition(":")
     except (binascii.Error, UnicodeDecodeError):
-        raise InvalidClientError() from None
+        raise InvalidClientError from None
     if not sep:
-        raise InvalidClientError()
+        raise InvalidClientError
     # RFC 6749 2.3.1: the id and secret are form-urlencoded before Basic encoding.
     return unquote(user), unquote(password)
 
@@ -150,14 +147,16 @@ async def token(
         elif in_form:
             client_id, secret = form.get("client_id", ""), form.get("client_secret", "")
         else:
-            raise InvalidClientError()
+            raise InvalidClientError
         client = runtime.identity.authenticate(client_id, secret)  # counts against the client's rate
         request.state.caller = client
         issued = runtime.identity.issue_token(client, form.get("scope"))
     except ReliquaryError as exc:
         # RFC 6749 5.2's members beside the problem's, so OAuth2 clients read it as they expect.
         response = problem_response(
-            exc, context_of(request), members={"error": _oauth_error_name(exc), "error_description": exc.message}
+            exc,
+            context_of(request),
+            members={"error": _oauth_error_name(exc), "error_description": exc.message},
         )
         response.headers.update(no_store)
         if isinstance(exc, InvalidClientError) and authorization is not None:

@@ -16,10 +16,16 @@ from reliquary.api.problems import context_of
 from reliquary.api.routes import AUTHED, problems
 from reliquary.api.runtime import ApiRuntime
 from reliquary.api.security import CallerDep, RuntimeDep
-from reliquary.contracts.encrypt import CreateVaultResult, CustodianIn, RetireResult, RewrapResult, RotateResult
+from reliquary.contracts.encrypt import (
+    CreateVaultResult,
+    CustodianIn,
+    RetireResult,
+    RewrapResult,
+    RotateResult,
+)
 from reliquary.fields import Identifier
-from reliquary.identity.scopes import Scope
 from reliquary.identity.models import Caller
+from reliquary.identity.scopes import Scope
 from reliquary.trust.policy import TrustPolicy
 from reliquary.vaults.catalog import KeyVersionInfo, VaultDetails, VaultSummary
 from reliquary.zk.policy import ContextPolicy
@@ -129,7 +135,9 @@ def create_vault(body: NewVault, request: Request, caller: CallerDep, runtime: R
 
 
 @router.get("/v1/vaults", response_model=VaultList, responses=problems(*AUTHED))
-def list_vaults(caller: CallerDep, runtime: RuntimeDep, limit: Limit = 50, cursor: Cursor = None) -> VaultList:
+def list_vaults(
+    caller: CallerDep, runtime: RuntimeDep, limit: Limit = 50, cursor: Cursor = None
+) -> VaultList:
     """The tenant's vaults the token may read (`vaults:read`)."""
     readable = caller.grants.vaults_with(Scope.VAULTS_READ)
     if readable is not None and not readable:
@@ -208,7 +216,9 @@ def get_policy(vault_id: VaultId, kind: PolicyKind, caller: CallerDep, runtime: 
     """The vault's context (which proofs), trust (scoring and rules) or quorum (agents) policy."""
     caller.grants.require(Scope.VAULTS_READ, vault_id)
     existing_vault(runtime, caller.tenant_id, vault_id)
-    return PolicyView(vault_id=vault_id, kind=kind, policy=runtime.read_policy(caller.tenant_id, vault_id, kind))
+    return PolicyView(
+        vault_id=vault_id, kind=kind, policy=runtime.read_policy(caller.tenant_id, vault_id, kind)
+    )
 
 
 @router.put(
@@ -252,12 +262,15 @@ async def put_policy(
     return PolicyView(vault_id=vault_id, kind=kind, policy=result.get("policy"))
 
 
-@router.post("/v1/vaults/{vault_id}/nonces", status_code=201, response_model=Nonce, responses=problems(*AUTHED, 404))
+@router.post(
+    "/v1/vaults/{vault_id}/nonces", status_code=201, response_model=Nonce, responses=problems(*AUTHED, 404)
+)
 def issue_nonce(vault_id: VaultId, caller: CallerDep, runtime: RuntimeDep) -> Nonce:
     """A single-use nonce to bind a context proof to (valid for minutes; see `expires_at`)."""
     caller.grants.require(Scope.ACCESS_REQUEST, vault_id)
     existing_vault(runtime, caller.tenant_id, vault_id)
     result = runtime.functions.call(
-        Capability.VERIFY_PROOF, {"action": "issue_nonce", "tenant_id": caller.tenant_id, "vault_id": vault_id}
+        Capability.VERIFY_PROOF,
+        {"action": "issue_nonce", "tenant_id": caller.tenant_id, "vault_id": vault_id},
     )
     return Nonce.model_validate(result)
