@@ -1,0 +1,155 @@
+"""The API tests' world: one local stack per test module (infra.local) with the REST API served over
+loopback (uvicorn, as `make run` serves it), two tenants with their vaults, and a client of every role.
+
+Tenants: ``acme`` (the demo tenant: three vaults with policies, items and enrolled devices) and ``globex``
+(one vault with one memory). Each test asks for tokens by role; requests go over real HTTP."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from infra.local.access import LocalAccess
+from infra.local.api import LocalApi, access_request_body, serve_api
+from infra.local.requester import Prover, Requester
+from infra.local.runtime import LocalStack, free_port, local_stack
+from infra.local.seed import SUPPORT_VAULT, TENANT, DemoTenant, seed
+from reliquary.identity.scopes import Role, RoleBinding
+
+OTHER_TENANT = "globex"
+OTHER_VAULT = "globex-notes"
+OTHER_MEMORY = "globex-secret"
+ITEM = "customer-42-notes"
+# Every role a tenant's client can hold, each bound as the tests bind it.
+ROLE_BINDINGS: dict[str, tuple[RoleBinding, ...]] = {
+    "tenant-admin": (RoleBinding(Role.TENANT_ADMIN, None),),
+    "vault-admin": (RoleBinding(Role.VAULT_ADMIN, SUPPORT_VAULT),),
+    "writer": (RoleBinding(Role.WRITER, SUPPORT_VAULT),),
+    "requester": (RoleBinding(Role.REQUESTER, SUPPORT_VAULT),),
+    "approver": (RoleBinding(Role.APPROVER, SUPPORT_VAULT),),
+    "auditor": (RoleBinding(Role.AUDITOR, None),),
+}
+
+
+@dataclass(frozen=True)
+class ApiClient:
+    tenant_id: str
+    client_id: str
+    secret: str
+
+
+@dataclass
+class ApiWorld:
+    """The module's stack, its served API and the clients of both tenants."""
+
+    stack: LocalStack
+    access: LocalAccess
+    demo: DemoTenant
+    api: LocalApi
+    http: httpx.Client
+    clients: dict[tuple[str, str], ApiClient] = field(default_factory=dict)  # (tenant, role) -> client
+    operator: ApiClient | None = None
+    _tokens: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return self.api.url
+
+    def client(self, role: str, tenant: str = TENANT) -> ApiClient:
+        return self.clients[(tenant, role)]
+
+    def token(self, role: str, tenant: str = TENANT) -> str:
+        """A token of the tenant's client of ``role`` (fetched once per module through the token endpoint)."""
+        key = (tenant, role)
+        if key not in self._tokens:
+            client = self.operator if role == "operator" else self.client(role, tenant)
+            assert client is not None
+            answer = self.http.post(
+                "/v1/oauth2/token",
+                data={"grant_type": "client_credentials"},
+                auth=(client.client_id, client.secret),
+            )
+            assert answer.status_code == 200, answer.text
+            self._tokens[key] = answer.json()["access_token"]
+        return self._tokens[key]
+
+    def headers(self, role: str, tenant: str = TENANT, **extra: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(role, tenant)}", **extra}
+
+    def new_client(self, tenant: str, *bindings: RoleBinding) -> ApiClient:
+        client, secret = self.api.runtime.identity.create_client(
+            tenant, f"test {uuid.uuid4().hex[:6]}", bindings
+        )
+        return ApiClient(tenant, client.client_id, secret)
+
+    def enrol(self) -> Requester:
+        """A new device enrolled in the demo tenant's vaults (its own trust history)."""
+        requester = Requester(subject=f"agent-{uuid.uuid4().hex[:8]}", seed=f"device-{uuid.uuid4().hex}")
+        self.demo.requesters.append(requester)
+        for vault in self.demo.vaults:
+            self.access.set_context_policy(TENANT, vault, self.demo.requesters)
+        return requester
+
+    def access_request(
+        self,
+        requester: Requester,
+        vault: str = SUPPORT_VAULT,
+        item: str = ITEM,
+        request_id: str | None = None,
+    ) -> tuple[str, dict[str, Any]]:
+        """(request id, POST /v1/access-requests body) proved on the requester's device."""
+        request_id = request_id or f"api-{uuid.uuid4().hex}"
+        proved = self.access.request(requester, TENANT, vault, item, request_id=request_id)
+        return request_id, access_request_body(proved)
+
+
+def _world(stack: LocalStack, access: LocalAccess, api: LocalApi, http: httpx.Client) -> ApiWorld:
+    identity = api.runtime.identity
+    demo = seed(access)
+    world = ApiWorld(stack, access, demo, api, http)
+    _, admin, admin_secret = identity.create_tenant(TENANT, "Acme")
+    _, other_admin, other_secret = identity.create_tenant(OTHER_TENANT, "Globex")
+    operator_settings = api.settings
+    _, _, _ = identity.create_tenant(operator_settings.operator_tenant, "Operator")
+    operator, operator_secret = identity.create_client(
+        operator_settings.operator_tenant, "operator", [RoleBinding(Role.OPERATOR, None)]
+    )
+    world.operator = ApiClient(operator_settings.operator_tenant, operator.client_id, operator_secret)
+    world.clients[(TENANT, "tenant-admin")] = ApiClient(TENANT, admin.client_id, admin_secret)
+    world.clients[(OTHER_TENANT, "tenant-admin")] = ApiClient(
+        OTHER_TENANT, other_admin.client_id, other_secret
+    )
+    for tenant in (TENANT, OTHER_TENANT):
+        for role, bindings in ROLE_BINDINGS.items():
+            if role == "tenant-admin":
+                continue
+            if tenant == OTHER_TENANT:
+                bindings = tuple(RoleBinding(b.role, b.vault_id and OTHER_VAULT) for b in bindings)
+            world.clients[(tenant, role)] = world.new_client(tenant, *bindings)
+    # The other tenant's vault and a memory in it, through its own API (what a leak would expose).
+    headers = world.headers("tenant-admin", OTHER_TENANT)
+    assert http.post("/v1/vaults", json={"vault_id": OTHER_VAULT}, headers=headers).status_code == 201
+    sealed = http.post(
+        f"/v1/vaults/{OTHER_VAULT}/memories",
+        json={"memory_id": OTHER_MEMORY, "text": "globex only", "user_id": "globex-user"},
+        headers=headers,
+    )
+    assert sealed.status_code == 201, sealed.text
+    return world
+
+
+@contextmanager
+def api_world() -> Iterator[ApiWorld]:
+    quiet = {"POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}
+    with (
+        local_stack(free_port(), stack_name=f"api-{uuid.uuid4().hex[:6]}", environment=quiet) as stack,
+        Prover() as prover,
+        serve_api(stack, free_port()) as api,
+        httpx.Client(base_url=api.url, timeout=60) as http,
+    ):
+        yield _world(stack, LocalAccess(stack, prover), api, http)
