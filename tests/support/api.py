@@ -128,9 +128,9 @@ def _world(stack: LocalStack, access: LocalAccess, api: LocalApi, http: httpx.Cl
         for role, bindings in ROLE_BINDINGS.items():
             if role == "tenant-admin":
                 continue
-            if tenant == OTHER_TENANT:
-                bindings = tuple(RoleBinding(b.role, b.vault_id and OTHER_VAULT) for b in bindings)
-            world.clients[(tenant, role)] = world.new_client(tenant, *bindings)
+            vault = SUPPORT_VAULT if tenant == TENANT else OTHER_VAULT
+            bound = tuple(RoleBinding(b.role, b.vault_id and vault) for b in bindings)
+            world.clients[(tenant, role)] = world.new_client(tenant, *bound)
     # The other tenant's vault and a memory in it, through its own API (what a leak would expose).
     headers = world.headers("tenant-admin", OTHER_TENANT)
     assert http.post("/v1/vaults", json={"vault_id": OTHER_VAULT}, headers=headers).status_code == 201
