@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 CORE = Path(__file__).resolve().parents[2] / "layers" / "core" / "reliquary"
-APPLICATION = {"actions", "contracts", "handlers"}  # what only functions (and each other) may import
+# What only functions (and each other) may import: the API is the API function's application layer.
+APPLICATION = {"actions", "api", "contracts", "handlers"}
 AWS_LIBRARIES = ("boto3", "botocore", "pynamodb")
 
 

@@ -15,10 +15,9 @@ from reliquary.adapters.identity_factory import build_identity_service
 from reliquary.adapters.invoker import LambdaFunctions, StepFunctionsExecutions
 from reliquary.adapters.vault_policies import DynamoDBVaultPolicyStore
 from reliquary.agents.policy import QuorumPolicy
-from reliquary.api.ports import Capability
-from reliquary.api.runtime import ApiRuntime
 from reliquary.config import Settings
 from reliquary.errors import ConfigurationError
+from reliquary.gateway import ApiRuntime, Capability
 from reliquary.trust.policy import TrustPolicy
 from reliquary.zk.policy import ContextPolicy
 

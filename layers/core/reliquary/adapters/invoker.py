@@ -9,8 +9,6 @@ from typing import Any, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from reliquary.api.ports import Capability, Execution, ExecutionStatus
-from reliquary.contracts.access import execution_name
 from reliquary.errors import (
     IdempotencyConflictError,
     ReliquaryError,
@@ -18,7 +16,9 @@ from reliquary.errors import (
     TransientError,
     error_class_for,
 )
+from reliquary.flow.executions import execution_name
 from reliquary.flow.state import FlowRequest
+from reliquary.gateway import Capability, Execution, ExecutionStatus
 
 # A function's answer carries at most this much JSON (Lambda's synchronous response limit is 6 MB).
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024

@@ -21,7 +21,6 @@ from reliquary.api import API_VERSION
 from reliquary.api.context import request_context
 from reliquary.api.problems import context_of, problem_response, validation_problem
 from reliquary.api.routes import access, admin, audit, memories, system, vaults
-from reliquary.api.runtime import ApiRuntime
 from reliquary.errors import (
     InvalidRequestError,
     MethodNotAllowedError,
@@ -29,6 +28,7 @@ from reliquary.errors import (
     PayloadTooLargeError,
     ReliquaryError,
 )
+from reliquary.gateway import ApiRuntime
 from reliquary.observability import build_logger, build_metrics
 
 SERVICE = "reliquary-api"

@@ -9,8 +9,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from reliquary.api.runtime import ApiRuntime
 from reliquary.errors import AuthenticationError
+from reliquary.gateway import ApiRuntime
 from reliquary.identity.models import Caller
 
 _BEARER = HTTPBearer(auto_error=False, description="An access token from `POST /v1/oauth2/token`.")

@@ -12,15 +12,14 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from reliquary.api.ports import Execution
 from reliquary.api.problems import context_of
 from reliquary.api.routes import AUTHED, problems
-from reliquary.api.runtime import ApiRuntime
 from reliquary.api.security import CallerDep, RuntimeDep
 from reliquary.crypto.kem import PUBLIC_KEY_LEN
 from reliquary.errors import InvalidRequestError, NotFoundError
 from reliquary.fields import Base64Bytes, Identifier
 from reliquary.flow.state import ContextProof, FlowRequest, Principal
+from reliquary.gateway import ApiRuntime, Execution
 from reliquary.identity.models import Caller
 from reliquary.identity.scopes import Scope
 from reliquary.zk.replay import NONCE_HEX

@@ -10,10 +10,10 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from reliquary.api.ports import Capability
 from reliquary.api.problems import context_of
 from reliquary.api.routes import AUTHED, problems
 from reliquary.api.security import CallerDep, RuntimeDep
+from reliquary.gateway import Capability
 from reliquary.identity.scopes import Scope
 
 router = APIRouter(tags=["audit"])

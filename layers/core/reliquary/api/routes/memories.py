@@ -14,7 +14,6 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from reliquary.api.ports import Capability
 from reliquary.api.problems import context_of
 from reliquary.api.routes import AUTHED, problems
 from reliquary.api.routes.vaults import Cursor, Limit, VaultId, existing_vault
@@ -23,6 +22,7 @@ from reliquary.audit.index import ItemDecision
 from reliquary.contracts.encrypt import ForgetResult, SealResult, ShredResult
 from reliquary.errors import InvalidRequestError
 from reliquary.fields import Identifier
+from reliquary.gateway import Capability
 from reliquary.identity.scopes import Scope
 from reliquary.vaults.catalog import ItemVersionInfo, KeyEvent
 from reliquary.vaults.labels import DEFAULT_SENSITIVITY, Sensitivity

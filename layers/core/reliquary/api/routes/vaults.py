@@ -11,10 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from reliquary.agents.policy import QuorumPolicy
 from reliquary.api.bodies import json_body, validated
-from reliquary.api.ports import Capability
 from reliquary.api.problems import context_of
 from reliquary.api.routes import AUTHED, problems
-from reliquary.api.runtime import ApiRuntime
 from reliquary.api.security import CallerDep, RuntimeDep
 from reliquary.contracts.encrypt import (
     CreateVaultResult,
@@ -24,6 +22,7 @@ from reliquary.contracts.encrypt import (
     RotateResult,
 )
 from reliquary.fields import Identifier
+from reliquary.gateway import ApiRuntime, Capability
 from reliquary.identity.models import Caller
 from reliquary.identity.scopes import Scope
 from reliquary.trust.policy import TrustPolicy

@@ -1,14 +1,23 @@
-"""What the API needs from the rest of the system: the capability functions, the access executions and
-read-only views. Adapters implement them (``adapters/invoker.py``, ``adapters/api_factory.py``)."""
+"""What the API function holds: ports of the capability functions and the access executions (adapters
+implement them: ``adapters/invoker.py``), and ``ApiRuntime``, everything a route needs, built once per cold
+start by ``adapters/api_factory.py``. Outside ``reliquary.api`` so the adapters can implement and build
+them without importing the application layer."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from reliquary.flow.state import FlowRequest
+
+if TYPE_CHECKING:  # the cold start imports none of them: the runtime is built on the first request
+    from reliquary.audit.reader import AuditReader
+    from reliquary.config import Settings
+    from reliquary.flow.chains import ChainStore
+    from reliquary.identity.service import IdentityService
+    from reliquary.vaults.catalog import MetadataReader
 
 
 class Capability(StrEnum):
@@ -50,3 +59,19 @@ class Executions(Protocol):
         ...
 
     def get(self, tenant_id: str, request_id: str) -> Execution | None: ...
+
+
+@dataclass(frozen=True)
+class ApiRuntime:
+    settings: Settings
+    identity: IdentityService
+    functions: Functions
+    executions: Executions
+    catalog: MetadataReader
+    audit: AuditReader
+    chains: ChainStore
+    # A vault's context, trust and quorum policies as stored (JSON), by kind; None when unset.
+    read_policy: Callable[[str, str, str], dict[str, Any] | None]
+    # A short-lived download URL of an export the audit-append function wrote for the tenant.
+    export_url: Callable[[str, str], str]
+    clock: Callable[[], int]
