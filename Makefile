@@ -22,7 +22,7 @@ SAM_ENV := env -u AWS_PROFILE -u AWS_DEFAULT_PROFILE -u AWS_SESSION_TOKEN \
 	AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
 	SAM_CLI_TELEMETRY=0
 
-.PHONY: help setup sam-setup run test unit lint bench native native-local zk-setup zk lock clean
+.PHONY: help setup sam-setup run test unit lint bench native native-local zk-setup zk lock openapi clean
 
 help:
 	@echo "make run    - set up and run RELIQUARY locally (moto on 127.0.0.1:4566, no Docker, no cloud)"
@@ -32,6 +32,7 @@ help:
 	@echo "make native - rebuild the native layer (liboqs from the pinned wheel) for local use"
 	@echo "make zk     - rebuild the circuits, the development ceremony and the verification keys (minutes)"
 	@echo "make lock   - re-resolve requirements.lock from pyproject.toml"
+	@echo "make openapi - regenerate docs/openapi.json from the API's app (a test fails while it differs)"
 
 setup: $(STAMP) native-local zk-setup
 
@@ -88,6 +89,9 @@ test: lint
 
 bench: setup
 	$(PY) -m tests.bench.run
+
+openapi: setup
+	$(PY) tools/openapi.py
 
 lock:
 	rm -rf /tmp/reliquary-lock && $(PYTHON) -m venv /tmp/reliquary-lock

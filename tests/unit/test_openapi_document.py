@@ -1,0 +1,38 @@
+"""The committed OpenAPI document is the app's: a route, model or response changed without
+regenerating docs/openapi.json (python tools/openapi.py) fails here."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from functions.api.app import app
+
+DOCUMENT = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
+
+
+def test_the_committed_document_is_the_apps() -> None:
+    committed = json.loads(DOCUMENT.read_text(encoding="utf-8"))
+    assert committed == app.openapi(), "docs/openapi.json is out of date: run python tools/openapi.py"
+
+
+def test_every_path_is_versioned_and_every_operation_documents_its_problems() -> None:
+    document = app.openapi()
+    assert document["openapi"].startswith("3.")
+    for path, operations in document["paths"].items():
+        assert path.startswith(("/v1/", "/.well-known/")), path
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            assert {"400", "429", "500", "503"} <= set(responses), (method, path)
+            assert "application/problem+json" in responses["400"]["content"], (method, path)
+
+
+def test_authenticated_operations_declare_the_bearer_scheme() -> None:
+    document = app.openapi()
+    open_routes = {("get", "/v1/health"), ("get", "/.well-known/jwks.json"), ("post", "/v1/oauth2/token")}
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            secured = bool(operation.get("security"))
+            assert secured == ((method, path) not in open_routes), (method, path)
+            if secured:
+                assert {"401", "403"} <= set(operation["responses"]), (method, path)
