@@ -21,7 +21,10 @@ def _runtime() -> Any:
 
 
 app = create_app(_runtime)
-_mangum = Mangum(app, lifespan="off")
+# Answers whose media type is not text are base64-encoded by Mangum, and API Gateway (without binary
+# media types) would hand the base64 to the caller: every media type the API answers with is text.
+TEXT_MEDIA_TYPES = ["application/json", "application/problem+json", "application/x-www-form-urlencoded"]
+_mangum = Mangum(app, lifespan="off", text_mime_types=TEXT_MEDIA_TYPES)
 
 
 @metrics.log_metrics

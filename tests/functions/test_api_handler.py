@@ -41,6 +41,7 @@ def test_a_call_without_a_token_is_a_401_problem() -> None:
     headers = _headers(response)
     assert headers["content-type"] == ["application/problem+json"]
     assert headers["www-authenticate"][0].startswith("Bearer")
+    assert response["isBase64Encoded"] is False  # API Gateway would pass base64 through as the body
     body = json.loads(response["body"])
     assert body["code"] == "unauthenticated"
     assert body["status"] == 401
