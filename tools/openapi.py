@@ -26,7 +26,7 @@ def main() -> int:
     text = render()
     if args.check:
         if DOCUMENT.read_text(encoding="utf-8") != text:
-            print(f"{DOCUMENT.relative_to(ROOT)} is out of date: run python tools/openapi.py", file=sys.stderr)
+            print(f"{DOCUMENT.relative_to(ROOT)} is out of date: run make openapi", file=sys.stderr)
             return 1
         return 0
     DOCUMENT.write_text(text, encoding="utf-8")
