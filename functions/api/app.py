@@ -10,7 +10,7 @@ from typing import Any
 
 from mangum import Mangum
 
-from reliquary.api.app import create_app, metrics
+from reliquary.api.app import create_app, metrics, tracer
 
 
 def _runtime() -> Any:
@@ -27,6 +27,7 @@ TEXT_MEDIA_TYPES = ["application/json", "application/problem+json", "application
 _mangum = Mangum(app, lifespan="off", text_mime_types=TEXT_MEDIA_TYPES)
 
 
+@tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     response: dict[str, Any] = _mangum(event, context)

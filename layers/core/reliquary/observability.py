@@ -59,6 +59,7 @@ def quiet_aws_sdk() -> None:
 class TracerLike(Protocol):
     def capture_lambda_handler(self, lambda_handler: Any) -> Any: ...
     def capture_method(self, method: Any) -> Any: ...
+    def put_annotation(self, key: str, value: Any) -> Any: ...
 
 
 class _NoTracer:
@@ -69,6 +70,9 @@ class _NoTracer:
 
     def capture_method(self, method: F) -> F:
         return method
+
+    def put_annotation(self, key: str, value: Any) -> None:
+        pass
 
 
 def tracing_enabled() -> bool:

@@ -29,13 +29,15 @@ from reliquary.errors import (
     ReliquaryError,
 )
 from reliquary.gateway import ApiRuntime
-from reliquary.observability import build_logger, build_metrics
+from reliquary.observability import build_logger, build_metrics, build_tracer
 
 SERVICE = "reliquary-api"
 # A synchronous Lambda invocation carries at most 6 MB; the API refuses a larger body before reading it.
 MAX_BODY_BYTES = 6 * 1024 * 1024
 logger = build_logger(SERVICE)
 metrics = build_metrics(SERVICE)
+# X-Ray on Lambda (a no-op elsewhere): each invocation's trace is annotated with its route and status.
+tracer = build_tracer(SERVICE)
 
 DESCRIPTION = """RELIQUARY's REST API: vaults, the memory API, access requests decided by zero-knowledge
 context proofs, trust and a quorum of agents, and the transparency log that records every decision.
@@ -171,6 +173,8 @@ def create_app(runtime: Callable[[], ApiRuntime]) -> FastAPI:
                 "client_id": getattr(caller, "client_id", None),
             },
         )
+        tracer.put_annotation(key="route", value=name)
+        tracer.put_annotation(key="status", value=response.status_code)
         metrics.add_metric(name=f"{name}.latency", unit=MetricUnit.Milliseconds, value=elapsed_ms)
         metrics.add_metric(name=f"{name}.{response.status_code // 100}xx", unit=MetricUnit.Count, value=1)
         return response
