@@ -249,16 +249,14 @@ async def put_policy(
     caller.grants.require(Scope.VAULTS_ADMIN, vault_id)
     policy = validated(_POLICY_MODELS[kind], await json_body(request))
     existing_vault(runtime, caller.tenant_id, vault_id)
-    result = runtime.functions.call(
+    stored = policy.model_dump(mode="json")
+    # The owner validates and stores it; its answer need not echo it (score-trust answers the rule set's
+    # version), so the answer is the policy as validated here, what GET reads back.
+    runtime.functions.call(
         _POLICY_OWNERS[kind],
-        {
-            "action": "set_policy",
-            "tenant_id": caller.tenant_id,
-            "vault_id": vault_id,
-            "policy": policy.model_dump(mode="json"),
-        },
+        {"action": "set_policy", "tenant_id": caller.tenant_id, "vault_id": vault_id, "policy": stored},
     )
-    return PolicyView(vault_id=vault_id, kind=kind, policy=result.get("policy"))
+    return PolicyView(vault_id=vault_id, kind=kind, policy=stored)
 
 
 @router.post(
