@@ -162,6 +162,11 @@ def _view(runtime: ApiRuntime, execution: Execution) -> AccessRequestView:
     )
 
 
+def _may_read_some(caller: Caller) -> bool:
+    """Whether the token may read some access request: `access:read` or `access:request` on a vault."""
+    return any(caller.grants.vaults_with(s) != frozenset() for s in (Scope.ACCESS_READ, Scope.ACCESS_REQUEST))
+
+
 def _visible(caller: Caller, execution: Execution) -> bool:
     flow = execution.request
     if caller.grants.allows(Scope.ACCESS_READ, flow.vault_id):
@@ -178,6 +183,8 @@ def _visible(caller: Caller, execution: Execution) -> bool:
 def get_access_request(request_id: RequestId, caller: CallerDep, runtime: RuntimeDep) -> JSONResponse:
     """The request's state: `pending` (poll again after Retry-After), `approved` (the grant, the receipt,
     the attestation chain), `denied` (the reasons, the receipt) or `failed` (nothing was granted)."""
+    if not _may_read_some(caller):
+        caller.grants.require(Scope.ACCESS_READ)  # neither scope on any vault: a 403, as for every route
     execution = runtime.executions.get(caller.tenant_id, request_id)
     # Another client's request without access:read is as absent as one that does not exist.
     if execution is None or not _visible(caller, execution):
