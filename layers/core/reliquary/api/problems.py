@@ -20,6 +20,10 @@ from reliquary.errors import InvalidRequestError, RateLimitedError, ReliquaryErr
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 MAX_LISTED_ERRORS = 20
+# The only details a problem carries: values the service chose (a schema name, a check, a scope, a count),
+# never an id the caller sent. A function's refusal names the vault or item it looked for, and a 404 that
+# said which would echo the request (and another tenant's id back to whoever guessed it).
+SHOWN_DETAILS = frozenset({"errors", "field", "check", "scope", "retry_after", "items"})
 
 
 def problem_type(code: str) -> str:
@@ -58,8 +62,10 @@ def problem_body(exc: ReliquaryError, request_id: str) -> dict[str, Any]:
         "request_id": request_id,
         "retryable": exc.retryable,
     }
-    if "details" in bounded:
-        body["details"] = bounded["details"]
+    details = bounded.get("details")
+    shown = {k: v for k, v in details.items() if k in SHOWN_DETAILS} if isinstance(details, dict) else {}
+    if shown:
+        body["details"] = shown
     return body
 
 
