@@ -36,6 +36,7 @@ SECTIONS = (
     "chain",
     "coldstart",
     "flow",
+    "api",
 )
 FULL_COLDSTART_RUNS = 7
 
@@ -177,6 +178,17 @@ def flow_section(quick: bool, summary: dict[str, object], emit: Callable[[Table]
     emit(result.coldstart)
 
 
+def api_section(quick: bool, summary: dict[str, object], emit: Callable[[Table], None]) -> None:
+    """The REST API over the direct calls on the local runtime, and the API function's cold start."""
+    from tests.bench import api_bench
+
+    result = api_bench.api_tables(quick=quick, coldstart_runs=1 if quick else FULL_COLDSTART_RUNS)
+    summary.update(result.summary)
+    emit(result.latency)
+    emit(result.coldstart)
+    emit(result.imports)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     ensure_import_paths()
@@ -245,6 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         section(name, runner)
     section("coldstart", lambda: coldstart_section(args.quick, summary, emit))
     section("flow", lambda: flow_section(args.quick, summary, emit))
+    section("api", lambda: api_section(args.quick, summary, emit))
 
     elapsed = time.perf_counter() - started
     print(f"== Done in {elapsed:.1f} s; load average now (1/5/15 min): {report.load_average()}")

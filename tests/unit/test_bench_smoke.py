@@ -15,9 +15,13 @@ from tests.bench import audit_bench, audit_reader_bench, coldstart, run, timing,
 from tests.bench.report import Column, Table
 
 SIZES = {"1 KiB", "64 KiB", "1 MiB"}
-# coldstart spawns interpreters and flow runs the local runtime (tests/e2e/test_flow_bench.py covers it).
+# coldstart spawns interpreters; flow and api run the local runtime (tests/e2e/test_flow_bench.py and
+# tests/e2e/test_api_bench.py cover them).
 CRYPTO_SECTIONS = [
-    arg for section in run.SECTIONS if section not in ("coldstart", "flow") for arg in ("--only", section)
+    arg
+    for section in run.SECTIONS
+    if section not in ("coldstart", "flow", "api")
+    for arg in ("--only", section)
 ]
 
 
