@@ -154,7 +154,8 @@ def test_the_request_id_is_the_idempotency_key(world: ApiWorld) -> None:
     view = decided(world, first.headers["location"], headers)
     # After the decision, the same request once more: still that one request, decided once.
     late = _post(world, body, headers, request_id)
-    assert late.status_code == 202, late.text
+    assert late.status_code == 200, late.text  # decided: its state at once, no longer "pending"
+    assert late.json()["status"] == view["status"] != "pending"
     assert decided(world, late.headers["location"], headers) == view
     assert len(_executions(world, request_id)) == 1
 

@@ -53,9 +53,10 @@ class Execution:
 
 
 class Executions(Protocol):
-    def start(self, request: FlowRequest, *, correlation_id: str) -> None:
-        """Start the access execution of ``request``; starting the same request again is a no-op, another
-        request under a taken request id is an ``IdempotencyConflictError``."""
+    def start(self, request: FlowRequest, *, correlation_id: str) -> bool:
+        """Start the access execution of ``request``: True if this call started it, False if the same
+        request was started before (a no-op); another request under a taken request id is an
+        ``IdempotencyConflictError``."""
         ...
 
     def get(self, tenant_id: str, request_id: str) -> Execution | None: ...

@@ -84,7 +84,7 @@ class StepFunctionsExecutions:
     def _execution_arn(self, tenant_id: str, request_id: str) -> str:
         return f"{self._execution_prefix}:{execution_name(tenant_id, request_id)}"
 
-    def start(self, request: FlowRequest, *, correlation_id: str) -> None:
+    def start(self, request: FlowRequest, *, correlation_id: str) -> bool:
         document = request.execution_input()
         try:
             self._client.start_execution(
@@ -101,8 +101,10 @@ class StepFunctionsExecutions:
                 raise IdempotencyConflictError(
                     "this request id was already used for another access request", field="Idempotency-Key"
                 ) from exc
+            return False
         except BotoCoreError as exc:
             raise _platform_error(exc, "the access state machine") from exc
+        return True
 
     def get(self, tenant_id: str, request_id: str) -> Execution | None:
         try:

@@ -73,12 +73,17 @@ def _location(request_id: str) -> str:
     "/v1/access-requests",
     status_code=202,
     response_model=AccessRequestView,
-    responses=problems(*AUTHED, 404, 409),
+    responses={
+        200: {"model": AccessRequestView, "description": "The same request again, already decided."},
+        **problems(*AUTHED, 404, 409),
+    },
 )
 def create_access_request(
     body: NewAccessRequest, request: Request, caller: CallerDep, runtime: RuntimeDep
 ) -> JSONResponse:
-    """Ask to read a memory. Answers 202 at once; poll the Location for the decision."""
+    """Ask to read a memory. Answers 202 at once; poll the Location for the decision. The same request
+    again (same Idempotency-Key and body) is that request: 202 while pending, 200 with its state once
+    decided."""
     caller.grants.require(Scope.ACCESS_REQUEST, body.vault_id)
     context = context_of(request)
     if not context.idempotent:
@@ -98,7 +103,15 @@ def create_access_request(
         nonce=body.nonce,
         purpose=body.purpose,
     )
-    runtime.executions.start(flow, correlation_id=context.correlation_id)
+    started = runtime.executions.start(flow, correlation_id=context.correlation_id)
+    existing = None if started else runtime.executions.get(caller.tenant_id, flow.request_id)
+    if existing is not None and existing.status != "RUNNING":
+        # The same request again, already decided: its current state (it is decided once).
+        return JSONResponse(
+            _view(runtime, existing).model_dump(mode="json"),
+            status_code=200,
+            headers={"Location": _location(flow.request_id)},
+        )
     view = AccessRequestView(
         request_id=flow.request_id,
         status="pending",
