@@ -4,7 +4,7 @@ proofs, consistency proofs between sizes, exports, and the keys that verify all 
 from __future__ import annotations
 
 import base64
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import PlainTextResponse
@@ -45,7 +45,10 @@ class ConsistencyProof(BaseModel):
 class AuditKeys(BaseModel):
     origin: str = Field(description="The log's checkpoint origin line.")
     verifier_keys: list[str] = Field(description="C2SP note verifier keys of the checkpoint signers.")
-    stage_keys: dict[str, Any] = Field(description="The flow functions' public stage keys.")
+    stage_keys: list[dict[str, str]] = Field(
+        description="The flow functions' public stage keys: `signer`, `algorithm`, `key_id` (hex) and "
+        "`public_key` (base64) each."
+    )
 
 
 class NewExport(BaseModel):
