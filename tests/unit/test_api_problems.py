@@ -24,11 +24,13 @@ from fastapi import FastAPI
 from reliquary.api import app as api_app
 from reliquary.api.app import MAX_BODY_BYTES, create_app
 from reliquary.config import Settings
+from reliquary.crypto.kem import PUBLIC_KEY_LEN
 from reliquary.errors import RateLimitedError
 from reliquary.gateway import ApiRuntime, Capability
 from reliquary.identity.memory import InMemoryIdentityRepository, LocalTokenSigner
 from reliquary.identity.scopes import Role, RoleBinding
 from reliquary.identity.service import IdentityService
+from reliquary.zk.replay import NONCE_HEX
 
 PROBLEM = "application/problem+json"
 MARKER = "MARKERq7z"  # sent in every field of a bad request: it must never come back, nor be logged
@@ -233,7 +235,7 @@ BAD_BODIES: dict[str, tuple[bytes, str, set[tuple[str, str]] | None]] = {
         "application/json",
         {
             ("body.vault_id", "string_type"),
-            ("body.recovery_threshold", "int_parsing"),
+            ("body.recovery_threshold", "int_type"),
             ("body.custodians", "list_type"),
         },
     ),
@@ -316,6 +318,96 @@ def test_malformed_parameters_are_400_naming_them(
     answer = api.call(method, path, headers=api.bearer())
     body = assert_problem(answer, 400, "invalid_request")
     assert body["errors"] == [{"location": location, "type": kind}]
+
+
+SECRET = f"/v1/clients/cl-{'0' * 24}/secret"
+POLICY = f"/v1/vaults/{VAULT}/policies"
+JSON_TYPES: dict[str, tuple[str, str, dict[str, Any], str, str]] = {
+    # Each: the method, the path, the body, and the one problem expected (its location and type).
+    "true as a threshold": (
+        "POST",
+        "/v1/vaults",
+        {"vault_id": "v", "recovery_threshold": True},
+        "body.recovery_threshold",
+        "int_type",
+    ),
+    '"3" as a threshold': (
+        "POST",
+        "/v1/vaults",
+        {"vault_id": "v", "recovery_threshold": "3"},
+        "body.recovery_threshold",
+        "int_type",
+    ),
+    "2.5 as a threshold": (
+        "POST",
+        "/v1/vaults",
+        {"vault_id": "v", "recovery_threshold": 2.5},
+        "body.recovery_threshold",
+        "int_from_float",
+    ),
+    "false as a ttl": (
+        "POST",
+        f"/v1/vaults/{VAULT}/memories",
+        {"text": "x", "user_id": "u", "ttl_seconds": False},
+        "body.ttl_seconds",
+        "int_type",
+    ),
+    "false as an end": ("POST", "/v1/audit/exports", {"end": False}, "body.end", "int_type"),
+    '"true" as a flag': ("POST", SECRET, {"revoke_tokens": "true"}, "body.revoke_tokens", "bool_type"),
+    "1 as a flag": ("POST", SECRET, {"revoke_tokens": 1}, "body.revoke_tokens", "bool_type"),
+    "false as a clock skew": (
+        "PUT",
+        f"{POLICY}/context",
+        {"clock_skew_seconds": False},
+        "body.clock_skew_seconds",
+        "int_type",
+    ),
+    "true as a version": ("PUT", f"{POLICY}/trust", {"v": True}, "body.v", "literal_error"),
+    '"3" as approvals': ("PUT", f"{POLICY}/quorum", {"approvals": "3"}, "body.approvals", "int_type"),
+    '"0.5" as a confidence': (
+        "PUT",
+        f"{POLICY}/quorum",
+        {"min_confidence": "0.5"},
+        "body.min_confidence",
+        "float_type",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(JSON_TYPES))
+def test_json_types_are_taken_as_the_document_says(api: Api, name: str) -> None:
+    """A JSON boolean or string is not a number, nor a string or a number a boolean, as JSON Schema
+    reads the document (lax validation would take ``true`` as 1, ``"3"`` as 3, ``"true"`` as true)."""
+    method, path, body, location, kind = JSON_TYPES[name]
+    answer = api.call(method, path, json=body, headers=api.bearer())
+    problem = assert_problem(answer, 400, "invalid_request")
+    assert problem["errors"] == [{"location": location, "type": kind}]
+    assert api.functions.events == []
+
+
+def test_an_integer_may_be_written_with_a_zero_fraction(api: Api) -> None:
+    """JSON Schema's integer is a number without a fraction: 3.0 is 3."""
+    body = {"vault_id": VAULT, "recovery_threshold": 3.0, "custodians": []}
+    answer = api.call("POST", "/v1/vaults", json=body, headers=api.bearer())
+    assert answer.status_code == 201, answer.text
+    ((_, event),) = api.functions.events
+    assert event["recovery_threshold"] == 3
+    assert type(event["recovery_threshold"]) is int
+
+
+def test_a_context_proofs_signals_are_strings_or_integers_never_booleans(api: Api) -> None:
+    body = {
+        "vault_id": VAULT,
+        "memory_id": "m",
+        "requester_public_key": base64.b64encode(bytes(PUBLIC_KEY_LEN)).decode(),
+        "context_proof": {"circuit": "device_proof", "proof": {}, "public_signals": ["1", 2, False]},
+        "nonce": "0" * NONCE_HEX,
+    }
+    answer = api.call(
+        "POST", "/v1/access-requests", json=body, headers=api.bearer(**{"Idempotency-Key": "r-1"})
+    )
+    problem = assert_problem(answer, 400, "invalid_request")
+    assert {e["location"] for e in problem["errors"]} == {"body.context_proof.public_signals.2.*"}
 
 
 def test_a_memory_that_breaks_a_rule_of_the_model_is_400_without_its_words(api: Api) -> None:

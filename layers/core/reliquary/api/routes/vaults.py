@@ -21,7 +21,7 @@ from reliquary.contracts.encrypt import (
     RewrapResult,
     RotateResult,
 )
-from reliquary.fields import Identifier
+from reliquary.fields import JSON_INTEGER, Identifier
 from reliquary.gateway import ApiRuntime, Capability
 from reliquary.identity.models import Caller
 from reliquary.identity.scopes import Scope
@@ -52,7 +52,7 @@ class NewVault(BaseModel):
 
     vault_id: Identifier
     custodians: list[CustodianIn] = Field(default_factory=list, max_length=255)
-    recovery_threshold: int | None = Field(default=None, ge=2, le=255)
+    recovery_threshold: Annotated[int, Field(ge=2, le=255), JSON_INTEGER] | None = None
 
 
 class VaultView(BaseModel):
