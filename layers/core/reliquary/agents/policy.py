@@ -9,6 +9,8 @@ from typing import Annotated, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from reliquary.fields import JsonInt, JsonNumber, VersionOne
+
 AgentName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
 MAX_PANEL = 16
 
@@ -21,16 +23,16 @@ class QuorumPolicy(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    v: Literal[1] = 1
+    v: VersionOne = 1
     panel: Annotated[tuple[AgentName, ...], Field(min_length=1, max_length=MAX_PANEL)] = (
         "strict",
         "permissive",
         "neutral",
         "watchdog",
     )
-    approvals: int = Field(default=3, ge=1, le=MAX_PANEL)
+    approvals: JsonInt = Field(default=3, ge=1, le=MAX_PANEL)
     veto_holders: tuple[AgentName, ...] = ("watchdog",)
-    min_confidence: float = Field(default=0.5, ge=0.0, le=1.0)
+    min_confidence: JsonNumber = Field(default=0.5, ge=0.0, le=1.0)
     abstentions: Literal["deny", "exclude", "fail"] = "deny"
 
     @model_validator(mode="after")

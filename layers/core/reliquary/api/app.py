@@ -7,6 +7,7 @@ needs it, so importing the app (a Lambda cold start) builds no AWS client."""
 from __future__ import annotations
 
 import functools
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -48,7 +49,11 @@ every call is the token's. Errors are RFC 9457 problem details (`application/pro
 
 
 class _BodyLimit:
-    """Refuses a body larger than ``limit`` (by its Content-Length, or as it streams in) with a 413."""
+    """Refuses a body larger than ``limit`` (by its Content-Length, or as it streams in) with a 413.
+
+    The body is read here, up to the limit, before the app sees any of it: an error raised from inside
+    the app's reading would reach the route wrapped (FastAPI makes it a 400, Starlette's middleware an
+    exception group), and a route could have acted on a request that is then refused."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
@@ -62,24 +67,31 @@ class _BodyLimit:
         if length is not None and (not length.isdigit() or int(length) > self.limit):
             await _send_problem(scope, send, PayloadTooLargeError("the request body is too large"))
             return
+        chunks: list[bytes] = []
         seen = 0
-
-        async def counted() -> Message:
-            nonlocal seen
+        more = True
+        while more:
             message = await receive()
-            seen += len(message.get("body", b""))
+            if message["type"] != "http.request":
+                return  # the client went away: nobody to answer
+            chunk = message.get("body", b"")
+            seen += len(chunk)
             if seen > self.limit:
-                raise _TooLargeError
-            return message
+                await _send_problem(scope, send, PayloadTooLargeError("the request body is too large"))
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        replayed = False
 
-        try:
-            await self.app(scope, counted, send)
-        except _TooLargeError:
-            await _send_problem(scope, send, PayloadTooLargeError("the request body is too large"))
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()  # after the body: what the server says next (a disconnect)
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
 
-
-class _TooLargeError(Exception):
-    pass
+        await self.app(scope, replay, send)
 
 
 async def _send_problem(scope: Scope, send: Send, exc: ReliquaryError) -> None:
@@ -90,6 +102,12 @@ async def _send_problem(scope: Scope, send: Send, exc: ReliquaryError) -> None:
 
 async def _never_receive() -> Message:  # pragma: no cover - a response never reads the request
     return {"type": "http.disconnect"}
+
+
+def _unexpected_problem(request: Request, exc: Exception) -> Response:
+    # Never the exception's text: it may quote data. The type is enough to find it in the traces.
+    logger.error("unexpected error", extra={"error_type": type(exc).__name__})
+    return problem_response(ReliquaryError("the request could not be completed"), context_of(request))
 
 
 def create_app(runtime: Callable[[], ApiRuntime]) -> FastAPI:
@@ -133,16 +151,17 @@ def create_app(runtime: Callable[[], ApiRuntime]) -> FastAPI:
             error = NotFoundError("no such route")
         elif exc.status_code == 405:
             error = MethodNotAllowedError("this method is not allowed on this route")
+            response = problem_response(error, context_of(request))
+            # RFC 9110 15.5.6: a 405 says which methods the path has.
+            response.headers["Allow"] = ", ".join(_allowed_methods(app, request.scope["path"]))
+            return response
         else:
             error = InvalidRequestError("the request is malformed")
         return problem_response(error, context_of(request))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
-        # Never the exception's text: it may quote data. The type is enough to find it in the traces.
-        logger.error("unexpected error", extra={"error_type": type(exc).__name__})
-        error = ReliquaryError("the request could not be completed")
-        return problem_response(error, context_of(request))
+        return _unexpected_problem(request, exc)
 
     @app.middleware("http")
     async def _observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -152,7 +171,11 @@ def create_app(runtime: Callable[[], ApiRuntime]) -> FastAPI:
         except InvalidRequestError as exc:
             return problem_response(exc, request_context("GET", None))
         request.state.context = context
-        response = await call_next(request)
+        try:
+            response = await call_next(request)
+        except Exception as exc:  # noqa: BLE001
+            # Answered here: re-raised to the server (uvicorn, Mangum), its text would be logged.
+            response = _unexpected_problem(request, exc)
         response.headers["X-Request-Id"] = context.request_id
         response.headers["X-Correlation-Id"] = context.correlation_id
         route = request.scope.get("route")
@@ -183,6 +206,15 @@ def create_app(runtime: Callable[[], ApiRuntime]) -> FastAPI:
         app.include_router(module.router)
     app.add_middleware(_BodyLimit, limit=MAX_BODY_BYTES)
     return app
+
+
+def _allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """The methods the OpenAPI document has for ``path`` (each ``{parameter}`` one path segment)."""
+    methods: set[str] = set()
+    for template, operations in app.openapi().get("paths", {}).items():
+        if re.fullmatch(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)), path):
+            methods.update(method.upper() for method in operations)
+    return sorted(methods)
 
 
 def openapi_document(app: FastAPI) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    StrictStr,
     StringConstraints,
     WithJsonSchema,
 )
@@ -30,7 +31,7 @@ from pydantic import (
 from reliquary import jcs
 from reliquary.crypto.kem import PUBLIC_KEY_LEN, requester_key_sha256
 from reliquary.errors import ReliquaryError
-from reliquary.fields import Base64Bytes, Identifier
+from reliquary.fields import Base64Bytes, Identifier, JsonInt
 from reliquary.flow.attestation import Attestation, Subject, digest
 from reliquary.zk.policy import Circuit
 from reliquary.zk.replay import NONCE_HEX
@@ -94,7 +95,8 @@ class ContextProof(_Part):
 
     circuit: Circuit
     proof: Annotated[dict[str, Any], _bounded_json(MAX_PROOF_BYTES)]
-    public_signals: Annotated[list[str | int], Field(max_length=MAX_PUBLIC_SIGNALS)]
+    # A JSON true or false is not a signal (lax validation would read it as 1 or 0).
+    public_signals: Annotated[list[StrictStr | JsonInt], Field(max_length=MAX_PUBLIC_SIGNALS)]
 
 
 class _Attested(_Part):

@@ -9,6 +9,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from reliquary.fields import VersionOne
 from reliquary.trust.rules import RuleSet, default_rule_set, parse_rule_set
 from reliquary.trust.templates import TrustTemplate, load_template
 
@@ -18,7 +19,7 @@ MAX_RULES_TEXT = 1024 * 1024
 class TrustPolicy(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    v: Literal[1] = 1
+    v: VersionOne = 1
     template: Literal["standard", "strict", "research"] = "standard"
     overrides: dict[str, Any] = Field(default_factory=dict)
     # A rule set (YAML or JSON text, see reliquary.trust.rules); None: the default rules.

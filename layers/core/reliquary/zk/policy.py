@@ -17,6 +17,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSeriali
 
 from reliquary.crypto.scope import validate_id
 from reliquary.errors import InvalidRequestError
+from reliquary.fields import JsonInt, VersionOne
 from reliquary.zk._mcl import R
 
 # BN254's scalar field order r (snarkjs "bn128"): every public signal is an element of [0, r). One
@@ -80,15 +81,15 @@ class ContextPolicy(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", strict=False)
 
-    v: Literal[1] = 1
+    v: VersionOne = 1
     circuit: Circuit = "context_proof"
     device_commitments: tuple[FieldElement, ...] = Field(default=(), max_length=MAX_DEVICES)
     region_root: FieldElement | None = None
     pattern_commitments: tuple[FieldElement, ...] = Field(default=(), max_length=MAX_PATTERNS)
-    min_pattern_matches: int = Field(default=PATTERN_EVENTS // 2, ge=1, le=PATTERN_EVENTS)
+    min_pattern_matches: JsonInt = Field(default=PATTERN_EVENTS // 2, ge=1, le=PATTERN_EVENTS)
     # The proven window must be at most this long and contain the verifier's clock (give or take the skew).
-    max_window_seconds: int = Field(default=3600, ge=1, le=31 * 86_400)
-    clock_skew_seconds: int = Field(default=120, ge=0, le=3600)
+    max_window_seconds: JsonInt = Field(default=3600, ge=1, le=31 * 86_400)
+    clock_skew_seconds: JsonInt = Field(default=120, ge=0, le=3600)
 
 
 def policy_refusal(  # noqa: PLR0911  (one reason per parameter)

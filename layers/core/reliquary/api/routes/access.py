@@ -29,6 +29,23 @@ RequestId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
 Status = Literal["pending", "approved", "denied", "failed"]
 
 
+def _base64_of(length: int) -> str:
+    """The pattern of padded base64 that decodes to exactly ``length`` bytes."""
+    groups, rest = divmod(length, 3)
+    tail = {0: "", 1: "[A-Za-z0-9+/]{2}==", 2: "[A-Za-z0-9+/]{3}="}[rest]
+    return f"^[A-Za-z0-9+/]{{{4 * groups}}}{tail}$"
+
+
+# Read by the app's middleware, not by the route: declared here so the document says it is required.
+IDEMPOTENCY_KEY_HEADER = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": True,
+    "description": "The request id, which the context proof binds.",
+    "schema": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"},
+}
+
+
 class NewAccessRequest(BaseModel):
     """What the requester proves and where the grant is to be sealed. The request id is the
     Idempotency-Key header (required: the context proof binds it)."""
@@ -39,7 +56,12 @@ class NewAccessRequest(BaseModel):
     memory_id: Identifier
     requester_public_key: Annotated[
         Base64Bytes,
-        Field(min_length=PUBLIC_KEY_LEN, max_length=PUBLIC_KEY_LEN, description="ML-KEM-768, base64"),
+        Field(
+            min_length=PUBLIC_KEY_LEN,
+            max_length=PUBLIC_KEY_LEN,
+            description="ML-KEM-768, base64",
+            json_schema_extra={"pattern": _base64_of(PUBLIC_KEY_LEN)},
+        ),
     ]
     context_proof: ContextProof
     nonce: Annotated[str, Field(pattern=rf"^[0-9a-f]{{{NONCE_HEX}}}$", description="From POST .../nonces.")]
@@ -77,6 +99,7 @@ def _location(request_id: str) -> str:
         200: {"model": AccessRequestView, "description": "The same request again, already decided."},
         **problems(*AUTHED, 404, 409),
     },
+    openapi_extra={"parameters": [IDEMPOTENCY_KEY_HEADER]},
 )
 def create_access_request(
     body: NewAccessRequest, request: Request, caller: CallerDep, runtime: RuntimeDep

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from reliquary.api.routes import AUTHED, problems
 from reliquary.api.security import CallerDep, RuntimeDep
@@ -60,7 +60,7 @@ class NewRoles(BaseModel):
 class SecretRotation(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    revoke_tokens: bool = Field(default=False, description="Also refuse every token issued before now.")
+    revoke_tokens: StrictBool = Field(default=False, description="Also refuse every token issued before now.")
 
 
 class NewSecret(BaseModel):

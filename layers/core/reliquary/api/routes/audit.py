@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from reliquary.api.problems import context_of
 from reliquary.api.routes import AUTHED, problems
 from reliquary.api.security import CallerDep, RuntimeDep
+from reliquary.fields import JSON_INTEGER, JsonInt
 from reliquary.gateway import Capability
 from reliquary.identity.scopes import Scope
 
@@ -54,8 +55,10 @@ class AuditKeys(BaseModel):
 class NewExport(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    start: int = Field(default=0, ge=0)
-    end: int | None = Field(default=None, ge=0, description="Exclusive; default: the checkpoint's size.")
+    start: JsonInt = Field(default=0, ge=0)
+    end: Annotated[int, Field(ge=0), JSON_INTEGER] | None = Field(
+        default=None, description="Exclusive; default: the checkpoint's size."
+    )
 
 
 class ExportView(BaseModel):

@@ -21,7 +21,7 @@ from reliquary.api.security import CallerDep, RuntimeDep
 from reliquary.audit.index import ItemDecision
 from reliquary.contracts.encrypt import ForgetResult, SealResult, ShredResult
 from reliquary.errors import InvalidRequestError
-from reliquary.fields import Identifier
+from reliquary.fields import JSON_INTEGER, Identifier
 from reliquary.gateway import Capability
 from reliquary.identity.scopes import Scope
 from reliquary.vaults.catalog import ItemVersionInfo, KeyEvent
@@ -50,7 +50,9 @@ class NewMemory(BaseModel):
     agent_id: Identifier | None = None
     run_id: Identifier | None = None
     tags: dict[str, str] = Field(default_factory=dict, max_length=32)
-    ttl_seconds: int | None = Field(default=None, ge=1, le=MAX_TTL_SECONDS, description="Crypto-shred after.")
+    ttl_seconds: Annotated[int, Field(ge=1, le=MAX_TTL_SECONDS), JSON_INTEGER] | None = Field(
+        default=None, description="Crypto-shred after."
+    )
     sensitivity: Sensitivity = DEFAULT_SENSITIVITY
 
     @model_validator(mode="after")
