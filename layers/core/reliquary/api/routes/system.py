@@ -159,6 +159,10 @@ async def token(
             members={"error": _oauth_error_name(exc), "error_description": exc.message},
         )
         response.headers.update(no_store)
+        # The token endpoint authenticates clients, not bearer tokens: RFC 6749 5.2 asks for a challenge of
+        # the scheme the client used (Basic), and none for credentials sent in the form.
+        if "www-authenticate" in response.headers:
+            del response.headers["www-authenticate"]
         if isinstance(exc, InvalidClientError) and authorization is not None:
             response.headers["WWW-Authenticate"] = 'Basic realm="reliquary"'
         return response
