@@ -752,3 +752,28 @@ def test_an_unexpected_exception_is_logged_by_its_type_only(api: Api, logs: Capt
     assert errors[0].__dict__["error_type"] == "KeyError"
     assert errors[0].exc_info is None  # no traceback: it would quote the exception
     assert [(e["route"], e["status"]) for e in _request_lines(logs)] == [("create_vault", 500)]
+
+
+def test_requests_refused_before_a_route_are_logged_too(api: Api, bare: FastAPI, logs: Captured) -> None:
+    """A malformed Idempotency-Key and a body over the limit never reach a route: they still get the
+    request line (route ``refused``), with the answer's request id and code, and nothing they sent."""
+    bad_key = api.call(
+        "POST",
+        "/v1/vaults",
+        json={"vault_id": VAULT},
+        headers=api.bearer(**{"Idempotency-Key": f"{MARKER} x"}),
+    )
+    too_large = call(
+        bare, "POST", "/v1/vaults", content=b"{}", headers={"Content-Length": str(7 * 1024 * 1024)}
+    )
+    assert (bad_key.status_code, too_large.status_code) == (400, 413)
+    lines = _request_lines(logs)
+    assert [(e["route"], e["method"], e["status"], e["code"]) for e in lines] == [
+        ("refused", "POST", 400, "invalid_request"),
+        ("refused", "POST", 413, "payload_too_large"),
+    ]
+    assert [e["request_id"] for e in lines] == [
+        bad_key.headers["x-request-id"],
+        too_large.headers["x-request-id"],
+    ]
+    assert MARKER not in logs.text

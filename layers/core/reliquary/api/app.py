@@ -97,7 +97,24 @@ class _BodyLimit:
 async def _send_problem(scope: Scope, send: Send, exc: ReliquaryError) -> None:
     context = request_context("GET", None)
     response = problem_response(exc, context)
+    _log_refused_early(str(scope.get("method", "")), exc, context.request_id)
     await response(scope, _never_receive, send)
+
+
+def _log_refused_early(method: str, exc: ReliquaryError, request_id: str) -> None:
+    """A request refused before it reached a route (its body too large, a malformed Idempotency-Key):
+    the same line and metric as any other request, under the route name ``refused``."""
+    logger.info(
+        "request",
+        extra={
+            "route": "refused",
+            "method": method,
+            "status": exc.http_status,
+            "code": exc.code,
+            "request_id": request_id,
+        },
+    )
+    metrics.add_metric(name=f"refused.{exc.http_status // 100}xx", unit=MetricUnit.Count, value=1)
 
 
 async def _never_receive() -> Message:  # pragma: no cover - a response never reads the request
@@ -169,7 +186,9 @@ def create_app(runtime: Callable[[], ApiRuntime]) -> FastAPI:
         try:
             context = request_context(request.method, request.headers.get("idempotency-key"))
         except InvalidRequestError as exc:
-            return problem_response(exc, request_context("GET", None))
+            fresh = request_context("GET", None)
+            _log_refused_early(request.method, exc, fresh.request_id)
+            return problem_response(exc, fresh)
         request.state.context = context
         try:
             response = await call_next(request)
