@@ -10,6 +10,8 @@ from __future__ import annotations
 import copy
 import functools
 import importlib
+import re
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,6 +132,84 @@ def load_template(path: Path | None = None) -> dict[str, Any]:
 def is_intrinsic(value: object) -> bool:
     """Whether ``value`` is an intrinsic function call such as ``{"Ref": ...}`` or ``{"Fn::Sub": ...}``."""
     return isinstance(value, dict) and len(value) == 1 and next(iter(value)) in _INTRINSIC_KEYS
+
+
+_NO_VALUE = object()  # AWS::NoValue: the key or item it stands for is left out
+_SUB_REFERENCE = re.compile(r"\$\{([^!}][^}]*)\}")
+
+
+class IntrinsicResolver(ABC):
+    """The template's intrinsic functions (Ref, GetAtt, Sub, Join, If, Equals, Not, And, Or, Condition,
+    AWS::NoValue) evaluated over what a subclass knows: its references, attributes and conditions. The
+    local runtime resolves against the created stack, the IAM tests against a stack they name."""
+
+    @abstractmethod
+    def ref(self, name: str) -> str: ...
+
+    @abstractmethod
+    def attribute(self, logical_id: str, attribute: str) -> str: ...
+
+    @abstractmethod
+    def condition(self, name: str) -> bool: ...
+
+    @abstractmethod
+    def unresolvable(self, function: str) -> Exception:
+        """The error for an intrinsic this resolver does not evaluate."""
+
+    def resolve(self, value: Any) -> Any:
+        """``value`` with every intrinsic resolved; ``AWS::NoValue`` removes its key or list item."""
+        resolved = self._resolve(value)
+        return None if resolved is _NO_VALUE else resolved
+
+    def _resolve(self, value: Any) -> Any:  # noqa: PLR0911  (one answer per intrinsic)
+        if isinstance(value, list):
+            return [item for item in map(self._resolve, value) if item is not _NO_VALUE]
+        if not isinstance(value, dict):
+            return value
+        if not is_intrinsic(value):
+            pairs = ((key, self._resolve(item)) for key, item in value.items())
+            return {key: item for key, item in pairs if item is not _NO_VALUE}
+        ((name, argument),) = value.items()
+        if name == "Ref":
+            return _NO_VALUE if argument == "AWS::NoValue" else self.ref(argument)
+        if name == "Fn::GetAtt":
+            logical, attribute = argument if isinstance(argument, list) else argument.split(".", 1)
+            return self.attribute(logical, attribute)
+        if name == "Fn::Sub":
+            return self._sub(argument)
+        if name == "Fn::Join":
+            separator, items = argument
+            return separator.join(str(item) for item in self._resolve(items))
+        if name == "Fn::If":
+            condition, when_true, when_false = argument
+            return self._resolve(when_true if self.condition(condition) else when_false)
+        if name == "Fn::Equals":
+            left, right = (self._resolve(item) for item in argument)
+            return left == right
+        if name == "Fn::Not":
+            (inner,) = argument
+            return not self._resolve(inner)
+        if name in ("Fn::And", "Fn::Or"):
+            values = [bool(self._resolve(item)) for item in argument]
+            return all(values) if name == "Fn::And" else any(values)
+        if name == "Condition":
+            return self.condition(argument)
+        raise self.unresolvable(name)
+
+    def _sub(self, argument: Any) -> str:
+        text, variables = (
+            (argument[0], self._resolve(argument[1])) if isinstance(argument, list) else (argument, {})
+        )
+
+        def value(match: re.Match[str]) -> str:
+            reference = match.group(1)
+            if reference in variables:
+                return str(variables[reference])
+            if "." in reference and not reference.startswith("AWS::"):
+                return self.attribute(*reference.split(".", 1))
+            return self.ref(reference)
+
+        return _SUB_REFERENCE.sub(value, str(text)).replace("${!", "${")
 
 
 def _literal(value: Any, where: str) -> Any:

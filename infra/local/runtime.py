@@ -39,7 +39,7 @@ from importlib import import_module
 from pathlib import Path
 from typing import Any
 
-from infra.template import REPO_ROOT, is_intrinsic, load_template, sam_translate
+from infra.template import REPO_ROOT, IntrinsicResolver, load_template, sam_translate
 
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"  # moto's default account
@@ -534,10 +534,7 @@ def _create_stack(cloudformation: Any, stack_name: str, document: Mapping[str, A
         time.sleep(0.2)
 
 
-_NO_VALUE = object()  # AWS::NoValue: the key or item it stands for is left out
-
-
-class _Resolver:
+class _Resolver(IntrinsicResolver):
     """Intrinsic functions of the template, resolved against the created stack (what the API-created
     resources and the state machines' substitutions need: Ref, GetAtt ...Arn, Sub, If, Equals)."""
 
@@ -561,50 +558,13 @@ class _Resolver:
         if arn is not None:
             self._arns[logical_id] = arn
 
-    def resolve(self, value: Any) -> Any:
-        """``value`` with every intrinsic resolved; ``AWS::NoValue`` removes its key or list item."""
-        resolved = self._resolve(value)
-        return None if resolved is _NO_VALUE else resolved
-
-    def _resolve(self, value: Any) -> Any:  # noqa: PLR0911  (one answer per intrinsic)
-        if isinstance(value, list):
-            return [item for item in map(self._resolve, value) if item is not _NO_VALUE]
-        if not isinstance(value, dict):
-            return value
-        if not is_intrinsic(value):
-            pairs = ((key, self._resolve(item)) for key, item in value.items())
-            return {key: item for key, item in pairs if item is not _NO_VALUE}
-        ((name, argument),) = value.items()
-        if name == "Ref":
-            return _NO_VALUE if argument == "AWS::NoValue" else self._ref(argument)
-        if name == "Fn::GetAtt":
-            logical, attribute = argument if isinstance(argument, list) else argument.split(".", 1)
-            return self._attribute(logical, attribute)
-        if name == "Fn::Sub":
-            return self._sub(argument)
-        if name == "Fn::If":
-            condition, when_true, when_false = argument
-            return self._resolve(when_true if self.condition(condition) else when_false)
-        if name == "Fn::Equals":
-            left, right = (self._resolve(item) for item in argument)
-            return left == right
-        if name == "Fn::Not":
-            (inner,) = argument
-            return not self._resolve(inner)
-        if name in ("Fn::And", "Fn::Or"):
-            values = [bool(self._resolve(item)) for item in argument]
-            return all(values) if name == "Fn::And" else any(values)
-        if name == "Condition":
-            return self.condition(argument)
-        if name == "Fn::Join":
-            separator, items = argument
-            return separator.join(str(item) for item in self._resolve(items))
-        raise LocalRuntimeError(f"the local runtime cannot resolve {name} (extend infra.local.runtime)")
+    def unresolvable(self, function: str) -> Exception:
+        return LocalRuntimeError(f"the local runtime cannot resolve {function} (extend infra.local.runtime)")
 
     def condition(self, name: str) -> bool:
         return bool(self.resolve(self._conditions[name]))
 
-    def _ref(self, name: str) -> str:
+    def ref(self, name: str) -> str:
         pseudo = {
             "AWS::StackName": self.stack_name,
             "AWS::Region": REGION,
@@ -617,9 +577,9 @@ class _Resolver:
                 return table[name]
         raise LocalRuntimeError(f"the local stack has no {name!r} to refer to")
 
-    def _attribute(self, logical_id: str, attribute: str) -> str:
+    def attribute(self, logical_id: str, attribute: str) -> str:
         if (self.types.get(logical_id), attribute) == ("AWS::SQS::Queue", "QueueName"):
-            return self._ref(logical_id).rsplit("/", 1)[-1]  # a queue's Ref is its URL
+            return self.ref(logical_id).rsplit("/", 1)[-1]  # a queue's Ref is its URL
         if attribute != "Arn":
             raise LocalRuntimeError(f"the local runtime cannot resolve {logical_id}.{attribute}")
         if logical_id not in self._arns:
@@ -627,7 +587,7 @@ class _Resolver:
         return self._arns[logical_id]
 
     def _arn_of(self, logical_id: str) -> str:  # noqa: PLR0911  (one answer per resource type)
-        kind, physical = self.types.get(logical_id), self._ref(logical_id)
+        kind, physical = self.types.get(logical_id), self.ref(logical_id)
         if kind == "AWS::Lambda::Function":
             return str(
                 self.client("lambda").get_function(FunctionName=physical)["Configuration"]["FunctionArn"]
@@ -648,21 +608,6 @@ class _Resolver:
             )
             return str(attributes["Attributes"]["QueueArn"])
         raise LocalRuntimeError(f"the local runtime cannot resolve the ARN of {logical_id} ({kind})")
-
-    def _sub(self, argument: Any) -> str:
-        text, variables = (
-            (argument[0], self.resolve(argument[1])) if isinstance(argument, list) else (argument, {})
-        )
-        for reference in _sub_names(text):
-            if reference in variables:
-                value = str(variables[reference])
-            elif "." in reference and not reference.startswith("AWS::"):
-                logical, attribute = reference.split(".", 1)
-                value = self._attribute(logical, attribute)
-            else:
-                value = self._ref(reference)
-            text = text.replace("${" + reference + "}", value)
-        return str(text).replace("${!", "${")
 
 
 def _create_state_machine(

@@ -11,13 +11,12 @@ managed policy, or an intrinsic this module cannot resolve, raises.
 from __future__ import annotations
 
 import functools
-import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from infra.template import is_intrinsic, load_template, sam_translate
+from infra.template import IntrinsicResolver, load_template, sam_translate
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
@@ -73,7 +72,6 @@ MANAGED_POLICIES: dict[str, dict[str, Any]] = {
         ],
     },
 }
-_NO_VALUE = object()  # AWS::NoValue: the key or list item it stands for is left out
 
 
 class UnresolvableError(ValueError):
@@ -81,7 +79,7 @@ class UnresolvableError(ValueError):
 
 
 @dataclass(frozen=True)
-class _Resolver:
+class _Resolver(IntrinsicResolver):
     template: Mapping[str, Any]
     parameters: Mapping[str, str]
 
@@ -152,60 +150,8 @@ class _Resolver:
             return f"{base}:states:{REGION}:{ACCOUNT}:stateMachine:{name}"
         raise UnresolvableError(f"cannot resolve {logical_id}.{attribute} ({kind})")
 
-    def resolve(self, value: Any) -> Any:
-        """``value`` with every intrinsic resolved; ``AWS::NoValue`` removes its key or list item."""
-        resolved = self._resolve(value)
-        return None if resolved is _NO_VALUE else resolved
-
-    def _resolve(self, value: Any) -> Any:  # noqa: PLR0911  (one answer per intrinsic)
-        if isinstance(value, list):
-            return [item for item in map(self._resolve, value) if item is not _NO_VALUE]
-        if not isinstance(value, dict):
-            return value
-        if not is_intrinsic(value):
-            pairs = ((key, self._resolve(item)) for key, item in value.items())
-            return {key: item for key, item in pairs if item is not _NO_VALUE}
-        ((name, argument),) = value.items()
-        if name == "Ref":
-            return _NO_VALUE if argument == "AWS::NoValue" else self.ref(argument)
-        if name == "Fn::If":
-            condition, when_true, when_false = argument
-            return self._resolve(when_true if self.condition(condition) else when_false)
-        if name == "Fn::Equals":
-            left, right = (self._resolve(item) for item in argument)
-            return left == right
-        if name == "Fn::Not":
-            (inner,) = argument
-            return not self._resolve(inner)
-        if name in ("Fn::And", "Fn::Or"):
-            values = [bool(self._resolve(item)) for item in argument]
-            return all(values) if name == "Fn::And" else any(values)
-        if name == "Condition":
-            return self.condition(argument)
-        if name == "Fn::GetAtt":
-            logical, attribute = argument if isinstance(argument, list) else argument.split(".", 1)
-            return self.attribute(logical, attribute)
-        if name == "Fn::Sub":
-            return self._sub(argument)
-        if name == "Fn::Join":
-            separator, items = argument
-            return separator.join(str(item) for item in self.resolve(items))
-        raise UnresolvableError(f"cannot resolve {name} in a policy")
-
-    def _sub(self, argument: Any) -> str:
-        text, variables = (
-            (argument[0], self.resolve(argument[1])) if isinstance(argument, list) else (argument, {})
-        )
-
-        def value(match: re.Match[str]) -> str:
-            reference = match.group(1)
-            if reference in variables:
-                return str(variables[reference])
-            if "." in reference and not reference.startswith("AWS::"):
-                return self.attribute(*reference.split(".", 1))
-            return self.ref(reference)
-
-        return re.sub(r"\$\{([^!}][^}]*)\}", value, str(text)).replace("${!", "${")
+    def unresolvable(self, function: str) -> Exception:
+        return UnresolvableError(f"cannot resolve {function} in a policy")
 
 
 @dataclass(frozen=True)
