@@ -353,28 +353,9 @@ def coldstart_tables(runs: int) -> tuple[Table, Table, float]:
 
     _, report = coldstart.run_child(COLDSTART_TARGETS[0], flags=("-X", "importtime"))
     entries = coldstart.parse_importtime(report)
-    total_us = next((e.cumulative_us for e in entries if e.module == API_MODULE), 0)
-    imports = Table(
-        "api_coldstart_imports",
-        f"Top {coldstart.TOP_MODULES} imports of the API function by cumulative time: python -X importtime,"
-        f" one run (the module itself: {total_us / 1e3:,.1f} ms under -X importtime)",
-        [
-            Column("module", "module"),
-            Column("depth", "depth", "d"),
-            Column("cumulative_ms", "cumulative ms", ",.1f"),
-            Column("self_ms", "self ms", ",.1f"),
-            Column("share", "of the import", ".0%"),
-        ],
-        notes=["Indented = imported inside the entry above it (depth 1 = imported by functions.api.app)."],
+    imports = coldstart.imports_table(
+        "api_coldstart_imports", "the API function, one run", entries, API_MODULE, root="the module"
     )
-    for entry in coldstart.top_imports(entries, API_MODULE):
-        imports.add(
-            module="  " * max(entry.depth - 1, 0) + entry.module,
-            depth=entry.depth,
-            cumulative_ms=entry.cumulative_us / 1e3,
-            self_ms=entry.self_us / 1e3,
-            share=entry.cumulative_us / total_us if total_us else float("nan"),
-        )
     return table, imports, api_ms
 
 

@@ -190,7 +190,6 @@ def coldstart_tables(runs: int) -> ColdStartResult:
     handler = TARGETS[0]
     _, report = run_child(handler, flags=("-X", "importtime"))
     entries = parse_importtime(report)
-    total_us = next((e.cumulative_us for e in entries if e.module == HANDLER_MODULE), 0)
 
     table = Table(
         "coldstart",
@@ -241,20 +240,29 @@ def coldstart_tables(runs: int) -> ColdStartResult:
         f" {'within' if handler_ms < GOAL_HANDLER_IMPORT_MS else 'over'})"
     )
 
+    imports = imports_table(
+        "coldstart_imports", f"{handler.label}, one run", entries, HANDLER_MODULE, root="the handler"
+    )
+    return ColdStartResult(table, imports, handler_ms)
+
+
+def imports_table(name: str, run: str, entries: list[ImportEntry], module: str, *, root: str) -> Table:
+    """The costliest imports under ``module`` (python -X importtime ``entries``), indented by depth."""
+    total_us = next((e.cumulative_us for e in entries if e.module == module), 0)
     imports = Table(
-        "coldstart_imports",
-        f"Top {TOP_MODULES} imports by cumulative time: python -X importtime, {handler.label}, one run"
-        f" (the handler itself: {total_us / 1e3:,.1f} ms under -X importtime)",
+        name,
+        f"Top {TOP_MODULES} imports by cumulative time: python -X importtime, {run}"
+        f" ({root} itself: {total_us / 1e3:,.1f} ms under -X importtime)",
         [
             Column("module", "module"),
             Column("depth", "depth", "d"),
             Column("cumulative_ms", "cumulative ms", ",.1f"),
             Column("self_ms", "self ms", ",.1f"),
-            Column("share", "of handler", ".0%"),
+            Column("share", f"of {root}", ".0%"),
         ],
-        notes=["Indented = imported inside the entry above it (depth 1 = imported by the handler module)."],
+        notes=[f"Indented = imported inside the entry above it (depth 1 = imported by {module})."],
     )
-    for entry in top_imports(entries, HANDLER_MODULE):
+    for entry in top_imports(entries, module):
         imports.add(
             module="  " * max(entry.depth - 1, 0) + entry.module,
             depth=entry.depth,
@@ -262,4 +270,4 @@ def coldstart_tables(runs: int) -> ColdStartResult:
             self_ms=entry.self_us / 1e3,
             share=entry.cumulative_us / total_us if total_us else float("nan"),
         )
-    return ColdStartResult(table, imports, handler_ms)
+    return imports

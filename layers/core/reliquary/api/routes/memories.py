@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from reliquary.api.problems import context_of
 from reliquary.api.routes import AUTHED, problems
-from reliquary.api.routes.vaults import Cursor, Limit, VaultId, existing_vault
+from reliquary.api.routes.vaults import Cursor, Limit, VaultId
 from reliquary.api.security import CallerDep, RuntimeDep
 from reliquary.audit.index import ItemDecision
 from reliquary.contracts.encrypt import ForgetResult, SealResult, ShredResult
@@ -226,7 +226,7 @@ def list_memories(
     """The vault's memories (latest version of each), optionally one user's, agent's or run's."""
     caller.grants.require(Scope.MEMORIES_READ, vault_id)
     scope = _optional_scope(user_id, agent_id, run_id)
-    existing_vault(runtime, caller.tenant_id, vault_id)
+    # not_found for a vault the tenant does not have
     page = runtime.catalog.list_items(caller.tenant_id, vault_id, scope=scope, limit=limit, cursor=cursor)
     return MemoryList(
         memories=[
