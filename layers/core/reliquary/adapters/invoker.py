@@ -91,7 +91,8 @@ class StepFunctionsExecutions:
                 stateMachineArn=self._arn,
                 name=execution_name(request.tenant_id, request.request_id),
                 input=document,
-                traceHeader=correlation_id,
+                # An X-Ray trace header: the execution joins the API request's trace.
+                traceHeader=f"Root={correlation_id}",
             )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "ExecutionAlreadyExists":
