@@ -14,6 +14,7 @@ and the local stack's name.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from dataclasses import dataclass
@@ -49,11 +50,15 @@ def api_settings(stack: str, session: Any, endpoint_url: str | None) -> tuple[Se
     configuration = session.client("lambda", endpoint_url=endpoint_url).get_function_configuration(
         FunctionName=outputs["ApiFunctionArn"]
     )
-    variables: dict[str, str] = configuration.get("Environment", {}).get("Variables", {})
+    variables: dict[str, Any] = configuration.get("Environment", {}).get("Variables", {})
+    # By field name, never through os.environ: the process's environment stays the operator's own. A
+    # list setting travels as JSON, as Settings reads it from an environment.
+    values: dict[str, Any] = {}
     for name, value in variables.items():
         if name.startswith(ENV_PREFIX):
-            os.environ[name] = str(value)  # this short-lived process: Settings reads its environment
-    return Settings(), outputs.get("ApiUrl")
+            text = str(value)
+            values[name.removeprefix(ENV_PREFIX).lower()] = json.loads(text) if text.startswith("[") else text
+    return Settings.model_validate(values), outputs.get("ApiUrl")
 
 
 def bootstrap(settings: Settings, name: str) -> OperatorClient:

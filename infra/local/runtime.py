@@ -307,7 +307,7 @@ def _environment(values: Mapping[str, str]) -> Iterator[None]:
     cleared = {name for name in os.environ if name.startswith(_ISOLATED_PREFIXES)} - set(values)
     saved = {name: os.environ.get(name) for name in {*values, *cleared}}
     for name in cleared:
-        del os.environ[name]
+        os.environ.pop(name, None)  # tolerant: code outside the executor may have removed it meanwhile
     os.environ.update(values)
     try:
         yield

@@ -16,22 +16,19 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("api")]
 
 
 def test_bootstrap_reads_the_api_functions_settings(world: ApiWorld) -> None:
-    saved = dict(os.environ)
-    try:
-        settings, url = api_settings(
-            world.stack.stack_name,
-            boto3.session.Session(
-                region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing"
-            ),
-            world.stack.endpoint,
-        )
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+    before = dict(os.environ)
+    settings, url = api_settings(
+        world.stack.stack_name,
+        boto3.session.Session(
+            region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing"
+        ),
+        world.stack.endpoint,
+    )
     assert settings.identity_table == world.api.settings.identity_table
     assert settings.token_signing_key_id == world.api.settings.token_signing_key_id
     assert settings.operator_tenant == world.api.settings.operator_tenant
     assert url is None  # the local stack has no API Gateway
+    assert dict(os.environ) == before  # read by field name: the process's environment untouched
 
 
 def test_an_operator_client_creates_a_tenant_whose_admin_works_only_there(world: ApiWorld) -> None:
