@@ -34,7 +34,7 @@ QUICK_SEALS = 3
 FULL_REQUESTS = 30
 QUICK_REQUESTS = 2
 WARMUP = 2  # pairs run first and discarded (the first HTTP connection, the first token verification)
-REQUESTS_PER_PRINCIPAL = 4  # below the watchdog's burst window, as flow_bench: most take the full path
+REQUESTS_PER_PRINCIPAL = 2  # per path: 4 requests per principal, below the watchdog's burst (5 in 60 s)
 POLL_SECONDS = 0.02
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
 DECISION_SECONDS = 120.0
@@ -180,6 +180,7 @@ def latency_table(*, quick: bool) -> tuple[Table, dict[str, object]]:  # noqa: P
         sfn = stack.client("stepfunctions")
         outcomes: dict[str, Counter[str]] = {"api": Counter(), "direct": Counter()}
 
+        unexpected: list[str] = []  # why a request was not approved, for the notes
         posts: list[float] = []  # POST /v1/access-requests until its 202, warm-ups included
 
         def decide_through_api(proved: AccessRequest, headers: dict[str, str]) -> None:
@@ -200,6 +201,8 @@ def latency_table(*, quick: bool) -> tuple[Table, dict[str, object]]:  # noqa: P
                     raise TimeoutError(f"{proved.request_id} still pending after {DECISION_SECONDS:.0f} s")
                 time.sleep(POLL_SECONDS)
             outcomes["api"][str(view["status"])] += 1
+            if view["status"] != "approved":
+                unexpected.append(f"API {proved.request_id}: {view['status']} {view.get('reasons')}")
 
         def decide_directly(proved: AccessRequest) -> None:
             arn = sfn.start_execution(
@@ -214,6 +217,9 @@ def latency_table(*, quick: bool) -> tuple[Table, dict[str, object]]:  # noqa: P
                 time.sleep(POLL_SECONDS)
             decision = json.loads(described.get("output") or "{}").get("decision", "none")
             outcomes["direct"][f"{described['status']}/{decision}"] += 1
+            if decision != "approve":
+                reasons = json.loads(described.get("output") or "{}").get("reasons")
+                unexpected.append(f"direct {proved.request_id}: {described['status']}/{decision} {reasons}")
 
         access_times = _Pairs([], [])
         for index in range(requests):
@@ -263,6 +269,7 @@ def latency_table(*, quick: bool) -> tuple[Table, dict[str, object]]:  # noqa: P
                 + "; direct "
                 + ", ".join(f"{k} {v}" for k, v in sorted(outcomes["direct"].items()))
             ),
+            *(f"not approved: {line}" for line in unexpected),
         ],
     )
     summary: dict[str, object] = {}
