@@ -23,6 +23,7 @@ from fastapi import FastAPI
 
 from reliquary.api import app as api_app
 from reliquary.api.app import MAX_BODY_BYTES, create_app
+from reliquary.api.problems import problem_title
 from reliquary.config import Settings
 from reliquary.crypto.kem import PUBLIC_KEY_LEN
 from reliquary.errors import RateLimitedError
@@ -177,7 +178,7 @@ def assert_problem(answer: httpx.Response, status: int, code: str) -> dict[str, 
     assert body["status"] == status
     assert body["code"] == code
     assert isinstance(body["title"], str)
-    assert body["title"].endswith("Error")
+    assert body["title"] == problem_title(body["code"])
     assert isinstance(body["detail"], str)
     assert body["detail"]
     assert body["retryable"] is (status in {429, 503})
@@ -192,7 +193,7 @@ def assert_problem(answer: httpx.Response, status: int, code: str) -> dict[str, 
 def test_no_token_is_a_401_problem_with_a_bearer_challenge(bare: FastAPI) -> None:
     answer = call(bare, "GET", "/v1/vaults")
     body = assert_problem(answer, 401, "unauthenticated")
-    assert body["title"] == "AuthenticationError"
+    assert body["title"] == "Not authenticated"
     assert answer.headers["www-authenticate"] == 'Bearer realm="reliquary", error="invalid_token"'
 
 
@@ -272,7 +273,7 @@ def test_a_malformed_body_is_400_naming_locations_and_quoting_nothing(api: Api, 
         "POST", "/v1/vaults", content=content, headers=api.bearer(**{"Content-Type": content_type})
     )
     body = assert_problem(answer, 400, "invalid_request")
-    assert body["title"] == "InvalidRequestError"
+    assert body["title"] == "Invalid request"
     errors = body["errors"]
     assert errors
     assert len(errors) <= 20
@@ -462,7 +463,7 @@ def test_a_body_over_6_mb_by_its_content_length_is_413_before_it_is_read(bare: F
     length = str(8 * 1024 * 1024)
     answer = call(bare, "POST", "/v1/vaults", content=body(), headers={"Content-Length": length})
     body_problem = assert_problem(answer, 413, "payload_too_large")
-    assert body_problem["title"] == "PayloadTooLargeError"
+    assert body_problem["title"] == "Payload too large"
     assert sent == []  # refused on the header alone
 
 
@@ -565,7 +566,7 @@ def test_an_unexpected_exception_is_a_500_that_says_nothing(api: Api) -> None:
     body = assert_problem(answer, 500, "internal_error")
     assert body == {
         "type": "urn:reliquary:problem:internal_error",
-        "title": "ReliquaryError",
+        "title": "Internal error",
         "status": 500,
         "detail": "the request could not be completed",
         "code": "internal_error",

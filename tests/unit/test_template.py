@@ -950,6 +950,7 @@ def test_api_gateways_own_answers_are_problems_that_reveal_nothing(translated: d
         "DEFAULT_4XX": (None, "invalid_request"),
         "DEFAULT_5XX": (None, "transient"),
     }
+    from reliquary.api.problems import problem_title
     from reliquary.errors import error_class_for
 
     for name, response in responses.items():
@@ -961,7 +962,7 @@ def test_api_gateways_own_answers_are_problems_that_reveal_nothing(translated: d
         # The app's problem shape, with a stable code of the one error hierarchy.
         assert body["type"] == f"urn:reliquary:problem:{code}", name
         assert body["code"] == error_class_for(code).code == code, name
-        assert body["title"] == error_class_for(code).__name__, name
+        assert body["title"] == problem_title(code), name
         assert body["request_id"] == "$context.requestId", name
         assert body["retryable"] is error_class_for(code).retryable, name
         if status is not None:

@@ -30,6 +30,22 @@ def problem_type(code: str) -> str:
     return f"urn:reliquary:problem:{code}"
 
 
+# Titles people read (the approval page shows them): the code in words, unless it reads badly.
+_TITLES = {
+    "unauthenticated": "Not authenticated",
+    "transient": "Temporarily unavailable",
+    "passkey_invalid": "Passkey not accepted",
+    "attestation_invalid": "Attestation invalid",
+    "invalid_proof": "Invalid proof",
+    "internal_error": "Internal error",
+}
+
+
+def problem_title(code: str) -> str:
+    """The problem type's short summary (RFC 9457 ``title``): the same for every problem of a code."""
+    return _TITLES.get(code) or code.replace("_", " ").capitalize()
+
+
 class FieldProblem(BaseModel):
     location: str = Field(description="Where the problem is, e.g. `body.vault_id` (schema names only).")
     type: str = Field(description="What kind of problem, e.g. `missing`, `string_too_long`.")
@@ -41,7 +57,7 @@ class Problem(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     type: str = Field(description="`urn:reliquary:problem:<code>`")
-    title: str = Field(description="The error class, e.g. `NotFoundError`.")
+    title: str = Field(description="A short summary of the problem type, e.g. `Not found`.")
     status: int
     detail: str = Field(description="What went wrong, in words that never quote the request.")
     code: str = Field(description="The stable error code (docs/api.md, Errors).")
@@ -55,7 +71,7 @@ def problem_body(exc: ReliquaryError, request_id: str) -> dict[str, Any]:
     bounded = refused(exc, "api")["error"]  # the functions' bounds: message and details clipped
     body: dict[str, Any] = {
         "type": problem_type(exc.code),
-        "title": type(exc).__name__,
+        "title": problem_title(exc.code),
         "status": exc.http_status,
         "detail": bounded["message"],
         "code": exc.code,
