@@ -2,7 +2,7 @@
 
 The page is static (``reliquary/api/static``, package data shipped in the CoreLayer); everything it shows
 comes from the API with the person's session token, which lives in the script's memory only
-(docs/approvals.md). The headers make it hard to misuse: a Content-Security-Policy that runs this
+(docs/approval-page.md). The headers make it hard to misuse: a Content-Security-Policy that runs this
 script and nothing inline (the one inline style block is allowed by its hash), talks to this origin
 only and cannot be framed; nothing is cached (an enrollment link's page must not be replayed from a
 shared cache, and an old script must not outlive a fix). Not in the OpenAPI document: a page, not an
