@@ -234,10 +234,15 @@ def access_request_body(request: Any) -> dict[str, Any]:
 APPROVAL_WAIT_SECONDS = 120.0
 
 
-def approval_page_url(api_url: str) -> str:
-    """The approval page's address for a browser: on ``localhost``, the passkeys' RP id locally (a
+def browser_url(api_url: str) -> str:
+    """The API's URL as a browser must use it for passkeys: on ``localhost``, the RP id locally (a
     passkey is bound to a domain name; WebAuthn refuses an IP address such as 127.0.0.1)."""
-    return re.sub(r"^http://127\.0\.0\.1:", "http://localhost:", api_url) + "/approve"
+    return re.sub(r"^http://127\.0\.0\.1:", "http://localhost:", api_url)
+
+
+def approval_page_url(api_url: str) -> str:
+    """The approval page's address for a browser."""
+    return browser_url(api_url) + "/approve"
 
 
 @dataclass(frozen=True)

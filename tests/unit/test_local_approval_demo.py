@@ -15,6 +15,7 @@ from infra.local.api import (
     Approver,
     WaitingRequest,
     approval_page_url,
+    browser_url,
     create_approver,
     print_approval_demo,
     start_waiting_request,
@@ -31,6 +32,7 @@ def _client(answer: Callable[[httpx.Request], httpx.Response]) -> httpx.Client:
 
 
 def test_the_page_is_opened_on_localhost_the_passkeys_domain() -> None:
+    assert browser_url("http://127.0.0.1:3000") == "http://localhost:3000"
     assert approval_page_url("http://127.0.0.1:3000") == "http://localhost:3000/approve"
     assert approval_page_url("https://api.example.test/prod") == "https://api.example.test/prod/approve"
 
