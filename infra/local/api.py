@@ -228,3 +228,105 @@ def access_request_body(request: Any) -> dict[str, Any]:
         "nonce": document["nonce"],
         "purpose": document["purpose"],
     }
+
+
+# ----------------------------------------------------------------------------------- the approval page
+APPROVAL_WAIT_SECONDS = 120.0
+
+
+def browser_url(api_url: str) -> str:
+    """The API's URL as a browser must use it for passkeys: on ``localhost``, the RP id locally (a
+    passkey is bound to a domain name; WebAuthn refuses an IP address such as 127.0.0.1)."""
+    return re.sub(r"^http://127\.0\.0\.1:", "http://localhost:", api_url)
+
+
+def approval_page_url(api_url: str) -> str:
+    """The approval page's address for a browser."""
+    return browser_url(api_url) + "/approve"
+
+
+@dataclass(frozen=True)
+class Approver:
+    """A person of the tenant who may approve, not yet enrolled: the link registers their passkey."""
+
+    person_id: str
+    name: str
+    page_url: str
+    enrollment_url: str  # the page with ``#enroll=<token>``: registers one passkey, then is spent
+    enrollment_expires_at: str
+
+
+@dataclass(frozen=True)
+class WaitingRequest:
+    """An access request whose execution waits for a person."""
+
+    request_id: str
+    status_url: str  # to poll, with the requester's token
+
+
+def _api_url(http: Any) -> str:
+    return str(http.base_url).rstrip("/")
+
+
+def create_approver(http: Any, *, admin: dict[str, str], vault_id: str, name: str) -> Approver:
+    """``POST /v1/people`` as the tenant admin (``http``: an httpx client of the API): a person who may
+    approve the requests of ``vault_id``, and the enrollment link of the approval page."""
+    roles = [{"role": "approver", "vault_id": vault_id}]
+    created = http.post("/v1/people", json={"name": name, "roles": roles}, headers=admin)
+    if created.status_code != 201:
+        raise LocalRuntimeError(f"POST /v1/people answered {created.status_code}: {created.text}")
+    enrollment = created.json()["enrollment"]
+    page = approval_page_url(_api_url(http))
+    return Approver(
+        person_id=created.json()["person"]["person_id"],
+        name=name,
+        page_url=page,
+        enrollment_url=f"{page}#enroll={enrollment['token']}",
+        enrollment_expires_at=str(enrollment["expires_at"]),
+    )
+
+
+def start_waiting_request(
+    http: Any,
+    *,
+    approver: dict[str, str],
+    requester: dict[str, str],
+    request_body: dict[str, Any],
+    request_id: str,
+) -> WaitingRequest:
+    """The requester starts an access request that needs a person (``request_body``, proved on the
+    device for ``request_id``); returns once it is in ``GET /v1/approvals`` of a caller with
+    ``access:approve`` (``approver``: its headers)."""
+    started = http.post(
+        "/v1/access-requests", json=request_body, headers={**requester, "Idempotency-Key": request_id}
+    )
+    if started.status_code != 202:
+        raise LocalRuntimeError(f"POST /v1/access-requests answered {started.status_code}: {started.text}")
+    location = started.headers["Location"]  # a path
+    deadline = time.monotonic() + APPROVAL_WAIT_SECONDS
+    while True:
+        listed = http.get("/v1/approvals", headers=approver)
+        if listed.status_code != 200:
+            raise LocalRuntimeError(f"GET /v1/approvals answered {listed.status_code}: {listed.text}")
+        if any(a["request_id"] == request_id for a in listed.json()["approvals"]):
+            return WaitingRequest(request_id=request_id, status_url=f"{_api_url(http)}{location}")
+        status = http.get(location, headers=requester).json().get("status")
+        if status != "pending":
+            raise LocalRuntimeError(f"the request was decided without a person: {status}")
+        if time.monotonic() > deadline:
+            raise LocalRuntimeError(f"the request did not wait for a person within {APPROVAL_WAIT_SECONDS} s")
+        time.sleep(0.2)
+
+
+def print_approval_demo(
+    approver: Approver, waiting: WaitingRequest, out: Callable[[str], None] = print
+) -> None:
+    """How to open the approval page and approve the waiting request (``make run`` shows it)."""
+    out(f"  approval page:   {approver.page_url}")
+    out(f"  enrol {approver.name} ({approver.person_id}), once, before {approver.enrollment_expires_at}:")
+    out(f"    {approver.enrollment_url}")
+    out("  Open the enrollment link in a browser on this machine, register a passkey (this computer's")
+    out("  authenticator, a phone or a security key), sign in with it, and approve or deny request")
+    out(f"  {waiting.request_id}. Its decision, with the requester's token:")
+    out(f'    curl -sS -H "Authorization: Bearer $TOKEN" "{waiting.status_url}"')
+    out("  Open the page on localhost (the passkeys' domain), not on 127.0.0.1.")

@@ -6,6 +6,7 @@ Tenants: ``acme`` (the demo tenant: three vaults with policies, items and enroll
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,7 +16,7 @@ from typing import Any
 import httpx
 
 from infra.local.access import LocalAccess
-from infra.local.api import LocalApi, access_request_body, serve_api
+from infra.local.api import LocalApi, access_request_body, browser_url, serve_api
 from infra.local.requester import Prover, Requester
 from infra.local.runtime import LocalStack, free_port, local_stack
 from infra.local.seed import SUPPORT_VAULT, TENANT, DemoTenant, seed
@@ -145,11 +146,18 @@ def _world(stack: LocalStack, access: LocalAccess, api: LocalApi, http: httpx.Cl
 
 @contextmanager
 def api_world() -> Iterator[ApiWorld]:
-    quiet = {"POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}
+    api_port = free_port()
+    environment = {
+        "POWERTOOLS_LOG_LEVEL": "WARNING",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+        # Every function's: the API (ceremonies) and agent-vote (approvals) check a passkey's origin,
+        # the approval page's on this API (on localhost, the RP id).
+        "RELIQUARY_WEBAUTHN_ORIGINS": json.dumps([browser_url(f"http://127.0.0.1:{api_port}")]),
+    }
     with (
-        local_stack(free_port(), stack_name=f"api-{uuid.uuid4().hex[:6]}", environment=quiet) as stack,
+        local_stack(free_port(), stack_name=f"api-{uuid.uuid4().hex[:6]}", environment=environment) as stack,
         Prover() as prover,
-        serve_api(stack, free_port()) as api,
+        serve_api(stack, api_port) as api,
         httpx.Client(base_url=api.url, timeout=60) as http,
     ):
         yield _world(stack, LocalAccess(stack, prover), api, http)

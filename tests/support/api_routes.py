@@ -132,6 +132,9 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/v1/audit/exports", "audit:export", ok=201),
 )
 AUTHED = tuple(r for r in ROUTES if r.scope not in (None, CLIENT_AUTH, PASSKEY))
+# The approval page (docs/approval-page.md): served without a token, not operations of the OpenAPI
+# document.
+PAGES = frozenset({("GET", "/approve"), ("GET", "/approve/app.js")})
 
 
 def holds(role: str, scope: str, vault: str | None, bound_to: str | None) -> bool:
