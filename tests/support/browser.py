@@ -57,9 +57,10 @@ def artifacts_dir() -> Path:
     return directory
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """One headless Chromium per test process."""
+    """One headless Chromium per test module. Not per session: Playwright's sync API keeps an event loop
+    running in the thread while it is open, and the app's TestClient cannot run its own beside it."""
     from playwright.sync_api import sync_playwright
 
     executable = chromium_path()
