@@ -30,7 +30,12 @@ def test_every_path_is_versioned_and_every_operation_documents_its_problems() ->
 
 def test_authenticated_operations_declare_the_bearer_scheme() -> None:
     document = app.openapi()
-    open_routes = {("get", "/v1/health"), ("get", "/.well-known/jwks.json"), ("post", "/v1/oauth2/token")}
+    open_routes = {
+        ("get", "/v1/health"),
+        ("get", "/.well-known/jwks.json"),
+        ("get", "/.well-known/did.json"),
+        ("post", "/v1/oauth2/token"),
+    }
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
             secured = bool(operation.get("security"))
