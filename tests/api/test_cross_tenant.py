@@ -386,6 +386,7 @@ PROBES: dict[tuple[str, str], tuple[Callable[[Ledger], list[Ids]], Probe]] = {
 TENANT_ROUTES = {
     ("GET", "/v1/health"),
     ("GET", "/.well-known/jwks.json"),
+    ("GET", "/.well-known/did.json"),
     ("GET", "/v1/openapi.json"),
     ("POST", "/v1/oauth2/token"),
     ("POST", "/v1/tenants"),

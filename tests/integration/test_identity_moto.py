@@ -62,8 +62,8 @@ def repository(request: pytest.FixtureRequest) -> IdentityRepository:
     return _store(request.getfixturevalue("aws"))
 
 
-def _client(client_id: str, tenant_id: str = "acme", **changes: Any) -> StoredClient:
-    fields: dict[str, Any] = {
+def _fields(client_id: str, tenant_id: str = "acme") -> dict[str, Any]:
+    return {
         "client_id": client_id,
         "tenant_id": tenant_id,
         "name": "agent ✓",
@@ -73,8 +73,10 @@ def _client(client_id: str, tenant_id: str = "acme", **changes: Any) -> StoredCl
         "secret_rotated_at": 100,
         "not_before": 0,
     }
-    fields.update(changes)
-    return StoredClient(Client(**fields), HASH)
+
+
+def _client(client_id: str, tenant_id: str = "acme", **changes: Any) -> StoredClient:
+    return StoredClient(Client(**{**_fields(client_id, tenant_id), **changes}), HASH)
 
 
 A, B, C = ("cl-" + digit * 24 for digit in "abc")
@@ -159,6 +161,29 @@ def test_request_counts(repository: IdentityRepository) -> None:
     assert repository.count_request(B, 1000) == 1
 
 
+def test_a_did_client_has_no_secret_hash(repository: IdentityRepository) -> None:
+    did = "did:key:z6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDooWp"
+    stored = StoredClient(Client(**{**_fields(B), "did": did}), None)
+    repository.create_tenant(Tenant("acme", "Acme", 100), _client(A))
+    repository.create_client(stored)
+    assert repository.get_client(B) == stored
+    assert repository.get_client(A).client.did is None
+
+
+def test_assertion_ids_are_single_use_until_they_expire(repository: IdentityRepository) -> None:
+    repository.use_assertion_id(A, "jti-1", expires_at=1300, now=1000)
+    with pytest.raises(ConflictError):
+        repository.use_assertion_id(A, "jti-1", expires_at=1310, now=1010)
+    with pytest.raises(ConflictError):
+        repository.use_assertion_id(A, "jti-1", expires_at=1600, now=1300)  # the last second it holds
+    repository.use_assertion_id(B, "jti-1", expires_at=1300, now=1000)  # another client's is its own
+    repository.use_assertion_id(A, "jti-2", expires_at=1300, now=1000)
+    # Past its expiry (a row TTL has not deleted yet) it no longer counts; the new use holds again.
+    repository.use_assertion_id(A, "jti-1", expires_at=1700, now=1301)
+    with pytest.raises(ConflictError):
+        repository.use_assertion_id(A, "jti-1", expires_at=1800, now=1400)
+
+
 # ---------------------------------------------------------------------------------------------- the table
 
 
@@ -166,6 +191,7 @@ def test_the_table_as_stored(aws: AwsStack) -> None:
     store = _store(aws)
     store.create_tenant(Tenant("acme", "Acme", 100), _client(A))
     store.count_request(A, 1000)
+    store.use_assertion_id(A, "a jti", expires_at=1330, now=1000)
     table = aws.settings.identity_table
     client_row = aws.dynamodb.get_item(
         TableName=table, Key={"pk": {"S": f"CLIENT#{A}"}, "sk": {"S": "CLIENT"}}
@@ -177,6 +203,11 @@ def test_the_table_as_stored(aws: AwsStack) -> None:
     rate = aws.dynamodb.get_item(TableName=table, Key={"pk": {"S": f"RATE#{A}"}, "sk": {"S": "1000"}})["Item"]
     assert rate["requests"] == {"N": "1"}
     assert rate["expires_at"] == {"N": "1060"}
+    used = hashlib.sha256(b"a jti").hexdigest()
+    assertion = aws.dynamodb.get_item(
+        TableName=table, Key={"pk": {"S": f"ASSERTION#{A}#{used}"}, "sk": {"S": "ASSERTION"}}
+    )["Item"]
+    assert assertion["expires_at"] == {"N": "1330"}
     ttl = aws.dynamodb.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
     assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires_at"}
     (index,) = aws.dynamodb.describe_table(TableName=table)["Table"]["GlobalSecondaryIndexes"]

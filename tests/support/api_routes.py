@@ -75,6 +75,7 @@ ROUTES: tuple[Route, ...] = (
     # System: no access token.
     Route("GET", "/v1/health", None),
     Route("GET", "/.well-known/jwks.json", None),
+    Route("GET", "/.well-known/did.json", None),
     Route("GET", "/v1/openapi.json", None),
     Route("POST", "/v1/oauth2/token", CLIENT_AUTH),
     # Tenants and clients.

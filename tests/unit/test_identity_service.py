@@ -93,6 +93,7 @@ def test_create_tenant(world: World) -> None:
     assert admin.status is ClientStatus.ACTIVE
     assert re.fullmatch(r"rqs_[A-Za-z0-9_-]{43}", secret)
     stored = world.repository.get_client(admin.client_id)
+    assert stored.secret_hash is not None
     assert secret not in stored.secret_hash
     assert secrets.verify_secret(secret, stored.secret_hash)
     assert world.service.get_tenant("acme") == tenant
@@ -262,11 +263,12 @@ def test_an_unknown_client_costs_the_same_scrypt_work(world: World, monkeypatch:
 def test_a_cheaper_stored_hash_is_upgraded_on_success(world: World) -> None:
     _, admin, secret = world.service.create_tenant("acme", "Acme")
     cheap = secrets.hash_secret(secret, secrets.ScryptParams(log2_n=10))
-    world.repository.replace_secret_hash(
-        admin.client_id, old_hash=world.repository.get_client(admin.client_id).secret_hash, new_hash=cheap
-    )
+    stored = world.repository.get_client(admin.client_id).secret_hash
+    assert stored is not None
+    world.repository.replace_secret_hash(admin.client_id, old_hash=stored, new_hash=cheap)
     world.service.authenticate(admin.client_id, secret)
     upgraded = world.repository.get_client(admin.client_id).secret_hash
+    assert upgraded is not None
     assert upgraded != cheap
     assert not secrets.needs_rehash(upgraded)
     assert world.service.authenticate(admin.client_id, secret) == admin

@@ -33,6 +33,7 @@ def test_authenticated_operations_declare_the_bearer_scheme() -> None:
     open_routes = {
         ("get", "/v1/health"),
         ("get", "/.well-known/jwks.json"),
+        ("get", "/.well-known/did.json"),
         ("post", "/v1/oauth2/token"),
         # A passkey sign-in: the assertion is the credential, no token yet.
         ("post", "/v1/webauthn/authentication/options"),

@@ -7,8 +7,10 @@ them for every function. An explicit argument to a constructor always wins over 
 from __future__ import annotations
 
 import functools
+import re
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -85,6 +87,9 @@ class Settings(BaseSettings):
     token_issuer: str = Field(default="https://reliquary.local", max_length=256)
     token_audience: str = Field(default="reliquary-api", max_length=256)
     token_ttl_seconds: int = Field(default=900, ge=60, le=3600)
+    # The service's DID, whose document /.well-known/did.json serves (its checkpoint, stage and token keys).
+    # Default: did:web of the token issuer's host (``did_for_issuer``).
+    service_did: str = Field(default="", pattern=r"^$|^did:web:[A-Za-z0-9.%-]+(:[A-Za-z0-9._~-]+)*$")
     # The tenant whose clients may hold `tenants:manage` (create tenants): the operator's own tenant.
     operator_tenant: str = Field(default="operator", pattern=r"^[A-Za-z0-9][A-Za-z0-9.:@-]{0,127}$")
     # Per-client request budget of the API (a fixed one-second window, shared by every API container).
@@ -116,6 +121,13 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _service_did_defaults_to_the_issuer(self) -> Settings:
+        if not self.service_did:
+            # A frozen model: the derived default is set once, here, as pydantic's own __init__ would.
+            object.__setattr__(self, "service_did", did_for_issuer(self.token_issuer))
+        return self
+
+    @model_validator(mode="after")
     def _signer_is_accepted(self) -> Settings:
         if self.signature_algorithm not in self.accepted_signature_algorithms:
             raise ValueError(
@@ -123,6 +135,24 @@ class Settings(BaseSettings):
                 f"RELIQUARY_ACCEPTED_SIGNATURE_ALGORITHMS {list(self.accepted_signature_algorithms)}"
             )
         return self
+
+
+_DNS_NAME = re.compile(
+    r"(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*"
+)
+_LOOPBACK = frozenset({"127.0.0.1", "::1"})
+
+
+def did_for_issuer(issuer: str) -> str:
+    """``did:web:`` and the token issuer's host (``%3A`` and the port, when it has one). did:web names
+    hosts, never IP addresses: a loopback address (a local run) is ``localhost``; another address, or a
+    host that is no DNS name, is refused (set ``RELIQUARY_SERVICE_DID``)."""
+    parts = urlsplit(issuer)
+    host = (parts.hostname or "").lower()
+    host = "localhost" if host in _LOOPBACK else host
+    if _DNS_NAME.fullmatch(host) is None or host.replace(".", "").isdigit():
+        raise ValueError("the token issuer's host cannot name a did:web: set RELIQUARY_SERVICE_DID")
+    return f"did:web:{host}%3A{parts.port}" if parts.port else f"did:web:{host}"
 
 
 @functools.cache

@@ -333,6 +333,42 @@ class UnknownStageKeyError(AttestationError):
         self.key = key
 
 
+# --- decentralized identifiers --------------------------------------------------------------------
+class InvalidDidError(InvalidRequestError):
+    """A DID that cannot be parsed or is not one this service accepts: a wrong prefix or method, bad
+    base58, a non-canonical varint, an unknown multicodec, a key of the wrong length or an invalid
+    point. ``check`` names the failed check; the DID itself is never repeated."""
+
+    code = "invalid_did"
+
+    def __init__(self, message: str = "the DID is malformed", *, check: str) -> None:
+        super().__init__(message, check=check)
+        self.check = check
+
+
+class DidResolutionError(ReliquaryError):
+    """A did:web document could not be resolved: not HTTPS, a redirect, a status other than 200, a body
+    too large or not JSON, or a document whose ``id`` is not the DID. ``check`` names the failed check."""
+
+    code = "did_resolution"
+    http_status = 400
+
+    def __init__(self, message: str = "the DID document could not be resolved", *, check: str) -> None:
+        super().__init__(message, check=check)
+        self.check = check
+
+
+class InvalidJwsError(InvalidRequestError):
+    """A compact JWS that is malformed, too large, of an algorithm other than its key's, with a header
+    member outside the allow-list, or whose signature does not verify. ``check`` names the failed check."""
+
+    code = "invalid_jws"
+
+    def __init__(self, message: str = "the JWS is invalid", *, check: str) -> None:
+        super().__init__(message, check=check)
+        self.check = check
+
+
 def error_class_for(code: str) -> type[ReliquaryError]:
     """The most specific error class with this stable code (``ReliquaryError`` for an unknown one): how a
     caller of a function turns a refusal's ``code`` back into the typed error it was."""

@@ -14,6 +14,8 @@ Rows (see template.yaml):
   which a transaction writes together with the credential (so the list is strongly consistent);
 - ``pk = CHALLENGE#<challenge id>``, ``sk = CHALLENGE``: a WebAuthn challenge, deleted as it is read
   (``ReturnValues=ALL_OLD``: one reader gets it), gone by TTL after ``expires_at`` otherwise.
+- ``pk = ASSERTION#<client id>#<SHA-256 of the jti>``, ``sk = ASSERTION``: a used client assertion id,
+  until the assertion expires (then TTL removes it; until it does, the put's condition ignores it).
 Client ids are global (a client authenticates by id alone), so every update is conditional on the row's
 tenant: one tenant's call cannot change another tenant's client. Reads of a client are strongly
 consistent, so a revocation is seen by the next request.
@@ -21,6 +23,7 @@ consistent, so a revocation is seen by the next request.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -51,6 +54,7 @@ TENANT_SK = "TENANT"
 PERSON_SK = "PERSON"
 CREDENTIAL_SK = "CREDENTIAL"
 CHALLENGE_SK = "CHALLENGE"
+ASSERTION_SK = "ASSERTION"
 # Rate rows outlive their one-second window by this much (DynamoDB's TTL deletes them some time after).
 RATE_ROW_SECONDS = 60
 
@@ -90,7 +94,8 @@ class ClientRow(Model):
     created_at = NumberAttribute()
     secret_rotated_at = NumberAttribute()
     not_before = NumberAttribute()
-    secret_hash = UnicodeAttribute()
+    secret_hash = UnicodeAttribute(null=True)  # absent for a client that authenticates with its did:key
+    did = UnicodeAttribute(null=True)
     tenant_index = TenantIndex()
 
 
@@ -156,6 +161,15 @@ class ChallengeRow(Model):
     token_jti = UnicodeAttribute(null=True)
 
 
+class AssertionRow(Model):
+    class Meta:
+        table_name = "unbound"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    expires_at = NumberAttribute()
+
+
 class RateRow(Model):
     class Meta:
         table_name = "unbound"
@@ -195,6 +209,7 @@ class DynamoDBIdentityRepository:
         self._credential_row = bind_model(CredentialRow, config, client)
         self._challenge_row = bind_model(ChallengeRow, config, client)
         self._table_name = config.table_name
+        self._assertion_row = bind_model(AssertionRow, config, client)
         self._connection = self._client_row._get_connection().connection
 
     # ------------------------------------------------------------------------------ rows <-> models
@@ -213,6 +228,7 @@ class DynamoDBIdentityRepository:
             secret_rotated_at=client.secret_rotated_at,
             not_before=client.not_before,
             secret_hash=stored.secret_hash,
+            did=client.did,
         )
 
     @staticmethod
@@ -227,6 +243,7 @@ class DynamoDBIdentityRepository:
                 created_at=int(row.created_at),
                 secret_rotated_at=int(row.secret_rotated_at),
                 not_before=int(row.not_before),
+                did=row.did,
             )
         except (InvalidRequestError, ValueError, TypeError):
             raise ReliquaryError("a stored client is corrupt") from None
@@ -323,6 +340,16 @@ class DynamoDBIdentityRepository:
     def set_roles(self, tenant_id: str, client_id: str, roles: Sequence[RoleBinding]) -> Client:
         actions = [self._client_row.roles.set({str(binding) for binding in roles})]
         return self._update(tenant_id, client_id, actions, active=True)
+
+    # ------------------------------------------------------------------------------ client assertions
+    def use_assertion_id(self, client_id: str, jti: str, *, expires_at: int, now: int) -> None:
+        # Hashed: a jti is the client's string, and a key is at most 2048 bytes.
+        digest = hashlib.sha256(jti.encode("utf-8")).hexdigest()
+        row_cls = self._assertion_row
+        row = row_cls(f"ASSERTION#{client_id}#{digest}", ASSERTION_SK, expires_at=expires_at)
+        # A row past its expiry may linger until TTL deletes it: it no longer counts.
+        condition = row_cls.pk.does_not_exist() | (row_cls.expires_at < now)
+        guarded(lambda: row.save(condition=condition), "the assertion was used before")
 
     # ------------------------------------------------------------------------------ rate windows
     def count_request(self, client_id: str, window: int) -> int:

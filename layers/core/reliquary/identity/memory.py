@@ -42,6 +42,7 @@ class InMemoryIdentityRepository:
         self._persons: dict[str, Person] = {}
         self._credentials: dict[str, StoredCredential] = {}
         self._challenges: dict[str, Challenge] = {}
+        self._assertion_ids: dict[tuple[str, str], int] = {}  # (client, jti) -> expires_at
 
     def create_tenant(self, tenant: Tenant, first_client: StoredClient) -> None:
         with self._lock:
@@ -116,6 +117,13 @@ class InMemoryIdentityRepository:
             return StoredClient(replace(stored.client, roles=tuple(roles)), stored.secret_hash)
 
         return self._update(tenant_id, client_id, with_roles, active=True)
+
+    def use_assertion_id(self, client_id: str, jti: str, *, expires_at: int, now: int) -> None:
+        with self._lock:
+            recorded = self._assertion_ids.get((client_id, jti))
+            if recorded is not None and recorded >= now:
+                raise ConflictError("the assertion was used before")
+            self._assertion_ids[(client_id, jti)] = expires_at
 
     def count_request(self, client_id: str, window: int) -> int:
         with self._lock:

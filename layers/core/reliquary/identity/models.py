@@ -121,6 +121,9 @@ class Client:
     created_at: int
     secret_rotated_at: int
     not_before: int
+    # A client registered with a did:key authenticates with private_key_jwt signed by that key, never a
+    # secret (it has none); None for a client with a secret.
+    did: str | None = None
 
     @property
     def active(self) -> bool:
@@ -129,10 +132,11 @@ class Client:
 
 @dataclass(frozen=True, slots=True)
 class StoredClient:
-    """The repository's client row: the client and the scrypt hash of its secret (``identity.secrets``)."""
+    """The repository's client row: the client and the scrypt hash of its secret (``identity.secrets``);
+    no hash for a client that authenticates with its did:key."""
 
     client: Client
-    secret_hash: str
+    secret_hash: str | None
 
 
 class PersonStatus(StrEnum):

@@ -47,6 +47,10 @@ class IdentityRepository(Protocol):
     def set_roles(self, tenant_id: str, client_id: str, roles: Sequence[RoleBinding]) -> Client:
         """ConflictError if the client is not an active client of this tenant."""
 
+    def use_assertion_id(self, client_id: str, jti: str, *, expires_at: int, now: int) -> None:
+        """Record a client assertion's ``jti`` until ``expires_at`` (a conditional put, a row that
+        expires): ConflictError if the client used it before and the record has not expired by ``now``."""
+
     def count_request(self, client_id: str, window: int) -> int:
         """Add one to the client's counter for ``window`` (an atomic add on a row that expires) and
         return the new count."""

@@ -21,7 +21,7 @@ import secrets as random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 from reliquary.crypto.scope import validate_id
 from reliquary.errors import (
@@ -35,7 +35,8 @@ from reliquary.errors import (
     PasskeyError,
     RateLimitedError,
 )
-from reliquary.identity import passkeys, secrets
+from reliquary.identity import assertions, passkeys, secrets
+from reliquary.identity.did import DidKey
 from reliquary.identity.models import (
     USER_HANDLE_BYTES,
     Caller,
@@ -143,6 +144,8 @@ class IdentityService:
         # The signer's key first; a key listed twice counts once.
         keys = [signer.public_jwk(), *previous_keys]
         self._verifier = TokenVerifier(keys, issuer=issuer, audience=audience)
+        # What a client assertion's aud may name (RFC 7523 3: the token endpoint, or the issuer).
+        self._assertion_audiences = frozenset({issuer, issuer.rstrip("/") + assertions.TOKEN_ENDPOINT_PATH})
         self._operator_tenant = operator_tenant
         self._requests_per_second = requests_per_second
         self._clock = clock
@@ -165,10 +168,27 @@ class IdentityService:
         validate_id("tenant_id", tenant_id)
         return self._repository.get_tenant(tenant_id)
 
-    def create_client(self, tenant_id: str, name: str, roles: Sequence[RoleBinding]) -> tuple[Client, str]:
-        """A new client of an existing tenant; its secret is returned here and never again."""
+    @overload
+    def create_client(
+        self, tenant_id: str, name: str, roles: Sequence[RoleBinding], *, did: None = None
+    ) -> tuple[Client, str]: ...
+    @overload
+    def create_client(
+        self, tenant_id: str, name: str, roles: Sequence[RoleBinding], *, did: str
+    ) -> tuple[Client, None]: ...
+    def create_client(
+        self, tenant_id: str, name: str, roles: Sequence[RoleBinding], *, did: str | None = None
+    ) -> tuple[Client, str | None]:
+        """A new client of an existing tenant; its secret is returned here and never again. With ``did``
+        (a did:key: InvalidDidError otherwise) the client has no secret and authenticates with
+        private_key_jwt assertions signed by that key."""
         self.get_tenant(tenant_id)
-        stored, secret = self._new_client(tenant_id, validate_name("name", name), roles, self._clock())
+        name, now = validate_name("name", name), self._clock()
+        if did is not None:
+            client = self._client(tenant_id, name, roles, now, did=DidKey.parse(did).did)
+            self._repository.create_client(StoredClient(client, None))
+            return client, None
+        stored, secret = self._new_client(tenant_id, name, roles, now)
         self._repository.create_client(stored)
         return stored.client, secret
 
@@ -189,6 +209,8 @@ class IdentityService:
         """A new secret (returned here and never again); the old one stops working at once. With
         ``revoke_tokens`` the tokens already issued stop too; without, they run out their lifetime."""
         client = self._active_client(tenant_id, client_id)
+        if client.did is not None:
+            raise ConflictError("the client authenticates with its did:key and has no secret")
         secret = secrets.new_secret()
         now = self._clock()
         self._repository.rotate_secret(
@@ -225,13 +247,44 @@ class IdentityService:
             stored: StoredClient | None = self._repository.get_client(client_id)
         except NotFoundError:
             stored = None
-        secret_hash = stored.secret_hash if stored is not None else secrets.DUMMY_HASH
-        matches = secrets.verify_secret(secret, secret_hash)
-        if stored is None or not matches or not stored.client.active:
+        # A client with a did:key has no secret: it costs the same scrypt work as an unknown id, and fails.
+        secret_hash = stored.secret_hash if stored is not None else None
+        matches = secrets.verify_secret(secret, secret_hash or secrets.DUMMY_HASH)
+        if stored is None or secret_hash is None or not matches or not stored.client.active:
             raise InvalidClientError
-        if secrets.needs_rehash(stored.secret_hash):
-            self._upgrade_hash(client_id, secret, stored.secret_hash)
+        if secrets.needs_rehash(secret_hash):
+            self._upgrade_hash(client_id, secret, secret_hash)
         return stored.client
+
+    def authenticate_assertion(self, assertion: object, client_id: str | None = None) -> Client:
+        """The client a ``private_key_jwt`` assertion (RFC 7523) authenticates: signed by the did:key the
+        client was registered with, claims as ``identity.assertions`` checks them, and a ``jti`` never
+        used before (recorded until the assertion expires, so a replay is refused). ``client_id`` is the
+        form's, which must match. InvalidClientError, with one message, for every failure; counts
+        against the client's rate like ``authenticate``."""
+        claimed = assertions.asserted_client(assertion, client_id)
+        now = self._clock()
+        self.check_rate(claimed, now)
+        try:
+            client = self._repository.get_client(claimed).client
+        except NotFoundError:
+            assertions.reject("unknown client")
+        if client.did is None or not client.active:
+            assertions.reject("not an active client with a did:key")
+        claims = assertions.verify_assertion(
+            assertion,
+            client_id=claimed,
+            key=DidKey.parse(client.did),
+            audiences=self._assertion_audiences,
+            now=now,
+        )
+        try:
+            self._repository.use_assertion_id(
+                claimed, claims.jti, expires_at=claims.expires_at + assertions.LEEWAY_SECONDS, now=now
+            )
+        except ConflictError:
+            assertions.reject("replayed jti")
+        return client
 
     def issue_token(self, client: Client, requested_scope: str | None = None) -> IssuedToken:
         """An access token for an authenticated client: every scope its roles grant, or the
@@ -494,7 +547,12 @@ class IdentityService:
         self, tenant_id: str, name: str, roles: Sequence[RoleBinding], now: int
     ) -> tuple[StoredClient, str]:
         secret = secrets.new_secret()
-        client = Client(
+        return StoredClient(self._client(tenant_id, name, roles, now), secrets.hash_secret(secret)), secret
+
+    def _client(
+        self, tenant_id: str, name: str, roles: Sequence[RoleBinding], now: int, *, did: str | None = None
+    ) -> Client:
+        return Client(
             client_id=new_client_id(),
             tenant_id=tenant_id,
             name=name,
@@ -503,8 +561,8 @@ class IdentityService:
             created_at=now,
             secret_rotated_at=now,
             not_before=0,
+            did=did,
         )
-        return StoredClient(client, secrets.hash_secret(secret)), secret
 
     def _active_client(self, tenant_id: str, client_id: str) -> Client:
         client = self.get_client(tenant_id, client_id)

@@ -33,11 +33,14 @@ class ClientView(BaseModel):
     status: str
     created_at: int
     secret_rotated_at: int | None
+    did: str | None = Field(default=None, description="The did:key it authenticates with (no secret).")
 
 
 class CreatedClient(BaseModel):
     client: ClientView
-    client_secret: str = Field(description="Shown once: only a slow hash of it is stored.")
+    client_secret: str | None = Field(
+        description="Shown once: only a slow hash of it is stored. None for a client with a `did`."
+    )
 
 
 class ClientList(BaseModel):
@@ -49,6 +52,13 @@ class NewClient(BaseModel):
 
     name: str = Field(min_length=1, max_length=128, pattern=r"^[ -~]+$")
     roles: list[RoleIn] = Field(min_length=1, max_length=64)
+    did: str | None = Field(
+        default=None,
+        max_length=4096,
+        pattern=r"^did:key:z[1-9A-HJ-NP-Za-km-z]+$",
+        description="A did:key (Ed25519, P-256 or ML-DSA-65): the client then has no secret and "
+        "authenticates with private_key_jwt assertions signed by that key.",
+    )
 
 
 class NewRoles(BaseModel):
@@ -99,6 +109,7 @@ def client_view(client: Client) -> ClientView:
         status=str(client.status),
         created_at=client.created_at,
         secret_rotated_at=client.secret_rotated_at,
+        did=client.did,
     )
 
 
@@ -120,9 +131,15 @@ def create_tenant(body: NewTenant, caller: CallerDep, runtime: RuntimeDep) -> JS
 
 @router.post("/v1/clients", status_code=201, response_model=CreatedClient, responses=problems(*AUTHED))
 def create_client(body: NewClient, caller: CallerDep, runtime: RuntimeDep) -> JSONResponse:
-    """A new API client of the caller's tenant, with its roles (`tenant:admin`)."""
+    """A new API client of the caller's tenant, with its roles (`tenant:admin`): with a secret, or with
+    a `did` (a did:key) and no secret."""
     caller.grants.require(Scope.TENANT_ADMIN)
-    client, secret = runtime.identity.create_client(caller.tenant_id, body.name, _bindings(body.roles))
+    identity, roles = runtime.identity, _bindings(body.roles)
+    client, secret = (
+        identity.create_client(caller.tenant_id, body.name, roles)
+        if body.did is None
+        else identity.create_client(caller.tenant_id, body.name, roles, did=body.did)
+    )
     created = CreatedClient(client=client_view(client), client_secret=secret)
     return JSONResponse(
         created.model_dump(mode="json"),
@@ -150,11 +167,14 @@ def set_roles(client_id: ClientId, body: NewRoles, caller: CallerDep, runtime: R
     return client_view(runtime.identity.set_roles(caller.tenant_id, client_id, _bindings(body.roles)))
 
 
-@router.post("/v1/clients/{client_id}/secret", response_model=NewSecret, responses=problems(*AUTHED, 404))
+@router.post(
+    "/v1/clients/{client_id}/secret", response_model=NewSecret, responses=problems(*AUTHED, 404, 409)
+)
 def rotate_secret(
     client_id: ClientId, body: SecretRotation, caller: CallerDep, runtime: RuntimeDep
 ) -> JSONResponse:
-    """A new secret for the client (the old one stops working at once)."""
+    """A new secret for the client (the old one stops working at once); `conflict` for a client that
+    authenticates with its did:key."""
     caller.grants.require(Scope.TENANT_ADMIN)
     secret = runtime.identity.rotate_secret(caller.tenant_id, client_id, revoke_tokens=body.revoke_tokens)
     return JSONResponse(
