@@ -220,7 +220,17 @@ def test_an_outsider_verifies_a_receipt_and_a_chain_with_the_did_document_alone(
 
 
 def test_the_service_did_document_is_public_and_resolves(world: ApiWorld) -> None:
-    # After the decision above: audit-append and the flow functions have created their keys.
+    # A decision first: audit-append creates the checkpoint keys when it starts, the flow functions their
+    # stage keys on first use (the world's setup ran none of them).
+    device = world.enrol()
+    request_id, body = world.access_request(device)
+    started = world.http.post(
+        "/v1/access-requests",
+        json=body,
+        headers={**world.headers("requester"), "Idempotency-Key": request_id},
+    )
+    assert started.status_code == 202, started.text
+    decided(world, started.headers["location"], world.headers("requester"))
     did = world.api.settings.service_did
     port = urlsplit(world.url).port
     assert did == f"did:web:localhost%3A{port}"

@@ -12,8 +12,15 @@ import pytest
 from infra.local.seed import SUPPORT_VAULT, TENANT
 from tests.support.api import OTHER_TENANT, ApiWorld
 from tests.support.api_routes import problem, send
-from tests.support.authenticator import SoftAuthenticator
-from tests.support.people import bearer, create_person, enrolled, register, sign_in, sign_in_ceremony
+from tests.support.people import (
+    authenticator_for,
+    bearer,
+    create_person,
+    enrolled,
+    register,
+    sign_in,
+    sign_in_ceremony,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("api")]
 APPROVER = [{"role": "approver", "vault_id": SUPPORT_VAULT}]
@@ -47,7 +54,7 @@ def test_a_person_registers_a_passkey_signs_in_and_acts_with_its_roles(world: Ap
     assert vault.status_code == 200
     problem(send(world.http, "GET", "/v1/clients", headers=bearer(token)), 403, "forbidden")
     # The session adds a second passkey; the admin sees both, never a key.
-    second = SoftAuthenticator()
+    second = authenticator_for(world.http)
     person.authenticator, first = second, person.authenticator
     assert register(world.http, person, token).status_code == 201
     view = send(world.http, "GET", f"/v1/people/{person.person_id}", headers=admin).json()
@@ -71,7 +78,7 @@ def test_a_reused_challenge_is_refused(world: ApiWorld) -> None:
 def test_an_enrollment_token_registers_one_passkey(world: ApiWorld) -> None:
     person = create_person(world.http, world.headers("tenant-admin"), APPROVER)
     assert register(world.http, person).status_code == 201
-    person.authenticator = SoftAuthenticator()
+    person.authenticator = authenticator_for(world.http)
     options = send(
         world.http, "POST", "/v1/webauthn/registration/options", json={}, headers=bearer(person.enrollment)
     )

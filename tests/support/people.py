@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 
+from infra.local.api import browser_url
 from tests.support.api_routes import send
 from tests.support.authenticator import SoftAuthenticator
 
@@ -21,6 +22,16 @@ class PersonAtHttp:
     credential_ids: list[str] = field(default_factory=list)
 
 
+def page_origin(http: httpx.Client) -> str:
+    """The origin the served API accepts passkeys from: its approval page's, on localhost."""
+    return browser_url(str(http.base_url).rstrip("/"))
+
+
+def authenticator_for(http: httpx.Client) -> SoftAuthenticator:
+    """A software authenticator answering as a browser on the served API's page would."""
+    return SoftAuthenticator(origin=page_origin(http))
+
+
 def create_person(
     http: httpx.Client, admin_headers: dict[str, str], roles: list[dict[str, Any]]
 ) -> PersonAtHttp:
@@ -29,7 +40,12 @@ def create_person(
     )
     assert answer.status_code == 201, answer.text[:300]
     body = answer.json()
-    return PersonAtHttp(body["person"]["person_id"], body["person"]["tenant_id"], body["enrollment"]["token"])
+    return PersonAtHttp(
+        body["person"]["person_id"],
+        body["person"]["tenant_id"],
+        body["enrollment"]["token"],
+        authenticator_for(http),
+    )
 
 
 def bearer(token: str) -> dict[str, str]:
