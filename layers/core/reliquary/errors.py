@@ -281,6 +281,21 @@ class NullifierSeenError(ReplayError):
     code = "nullifier_seen"
 
 
+# --- people and passkeys ---------------------------------------------------------------------------
+class PasskeyError(ReliquaryError):
+    """A WebAuthn ceremony did not verify: a malformed response, another origin or RP id, a challenge not
+    issued, used or expired, no user verification, a sign counter that did not advance, a bad signature
+    or attestation, a credential unknown or not the person's. One message for all; ``check`` names the
+    failed check (a fixed word, never the caller's input). Nothing is registered or signed in on it."""
+
+    code = "passkey_invalid"
+    http_status = 400
+
+    def __init__(self, check: str) -> None:
+        super().__init__("the passkey response did not verify", check=check)
+        self.check = check
+
+
 # --- access decisions -----------------------------------------------------------------------------
 class RulesRefusedError(ReliquaryError):
     """The trust rules already refused the request (deny, or a step-up proof first): no review panel is

@@ -17,16 +17,31 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from reliquary.errors import ConflictError, NotFoundError
 from reliquary.identity.jwk import public_jwk, raw_signature
-from reliquary.identity.models import Client, ClientStatus, StoredClient, Tenant
+from reliquary.identity.models import (
+    MAX_CREDENTIALS,
+    Challenge,
+    Client,
+    ClientStatus,
+    Person,
+    PersonStatus,
+    StoredClient,
+    StoredCredential,
+    Tenant,
+)
 from reliquary.identity.scopes import RoleBinding
 
 
 class InMemoryIdentityRepository:
+    """Both repositories of ``identity.ports`` (clients and people), as the DynamoDB adapter is."""
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._tenants: dict[str, Tenant] = {}
         self._clients: dict[str, StoredClient] = {}
         self._counts: Counter[tuple[str, int]] = Counter()
+        self._persons: dict[str, Person] = {}
+        self._credentials: dict[str, StoredCredential] = {}
+        self._challenges: dict[str, Challenge] = {}
 
     def create_tenant(self, tenant: Tenant, first_client: StoredClient) -> None:
         with self._lock:
@@ -106,6 +121,130 @@ class InMemoryIdentityRepository:
         with self._lock:
             self._counts[(client_id, window)] += 1
             return self._counts[(client_id, window)]
+
+    # ------------------------------------------------------------------------------ people
+    def create_person(self, person: Person) -> None:
+        with self._lock:
+            if person.person_id in self._persons:
+                raise ConflictError("the person id exists")
+            self._persons[person.person_id] = person
+
+    def get_person(self, person_id: str) -> Person:
+        try:
+            return self._persons[person_id]
+        except KeyError:
+            raise NotFoundError("no such person") from None
+
+    def list_persons(self, tenant_id: str) -> list[Person]:
+        persons = [p for p in self._persons.values() if p.tenant_id == tenant_id]
+        return sorted(persons, key=lambda p: p.person_id)
+
+    def _update_person(
+        self, tenant_id: str, person_id: str, change: Callable[[Person], Person], *, active: bool
+    ) -> Person:
+        with self._lock:
+            person = self._persons.get(person_id)
+            if person is None or person.tenant_id != tenant_id:
+                raise ConflictError("no such person in this tenant")
+            if active and not person.active:
+                raise ConflictError("the person is revoked")
+            self._persons[person_id] = change(person)
+            return self._persons[person_id]
+
+    def set_person_roles(self, tenant_id: str, person_id: str, roles: Sequence[RoleBinding]) -> Person:
+        return self._update_person(
+            tenant_id, person_id, lambda p: replace(p, roles=tuple(roles)), active=True
+        )
+
+    def revoke_person(self, tenant_id: str, person_id: str, *, not_before: int) -> Person:
+        def revoked(person: Person) -> Person:
+            return replace(
+                person,
+                status=PersonStatus.REVOKED,
+                not_before=not_before,
+                enrollment_jti=None,
+                enrollment_expires_at=None,
+            )
+
+        return self._update_person(tenant_id, person_id, revoked, active=False)
+
+    def set_enrollment(self, tenant_id: str, person_id: str, *, jti: str, expires_at: int) -> Person:
+        def enrolling(person: Person) -> Person:
+            return replace(person, enrollment_jti=jti, enrollment_expires_at=expires_at)
+
+        return self._update_person(tenant_id, person_id, enrolling, active=True)
+
+    def add_credential(self, credential: StoredCredential, *, enrollment_jti: str | None) -> None:
+        with self._lock:
+            person = self._persons.get(credential.person_id)
+            if (
+                person is None
+                or person.tenant_id != credential.tenant_id
+                or not person.active
+                or len(person.credential_ids) >= MAX_CREDENTIALS
+            ):
+                raise ConflictError("the person cannot take this credential")
+            if enrollment_jti is not None and person.enrollment_jti != enrollment_jti:
+                raise ConflictError("the enrollment was used or replaced")
+            if credential.credential_id in self._credentials:
+                raise ConflictError("the credential id exists")
+            self._credentials[credential.credential_id] = credential
+            self._persons[person.person_id] = replace(
+                person,
+                credential_ids=tuple(sorted({*person.credential_ids, credential.credential_id})),
+                enrollment_jti=None if enrollment_jti is not None else person.enrollment_jti,
+                enrollment_expires_at=None if enrollment_jti is not None else person.enrollment_expires_at,
+            )
+
+    def get_credential(self, credential_id: str) -> StoredCredential:
+        try:
+            return self._credentials[credential_id]
+        except KeyError:
+            raise NotFoundError("no such credential") from None
+
+    def list_credentials(self, person: Person) -> list[StoredCredential]:
+        found = (self._credentials.get(credential_id) for credential_id in person.credential_ids)
+        return sorted((c for c in found if c is not None), key=lambda c: c.credential_id)
+
+    def remove_credential(self, tenant_id: str, person_id: str, credential_id: str) -> None:
+        with self._lock:
+            credential = self._credentials.get(credential_id)
+            person = self._persons.get(person_id)
+            if (
+                credential is None
+                or person is None
+                or credential.tenant_id != tenant_id
+                or credential.person_id != person_id
+                or person.tenant_id != tenant_id
+            ):
+                raise NotFoundError("no such credential")
+            del self._credentials[credential_id]
+            self._persons[person_id] = replace(
+                person, credential_ids=tuple(c for c in person.credential_ids if c != credential_id)
+            )
+
+    def advance_sign_count(
+        self, credential_id: str, old: int, new: int, *, used_at: int | None = None
+    ) -> None:
+        with self._lock:
+            credential = self._credentials.get(credential_id)
+            if credential is None or credential.sign_count != old:
+                raise ConflictError("the credential's counter moved")
+            last_used_at = credential.last_used_at if used_at is None else used_at
+            self._credentials[credential_id] = replace(credential, sign_count=new, last_used_at=last_used_at)
+
+    def put_challenge(self, challenge: Challenge) -> None:
+        with self._lock:
+            if challenge.challenge_id in self._challenges:
+                raise ConflictError("the challenge id exists")
+            self._challenges[challenge.challenge_id] = challenge
+
+    def take_challenge(self, challenge_id: str, *, now: int) -> Challenge | None:
+        with self._lock:
+            challenge = self._challenges.pop(challenge_id, None)
+        if challenge is None or now >= challenge.expires_at:
+            return None
+        return challenge
 
 
 class LocalTokenSigner:
