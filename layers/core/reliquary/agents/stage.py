@@ -15,11 +15,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from reliquary.agents.approvals import ApprovalService
 from reliquary.agents.model import ContextResult, TrustResult
 from reliquary.agents.policy import QuorumPolicy
 from reliquary.agents.requirement import approvers_required, panel_to_poll
 from reliquary.agents.service import AgentVoteService
-from reliquary.errors import InvalidRequestError
+from reliquary.errors import ConfigurationError, InvalidRequestError
 from reliquary.flow.attestation import Stage, StageSigner
 from reliquary.flow.checks import verified_trust, verified_votes
 from reliquary.flow.keys import StageKeyDirectory
@@ -50,14 +51,29 @@ def _trust_result(trust: TrustOutcome) -> TrustResult:
 
 
 class AgentVoteStage:
-    def __init__(self, service: AgentVoteService, signer: StageSigner, keys: StageKeyDirectory) -> None:
+    def __init__(
+        self,
+        service: AgentVoteService,
+        signer: StageSigner,
+        keys: StageKeyDirectory,
+        *,
+        approvals: ApprovalService | None = None,
+    ) -> None:
         self._service = service
         self._signer = signer
         self._keys = keys
+        self._approvals = approvals
 
     @property
     def service(self) -> AgentVoteService:
         return self._service
+
+    @property
+    def approvals(self) -> ApprovalService:
+        """The step-up actions (await_approvals, approve)."""
+        if self._approvals is None:
+            raise ConfigurationError("this agent-vote runtime has no approvals store")
+        return self._approvals
 
     def convene(self, state: FlowState) -> dict[str, Any]:
         checked = verified_trust(state, self._keys, now=self._service.now)
