@@ -120,8 +120,10 @@ def no_runtime() -> ApiRuntime:
 
 
 def in_memory_api(*, requests_per_second: int = 100_000, clock: Clock | None = None) -> Api:
+    repository = InMemoryIdentityRepository()
     identity = IdentityService(
-        repository=InMemoryIdentityRepository(),
+        repository=repository,
+        people=repository,
         signer=LocalTokenSigner.generate(),
         issuer=ISSUER,
         audience=AUDIENCE,

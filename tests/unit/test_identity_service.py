@@ -57,6 +57,7 @@ def world() -> World:
     def make(**changes: object) -> IdentityService:
         arguments: dict[str, object] = {
             "repository": repository,
+            "people": repository,
             "signer": signer,
             "issuer": ISSUER,
             "audience": AUDIENCE,

@@ -1,6 +1,6 @@
 """The PeopleRepository contract (identity.ports), as the in-memory fake keeps it: single-use challenges
 with expiry, the conditional sign counter, one passkey per enrollment token, tenant checks on every
-update. tests/integration/test_people_dynamodb.py holds the DynamoDB adapter to the same cases."""
+update. tests/integration/test_people_moto.py holds the DynamoDB adapter to the same cases."""
 
 from __future__ import annotations
 

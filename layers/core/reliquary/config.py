@@ -89,6 +89,14 @@ class Settings(BaseSettings):
     operator_tenant: str = Field(default="operator", pattern=r"^[A-Za-z0-9][A-Za-z0-9.:@-]{0,127}$")
     # Per-client request budget of the API (a fixed one-second window, shared by every API container).
     client_requests_per_second: int = Field(default=50, ge=1, le=10_000)
+    # WebAuthn (people's passkeys): the relying party id (the site's registrable domain, which passkeys
+    # are bound to), its display name, the origins pages may run ceremonies from (a JSON list), how
+    # long a ceremony's challenge lives, and how long a person's enrollment token lives.
+    webauthn_rp_id: str = Field(default="localhost", pattern=r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$")
+    webauthn_rp_name: str = Field(default="RELIQUARY", min_length=1, max_length=64)
+    webauthn_origins: tuple[str, ...] = Field(default=("http://localhost:3000",), min_length=1, max_length=16)
+    webauthn_challenge_ttl_seconds: int = Field(default=300, ge=30, le=900)
+    enrollment_ttl_seconds: int = Field(default=86_400, ge=300, le=7 * 86_400)
     # The ARNs the API invokes and starts (set by template.yaml for the API function).
     encrypt_function: str = "reliquary-encrypt"
     verify_proof_function: str = "reliquary-verify-proof"
@@ -96,6 +104,16 @@ class Settings(BaseSettings):
     agent_vote_function: str = "reliquary-agent-vote"
     audit_append_function: str = "reliquary-audit-append"
     access_state_machine_arn: str | None = None
+
+    @model_validator(mode="after")
+    def _origins_are_origins(self) -> Settings:
+        for origin in self.webauthn_origins:
+            scheme, _, host = origin.partition("://")
+            # An origin is scheme://host[:port], nothing after; http only for a local host.
+            local = host.split(":")[0] in {"localhost", "127.0.0.1"}
+            if scheme not in {"https", "http"} or (scheme == "http" and not local) or not host or "/" in host:
+                raise ValueError(f"RELIQUARY_WEBAUTHN_ORIGINS: {origin!r} is not an https origin")
+        return self
 
     @model_validator(mode="after")
     def _signer_is_accepted(self) -> Settings:

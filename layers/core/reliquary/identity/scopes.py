@@ -31,6 +31,7 @@ class Scope(StrEnum):
     AUDIT_READ = "audit:read"
     AUDIT_EXPORT = "audit:export"
     TENANTS_MANAGE = "tenants:manage"  # create tenants: only clients of the operator tenant
+    WEBAUTHN_REGISTER = "webauthn:register"  # register a passkey: only persons (enrollment, session)
     # Vault-bound: on every vault (bare) or on one (``scope/<vault id>``).
     VAULTS_READ = "vaults:read"
     VAULTS_ADMIN = "vaults:admin"  # keys, policies

@@ -48,14 +48,19 @@ from reliquary.identity.jwk import (
     b64url_decode,
     validate_public_jwk,
 )
-from reliquary.identity.models import is_client_id
+from reliquary.identity.models import is_person_id, is_principal_id
 from reliquary.identity.ports import TokenSigner
-from reliquary.identity.scopes import format_scope, parse_scope
+from reliquary.identity.scopes import Scope, format_scope, parse_scope
 
 TOKEN_TYPE = "at+jwt"  # noqa: S105  (RFC 9068 header type, not a secret)
 MAX_TOKEN_BYTES = 8192
 LEEWAY_SECONDS = 30
 MAX_LIFETIME_SECONDS = 3600
+# A person's enrollment token (scope ``webauthn:register`` alone) may live this long: it is mailed to a
+# person who registers a passkey with it some time in the next day or days, and it works only while it
+# is the person's pending enrollment (IdentityService.authorize), so it is spent by its one use.
+MAX_ENROLLMENT_LIFETIME_SECONDS = 7 * 86_400
+ENROLLMENT_SCOPES = frozenset({Scope.WEBAUTHN_REGISTER.value})
 HEADER_MEMBERS = frozenset({"alg", "typ", "kid"})
 CLAIMS = frozenset({"iss", "aud", "sub", "client_id", "tenant", "scope", "exp", "iat", "nbf", "jti"})
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
@@ -140,9 +145,21 @@ class TokenIssuer:
         self._audience = audience
         self.ttl_seconds = ttl_seconds
 
-    def issue(self, *, client_id: str, tenant_id: str, scopes: Iterable[str], issued_at: int) -> str:
-        """A signed token valid from ``issued_at`` for ``ttl_seconds``. InvalidScopeError if the scopes
-        would make it larger than verifiers accept (the client then asks for fewer)."""
+    def issue(
+        self,
+        *,
+        client_id: str,
+        tenant_id: str,
+        scopes: Iterable[str],
+        issued_at: int,
+        ttl_seconds: int | None = None,
+    ) -> str:
+        """A signed token valid from ``issued_at`` for ``ttl_seconds`` (the issuer's unless given: a
+        person's enrollment token, up to MAX_ENROLLMENT_LIFETIME_SECONDS). InvalidScopeError if the
+        scopes would make it larger than verifiers accept (the client then asks for fewer)."""
+        lifetime = self.ttl_seconds if ttl_seconds is None else ttl_seconds
+        if not 1 <= lifetime <= MAX_ENROLLMENT_LIFETIME_SECONDS:
+            raise ConfigurationError(f"token lifetimes are 1 to {MAX_ENROLLMENT_LIFETIME_SECONDS} seconds")
         header = {"alg": ALGORITHM, "typ": TOKEN_TYPE, "kid": self._signer.key_id}
         claims = {
             "iss": self._issuer,
@@ -153,7 +170,7 @@ class TokenIssuer:
             "scope": format_scope(scopes),
             "iat": issued_at,
             "nbf": issued_at,
-            "exp": issued_at + self.ttl_seconds,
+            "exp": issued_at + lifetime,
             "jti": uuid.uuid4().hex,
         }
         signing_input = f"{b64url(_compact_json(header))}.{b64url(_compact_json(claims))}"
@@ -179,6 +196,7 @@ class TokenVerifier:
         audience: str,
         leeway_seconds: int = LEEWAY_SECONDS,
         max_lifetime_seconds: int = MAX_LIFETIME_SECONDS,
+        max_enrollment_lifetime_seconds: int = MAX_ENROLLMENT_LIFETIME_SECONDS,
     ) -> None:
         self._keys: dict[str, JoseKey] = {}
         self._jwks: dict[str, dict[str, str]] = {}
@@ -198,6 +216,7 @@ class TokenVerifier:
         self._audience = audience
         self._leeway = leeway_seconds
         self._max_lifetime = max_lifetime_seconds
+        self._max_enrollment_lifetime = max_enrollment_lifetime_seconds
 
     @property
     def key_ids(self) -> frozenset[str]:
@@ -252,7 +271,7 @@ class TokenVerifier:
         if _text(claims, "aud") != self._audience:
             _reject("audience")
         client_id = _text(claims, "sub")
-        if not is_client_id(client_id) or _text(claims, "client_id") != client_id:
+        if not is_principal_id(client_id) or _text(claims, "client_id") != client_id:
             _reject("malformed sub")
         tenant_id = _text(claims, "tenant")
         try:
@@ -264,7 +283,10 @@ class TokenVerifier:
         if _JTI.fullmatch(jti) is None:
             _reject("malformed jti")
         issued_at, not_before, expires_at = _time(claims, "iat"), _time(claims, "nbf"), _time(claims, "exp")
-        if not issued_at <= not_before < expires_at <= issued_at + self._max_lifetime:
+        # Only a person's enrollment token lives longer than an access token.
+        enrollment = is_person_id(client_id) and scopes == ENROLLMENT_SCOPES
+        max_lifetime = self._max_enrollment_lifetime if enrollment else self._max_lifetime
+        if not issued_at <= not_before < expires_at <= issued_at + max_lifetime:
             _reject("lifetime")
         if now >= expires_at + self._leeway:
             _reject("expired")
