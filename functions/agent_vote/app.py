@@ -18,9 +18,9 @@ from typing import Any, assert_never
 from pydantic import TypeAdapter
 
 from reliquary.adapters.agents_factory import build_agent_vote
+from reliquary.agents.approvals import Answer
 from reliquary.agents.stage import AgentVoteStage
 from reliquary.config import get_settings
-from reliquary.agents.approvals import Answer
 from reliquary.contracts.agent_vote import (
     AgentVoteRequest,
     ApproveRequest,

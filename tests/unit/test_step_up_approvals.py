@@ -186,10 +186,13 @@ def test_only_an_attested_approving_tally_that_asks_for_people_waits(world: Worl
         update={"decision": world.state.decision.model_copy(update={"attestation": None})}  # type: ignore[union-attr]
     )
     outsider = MemoryAttester(MemoryStageKeys(), clock=lambda: world.clock[0]).waiting(sample_request())
-    for state in (no_people, denied, altered, unsigned, outsider):
+    for n, state in enumerate((no_people, denied, altered, unsigned, outsider)):
         with pytest.raises(AttestationError):
-            world.service.await_approvals(state, TOKEN)
+            world.service.await_approvals(state, f"token-{n}")
     assert world.store.views == {}
+    # Each refusal ended its wait at once (the flow logs "AwaitApprovers failed: AttestationError").
+    assert set(world.callbacks.failed) == {f"token-{n}" for n in range(5)}
+    assert set(world.callbacks.failed.values()) == {"AttestationError", "UnknownStageKeyError"}
 
 
 # --- approve --------------------------------------------------------------------------------------

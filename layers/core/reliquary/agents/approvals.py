@@ -31,6 +31,7 @@ from reliquary.errors import (
     InvalidRequestError,
     NotFoundError,
     PasskeyError,
+    ReliquaryError,
 )
 from reliquary.flow.approvals import (
     CHALLENGE_FUTURE_SKEW_SECONDS,
@@ -168,7 +169,17 @@ class ApprovalService:
         return tally, chain.approvers_required
 
     def await_approvals(self, state: FlowState, task_token: str) -> dict[str, Any]:
-        """Store the request as waiting for its approvers (the task resumes when they answered)."""
+        """Store the request as waiting for its approvers (the task resumes when they answered). A
+        refusal fails the waiting task with its code at once (the flow logs that deny), rather than
+        leaving the execution to wait for answers that can never come."""
+        try:
+            return self._await(state, task_token)
+        except ReliquaryError as refused:
+            if not refused.retryable:
+                self._callbacks.fail(task_token, type(refused).__name__)
+            raise
+
+    def _await(self, state: FlowState, task_token: str) -> dict[str, Any]:
         now = self._clock()
         tally, required = self._tally(state, now)
         timeout = self._policy(state.tenant_id, state.vault_id).approval_timeout_seconds

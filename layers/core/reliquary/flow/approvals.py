@@ -171,3 +171,7 @@ class TaskCallbacks(Protocol):
         """Resume the execution with ``output``; ``ConflictError`` when the task no longer waits (timed
         out, or the execution ended)."""
         ...
+
+    def fail(self, task_token: str, error: str) -> None:
+        """End the wait with ``error`` (a refusal's code: the flow logs a deny naming it at once)."""
+        ...

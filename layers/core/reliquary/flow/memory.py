@@ -166,8 +166,12 @@ class MemoryTaskCallbacks:
     def __init__(self) -> None:
         self.resumed: dict[str, dict[str, Any]] = {}
         self.closed: set[str] = set()  # tokens of tasks that no longer wait (timed out)
+        self.failed: dict[str, str] = {}
 
     def succeed(self, task_token: str, output: dict[str, Any]) -> None:
         if task_token in self.resumed or task_token in self.closed:
             raise ConflictError("the task no longer waits")
         self.resumed[task_token] = output
+
+    def fail(self, task_token: str, error: str) -> None:
+        self.failed[task_token] = error
