@@ -42,6 +42,8 @@ FUNCTION_IDS = (
 )
 STAGES = ("verify-proof", "score-trust", "agent-vote")  # the flow functions that sign attestations
 CLIENT = "cl-0123456789abcdef01234567"  # an API client id
+PERSON = "ps-0123456789abcdef01234567"  # an approver
+CREDENTIAL = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"  # one of its passkeys (base64url)
 
 # ------------------------------------------------------------------------------------------ DynamoDB
 
@@ -86,8 +88,13 @@ PARTITIONS: dict[str, tuple[str, ...]] = {
         "TENANT#victim",  # a tenant
         f"CLIENT#{CLIENT}",  # a client: its secret's hash, its roles
         f"RATE#{CLIENT}",  # its request counter
+        f"PERSON#{PERSON}",  # a person: its roles, status
+        f"CREDENTIAL#{CREDENTIAL}",  # a passkey: its public key and sign counter
+        "CHALLENGE#00ff",  # a WebAuthn ceremony's challenge
         "CLIENT",  # a lookalike
     ),
+    # A request waiting for people: the view approvers see, and the execution's task token.
+    "ApprovalsTable": ("TENANT#victim", "TOKEN#victim", "TOKEN"),
     "IdentityTable/index/TenantIndex": ("TENANT#victim",),
     "IdempotencyTable": ("reliquary-encrypt.handler#0123abcd",),
     "HistoryTable": ("TENANT#victim#P#00ff",),
@@ -122,6 +129,8 @@ API_READS = {
         for p in ("TENANT#victim", f"CLIENT#{CLIENT}", f"RATE#{CLIENT}")
     },
     ("IdentityTable/index/TenantIndex", "TENANT#victim"): {QUERY},
+    # The views of waiting requests, never a task token.
+    ("ApprovalsTable", "TENANT#victim"): {GET, QUERY},
 }
 
 # role -> (table, partition) -> the DynamoDB actions allowed; every other combination is denied.
@@ -155,6 +164,10 @@ DYNAMODB_GRANTS: dict[str, dict[tuple[str, str], set[str]]] = {
         ("AgentMemoryTable", "TENANT#victim#AGENT#strict"): {GET, PUT},
         ("AgentMemoryTable", "KEY"): {GET, PUT},
         **_flow_vault_rows("agent-vote", pseudonym=True),
+        # Requests waiting for people (both rows), and who may answer them with which passkey.
+        **{("ApprovalsTable", p): {GET, PUT, UPDATE, QUERY, CHECK} for p in PARTITIONS["ApprovalsTable"]},
+        ("IdentityTable", f"PERSON#{PERSON}"): {GET},
+        ("IdentityTable", f"CREDENTIAL#{CREDENTIAL}"): {GET, UPDATE},
     },
     "state-machine": {},
     "api": API_READS,
@@ -369,6 +382,11 @@ def _other_cases() -> Iterator[Case]:
         for action in ("states:StopExecution", "states:StartSyncExecution", "states:UpdateStateMachine"):
             yield Case(role, action, machine, {}, allowed=False)
         yield Case(role, "states:StartExecution", other_machine, {}, allowed=False)
+        # Only agent-vote resumes an execution waiting for people (the API relays answers to it).
+        for action in ("states:SendTaskSuccess", "states:SendTaskFailure"):
+            yield Case(role, action, machine, {}, role == "agent-vote")
+            yield Case(role, action, other_machine, {}, allowed=False)
+        yield Case(role, "states:SendTaskHeartbeat", machine, {}, allowed=False)
         yield Case(
             role,
             "states:DescribeExecution",
@@ -667,6 +685,18 @@ ATTACKS = [
     Case("api", "kms:GetPublicKey", "TokenKeyA", {}, True, "publish the JWKS"),
     Case("api", "dynamodb:GetItem", "VaultsTable", leading("TENANT#victim"), True, "read a vault's metadata"),
     Case("api", "dynamodb:UpdateItem", "IdentityTable", leading(f"RATE#{CLIENT}"), True, "count a request"),
+    Case("api", "dynamodb:GetItem", "ApprovalsTable", leading("TOKEN#victim"), False, "read a task token"),
+    Case("api", "dynamodb:Query", "ApprovalsTable", leading("TOKEN#victim"), False, "list task tokens"),
+    Case(
+        "api", "dynamodb:PutItem", "ApprovalsTable", leading("TENANT#victim"), False, "plant a pending view"
+    ),
+    Case("api", "states:SendTaskSuccess", "AccessStateMachine", {}, False, "resume a waiting execution"),
+    Case("agent-vote", "states:SendTaskSuccess", "AccessStateMachine", {}, True, "resume with approvals"),
+    Case("agent-vote", "dynamodb:GetItem", "ApprovalsTable", leading("TOKEN#victim"), True, "its task token"),
+    Case(
+        "agent-vote", "dynamodb:GetItem", "IdentityTable", leading(f"CLIENT#{CLIENT}"), False, "a client row"
+    ),
+    Case("agent-vote", "dynamodb:UpdateItem", "IdentityTable", leading(f"PERSON#{PERSON}"), False, "re-role"),
     Case("api", "kms:Decrypt", "RootKey", via("dynamodb"), True, "read an encrypted table"),
     Case("api", "s3:GetObject", "AuditBucket/exports/victim/e1.jsonl", {}, True, "presign an export"),
     Case("api", "lambda:InvokeFunction", "EncryptFunction", {}, True, "seal a memory"),
