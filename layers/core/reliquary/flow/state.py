@@ -20,10 +20,10 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
+    PlainValidator,
     StrictStr,
     StringConstraints,
     WithJsonSchema,
@@ -73,9 +73,12 @@ def _attestation(value: object) -> Attestation:
     return value if isinstance(value, Attestation) else Attestation.from_json(value)
 
 
+# A plain validator, not a before-validator over the dataclass: the schema then holds no Statement or
+# Subject fields, so a validation error cannot name a caller's key after one of them (reliquary.validation
+# names only the schema's own words).
 AttestationField = Annotated[
     Attestation,
-    BeforeValidator(_attestation),
+    PlainValidator(_attestation),
     PlainSerializer(lambda a: a.to_json(), return_type=dict),
     WithJsonSchema({"type": "object", "description": "a stage attestation (reliquary.flow.attestation)"}),
 ]
