@@ -114,9 +114,9 @@ def _flow_vault_rows(stage: str, *, pseudonym: bool) -> dict[tuple[str, str], se
     return rows
 
 
-# The API reads: vault rows and key versions' metadata, policies, stage keys, items, the logs; it reads
-# and writes only the identity table.
-API_READS = {
+# The API reads: vault rows and key versions' metadata, policies, stage keys, items, the logs, the views of
+# waiting requests; it reads and writes only the identity table (people, passkeys and challenges too).
+API_ROWS = {
     ("VaultsTable", "TENANT#victim"): {GET, QUERY},
     ("VaultsTable", "POLICY#victim"): {GET, QUERY},
     **{("VaultsTable", partition): set(actions) for partition, actions in READ_STAGE_KEYS.items()},
@@ -126,8 +126,12 @@ API_READS = {
     ("AuditTable", "CHECKPOINT"): {QUERY},
     **{
         ("IdentityTable", p): {GET, PUT, UPDATE}
-        for p in ("TENANT#victim", f"CLIENT#{CLIENT}", f"RATE#{CLIENT}")
+        for p in ("TENANT#victim", f"CLIENT#{CLIENT}", f"RATE#{CLIENT}", f"PERSON#{PERSON}")
     },
+    # A person's passkeys: registered beside the person row, read together, counted, removed.
+    ("IdentityTable", f"CREDENTIAL#{CREDENTIAL}"): {GET, BATCH_GET, PUT, UPDATE, DELETE},
+    # WebAuthn challenges: written, then taken by a DeleteItem that returns them.
+    ("IdentityTable", "CHALLENGE#00ff"): {PUT, DELETE},
     ("IdentityTable/index/TenantIndex", "TENANT#victim"): {QUERY},
     # The views of waiting requests, never a task token.
     ("ApprovalsTable", "TENANT#victim"): {GET, QUERY},
@@ -165,12 +169,12 @@ DYNAMODB_GRANTS: dict[str, dict[tuple[str, str], set[str]]] = {
         ("AgentMemoryTable", "KEY"): {GET, PUT},
         **_flow_vault_rows("agent-vote", pseudonym=True),
         # Requests waiting for people (both rows), and who may answer them with which passkey.
-        **{("ApprovalsTable", p): {GET, PUT, UPDATE, QUERY, CHECK} for p in PARTITIONS["ApprovalsTable"]},
+        **{("ApprovalsTable", p): {GET, PUT, UPDATE} for p in ("TENANT#victim", "TOKEN#victim")},
         ("IdentityTable", f"PERSON#{PERSON}"): {GET},
         ("IdentityTable", f"CREDENTIAL#{CREDENTIAL}"): {GET, UPDATE},
     },
     "state-machine": {},
-    "api": API_READS,
+    "api": API_ROWS,
     "apigateway-logs": {},
 }
 
@@ -686,7 +690,7 @@ ATTACKS = [
     Case("api", "dynamodb:GetItem", "VaultsTable", leading("TENANT#victim"), True, "read a vault's metadata"),
     Case("api", "dynamodb:UpdateItem", "IdentityTable", leading(f"RATE#{CLIENT}"), True, "count a request"),
     Case("api", "dynamodb:GetItem", "ApprovalsTable", leading("TOKEN#victim"), False, "read a task token"),
-    Case("api", "dynamodb:Query", "ApprovalsTable", leading("TOKEN#victim"), False, "list task tokens"),
+    Case("api", "dynamodb:Query", "ApprovalsTable", leading("TOKEN#victim"), False, "list tokens"),
     Case(
         "api", "dynamodb:PutItem", "ApprovalsTable", leading("TENANT#victim"), False, "plant a pending view"
     ),
@@ -697,6 +701,45 @@ ATTACKS = [
         "agent-vote", "dynamodb:GetItem", "IdentityTable", leading(f"CLIENT#{CLIENT}"), False, "a client row"
     ),
     Case("agent-vote", "dynamodb:UpdateItem", "IdentityTable", leading(f"PERSON#{PERSON}"), False, "re-role"),
+    # People and passkeys: the API manages them; agent-vote reads who may approve and counts a passkey's
+    # use; nobody else touches them.
+    Case("api", "dynamodb:PutItem", "IdentityTable", leading(f"PERSON#{PERSON}"), True, "create a person"),
+    Case(
+        "api", "dynamodb:PutItem", "IdentityTable", leading(f"CREDENTIAL#{CREDENTIAL}"), True, "add a passkey"
+    ),
+    Case(
+        "api", "dynamodb:BatchGetItem", "IdentityTable", leading(f"CREDENTIAL#{CREDENTIAL}"), True, "passkeys"
+    ),
+    Case("api", "dynamodb:DeleteItem", "IdentityTable", leading("CHALLENGE#00ff"), True, "take a challenge"),
+    Case("api", "dynamodb:DeleteItem", "IdentityTable", leading(f"PERSON#{PERSON}"), False, "erase a person"),
+    Case("api", "dynamodb:GetItem", "IdentityTable", leading("CHALLENGE#00ff"), False, "peek at a challenge"),
+    Case("api", "dynamodb:BatchGetItem", "IdentityTable", leading(f"CLIENT#{CLIENT}"), False, "batch-read"),
+    Case(
+        "agent-vote",
+        "dynamodb:PutItem",
+        "IdentityTable",
+        leading(f"CREDENTIAL#{CREDENTIAL}"),
+        False,
+        "plant a passkey",
+    ),
+    Case(
+        "agent-vote",
+        "dynamodb:DeleteItem",
+        "IdentityTable",
+        leading("CHALLENGE#00ff"),
+        False,
+        "take a sign-in challenge",
+    ),
+    Case(
+        "agent-vote",
+        "dynamodb:UpdateItem",
+        "IdentityTable",
+        leading(f"CREDENTIAL#{CREDENTIAL}"),
+        True,
+        "advance a passkey's counter",
+    ),
+    Case("agent-vote", "dynamodb:Query", "ApprovalsTable", leading("TOKEN#victim"), False, "list tokens"),
+    Case("encrypt", "dynamodb:GetItem", "IdentityTable", leading(f"PERSON#{PERSON}"), False, "read a person"),
     Case("api", "kms:Decrypt", "RootKey", via("dynamodb"), True, "read an encrypted table"),
     Case("api", "s3:GetObject", "AuditBucket/exports/victim/e1.jsonl", {}, True, "presign an export"),
     Case("api", "lambda:InvokeFunction", "EncryptFunction", {}, True, "seal a memory"),
