@@ -96,13 +96,37 @@ def without(result: dict[str, Any]) -> dict[str, Any]:
 
 # --- the samples ----------------------------------------------------------------------------------------
 def test_every_action_has_a_sample_event() -> None:
-    names = {"convene", "vote", "tally", "set_policy"}
+    names = {"convene", "vote", "tally", "await_approvals", "approve", "set_policy"}
     assert {p.stem for p in EVENTS_DIR.glob("*.json")} == names
     readme = (EVENTS_DIR / "README.md").read_text()
     assert all(f"`{name}.json`" in readme for name in names)
     # One request through the flow: the same state, with each later task's results added.
     convene, vote, tally = (load_event(n)["flow"] for n in ("convene", "vote", "tally"))
     assert convene == vote == {**tally, "votes": []}
+    waiting = load_event("await_approvals")["flow"]
+    assert {**waiting, "decision": None} == tally
+    assert waiting["decision"]["decision"] == "approve"
+    # The answer is about that request, by a person of its tenant.
+    answer = load_event("approve")
+    assert (answer["tenant_id"], answer["request_id"]) == (tally["tenant_id"], tally["request_id"])
+
+
+def approval_rows(aws: AwsStack) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = aws.dynamodb.scan(TableName=aws.settings.approvals_table)["Items"]
+    return rows
+
+
+def test_the_step_up_samples_are_refused_as_they_are_and_store_nothing(
+    agent_vote: Invoke, aws: AwsStack
+) -> None:
+    """await_approvals checks the chain through the tally (unsigned here) before anything is stored, and
+    fails the waiting task at once (the sample's token names no task: nothing to fail). approve finds no
+    request waiting under the sample's id: a passkey answer is checked against what agent-vote stored."""
+    body = error(agent_vote(load_event("await_approvals")), "attestation_invalid")
+    assert body["details"] == {"check": "structure"}
+    error(agent_vote(load_event("approve")), "not_found")
+    assert approval_rows(aws) == []
+    assert memory_rows(aws) == []
 
 
 def test_the_flow_samples_are_refused_as_they_are_and_accepted_once_their_stages_signed_them(
