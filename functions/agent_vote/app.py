@@ -1,7 +1,9 @@
 """The agent-vote function: the access flow's Convene (the agents to poll: the vault's panel and those the
 trust rules' quorum adds), one agent's Vote (an iteration of the Quorum Map) and the Tally of the votes
 under the vault's quorum policy and the rules' quorum, each acting only on attested results of the
-earlier stages and signing what it decided (``reliquary.agents.stage``); and setting a vault's policy.
+earlier stages and signing what it decided (``reliquary.agents.stage``); AwaitApprovers
+(``await_approvals``: a step-up request waits for the vault's approvers) and ``approve`` (one person's
+passkey answer, verified here; ``reliquary.agents.approvals``); and setting a vault's policy.
 
 Votes are idempotent on (request id, agent): a retried iteration gets the same vote and leaves the agent's
 memory as it was. Malformed input is ``{"status": "error", ...}``; only transient failures raise. This is
@@ -16,10 +18,13 @@ from typing import Any, assert_never
 from pydantic import TypeAdapter
 
 from reliquary.adapters.agents_factory import build_agent_vote
+from reliquary.agents.approvals import Answer
 from reliquary.agents.stage import AgentVoteStage
 from reliquary.config import get_settings
 from reliquary.contracts.agent_vote import (
     AgentVoteRequest,
+    ApproveRequest,
+    AwaitApprovalsTask,
     ConveneTask,
     SetPolicyRequest,
     TallyTask,
@@ -45,9 +50,10 @@ def reset_runtime() -> None:
     runtime.cache_clear()
 
 
-def _run(
-    stage: AgentVoteStage, request: ConveneTask | VoteTask | TallyTask | SetPolicyRequest
-) -> dict[str, Any]:
+Request = ConveneTask | VoteTask | TallyTask | AwaitApprovalsTask | ApproveRequest | SetPolicyRequest
+
+
+def _run(stage: AgentVoteStage, request: Request) -> dict[str, Any]:
     match request:
         case ConveneTask():
             return stage.convene(request.flow)
@@ -55,6 +61,19 @@ def _run(
             return stage.vote(request.flow, request.agent).model_dump(mode="json")
         case TallyTask():
             return stage.tally(request.flow, convened=request.policy)
+        case AwaitApprovalsTask():
+            return stage.approvals.await_approvals(request.flow, request.task_token)
+        case ApproveRequest():
+            answer = Answer(
+                tenant_id=request.tenant_id,
+                request_id=request.request_id,
+                person_id=request.person_id,
+                decision=request.decision,
+                nonce=request.nonce,
+                issued_at=request.issued_at,
+                credential=request.credential,
+            )
+            return stage.approvals.approve(answer)
         case SetPolicyRequest():
             stage.service.set_policy(request.tenant_id, request.vault_id, request.policy)
             return {"policy": request.policy.model_dump(mode="json")}

@@ -24,7 +24,8 @@ import httpx
 import pytest
 
 from infra.local.api import access_request_body
-from infra.local.seed import STRICT_VAULT, SUPPORT_VAULT, TENANT, UNANIMOUS_VAULT
+from infra.local.seed import STEP_UP_PURPOSE, STRICT_VAULT, SUPPORT_VAULT, TENANT, UNANIMOUS_VAULT
+from reliquary.identity.scopes import Role, RoleBinding
 from tests.support.api import ITEM, OTHER_MEMORY, OTHER_TENANT, OTHER_VAULT, ApiWorld
 from tests.support.api_routes import CLIENT_AUTH, ROLES, ROUTES, Route, report, send
 from tests.support.people import PersonAtHttp, enrolled
@@ -87,6 +88,7 @@ class Ledger:
     secrets: frozenset[str] = frozenset()  # tokens (ids) that must never reach another tenant
     texts: tuple[str, ...] = ()  # acme's memory texts
     request_id: str = ""
+    waiting: str = ""  # acme's step-up request, waiting for its approvers
     access_bodies: dict[str, dict[str, Any]] = field(default_factory=dict)  # vault -> a proved body
     before: dict[str, Any] = field(default_factory=dict)
     sent: int = 0
@@ -184,6 +186,28 @@ def _globex_decision(ledger: Ledger) -> None:
     assert view["status"] in {"approved", "denied"}
 
 
+def _acme_step_up(ledger: Ledger) -> str:
+    """An acme step-up request, waiting for acme's approvers (the default policy waits 600 s)."""
+    world = ledger.world
+    requester = world.new_client(TENANT, RoleBinding(Role.REQUESTER, SUPPORT_VAULT))
+    token = send(
+        world.http,
+        "POST",
+        "/v1/oauth2/token",
+        data={"grant_type": "client_credentials"},
+        auth=(requester.client_id, requester.secret),
+    ).json()["access_token"]
+    request_id, body = world.access_request(world.enrol(), purpose=STEP_UP_PURPOSE)
+    headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": request_id}
+    admitted = send(world.http, "POST", "/v1/access-requests", json=body, headers=headers)
+    assert admitted.status_code == 202, admitted.text[:300]
+    deadline = time.monotonic() + DECIDED_SECONDS
+    while request_id not in {a["request_id"] for a in ledger.acme_json("GET", "/v1/approvals")["approvals"]}:
+        assert time.monotonic() < deadline, "the step-up request never waited for approval"
+        time.sleep(0.25)
+    return request_id
+
+
 @pytest.fixture(scope="module")
 def ledger(world: ApiWorld, request: pytest.FixtureRequest) -> Iterator[Ledger]:
     made = Ledger(world)
@@ -200,6 +224,7 @@ def ledger(world: ApiWorld, request: pytest.FixtureRequest) -> Iterator[Ledger]:
     url = f"/v1/access-requests/{made.request_id}"
     assert _decided(made, url, world.headers("tenant-admin"))["status"] in {"approved", "denied"}
     _globex_decision(made)
+    made.waiting = _acme_step_up(made)
     for vault in ACME_VAULTS:
         _, made.access_bodies[vault] = world.access_request(world.demo.requester(0), vault=vault)
     acme_clients = [c.client_id for (tenant, _), c in world.clients.items() if tenant == TENANT]
@@ -211,6 +236,7 @@ def ledger(world: ApiWorld, request: pytest.FixtureRequest) -> Iterator[Ledger]:
             TENANT,
             ACME_USER,
             made.request_id,
+            made.waiting,
             *ACME_VAULTS,
             *world.demo.items,
             *acme_clients,
@@ -253,6 +279,19 @@ def _person_ids(ledger: Ledger) -> list[Ids]:
 
 def _request_ids(ledger: Ledger) -> list[Ids]:
     return [Ids(SUPPORT_VAULT, request=ledger.request_id)]
+
+
+def _waiting_ids(ledger: Ledger) -> list[Ids]:
+    return [Ids(SUPPORT_VAULT, request=ledger.waiting)]
+
+
+# A well-formed answer (its assertion signs nothing: it must not matter, no caller gets that far).
+_ANSWER = {
+    "decision": "approve",
+    "nonce": "0" * 32,
+    "issued_at": 0,
+    "credential": {"id": "AAAAAAAAAAAAAAAAAAAAAA", "type": "public-key", "response": {}},
+}
 
 
 def _idempotent() -> dict[str, str]:
@@ -381,6 +420,14 @@ PROBES: dict[tuple[str, str], tuple[Callable[[Ledger], list[Ids]], Probe]] = {
         _request_ids,
         lambda _, i: [Call("GET", f"/v1/access-requests/{i.request}")],
     ),
+    ("POST", "/v1/approvals/{request_id}/challenge"): (
+        _waiting_ids,
+        lambda _, i: [Call("POST", f"/v1/approvals/{i.request}/challenge", json={"decision": "approve"})],
+    ),
+    ("POST", "/v1/approvals/{request_id}"): (
+        _waiting_ids,
+        lambda _, i: [Call("POST", f"/v1/approvals/{i.request}", json=_ANSWER)],
+    ),
 }
 # Routes that name no resource: each caller sees its own tenant's, checked by the list tests below.
 TENANT_ROUTES = {
@@ -401,6 +448,7 @@ TENANT_ROUTES = {
     ("POST", "/v1/webauthn/authentication/verify"),
     ("POST", "/v1/vaults"),
     ("GET", "/v1/vaults"),
+    ("GET", "/v1/approvals"),
     ("GET", "/v1/audit/checkpoint"),
     ("GET", "/v1/audit/entries/{index}"),
     ("GET", "/v1/audit/consistency"),
@@ -511,6 +559,14 @@ def test_lists_and_the_log_show_a_tenant_only_its_own(ledger: Ledger, role: str,
     assert claims["tenant"] == client.tenant_id != TENANT
 
 
+@pytest.mark.parametrize(("role", "tenant"), CALLERS, ids=[f"{t}'s {r}" for r, t in CALLERS])
+def test_the_waiting_requests_a_tenant_lists_are_its_own(ledger: Ledger, role: str, tenant: str) -> None:
+    approvals = _own(ledger, role, tenant, "GET", "/v1/approvals")
+    assert approvals.status_code == (200 if role in ("tenant-admin", "approver") else 403)
+    if approvals.status_code == 200:
+        assert approvals.json()["approvals"] == []  # globex has none waiting; acme's are not shown
+
+
 def test_a_vault_id_acme_uses_is_free_in_another_tenant(ledger: Ledger) -> None:
     # A 409 here would tell globex that acme has a vault of that name.
     answer = send(
@@ -542,3 +598,29 @@ def test_acme_is_unchanged_and_nothing_leaked(ledger: Ledger) -> None:
     assert memory["versions"][0]["state"] == "live"
     assert ledger.sent > 0
     assert ledger.leaks == []
+
+
+def test_another_tenants_approver_cannot_see_or_answer_acmes_waiting_request(ledger: Ledger) -> None:
+    """A person of globex approving on every vault (a session token: past the client's 403) lists none of
+    acme's waiting requests, and its challenge and answer for acme's are exactly those for a missing one."""
+    world = ledger.world
+    _, token = enrolled(world.http, world.headers("tenant-admin", OTHER_TENANT), [{"role": "approver"}])
+    person = {"Authorization": f"Bearer {token}"}
+    listed = send(world.http, "GET", "/v1/approvals", headers=person)
+    ledger.scan("globex's approver's list", listed)
+    assert listed.status_code == 200
+    assert listed.json()["approvals"] == []
+    _, probe = PROBES[("POST", "/v1/approvals/{request_id}/challenge")]
+    _, answer_probe = PROBES[("POST", "/v1/approvals/{request_id}")]
+    ids = Ids(SUPPORT_VAULT, request=ledger.waiting)
+    for make in (probe, answer_probe):
+        for acme_call, missing_call in zip(make(ledger, ids), make(ledger, ids.random()), strict=True):
+            answer = send(world.http, acme_call.method, acme_call.url, json=acme_call.json, headers=person)
+            missing = send(
+                world.http, missing_call.method, missing_call.url, json=missing_call.json, headers=person
+            )
+            ledger.scan(f"{acme_call.url} as globex's approver", answer)
+            assert answer.status_code == 404, answer.text[:300]
+            assert _comparable(answer) == _comparable(missing)
+    waiting = {a["request_id"]: a for a in ledger.acme_json("GET", "/v1/approvals")["approvals"]}
+    assert waiting[ledger.waiting]["approvals"] == []

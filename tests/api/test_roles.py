@@ -22,9 +22,10 @@ from typing import Any
 import httpx
 import pytest
 
-from infra.local.seed import STRICT_VAULT, SUPPORT_VAULT, TENANT
+from infra.local.seed import STEP_UP_PURPOSE, STRICT_VAULT, SUPPORT_VAULT, TENANT
 from reliquary.identity.scopes import Role, RoleBinding
 from tests.support.api import ITEM, ApiClient, ApiWorld
+from tests.support.api_flows import client_headers
 from tests.support.api_routes import (
     AUTHED,
     CLIENT_AUTH,
@@ -78,6 +79,7 @@ class Lab:
 
     world: ApiWorld
     requests: dict[tuple[str, str], str] = field(default_factory=dict)  # (by role, vault) -> request id
+    step_up: str = ""  # the step-up request waiting for people (``waiting``)
     sent: int = 0
 
     # --- the tenant-admin's view, to prepare and inspect ---------------------------------------------
@@ -149,6 +151,34 @@ class Lab:
             if view["status"] != "pending" or time.monotonic() > deadline:
                 return view
             time.sleep(0.25)
+
+    def waiting(self) -> str:
+        """A step-up request waiting for people on VAULT (a new one once the last stopped waiting)."""
+        listed = self.admin_json("GET", "/v1/approvals")["approvals"]
+        if self.step_up in {a["request_id"] for a in listed}:
+            return self.step_up
+        _, headers = client_headers(self.world, RoleBinding(Role.REQUESTER, VAULT))
+        request_id, body = self.world.access_request(self.world.enrol(), vault=VAULT, purpose=STEP_UP_PURPOSE)
+        answer = send(
+            self.world.http,
+            "POST",
+            "/v1/access-requests",
+            json=body,
+            headers={**headers, "Idempotency-Key": request_id},
+        )
+        assert answer.status_code == 202, answer.text[:300]
+        deadline = time.monotonic() + DECIDED_SECONDS
+        while request_id not in {
+            a["request_id"] for a in self.admin_json("GET", "/v1/approvals")["approvals"]
+        }:
+            assert time.monotonic() < deadline, "the step-up request never waited for approval"
+            time.sleep(0.25)
+        self.step_up = request_id
+        return request_id
+
+    def assert_unanswered(self, request_id: str) -> None:
+        listed = {a["request_id"]: a for a in self.admin_json("GET", "/v1/approvals")["approvals"]}
+        assert listed[request_id]["approvals"] == []
 
     def request_access(self, role: str, vault: str) -> str:
         request_id, body = self.world.access_request(self.world.demo.requester(0), vault=vault, item=ITEM)
@@ -662,6 +692,40 @@ def _registration_verify(lab: Lab, role: str, vault: str) -> list[Call]:
     return [Call("POST", "/v1/webauthn/registration/verify", json=body)]
 
 
+def _list_approvals(lab: Lab, role: str, vault: str) -> list[Call]:
+    request_id = lab.waiting()
+
+    def check(answer: httpx.Response) -> None:
+        listed = answer.json()["approvals"]
+        assert request_id in {a["request_id"] for a in listed}
+        # Only the vaults the token may approve on; the view, never a task token or plaintext.
+        assert {a["vault_id"] for a in listed} <= (
+            {BOUND_TO[role]} if role in BOUND_TO else {VAULT, OTHER_VAULT}
+        )
+        assert "task_token" not in answer.text
+
+    return [Call("GET", "/v1/approvals", check=check)]
+
+
+def _approval_challenge(lab: Lab, role: str, vault: str) -> list[Call]:
+    # Persons only (tests/api/test_approvals_http.py): every client role is refused, holding the scope or not.
+    request_id = lab.waiting()
+    url = f"/v1/approvals/{request_id}/challenge"
+    return [Call("POST", url, json={"decision": "approve"}, intact=lambda: lab.assert_unanswered(request_id))]
+
+
+def _answer_approval(lab: Lab, role: str, vault: str) -> list[Call]:
+    request_id = lab.waiting()
+    body = {
+        "decision": "approve",
+        "nonce": "0" * 32,
+        "issued_at": int(time.time()),
+        "credential": {"id": "AAAAAAAAAAAAAAAAAAAAAA", "type": "public-key", "response": {}},
+    }
+    intact = lambda: lab.assert_unanswered(request_id)  # noqa: E731
+    return [Call("POST", f"/v1/approvals/{request_id}", json=body, intact=intact)]
+
+
 Builder = Callable[[Lab, str, str], list[Call]]
 BUILDERS: dict[tuple[str, str], Builder] = {
     ("POST", "/v1/tenants"): _tenants,
@@ -696,6 +760,9 @@ BUILDERS: dict[tuple[str, str], Builder] = {
     ("DELETE", "/v1/vaults/{vault_id}/memories/{memory_id}"): _delete_memory,
     ("GET", "/v1/vaults/{vault_id}/memories/{memory_id}/history"): _history,
     ("POST", "/v1/access-requests"): _request_access,
+    ("GET", "/v1/approvals"): _list_approvals,
+    ("POST", "/v1/approvals/{request_id}/challenge"): _approval_challenge,
+    ("POST", "/v1/approvals/{request_id}"): _answer_approval,
     ("GET", "/v1/audit/checkpoint"): _checkpoint,
     ("GET", "/v1/audit/entries/{index}"): _entry,
     ("GET", "/v1/audit/consistency"): _consistency,
@@ -778,7 +845,12 @@ def test_a_route_answers_a_role_as_its_scopes_say(
             lab.world.http, call.method, call.url, json=call.json, params=call.params, headers=headers
         )
         assert answer.status_code < 500, answer.text[:300]
-        if allowed:
+        if allowed and route.person:
+            # A client holds the scope but no passkey: refused past the scope check, nothing changes.
+            assert problem(answer, 403, "forbidden")["details"] == {"check": "person"}
+            if call.intact is not None:
+                call.intact()
+        elif allowed:
             assert answer.status_code == route.ok, answer.text[:400]
             if call.check is not None:
                 call.check(answer)

@@ -11,6 +11,7 @@ import hashlib
 import importlib
 import json
 import re
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -262,14 +263,24 @@ def test_a_grant_refused_after_the_approval_reports_it(flow: Flow, monkeypatch: 
     assert flow.access.verify_receipt(execution) >= 1
 
 
-def test_a_rule_step_up_short_circuits_the_quorum(flow: Flow) -> None:
-    execution = flow.decide(flow.enrol(), purpose=STEP_UP_PURPOSE)
-
-    output = flow.assert_logged_deny(
-        execution, "step-up required: incident response needs a fresh device proof"
-    )
-    assert output["trust"]["rules"]["circuits"] == ["device_proof"]
-    assert not QUORUM_STATES & set(execution.states_entered())
+def test_a_rule_step_up_is_reviewed_by_the_agents_then_waits_for_people(flow: Flow) -> None:
+    """The rules' step_up no longer ends the flow: the agents vote, and the approving tally asks for a
+    person (tests/e2e/test_step_up.py follows the wait to its end)."""
+    requester = flow.enrol()
+    request = flow.access.request(requester, TENANT, SUPPORT_VAULT, ITEM, purpose=STEP_UP_PURPOSE)
+    arn = flow.access.start(request)
+    sfn = flow.stack.client("stepfunctions")
+    started = time.monotonic()
+    while time.monotonic() - started < 60:
+        events = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+        entered = {e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e}
+        if "AwaitApprovers" in entered:
+            break
+        time.sleep(0.1)
+    assert QUORUM_STATES - {"Vote"} <= entered
+    assert "AwaitApprovers" in entered
+    assert sfn.describe_execution(executionArn=arn)["status"] == "RUNNING"
+    sfn.stop_execution(executionArn=arn)
 
 
 def test_the_watchdog_vetoes_a_principal_that_moved_too_fast(flow: Flow) -> None:

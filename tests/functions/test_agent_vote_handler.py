@@ -96,13 +96,37 @@ def without(result: dict[str, Any]) -> dict[str, Any]:
 
 # --- the samples ----------------------------------------------------------------------------------------
 def test_every_action_has_a_sample_event() -> None:
-    names = {"convene", "vote", "tally", "set_policy"}
+    names = {"convene", "vote", "tally", "await_approvals", "approve", "set_policy"}
     assert {p.stem for p in EVENTS_DIR.glob("*.json")} == names
     readme = (EVENTS_DIR / "README.md").read_text()
     assert all(f"`{name}.json`" in readme for name in names)
     # One request through the flow: the same state, with each later task's results added.
     convene, vote, tally = (load_event(n)["flow"] for n in ("convene", "vote", "tally"))
     assert convene == vote == {**tally, "votes": []}
+    waiting = load_event("await_approvals")["flow"]
+    assert {**waiting, "decision": None} == tally
+    assert waiting["decision"]["decision"] == "approve"
+    # The answer is about that request, by a person of its tenant.
+    answer = load_event("approve")
+    assert (answer["tenant_id"], answer["request_id"]) == (tally["tenant_id"], tally["request_id"])
+
+
+def approval_rows(aws: AwsStack) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = aws.dynamodb.scan(TableName=aws.settings.approvals_table)["Items"]
+    return rows
+
+
+def test_the_step_up_samples_are_refused_as_they_are_and_store_nothing(
+    agent_vote: Invoke, aws: AwsStack
+) -> None:
+    """await_approvals checks the chain through the tally (unsigned here) before anything is stored, and
+    fails the waiting task at once (the sample's token names no task: nothing to fail). approve finds no
+    request waiting under the sample's id: a passkey answer is checked against what agent-vote stored."""
+    body = error(agent_vote(load_event("await_approvals")), "attestation_invalid")
+    assert body["details"] == {"check": "structure"}
+    error(agent_vote(load_event("approve")), "not_found")
+    assert approval_rows(aws) == []
+    assert memory_rows(aws) == []
 
 
 def test_the_flow_samples_are_refused_as_they_are_and_accepted_once_their_stages_signed_them(
@@ -161,7 +185,8 @@ def test_the_tally_is_signed_over_the_trust_and_every_vote(
     assert chain.tally is not None
     assert chain.trust is not None
     assert chain.tally.signer is Signer.AGENT_VOTE
-    assert chain.tally.statement.claim == {"decision": "approve"}
+    assert chain.tally.statement.claim == {"decision": "approve", "approvers_required": 0}
+    assert (tallied["approvers_required"], tallied["approval_timeout_seconds"]) == (0, 600)
     assert chain.tally.statement.parents == (chain.trust.digest, *sorted(v.digest for v in chain.votes))
     assert tallied["decision"]["policy_version"] == event["flow"]["trust"]["policy_version"]
 
@@ -218,6 +243,8 @@ def test_convene_polls_the_vault_panel_then_the_rules_agents(
             "veto_holders": ["watchdog"],
             "min_confidence": 0.5,
             "abstentions": "deny",
+            "approvers": 0,
+            "approval_timeout_seconds": 600,
         },
         "requirement": requirement,
     }
@@ -275,7 +302,7 @@ def test_the_convened_panel_votes_and_both_quorums_decide(
     assert tallied["reasons"][0] == "rule quorum: 1 of neutral, permissive, strict approved (2 required)"
 
 
-@pytest.mark.parametrize("effect", ["deny", "step_up"])
+@pytest.mark.parametrize("effect", ["deny"])
 def test_a_request_the_rules_refused_is_never_convened_nor_approved(
     agent_vote: Invoke, aws: AwsStack, attester: Attester, effect: str
 ) -> None:
@@ -288,6 +315,24 @@ def test_a_request_the_rules_refused_is_never_convened_nor_approved(
         f"rule outcome: {effect} (unknown device): the panel cannot approve what the rules refused"
     )
     assert tallied["requirement"] is None
+
+
+def test_a_step_up_is_convened_and_its_tally_asks_for_people(
+    agent_vote: Invoke, aws: AwsStack, attester: Attester
+) -> None:
+    """The rules' step_up goes to the agents like allow; the tally's signed claim asks for at least one
+    person (the policy's approvers when it names more), and the chain does not approve without them."""
+    step_up = {"effect": "step_up", "reason": "restricted item", "quorum": None}
+    event = signed(attester, "vote", rules=step_up)
+    assert ok(agent_vote(convene(event)), "convene")["panel"] == list(PANEL)
+    votes = [ok(agent_vote({**event, "agent": agent}), "vote") for agent in PANEL]
+    tallied = ok(agent_vote(with_votes(event, votes)), "tally")
+    assert (tallied["approvers_required"], tallied["approval_timeout_seconds"]) == (1, 600)
+    assert tallied["decision"]["reasons"][-1] == "1 of the vault's approvers must approve too"
+    chain = attester.verify({**event["flow"], "votes": votes, "decision": tallied["decision"]})
+    assert chain.tally is not None
+    assert chain.tally.statement.claim == {"decision": "approve", "approvers_required": 1}
+    assert not chain.approves  # the agents alone cannot release a step-up
 
 
 # --- what the tasks refuse -------------------------------------------------------------------------------

@@ -102,10 +102,11 @@ class ApiWorld:
         vault: str = SUPPORT_VAULT,
         item: str = ITEM,
         request_id: str | None = None,
+        purpose: str = "support",
     ) -> tuple[str, dict[str, Any]]:
         """(request id, POST /v1/access-requests body) proved on the requester's device."""
         request_id = request_id or f"api-{uuid.uuid4().hex}"
-        proved = self.access.request(requester, TENANT, vault, item, request_id=request_id)
+        proved = self.access.request(requester, TENANT, vault, item, request_id=request_id, purpose=purpose)
         return request_id, access_request_body(proved)
 
 

@@ -40,6 +40,8 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
     "auditor": frozenset({"audit:read", "audit:export", "vaults:read", "memories:read"}),
     "operator": frozenset({"tenants:manage"}),
 }
+# The roles a person may hold (docs/identity.md): the rest are clients' only.
+PERSON_ROLES = ("approver", "auditor")
 # Roles that can be bound to one vault (the others hold tenant-wide scopes: bound to the tenant only).
 VAULT_ROLES = ("vault-admin", "writer", "requester", "approver")
 CLIENT_AUTH = "client credentials"  # the token endpoint's "scope"
@@ -59,6 +61,9 @@ class Route:
     ok: int = 200
     own: str | None = None  # a scope that also allows it on the caller's own resources
     hidden: bool = False  # a refusal after the scope check answers 404: the path names no vault
+    # Only a person's token, past the scope (a passkey answers): a client holding the scope gets a 403
+    # naming the check `person`.
+    person: bool = False
 
     @property
     def key(self) -> tuple[str, str]:
@@ -125,6 +130,10 @@ ROUTES: tuple[Route, ...] = (
         own="access:request",
         hidden=True,
     ),
+    # Step-up approvals (the vault is the waiting request's).
+    Route("GET", "/v1/approvals", "access:approve"),  # on some vault: it lists only those
+    Route("POST", "/v1/approvals/{request_id}/challenge", "access:approve", hidden=True, person=True),
+    Route("POST", "/v1/approvals/{request_id}", "access:approve", hidden=True, person=True),
     # Audit.
     Route("GET", "/v1/audit/checkpoint", "audit:read"),
     Route("GET", "/v1/audit/entries/{index}", "audit:read"),
@@ -157,6 +166,8 @@ def cell(route: Route, role: str) -> str:
     if route.scope in (None, CLIENT_AUTH, PASSKEY):
         return "✓"
     if route.scope in ROLE_SCOPES[role]:
+        if route.person:  # a client is refused; a person holding the role answers
+            return "person" if role in PERSON_ROLES else "\N{EN DASH}"
         return "✓"
     if route.own is not None and route.own in ROLE_SCOPES[role]:
         return "own"

@@ -29,6 +29,7 @@ from reliquary.crypto.signing import SigningKey
 from reliquary.flow import checks
 from reliquary.flow.attestation import Attestation, Signer, Stage, StageSigner, VerifiedChain
 from reliquary.flow.keys import STAGE_ALGORITHM
+from reliquary.flow.memory import MemoryStageKeys
 from reliquary.flow.state import (
     ContextOutcome,
     DecisionOutcome,
@@ -142,13 +143,15 @@ class Attester:
         )
         return vote.model_copy(update={"attestation": attestation})
 
-    def sign_tally(self, state: FlowState, decision: DecisionOutcome) -> DecisionOutcome:
+    def sign_tally(
+        self, state: FlowState, decision: DecisionOutcome, *, approvers_required: int = 0
+    ) -> DecisionOutcome:
         votes = [attestation_of(vote, f"{vote.agent} vote") for vote in state.votes]
         attestation = self.signers[Signer.AGENT_VOTE].attest(
             Stage.TALLY,
             state.subject,
             decision.result_json(),
-            claim={"decision": decision.decision},
+            claim={"decision": decision.decision, "approvers_required": approvers_required},
             parents=[attestation_of(state.trust, "trust"), *sorted(votes, key=lambda a: a.digest)],
             issued_at=self.clock(),
         )
@@ -200,6 +203,30 @@ class Attester:
             )
         )
 
+    def waiting(
+        self, flow: FlowLike | None = None, *, approvers_required: int = 1, effect: str = "step_up"
+    ) -> FlowState:
+        """The request as an honest flow hands it to AwaitApprovers: the rules' ``effect``, each agent
+        approving, the tally approving and asking for ``approvers_required`` people."""
+        state = state_of(flow if flow is not None else sample_request())
+        state = self.attest(
+            state.model_copy(
+                update={
+                    "context": context_outcome(),
+                    "trust": trust_outcome(effect=effect, region=state.region),
+                    "votes": [VoteOutcome(agent=a, vote="approve", confidence=0.9) for a in PANEL],
+                }
+            ),
+            tally=False,
+        )
+        tally = DecisionOutcome(
+            decision="approve",
+            reasons=[f"4 of 4 approved; {approvers_required} of the vault's approvers must approve too"],
+            policy_version=POLICY_VERSION,
+        )
+        signed = self.sign_tally(state, tally, approvers_required=approvers_required)
+        return state.model_copy(update={"decision": signed})
+
     def decide(
         self, flow: FlowLike, *, decision: str = "approve", agents: Sequence[str] = PANEL
     ) -> FlowState:
@@ -227,6 +254,7 @@ class Attester:
         parts: list[tuple[_Attested | None, str]] = [(state.context, "context"), (state.trust, "trust")]
         parts += [(vote, f"{vote.agent} vote") for vote in state.votes]
         parts.append((state.decision, "tally"))
+        parts += [(approval, "approval") for approval in state.approvals]
         chain = [checks.attestation_of(part, name) for part, name in parts if part is not None]
         return self._directory().verify_chain(chain, subject=state.subject, now=self.clock())
 
@@ -348,3 +376,15 @@ def trust_outcome(*, effect: str = "allow", **changes: Any) -> TrustOutcome:
     }
     fields.update(changes)
     return TrustOutcome.model_validate(fields)
+
+
+class MemoryAttester(Attester):
+    """An ``Attester`` over in-memory stage keys (``reliquary.flow.memory.MemoryStageKeys``): for domain
+    tests that run no AWS stack."""
+
+    def __init__(self, keys: MemoryStageKeys, *, clock: Callable[[], int]) -> None:
+        self.keys = keys
+        self.clock = clock
+        self.signers = dict(keys.signers)
+        self.published = {signer: s.verifying_key for signer, s in self.signers.items()}
+        self._directory = functools.partial(lambda: keys.directory)

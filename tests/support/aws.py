@@ -129,6 +129,7 @@ def moto_stack(
             "RELIQUARY_HISTORY_TABLE": tables["HistoryTable"],
             "RELIQUARY_AGENT_MEMORY_TABLE": tables["AgentMemoryTable"],
             "RELIQUARY_IDENTITY_TABLE": tables["IdentityTable"],
+            "RELIQUARY_APPROVALS_TABLE": tables["ApprovalsTable"],
             "RELIQUARY_AUDIT_BUCKET": audit_bucket,
             "RELIQUARY_ROOT_OF_TRUST": root_of_trust,
             "RELIQUARY_KMS_KEY_ID": key_arn,

@@ -8,6 +8,7 @@ import copy
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from reliquary.agents.memory import InMemoryMemoryStore, MemoryBox
 from reliquary.agents.policy import DEFAULT_QUORUM, QuorumPolicy
@@ -16,6 +17,7 @@ from reliquary.agents.requirement import (
     MAX_REASON,
     RuleQuorum,
     RuleVerdict,
+    approvers_required,
     may_vote,
     panel_to_poll,
     read_rules,
@@ -65,12 +67,13 @@ def test_what_score_trust_emits_is_read() -> None:
 
 
 @pytest.mark.parametrize(
-    ("effect", "refused"), [("deny", True), ("step_up", True), ("allow", False), ("require_quorum", False)]
+    ("effect", "refused"), [("deny", True), ("step_up", False), ("allow", False), ("require_quorum", False)]
 )
 def test_effects(effect: str, refused: bool) -> None:
     verdict = read_rules(_rules(effect=effect), registered=AGENTS)
     assert verdict.effect == effect
     assert verdict.refused is refused
+    assert verdict.steps_up is (effect == "step_up")  # the agents vote, then people must approve too
     assert (verdict.quorum is not None) is (effect == "require_quorum")  # a quorum only with require_quorum
 
 
@@ -195,6 +198,8 @@ def test_convene_adds_the_rules_agents_after_the_vault_panel(service: AgentVoteS
             "veto_holders": ["watchdog"],
             "min_confidence": 0.5,
             "abstentions": "deny",
+            "approvers": 0,
+            "approval_timeout_seconds": 600,
         },
         "requirement": {"panel": ["neutral", "permissive", "strict"], "threshold": 2},
     }
@@ -209,7 +214,7 @@ def test_convene_without_a_requirement_is_the_vault_panel(service: AgentVoteServ
     assert convened["requirement"] == {"panel": ["neutral", "permissive", "strict"], "threshold": 2}
 
 
-@pytest.mark.parametrize("effect", ["deny", "step_up"])
+@pytest.mark.parametrize("effect", ["deny"])
 def test_convene_refuses_a_request_the_rules_refused(service: AgentVoteService, effect: str) -> None:
     with pytest.raises(RulesRefusedError) as raised:
         service.convene("acme", "vault-a", rules=_rules(effect=effect, reason="trust score too low"))
@@ -284,10 +289,40 @@ def test_the_service_tally_reads_the_rules(service: AgentVoteService) -> None:
         "approvals": ["strict"],
     }
     refused = service.tally(
-        "acme", "vault-a", votes[:2], rules=_rules(effect="step_up", reason="unknown device")
+        "acme", "vault-a", votes[:2], rules=_rules(effect="deny", reason="unknown device")
     )
     assert refused.decision == "deny"
-    assert refused.reasons[0].startswith("rule outcome: step_up (unknown device)")
+    assert refused.reasons[0].startswith("rule outcome: deny (unknown device)")
+    # A step-up is the agents' decision like allow (the people come after the tally).
+    stepped = service.tally("acme", "vault-a", votes[:2], rules=_rules(effect="step_up"))
+    assert stepped.decision == "approve"
     assert service.tally("acme", "vault-a", votes[:2], rules=None).decision == "approve"
     with pytest.raises(InvalidRequestError):
         service.tally("acme", "vault-a", votes[:2], rules=MALFORMED["unknown effect"])
+
+
+@pytest.mark.parametrize(
+    ("approvers", "effect", "required"),
+    [(0, "allow", 0), (0, "step_up", 1), (3, "step_up", 3), (2, "allow", 2), (2, "require_quorum", 2)],
+)
+def test_approvers_required(approvers: int, effect: str, required: int) -> None:
+    policy = QuorumPolicy(approvers=approvers)
+    verdict = read_rules(_rules(effect=effect), registered=AGENTS)
+    assert approvers_required(policy, verdict) == required
+    assert approvers_required(policy, None) == approvers
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"approvers": 9},
+        {"approvers": -1},
+        {"approvers": True},
+        {"approval_timeout_seconds": 59},
+        {"approval_timeout_seconds": 901},
+        {"approval_timeout_seconds": "600"},
+    ],
+)
+def test_the_approver_settings_are_bounded(changes: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        QuorumPolicy.model_validate({**QuorumPolicy().model_dump(), **changes})

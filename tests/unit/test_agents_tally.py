@@ -314,7 +314,6 @@ def test_a_stricter_minimum_confidence_applies_to_both() -> None:
     ("verdict", "reason"),
     [
         (RuleVerdict("deny", "trust score too low"), "rule outcome: deny (trust score too low)"),
-        (RuleVerdict("step_up", "unknown device"), "rule outcome: step_up (unknown device)"),
         (RuleVerdict("deny"), "rule outcome: deny"),
     ],
 )

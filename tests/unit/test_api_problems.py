@@ -144,6 +144,7 @@ def in_memory_api(*, requests_per_second: int = 100_000, clock: Clock | None = N
         catalog=cast("Any", Unreachable("catalog")),
         audit=cast("Any", Unreachable("audit")),
         chains=cast("Any", Unreachable("chains")),
+        approvals=cast("Any", Unreachable("approvals")),
         read_policy=cast("Any", Unreachable("read_policy")),
         export_url=cast("Any", Unreachable("export_url")),
         clock=clock or Clock(),

@@ -11,6 +11,7 @@ import pytest
 from reliquary.crypto.signing import SignatureAlgorithm, SigningKey
 from reliquary.errors import AttestationError, UnknownStageKeyError
 from reliquary.flow.attestation import (
+    MAX_CHAIN,
     Attestation,
     Signer,
     Stage,
@@ -23,6 +24,7 @@ from reliquary.flow.attestation import (
     verify_chain,
 )
 from reliquary.flow.keys import StageKeyDirectory
+from reliquary.flow.memory import sign_chain
 
 NOW = 1_800_000_000
 
@@ -247,3 +249,180 @@ def test_the_directory_reads_keys_again_for_an_unknown_key(
     with pytest.raises(AttestationError):
         directory.verify_chain(approval_chain(outsider), subject=SUBJECT)
     assert len(reads) == 4
+
+
+# People's approvals after the tally (a step-up): who approved is part of the chain.
+P1, P2, P3 = "ps-" + "1" * 24, "ps-" + "2" * 24, "ps-" + "3" * 24
+
+
+def stepped_up(
+    signers: dict[Signer, StageSigner],
+    *,
+    required: int = 2,
+    approvals: tuple[tuple[str, str], ...] = ((P1, "approve"), (P2, "approve")),
+    effect: str = "step_up",
+    subject: Subject = SUBJECT,
+) -> list[Attestation]:
+    return sign_chain(
+        signers,
+        subject,
+        issued_at=NOW,
+        effect=effect,
+        approvers_required=required,
+        approvals=approvals,
+        approved_at=NOW + 600,
+    )
+
+
+def test_k_approvals_by_distinct_people_approve_a_step_up(
+    signers: dict[Signer, StageSigner], keys: StageKeys
+) -> None:
+    chain = stepped_up(signers)
+    verified = require_approval_chain(chain, keys, subject=SUBJECT, now=NOW + 600)
+    assert verified.approvers_required == 2
+    assert verified.approved_by == (P1, P2)
+    # The grant's freshness counts from the last approval, not the tally.
+    assert verified.decided_at == NOW + 600
+    again = verify_chain(parse_chain(verified.to_json()), keys, subject=SUBJECT)
+    assert again.digest == verified.digest
+    assert again.approves
+    # More approvals than asked for (up to the bound) still approve; a require_quorum flow may ask too.
+    assert verify_chain(stepped_up(signers, required=1), keys).approves
+    assert verify_chain(stepped_up(signers, effect="require_quorum"), keys).approves
+
+
+def _refused(chain: list[Attestation], keys: StageKeys) -> str:
+    with pytest.raises(AttestationError) as caught:
+        require_approval_chain(chain, keys, subject=SUBJECT, now=NOW + 600)
+    return str(caught.value.details["check"])
+
+
+def test_too_few_approvals_or_a_deny_among_them_do_not_approve(
+    signers: dict[Signer, StageSigner], keys: StageKeys
+) -> None:
+    assert _refused(stepped_up(signers, approvals=((P1, "approve"),)), keys) == "approval"
+    assert _refused(stepped_up(signers, approvals=()), keys) == "approval"
+    denied = ((P1, "approve"), (P2, "deny"), (P3, "approve"))
+    assert _refused(stepped_up(signers, required=2, approvals=denied), keys) == "approval"
+    # A denied chain still verifies (the denial's record names it) but does not approve.
+    assert not verify_chain(stepped_up(signers, approvals=((P1, "deny"),)), keys).approves
+
+
+def test_a_tally_asking_for_no_person_cannot_approve_a_step_up(
+    signers: dict[Signer, StageSigner], keys: StageKeys
+) -> None:
+    assert _refused(stepped_up(signers, required=0, approvals=()), keys) == "approval"
+    # ... nor carry approvals it did not ask for.
+    assert _refused(stepped_up(signers, required=0), keys) == "approvals"
+
+
+@pytest.mark.parametrize("required", [-1, 9, True, "2", 1.5])
+def test_a_malformed_approver_count_is_refused(
+    signers: dict[Signer, StageSigner], keys: StageKeys, required: object
+) -> None:
+    chain = stepped_up(signers, required=required, approvals=())  # type: ignore[arg-type]
+    assert _refused(chain, keys) == "approvals"
+
+
+def test_one_approval_per_person(signers: dict[Signer, StageSigner], keys: StageKeys) -> None:
+    twice = stepped_up(signers, approvals=((P1, "approve"), (P1, "approve")))
+    assert _refused(twice, keys) == "approvals"
+    # The same statement replayed is the same person twice.
+    chain = stepped_up(signers)
+    assert _refused([*chain[:-1], chain[-2]], keys) == "approvals"
+
+
+def test_an_unsigned_or_foreign_approval_is_refused(
+    signers: dict[Signer, StageSigner], keys: StageKeys
+) -> None:
+    chain = stepped_up(signers)
+    approval = chain[-1]
+    unsigned = dataclasses.replace(approval, signature=b"\x00" * len(approval.signature))
+    assert _refused([*chain[:-1], unsigned], keys) == "signature"
+    # Signed by another function's key (a subverted score-trust cannot approve for a person).
+    other = signers[Signer.SCORE_TRUST]._key.sign(approval.statement.signed_bytes())
+    forged = dataclasses.replace(approval, signer=Signer.SCORE_TRUST, signature=other)
+    assert _refused([*chain[:-1], forged], keys) == "signer"
+    # A claim changed after signing.
+    claim = {**approval.statement.claim, "person_id": P3}
+    altered = dataclasses.replace(approval, statement=dataclasses.replace(approval.statement, claim=claim))
+    assert _refused([*chain[:-1], altered], keys) == "signature"
+    # Only agent-vote may sign approvals.
+    with pytest.raises(AttestationError):
+        signers[Signer.VERIFY_PROOF].attest(Stage.APPROVAL, SUBJECT, {}, claim={}, issued_at=NOW)
+
+
+def test_an_approval_about_another_request_or_tally_is_refused(
+    signers: dict[Signer, StageSigner], keys: StageKeys
+) -> None:
+    chain = stepped_up(signers)
+    other_subject = dataclasses.replace(SUBJECT, request_id="other")
+    theirs = stepped_up(signers, subject=other_subject)
+    assert _refused([*chain[:-1], theirs[-1]], keys) == "subject"
+    # Another decision of the same request (a tally signed at another time): the parent link breaks.
+    again = sign_chain(
+        signers,
+        SUBJECT,
+        issued_at=NOW + 1,
+        effect="step_up",
+        approvers_required=2,
+        approvals=((P2, "approve"),),
+        approved_at=NOW + 600,
+    )
+    assert _refused([*chain[:-1], again[-1]], keys) == "parents"
+
+
+def test_approvals_sit_after_the_tally_only(signers: dict[Signer, StageSigner], keys: StageKeys) -> None:
+    chain = stepped_up(signers)
+    *before, tally, first, second = chain
+    assert _refused([*before, first, tally, second], keys) == "stage"
+    without_tally = [*before, first, second]
+    assert _refused(without_tally, keys) == "structure"
+    # An approval dated before the tally it answers is refused.
+    early = sign_chain(
+        signers,
+        SUBJECT,
+        issued_at=NOW,
+        effect="step_up",
+        approvers_required=1,
+        approvals=((P1, "approve"),),
+        approved_at=NOW - 1,
+    )
+    assert _refused(early, keys) == "time"
+
+
+@pytest.mark.parametrize(
+    "claim",
+    [
+        {"person_id": P1, "credential_id": "c", "assertion_sha256": "a" * 64, "vote": "abstain"},
+        {"person_id": P1, "credential_id": "c", "assertion_sha256": "A" * 64, "vote": "approve"},
+        {"person_id": P1, "credential_id": "c", "assertion_sha256": "a" * 64},
+        {"person_id": 7, "credential_id": "c", "assertion_sha256": "a" * 64, "vote": "approve"},
+    ],
+)
+def test_a_malformed_approval_claim_is_refused(
+    signers: dict[Signer, StageSigner], keys: StageKeys, claim: dict[str, Any]
+) -> None:
+    *head, tally = stepped_up(signers, required=1, approvals=())
+    approval = signers[Signer.AGENT_VOTE].attest(
+        Stage.APPROVAL, SUBJECT, {}, claim=claim, parents=[tally], issued_at=NOW
+    )
+    assert _refused([*head, tally, approval], keys) == "approvals"
+
+
+def test_the_chain_bound_admits_eight_approvals(signers: dict[Signer, StageSigner], keys: StageKeys) -> None:
+    people = tuple((f"ps-{i:024x}", "approve") for i in range(8))
+    agents = tuple(f"agent{i}" for i in range(16))
+    chain = sign_chain(
+        signers,
+        SUBJECT,
+        issued_at=NOW,
+        effect="step_up",
+        approvers_required=8,
+        approvals=people,
+        agents=agents,
+    )
+    assert len(chain) == MAX_CHAIN
+    assert verify_chain(parse_chain([a.to_json() for a in chain]), keys).approves
+    with pytest.raises(AttestationError):
+        parse_chain([a.to_json() for a in chain] + [chain[-1].to_json()])

@@ -42,6 +42,8 @@ FUNCTION_IDS = (
 )
 STAGES = ("verify-proof", "score-trust", "agent-vote")  # the flow functions that sign attestations
 CLIENT = "cl-0123456789abcdef01234567"  # an API client id
+PERSON = "ps-0123456789abcdef01234567"  # an approver
+CREDENTIAL = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"  # one of its passkeys (base64url)
 
 # ------------------------------------------------------------------------------------------ DynamoDB
 
@@ -86,8 +88,13 @@ PARTITIONS: dict[str, tuple[str, ...]] = {
         "TENANT#victim",  # a tenant
         f"CLIENT#{CLIENT}",  # a client: its secret's hash, its roles
         f"RATE#{CLIENT}",  # its request counter
+        f"PERSON#{PERSON}",  # a person: its roles, status
+        f"CREDENTIAL#{CREDENTIAL}",  # a passkey: its public key and sign counter
+        "CHALLENGE#00ff",  # a WebAuthn ceremony's challenge
         "CLIENT",  # a lookalike
     ),
+    # A request waiting for people: the view approvers see, and the execution's task token.
+    "ApprovalsTable": ("TENANT#victim", "TOKEN#victim", "TOKEN"),
     "IdentityTable/index/TenantIndex": ("TENANT#victim",),
     "IdempotencyTable": ("reliquary-encrypt.handler#0123abcd",),
     "HistoryTable": ("TENANT#victim#P#00ff",),
@@ -107,9 +114,9 @@ def _flow_vault_rows(stage: str, *, pseudonym: bool) -> dict[tuple[str, str], se
     return rows
 
 
-# The API reads: vault rows and key versions' metadata, policies, stage keys, items, the logs; it reads
-# and writes only the identity table.
-API_READS = {
+# The API reads: vault rows and key versions' metadata, policies, stage keys, items, the logs, the views of
+# waiting requests; it reads and writes only the identity table (people, passkeys and challenges too).
+API_ROWS = {
     ("VaultsTable", "TENANT#victim"): {GET, QUERY},
     ("VaultsTable", "POLICY#victim"): {GET, QUERY},
     **{("VaultsTable", partition): set(actions) for partition, actions in READ_STAGE_KEYS.items()},
@@ -119,9 +126,15 @@ API_READS = {
     ("AuditTable", "CHECKPOINT"): {QUERY},
     **{
         ("IdentityTable", p): {GET, PUT, UPDATE}
-        for p in ("TENANT#victim", f"CLIENT#{CLIENT}", f"RATE#{CLIENT}")
+        for p in ("TENANT#victim", f"CLIENT#{CLIENT}", f"RATE#{CLIENT}", f"PERSON#{PERSON}")
     },
+    # A person's passkeys: registered beside the person row, read together, counted, removed.
+    ("IdentityTable", f"CREDENTIAL#{CREDENTIAL}"): {GET, BATCH_GET, PUT, UPDATE, DELETE},
+    # WebAuthn challenges: written, then taken by a DeleteItem that returns them.
+    ("IdentityTable", "CHALLENGE#00ff"): {PUT, DELETE},
     ("IdentityTable/index/TenantIndex", "TENANT#victim"): {QUERY},
+    # The views of waiting requests, never a task token.
+    ("ApprovalsTable", "TENANT#victim"): {GET, QUERY},
 }
 
 # role -> (table, partition) -> the DynamoDB actions allowed; every other combination is denied.
@@ -155,9 +168,13 @@ DYNAMODB_GRANTS: dict[str, dict[tuple[str, str], set[str]]] = {
         ("AgentMemoryTable", "TENANT#victim#AGENT#strict"): {GET, PUT},
         ("AgentMemoryTable", "KEY"): {GET, PUT},
         **_flow_vault_rows("agent-vote", pseudonym=True),
+        # Requests waiting for people (both rows), and who may answer them with which passkey.
+        **{("ApprovalsTable", p): {GET, PUT, UPDATE} for p in ("TENANT#victim", "TOKEN#victim")},
+        ("IdentityTable", f"PERSON#{PERSON}"): {GET},
+        ("IdentityTable", f"CREDENTIAL#{CREDENTIAL}"): {GET, UPDATE},
     },
     "state-machine": {},
-    "api": API_READS,
+    "api": API_ROWS,
     "apigateway-logs": {},
 }
 
@@ -369,6 +386,11 @@ def _other_cases() -> Iterator[Case]:
         for action in ("states:StopExecution", "states:StartSyncExecution", "states:UpdateStateMachine"):
             yield Case(role, action, machine, {}, allowed=False)
         yield Case(role, "states:StartExecution", other_machine, {}, allowed=False)
+        # Only agent-vote resumes an execution waiting for people (the API relays answers to it).
+        for action in ("states:SendTaskSuccess", "states:SendTaskFailure"):
+            yield Case(role, action, machine, {}, role == "agent-vote")
+            yield Case(role, action, other_machine, {}, allowed=False)
+        yield Case(role, "states:SendTaskHeartbeat", machine, {}, allowed=False)
         yield Case(
             role,
             "states:DescribeExecution",
@@ -667,6 +689,57 @@ ATTACKS = [
     Case("api", "kms:GetPublicKey", "TokenKeyA", {}, True, "publish the JWKS"),
     Case("api", "dynamodb:GetItem", "VaultsTable", leading("TENANT#victim"), True, "read a vault's metadata"),
     Case("api", "dynamodb:UpdateItem", "IdentityTable", leading(f"RATE#{CLIENT}"), True, "count a request"),
+    Case("api", "dynamodb:GetItem", "ApprovalsTable", leading("TOKEN#victim"), False, "read a task token"),
+    Case("api", "dynamodb:Query", "ApprovalsTable", leading("TOKEN#victim"), False, "list tokens"),
+    Case(
+        "api", "dynamodb:PutItem", "ApprovalsTable", leading("TENANT#victim"), False, "plant a pending view"
+    ),
+    Case("api", "states:SendTaskSuccess", "AccessStateMachine", {}, False, "resume a waiting execution"),
+    Case("agent-vote", "states:SendTaskSuccess", "AccessStateMachine", {}, True, "resume with approvals"),
+    Case("agent-vote", "dynamodb:GetItem", "ApprovalsTable", leading("TOKEN#victim"), True, "its task token"),
+    Case(
+        "agent-vote", "dynamodb:GetItem", "IdentityTable", leading(f"CLIENT#{CLIENT}"), False, "a client row"
+    ),
+    Case("agent-vote", "dynamodb:UpdateItem", "IdentityTable", leading(f"PERSON#{PERSON}"), False, "re-role"),
+    # People and passkeys: the API manages them; agent-vote reads who may approve and counts a passkey's
+    # use; nobody else touches them.
+    Case("api", "dynamodb:PutItem", "IdentityTable", leading(f"PERSON#{PERSON}"), True, "create a person"),
+    Case(
+        "api", "dynamodb:PutItem", "IdentityTable", leading(f"CREDENTIAL#{CREDENTIAL}"), True, "add a passkey"
+    ),
+    Case(
+        "api", "dynamodb:BatchGetItem", "IdentityTable", leading(f"CREDENTIAL#{CREDENTIAL}"), True, "passkeys"
+    ),
+    Case("api", "dynamodb:DeleteItem", "IdentityTable", leading("CHALLENGE#00ff"), True, "take a challenge"),
+    Case("api", "dynamodb:DeleteItem", "IdentityTable", leading(f"PERSON#{PERSON}"), False, "erase a person"),
+    Case("api", "dynamodb:GetItem", "IdentityTable", leading("CHALLENGE#00ff"), False, "peek at a challenge"),
+    Case("api", "dynamodb:BatchGetItem", "IdentityTable", leading(f"CLIENT#{CLIENT}"), False, "batch-read"),
+    Case(
+        "agent-vote",
+        "dynamodb:PutItem",
+        "IdentityTable",
+        leading(f"CREDENTIAL#{CREDENTIAL}"),
+        False,
+        "plant a passkey",
+    ),
+    Case(
+        "agent-vote",
+        "dynamodb:DeleteItem",
+        "IdentityTable",
+        leading("CHALLENGE#00ff"),
+        False,
+        "take a sign-in challenge",
+    ),
+    Case(
+        "agent-vote",
+        "dynamodb:UpdateItem",
+        "IdentityTable",
+        leading(f"CREDENTIAL#{CREDENTIAL}"),
+        True,
+        "advance a passkey's counter",
+    ),
+    Case("agent-vote", "dynamodb:Query", "ApprovalsTable", leading("TOKEN#victim"), False, "list tokens"),
+    Case("encrypt", "dynamodb:GetItem", "IdentityTable", leading(f"PERSON#{PERSON}"), False, "read a person"),
     Case("api", "kms:Decrypt", "RootKey", via("dynamodb"), True, "read an encrypted table"),
     Case("api", "s3:GetObject", "AuditBucket/exports/victim/e1.jsonl", {}, True, "presign an export"),
     Case("api", "lambda:InvokeFunction", "EncryptFunction", {}, True, "seal a memory"),

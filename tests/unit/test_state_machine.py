@@ -59,15 +59,23 @@ def _predecessors(states: dict[str, Any], target: str) -> set[str]:
     return {name for name, state in states.items() if target in _successors(state)}
 
 
+WAIT = "AwaitApprovers"  # the one task that waits for people (lambda:invoke.waitForTaskToken)
+MAX_WAIT_SECONDS = 900  # QuorumPolicy.approval_timeout_seconds' upper bound
+
+
 def test_every_task_retries_transient_errors_with_backoff() -> None:
     tasks = [(name, s) for name, s in _all_states(_definition()["States"]) if s["Type"] == "Task"]
-    assert len(tasks) == 9
+    assert len(tasks) == 10
     for name, task in tasks:
         (retry,) = task["Retry"]
         assert set(retry["ErrorEquals"]) >= TRANSIENT, name
         assert retry["MaxAttempts"] >= 2, name
         assert retry["BackoffRate"] > 1, name
         assert "States.ALL" not in retry["ErrorEquals"], name  # deterministic failures are not retried
+        if name == WAIT:  # a timeout is the people's answer (a deny), never retried
+            assert "States.Timeout" not in retry["ErrorEquals"]
+            assert task["TimeoutSecondsPath"] == "$.responses.tally.result.approval_timeout_seconds"
+            continue
         assert task["TimeoutSeconds"] <= 60, name  # a task, not an export or an fsck
 
 
@@ -76,7 +84,7 @@ def test_every_top_level_task_catches_everything_into_a_logged_deny_or_a_failed_
     for name, state in states.items():
         if state["Type"] not in ("Task", "Map"):
             continue
-        (catch,) = state["Catch"]
+        catch = state["Catch"][-1]
         assert catch["ErrorEquals"] == ["States.ALL"], name
         handler = states[catch["Next"]]
         if name == "RecordDecision":  # the log failed: a bare denial once (RecordDenial) ...
@@ -89,6 +97,14 @@ def test_every_top_level_task_catches_everything_into_a_logged_deny_or_a_failed_
             assert catch["Next"] == "Decide"
         elif name == "Grant":
             assert handler["Type"] == "Fail", name
+        elif name == WAIT:  # a timeout, and anything else, is a logged deny
+            timeout, everything = state["Catch"]
+            assert timeout["ErrorEquals"] == ["States.Timeout"]
+            assert states[timeout["Next"]]["Parameters"]["reasons"] == ["no approver answered in time"]
+            for caught in (timeout, everything):
+                handler = states[caught["Next"]]
+                assert handler["Parameters"]["decision"] == "deny", name
+                assert (handler["ResultPath"], handler["Next"]) == ("$.flow.decision", "RecordDecision")
         else:
             assert handler["Type"] == "Pass", name
             assert handler["ResultPath"] == "$.flow.decision", name
@@ -128,11 +144,31 @@ def test_grant_is_reached_only_from_an_approval_the_log_recorded() -> None:
     assert _predecessors(states, "AcceptReceipt") == {"CheckRecorded", "CheckDenialRecorded"}
 
 
-def test_rules_that_deny_or_step_up_never_reach_the_agents() -> None:
-    check = _definition()["States"]["CheckRules"]
+def test_rules_that_deny_never_reach_the_agents_and_a_step_up_waits_for_people() -> None:
+    states = _definition()["States"]
+    check = states["CheckRules"]
     onward = {c["StringEquals"] for c in check["Choices"] if c["Next"] == "Convene"}
-    assert onward == {"allow", "require_quorum"}
+    assert onward == {"allow", "require_quorum", "step_up"}
     assert check["Default"] == "RulesDenied"  # an unknown effect fails closed
+    # After the tally: only an approving tally that asks for people waits; the rest is recorded as is.
+    assert states["AcceptTally"]["Next"] == "NeedsApprovers"
+    needs = states["NeedsApprovers"]
+    assert (needs["Default"], needs["Choices"][0]["Next"]) == ("RecordDecision", WAIT)
+    conditions = needs["Choices"][0]["And"]
+    assert {"Variable": "$.flow.decision.decision", "StringEquals": "approve"} in conditions
+    wait = states[WAIT]
+    assert wait["Resource"] == "arn:aws:states:::lambda:invoke.waitForTaskToken"
+    assert wait["Parameters"]["FunctionName"] == "${AgentVoteFunctionArn}"
+    assert wait["Parameters"]["Payload"] == {
+        "action": "await_approvals",
+        "flow.$": "$.flow",
+        "task_token.$": "$$.Task.Token",
+    }
+    # People's approvals join the state only from agent-vote's answer; RecordDecision checks them.
+    assert _predecessors(states, "AcceptApprovals") == {"CheckApprovals"}
+    assert states["AcceptApprovals"]["ResultPath"] == "$.flow.approvals"
+    assert states["AcceptApprovals"]["Next"] == "RecordDecision"
+    assert states["CheckApprovals"]["Default"] == "ApproversDenied"
 
 
 def test_the_template_wires_exactly_the_five_functions() -> None:
@@ -172,7 +208,7 @@ def test_the_admitted_input_is_the_access_request_contract() -> None:
     assert all(flow[f"{field}.$"] == f"$.{field}" for field in taken)
     slots = {key for key in flow if not key.endswith(".$")}
     assert slots | taken == set(FlowState.model_fields)  # the admitted state is exactly one FlowState
-    FlowState.model_validate({**dict.fromkeys(slots), "votes": []} | _sample_request())
+    FlowState.model_validate({**dict.fromkeys(slots), "votes": [], "approvals": []} | _sample_request())
 
 
 def _sample_request() -> dict[str, Any]:
@@ -183,13 +219,23 @@ def test_every_stage_is_handed_the_whole_flow_state() -> None:
     """One FlowState travels: every task of the flow gets ``$.flow`` whole (each stage checks the
     attestations of the ones before it), and nothing else from the state except what it adds itself."""
     states = _definition()["States"]
-    tasks = {n: s for n, s in states.items() if s["Type"] == "Task" and n != "Grant"}
+    tasks = {n: s for n, s in states.items() if s["Type"] == "Task" and n not in ("Grant", WAIT)}
     tasks["Vote"] = {"Parameters": states["Quorum"]["ItemSelector"]}
+    tasks[WAIT] = {"Parameters": states[WAIT]["Parameters"]["Payload"]}
     for name, task in tasks.items():
         parameters = task["Parameters"]
         assert parameters["flow.$"] == "$.flow", name
         own = set(parameters) - {"action", "flow.$"}
-        assert own <= {"agent.$", "policy.$", "execution_id.$", "decided_at.$", "started_at.$", "bare"}, (
+        allowed = {
+            "agent.$",
+            "policy.$",
+            "execution_id.$",
+            "decided_at.$",
+            "started_at.$",
+            "bare",
+            "task_token.$",
+        }
+        assert own <= allowed, (
             name,
             own,
         )
@@ -212,19 +258,31 @@ def test_the_execution_outlasts_its_slowest_path_so_a_decision_is_always_recorde
     vote = states["Quorum"]["ItemProcessor"]["States"]["Vote"]  # the Map's votes run in parallel
     evidence = sum(_worst_seconds(states[n]) for n in ("VerifyContext", "ScoreTrust", "Convene", "Tally"))
     evidence += _worst_seconds(vote)
+    # The wait for people: one attempt that waits at most the policy's longest timeout (a retry is an
+    # invocation that failed at once, never a second wait: States.Timeout is caught, not retried).
+    (retry,) = states[WAIT]["Retry"]
+    evidence += MAX_WAIT_SECONDS + retry["MaxAttempts"] * 60 + retry["MaxDelaySeconds"] * retry["MaxAttempts"]
     recording = _worst_seconds(states["RecordDecision"]) + _worst_seconds(states["RecordDenial"])
     release = _worst_seconds(states["RecordOutcome"]) + _worst_seconds(states["Grant"])
     assert (
         evidence + max(recording, _worst_seconds(states["RecordDecision"]) + release)
         < definition["TimeoutSeconds"]
     )
-    assert definition["TimeoutSeconds"] <= 1800
+    assert definition["TimeoutSeconds"] <= 1800 + MAX_WAIT_SECONDS
+
+
+def test_the_decision_is_dated_when_it_is_recorded() -> None:
+    """The record's time (and so the grant's window, with the chain's last signed time) is when
+    RecordDecision was entered, not the execution's start: a wait for people does not age an approval."""
+    states = _definition()["States"]
+    for name in ("RecordDecision", "RecordDenial"):
+        assert states[name]["Parameters"]["decided_at.$"] == "$$.State.EnteredTime", name
 
 
 def test_each_task_waits_as_long_as_its_function_may_run() -> None:
     resources = load_template()["Resources"]
     for name, state in _all_states(_definition()["States"]):
-        if state["Type"] == "Task":
+        if state["Type"] == "Task" and name != WAIT:
             function = FUNCTIONS[state["Resource"][2:-1]]
             assert state["TimeoutSeconds"] == min(60, resources[function]["Properties"]["Timeout"]), name
 

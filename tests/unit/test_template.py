@@ -709,12 +709,25 @@ def test_agent_vote_role_is_least_privilege_and_memories_expire(translated: dict
                 granted.setdefault(action, set()).add(json.dumps(resource))
     memories = json.dumps({"Fn::GetAtt": ["AgentMemoryTable", "Arn"]})
     vaults = json.dumps({"Fn::GetAtt": ["VaultsTable", "Arn"]})
+    approvals = json.dumps({"Fn::GetAtt": ["ApprovalsTable", "Arn"]})
+    identity = json.dumps({"Fn::GetAtt": ["IdentityTable", "Arn"]})
     root_key = json.dumps({"Fn::GetAtt": ["RootKey", "Arn"]})
+    machine = json.dumps(
+        {
+            "Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}"
+            ":stateMachine:${AWS::StackName}-access"
+        }
+    )
+    # Requests waiting for people by key only (never listed); who may approve, read; a passkey's
+    # counter advanced; the waiting execution resumed (which partitions: test_iam_matrix.py).
     assert granted == {
-        "dynamodb:GetItem": {memories, vaults},
-        "dynamodb:PutItem": {memories, vaults},
+        "dynamodb:GetItem": {memories, vaults, approvals, identity},
+        "dynamodb:PutItem": {memories, vaults, approvals},
+        "dynamodb:UpdateItem": {approvals, identity},
         "dynamodb:Query": {vaults},
         "dynamodb:ConditionCheckItem": {vaults},
+        "states:SendTaskSuccess": {machine},
+        "states:SendTaskFailure": {machine},
         "kms:Encrypt": {root_key},
         "kms:Decrypt": {root_key},
     }
@@ -778,6 +791,7 @@ API_ENVIRONMENT = {
     "RELIQUARY_TOKEN_AUDIENCE",
     "RELIQUARY_OPERATOR_TENANT",
     "RELIQUARY_CLIENT_REQUESTS_PER_SECOND",
+    "RELIQUARY_APPROVALS_TABLE",
     "RELIQUARY_WEBAUTHN_RP_ID",
     "RELIQUARY_WEBAUTHN_RP_NAME",
     "RELIQUARY_WEBAUTHN_ORIGINS",
@@ -1037,21 +1051,32 @@ def test_api_role_is_least_privilege(translated: dict[str, Any]) -> None:
     )
     functions = {arn(f) for f in ("EncryptFunction", "VerifyProofFunction", "ScoreTrustFunction")}
     functions |= {arn("AgentVoteFunction"), arn("AuditAppendFunction")}
-    # Read only, except its own identity table; no Scan, no PartiQL, no batch, no delete anywhere.
+    # Read only, except its own identity table (where a passkey's rows are batch-read and removed, and
+    # a ceremony's challenge is taken by deleting it); no Scan, no PartiQL anywhere; no write to the
+    # approvals (agent-vote's), no task callback.
     assert granted == {
         "lambda:InvokeFunction": functions,
         "states:StartExecution": {sub(machine)},
         "states:DescribeExecution": {sub(machine.replace(":stateMachine:", ":execution:") + ":*")},
-        "dynamodb:GetItem": {arn("IdentityTable"), arn("VaultsTable"), arn("ItemsTable"), arn("AuditTable")},
+        "dynamodb:GetItem": {
+            arn("IdentityTable"),
+            arn("VaultsTable"),
+            arn("ItemsTable"),
+            arn("AuditTable"),
+            arn("ApprovalsTable"),
+        },
         "dynamodb:Query": {
             sub("${IdentityTable.Arn}/index/TenantIndex"),
             arn("VaultsTable"),
             arn("ItemsTable"),
             sub("${ItemsTable.Arn}/index/ScopeIndex"),
             arn("AuditTable"),
+            arn("ApprovalsTable"),
         },
         "dynamodb:PutItem": {arn("IdentityTable")},
         "dynamodb:UpdateItem": {arn("IdentityTable")},
+        "dynamodb:BatchGetItem": {arn("IdentityTable")},
+        "dynamodb:DeleteItem": {arn("IdentityTable")},
         "s3:GetObject": {sub(f"${{AuditBucket.Arn}}/{prefix}/*") for prefix in ("logs", "chains", "exports")},
         "kms:Decrypt": {arn("RootKey")},
     }

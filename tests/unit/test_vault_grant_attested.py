@@ -340,3 +340,26 @@ def test_an_approval_is_as_old_as_its_older_date(granting: Granting, chain_age: 
     assert caught.value.message == "the access decision logged for this request is too old to grant"
     assert caught.value.details == {"request_id": REQUEST}
     assert (granting.issued, granting.looked_up) == ([], [])
+
+
+@pytest.mark.parametrize(("approval_age", "granted"), [(10, True), (900, True), (901, False)])
+def test_after_a_step_up_wait_freshness_counts_from_the_last_approval(
+    granting: Granting, approval_age: int, granted: bool
+) -> None:
+    """A step-up waits up to 15 minutes for people: the grant's window opens with the last approval
+    (signed by agent-vote), so a tally signed 20 minutes before still grants while the approvals are
+    fresh, and an approval older than the window grants nothing."""
+    now = granting.stack.clock.advance(3600)
+    people = (("ps-" + "1" * 24, "approve"), ("ps-" + "2" * 24, "approve"))
+    options: dict[str, Any] = {"effect": "step_up", "approvers_required": 2, "approvals": people}
+    chain = signed_chain(
+        granting.signers, SUBJECT, issued_at=now - 1200, approved_at=now - approval_age, **options
+    )
+    granting.log(chain, time=now - 5)
+    if granted:
+        assert granting.open(granting.grant()) == b"first draft"
+        return
+    with pytest.raises(DecisionRequiredError) as caught:
+        granting.grant()
+    assert caught.value.message == "the access decision logged for this request is too old to grant"
+    assert granting.issued == []

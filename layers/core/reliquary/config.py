@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     audit_bucket: str = "reliquary-audit"
     # Tenants, API clients (hashed secrets, roles) and per-client rate windows (the API function only).
     identity_table: str = "reliquary-identity"
+    # Requests waiting for people's step-up approval (agent-vote writes; the API reads the views only).
+    approvals_table: str = "reliquary-approvals"
 
     root_of_trust: Literal["kms", "local"] = "local"
     kms_key_id: str | None = None

@@ -15,6 +15,7 @@ from reliquary.flow.state import FlowRequest
 if TYPE_CHECKING:  # the cold start imports none of them: the runtime is built on the first request
     from reliquary.audit.reader import AuditReader
     from reliquary.config import Settings
+    from reliquary.flow.approvals import ApprovalsReader
     from reliquary.flow.chains import ChainStore
     from reliquary.identity.service import IdentityService
     from reliquary.vaults.catalog import MetadataReader
@@ -71,6 +72,8 @@ class ApiRuntime:
     catalog: MetadataReader
     audit: AuditReader
     chains: ChainStore
+    # Requests waiting for people, as agent-vote stored them for approvers (never a task token).
+    approvals: ApprovalsReader
     # A vault's context, trust and quorum policies as stored (JSON), by kind; None when unset.
     read_policy: Callable[[str, str, str], dict[str, Any] | None]
     # A short-lived download URL of an export the audit-append function wrote for the tenant.

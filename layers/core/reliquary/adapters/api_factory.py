@@ -1,12 +1,14 @@
 """Builds the API function's runtime from the one Settings object, once per cold start (on the first
 request that needs it): the identity service, the Lambda and Step Functions clients, the read-only
-metadata and audit readers, the chain store and the policy rows. Nothing here can unwrap a key."""
+metadata and audit readers, the chain store, the policy rows and the views of requests waiting for people.
+Nothing here can unwrap a key or resume an execution."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
+from reliquary.adapters.approvals_store import DynamoDBApprovalStore
 from reliquary.adapters.audit_reader import build_audit_reader
 from reliquary.adapters.catalog import build_metadata_reader
 from reliquary.adapters.chain_store import S3ChainStore
@@ -70,6 +72,8 @@ def build_api(settings: Settings) -> ApiRuntime:
         catalog=build_metadata_reader(settings),
         audit=build_audit_reader(settings),
         chains=S3ChainStore(s3, settings.audit_bucket),
+        # Read through its TENANT# rows only (the API's role may read nothing else of the table).
+        approvals=DynamoDBApprovalStore(table_config(settings, settings.approvals_table), dynamodb),
         read_policy=read_policy,
         export_url=export_url,
         clock=lambda: int(time.time()),

@@ -1,7 +1,8 @@
 """What the trust rules ask of the review panel, read from ScoreTrust's rule outcome (the flow's
-``trust.rules``): whether they refused the request already (``deny``, ``step_up``: no panel is convened and
-no tally approves) and, for ``require_quorum``, the rule quorum (``threshold`` approvals out of ``panel``)
-that must hold on top of the vault's own quorum policy.
+``trust.rules``): whether they refused the request already (``deny``: no panel is convened and no tally
+approves), whether they ask for people's approval on top of the agents' (``step_up``: at least one of the
+vault's approvers, ``approvers_required``), and, for ``require_quorum``, the rule quorum (``threshold``
+approvals out of ``panel``) that must hold on top of the vault's own quorum policy.
 
 Read once at the boundary and failing closed: an unknown or missing effect, or a rule quorum that names an
 unregistered agent, an agent twice, or a threshold its panel cannot meet, is an ``InvalidRequestError``.
@@ -19,7 +20,7 @@ from reliquary.errors import InvalidRequestError
 
 RuleEffect = Literal["deny", "step_up", "require_quorum", "allow"]
 RULE_EFFECTS: Final[tuple[RuleEffect, ...]] = get_args(RuleEffect)
-REFUSING: Final = frozenset({"deny", "step_up"})  # effects that end the request before any agent votes
+REFUSING: Final = frozenset({"deny"})  # effects that end the request before any agent votes
 MAX_REASON: Final = 200  # the rules' reason, as quoted in a tally's reasons
 
 
@@ -64,8 +65,13 @@ class RuleVerdict:
 
     @property
     def refused(self) -> bool:
-        """The rules refused the request (deny, or a step-up proof first): the panel may not approve it."""
+        """The rules refused the request (deny): the panel may not approve it."""
         return self.effect in REFUSING
+
+    @property
+    def steps_up(self) -> bool:
+        """The rules ask for a person's approval besides the agents' (step_up)."""
+        return self.effect == "step_up"
 
     def describe(self) -> str:
         outcome = f"rule outcome: {self.effect}"
@@ -110,3 +116,11 @@ def panel_to_poll(policy: QuorumPolicy, quorum: RuleQuorum | None) -> tuple[str,
 
 def may_vote(agent: str, policy: QuorumPolicy, quorum: RuleQuorum | None) -> bool:
     return agent in policy.panel or (quorum is not None and agent in quorum.panel)
+
+
+def approvers_required(policy: QuorumPolicy, verdict: RuleVerdict | None) -> int:
+    """k, the people who must approve after the agents: the vault policy's ``approvers``, and at least
+    one when the rules ask for a step-up."""
+    if verdict is not None and verdict.steps_up:
+        return max(1, policy.approvers)
+    return policy.approvers

@@ -5,7 +5,9 @@ attestations check out for this request (``reliquary.flow.checks``), and signing
 - Vote runs one agent on the attested context and trust results and signs its vote, built on both.
 - Tally counts only attested votes, and only when every agent Convene would poll has voted: a caller
   cannot leave out an agent (a veto holder's deny) to reach another decision. Its statement, built on the
-  trust statement and every vote, is the approval RecordDecision logs and the grant checks.
+  trust statement and every vote, is the approval RecordDecision logs and the grant checks; it claims
+  ``approvers_required`` (k, the people who must approve too: the policy's approvers, at least one for
+  the rules' step_up), and the result tells the state machine k and how long to wait for them.
 """
 
 from __future__ import annotations
@@ -13,11 +15,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from reliquary.agents.approvals import ApprovalService
 from reliquary.agents.model import ContextResult, TrustResult
 from reliquary.agents.policy import QuorumPolicy
-from reliquary.agents.requirement import panel_to_poll
+from reliquary.agents.requirement import approvers_required, panel_to_poll
 from reliquary.agents.service import AgentVoteService
-from reliquary.errors import InvalidRequestError
+from reliquary.errors import ConfigurationError, InvalidRequestError
 from reliquary.flow.attestation import Stage, StageSigner
 from reliquary.flow.checks import verified_trust, verified_votes
 from reliquary.flow.keys import StageKeyDirectory
@@ -48,14 +51,29 @@ def _trust_result(trust: TrustOutcome) -> TrustResult:
 
 
 class AgentVoteStage:
-    def __init__(self, service: AgentVoteService, signer: StageSigner, keys: StageKeyDirectory) -> None:
+    def __init__(
+        self,
+        service: AgentVoteService,
+        signer: StageSigner,
+        keys: StageKeyDirectory,
+        *,
+        approvals: ApprovalService | None = None,
+    ) -> None:
         self._service = service
         self._signer = signer
         self._keys = keys
+        self._approvals = approvals
 
     @property
     def service(self) -> AgentVoteService:
         return self._service
+
+    @property
+    def approvals(self) -> ApprovalService:
+        """The step-up actions (await_approvals, approve)."""
+        if self._approvals is None:
+            raise ConfigurationError("this agent-vote runtime has no approvals store")
+        return self._approvals
 
     def convene(self, state: FlowState) -> dict[str, Any]:
         checked = verified_trust(state, self._keys, now=self._service.now)
@@ -110,14 +128,18 @@ class AgentVoteStage:
             rules=trust.rules,
             convened=convened,
         )
+        required = approvers_required(policy, verdict)
+        reasons = list(result.reasons)
+        if result.decision == "approve" and required:
+            reasons.append(f"{required} of the vault's approvers must approve too")
         decision = DecisionOutcome(
-            decision=result.decision, reasons=list(result.reasons), policy_version=trust.policy_version
+            decision=result.decision, reasons=reasons, policy_version=trust.policy_version
         )
         attestation = self._signer.attest(
             Stage.TALLY,
             state.subject,
             decision.result_json(),
-            claim={"decision": decision.decision},
+            claim={"decision": decision.decision, "approvers_required": required},
             parents=[
                 checked.trust_attestation,
                 *sorted((a for _, a in checked.votes), key=lambda a: a.digest),
@@ -125,4 +147,9 @@ class AgentVoteStage:
             issued_at=now,
         )
         signed = decision.model_copy(update={"attestation": attestation})
-        return {**result.to_dict(), "decision": signed.model_dump(mode="json")}
+        return {
+            **result.to_dict(),
+            "approvers_required": required,
+            "approval_timeout_seconds": policy.approval_timeout_seconds,
+            "decision": signed.model_dump(mode="json"),
+        }

@@ -1,16 +1,23 @@
 """Input models of the agent-vote function: the flow's ``convene`` (the agents to poll), ``vote`` (one agent,
-one request: the Quorum Map's iteration) and ``tally`` tasks, each with the flow state, and ``set_policy``
-(a vault's quorum policy)."""
+one request: the Quorum Map's iteration), ``tally`` and ``await_approvals`` (AwaitApprovers: the request
+waits for people, with the state machine's task token) tasks, each with the flow state; ``approve`` (one
+person's passkey answer to a waiting request, relayed by the API) and ``set_policy`` (a vault's quorum
+policy)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from reliquary import jcs
 from reliquary.agents.policy import AgentName, QuorumPolicy
 from reliquary.contracts.flow import FlowTask
-from reliquary.fields import Identifier
+from reliquary.errors import ReliquaryError
+from reliquary.fields import Identifier, JsonInt
+from reliquary.flow.approvals import Decision, Nonce, PersonId
+
+MAX_CREDENTIAL_BYTES = 16 * 1024  # an AuthenticationResponseJSON is well under 2 KB
 
 
 class ConveneTask(FlowTask):
@@ -33,6 +40,41 @@ class TallyTask(FlowTask):
     policy: QuorumPolicy | None = None
 
 
+class AwaitApprovalsTask(FlowTask):
+    """AwaitApprovers (agent-vote, ``.waitForTaskToken``): store the request as waiting for the vault's
+    approvers; the execution resumes when agent-vote sends the outcome with ``task_token``."""
+
+    action: Literal["await_approvals"]
+    task_token: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+
+
+def _small_json(value: dict[str, Any]) -> dict[str, Any]:
+    try:
+        size = len(jcs.canonicalize(value))
+    except ReliquaryError:
+        raise ValueError("not a JSON object") from None
+    if size > MAX_CREDENTIAL_BYTES:
+        raise ValueError(f"at most {MAX_CREDENTIAL_BYTES} bytes")
+    return value
+
+
+class ApproveRequest(BaseModel):
+    """One person's answer to a waiting request: the decision, the challenge's nonce and time, and the
+    WebAuthn assertion (AuthenticationResponseJSON) over the approval challenge. ``person_id`` is the
+    API's authenticated caller; agent-vote checks the person and the assertion itself."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    action: Literal["approve"]
+    tenant_id: Identifier
+    request_id: Identifier
+    person_id: PersonId
+    decision: Decision
+    nonce: Nonce
+    issued_at: JsonInt = Field(ge=0)
+    credential: Annotated[dict[str, Any], AfterValidator(_small_json)]
+
+
 class SetPolicyRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -43,5 +85,6 @@ class SetPolicyRequest(BaseModel):
 
 
 AgentVoteRequest = Annotated[
-    ConveneTask | VoteTask | TallyTask | SetPolicyRequest, Field(discriminator="action")
+    ConveneTask | VoteTask | TallyTask | AwaitApprovalsTask | ApproveRequest | SetPolicyRequest,
+    Field(discriminator="action"),
 ]

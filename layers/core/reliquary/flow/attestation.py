@@ -12,9 +12,12 @@ An attestation is a signed *statement* (canonical JSON, RFC 8785) made by one fu
 - what it built on: ``parents``, the digests of the statements it verified before acting.
 
 The stages and who signs them (``SIGNER_OF``): ``verify_context`` (verify-proof), ``score_trust``
-(score-trust), ``vote`` and ``tally`` (agent-vote). The chain of an approval is one ``verify_context``
-that verified, one ``score_trust`` built on it whose rules let the request go on, one ``vote`` per
-agent built on both, and the ``tally`` built on the trust statement and every vote. ``verify_chain``
+(score-trust), ``vote``, ``tally`` and ``approval`` (agent-vote). The chain of an approval is one
+``verify_context`` that verified, one ``score_trust`` built on it whose rules let the request go on, one
+``vote`` per agent built on both, the ``tally`` built on the trust statement and every vote, and, when
+the tally claims ``approvers_required`` = k > 0 (always at least 1 for the rules' ``step_up``), k
+``approval`` statements built on the tally: one per person, each naming the person, the passkey
+credential and the digest of the WebAuthn assertion agent-vote verified. ``verify_chain``
 checks all of it - signatures by the right function's key, one request, the parent links, the claims -
 and is what RecordDecision runs before logging an approval, what encrypt runs on the logged chain
 before it grants, and what an auditor runs offline with the published stage keys.
@@ -48,6 +51,8 @@ VERSION: Final = 1
 # Statements are dated by their signer; a chain dated this far past the verifier's clock is refused.
 FUTURE_SKEW_SECONDS: Final = 300
 MAX_VOTES: Final = 16  # the vault's panel and the rules' quorum panel: at most 8 agents each
+MAX_APPROVALS: Final = 8  # a quorum policy asks for at most 8 people (agents.policy.MAX_APPROVERS)
+MAX_CHAIN: Final = MAX_VOTES + 3 + MAX_APPROVALS  # context, trust, votes, tally, approvals
 _HEX64_CHARS: Final = frozenset("0123456789abcdef")
 
 
@@ -56,6 +61,7 @@ class Stage(StrEnum):
     SCORE_TRUST = "score_trust"
     VOTE = "vote"
     TALLY = "tally"
+    APPROVAL = "approval"
 
 
 class Signer(StrEnum):
@@ -76,9 +82,12 @@ SIGNER_OF: Final[Mapping[Stage, Signer]] = {
     Stage.SCORE_TRUST: Signer.SCORE_TRUST,
     Stage.VOTE: Signer.AGENT_VOTE,
     Stage.TALLY: Signer.AGENT_VOTE,
+    Stage.APPROVAL: Signer.AGENT_VOTE,
 }
-# The rules' effects that let a request go on to the agents (everything else ends the flow as a deny).
-PROCEEDING_EFFECTS: Final = frozenset({"allow", "require_quorum"})
+# The rules' effects that let a request go on to the agents (everything else ends the flow as a deny);
+# step_up goes on too, and approves only with people's approvals besides the agents'.
+PROCEEDING_EFFECTS: Final = frozenset({"allow", "require_quorum", "step_up"})
+APPROVAL_VOTES: Final = frozenset({"approve", "deny"})
 
 
 def digest(value: object) -> str:
@@ -392,23 +401,54 @@ class VerifiedChain:
     trust: Attestation | None
     votes: tuple[Attestation, ...]
     tally: Attestation | None
+    approvals: tuple[Attestation, ...] = ()
 
     @property
     def attestations(self) -> tuple[Attestation, ...]:
         found = [self.context, *([] if self.trust is None else [self.trust]), *self.votes]
-        return (*found, *([] if self.tally is None else [self.tally]))
+        return (*found, *([] if self.tally is None else [self.tally]), *self.approvals)
+
+    @property
+    def approvers_required(self) -> int:
+        """k, the people the tally claims must approve (0 for a tally that names none)."""
+        return 0 if self.tally is None else _approvers_claimed(self.tally)
+
+    @property
+    def approved_by(self) -> tuple[str, ...]:
+        """The persons whose approval statements say approve, in chain order."""
+        return tuple(
+            str(a.statement.claim["person_id"])
+            for a in self.approvals
+            if a.statement.claim["vote"] == "approve"
+        )
 
     @property
     def approves(self) -> bool:
         """Every stage let the request through: the proof verified, the rules let it go on, the tally
-        approved (the tally itself enforces the vault's quorum and the rules' quorum)."""
+        approved (the tally itself enforces the vault's quorum and the rules' quorum) and, when the tally
+        asks for k people, k of them approved and none denied. The rules' ``step_up`` approves only with
+        a tally that asks for at least one person."""
+        if self.trust is None or self.tally is None:
+            return False
+        effect = self.trust.statement.claim.get("effect")
+        required = self.approvers_required
+        votes = [a.statement.claim["vote"] for a in self.approvals]
         return (
             self.context.statement.claim.get("verified") is True
-            and self.trust is not None
-            and self.trust.statement.claim.get("effect") in PROCEEDING_EFFECTS
-            and self.tally is not None
+            and effect in PROCEEDING_EFFECTS
             and self.tally.statement.claim.get("decision") == "approve"
+            and (effect != "step_up" or required >= 1)
+            and "deny" not in votes
+            and votes.count("approve") >= required
         )
+
+    @property
+    def decided_at(self) -> int | None:
+        """When the decision was complete: the tally's signed time, or the last approval's (a grant's
+        freshness is counted from here, so a wait for people does not eat the grant's window)."""
+        if self.tally is None:
+            return None
+        return max(a.statement.issued_at for a in (self.tally, *self.approvals))
 
     @property
     def item_version(self) -> int | None:
@@ -430,12 +470,65 @@ class VerifiedChain:
         return digest(self.to_json())
 
 
+def _approvers_claimed(tally: Attestation) -> int:
+    required = tally.statement.claim.get("approvers_required", 0)
+    if not isinstance(required, int) or isinstance(required, bool) or not 0 <= required <= MAX_APPROVALS:
+        raise AttestationError("a tally claims a malformed number of approvers", check="approvals")
+    return required
+
+
+def _check_approval_claim(approval: Attestation) -> str:
+    """The person an approval statement names, once its claim is well formed."""
+    claim = approval.statement.claim
+    if set(claim) != {"person_id", "credential_id", "assertion_sha256", "vote"}:
+        raise AttestationError("an approval statement's claim is malformed", check="approvals")
+    person, credential, assertion = claim["person_id"], claim["credential_id"], claim["assertion_sha256"]
+    try:
+        _text(person, 64)
+        _text(credential, 1024)
+        _hex64(assertion)
+    except ValueError:
+        raise AttestationError("an approval statement's claim is malformed", check="approvals") from None
+    if claim["vote"] not in APPROVAL_VOTES:
+        raise AttestationError("an approval statement's vote is approve or deny", check="approvals")
+    return str(person)
+
+
+def _verify_approvals(
+    approvals: Sequence[Attestation],
+    tally: Attestation,
+    keys: StageKeys,
+    *,
+    subject: Subject,
+    now: int | None,
+) -> tuple[Attestation, ...]:
+    """People's approval statements: each signed by agent-vote about this request, built on the tally,
+    not dated before it; one per person, no more than the tally asked for people."""
+    required = _approvers_claimed(tally)
+    if approvals and required == 0:
+        raise AttestationError("approvals the tally did not ask for", check="approvals")
+    if len(approvals) > MAX_APPROVALS:
+        raise AttestationError(f"at most {MAX_APPROVALS} approval statements", check="approvals")
+    persons: set[str] = set()
+    for approval in approvals:
+        verify_attestation(approval, keys, stage=Stage.APPROVAL, subject=subject, now=now)
+        _require_parents(approval, [tally])
+        if approval.statement.issued_at < tally.statement.issued_at:
+            raise AttestationError("an approval statement is dated before its tally", check="time")
+        person = _check_approval_claim(approval)
+        if person in persons:
+            raise AttestationError("one approval statement per person", check="approvals")
+        persons.add(person)
+    return tuple(approvals)
+
+
 def verify_chain(
     chain: Sequence[Attestation], keys: StageKeys, *, subject: Subject | None = None, now: int | None = None
 ) -> VerifiedChain:
-    """Check a flow's attestations, in flow order (context, trust, votes, tally; a chain may stop early,
-    as a denied flow does): every signature by the right function's key, all about one request (``subject``
-    when given), each statement built on exactly the statements before it. ``AttestationError`` otherwise."""
+    """Check a flow's attestations, in flow order (context, trust, votes, tally, approvals; a chain may
+    stop early, as a denied flow does): every signature by the right function's key, all about one request
+    (``subject`` when given), each statement built on exactly the statements before it (an approval on the
+    tally), one approval per person. ``AttestationError`` otherwise."""
     if not chain:
         raise AttestationError("the chain is empty", check="structure")
     context = chain[0]
@@ -448,9 +541,14 @@ def verify_chain(
     if rest:
         trust = verify_attestation(rest.pop(0), keys, stage=Stage.SCORE_TRUST, subject=subject, now=now)
         _require_parents(trust, [context])
+    approvals: list[Attestation] = []
+    while rest and rest[-1].stage is Stage.APPROVAL:
+        approvals.insert(0, rest.pop())
     tally = None
     if rest and rest[-1].stage is Stage.TALLY:
         tally = rest.pop()
+    if approvals and tally is None:
+        raise AttestationError("approvals without a tally", check="structure")
     votes = tuple(verify_attestation(v, keys, stage=Stage.VOTE, subject=subject, now=now) for v in rest)
     if votes and trust is None:
         raise AttestationError("votes without a trust statement", check="structure")
@@ -463,6 +561,8 @@ def verify_chain(
             raise AttestationError("a tally without a trust statement", check="structure")
         verify_attestation(tally, keys, stage=Stage.TALLY, subject=subject, now=now)
         _require_parents(tally, [trust, *sorted(votes, key=lambda v: v.digest)])
+        checked = _verify_approvals(approvals, tally, keys, subject=subject, now=now)
+        return VerifiedChain(subject, context, trust, votes, tally, checked)
     return VerifiedChain(subject, context, trust, votes, tally)
 
 
@@ -485,6 +585,6 @@ def require_approval_chain(
 
 
 def parse_chain(value: object) -> list[Attestation]:
-    if not isinstance(value, list) or not 0 < len(value) <= MAX_VOTES + 3:
+    if not isinstance(value, list) or not 0 < len(value) <= MAX_CHAIN:
         raise AttestationError("a chain is a non-empty list of attestations", check="format")
     return [Attestation.from_json(a) for a in value]

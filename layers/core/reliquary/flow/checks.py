@@ -83,9 +83,11 @@ def verified_votes(state: FlowState, keys: StageKeyDirectory, *, now: int) -> Ch
 def verified_decision(state: FlowState, keys: StageKeyDirectory, *, now: int) -> VerifiedChain | None:
     """The chain behind the state's decision (for RecordDecision).
 
-    An approval must carry the whole chain, ending in the tally that approved it: ``AttestationError``
-    otherwise. A denial needs no authority (refusing is always allowed); its chain, as far as the flow
-    got, is returned when it checks out and ``None`` when it does not or there is none."""
+    An approval must carry the whole chain, ending in the tally that approved it and the people's
+    approvals the tally asked for: ``AttestationError`` otherwise. A denial needs no authority (refusing
+    is always allowed); its chain, as far as the flow got, is returned when it checks out and ``None``
+    when it does not or there is none (a deny the state machine wrote replaces the tally, so people's
+    answers, which build on the tally, are then left out: the denial's reasons name them)."""
     decision = state.decision
     if decision is None:
         raise AttestationError("the flow state has no decision", check="structure")
@@ -93,6 +95,7 @@ def verified_decision(state: FlowState, keys: StageKeyDirectory, *, now: int) ->
         parts: list[tuple[_Attested | None, str]] = [(state.context, "context"), (state.trust, "trust")]
         parts += [(vote, f"{vote.agent} vote") for vote in state.votes]
         parts.append((decision, "tally"))
+        parts += [(approval, "approval") for approval in state.approvals]
         chain = _verify(state, [attestation_of(p, name) for p, name in parts], keys, now)
         if not chain.approves:
             raise AttestationError("the attestation chain does not approve this request", check="approval")
@@ -106,6 +109,7 @@ def verified_decision(state: FlowState, keys: StageKeyDirectory, *, now: int) ->
         present += [(vote, f"{vote.agent} vote") for vote in state.votes]
         if decision.attestation is not None:
             present.append((decision, "tally"))
+            present += [(approval, "approval") for approval in state.approvals]
         return _verify(state, [attestation_of(p, name) for p, name in present], keys, now)
     except AttestationError:
         return None

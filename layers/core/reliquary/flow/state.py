@@ -2,7 +2,8 @@
 
 ``FlowRequest`` is the admitted request (the execution's input); ``FlowState`` adds what each stage
 decided - ``context`` (VerifyContext), ``trust`` (ScoreTrust), ``votes`` (the Quorum Map), ``decision``
-(the Tally, or the state machine's deny) - each with the stage's ``attestation`` (see
+(the Tally, or the state machine's deny), ``approvals`` (people's passkey approvals, AwaitApprovers) -
+each with the stage's ``attestation`` (see
 ``reliquary.flow.attestation``). Every function of the flow reads this model, and the state machine
 passes it whole (``"flow.$": "$.flow"``), so adding a field touches this module only.
 
@@ -19,10 +20,10 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
+    PlainValidator,
     StrictStr,
     StringConstraints,
     WithJsonSchema,
@@ -40,6 +41,7 @@ MAX_PUBLIC_SIGNALS = 64
 MAX_PROOF_BYTES = 16 * 1024  # a snarkjs Groth16 proof is about 800 bytes of JSON
 MAX_DETAIL_BYTES = 16 * 1024  # rules outcomes and facts: small JSON objects
 MAX_PANEL_VOTES = 16
+MAX_APPROVALS = 8  # reliquary.flow.attestation.MAX_APPROVALS
 
 Text = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 # Where a request comes from, as the trust history holds it (reliquary.trust.model.Region).
@@ -71,9 +73,12 @@ def _attestation(value: object) -> Attestation:
     return value if isinstance(value, Attestation) else Attestation.from_json(value)
 
 
+# A plain validator, not a before-validator over the dataclass: the schema then holds no Statement or
+# Subject fields, so a validation error cannot name a caller's key after one of them (reliquary.validation
+# names only the schema's own words).
 AttestationField = Annotated[
     Attestation,
-    BeforeValidator(_attestation),
+    PlainValidator(_attestation),
     PlainSerializer(lambda a: a.to_json(), return_type=dict),
     WithJsonSchema({"type": "object", "description": "a stage attestation (reliquary.flow.attestation)"}),
 ]
@@ -169,6 +174,17 @@ class DecisionOutcome(_Attested):
     policy_version: Hex64 | None = None
 
 
+class ApprovalOutcome(_Attested):
+    """One person's answer to a step-up, signed by agent-vote once it verified the person's passkey
+    assertion over the approval challenge (``reliquary.agents.approvals``)."""
+
+    person_id: Annotated[str, StringConstraints(pattern=r"^ps-[0-9a-f]{24}$")]
+    credential_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,1024}$")]
+    vote: Literal["approve", "deny"]
+    assertion_sha256: Hex64
+    decided_at: JsonInt = Field(ge=0)
+
+
 class FlowRequest(BaseModel):
     """One access request: the input of an access state machine execution."""
 
@@ -223,8 +239,10 @@ class FlowState(FlowRequest):
     trust: TrustOutcome | None = None
     votes: list[VoteOutcome] = Field(default_factory=list, max_length=MAX_PANEL_VOTES)
     decision: DecisionOutcome | None = None
+    approvals: list[ApprovalOutcome] = Field(default_factory=list, max_length=MAX_APPROVALS)
 
     def chain(self) -> list[Attestation]:
-        """The attestations the state carries, in flow order (context, trust, votes, tally)."""
+        """The attestations the state carries, in flow order (context, trust, votes, tally, approvals)."""
         parts: list[_Attested | None] = [self.context, self.trust, *self.votes, self.decision]
+        parts += self.approvals
         return [p.attestation for p in parts if p is not None and p.attestation is not None]

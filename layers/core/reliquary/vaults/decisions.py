@@ -123,9 +123,10 @@ def require_attested(
         raise AttestationError("the attestation chain approves another requester key", check="subject")
     if chain.item_version is None or chain.item_version != decision.item_version:
         raise AttestationError("the attestation chain approves another item version", check="result")
-    # Fresh by the tally's own signed time, not only the record's: a record re-dated in storage
-    # extends nothing.
-    if chain.tally is None or now - chain.tally.statement.issued_at > max_age_seconds:
+    # Fresh by the chain's own signed time (the tally's, or the last person's approval after a step-up
+    # wait), not only the record's: a record re-dated in storage extends nothing.
+    decided_at = chain.decided_at
+    if decided_at is None or now - decided_at > max_age_seconds:
         raise DecisionRequiredError(
             "the access decision logged for this request is too old to grant", request_id=decision.request_id
         )
