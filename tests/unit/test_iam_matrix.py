@@ -91,6 +91,7 @@ PARTITIONS: dict[str, tuple[str, ...]] = {
         f"PERSON#{PERSON}",  # a person: its roles, status
         f"CREDENTIAL#{CREDENTIAL}",  # a passkey: its public key and sign counter
         "CHALLENGE#00ff",  # a WebAuthn ceremony's challenge
+        f"ASSERTION#{CLIENT}#00ff",  # a private_key_jwt assertion id, used once
         "CLIENT",  # a lookalike
     ),
     # A request waiting for people: the view approvers see, and the execution's task token.
@@ -132,6 +133,8 @@ API_ROWS = {
     ("IdentityTable", f"CREDENTIAL#{CREDENTIAL}"): {GET, BATCH_GET, PUT, UPDATE, DELETE},
     # WebAuthn challenges: written, then taken by a DeleteItem that returns them.
     ("IdentityTable", "CHALLENGE#00ff"): {PUT, DELETE},
+    # A client assertion's id: put once, on the condition that it is new (or expired); never read.
+    ("IdentityTable", f"ASSERTION#{CLIENT}#00ff"): {PUT},
     ("IdentityTable/index/TenantIndex", "TENANT#victim"): {QUERY},
     # The views of waiting requests, never a task token.
     ("ApprovalsTable", "TENANT#victim"): {GET, QUERY},
