@@ -27,6 +27,7 @@ from infra.local.api import access_request_body
 from infra.local.seed import STRICT_VAULT, SUPPORT_VAULT, TENANT, UNANIMOUS_VAULT
 from tests.support.api import ITEM, OTHER_MEMORY, OTHER_TENANT, OTHER_VAULT, ApiWorld
 from tests.support.api_routes import CLIENT_AUTH, ROLES, ROUTES, Route, report, send
+from tests.support.people import PersonAtHttp, enrolled
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("api")]
 
@@ -54,9 +55,18 @@ class Ids:
     memory: str = ITEM
     client: str = "cl-" + "0" * 24
     request: str = ""
+    person: str = "ps-" + "0" * 24
+    credential: str = "A" * 43
 
     def random(self) -> Ids:
-        return Ids(_random("nx"), _random("nx"), "cl-" + uuid.uuid4().hex[:24], _random("nx"))
+        return Ids(
+            _random("nx"),
+            _random("nx"),
+            "cl-" + uuid.uuid4().hex[:24],
+            _random("nx"),
+            "ps-" + uuid.uuid4().hex[:24],
+            base64.urlsafe_b64encode(uuid.uuid4().bytes * 2).rstrip(b"=").decode(),
+        )
 
 
 @dataclass
@@ -73,6 +83,7 @@ class Ledger:
     """What the module sent and found, and acme as it was before."""
 
     world: ApiWorld
+    person: PersonAtHttp = field(init=False)  # acme's approver, with a passkey
     secrets: frozenset[str] = frozenset()  # tokens (ids) that must never reach another tenant
     texts: tuple[str, ...] = ()  # acme's memory texts
     request_id: str = ""
@@ -124,6 +135,8 @@ class Ledger:
         state["clients"] = sorted(
             self.acme_json("GET", "/v1/clients")["clients"], key=lambda c: str(c["client_id"])
         )
+        state["people"] = self.acme_json("GET", "/v1/people")
+        state["person"] = self.acme_json("GET", f"/v1/people/{self.person.person_id}")
         state["request"] = self.acme_json("GET", f"/v1/access-requests/{self.request_id}")
         state["checkpoint"] = self.acme("GET", "/v1/audit/checkpoint").text
         return state
@@ -190,8 +203,20 @@ def ledger(world: ApiWorld, request: pytest.FixtureRequest) -> Iterator[Ledger]:
     for vault in ACME_VAULTS:
         _, made.access_bodies[vault] = world.access_request(world.demo.requester(0), vault=vault)
     acme_clients = [c.client_id for (tenant, _), c in world.clients.items() if tenant == TENANT]
+    made.person, _ = enrolled(
+        world.http, world.headers("tenant-admin"), [{"role": "approver", "vault_id": SUPPORT_VAULT}]
+    )
     made.secrets = frozenset(
-        {TENANT, ACME_USER, made.request_id, *ACME_VAULTS, *world.demo.items, *acme_clients}
+        {
+            TENANT,
+            ACME_USER,
+            made.request_id,
+            *ACME_VAULTS,
+            *world.demo.items,
+            *acme_clients,
+            made.person.person_id,
+            *made.person.credential_ids,
+        }
     )
     made.texts = tuple(text.decode("utf-8") for text in world.demo.items.values())
     made.before = made.snapshot()
@@ -220,6 +245,10 @@ def _memory_ids(ledger: Ledger) -> list[Ids]:
 
 def _client_ids(ledger: Ledger) -> list[Ids]:
     return [Ids(SUPPORT_VAULT, client=client) for client in _acme_clients(ledger)]
+
+
+def _person_ids(ledger: Ledger) -> list[Ids]:
+    return [Ids(SUPPORT_VAULT, person=ledger.person.person_id, credential=ledger.person.credential_ids[0])]
 
 
 def _request_ids(ledger: Ledger) -> list[Ids]:
@@ -251,6 +280,23 @@ V = "/v1/vaults/{vault_id}"
 M = V + "/memories"
 # Each route naming a resource: which of acme's ids to try, and the calls (the same for random ids).
 PROBES: dict[tuple[str, str], tuple[Callable[[Ledger], list[Ids]], Probe]] = {
+    ("GET", "/v1/people/{person_id}"): (_person_ids, lambda _, i: [Call("GET", f"/v1/people/{i.person}")]),
+    ("POST", "/v1/people/{person_id}/enrollment"): (
+        _person_ids,
+        lambda _, i: [Call("POST", f"/v1/people/{i.person}/enrollment")],
+    ),
+    ("PUT", "/v1/people/{person_id}/roles"): (
+        _person_ids,
+        lambda _, i: [Call("PUT", f"/v1/people/{i.person}/roles", json={"roles": [{"role": "auditor"}]})],
+    ),
+    ("DELETE", "/v1/people/{person_id}"): (
+        _person_ids,
+        lambda _, i: [Call("DELETE", f"/v1/people/{i.person}")],
+    ),
+    ("DELETE", "/v1/people/{person_id}/credentials/{credential_id}"): (
+        _person_ids,
+        lambda _, i: [Call("DELETE", f"/v1/people/{i.person}/credentials/{i.credential}")],
+    ),
     ("GET", "/v1/clients/{client_id}"): (
         _client_ids,
         lambda _, i: [Call("GET", f"/v1/clients/{i.client}")],
@@ -345,6 +391,13 @@ TENANT_ROUTES = {
     ("POST", "/v1/tenants"),
     ("POST", "/v1/clients"),
     ("GET", "/v1/clients"),
+    ("POST", "/v1/people"),
+    ("GET", "/v1/people"),
+    # A person's own (its token names it), and the sign-in (the passkey names it): test_people_http.py.
+    ("POST", "/v1/webauthn/registration/options"),
+    ("POST", "/v1/webauthn/registration/verify"),
+    ("POST", "/v1/webauthn/authentication/options"),
+    ("POST", "/v1/webauthn/authentication/verify"),
     ("POST", "/v1/vaults"),
     ("GET", "/v1/vaults"),
     ("GET", "/v1/audit/checkpoint"),

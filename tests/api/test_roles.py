@@ -41,6 +41,7 @@ from tests.support.api_routes import (
     send,
     token_scope,
 )
+from tests.support.people import PersonAtHttp, bearer, create_person, register
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("api")]
 
@@ -117,6 +118,15 @@ class Lab:
 
     def client_view(self, client_id: str) -> dict[str, Any]:
         found: dict[str, Any] = self.admin_json("GET", f"/v1/clients/{client_id}")
+        return found
+
+    def person(self) -> PersonAtHttp:
+        return create_person(
+            self.world.http, self.world.headers("tenant-admin"), [{"role": "approver", "vault_id": VAULT}]
+        )
+
+    def person_view(self, person_id: str) -> dict[str, Any]:
+        found: dict[str, Any] = self.admin_json("GET", f"/v1/people/{person_id}")
         return found
 
     def throwaway_client(self) -> ApiClient:
@@ -518,6 +528,140 @@ def _export(lab: Lab, role: str, vault: str) -> list[Call]:
     return [Call("POST", "/v1/audit/exports", json={"start": 0}, headers=_idempotent(), check=check)]
 
 
+def _create_person(lab: Lab, role: str, vault: str) -> list[Call]:
+    roles = [{"role": "approver", "vault_id": VAULT}]
+
+    def check(answer: httpx.Response) -> None:
+        body = answer.json()
+        assert body["person"]["tenant_id"] == TENANT
+        assert body["person"]["roles"] == roles
+        assert body["person"]["status"] == "active"
+        assert answer.headers["location"] == f"/v1/people/{body['person']['person_id']}"
+        assert answer.headers["cache-control"] == "no-store"
+        # The enrollment token works for exactly what it is for.
+        options = send(
+            lab.world.http,
+            "POST",
+            "/v1/webauthn/registration/options",
+            json={},
+            headers=bearer(body["enrollment"]["token"]),
+        )
+        assert options.status_code == 200
+
+    return [Call("POST", "/v1/people", json={"name": "Roles Approver", "roles": roles}, check=check)]
+
+
+def _list_people(lab: Lab, role: str, vault: str) -> list[Call]:
+    person = lab.person()
+
+    def check(answer: httpx.Response) -> None:
+        listed = answer.json()["people"]
+        assert person.person_id in {p["person_id"] for p in listed}
+        assert {p["tenant_id"] for p in listed} == {TENANT}
+        assert person.enrollment not in answer.text  # never a token
+
+    return [Call("GET", "/v1/people", check=check)]
+
+
+def _get_person(lab: Lab, role: str, vault: str) -> list[Call]:
+    person = lab.person()
+    assert register(lab.world.http, person).status_code == 201
+
+    def check(answer: httpx.Response) -> None:
+        body = answer.json()
+        assert (body["person_id"], body["tenant_id"], body["status"]) == (person.person_id, TENANT, "active")
+        assert [c["credential_id"] for c in body["credentials"]] == person.credential_ids
+        assert "public_key" not in answer.text
+        assert body["enrollment_expires_at"] is None  # spent by the registration
+
+    return [Call("GET", f"/v1/people/{person.person_id}", check=check)]
+
+
+def _new_enrollment(lab: Lab, role: str, vault: str) -> list[Call]:
+    person = lab.person()
+
+    def works(token: str) -> bool:
+        answer = send(
+            lab.world.http, "POST", "/v1/webauthn/registration/options", json={}, headers=bearer(token)
+        )
+        return answer.status_code == 200
+
+    def check(answer: httpx.Response) -> None:
+        assert works(answer.json()["token"])
+        assert not works(person.enrollment)  # replaced
+
+    def intact() -> None:
+        assert works(person.enrollment)
+
+    return [Call("POST", f"/v1/people/{person.person_id}/enrollment", check=check, intact=intact)]
+
+
+def _set_person_roles(lab: Lab, role: str, vault: str) -> list[Call]:
+    person = lab.person()
+    roles = [{"role": "auditor", "vault_id": None}]
+
+    def check(answer: httpx.Response) -> None:
+        assert answer.json()["roles"] == roles
+        assert lab.person_view(person.person_id)["roles"] == roles
+
+    def intact() -> None:
+        assert lab.person_view(person.person_id)["roles"] == [{"role": "approver", "vault_id": VAULT}]
+
+    return [
+        Call("PUT", f"/v1/people/{person.person_id}/roles", json={"roles": roles}, check=check, intact=intact)
+    ]
+
+
+def _revoke_person(lab: Lab, role: str, vault: str) -> list[Call]:
+    person = lab.person()
+
+    def check(answer: httpx.Response) -> None:
+        assert answer.json()["status"] == "revoked"
+        problem(
+            send(
+                lab.world.http,
+                "POST",
+                "/v1/webauthn/registration/options",
+                json={},
+                headers=bearer(person.enrollment),
+            ),
+            401,
+            "unauthenticated",
+        )
+
+    def intact() -> None:
+        assert lab.person_view(person.person_id)["status"] == "active"
+
+    return [Call("DELETE", f"/v1/people/{person.person_id}", check=check, intact=intact)]
+
+
+def _remove_credential(lab: Lab, role: str, vault: str) -> list[Call]:
+    person = lab.person()
+    assert register(lab.world.http, person).status_code == 201
+    credential_id = person.credential_ids[0]
+
+    def check(answer: httpx.Response) -> None:
+        assert lab.person_view(person.person_id)["credentials"] == []
+
+    def intact() -> None:
+        assert [c["credential_id"] for c in lab.person_view(person.person_id)["credentials"]] == [
+            credential_id
+        ]
+
+    url = f"/v1/people/{person.person_id}/credentials/{credential_id}"
+    return [Call("DELETE", url, check=check, intact=intact)]
+
+
+def _registration_options(lab: Lab, role: str, vault: str) -> list[Call]:
+    # No client role holds webauthn:register: only a person's tokens do (tests/api/test_people_http.py).
+    return [Call("POST", "/v1/webauthn/registration/options", json={})]
+
+
+def _registration_verify(lab: Lab, role: str, vault: str) -> list[Call]:
+    body = {"challenge_id": "0" * 32, "credential": {"id": "AAAAAAAAAAAAAAAAAAAAAA", "type": "public-key"}}
+    return [Call("POST", "/v1/webauthn/registration/verify", json=body)]
+
+
 Builder = Callable[[Lab, str, str], list[Call]]
 BUILDERS: dict[tuple[str, str], Builder] = {
     ("POST", "/v1/tenants"): _tenants,
@@ -527,6 +671,15 @@ BUILDERS: dict[tuple[str, str], Builder] = {
     ("PUT", "/v1/clients/{client_id}/roles"): _set_roles,
     ("POST", "/v1/clients/{client_id}/secret"): _rotate_secret,
     ("DELETE", "/v1/clients/{client_id}"): _revoke_client,
+    ("POST", "/v1/people"): _create_person,
+    ("GET", "/v1/people"): _list_people,
+    ("GET", "/v1/people/{person_id}"): _get_person,
+    ("POST", "/v1/people/{person_id}/enrollment"): _new_enrollment,
+    ("PUT", "/v1/people/{person_id}/roles"): _set_person_roles,
+    ("DELETE", "/v1/people/{person_id}"): _revoke_person,
+    ("DELETE", "/v1/people/{person_id}/credentials/{credential_id}"): _remove_credential,
+    ("POST", "/v1/webauthn/registration/options"): _registration_options,
+    ("POST", "/v1/webauthn/registration/verify"): _registration_verify,
     ("POST", "/v1/vaults"): _create_vault,
     ("GET", "/v1/vaults"): _list_vaults,
     ("GET", "/v1/vaults/{vault_id}"): _get_vault,

@@ -43,6 +43,9 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
 # Roles that can be bound to one vault (the others hold tenant-wide scopes: bound to the tenant only).
 VAULT_ROLES = ("vault-admin", "writer", "requester", "approver")
 CLIENT_AUTH = "client credentials"  # the token endpoint's "scope"
+PASSKEY = "a passkey"  # the sign-in ceremony's "scope": no token, the passkey's assertion
+# Only a person's tokens carry it (docs/identity.md): every client role is refused.
+PERSON_SCOPE = "webauthn:register"
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,18 @@ ROUTES: tuple[Route, ...] = (
     Route("PUT", "/v1/clients/{client_id}/roles", "tenant:admin"),
     Route("POST", "/v1/clients/{client_id}/secret", "tenant:admin"),
     Route("DELETE", "/v1/clients/{client_id}", "tenant:admin"),
+    # People and passkeys.
+    Route("POST", "/v1/people", "tenant:admin", ok=201),
+    Route("GET", "/v1/people", "tenant:admin"),
+    Route("GET", "/v1/people/{person_id}", "tenant:admin"),
+    Route("POST", "/v1/people/{person_id}/enrollment", "tenant:admin", ok=201),
+    Route("PUT", "/v1/people/{person_id}/roles", "tenant:admin"),
+    Route("DELETE", "/v1/people/{person_id}", "tenant:admin"),
+    Route("DELETE", "/v1/people/{person_id}/credentials/{credential_id}", "tenant:admin", ok=204),
+    Route("POST", "/v1/webauthn/registration/options", PERSON_SCOPE),
+    Route("POST", "/v1/webauthn/registration/verify", PERSON_SCOPE, ok=201),
+    Route("POST", "/v1/webauthn/authentication/options", PASSKEY),
+    Route("POST", "/v1/webauthn/authentication/verify", PASSKEY),
     # Vaults.
     Route("POST", "/v1/vaults", "vaults:create", ok=201),
     Route("GET", "/v1/vaults", "vaults:read"),  # on some vault: it lists only those
@@ -116,15 +131,16 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/v1/audit/keys", "audit:read"),
     Route("POST", "/v1/audit/exports", "audit:export", ok=201),
 )
-AUTHED = tuple(r for r in ROUTES if r.scope not in (None, CLIENT_AUTH))
-# The approval page (docs/api.md): served without a token, not operations of the OpenAPI document.
+AUTHED = tuple(r for r in ROUTES if r.scope not in (None, CLIENT_AUTH, PASSKEY))
+# The approval page (docs/approval-page.md): served without a token, not operations of the OpenAPI
+# document.
 PAGES = frozenset({("GET", "/approve"), ("GET", "/approve/app.js")})
 
 
 def holds(role: str, scope: str, vault: str | None, bound_to: str | None) -> bool:
     """Whether ``role`` (bound to vault ``bound_to``, or to the tenant: None) holds ``scope`` on ``vault``
     (None: on some vault, as the list routes ask)."""
-    if scope not in ROLE_SCOPES[role]:
+    if scope not in ROLE_SCOPES.get(role, frozenset()):
         return False
     return vault is None or scope in TENANT_WIDE or bound_to is None or bound_to == vault
 
@@ -137,7 +153,7 @@ def token_scope(role: str, bound_to: str | None) -> frozenset[str]:
 
 
 def cell(route: Route, role: str) -> str:
-    if route.scope is None or route.scope == CLIENT_AUTH:
+    if route.scope in (None, CLIENT_AUTH, PASSKEY):
         return "✓"
     if route.scope in ROLE_SCOPES[role]:
         return "✓"
@@ -154,8 +170,8 @@ def render_matrix() -> str:
     for route in ROUTES:
         if route.scope is None:
             scope = "none"
-        elif route.scope == CLIENT_AUTH:
-            scope = CLIENT_AUTH
+        elif route.scope in (CLIENT_AUTH, PASSKEY):
+            scope = route.scope
         else:
             scope = f"`{route.scope}`" + (f" (own: `{route.own}`)" if route.own else "")
         cells = " | ".join(cell(route, role) for role in ROLES)

@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from reliquary.api import API_VERSION
 from reliquary.api.context import request_context
 from reliquary.api.problems import context_of, problem_response, validation_problem
-from reliquary.api.routes import access, admin, audit, memories, page, system, vaults
+from reliquary.api.routes import access, admin, audit, memories, page, people, system, vaults, webauthn
 from reliquary.errors import (
     InvalidRequestError,
     MethodNotAllowedError,
@@ -221,7 +221,7 @@ def create_app(runtime: Callable[[], ApiRuntime]) -> FastAPI:
         metrics.add_metric(name=f"{name}.{response.status_code // 100}xx", unit=MetricUnit.Count, value=1)
         return response
 
-    for module in (system, admin, vaults, memories, access, audit, page):
+    for module in (system, admin, people, webauthn, vaults, memories, access, audit, page):
         app.include_router(module.router)
     app.add_middleware(_BodyLimit, limit=MAX_BODY_BYTES)
     return app
