@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -197,9 +198,65 @@ def _api_demo(api: Any, access: Any, demo: Any, agent: Any) -> Any:
     )
 
 
+def _approval_demo(api: Any, access: Any, demo: Any, agent: Any) -> tuple[Any, Any]:
+    """An approver of the support vault (to enrol in a browser) and a step-up request that waits for one."""
+    import uuid  # noqa: PLC0415
+
+    import httpx  # noqa: PLC0415
+
+    from infra.local.api import access_request_body, create_approver, start_waiting_request  # noqa: PLC0415
+    from infra.local.seed import STEP_UP_PURPOSE, SUPPORT_VAULT  # noqa: PLC0415
+    from reliquary.identity.scopes import Role, RoleBinding  # noqa: PLC0415
+
+    identity = api.runtime.identity
+    admin = identity.create_client(demo.tenant, "people admin", [RoleBinding(Role.TENANT_ADMIN, None)])
+    responder = identity.create_client(
+        demo.tenant, "incident responder", [RoleBinding(Role.REQUESTER, SUPPORT_VAULT)]
+    )
+    began = time.perf_counter()
+    request_id = f"api-{uuid.uuid4().hex}"
+    proved = access.request(
+        agent,
+        demo.tenant,
+        SUPPORT_VAULT,
+        "customer-42-notes",
+        purpose=STEP_UP_PURPOSE,
+        region="office-lisbon",
+        request_id=request_id,
+    )
+    with httpx.Client(base_url=api.url, timeout=60) as http:
+
+        def bearer(client: Any, secret: str) -> dict[str, str]:
+            answer = http.post(
+                "/v1/oauth2/token", data={"grant_type": "client_credentials"}, auth=(client.client_id, secret)
+            )
+            return {"Authorization": f"Bearer {answer.raise_for_status().json()['access_token']}"}
+
+        admin_headers = bearer(*admin)
+        approver = create_approver(http, admin=admin_headers, vault_id=SUPPORT_VAULT, name="Dana Approver")
+        waiting = start_waiting_request(
+            http,
+            approver=admin_headers,
+            requester=bearer(*responder),
+            request_body=access_request_body(proved),
+            request_id=request_id,
+        )
+    _line(
+        "POST /v1/people, then a step-up request",
+        f"{approver.person_id} may approve {SUPPORT_VAULT}; {request_id} ({STEP_UP_PURPOSE}) waits",
+        (time.perf_counter() - began) * 1000,
+    )
+    return approver, waiting
+
+
 def run(port: int, *, serve: bool, api_port: int = DEFAULT_API_PORT) -> None:
     from infra.local.access import LocalAccess  # noqa: PLC0415
-    from infra.local.api import print_api_session, serve_api  # noqa: PLC0415
+    from infra.local.api import (  # noqa: PLC0415
+        browser_url,
+        print_api_session,
+        print_approval_demo,
+        serve_api,
+    )
     from infra.local.requester import Prover  # noqa: PLC0415
     from infra.local.runtime import local_stack  # noqa: PLC0415
     from infra.local.seed import SUPPORT_VAULT, seed  # noqa: PLC0415
@@ -209,7 +266,12 @@ def run(port: int, *, serve: bool, api_port: int = DEFAULT_API_PORT) -> None:
     )
     started = time.perf_counter()
     # The functions log JSON lines and metrics to stdout, as on Lambda; here they would bury the story.
-    quiet = {"POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}
+    quiet = {
+        "POWERTOOLS_LOG_LEVEL": "WARNING",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+        # The approval page's origin (on localhost, the passkeys' RP id): the API and agent-vote check it.
+        "RELIQUARY_WEBAUTHN_ORIGINS": json.dumps([browser_url(f"http://127.0.0.1:{api_port}")]),
+    }
     with local_stack(port, environment=quiet) as stack, Prover() as prover:
         _line(
             "create template.yaml's stack",
@@ -273,10 +335,16 @@ def run(port: int, *, serve: bool, api_port: int = DEFAULT_API_PORT) -> None:
         print(f"\nThe REST API (the API function's app) at http://127.0.0.1:{api_port}:")
         with serve_api(stack, api_port) as api:
             session = _api_demo(api, access, demo, agent)
+            approver, waiting = _approval_demo(api, access, demo, agent)
             if not serve:
                 return
             print("\nTry it (a token lasts 15 minutes; the access request's proof is used once):")
             print_api_session(session)
+            print(
+                "\nApprove the waiting request in a browser (it waits as long as the support vault's quorum "
+                "policy says, 10 minutes by default, then is denied):"
+            )
+            print_approval_demo(approver, waiting)
             _serve(port, stack)
 
 
