@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -138,7 +138,7 @@ def test_an_approver_enrols_signs_in_and_approves_a_waiting_request_in_chromium(
     keys.verify_receipt(view)
     chain = keys.verify_chain(view, requester)
     assert chain.approves
-    claims: list[dict[str, Any]] = [a.statement.claim for a in chain.approvals]
+    claims: list[Mapping[str, Any]] = [a.statement.claim for a in chain.approvals]
     assert [(c["person_id"], c["credential_id"], c["vote"]) for c in claims] == [
         (approver.person_id, credential_id, "approve")
     ]
