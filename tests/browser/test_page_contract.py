@@ -81,8 +81,8 @@ def _pending(request_id: str) -> dict[str, Any]:
         ],
         "required": 1,
         "approvals": [],
-        "created_at": "2026-05-01T10:00:00Z",
-        "expires_at": "2026-05-01T10:10:00Z",
+        "created_at": 1777629600,  # 2026-05-01T10:00:00Z
+        "expires_at": 1777630200,
     }
 
 
@@ -255,6 +255,7 @@ def test_enrol_sign_in_approve_and_what_the_page_never_does(page: Page, api: Con
     expect(card.locator("h3")).to_have_text("customer-42-notes in support-memory")
     expect(card).to_contain_text("cl-0123456789abcdef01234567")
     expect(card).to_contain_text("office-lisbon")
+    expect(card).to_contain_text("2026")  # epoch seconds read as seconds, not milliseconds
     expect(card).to_contain_text("0.41 (low, step_up)")
     expect(card).to_contain_text("new_region")
     expect(card.locator("tbody[data-field=votes] tr")).to_have_count(2)

@@ -273,8 +273,9 @@
 
   // ------------------------------------------------------------------------------------- rendering
   const text = (value) => (value === null || value === undefined ? '—' : String(value));
+  // The API's times are epoch seconds.
   const when = (value) => {
-    const date = new Date(value);
+    const date = typeof value === 'number' ? new Date(value * 1000) : new Date(NaN);
     return Number.isNaN(date.getTime()) ? text(value) : date.toLocaleString();
   };
   const number = (value, digits) => (typeof value === 'number' ? value.toFixed(digits) : text(value));
