@@ -22,6 +22,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from infra.local.runtime import LocalRuntimeError, LocalStack, port_is_free
@@ -253,7 +254,7 @@ class Approver:
     name: str
     page_url: str
     enrollment_url: str  # the page with ``#enroll=<token>``: registers one passkey, then is spent
-    enrollment_expires_at: str
+    enrollment_expires_at: int  # epoch seconds
 
 
 @dataclass(frozen=True)
@@ -282,7 +283,7 @@ def create_approver(http: Any, *, admin: dict[str, str], vault_id: str, name: st
         name=name,
         page_url=page,
         enrollment_url=f"{page}#enroll={enrollment['token']}",
-        enrollment_expires_at=str(enrollment["expires_at"]),
+        enrollment_expires_at=int(enrollment["expires_at"]),
     )
 
 
@@ -323,7 +324,8 @@ def print_approval_demo(
 ) -> None:
     """How to open the approval page and approve the waiting request (``make run`` shows it)."""
     out(f"  approval page:   {approver.page_url}")
-    out(f"  enrol {approver.name} ({approver.person_id}), once, before {approver.enrollment_expires_at}:")
+    expires = datetime.fromtimestamp(approver.enrollment_expires_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    out(f"  enrol {approver.name} ({approver.person_id}), once, before {expires}:")
     out(f"    {approver.enrollment_url}")
     out("  Open the enrollment link in a browser on this machine, register a passkey (this computer's")
     out("  authenticator, a phone or a security key), sign in with it, and approve or deny request")

@@ -43,7 +43,7 @@ def test_an_approver_of_the_vault_is_created_with_a_single_use_enrollment_link()
     def answer(request: httpx.Request) -> httpx.Response:
         sent.append(request)
         person = {"person_id": PERSON, "name": "Dana"}
-        enrollment = {"token": "e.y.j", "expires_at": "2026-05-02T10:00:00Z"}
+        enrollment = {"token": "e.y.j", "expires_at": 1777716000}
         return httpx.Response(201, json={"person": person, "enrollment": enrollment})
 
     with _client(answer) as http:
@@ -53,7 +53,7 @@ def test_an_approver_of_the_vault_is_created_with_a_single_use_enrollment_link()
         name="Dana",
         page_url="http://localhost:3000/approve",
         enrollment_url="http://localhost:3000/approve#enroll=e.y.j",
-        enrollment_expires_at="2026-05-02T10:00:00Z",
+        enrollment_expires_at=1777716000,  # 2026-05-02T10:00:00Z
     )
     (request,) = sent
     assert (request.method, request.url.path) == ("POST", "/v1/people")
@@ -111,7 +111,7 @@ def test_a_request_decided_without_a_person_is_reported() -> None:
 def test_what_make_run_prints_opens_the_page_and_polls_the_request() -> None:
     lines: list[str] = []
     approver = Approver(
-        PERSON, "Dana", "http://localhost:3000/approve", "http://localhost:3000/approve#enroll=t", "T"
+        PERSON, "Dana", "http://localhost:3000/approve", "http://localhost:3000/approve#enroll=t", 1777716000
     )
     print_approval_demo(
         approver, WaitingRequest("req-1", "http://127.0.0.1:3000/v1/access-requests/req-1"), lines.append
@@ -119,5 +119,6 @@ def test_what_make_run_prints_opens_the_page_and_polls_the_request() -> None:
     text = "\n".join(lines)
     assert "http://localhost:3000/approve#enroll=t" in text
     assert "approval page:   http://localhost:3000/approve" in text
+    assert "once, before 2026-05-02 10:00 UTC:" in text
     assert '"http://127.0.0.1:3000/v1/access-requests/req-1"' in text
     assert PERSON in text
