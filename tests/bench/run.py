@@ -34,6 +34,7 @@ SECTIONS = (
     "trust",
     "agents",
     "chain",
+    "passkeys",
     "coldstart",
     "flow",
     "api",
@@ -150,6 +151,15 @@ def audit_sections(
     }
 
 
+def passkeys_section(budget: Budget, summary: dict[str, object], emit: Callable[[Table], None]) -> None:
+    """A person's passkey answer (tests/bench/passkeys_bench.py)."""
+    from tests.bench import passkeys_bench
+
+    result = passkeys_bench.passkeys_table(budget)
+    summary["passkey_assertion_vs_signature"] = result.worst_vs_signature
+    emit(result.table)
+
+
 def coldstart_section(quick: bool, summary: dict[str, object], emit: Callable[[Table], None]) -> None:
     """The encrypt handler's cold start, then the audit-append handler's (once it exists)."""
     from tests.bench import audit_bench, coldstart
@@ -255,6 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     section("service", service)
     for name, runner in audit_sections(args.quick, budget, summary, emit).items():
         section(name, runner)
+    section("passkeys", lambda: passkeys_section(budget, summary, emit))
     section("coldstart", lambda: coldstart_section(args.quick, summary, emit))
     section("flow", lambda: flow_section(args.quick, summary, emit))
     section("api", lambda: api_section(args.quick, summary, emit))

@@ -355,3 +355,12 @@ def test_chain_table(quick_run: tuple[dict[str, Any], str]) -> None:
     assert all(_positive_finite(v) for v in _column(table, "p50_us"))
     assert _column(table, "vs_groth16")[0] == 1.0
     assert _positive_finite(document["summary"]["chain_per_decision_vs_groth16"])
+
+
+def test_passkeys_table(quick_run: tuple[dict[str, Any], str]) -> None:
+    document, _ = quick_run
+    table = document["tables"]["passkeys"]
+    assert len(table["rows"]) == 4  # a baseline and verify_assertion per algorithm
+    assert all(_positive_finite(v) for v in _column(table, "p50_us"))
+    assert _column(table, "vs_signature")[0::2] == [1.0, 1.0]
+    assert _positive_finite(document["summary"]["passkey_assertion_vs_signature"])
