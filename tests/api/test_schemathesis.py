@@ -54,6 +54,8 @@ CONFIG: dict[str, Any] = {
                 "POST /v1/oauth2/token",  # RFC 6749 3.2: no parameter twice (the form may repeat one)
                 "POST /v1/clients",  # tenant-wide roles (tenant-admin, auditor, operator) bind to
                 "PUT /v1/clients/{client_id}/roles",  # no vault
+                "POST /v1/people",  # (a person's auditor role too)
+                "PUT /v1/people/{person_id}/roles",
                 "POST /v1/vaults",  # a recovery_threshold needs that many custodians
                 "GET /v1/vaults",  # a cursor is one the API issued
                 "GET /v1/vaults/{vault_id}/memories",
@@ -64,6 +66,9 @@ CONFIG: dict[str, Any] = {
                 "GET /v1/audit/entries/{index}",  # sizes and ranges within the latest checkpoint
                 "GET /v1/audit/consistency",
                 "POST /v1/audit/exports",
+                "POST /v1/webauthn/registration/verify",  # a challenge id the API issued, and a
+                "POST /v1/webauthn/authentication/verify",  # credential its authenticator signed over it
+                "POST /v1/approvals/{request_id}",  # an assertion over the challenge for that request
             ],
             "checks": {"positive_data_acceptance": {"enabled": False}},
         }

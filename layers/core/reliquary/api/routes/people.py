@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse, Response
@@ -11,8 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from reliquary.api.routes import AUTHED, problems
 from reliquary.api.routes.admin import RoleIn
 from reliquary.api.security import CallerDep, RuntimeDep
+from reliquary.fields import Identifier
 from reliquary.identity.models import Person, StoredCredential
-from reliquary.identity.scopes import RoleBinding, Scope
+from reliquary.identity.scopes import Role, RoleBinding, Scope
 from reliquary.identity.service import Enrollment
 
 router = APIRouter(tags=["people"])
@@ -67,21 +68,30 @@ class PersonList(BaseModel):
     people: list[PersonView]
 
 
+class PersonRoleIn(BaseModel):
+    """A role a person may hold: people approve and audit; machines do the rest."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["approver", "auditor"]
+    vault_id: Identifier | None = Field(default=None, description="Absent: the role on every vault.")
+
+
 class NewPerson(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=128, pattern=r"^[ -~]+$")
-    roles: list[RoleIn] = Field(min_length=1, max_length=32, description="`approver` and `auditor` only.")
+    roles: list[PersonRoleIn] = Field(min_length=1, max_length=32)
 
 
 class NewPersonRoles(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    roles: list[RoleIn] = Field(min_length=1, max_length=32)
+    roles: list[PersonRoleIn] = Field(min_length=1, max_length=32)
 
 
-def _bindings(roles: list[RoleIn]) -> list[RoleBinding]:
-    return [RoleBinding(role.role, role.vault_id) for role in roles]
+def _bindings(roles: list[PersonRoleIn]) -> list[RoleBinding]:
+    return [RoleBinding(Role(role.role), role.vault_id) for role in roles]
 
 
 def credential_view(credential: StoredCredential) -> CredentialView:
