@@ -17,7 +17,7 @@ from reliquary.identity.models import Person, PersonStatus, StoredCredential, ne
 from reliquary.identity.scopes import Role, RoleBinding
 from tests.bench.report import Column, Table
 from tests.bench.timing import Budget, measure
-from tests.support.authenticator import ORIGIN, RP_ID, SoftAuthenticator
+from tests.support.authenticator import ORIGIN, RP_ID, SoftAuthenticator, register_passkey
 
 NOW = 1_700_000_000
 
@@ -33,7 +33,6 @@ def _b64(text: str) -> bytes:
 
 
 def _registered(algorithm: str) -> tuple[SoftAuthenticator, StoredCredential]:
-    authenticator = SoftAuthenticator(algorithm=algorithm)  # type: ignore[arg-type]
     person = Person(
         person_id=new_person_id(),
         tenant_id="acme",
@@ -44,18 +43,10 @@ def _registered(algorithm: str) -> tuple[SoftAuthenticator, StoredCredential]:
         not_before=0,
         user_handle=b"\x01" * 32,
     )
-    challenge = passkeys.new_challenge()
-    options = passkeys.registration_options(
-        rp_id=RP_ID, rp_name="RELIQUARY", person=person, challenge=challenge
-    )
-    credential = passkeys.verify_registration(
-        authenticator.register(options),
-        expected_challenge=challenge,
-        person=person,
-        rp_id=RP_ID,
-        origins=(ORIGIN,),
-        label="bench",
+    authenticator, credential = register_passkey(
+        person,
         now=NOW,
+        authenticator=SoftAuthenticator(algorithm=algorithm),  # type: ignore[arg-type]
     )
     return authenticator, credential
 

@@ -13,10 +13,9 @@ from infra.local.runtime import REGION, LocalStack
 from reliquary.adapters.dynamodb import TableConfig
 from reliquary.adapters.identity_store import DynamoDBIdentityRepository
 from reliquary.flow.approvals import approval_challenge
-from reliquary.identity import passkeys
 from reliquary.identity.models import Person, PersonStatus, StoredCredential, new_person_id
 from reliquary.identity.scopes import Role, RoleBinding
-from tests.support.authenticator import ORIGIN, RP_ID, SoftAuthenticator, b64url
+from tests.support.authenticator import RP_ID, SoftAuthenticator, b64url, register_passkey
 
 
 @dataclass
@@ -82,19 +81,6 @@ def add_approver(
     )
     repository = people_of(stack)
     repository.create_person(person)
-    authenticator = SoftAuthenticator()
-    challenge = passkeys.new_challenge()
-    options = passkeys.registration_options(
-        rp_id=RP_ID, rp_name="RELIQUARY", person=person, challenge=challenge
-    )
-    credential = passkeys.verify_registration(
-        authenticator.register(options),
-        expected_challenge=challenge,
-        person=person,
-        rp_id=RP_ID,
-        origins=(ORIGIN,),
-        label="laptop",
-        now=person.created_at,
-    )
+    authenticator, credential = register_passkey(person, now=person.created_at)
     repository.add_credential(credential, enrollment_jti=None)
     return StackApprover(repository.get_person(person.person_id), authenticator, credential)

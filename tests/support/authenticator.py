@@ -14,7 +14,7 @@ import hashlib
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
@@ -32,6 +32,10 @@ AAGUID = bytes.fromhex("6e6f6e652d736f667477617265000001")  # a fixed, made-up a
 FLAG = AuthenticatorData.FLAG
 Algorithm = Literal["ES256", "EdDSA"]
 Attestation = Literal["none", "packed"]
+
+
+if TYPE_CHECKING:
+    from reliquary.identity.models import Person, StoredCredential
 
 
 def b64url(data: bytes) -> str:
@@ -201,3 +205,27 @@ class SoftAuthenticator:
         if len(held) != 1:
             raise LookupError("the authenticator holds no single matching credential")
         return held[0]
+
+
+def register_passkey(
+    person: Person, *, now: int, authenticator: SoftAuthenticator | None = None, label: str = "laptop"
+) -> tuple[SoftAuthenticator, StoredCredential]:
+    """``person``'s passkey on ``authenticator`` (a new one by default), registered and verified as the
+    service does it: the authenticator and the stored credential."""
+    from reliquary.identity import passkeys
+
+    device = authenticator or SoftAuthenticator()
+    challenge = passkeys.new_challenge()
+    options = passkeys.registration_options(
+        rp_id=RP_ID, rp_name="RELIQUARY", person=person, challenge=challenge
+    )
+    credential = passkeys.verify_registration(
+        device.register(options),
+        expected_challenge=challenge,
+        person=person,
+        rp_id=RP_ID,
+        origins=(ORIGIN,),
+        label=label,
+        now=now,
+    )
+    return device, credential

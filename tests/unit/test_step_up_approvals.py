@@ -30,12 +30,11 @@ from reliquary.flow.attestation import Signer
 from reliquary.flow.checks import verified_decision
 from reliquary.flow.memory import MemoryApprovalStore, MemoryStageKeys, MemoryTaskCallbacks
 from reliquary.flow.state import ApprovalOutcome, FlowState
-from reliquary.identity import passkeys
 from reliquary.identity.memory import InMemoryIdentityRepository
 from reliquary.identity.models import Person, PersonStatus, StoredCredential, new_person_id
 from reliquary.identity.scopes import Role, RoleBinding
 from tests.support.attested import MemoryAttester, sample_request
-from tests.support.authenticator import ORIGIN, RP_ID, SoftAuthenticator, b64url
+from tests.support.authenticator import ORIGIN, RP_ID, SoftAuthenticator, b64url, register_passkey
 
 NOW = 1_800_000_000
 TOKEN = "task-token-1"
@@ -72,20 +71,7 @@ class World:
             user_handle=secrets.token_bytes(32),
         )
         self.people.create_person(person)
-        authenticator = SoftAuthenticator()
-        challenge = passkeys.new_challenge()
-        options = passkeys.registration_options(
-            rp_id=RP_ID, rp_name="RELIQUARY", person=person, challenge=challenge
-        )
-        credential = passkeys.verify_registration(
-            authenticator.register(options),
-            expected_challenge=challenge,
-            person=person,
-            rp_id=RP_ID,
-            origins=(ORIGIN,),
-            label="laptop",
-            now=NOW,
-        )
+        authenticator, credential = register_passkey(person, now=NOW)
         self.people.add_credential(credential, enrollment_jti=None)
         return Approver(person, authenticator, credential)
 
