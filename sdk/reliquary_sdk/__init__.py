@@ -1,0 +1,3 @@
+"""The RELIQUARY client SDK (``pip install ./sdk``)."""
+
+__version__ = "0.1.0"
