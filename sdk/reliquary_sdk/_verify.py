@@ -6,10 +6,14 @@ and is loaded only when a Falcon key is used, so the SDK's import stays cheap.
 
 from __future__ import annotations
 
+import ctypes.util
 import hashlib
 import importlib
+import os
 import struct
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -57,11 +61,25 @@ def key_id_for(algorithm: str, public_key: bytes) -> bytes:
     return digest.digest()[:KEY_ID_LEN]
 
 
+def _liboqs_present() -> bool:
+    """Whether liboqs-python would find its library where it looks ($OQS_INSTALL_PATH, ~/_oqs, the
+    system's): without one, importing it downloads and builds liboqs, which a client must never do."""
+    roots = [Path(os.environ["OQS_INSTALL_PATH"])] if os.environ.get("OQS_INSTALL_PATH") else []
+    roots.append(Path.home() / "_oqs")
+    for root in roots:
+        for lib in ("lib", "lib64"):
+            if any((root / lib).glob("liboqs.*")):
+                return True
+    return ctypes.util.find_library("oqs") is not None
+
+
 def _oqs() -> Any:
+    loaded = sys.modules.get("oqs")
+    if loaded is None and ("oqs" in sys.modules or not _liboqs_present()):
+        raise FalconUnavailableError
     try:
-        return importlib.import_module("oqs")
+        return loaded or importlib.import_module("oqs")
     except (ImportError, RuntimeError, OSError):
-        # liboqs-python raises RuntimeError (or tries to build liboqs) when its library is missing.
         raise FalconUnavailableError from None
 
 

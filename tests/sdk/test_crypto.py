@@ -222,3 +222,17 @@ def test_falcon_signed_grant_opens_with_the_extra(vault_key: VaultKey, requester
         crypto.open_grant(
             grant[:-3] + b"\x00\x00\x00", item, requester_key=requester, service_keys=_ring(falcon), now=NOW
         )
+
+
+def test_without_liboqs_the_sdk_never_imports_oqs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Importing liboqs-python without its library would download and build liboqs: the SDK must refuse first.
+    import ctypes.util
+    import sys
+
+    monkeypatch.delitem(sys.modules, "oqs", raising=False)
+    monkeypatch.setenv("OQS_INSTALL_PATH", str(tmp_path))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setattr(ctypes.util, "find_library", lambda _name: None)
+    with pytest.raises(crypto.FalconUnavailableError):
+        PublicKey("Falcon-512", b"\x01" * 897).verify(b"message", b"\x01" * 600)
+    assert "oqs" not in sys.modules
