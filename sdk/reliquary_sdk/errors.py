@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+import httpx
+
 __all__ = [
     "ApiError",
     "AttestationError",
@@ -65,6 +67,8 @@ __all__ = [
     "UnsupportedGrantTypeError",
     "error_class_for",
     "error_from_problem",
+    "error_from_response",
+    "parse_retry_after",
 ]
 
 
@@ -405,3 +409,28 @@ _STATUS_CODES = {
 def _code_for_status(status: int) -> str:
     # A gateway's answer (API Gateway's own 429 or 502) carries no code: the status still types it.
     return _STATUS_CODES.get(status, "internal_error")
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """``Retry-After`` in seconds (the API sends delta-seconds); ``None`` when absent or not usable."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None  # an HTTP-date: the caller falls back to its own backoff
+    return seconds if 0 <= seconds <= 3600 else None
+
+
+def error_from_response(response: httpx.Response) -> ReliquaryError:
+    """The typed error of an answer that is not a success (its body read)."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    return error_from_problem(
+        body if isinstance(body, Mapping) else {},
+        status=response.status_code,
+        request_id=response.headers.get("X-Request-Id"),
+        retry_after=parse_retry_after(response.headers.get("Retry-After")),
+    )
