@@ -1,0 +1,675 @@
+"""The REST API's clients: ``Reliquary`` (sync) and ``AsyncReliquary``, over httpx.
+
+Every route is described once, as a ``Call`` (method, path, query, body, whether it is a write); the
+resource classes build calls and hand them to their client's runner, so the sync and async clients share
+one description of the API and differ only in how they send.
+
+Retries: a call is retried, with exponential backoff and full jitter (or the ``Retry-After`` the service
+sent), when the answer is ``429`` or a ``5xx``, or when no answer came (a timeout, a reset), and only when
+repeating it is safe: a GET, PUT or DELETE, or a POST carrying an ``Idempotency-Key``. The SDK sends a
+fresh key on every write (kept across its retries), so a retried write happens once on the service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, Literal, TypeVar
+
+import httpx
+
+from reliquary_sdk import __version__
+from reliquary_sdk.auth import OAuth2Auth
+from reliquary_sdk.errors import (
+    ReliquaryError,
+    TimeoutError,  # noqa: A004  (the SDK's own, a TransportError)
+    TransportError,
+    UnexpectedResponseError,
+    error_from_response,
+)
+
+__all__ = ["AccessRequest", "AsyncAccessRequest", "AsyncReliquary", "Call", "Reliquary", "RetryPolicy"]
+
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+_WRITE_METHODS = frozenset({"POST", "PUT", "DELETE", "PATCH"})
+PolicyKind = Literal["context", "trust", "quorum"]
+Json = Any
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One request to the API, described without sending it."""
+
+    method: str
+    path: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    json: Json = None
+    idempotency_key: str | None = None
+    accept: str = "application/json"
+
+    def query(self) -> dict[str, Any]:
+        return {k: v for k, v in self.params.items() if v is not None}
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How many times to retry and how long to wait: full jitter over an exponential ceiling."""
+
+    retries: int = 3
+    base_delay: float = 0.25
+    max_delay: float = 20.0
+    max_retry_after: float = 60.0
+
+    def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
+        if retry_after is not None:
+            return min(retry_after, self.max_retry_after)
+        return rng.uniform(0.0, min(self.max_delay, self.base_delay * (2**attempt)))
+
+
+def _retryable_status(status: int) -> bool:
+    return status == httpx.codes.TOO_MANY_REQUESTS or status >= httpx.codes.INTERNAL_SERVER_ERROR
+
+
+def _safe_to_repeat(request: httpx.Request) -> bool:
+    return request.method in _SAFE_METHODS or "Idempotency-Key" in request.headers
+
+
+def _decode(call: Call, response: httpx.Response) -> Json:
+    if response.status_code == httpx.codes.NO_CONTENT or not response.content:
+        return None
+    if call.accept != "application/json":
+        return response.text
+    try:
+        return response.json()
+    except ValueError:
+        raise UnexpectedResponseError("the answer is not JSON", status=response.status_code) from None
+
+
+R = TypeVar("R")
+P = TypeVar("P")
+
+
+# --- resources: each method describes its route ----------------------------------------------------
+class _Resource(Generic[R, P]):
+    def __init__(self, run: Callable[[Call], R], pages: Callable[[Call, str], P]) -> None:
+        self._run = run
+        self._pages = pages
+
+
+def _key(idempotency_key: str | None) -> str:
+    return idempotency_key or str(uuid.uuid4())
+
+
+class Vaults(_Resource[R, P]):
+    def create(
+        self,
+        vault_id: str,
+        *,
+        custodians: Sequence[Mapping[str, Any]] | None = None,
+        recovery_threshold: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> R:
+        body: dict[str, Any] = {"vault_id": vault_id}
+        if custodians is not None:
+            body["custodians"] = list(custodians)
+        if recovery_threshold is not None:
+            body["recovery_threshold"] = recovery_threshold
+        return self._run(Call("POST", "/v1/vaults", json=body, idempotency_key=_key(idempotency_key)))
+
+    def list(self, *, limit: int | None = None) -> P:
+        """Every vault the token may read, page by page as the iteration goes."""
+        return self._pages(Call("GET", "/v1/vaults", params={"limit": limit}), "vaults")
+
+    def get(self, vault_id: str) -> R:
+        return self._run(Call("GET", f"/v1/vaults/{_seg(vault_id)}"))
+
+    def get_policy(self, vault_id: str, kind: PolicyKind) -> R:
+        return self._run(Call("GET", f"/v1/vaults/{_seg(vault_id)}/policies/{_seg(kind)}"))
+
+    def put_policy(
+        self,
+        vault_id: str,
+        kind: PolicyKind,
+        policy: Mapping[str, Any],
+        *,
+        idempotency_key: str | None = None,
+    ) -> R:
+        path = f"/v1/vaults/{_seg(vault_id)}/policies/{_seg(kind)}"
+        return self._run(Call("PUT", path, json=dict(policy), idempotency_key=_key(idempotency_key)))
+
+    def rotate_key(self, vault_id: str, *, idempotency_key: str | None = None) -> R:
+        path = f"/v1/vaults/{_seg(vault_id)}/keys/rotate"
+        return self._run(Call("POST", path, idempotency_key=_key(idempotency_key)))
+
+    def rewrap_keys(self, vault_id: str, *, idempotency_key: str | None = None) -> R:
+        path = f"/v1/vaults/{_seg(vault_id)}/keys/rewrap"
+        return self._run(Call("POST", path, idempotency_key=_key(idempotency_key)))
+
+    def retire_key(self, vault_id: str, key_version: int, *, idempotency_key: str | None = None) -> R:
+        path = f"/v1/vaults/{_seg(vault_id)}/keys/{int(key_version)}/retire"
+        return self._run(Call("POST", path, idempotency_key=_key(idempotency_key)))
+
+    def issue_nonce(self, vault_id: str, *, idempotency_key: str | None = None) -> R:
+        path = f"/v1/vaults/{_seg(vault_id)}/nonces"
+        return self._run(Call("POST", path, idempotency_key=_key(idempotency_key)))
+
+
+def _owner(user_id: str | None, agent_id: str | None, run_id: str | None) -> dict[str, str | None]:
+    return {"user_id": user_id, "agent_id": agent_id, "run_id": run_id}
+
+
+class Memories(_Resource[R, P]):
+    def add(
+        self,
+        vault_id: str,
+        *,
+        text: str | None = None,
+        content: str | None = None,
+        content_type: str | None = None,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        ttl_seconds: int | None = None,
+        sensitivity: str | None = None,
+        memory_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> R:
+        """Seal a memory: ``text``, or ``content`` as base64; exactly one of user/agent/run id."""
+        body = {
+            "text": text,
+            "content": content,
+            "content_type": content_type,
+            **_owner(user_id, agent_id, run_id),
+            "tags": dict(tags) if tags is not None else None,
+            "ttl_seconds": ttl_seconds,
+            "sensitivity": sensitivity,
+            "memory_id": memory_id,
+        }
+        body = {k: v for k, v in body.items() if v is not None}
+        path = f"/v1/vaults/{_seg(vault_id)}/memories"
+        return self._run(Call("POST", path, json=body, idempotency_key=_key(idempotency_key)))
+
+    def list(
+        self,
+        vault_id: str,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        limit: int | None = None,
+    ) -> P:
+        params = {**_owner(user_id, agent_id, run_id), "limit": limit}
+        return self._pages(Call("GET", f"/v1/vaults/{_seg(vault_id)}/memories", params=params), "memories")
+
+    def get(self, vault_id: str, memory_id: str) -> R:
+        return self._run(Call("GET", f"/v1/vaults/{_seg(vault_id)}/memories/{_seg(memory_id)}"))
+
+    def delete(self, vault_id: str, memory_id: str, *, idempotency_key: str | None = None) -> R:
+        path = f"/v1/vaults/{_seg(vault_id)}/memories/{_seg(memory_id)}"
+        return self._run(Call("DELETE", path, idempotency_key=_key(idempotency_key)))
+
+    def forget(
+        self,
+        vault_id: str,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> R:
+        """One bounded forget call; ``complete: false`` in the answer means call again."""
+        path = f"/v1/vaults/{_seg(vault_id)}/memories"
+        params = _owner(user_id, agent_id, run_id)
+        return self._run(Call("DELETE", path, params=params, idempotency_key=_key(idempotency_key)))
+
+    def history(self, vault_id: str, memory_id: str, *, limit: int | None = None) -> R:
+        """The first page of a memory's history (versions, key events, decisions, ``next_cursor``)."""
+        path = f"/v1/vaults/{_seg(vault_id)}/memories/{_seg(memory_id)}/history"
+        return self._run(Call("GET", path, params={"limit": limit}))
+
+
+class Audit(_Resource[R, P]):
+    def checkpoint(self) -> R:
+        """The latest signed checkpoint, the signed note's text byte for byte."""
+        return self._run(Call("GET", "/v1/audit/checkpoint", accept="text/plain"))
+
+    def entry(self, index: int, *, tree_size: int | None = None) -> R:
+        """The entry and its inclusion proof."""
+        return self._run(Call("GET", f"/v1/audit/entries/{int(index)}", params={"tree_size": tree_size}))
+
+    def consistency(self, first: int, second: int | None = None) -> R:
+        return self._run(Call("GET", "/v1/audit/consistency", params={"first": first, "second": second}))
+
+    def keys(self) -> R:
+        return self._run(Call("GET", "/v1/audit/keys"))
+
+    def export(self, start: int, end: int | None = None, *, idempotency_key: str | None = None) -> R:
+        body = {"start": start} if end is None else {"start": start, "end": end}
+        return self._run(Call("POST", "/v1/audit/exports", json=body, idempotency_key=_key(idempotency_key)))
+
+
+class People(_Resource[R, P]):
+    def create(
+        self, name: str, roles: Sequence[Mapping[str, Any]], *, idempotency_key: str | None = None
+    ) -> R:
+        body = {"name": name, "roles": [dict(r) for r in roles]}
+        return self._run(Call("POST", "/v1/people", json=body, idempotency_key=_key(idempotency_key)))
+
+    def list(self) -> R:
+        return self._run(Call("GET", "/v1/people"))
+
+    def get(self, person_id: str) -> R:
+        return self._run(Call("GET", f"/v1/people/{_seg(person_id)}"))
+
+    def new_enrollment(self, person_id: str, *, idempotency_key: str | None = None) -> R:
+        path = f"/v1/people/{_seg(person_id)}/enrollment"
+        return self._run(Call("POST", path, idempotency_key=_key(idempotency_key)))
+
+    def set_roles(
+        self, person_id: str, roles: Sequence[Mapping[str, Any]], *, idempotency_key: str | None = None
+    ) -> R:
+        body = {"roles": [dict(r) for r in roles]}
+        path = f"/v1/people/{_seg(person_id)}/roles"
+        return self._run(Call("PUT", path, json=body, idempotency_key=_key(idempotency_key)))
+
+    def revoke(self, person_id: str, *, idempotency_key: str | None = None) -> R:
+        return self._run(
+            Call("DELETE", f"/v1/people/{_seg(person_id)}", idempotency_key=_key(idempotency_key))
+        )
+
+    def remove_credential(
+        self, person_id: str, credential_id: str, *, idempotency_key: str | None = None
+    ) -> R:
+        path = f"/v1/people/{_seg(person_id)}/credentials/{_seg(credential_id)}"
+        return self._run(Call("DELETE", path, idempotency_key=_key(idempotency_key)))
+
+
+class Approvals(_Resource[R, P]):
+    def list(self) -> R:
+        return self._run(Call("GET", "/v1/approvals"))
+
+    def challenge(self, request_id: str, decision: str, *, idempotency_key: str | None = None) -> R:
+        path = f"/v1/approvals/{_seg(request_id)}/challenge"
+        body = {"decision": decision}
+        return self._run(Call("POST", path, json=body, idempotency_key=_key(idempotency_key)))
+
+    def answer(
+        self,
+        request_id: str,
+        *,
+        decision: str,
+        nonce: str,
+        issued_at: int,
+        credential: Mapping[str, Any],
+        idempotency_key: str | None = None,
+    ) -> R:
+        body = {"decision": decision, "nonce": nonce, "issued_at": issued_at, "credential": dict(credential)}
+        path = f"/v1/approvals/{_seg(request_id)}"
+        return self._run(Call("POST", path, json=body, idempotency_key=_key(idempotency_key)))
+
+
+def _seg(value: str) -> str:
+    """A path segment: percent-encoded, so an id can never reach another route."""
+    if not isinstance(value, str) or not value:
+        raise ValueError("a path id is a non-empty string")
+    return httpx.URL("/").copy_with(path="/" + value.replace("/", "%2F")).raw_path.decode("ascii").lstrip("/")
+
+
+def _new_access_call(
+    *,
+    vault_id: str,
+    memory_id: str,
+    request_id: str,
+    requester_public_key: str,
+    context_proof: Mapping[str, Any],
+    nonce: str,
+    purpose: str | None,
+) -> Call:
+    body: dict[str, Any] = {
+        "vault_id": vault_id,
+        "memory_id": memory_id,
+        "requester_public_key": requester_public_key,
+        "context_proof": dict(context_proof),
+        "nonce": nonce,
+    }
+    if purpose is not None:
+        body["purpose"] = purpose
+    # The request id is the Idempotency-Key: the context proof binds it, so the caller chooses it.
+    return Call("POST", "/v1/access-requests", json=body, idempotency_key=request_id)
+
+
+# --- the runners ---------------------------------------------------------------------------------
+class _Base:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        auth: OAuth2Auth | httpx.Auth | None,
+        timeout: float | httpx.Timeout,
+        retries: int | RetryPolicy,
+        rng: random.Random | None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        if isinstance(auth, OAuth2Auth):
+            auth.bind(self.base_url)
+        self._auth = auth
+        self._timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
+        self.retry = retries if isinstance(retries, RetryPolicy) else RetryPolicy(retries=retries)
+        self._rng = rng or random.SystemRandom()
+        self._headers = {"User-Agent": f"reliquary-sdk/{__version__}"}
+
+    def _request(
+        self, http: httpx.Client | httpx.AsyncClient, call: Call, cursor: str | None = None
+    ) -> httpx.Request:
+        params = call.query()
+        if cursor is not None:
+            params["cursor"] = cursor
+        headers = {"Accept": call.accept}
+        if call.idempotency_key is not None:
+            headers["Idempotency-Key"] = call.idempotency_key
+        return http.build_request(call.method, call.path, params=params, json=call.json, headers=headers)
+
+    def _outcome(
+        self, request: httpx.Request, response: httpx.Response, attempt: int
+    ) -> float | ReliquaryError:
+        """The delay before a retry, or the error to raise."""
+        error = error_from_response(response)
+        if (
+            _retryable_status(response.status_code)
+            and _safe_to_repeat(request)
+            and attempt < self.retry.retries
+        ):
+            return self.retry.delay(attempt, error.retry_after, self._rng)
+        return error
+
+    def _failure(self, request: httpx.Request, exc: Exception, attempt: int) -> float | ReliquaryError:
+        if isinstance(exc, httpx.TimeoutException):
+            error: ReliquaryError = TimeoutError("the request timed out")
+        elif isinstance(exc, httpx.TransportError):
+            error = TransportError("the request got no answer")
+        elif isinstance(exc, ReliquaryError):  # the token endpoint's, from the auth flow
+            error = exc
+        else:
+            raise exc
+        if error.retryable and _safe_to_repeat(request) and attempt < self.retry.retries:
+            return self.retry.delay(attempt, error.retry_after, self._rng)
+        return error
+
+
+class Reliquary(_Base):
+    """The synchronous client. ``with Reliquary(url, auth=ClientCredentials(id, secret)) as api: ...``"""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        auth: OAuth2Auth | httpx.Auth | None = None,
+        timeout: float | httpx.Timeout = 30.0,
+        retries: int | RetryPolicy = 3,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        super().__init__(base_url, auth=auth, timeout=timeout, retries=retries, rng=rng)
+        self._sleep = sleep
+        self._http = httpx.Client(
+            base_url=self.base_url, timeout=self._timeout, transport=transport, headers=self._headers
+        )
+        self.vaults: Vaults[Json, Iterator[Json]] = Vaults(self.call, self.paginate)
+        self.memories: Memories[Json, Iterator[Json]] = Memories(self.call, self.paginate)
+        self.audit: Audit[Json, Iterator[Json]] = Audit(self.call, self.paginate)
+        self.people: People[Json, Iterator[Json]] = People(self.call, self.paginate)
+        self.approvals: Approvals[Json, Iterator[Json]] = Approvals(self.call, self.paginate)
+        self.access = Access(self)
+
+    def __enter__(self) -> Reliquary:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def health(self) -> Json:
+        return self.call(Call("GET", "/v1/health"))
+
+    def call(self, call: Call, *, cursor: str | None = None) -> Json:
+        """Send ``call``, retrying where safe; its decoded answer, or a typed error."""
+        request = self._request(self._http, call, cursor)
+        attempt = 0
+        while True:
+            try:
+                response = self._http.send(request, auth=self._auth or httpx.USE_CLIENT_DEFAULT)
+            except (httpx.TransportError, ReliquaryError) as exc:
+                outcome = self._failure(request, exc, attempt)
+            else:
+                if response.is_success:
+                    return _decode(call, response)
+                outcome = self._outcome(request, response, attempt)
+            if isinstance(outcome, ReliquaryError):
+                raise outcome
+            self._sleep(outcome)
+            attempt += 1
+
+    def paginate(self, call: Call, items: str) -> Iterator[Json]:
+        """Each item of every page, fetching the next page (``next_cursor``) only when reached."""
+        cursor: str | None = None
+        while True:
+            page = self.call(call, cursor=cursor)
+            if not isinstance(page, dict) or not isinstance(page.get(items), list):
+                raise UnexpectedResponseError("the answer is not a page")
+            yield from page[items]
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return
+
+
+class AsyncReliquary(_Base):
+    """The asyncio client, the same resources with ``await`` (and ``async for`` over lists)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        auth: OAuth2Auth | httpx.Auth | None = None,
+        timeout: float | httpx.Timeout = 30.0,
+        retries: int | RetryPolicy = 3,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        super().__init__(base_url, auth=auth, timeout=timeout, retries=retries, rng=rng)
+        self._sleep = sleep
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url, timeout=self._timeout, transport=transport, headers=self._headers
+        )
+        self.vaults: Vaults[Awaitable[Json], AsyncIterator[Json]] = Vaults(self.call, self.paginate)
+        self.memories: Memories[Awaitable[Json], AsyncIterator[Json]] = Memories(self.call, self.paginate)
+        self.audit: Audit[Awaitable[Json], AsyncIterator[Json]] = Audit(self.call, self.paginate)
+        self.people: People[Awaitable[Json], AsyncIterator[Json]] = People(self.call, self.paginate)
+        self.approvals: Approvals[Awaitable[Json], AsyncIterator[Json]] = Approvals(self.call, self.paginate)
+        self.access = AsyncAccess(self)
+
+    async def __aenter__(self) -> AsyncReliquary:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def health(self) -> Json:
+        return await self.call(Call("GET", "/v1/health"))
+
+    async def call(self, call: Call, *, cursor: str | None = None) -> Json:
+        request = self._request(self._http, call, cursor)
+        attempt = 0
+        while True:
+            try:
+                response = await self._http.send(request, auth=self._auth or httpx.USE_CLIENT_DEFAULT)
+            except (httpx.TransportError, ReliquaryError) as exc:
+                outcome = self._failure(request, exc, attempt)
+            else:
+                if response.is_success:
+                    return _decode(call, response)
+                outcome = self._outcome(request, response, attempt)
+            if isinstance(outcome, ReliquaryError):
+                raise outcome
+            await self._sleep(outcome)
+            attempt += 1
+
+    async def paginate(self, call: Call, items: str) -> AsyncIterator[Json]:
+        cursor: str | None = None
+        while True:
+            page = await self.call(call, cursor=cursor)
+            if not isinstance(page, dict) or not isinstance(page.get(items), list):
+                raise UnexpectedResponseError("the answer is not a page")
+            for item in page[items]:
+                yield item
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return
+
+
+# --- access requests ---------------------------------------------------------------------------
+_DECIDED = frozenset({"approved", "denied", "failed"})
+
+
+class AccessRequest:
+    """A submitted access request: ``refresh()`` reads it, ``wait()`` polls until it is decided."""
+
+    def __init__(self, client: Reliquary, request_id: str, view: Json) -> None:
+        self._client = client
+        self.request_id = request_id
+        self.view = view
+
+    @property
+    def status(self) -> str:
+        return str(self.view.get("status")) if isinstance(self.view, dict) else "unknown"
+
+    @property
+    def decided(self) -> bool:
+        return self.status in _DECIDED
+
+    def refresh(self) -> Json:
+        self.view = self._client.call(Call("GET", f"/v1/access-requests/{_seg(self.request_id)}"))
+        return self.view
+
+    def wait(self, *, timeout: float = 300.0, interval: float = 1.0, max_interval: float = 10.0) -> Json:
+        """Poll until approved, denied or failed; the decided view. ``TimeoutError`` past ``timeout``."""
+        deadline = time.monotonic() + timeout
+        delay = interval
+        while not self.decided:
+            if time.monotonic() + delay > deadline:
+                raise TimeoutError("the access request was not decided in time")
+            self._client._sleep(delay)
+            self.refresh()
+            delay = min(delay * 2, max_interval)
+        return self.view
+
+
+class AsyncAccessRequest:
+    def __init__(self, client: AsyncReliquary, request_id: str, view: Json) -> None:
+        self._client = client
+        self.request_id = request_id
+        self.view = view
+
+    @property
+    def status(self) -> str:
+        return str(self.view.get("status")) if isinstance(self.view, dict) else "unknown"
+
+    @property
+    def decided(self) -> bool:
+        return self.status in _DECIDED
+
+    async def refresh(self) -> Json:
+        self.view = await self._client.call(Call("GET", f"/v1/access-requests/{_seg(self.request_id)}"))
+        return self.view
+
+    async def wait(
+        self,
+        *,
+        timeout: float = 300.0,  # noqa: ASYNC109  (a polling deadline, as the sync handle's)
+        interval: float = 1.0,
+        max_interval: float = 10.0,
+    ) -> Json:
+        deadline = time.monotonic() + timeout
+        delay = interval
+        while not self.decided:
+            if time.monotonic() + delay > deadline:
+                raise TimeoutError("the access request was not decided in time")
+            await self._client._sleep(delay)
+            await self.refresh()
+            delay = min(delay * 2, max_interval)
+        return self.view
+
+
+class Access:
+    def __init__(self, client: Reliquary) -> None:
+        self._client = client
+
+    def request(
+        self,
+        *,
+        vault_id: str,
+        memory_id: str,
+        request_id: str,
+        requester_public_key: str,
+        context_proof: Mapping[str, Any],
+        nonce: str,
+        purpose: str | None = None,
+    ) -> AccessRequest:
+        call = _new_access_call(
+            vault_id=vault_id,
+            memory_id=memory_id,
+            request_id=request_id,
+            requester_public_key=requester_public_key,
+            context_proof=context_proof,
+            nonce=nonce,
+            purpose=purpose,
+        )
+        return AccessRequest(self._client, request_id, self._client.call(call))
+
+    def get(self, request_id: str) -> AccessRequest:
+        handle = AccessRequest(self._client, request_id, None)
+        handle.refresh()
+        return handle
+
+
+class AsyncAccess:
+    def __init__(self, client: AsyncReliquary) -> None:
+        self._client = client
+
+    async def request(
+        self,
+        *,
+        vault_id: str,
+        memory_id: str,
+        request_id: str,
+        requester_public_key: str,
+        context_proof: Mapping[str, Any],
+        nonce: str,
+        purpose: str | None = None,
+    ) -> AsyncAccessRequest:
+        call = _new_access_call(
+            vault_id=vault_id,
+            memory_id=memory_id,
+            request_id=request_id,
+            requester_public_key=requester_public_key,
+            context_proof=context_proof,
+            nonce=nonce,
+            purpose=purpose,
+        )
+        return AsyncAccessRequest(self._client, request_id, await self._client.call(call))
+
+    async def get(self, request_id: str) -> AsyncAccessRequest:
+        handle = AsyncAccessRequest(self._client, request_id, None)
+        await handle.refresh()
+        return handle

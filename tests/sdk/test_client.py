@@ -1,0 +1,254 @@
+"""The clients against a mock API: routes, retries and their safety, pagination, errors, access polling."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import Callable
+
+import httpx
+import pytest
+from reliquary_sdk.auth import ClientCredentials
+from reliquary_sdk.client import AsyncReliquary, Call, Reliquary, RetryPolicy
+from reliquary_sdk.errors import (
+    NotFoundError,
+    RateLimitedError,
+    TimeoutError,  # noqa: A004
+    TransientError,
+    TransportError,
+)
+
+BASE = "https://api.example/Prod"
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+class Api:
+    """Answers queued per call (or a handler), recording every request it saw."""
+
+    def __init__(self, *answers: httpx.Response | Exception | Handler) -> None:
+        self.answers = list(answers)
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/v1/oauth2/token"):
+            return httpx.Response(
+                200, json={"access_token": "tok", "token_type": "Bearer", "expires_in": 900}
+            )
+        self.requests.append(request)
+        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        if isinstance(answer, Exception):
+            raise answer
+        if isinstance(answer, httpx.Response):
+            return answer
+        return answer(request)
+
+
+def _client(api: Api, *, retries: int = 3) -> tuple[Reliquary, list[float]]:
+    slept: list[float] = []
+    client = Reliquary(
+        BASE,
+        auth=ClientCredentials("cl-1", "secret"),
+        transport=httpx.MockTransport(api),
+        retries=RetryPolicy(retries=retries, base_delay=1.0, max_delay=8.0),
+        sleep=slept.append,
+        rng=random.Random(7),
+    )
+    return client, slept
+
+
+def _problem(status: int, code: str, **headers: str) -> httpx.Response:
+    return httpx.Response(status, json={"code": code, "status": status}, headers=headers)
+
+
+def test_routes_carry_the_token_the_base_path_and_encoded_ids() -> None:
+    api = Api(httpx.Response(200, json={"vault_id": "v"}))
+    client, _ = _client(api)
+    with client:
+        assert client.vaults.get("a/b c") == {"vault_id": "v"}
+    request = api.requests[0]
+    assert request.url.raw_path == b"/Prod/v1/vaults/a%2Fb%20c"
+    assert request.headers["Authorization"] == "Bearer tok"
+    assert request.headers["User-Agent"].startswith("reliquary-sdk/")
+
+
+def test_writes_carry_an_idempotency_key_kept_across_retries() -> None:
+    api = Api(
+        _problem(503, "transient"),
+        _problem(502, "internal_error"),
+        httpx.Response(201, json={"item_id": "m"}),
+    )
+    client, slept = _client(api)
+    with client:
+        answer = client.memories.add(
+            "agent-memory", text="prefers email", user_id="customer-42", tags={"t": "c"}
+        )
+    assert answer == {"item_id": "m"}
+    keys = {r.headers["Idempotency-Key"] for r in api.requests}
+    assert len(api.requests) == 3
+    assert len(keys) == 1
+    assert json.loads(api.requests[0].content) == {
+        "text": "prefers email",
+        "user_id": "customer-42",
+        "tags": {"t": "c"},
+    }
+    # Full jitter: each wait is within its exponential ceiling (1 s, then 2 s).
+    assert 0 <= slept[0] <= 1.0
+    assert 0 <= slept[1] <= 2.0
+
+
+def test_two_writes_get_two_keys_and_a_given_key_is_sent_as_is() -> None:
+    api = Api(httpx.Response(201, json={}))
+    client, _ = _client(api)
+    with client:
+        client.vaults.rotate_key("v")
+        client.vaults.rotate_key("v")
+        client.vaults.rotate_key("v", idempotency_key="rotate-1")
+    keys = [r.headers["Idempotency-Key"] for r in api.requests]
+    assert keys[0] != keys[1]
+    assert keys[2] == "rotate-1"
+
+
+def test_retry_after_is_honoured_on_429() -> None:
+    api = Api(_problem(429, "rate_limited", **{"Retry-After": "4"}), httpx.Response(200, json={"vaults": []}))
+    client, slept = _client(api)
+    with client:
+        client.vaults.get("v")
+    assert slept == [4.0]
+
+
+def test_retries_stop_at_the_budget_with_the_last_typed_error() -> None:
+    api = Api(_problem(503, "transient"))
+    client, slept = _client(api, retries=2)
+    with client, pytest.raises(TransientError) as caught:
+        client.vaults.get("v")
+    assert len(api.requests) == 3
+    assert len(slept) == 2
+    assert caught.value.status == 503
+
+
+def test_a_post_without_an_idempotency_key_is_not_retried() -> None:
+    api = Api(_problem(503, "transient"))
+    client, slept = _client(api)
+    with client, pytest.raises(TransientError):
+        client.call(Call("POST", "/v1/vaults", json={"vault_id": "v"}))
+    assert len(api.requests) == 1
+    assert slept == []
+
+
+def test_client_errors_are_raised_at_once_typed() -> None:
+    api = Api(httpx.Response(404, json={"code": "not_found", "request_id": "r-9", "detail": "no such vault"}))
+    client, slept = _client(api)
+    with client, pytest.raises(NotFoundError) as caught:
+        client.memories.get("v", "m")
+    assert caught.value.request_id == "r-9"
+    assert len(api.requests) == 1
+    assert slept == []
+
+
+def test_timeouts_and_resets_are_retried_then_typed() -> None:
+    api = Api(
+        httpx.ReadTimeout("slow"), httpx.ConnectError("reset"), httpx.Response(200, json={"status": "ok"})
+    )
+    client, slept = _client(api)
+    with client:
+        assert client.health() == {"status": "ok"}
+    assert len(slept) == 2
+    api = Api(httpx.ReadTimeout("slow"))
+    client, _ = _client(api, retries=1)
+    with client, pytest.raises(TimeoutError) as caught:
+        client.vaults.get("v")
+    assert isinstance(caught.value, TransportError)
+
+
+def test_lists_iterate_every_page_by_cursor_and_keep_filters() -> None:
+    pages = {
+        None: {"memories": [{"item_id": "a"}, {"item_id": "b"}], "next_cursor": "c1"},
+        "c1": {"memories": [{"item_id": "c"}], "next_cursor": None},
+    }
+    api = Api(lambda r: httpx.Response(200, json=pages[r.url.params.get("cursor")]))
+    client, _ = _client(api)
+    with client:
+        items = client.memories.list("v", user_id="customer-42", limit=2)
+        assert api.requests == []  # nothing is fetched before the iteration starts
+        assert [m["item_id"] for m in items] == ["a", "b", "c"]
+    assert [dict(r.url.params) for r in api.requests] == [
+        {"user_id": "customer-42", "limit": "2"},
+        {"user_id": "customer-42", "limit": "2", "cursor": "c1"},
+    ]
+
+
+def test_checkpoint_is_the_signed_note_text() -> None:
+    note = "reliquary.example/log\n3\nabc=\n\n— key sig\n"
+    api = Api(httpx.Response(200, text=note, headers={"Content-Type": "text/plain"}))
+    client, _ = _client(api)
+    with client:
+        assert client.audit.checkpoint() == note
+    assert api.requests[0].headers["Accept"] == "text/plain"
+
+
+def test_access_request_uses_the_request_id_as_key_and_waits_for_the_decision() -> None:
+    views = iter(
+        [
+            httpx.Response(
+                202, json={"request_id": "rq-1", "status": "pending"}, headers={"Retry-After": "1"}
+            ),
+            httpx.Response(200, json={"request_id": "rq-1", "status": "pending"}),
+            httpx.Response(
+                200, json={"request_id": "rq-1", "status": "approved", "grant": {"grant": "Zw=="}}
+            ),
+        ]
+    )
+    api = Api(lambda _r: next(views))
+    client, slept = _client(api)
+    with client:
+        handle = client.access.request(
+            vault_id="v",
+            memory_id="m",
+            request_id="rq-1",
+            requester_public_key="cGs=",
+            context_proof={"proof": {}},
+            nonce="n",
+            purpose="support",
+        )
+        assert handle.status == "pending"
+        view = handle.wait(interval=1.0)
+    assert view["status"] == "approved"
+    assert api.requests[0].headers["Idempotency-Key"] == "rq-1"
+    assert [r.url.path for r in api.requests[1:]] == ["/Prod/v1/access-requests/rq-1"] * 2
+    assert slept == [1.0, 2.0]
+
+
+def test_wait_gives_up_at_its_deadline_typed() -> None:
+    api = Api(httpx.Response(200, json={"request_id": "rq-1", "status": "pending"}))
+    client, _ = _client(api)
+    with client, pytest.raises(TimeoutError):
+        client.access.get("rq-1").wait(timeout=0.5, interval=1.0)
+
+
+def test_async_client_retries_paginates_and_types_errors() -> None:
+    pages = {
+        None: {"vaults": [{"vault_id": "a"}], "next_cursor": "n"},
+        "n": {"vaults": [{"vault_id": "b"}], "next_cursor": None},
+    }
+    api = Api(
+        _problem(429, "rate_limited", **{"Retry-After": "2"}),
+        lambda r: httpx.Response(200, json=pages[r.url.params.get("cursor")]),
+    )
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    async def run() -> list[str]:
+        async with AsyncReliquary(
+            BASE, auth=ClientCredentials("cl-1", "s"), transport=httpx.MockTransport(api), sleep=sleep
+        ) as client:
+            names = [v["vault_id"] async for v in client.vaults.list()]
+            api.answers = [_problem(429, "rate_limited")]
+            with pytest.raises(RateLimitedError):
+                await client.vaults.get("v")
+            return names
+
+    assert asyncio.run(run()) == ["a", "b"]
+    assert slept[0] == 2.0
