@@ -21,8 +21,10 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
 import httpx
+from pydantic import BaseModel, ValidationError
 
 from reliquary_sdk import __version__
+from reliquary_sdk import models as m
 from reliquary_sdk.auth import OAuth2Auth
 from reliquary_sdk.errors import (
     ReliquaryError,
@@ -50,6 +52,7 @@ class Call:
     json: Json = None
     idempotency_key: str | None = None
     accept: str = "application/json"
+    model: type[BaseModel] | None = None  # the answer's model; None: the decoded JSON (or text) as is
 
     def query(self) -> dict[str, Any]:
         return {k: v for k, v in self.params.items() if v is not None}
@@ -84,9 +87,30 @@ def _decode(call: Call, response: httpx.Response) -> Json:
     if call.accept != "application/json":
         return response.text
     try:
-        return response.json()
+        data = response.json()
     except ValueError:
         raise UnexpectedResponseError("the answer is not JSON", status=response.status_code) from None
+    if call.model is None:
+        return data
+    try:
+        return call.model.model_validate(data)
+    except ValidationError as exc:
+        where = ", ".join(".".join(str(p) for p in e["loc"]) or "(the body)" for e in exc.errors()[:5])
+        message = f"the answer is not a {call.model.__name__} (at {where})"
+        raise UnexpectedResponseError(message, status=response.status_code) from None
+
+
+def _page(page: Json, items: str) -> tuple[list[Any], str | None]:
+    """A page's items (its member ``items``) and its ``next_cursor``."""
+    if isinstance(page, BaseModel):
+        found, cursor = getattr(page, items, None), getattr(page, "next_cursor", None)
+    elif isinstance(page, dict):
+        found, cursor = page.get(items), page.get("next_cursor")
+    else:
+        found, cursor = None, None
+    if not isinstance(found, list) or not (cursor is None or isinstance(cursor, str)):
+        raise UnexpectedResponseError("the answer is not a page")
+    return found, cursor
 
 
 R = TypeVar("R")
@@ -100,6 +124,14 @@ class _Resource(Generic[R, P]):
         self._pages = pages
 
 
+Body = Mapping[str, Any] | m.RequestBody
+
+
+def _dump(value: Body) -> dict[str, Any]:
+    """A body member given as a model or as a mapping, as JSON."""
+    return value.body() if isinstance(value, m.RequestBody) else dict(value)
+
+
 def _key(idempotency_key: str | None) -> str:
     return idempotency_key or str(uuid.uuid4())
 
@@ -109,53 +141,65 @@ class Vaults(_Resource[R, P]):
         self,
         vault_id: str,
         *,
-        custodians: Sequence[Mapping[str, Any]] | None = None,
+        custodians: Sequence[Body] | None = None,
         recovery_threshold: int | None = None,
         idempotency_key: str | None = None,
     ) -> R:
         body: dict[str, Any] = {"vault_id": vault_id}
         if custodians is not None:
-            body["custodians"] = list(custodians)
+            body["custodians"] = [_dump(c) for c in custodians]
         if recovery_threshold is not None:
             body["recovery_threshold"] = recovery_threshold
-        return self._run(Call("POST", "/v1/vaults", json=body, idempotency_key=_key(idempotency_key)))
+        return self._run(
+            Call(
+                "POST",
+                "/v1/vaults",
+                json=body,
+                idempotency_key=_key(idempotency_key),
+                model=m.CreateVaultResult,
+            )
+        )
 
     def list(self, *, limit: int | None = None) -> P:
         """Every vault the token may read, page by page as the iteration goes."""
-        return self._pages(Call("GET", "/v1/vaults", params={"limit": limit}), "vaults")
+        return self._pages(Call("GET", "/v1/vaults", params={"limit": limit}, model=m.VaultList), "vaults")
 
     def get(self, vault_id: str) -> R:
-        return self._run(Call("GET", f"/v1/vaults/{_seg(vault_id)}"))
+        return self._run(Call("GET", f"/v1/vaults/{_seg(vault_id)}", model=m.VaultDetailView))
 
     def get_policy(self, vault_id: str, kind: PolicyKind) -> R:
-        return self._run(Call("GET", f"/v1/vaults/{_seg(vault_id)}/policies/{_seg(kind)}"))
+        return self._run(
+            Call("GET", f"/v1/vaults/{_seg(vault_id)}/policies/{_seg(kind)}", model=m.PolicyView)
+        )
 
     def put_policy(
         self,
         vault_id: str,
         kind: PolicyKind,
-        policy: Mapping[str, Any],
+        policy: Body,
         *,
         idempotency_key: str | None = None,
     ) -> R:
         path = f"/v1/vaults/{_seg(vault_id)}/policies/{_seg(kind)}"
-        return self._run(Call("PUT", path, json=dict(policy), idempotency_key=_key(idempotency_key)))
+        return self._run(
+            Call("PUT", path, json=_dump(policy), idempotency_key=_key(idempotency_key), model=m.PolicyView)
+        )
 
     def rotate_key(self, vault_id: str, *, idempotency_key: str | None = None) -> R:
         path = f"/v1/vaults/{_seg(vault_id)}/keys/rotate"
-        return self._run(Call("POST", path, idempotency_key=_key(idempotency_key)))
+        return self._run(Call("POST", path, idempotency_key=_key(idempotency_key), model=m.RotateResult))
 
     def rewrap_keys(self, vault_id: str, *, idempotency_key: str | None = None) -> R:
         path = f"/v1/vaults/{_seg(vault_id)}/keys/rewrap"
-        return self._run(Call("POST", path, idempotency_key=_key(idempotency_key)))
+        return self._run(Call("POST", path, idempotency_key=_key(idempotency_key), model=m.RewrapResult))
 
     def retire_key(self, vault_id: str, key_version: int, *, idempotency_key: str | None = None) -> R:
         path = f"/v1/vaults/{_seg(vault_id)}/keys/{int(key_version)}/retire"
-        return self._run(Call("POST", path, idempotency_key=_key(idempotency_key)))
+        return self._run(Call("POST", path, idempotency_key=_key(idempotency_key), model=m.RetireResult))
 
     def issue_nonce(self, vault_id: str, *, idempotency_key: str | None = None) -> R:
         path = f"/v1/vaults/{_seg(vault_id)}/nonces"
-        return self._run(Call("POST", path, idempotency_key=_key(idempotency_key)))
+        return self._run(Call("POST", path, idempotency_key=_key(idempotency_key), model=m.Nonce))
 
 
 def _owner(user_id: str | None, agent_id: str | None, run_id: str | None) -> dict[str, str | None]:
@@ -192,7 +236,9 @@ class Memories(_Resource[R, P]):
         }
         body = {k: v for k, v in body.items() if v is not None}
         path = f"/v1/vaults/{_seg(vault_id)}/memories"
-        return self._run(Call("POST", path, json=body, idempotency_key=_key(idempotency_key)))
+        return self._run(
+            Call("POST", path, json=body, idempotency_key=_key(idempotency_key), model=m.SealResult)
+        )
 
     def list(
         self,
@@ -204,14 +250,19 @@ class Memories(_Resource[R, P]):
         limit: int | None = None,
     ) -> P:
         params = {**_owner(user_id, agent_id, run_id), "limit": limit}
-        return self._pages(Call("GET", f"/v1/vaults/{_seg(vault_id)}/memories", params=params), "memories")
+        return self._pages(
+            Call("GET", f"/v1/vaults/{_seg(vault_id)}/memories", params=params, model=m.MemoryList),
+            "memories",
+        )
 
     def get(self, vault_id: str, memory_id: str) -> R:
-        return self._run(Call("GET", f"/v1/vaults/{_seg(vault_id)}/memories/{_seg(memory_id)}"))
+        return self._run(
+            Call("GET", f"/v1/vaults/{_seg(vault_id)}/memories/{_seg(memory_id)}", model=m.MemoryDetail)
+        )
 
     def delete(self, vault_id: str, memory_id: str, *, idempotency_key: str | None = None) -> R:
         path = f"/v1/vaults/{_seg(vault_id)}/memories/{_seg(memory_id)}"
-        return self._run(Call("DELETE", path, idempotency_key=_key(idempotency_key)))
+        return self._run(Call("DELETE", path, idempotency_key=_key(idempotency_key), model=m.ShredResult))
 
     def forget(
         self,
@@ -225,12 +276,14 @@ class Memories(_Resource[R, P]):
         """One bounded forget call; ``complete: false`` in the answer means call again."""
         path = f"/v1/vaults/{_seg(vault_id)}/memories"
         params = _owner(user_id, agent_id, run_id)
-        return self._run(Call("DELETE", path, params=params, idempotency_key=_key(idempotency_key)))
+        return self._run(
+            Call("DELETE", path, params=params, idempotency_key=_key(idempotency_key), model=m.ForgetResult)
+        )
 
     def history(self, vault_id: str, memory_id: str, *, limit: int | None = None) -> R:
         """The first page of a memory's history (versions, key events, decisions, ``next_cursor``)."""
         path = f"/v1/vaults/{_seg(vault_id)}/memories/{_seg(memory_id)}/history"
-        return self._run(Call("GET", path, params={"limit": limit}))
+        return self._run(Call("GET", path, params={"limit": limit}, model=m.History))
 
 
 class Audit(_Resource[R, P]):
@@ -240,46 +293,72 @@ class Audit(_Resource[R, P]):
 
     def entry(self, index: int, *, tree_size: int | None = None) -> R:
         """The entry and its inclusion proof."""
-        return self._run(Call("GET", f"/v1/audit/entries/{int(index)}", params={"tree_size": tree_size}))
+        return self._run(
+            Call(
+                "GET", f"/v1/audit/entries/{int(index)}", params={"tree_size": tree_size}, model=m.EntryProof
+            )
+        )
 
     def consistency(self, first: int, second: int | None = None) -> R:
-        return self._run(Call("GET", "/v1/audit/consistency", params={"first": first, "second": second}))
+        return self._run(
+            Call(
+                "GET",
+                "/v1/audit/consistency",
+                params={"first": first, "second": second},
+                model=m.ConsistencyProof,
+            )
+        )
 
     def keys(self) -> R:
-        return self._run(Call("GET", "/v1/audit/keys"))
+        return self._run(Call("GET", "/v1/audit/keys", model=m.AuditKeys))
 
     def export(self, start: int, end: int | None = None, *, idempotency_key: str | None = None) -> R:
         body = {"start": start} if end is None else {"start": start, "end": end}
-        return self._run(Call("POST", "/v1/audit/exports", json=body, idempotency_key=_key(idempotency_key)))
+        return self._run(
+            Call(
+                "POST",
+                "/v1/audit/exports",
+                json=body,
+                idempotency_key=_key(idempotency_key),
+                model=m.ExportView,
+            )
+        )
 
 
 class People(_Resource[R, P]):
-    def create(
-        self, name: str, roles: Sequence[Mapping[str, Any]], *, idempotency_key: str | None = None
-    ) -> R:
-        body = {"name": name, "roles": [dict(r) for r in roles]}
-        return self._run(Call("POST", "/v1/people", json=body, idempotency_key=_key(idempotency_key)))
+    def create(self, name: str, roles: Sequence[Body], *, idempotency_key: str | None = None) -> R:
+        body = {"name": name, "roles": [_dump(r) for r in roles]}
+        return self._run(
+            Call(
+                "POST", "/v1/people", json=body, idempotency_key=_key(idempotency_key), model=m.CreatedPerson
+            )
+        )
 
     def list(self) -> R:
-        return self._run(Call("GET", "/v1/people"))
+        return self._run(Call("GET", "/v1/people", model=m.PersonList))
 
     def get(self, person_id: str) -> R:
-        return self._run(Call("GET", f"/v1/people/{_seg(person_id)}"))
+        return self._run(Call("GET", f"/v1/people/{_seg(person_id)}", model=m.PersonView))
 
     def new_enrollment(self, person_id: str, *, idempotency_key: str | None = None) -> R:
         path = f"/v1/people/{_seg(person_id)}/enrollment"
-        return self._run(Call("POST", path, idempotency_key=_key(idempotency_key)))
+        return self._run(Call("POST", path, idempotency_key=_key(idempotency_key), model=m.EnrollmentView))
 
-    def set_roles(
-        self, person_id: str, roles: Sequence[Mapping[str, Any]], *, idempotency_key: str | None = None
-    ) -> R:
-        body = {"roles": [dict(r) for r in roles]}
+    def set_roles(self, person_id: str, roles: Sequence[Body], *, idempotency_key: str | None = None) -> R:
+        body = {"roles": [_dump(r) for r in roles]}
         path = f"/v1/people/{_seg(person_id)}/roles"
-        return self._run(Call("PUT", path, json=body, idempotency_key=_key(idempotency_key)))
+        return self._run(
+            Call("PUT", path, json=body, idempotency_key=_key(idempotency_key), model=m.PersonView)
+        )
 
     def revoke(self, person_id: str, *, idempotency_key: str | None = None) -> R:
         return self._run(
-            Call("DELETE", f"/v1/people/{_seg(person_id)}", idempotency_key=_key(idempotency_key))
+            Call(
+                "DELETE",
+                f"/v1/people/{_seg(person_id)}",
+                idempotency_key=_key(idempotency_key),
+                model=m.PersonView,
+            )
         )
 
     def remove_credential(
@@ -291,12 +370,14 @@ class People(_Resource[R, P]):
 
 class Approvals(_Resource[R, P]):
     def list(self) -> R:
-        return self._run(Call("GET", "/v1/approvals"))
+        return self._run(Call("GET", "/v1/approvals", model=m.ApprovalList))
 
     def challenge(self, request_id: str, decision: str, *, idempotency_key: str | None = None) -> R:
         path = f"/v1/approvals/{_seg(request_id)}/challenge"
         body = {"decision": decision}
-        return self._run(Call("POST", path, json=body, idempotency_key=_key(idempotency_key)))
+        return self._run(
+            Call("POST", path, json=body, idempotency_key=_key(idempotency_key), model=m.ApprovalChallenge)
+        )
 
     def answer(
         self,
@@ -310,7 +391,9 @@ class Approvals(_Resource[R, P]):
     ) -> R:
         body = {"decision": decision, "nonce": nonce, "issued_at": issued_at, "credential": dict(credential)}
         path = f"/v1/approvals/{_seg(request_id)}"
-        return self._run(Call("POST", path, json=body, idempotency_key=_key(idempotency_key)))
+        return self._run(
+            Call("POST", path, json=body, idempotency_key=_key(idempotency_key), model=m.ApprovalState)
+        )
 
 
 def _seg(value: str) -> str:
@@ -340,7 +423,9 @@ def _new_access_call(
     if purpose is not None:
         body["purpose"] = purpose
     # The request id is the Idempotency-Key: the context proof binds it, so the caller chooses it.
-    return Call("POST", "/v1/access-requests", json=body, idempotency_key=request_id)
+    return Call(
+        "POST", "/v1/access-requests", json=body, idempotency_key=request_id, model=m.AccessRequestView
+    )
 
 
 # --- the runners ---------------------------------------------------------------------------------
@@ -437,7 +522,7 @@ class Reliquary(_Base):
         self._http.close()
 
     def health(self) -> Json:
-        return self.call(Call("GET", "/v1/health"))
+        return self.call(Call("GET", "/v1/health", model=m.Health))
 
     def call(self, call: Call, *, cursor: str | None = None) -> Json:
         """Send ``call``, retrying where safe; its decoded answer, or a typed error."""
@@ -461,11 +546,8 @@ class Reliquary(_Base):
         """Each item of every page, fetching the next page (``next_cursor``) only when reached."""
         cursor: str | None = None
         while True:
-            page = self.call(call, cursor=cursor)
-            if not isinstance(page, dict) or not isinstance(page.get(items), list):
-                raise UnexpectedResponseError("the answer is not a page")
-            yield from page[items]
-            cursor = page.get("next_cursor")
+            found, cursor = _page(self.call(call, cursor=cursor), items)
+            yield from found
             if not cursor:
                 return
 
@@ -506,7 +588,7 @@ class AsyncReliquary(_Base):
         await self._http.aclose()
 
     async def health(self) -> Json:
-        return await self.call(Call("GET", "/v1/health"))
+        return await self.call(Call("GET", "/v1/health", model=m.Health))
 
     async def call(self, call: Call, *, cursor: str | None = None) -> Json:
         request = self._request(self._http, call, cursor)
@@ -528,12 +610,9 @@ class AsyncReliquary(_Base):
     async def paginate(self, call: Call, items: str) -> AsyncIterator[Json]:
         cursor: str | None = None
         while True:
-            page = await self.call(call, cursor=cursor)
-            if not isinstance(page, dict) or not isinstance(page.get(items), list):
-                raise UnexpectedResponseError("the answer is not a page")
-            for item in page[items]:
+            found, cursor = _page(await self.call(call, cursor=cursor), items)
+            for item in found:
                 yield item
-            cursor = page.get("next_cursor")
             if not cursor:
                 return
 
@@ -545,21 +624,23 @@ _DECIDED = frozenset({"approved", "denied", "failed"})
 class AccessRequest:
     """A submitted access request: ``refresh()`` reads it, ``wait()`` polls until it is decided."""
 
-    def __init__(self, client: Reliquary, request_id: str, view: Json) -> None:
+    def __init__(self, client: Reliquary, request_id: str, view: m.AccessRequestView | None) -> None:
         self._client = client
         self.request_id = request_id
         self.view = view
 
     @property
     def status(self) -> str:
-        return str(self.view.get("status")) if isinstance(self.view, dict) else "unknown"
+        return self.view.status if self.view is not None else "unknown"
 
     @property
     def decided(self) -> bool:
         return self.status in _DECIDED
 
     def refresh(self) -> Json:
-        self.view = self._client.call(Call("GET", f"/v1/access-requests/{_seg(self.request_id)}"))
+        self.view = self._client.call(
+            Call("GET", f"/v1/access-requests/{_seg(self.request_id)}", model=m.AccessRequestView)
+        )
         return self.view
 
     def wait(self, *, timeout: float = 300.0, interval: float = 1.0, max_interval: float = 10.0) -> Json:
@@ -576,21 +657,23 @@ class AccessRequest:
 
 
 class AsyncAccessRequest:
-    def __init__(self, client: AsyncReliquary, request_id: str, view: Json) -> None:
+    def __init__(self, client: AsyncReliquary, request_id: str, view: m.AccessRequestView | None) -> None:
         self._client = client
         self.request_id = request_id
         self.view = view
 
     @property
     def status(self) -> str:
-        return str(self.view.get("status")) if isinstance(self.view, dict) else "unknown"
+        return self.view.status if self.view is not None else "unknown"
 
     @property
     def decided(self) -> bool:
         return self.status in _DECIDED
 
     async def refresh(self) -> Json:
-        self.view = await self._client.call(Call("GET", f"/v1/access-requests/{_seg(self.request_id)}"))
+        self.view = await self._client.call(
+            Call("GET", f"/v1/access-requests/{_seg(self.request_id)}", model=m.AccessRequestView)
+        )
         return self.view
 
     async def wait(

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import httpx
 import pytest
+from reliquary_sdk import models
 from reliquary_sdk.auth import ClientCredentials
 from reliquary_sdk.client import AsyncReliquary, Call, Reliquary, RetryPolicy
 from reliquary_sdk.errors import (
@@ -17,6 +18,7 @@ from reliquary_sdk.errors import (
     TimeoutError,  # noqa: A004
     TransientError,
     TransportError,
+    UnexpectedResponseError,
 )
 
 BASE = "https://api.example/Prod"
@@ -57,15 +59,71 @@ def _client(api: Api, *, retries: int = 3) -> tuple[Reliquary, list[float]]:
     return client, slept
 
 
+# Answers as the service shapes them (docs/openapi.json), for the routes the tests call.
+def vault_view(vault_id: str = "v") -> dict[str, object]:
+    return {
+        "vault_id": vault_id,
+        "created_at": 1,
+        "current_key_version": 1,
+        "recovery_threshold": None,
+        "custodian_ids": [],
+    }
+
+
+VAULT = {**vault_view(), "keys": []}
+SEAL = {
+    "tenant_id": "t",
+    "vault_id": "agent-memory",
+    "item_id": "m",
+    "version": 1,
+    "key_version": 1,
+    "size": 13,
+    "body_location": "inline",
+    "content_type": "text/plain",
+    "expires_at": None,
+}
+ROTATE = {"tenant_id": "t", "vault_id": "v", "key_version": 2, "public_key": "cGs="}
+HEALTH = {"status": "ok", "version": "1.0"}
+
+
+def memory_view(memory_id: str) -> dict[str, object]:
+    return {
+        "memory_id": memory_id,
+        "versions": 1,
+        "version": 1,
+        "state": "live",
+        "content_type": "text/plain",
+        "size": 1,
+        "tags": {},
+        "sensitivity": "restricted",
+        "key_version": 1,
+        "created_at": 1,
+        "expires_at": None,
+        "shredded_at": None,
+    }
+
+
+def access_view(status: str, **extra: object) -> dict[str, object]:
+    return {
+        "request_id": "rq-1",
+        "status": status,
+        "vault_id": "v",
+        "memory_id": "m",
+        "requested_at": 1,
+        "decided_at": None if status == "pending" else 2,
+        **extra,
+    }
+
+
 def _problem(status: int, code: str, **headers: str) -> httpx.Response:
     return httpx.Response(status, json={"code": code, "status": status}, headers=headers)
 
 
 def test_routes_carry_the_token_the_base_path_and_encoded_ids() -> None:
-    api = Api(httpx.Response(200, json={"vault_id": "v"}))
+    api = Api(httpx.Response(200, json=VAULT))
     client, _ = _client(api)
     with client:
-        assert client.vaults.get("a/b c") == {"vault_id": "v"}
+        assert client.vaults.get("a/b c") == models.VaultDetailView.model_validate(VAULT)
     request = api.requests[0]
     assert request.url.raw_path == b"/Prod/v1/vaults/a%2Fb%20c"
     assert request.headers["Authorization"] == "Bearer tok"
@@ -76,14 +134,15 @@ def test_writes_carry_an_idempotency_key_kept_across_retries() -> None:
     api = Api(
         _problem(503, "transient"),
         _problem(502, "internal_error"),
-        httpx.Response(201, json={"item_id": "m"}),
+        httpx.Response(201, json=SEAL),
     )
     client, slept = _client(api)
     with client:
         answer = client.memories.add(
             "agent-memory", text="prefers email", user_id="customer-42", tags={"t": "c"}
         )
-    assert answer == {"item_id": "m"}
+    assert isinstance(answer, models.SealResult)
+    assert answer.item_id == "m"
     keys = {r.headers["Idempotency-Key"] for r in api.requests}
     assert len(api.requests) == 3
     assert len(keys) == 1
@@ -98,7 +157,7 @@ def test_writes_carry_an_idempotency_key_kept_across_retries() -> None:
 
 
 def test_two_writes_get_two_keys_and_a_given_key_is_sent_as_is() -> None:
-    api = Api(httpx.Response(201, json={}))
+    api = Api(httpx.Response(200, json=ROTATE))
     client, _ = _client(api)
     with client:
         client.vaults.rotate_key("v")
@@ -110,7 +169,7 @@ def test_two_writes_get_two_keys_and_a_given_key_is_sent_as_is() -> None:
 
 
 def test_retry_after_is_honoured_on_429() -> None:
-    api = Api(_problem(429, "rate_limited", **{"Retry-After": "4"}), httpx.Response(200, json={"vaults": []}))
+    api = Api(_problem(429, "rate_limited", **{"Retry-After": "4"}), httpx.Response(200, json=VAULT))
     client, slept = _client(api)
     with client:
         client.vaults.get("v")
@@ -147,12 +206,10 @@ def test_client_errors_are_raised_at_once_typed() -> None:
 
 
 def test_timeouts_and_resets_are_retried_then_typed() -> None:
-    api = Api(
-        httpx.ReadTimeout("slow"), httpx.ConnectError("reset"), httpx.Response(200, json={"status": "ok"})
-    )
+    api = Api(httpx.ReadTimeout("slow"), httpx.ConnectError("reset"), httpx.Response(200, json=HEALTH))
     client, slept = _client(api)
     with client:
-        assert client.health() == {"status": "ok"}
+        assert client.health().status == "ok"
     assert len(slept) == 2
     api = Api(httpx.ReadTimeout("slow"))
     client, _ = _client(api, retries=1)
@@ -163,15 +220,15 @@ def test_timeouts_and_resets_are_retried_then_typed() -> None:
 
 def test_lists_iterate_every_page_by_cursor_and_keep_filters() -> None:
     pages = {
-        None: {"memories": [{"item_id": "a"}, {"item_id": "b"}], "next_cursor": "c1"},
-        "c1": {"memories": [{"item_id": "c"}], "next_cursor": None},
+        None: {"memories": [memory_view("a"), memory_view("b")], "next_cursor": "c1"},
+        "c1": {"memories": [memory_view("c")], "next_cursor": None},
     }
     api = Api(lambda r: httpx.Response(200, json=pages[r.url.params.get("cursor")]))
     client, _ = _client(api)
     with client:
         items = client.memories.list("v", user_id="customer-42", limit=2)
         assert api.requests == []  # nothing is fetched before the iteration starts
-        assert [m["item_id"] for m in items] == ["a", "b", "c"]
+        assert [m.memory_id for m in items] == ["a", "b", "c"]
     assert [dict(r.url.params) for r in api.requests] == [
         {"user_id": "customer-42", "limit": "2"},
         {"user_id": "customer-42", "limit": "2", "cursor": "c1"},
@@ -190,13 +247,9 @@ def test_checkpoint_is_the_signed_note_text() -> None:
 def test_access_request_uses_the_request_id_as_key_and_waits_for_the_decision() -> None:
     views = iter(
         [
-            httpx.Response(
-                202, json={"request_id": "rq-1", "status": "pending"}, headers={"Retry-After": "1"}
-            ),
-            httpx.Response(200, json={"request_id": "rq-1", "status": "pending"}),
-            httpx.Response(
-                200, json={"request_id": "rq-1", "status": "approved", "grant": {"grant": "Zw=="}}
-            ),
+            httpx.Response(202, json=access_view("pending"), headers={"Retry-After": "1"}),
+            httpx.Response(200, json=access_view("pending")),
+            httpx.Response(200, json=access_view("approved", grant={"grant": "Zw=="})),
         ]
     )
     api = Api(lambda _r: next(views))
@@ -213,14 +266,15 @@ def test_access_request_uses_the_request_id_as_key_and_waits_for_the_decision() 
         )
         assert handle.status == "pending"
         view = handle.wait(interval=1.0)
-    assert view["status"] == "approved"
+    assert view.status == "approved"
+    assert view.grant == {"grant": "Zw=="}
     assert api.requests[0].headers["Idempotency-Key"] == "rq-1"
     assert [r.url.path for r in api.requests[1:]] == ["/Prod/v1/access-requests/rq-1"] * 2
     assert slept == [1.0, 2.0]
 
 
 def test_wait_gives_up_at_its_deadline_typed() -> None:
-    api = Api(httpx.Response(200, json={"request_id": "rq-1", "status": "pending"}))
+    api = Api(httpx.Response(200, json=access_view("pending")))
     client, _ = _client(api)
     with client, pytest.raises(TimeoutError):
         client.access.get("rq-1").wait(timeout=0.5, interval=1.0)
@@ -228,8 +282,8 @@ def test_wait_gives_up_at_its_deadline_typed() -> None:
 
 def test_async_client_retries_paginates_and_types_errors() -> None:
     pages = {
-        None: {"vaults": [{"vault_id": "a"}], "next_cursor": "n"},
-        "n": {"vaults": [{"vault_id": "b"}], "next_cursor": None},
+        None: {"vaults": [vault_view("a")], "next_cursor": "n"},
+        "n": {"vaults": [vault_view("b")], "next_cursor": None},
     }
     api = Api(
         _problem(429, "rate_limited", **{"Retry-After": "2"}),
@@ -244,7 +298,7 @@ def test_async_client_retries_paginates_and_types_errors() -> None:
         async with AsyncReliquary(
             BASE, auth=ClientCredentials("cl-1", "s"), transport=httpx.MockTransport(api), sleep=sleep
         ) as client:
-            names = [v["vault_id"] async for v in client.vaults.list()]
+            names = [v.vault_id async for v in client.vaults.list()]
             api.answers = [_problem(429, "rate_limited")]
             with pytest.raises(RateLimitedError):
                 await client.vaults.get("v")
@@ -252,3 +306,36 @@ def test_async_client_retries_paginates_and_types_errors() -> None:
 
     assert asyncio.run(run()) == ["a", "b"]
     assert slept[0] == 2.0
+
+
+def test_answers_are_models_and_a_misshapen_answer_is_typed() -> None:
+    api = Api(httpx.Response(200, json={**HEALTH, "region": "eu"}), httpx.Response(200, json={"vault_id": 1}))
+    client, _ = _client(api)
+    with client:
+        health = client.health()
+        assert isinstance(health, models.Health)
+        assert health.model_extra == {"region": "eu"}  # a newer service's members are kept
+        with pytest.raises(UnexpectedResponseError, match="not a VaultDetailView"):
+            client.vaults.get("v")
+
+
+def test_body_members_may_be_models() -> None:
+    person = {
+        "person_id": "ps-" + "0" * 24,
+        "tenant_id": "t",
+        "name": "Ada",
+        "roles": [{"role": "approver", "vault_id": "v"}],
+        "status": "active",
+        "created_at": 1,
+        "enrollment_expires_at": None,
+    }
+    api = Api(httpx.Response(200, json=person))
+    client, _ = _client(api)
+    with client:
+        view = client.people.set_roles(
+            "ps-" + "0" * 24, [models.PersonRoleIn(role="approver", vault_id="v"), {"role": "auditor"}]
+        )
+    assert view.roles == [models.RoleIn(role=models.Role.APPROVER, vault_id="v")]
+    assert json.loads(api.requests[0].content) == {
+        "roles": [{"role": "approver", "vault_id": "v"}, {"role": "auditor"}]
+    }
