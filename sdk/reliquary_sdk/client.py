@@ -32,9 +32,18 @@ from reliquary_sdk.errors import (
     TransportError,
     UnexpectedResponseError,
     error_from_response,
+    parse_retry_after,
 )
 
-__all__ = ["AccessRequest", "AsyncAccessRequest", "AsyncReliquary", "Call", "Reliquary", "RetryPolicy"]
+__all__ = [
+    "AccessRequest",
+    "Answer",
+    "AsyncAccessRequest",
+    "AsyncReliquary",
+    "Call",
+    "Reliquary",
+    "RetryPolicy",
+]
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 _WRITE_METHODS = frozenset({"POST", "PUT", "DELETE", "PATCH"})
@@ -111,6 +120,20 @@ def _page(page: Json, items: str) -> tuple[list[Any], str | None]:
     if not isinstance(found, list) or not (cursor is None or isinstance(cursor, str)):
         raise UnexpectedResponseError("the answer is not a page")
     return found, cursor
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A successful answer: its decoded value, its status and its headers."""
+
+    value: Json
+    status: int
+    headers: httpx.Headers
+
+    @property
+    def retry_after(self) -> float | None:
+        """Seconds the service asked to wait before asking again (``Retry-After``), if it said."""
+        return parse_retry_after(self.headers.get("Retry-After"))
 
 
 R = TypeVar("R")
@@ -409,7 +432,7 @@ def _new_access_call(
     memory_id: str,
     request_id: str,
     requester_public_key: str,
-    context_proof: Mapping[str, Any],
+    context_proof: Body,
     nonce: str,
     purpose: str | None,
 ) -> Call:
@@ -417,7 +440,7 @@ def _new_access_call(
         "vault_id": vault_id,
         "memory_id": memory_id,
         "requester_public_key": requester_public_key,
-        "context_proof": dict(context_proof),
+        "context_proof": _dump(context_proof),
         "nonce": nonce,
     }
     if purpose is not None:
@@ -526,6 +549,10 @@ class Reliquary(_Base):
 
     def call(self, call: Call, *, cursor: str | None = None) -> Json:
         """Send ``call``, retrying where safe; its decoded answer, or a typed error."""
+        return self.exchange(call, cursor=cursor).value
+
+    def exchange(self, call: Call, *, cursor: str | None = None) -> Answer:
+        """As ``call``, with the answer's status and headers (``Retry-After``, ``Location``)."""
         request = self._request(self._http, call, cursor)
         attempt = 0
         while True:
@@ -535,7 +562,7 @@ class Reliquary(_Base):
                 outcome = self._failure(request, exc, attempt)
             else:
                 if response.is_success:
-                    return _decode(call, response)
+                    return Answer(_decode(call, response), response.status_code, response.headers)
                 outcome = self._outcome(request, response, attempt)
             if isinstance(outcome, ReliquaryError):
                 raise outcome
@@ -591,6 +618,9 @@ class AsyncReliquary(_Base):
         return await self.call(Call("GET", "/v1/health", model=m.Health))
 
     async def call(self, call: Call, *, cursor: str | None = None) -> Json:
+        return (await self.exchange(call, cursor=cursor)).value
+
+    async def exchange(self, call: Call, *, cursor: str | None = None) -> Answer:
         request = self._request(self._http, call, cursor)
         attempt = 0
         while True:
@@ -600,7 +630,7 @@ class AsyncReliquary(_Base):
                 outcome = self._failure(request, exc, attempt)
             else:
                 if response.is_success:
-                    return _decode(call, response)
+                    return Answer(_decode(call, response), response.status_code, response.headers)
                 outcome = self._outcome(request, response, attempt)
             if isinstance(outcome, ReliquaryError):
                 raise outcome
@@ -621,60 +651,82 @@ class AsyncReliquary(_Base):
 _DECIDED = frozenset({"approved", "denied", "failed"})
 
 
-class AccessRequest:
+def _access_path(request_id: str) -> Call:
+    return Call("GET", f"/v1/access-requests/{_seg(request_id)}", model=m.AccessRequestView)
+
+
+class _Handle:
+    """What both handles share: the last view, the service's ``Retry-After``, the polling schedule."""
+
+    def __init__(self, request_id: str, answer: Answer | None) -> None:
+        self.request_id = request_id
+        self.view: m.AccessRequestView | None = None
+        self.retry_after: float | None = None
+        if answer is not None:
+            self._take(answer)
+
+    def _take(self, answer: Answer) -> m.AccessRequestView:
+        if not isinstance(answer.value, m.AccessRequestView):
+            raise UnexpectedResponseError("the answer is not an access request")
+        self.view = answer.value
+        self.retry_after = answer.retry_after
+        return answer.value
+
+    @property
+    def status(self) -> str:
+        return self.view.status if self.view is not None else "unknown"
+
+    @property
+    def decided(self) -> bool:
+        return self.status in _DECIDED
+
+    def _decided_view(self) -> m.AccessRequestView:
+        if self.view is None:  # pragma: no cover - decided implies a view
+            raise UnexpectedResponseError("no view of the access request")
+        return self.view
+
+    def _next_delay(self, backoff: float, deadline: float) -> float:
+        """The service's ``Retry-After`` when it sent one, else ``backoff``; past ``deadline``: give up."""
+        delay = self.retry_after if self.retry_after is not None else backoff
+        if time.monotonic() + delay > deadline:
+            raise TimeoutError("the access request was not decided in time")
+        return delay
+
+
+class AccessRequest(_Handle):
     """A submitted access request: ``refresh()`` reads it, ``wait()`` polls until it is decided."""
 
-    def __init__(self, client: Reliquary, request_id: str, view: m.AccessRequestView | None) -> None:
+    def __init__(self, client: Reliquary, request_id: str, answer: Answer | None = None) -> None:
+        super().__init__(request_id, answer)
         self._client = client
-        self.request_id = request_id
-        self.view = view
 
-    @property
-    def status(self) -> str:
-        return self.view.status if self.view is not None else "unknown"
+    def refresh(self) -> m.AccessRequestView:
+        return self._take(self._client.exchange(_access_path(self.request_id)))
 
-    @property
-    def decided(self) -> bool:
-        return self.status in _DECIDED
+    def wait(
+        self, *, timeout: float = 300.0, interval: float = 1.0, max_interval: float = 10.0
+    ) -> m.AccessRequestView:
+        """Poll until approved, denied or failed; the decided view. ``TimeoutError`` past ``timeout``.
 
-    def refresh(self) -> Json:
-        self.view = self._client.call(
-            Call("GET", f"/v1/access-requests/{_seg(self.request_id)}", model=m.AccessRequestView)
-        )
-        return self.view
-
-    def wait(self, *, timeout: float = 300.0, interval: float = 1.0, max_interval: float = 10.0) -> Json:
-        """Poll until approved, denied or failed; the decided view. ``TimeoutError`` past ``timeout``."""
+        Each wait is the ``Retry-After`` of the last answer when it had one (the service's pace), else
+        an exponential backoff from ``interval`` up to ``max_interval``.
+        """
         deadline = time.monotonic() + timeout
-        delay = interval
+        backoff = interval
         while not self.decided:
-            if time.monotonic() + delay > deadline:
-                raise TimeoutError("the access request was not decided in time")
-            self._client._sleep(delay)
+            self._client._sleep(self._next_delay(backoff, deadline))
             self.refresh()
-            delay = min(delay * 2, max_interval)
-        return self.view
+            backoff = min(backoff * 2, max_interval)
+        return self._decided_view()
 
 
-class AsyncAccessRequest:
-    def __init__(self, client: AsyncReliquary, request_id: str, view: m.AccessRequestView | None) -> None:
+class AsyncAccessRequest(_Handle):
+    def __init__(self, client: AsyncReliquary, request_id: str, answer: Answer | None = None) -> None:
+        super().__init__(request_id, answer)
         self._client = client
-        self.request_id = request_id
-        self.view = view
 
-    @property
-    def status(self) -> str:
-        return self.view.status if self.view is not None else "unknown"
-
-    @property
-    def decided(self) -> bool:
-        return self.status in _DECIDED
-
-    async def refresh(self) -> Json:
-        self.view = await self._client.call(
-            Call("GET", f"/v1/access-requests/{_seg(self.request_id)}", model=m.AccessRequestView)
-        )
-        return self.view
+    async def refresh(self) -> m.AccessRequestView:
+        return self._take(await self._client.exchange(_access_path(self.request_id)))
 
     async def wait(
         self,
@@ -682,16 +734,14 @@ class AsyncAccessRequest:
         timeout: float = 300.0,  # noqa: ASYNC109  (a polling deadline, as the sync handle's)
         interval: float = 1.0,
         max_interval: float = 10.0,
-    ) -> Json:
+    ) -> m.AccessRequestView:
         deadline = time.monotonic() + timeout
-        delay = interval
+        backoff = interval
         while not self.decided:
-            if time.monotonic() + delay > deadline:
-                raise TimeoutError("the access request was not decided in time")
-            await self._client._sleep(delay)
+            await self._client._sleep(self._next_delay(backoff, deadline))
             await self.refresh()
-            delay = min(delay * 2, max_interval)
-        return self.view
+            backoff = min(backoff * 2, max_interval)
+        return self._decided_view()
 
 
 class Access:
@@ -705,7 +755,7 @@ class Access:
         memory_id: str,
         request_id: str,
         requester_public_key: str,
-        context_proof: Mapping[str, Any],
+        context_proof: Body,
         nonce: str,
         purpose: str | None = None,
     ) -> AccessRequest:
@@ -718,10 +768,10 @@ class Access:
             nonce=nonce,
             purpose=purpose,
         )
-        return AccessRequest(self._client, request_id, self._client.call(call))
+        return AccessRequest(self._client, request_id, self._client.exchange(call))
 
     def get(self, request_id: str) -> AccessRequest:
-        handle = AccessRequest(self._client, request_id, None)
+        handle = AccessRequest(self._client, request_id)
         handle.refresh()
         return handle
 
@@ -737,7 +787,7 @@ class AsyncAccess:
         memory_id: str,
         request_id: str,
         requester_public_key: str,
-        context_proof: Mapping[str, Any],
+        context_proof: Body,
         nonce: str,
         purpose: str | None = None,
     ) -> AsyncAccessRequest:
@@ -750,9 +800,9 @@ class AsyncAccess:
             nonce=nonce,
             purpose=purpose,
         )
-        return AsyncAccessRequest(self._client, request_id, await self._client.call(call))
+        return AsyncAccessRequest(self._client, request_id, await self._client.exchange(call))
 
     async def get(self, request_id: str) -> AsyncAccessRequest:
-        handle = AsyncAccessRequest(self._client, request_id, None)
+        handle = AsyncAccessRequest(self._client, request_id)
         await handle.refresh()
         return handle

@@ -339,3 +339,64 @@ def test_body_members_may_be_models() -> None:
     assert json.loads(api.requests[0].content) == {
         "roles": [{"role": "approver", "vault_id": "v"}, {"role": "auditor"}]
     }
+
+
+def test_wait_follows_the_services_retry_after_on_every_pending_answer() -> None:
+    pending = httpx.Response(200, json=access_view("pending"), headers={"Retry-After": "3"})
+    views = iter(
+        [
+            httpx.Response(202, json=access_view("pending"), headers={"Retry-After": "5"}),
+            pending,
+            pending,
+            httpx.Response(200, json=access_view("denied", reasons=["quorum"])),
+        ]
+    )
+    api = Api(lambda _r: next(views))
+    client, slept = _client(api)
+    with client:
+        handle = client.access.request(
+            vault_id="v",
+            memory_id="m",
+            request_id="rq-1",
+            requester_public_key="cGs=",
+            context_proof=models.ContextProof(circuit="context_proof", proof={}, public_signals=["1"]),
+            nonce="n",
+        )
+        assert handle.retry_after == 5.0
+        view = handle.wait(interval=0.5)
+    assert slept == [5.0, 3.0, 3.0]  # the service's pace, not the 0.5 s backoff
+    assert view.status == "denied"
+    assert view.reasons == ["quorum"]
+    assert handle.retry_after is None
+    body = json.loads(api.requests[0].content)
+    assert body["context_proof"] == {"circuit": "context_proof", "proof": {}, "public_signals": ["1"]}
+
+
+def test_a_retry_after_past_the_deadline_gives_up_without_sleeping() -> None:
+    api = Api(httpx.Response(200, json=access_view("pending"), headers={"Retry-After": "30"}))
+    client, slept = _client(api)
+    with client, pytest.raises(TimeoutError):
+        client.access.get("rq-1").wait(timeout=10.0, interval=1.0)
+    assert slept == []
+
+
+def test_async_wait_follows_retry_after() -> None:
+    views = iter(
+        [
+            httpx.Response(200, json=access_view("pending"), headers={"Retry-After": "2"}),
+            httpx.Response(200, json=access_view("approved", grant={"grant": "Zw=="})),
+        ]
+    )
+    api = Api(lambda _r: next(views))
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    async def run() -> str:
+        async with AsyncReliquary(BASE, transport=httpx.MockTransport(api), sleep=sleep) as client:
+            handle = await client.access.get("rq-1")
+            return (await handle.wait(interval=0.25)).status
+
+    assert asyncio.run(run()) == "approved"
+    assert slept == [2.0]
