@@ -109,6 +109,27 @@ def _decode(call: Call, response: httpx.Response) -> Json:
         raise UnexpectedResponseError(message, status=response.status_code) from None
 
 
+def _merged(first: Json, items: str, found: list[Any]) -> Json:
+    """The first page, its list member holding every page's items, no further cursor."""
+    if isinstance(first, BaseModel):
+        return first.model_copy(update={items: found, "next_cursor": None})
+    return {**first, items: found, "next_cursor": None}
+
+
+class _Cursors:
+    """The cursors a listing was given: one seen twice would loop for ever."""
+
+    def __init__(self) -> None:
+        self._seen: set[str] = set()
+
+    def next(self, cursor: str | None) -> str | None:
+        if cursor in self._seen:
+            raise UnexpectedResponseError("the service gave the same page cursor twice")
+        if cursor:
+            self._seen.add(cursor)
+        return cursor or None
+
+
 def _page(page: Json, items: str) -> tuple[list[Any], str | None]:
     """A page's items (its member ``items``) and its ``next_cursor``."""
     if isinstance(page, BaseModel):
@@ -142,9 +163,18 @@ P = TypeVar("P")
 
 # --- resources: each method describes its route ----------------------------------------------------
 class _Resource(Generic[R, P]):
-    def __init__(self, run: Callable[[Call], R], pages: Callable[[Call, str], P]) -> None:
+    """Routes of one kind: ``_run`` sends a call, ``_pages`` iterates a list's items over its pages,
+    ``_all`` reads every page and answers the first with the list member holding every page's items."""
+
+    def __init__(
+        self,
+        run: Callable[[Call], R],
+        pages: Callable[[Call, str], P],
+        everything: Callable[[Call, str], R],
+    ) -> None:
         self._run = run
         self._pages = pages
+        self._all = everything
 
 
 Body = Mapping[str, Any] | m.RequestBody
@@ -304,9 +334,18 @@ class Memories(_Resource[R, P]):
         )
 
     def history(self, vault_id: str, memory_id: str, *, limit: int | None = None) -> R:
-        """The first page of a memory's history (versions, key events, decisions, ``next_cursor``)."""
-        path = f"/v1/vaults/{_seg(vault_id)}/memories/{_seg(memory_id)}/history"
-        return self._run(Call("GET", path, params={"limit": limit}, model=m.History))
+        """A memory's whole history: its versions, its vault's key events and every access decision,
+        read page by page (``limit`` decisions a page) until the last (``next_cursor`` is then None)."""
+        return self._all(_history_call(vault_id, memory_id, limit), "decisions")
+
+    def decisions(self, vault_id: str, memory_id: str, *, limit: int | None = None) -> P:
+        """The access decisions on a memory, fetched a page at a time as the iteration goes."""
+        return self._pages(_history_call(vault_id, memory_id, limit), "decisions")
+
+
+def _history_call(vault_id: str, memory_id: str, limit: int | None) -> Call:
+    path = f"/v1/vaults/{_seg(vault_id)}/memories/{_seg(memory_id)}/history"
+    return Call("GET", path, params={"limit": limit}, model=m.History)
 
 
 class Audit(_Resource[R, P]):
@@ -528,11 +567,11 @@ class Reliquary(_Base):
         self._http = httpx.Client(
             base_url=self.base_url, timeout=self._timeout, transport=transport, headers=self._headers
         )
-        self.vaults: Vaults[Json, Iterator[Json]] = Vaults(self.call, self.paginate)
-        self.memories: Memories[Json, Iterator[Json]] = Memories(self.call, self.paginate)
-        self.audit: Audit[Json, Iterator[Json]] = Audit(self.call, self.paginate)
-        self.people: People[Json, Iterator[Json]] = People(self.call, self.paginate)
-        self.approvals: Approvals[Json, Iterator[Json]] = Approvals(self.call, self.paginate)
+        self.vaults: Vaults[Json, Iterator[Json]] = Vaults(self.call, self.paginate, self.everything)
+        self.memories: Memories[Json, Iterator[Json]] = Memories(self.call, self.paginate, self.everything)
+        self.audit: Audit[Json, Iterator[Json]] = Audit(self.call, self.paginate, self.everything)
+        self.people: People[Json, Iterator[Json]] = People(self.call, self.paginate, self.everything)
+        self.approvals: Approvals[Json, Iterator[Json]] = Approvals(self.call, self.paginate, self.everything)
         self.access = Access(self)
 
     def __enter__(self) -> Reliquary:
@@ -571,12 +610,22 @@ class Reliquary(_Base):
 
     def paginate(self, call: Call, items: str) -> Iterator[Json]:
         """Each item of every page, fetching the next page (``next_cursor``) only when reached."""
-        cursor: str | None = None
+        cursors, cursor = _Cursors(), None
         while True:
             found, cursor = _page(self.call(call, cursor=cursor), items)
             yield from found
-            if not cursor:
+            if not cursors.next(cursor):
                 return
+
+    def everything(self, call: Call, items: str) -> Json:
+        """Every page read now; the first, with ``items`` holding all of theirs."""
+        first = self.call(call)
+        found, cursor = _page(first, items)
+        cursors, every = _Cursors(), list(found)
+        while cursors.next(cursor):
+            found, cursor = _page(self.call(call, cursor=cursor), items)
+            every.extend(found)
+        return _merged(first, items, every)
 
 
 class AsyncReliquary(_Base):
@@ -598,11 +647,21 @@ class AsyncReliquary(_Base):
         self._http = httpx.AsyncClient(
             base_url=self.base_url, timeout=self._timeout, transport=transport, headers=self._headers
         )
-        self.vaults: Vaults[Awaitable[Json], AsyncIterator[Json]] = Vaults(self.call, self.paginate)
-        self.memories: Memories[Awaitable[Json], AsyncIterator[Json]] = Memories(self.call, self.paginate)
-        self.audit: Audit[Awaitable[Json], AsyncIterator[Json]] = Audit(self.call, self.paginate)
-        self.people: People[Awaitable[Json], AsyncIterator[Json]] = People(self.call, self.paginate)
-        self.approvals: Approvals[Awaitable[Json], AsyncIterator[Json]] = Approvals(self.call, self.paginate)
+        self.vaults: Vaults[Awaitable[Json], AsyncIterator[Json]] = Vaults(
+            self.call, self.paginate, self.everything
+        )
+        self.memories: Memories[Awaitable[Json], AsyncIterator[Json]] = Memories(
+            self.call, self.paginate, self.everything
+        )
+        self.audit: Audit[Awaitable[Json], AsyncIterator[Json]] = Audit(
+            self.call, self.paginate, self.everything
+        )
+        self.people: People[Awaitable[Json], AsyncIterator[Json]] = People(
+            self.call, self.paginate, self.everything
+        )
+        self.approvals: Approvals[Awaitable[Json], AsyncIterator[Json]] = Approvals(
+            self.call, self.paginate, self.everything
+        )
         self.access = AsyncAccess(self)
 
     async def __aenter__(self) -> AsyncReliquary:
@@ -638,13 +697,22 @@ class AsyncReliquary(_Base):
             attempt += 1
 
     async def paginate(self, call: Call, items: str) -> AsyncIterator[Json]:
-        cursor: str | None = None
+        cursors, cursor = _Cursors(), None
         while True:
             found, cursor = _page(await self.call(call, cursor=cursor), items)
             for item in found:
                 yield item
-            if not cursor:
+            if not cursors.next(cursor):
                 return
+
+    async def everything(self, call: Call, items: str) -> Json:
+        first = await self.call(call)
+        found, cursor = _page(first, items)
+        cursors, every = _Cursors(), list(found)
+        while cursors.next(cursor):
+            found, cursor = _page(await self.call(call, cursor=cursor), items)
+            every.extend(found)
+        return _merged(first, items, every)
 
 
 # --- access requests ---------------------------------------------------------------------------

@@ -400,3 +400,62 @@ def test_async_wait_follows_retry_after() -> None:
 
     assert asyncio.run(run()) == "approved"
     assert slept == [2.0]
+
+
+def _history_page(decisions: list[int], cursor: str | None) -> dict[str, object]:
+    version = {k: v for k, v in memory_view("m").items() if k not in ("memory_id", "versions")}
+    return {
+        "memory_id": "m",
+        "versions": [version],
+        "key_events": [{"kind": "created", "key_version": 1, "at": 1}],
+        "decisions": [
+            {"index": i, "request_id": f"rq-{i}", "decision": "approve", "at": i} for i in decisions
+        ],
+        "next_cursor": cursor,
+    }
+
+
+HISTORY = {
+    None: _history_page([0, 1], "h1"),
+    "h1": _history_page([2, 3], "h2"),
+    "h2": _history_page([4], None),
+}
+
+
+def test_history_reads_every_page_and_answers_them_as_one() -> None:
+    api = Api(lambda r: httpx.Response(200, json=HISTORY[r.url.params.get("cursor")]))
+    client, _ = _client(api)
+    with client:
+        history = client.memories.history("v", "m", limit=2)
+    assert isinstance(history, models.History)
+    assert [d.index for d in history.decisions] == [0, 1, 2, 3, 4]
+    assert history.next_cursor is None
+    assert len(history.versions) == 1  # every page repeats them: kept once
+    assert len(history.key_events) == 1
+    assert [r.url.params.get("cursor") for r in api.requests] == [None, "h1", "h2"]
+    assert {r.url.params["limit"] for r in api.requests} == {"2"}
+
+
+def test_decisions_iterate_lazily_and_a_repeated_cursor_is_refused() -> None:
+    api = Api(lambda r: httpx.Response(200, json=HISTORY[r.url.params.get("cursor")]))
+    client, _ = _client(api)
+    with client:
+        decisions = client.memories.decisions("v", "m")
+        assert next(iter(decisions)).index == 0
+        assert len(api.requests) == 1
+    looping = Api(httpx.Response(200, json=_history_page([0], "same")))
+    client, _ = _client(looping)
+    with client, pytest.raises(UnexpectedResponseError, match="same page cursor"):
+        client.memories.history("v", "m")
+    assert len(looping.requests) == 2
+
+
+def test_async_history_reads_every_page() -> None:
+    api = Api(lambda r: httpx.Response(200, json=HISTORY[r.url.params.get("cursor")]))
+
+    async def run() -> list[int]:
+        async with AsyncReliquary(BASE, transport=httpx.MockTransport(api)) as client:
+            history = await client.memories.history("v", "m")
+            return [d.index for d in history.decisions]
+
+    assert asyncio.run(run()) == [0, 1, 2, 3, 4]
