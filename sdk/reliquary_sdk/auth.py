@@ -33,7 +33,15 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from reliquary_sdk.errors import InvalidDidError, ReliquaryError, UnexpectedResponseError, error_from_response
 
-__all__ = ["JWT_BEARER", "ClientCredentials", "DidKeySigner", "KeyType", "OAuth2Auth", "PrivateKeyJwt"]
+__all__ = [
+    "JWT_BEARER",
+    "BearerToken",
+    "ClientCredentials",
+    "DidKeySigner",
+    "KeyType",
+    "OAuth2Auth",
+    "PrivateKeyJwt",
+]
 
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 TOKEN_PATH = "/v1/oauth2/token"  # noqa: S105  (a URL path, not a secret)
@@ -338,3 +346,17 @@ class PrivateKeyJwt(OAuth2Auth):
 
     def __repr__(self) -> str:
         return f"PrivateKeyJwt(client_id={self.client_id!r}, {self.signer!r})"
+
+
+class BearerToken(httpx.Auth):
+    """A token held already: a person's enrollment token (``webauthn:register``) or the session a
+    passkey sign-in answered (``Session.access_token``). Nothing is fetched or refreshed."""
+
+    def __init__(self, token: str) -> None:
+        if not token:
+            raise ValueError("a bearer token is a non-empty string")
+        self._token = token
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = f"Bearer {self._token}"
+        yield request

@@ -458,6 +458,114 @@ class Approvals(_Resource[R, P]):
         )
 
 
+class Tenants(_Resource[R, P]):
+    def create(self, tenant_id: str, name: str, *, idempotency_key: str | None = None) -> R:
+        """A customer tenant and its first tenant-admin client, with its secret (shown once)."""
+        body = {"tenant_id": tenant_id, "name": name}
+        return self._run(
+            Call(
+                "POST", "/v1/tenants", json=body, idempotency_key=_key(idempotency_key), model=m.CreatedTenant
+            )
+        )
+
+
+class Clients(_Resource[R, P]):
+    def create(
+        self,
+        name: str,
+        roles: Sequence[Body],
+        *,
+        did: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> R:
+        """A client and its secret (shown once); with a ``did`` (a did:key) no secret: private_key_jwt."""
+        body: dict[str, Any] = {"name": name, "roles": [_dump(r) for r in roles]}
+        if did is not None:
+            body["did"] = did
+        return self._run(
+            Call(
+                "POST", "/v1/clients", json=body, idempotency_key=_key(idempotency_key), model=m.CreatedClient
+            )
+        )
+
+    def list(self) -> R:
+        return self._run(Call("GET", "/v1/clients", model=m.ClientList))
+
+    def get(self, client_id: str) -> R:
+        return self._run(Call("GET", f"/v1/clients/{_seg(client_id)}", model=m.ClientView))
+
+    def set_roles(self, client_id: str, roles: Sequence[Body], *, idempotency_key: str | None = None) -> R:
+        body = {"roles": [_dump(r) for r in roles]}
+        path = f"/v1/clients/{_seg(client_id)}/roles"
+        return self._run(
+            Call("PUT", path, json=body, idempotency_key=_key(idempotency_key), model=m.ClientView)
+        )
+
+    def rotate_secret(
+        self, client_id: str, *, revoke_tokens: bool = False, idempotency_key: str | None = None
+    ) -> R:
+        """A new secret (the old one stops at once); ``revoke_tokens`` also refuses earlier tokens."""
+        body = {"revoke_tokens": revoke_tokens}
+        path = f"/v1/clients/{_seg(client_id)}/secret"
+        return self._run(
+            Call("POST", path, json=body, idempotency_key=_key(idempotency_key), model=m.NewSecret)
+        )
+
+    def revoke(self, client_id: str, *, idempotency_key: str | None = None) -> R:
+        path = f"/v1/clients/{_seg(client_id)}"
+        return self._run(Call("DELETE", path, idempotency_key=_key(idempotency_key), model=m.ClientView))
+
+
+class WebAuthn(_Resource[R, P]):
+    """Passkey ceremonies. Registration runs under a person's enrollment token (``BearerToken``);
+    sign-in needs no token and answers a ``Session`` whose token the approval routes take."""
+
+    def registration_options(self, *, idempotency_key: str | None = None) -> R:
+        return self._ceremony("/v1/webauthn/registration/options", {}, m.CeremonyView, idempotency_key)
+
+    def register(
+        self,
+        challenge_id: str,
+        credential: Mapping[str, Any],
+        *,
+        label: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> R:
+        body: dict[str, Any] = {"challenge_id": challenge_id, "credential": dict(credential)}
+        if label is not None:
+            body["label"] = label
+        return self._ceremony("/v1/webauthn/registration/verify", body, m.Registered, idempotency_key)
+
+    def authentication_options(self, *, idempotency_key: str | None = None) -> R:
+        return self._ceremony("/v1/webauthn/authentication/options", {}, m.CeremonyView, idempotency_key)
+
+    def sign_in(
+        self, challenge_id: str, credential: Mapping[str, Any], *, idempotency_key: str | None = None
+    ) -> R:
+        body = {"challenge_id": challenge_id, "credential": dict(credential)}
+        return self._ceremony("/v1/webauthn/authentication/verify", body, m.Session, idempotency_key)
+
+    def _ceremony(
+        self, path: str, body: dict[str, Any], model: type[BaseModel], idempotency_key: str | None
+    ) -> R:
+        return self._run(Call("POST", path, json=body, idempotency_key=_key(idempotency_key), model=model))
+
+
+class WellKnown(_Resource[R, P]):
+    """The service's published keys: no token needed."""
+
+    def jwks(self) -> R:
+        """The access tokens' ES256 keys, by ``kid``."""
+        return self._run(Call("GET", "/.well-known/jwks.json", model=m.JsonWebKeySet))
+
+    def did(self) -> R:
+        """The service's did:web document: its checkpoint, stage and token keys."""
+        return self._run(Call("GET", "/.well-known/did.json", model=m.DidDocument))
+
+
+_HEALTH = Call("GET", "/v1/health", model=m.Health)
+
+
 def _seg(value: str) -> str:
     """A path segment: percent-encoded, so an id can never reach another route."""
     if not isinstance(value, str) or not value:
@@ -572,6 +680,12 @@ class Reliquary(_Base):
         self.audit: Audit[Json, Iterator[Json]] = Audit(self.call, self.paginate, self.everything)
         self.people: People[Json, Iterator[Json]] = People(self.call, self.paginate, self.everything)
         self.approvals: Approvals[Json, Iterator[Json]] = Approvals(self.call, self.paginate, self.everything)
+        self.tenants: Tenants[Json, Iterator[Json]] = Tenants(self.call, self.paginate, self.everything)
+        self.clients: Clients[Json, Iterator[Json]] = Clients(self.call, self.paginate, self.everything)
+        self.webauthn: WebAuthn[Json, Iterator[Json]] = WebAuthn(self.call, self.paginate, self.everything)
+        self.well_known: WellKnown[Json, Iterator[Json]] = WellKnown(
+            self.call, self.paginate, self.everything
+        )
         self.access = Access(self)
 
     def __enter__(self) -> Reliquary:
@@ -584,7 +698,7 @@ class Reliquary(_Base):
         self._http.close()
 
     def health(self) -> Json:
-        return self.call(Call("GET", "/v1/health", model=m.Health))
+        return self.call(_HEALTH)
 
     def call(self, call: Call, *, cursor: str | None = None) -> Json:
         """Send ``call``, retrying where safe; its decoded answer, or a typed error."""
@@ -662,6 +776,18 @@ class AsyncReliquary(_Base):
         self.approvals: Approvals[Awaitable[Json], AsyncIterator[Json]] = Approvals(
             self.call, self.paginate, self.everything
         )
+        self.tenants: Tenants[Awaitable[Json], AsyncIterator[Json]] = Tenants(
+            self.call, self.paginate, self.everything
+        )
+        self.clients: Clients[Awaitable[Json], AsyncIterator[Json]] = Clients(
+            self.call, self.paginate, self.everything
+        )
+        self.webauthn: WebAuthn[Awaitable[Json], AsyncIterator[Json]] = WebAuthn(
+            self.call, self.paginate, self.everything
+        )
+        self.well_known: WellKnown[Awaitable[Json], AsyncIterator[Json]] = WellKnown(
+            self.call, self.paginate, self.everything
+        )
         self.access = AsyncAccess(self)
 
     async def __aenter__(self) -> AsyncReliquary:
@@ -674,7 +800,7 @@ class AsyncReliquary(_Base):
         await self._http.aclose()
 
     async def health(self) -> Json:
-        return await self.call(Call("GET", "/v1/health", model=m.Health))
+        return await self.call(_HEALTH)
 
     async def call(self, call: Call, *, cursor: str | None = None) -> Json:
         return (await self.exchange(call, cursor=cursor)).value

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 from reliquary_sdk import models
-from reliquary_sdk.auth import ClientCredentials
+from reliquary_sdk.auth import BearerToken, ClientCredentials
 from reliquary_sdk.client import AsyncReliquary, Call, Reliquary, RetryPolicy
 from reliquary_sdk.errors import (
     NotFoundError,
@@ -22,6 +22,8 @@ from reliquary_sdk.errors import (
 )
 
 BASE = "https://api.example/Prod"
+PS = "ps-" + "0" * 24
+CL = "cl-" + "0" * 24
 Handler = Callable[[httpx.Request], httpx.Response]
 
 
@@ -459,3 +461,54 @@ def test_async_history_reads_every_page() -> None:
             return [d.index for d in history.decisions]
 
     assert asyncio.run(run()) == [0, 1, 2, 3, 4]
+
+
+def test_passkey_sign_in_needs_no_token_and_enrollment_uses_the_bearer_token() -> None:
+    session = {
+        "access_token": "person-tok",
+        "token_type": "Bearer",
+        "expires_in": 900,
+        "scope": "approvals:decide",
+        "person": {"person_id": PS, "tenant_id": "t", "name": "Ada", "roles": [{"role": "approver"}]},
+    }
+    api = Api(httpx.Response(200, json=session))
+    with Reliquary(BASE, transport=httpx.MockTransport(api)) as anonymous:
+        signed_in = anonymous.webauthn.sign_in("0" * 32, {"id": "cred"})
+    assert isinstance(signed_in, models.Session)
+    assert signed_in.person.roles[0].role is models.Role.APPROVER
+    assert "Authorization" not in api.requests[0].headers
+    assert api.requests[0].url.path == "/Prod/v1/webauthn/authentication/verify"
+
+    api = Api(httpx.Response(200, json={"challenge_id": "c", "options": {"rp": {"id": "example"}}}))
+    with Reliquary(BASE, auth=BearerToken("enroll-tok"), transport=httpx.MockTransport(api)) as person:
+        options = person.webauthn.registration_options()
+    assert options.options["rp"] == {"id": "example"}
+    assert api.requests[0].headers["Authorization"] == "Bearer enroll-tok"
+    assert json.loads(api.requests[0].content) == {}
+
+
+def test_well_known_documents_parse_with_their_aliases() -> None:
+    did = {
+        "@context": ["https://www.w3.org/ns/did/v1"],
+        "id": "did:web:api.example",
+        "verificationMethod": [{"id": "#checkpoint"}],
+        "assertionMethod": ["#checkpoint"],
+        "service": [],
+    }
+    api = Api(httpx.Response(200, json=did, headers={"Content-Type": "application/did+json"}))
+    client, _ = _client(api)
+    with client:
+        document = client.well_known.did()
+    assert document.context == ["https://www.w3.org/ns/did/v1"]
+    assert document.verification_method == [{"id": "#checkpoint"}]
+    assert document.model_dump(by_alias=True)["@context"] == did["@context"]
+
+
+def test_client_secret_rotation_is_a_keyed_write() -> None:
+    api = Api(httpx.Response(200, json={"client_id": CL, "client_secret": "s2"}))
+    client, _ = _client(api)
+    with client:
+        secret = client.clients.rotate_secret(CL, revoke_tokens=True)
+    assert secret.client_secret == "s2"
+    assert json.loads(api.requests[0].content) == {"revoke_tokens": True}
+    assert "Idempotency-Key" in api.requests[0].headers
