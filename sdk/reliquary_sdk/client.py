@@ -23,8 +23,8 @@ from typing import Any, Generic, Literal, TypeVar
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from reliquary_sdk import __version__
 from reliquary_sdk import models as m
+from reliquary_sdk._version import __version__
 from reliquary_sdk.auth import OAuth2Auth
 from reliquary_sdk.errors import (
     ReliquaryError,
