@@ -1,0 +1,1002 @@
+"""The REST API's clients: ``Reliquary`` (sync) and ``AsyncReliquary``, over httpx.
+
+Every route is described once, as a ``Call`` (method, path, query, body, whether it is a write); the
+resource classes build calls and hand them to their client's runner, so the sync and async clients share
+one description of the API and differ only in how they send.
+
+Retries: a call is retried, with exponential backoff and full jitter (or the ``Retry-After`` the service
+sent), when the answer is ``429`` or a ``5xx``, or when no answer came (a timeout, a reset), and only when
+repeating it is safe: a GET, PUT or DELETE, or a POST carrying an ``Idempotency-Key``. The SDK sends a
+fresh key on every write (kept across its retries), so a retried write happens once on the service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, Literal, TypeVar
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from reliquary_sdk import models as m
+from reliquary_sdk._version import __version__
+from reliquary_sdk.auth import OAuth2Auth
+from reliquary_sdk.errors import (
+    ReliquaryError,
+    TimeoutError,  # noqa: A004  (the SDK's own, a TransportError)
+    TransportError,
+    UnexpectedResponseError,
+    error_from_response,
+    parse_retry_after,
+)
+
+__all__ = [
+    "AccessRequest",
+    "Answer",
+    "AsyncAccessRequest",
+    "AsyncReliquary",
+    "Call",
+    "Reliquary",
+    "RetryPolicy",
+]
+
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+_WRITE_METHODS = frozenset({"POST", "PUT", "DELETE", "PATCH"})
+PolicyKind = Literal["context", "trust", "quorum"]
+Json = Any
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One request to the API, described without sending it."""
+
+    method: str
+    path: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    json: Json = None
+    idempotency_key: str | None = None
+    accept: str = "application/json"
+    model: type[BaseModel] | None = None  # the answer's model; None: the decoded JSON (or text) as is
+
+    def query(self) -> dict[str, Any]:
+        return {k: v for k, v in self.params.items() if v is not None}
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How many times to retry and how long to wait: full jitter over an exponential ceiling."""
+
+    retries: int = 3
+    base_delay: float = 0.25
+    max_delay: float = 20.0
+    max_retry_after: float = 60.0
+
+    def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
+        if retry_after is not None:
+            return min(retry_after, self.max_retry_after)
+        return rng.uniform(0.0, min(self.max_delay, self.base_delay * (2**attempt)))
+
+
+def _retryable_status(status: int) -> bool:
+    return status == httpx.codes.TOO_MANY_REQUESTS or status >= httpx.codes.INTERNAL_SERVER_ERROR
+
+
+def _safe_to_repeat(request: httpx.Request) -> bool:
+    return request.method in _SAFE_METHODS or "Idempotency-Key" in request.headers
+
+
+def _decode(call: Call, response: httpx.Response) -> Json:
+    if response.status_code == httpx.codes.NO_CONTENT or not response.content:
+        return None
+    if call.accept != "application/json":
+        return response.text
+    try:
+        data = response.json()
+    except ValueError:
+        raise UnexpectedResponseError("the answer is not JSON", status=response.status_code) from None
+    if call.model is None:
+        return data
+    try:
+        return call.model.model_validate(data)
+    except ValidationError as exc:
+        where = ", ".join(".".join(str(p) for p in e["loc"]) or "(the body)" for e in exc.errors()[:5])
+        message = f"the answer is not a {call.model.__name__} (at {where})"
+        raise UnexpectedResponseError(message, status=response.status_code) from None
+
+
+def _merged(first: Json, items: str, found: list[Any]) -> Json:
+    """The first page, its list member holding every page's items, no further cursor."""
+    if isinstance(first, BaseModel):
+        return first.model_copy(update={items: found, "next_cursor": None})
+    return {**first, items: found, "next_cursor": None}
+
+
+class _Cursors:
+    """The cursors a listing was given: one seen twice would loop for ever."""
+
+    def __init__(self) -> None:
+        self._seen: set[str] = set()
+
+    def next(self, cursor: str | None) -> str | None:
+        if cursor in self._seen:
+            raise UnexpectedResponseError("the service gave the same page cursor twice")
+        if cursor:
+            self._seen.add(cursor)
+        return cursor or None
+
+
+def _page(page: Json, items: str) -> tuple[list[Any], str | None]:
+    """A page's items (its member ``items``) and its ``next_cursor``."""
+    if isinstance(page, BaseModel):
+        found, cursor = getattr(page, items, None), getattr(page, "next_cursor", None)
+    elif isinstance(page, dict):
+        found, cursor = page.get(items), page.get("next_cursor")
+    else:
+        found, cursor = None, None
+    if not isinstance(found, list) or not (cursor is None or isinstance(cursor, str)):
+        raise UnexpectedResponseError("the answer is not a page")
+    return found, cursor
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A successful answer: its decoded value, its status and its headers."""
+
+    value: Json
+    status: int
+    headers: httpx.Headers
+
+    @property
+    def retry_after(self) -> float | None:
+        """Seconds the service asked to wait before asking again (``Retry-After``), if it said."""
+        return parse_retry_after(self.headers.get("Retry-After"))
+
+
+R = TypeVar("R")
+P = TypeVar("P")
+
+
+# --- resources: each method describes its route ----------------------------------------------------
+class _Resource(Generic[R, P]):
+    """Routes of one kind: ``_run`` sends a call, ``_pages`` iterates a list's items over its pages,
+    ``_all`` reads every page and answers the first with the list member holding every page's items."""
+
+    def __init__(
+        self,
+        run: Callable[[Call], R],
+        pages: Callable[[Call, str], P],
+        everything: Callable[[Call, str], R],
+    ) -> None:
+        self._run = run
+        self._pages = pages
+        self._all = everything
+
+
+Body = Mapping[str, Any] | m.RequestBody
+
+
+def _dump(value: Body) -> dict[str, Any]:
+    """A body member given as a model or as a mapping, as JSON."""
+    return value.body() if isinstance(value, m.RequestBody) else dict(value)
+
+
+def _key(idempotency_key: str | None) -> str:
+    return idempotency_key or str(uuid.uuid4())
+
+
+class Vaults(_Resource[R, P]):
+    def create(
+        self,
+        vault_id: str,
+        *,
+        custodians: Sequence[Body] | None = None,
+        recovery_threshold: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> R:
+        body: dict[str, Any] = {"vault_id": vault_id}
+        if custodians is not None:
+            body["custodians"] = [_dump(c) for c in custodians]
+        if recovery_threshold is not None:
+            body["recovery_threshold"] = recovery_threshold
+        return self._run(
+            Call(
+                "POST",
+                "/v1/vaults",
+                json=body,
+                idempotency_key=_key(idempotency_key),
+                model=m.CreateVaultResult,
+            )
+        )
+
+    def list(self, *, limit: int | None = None) -> P:
+        """Every vault the token may read, page by page as the iteration goes."""
+        return self._pages(Call("GET", "/v1/vaults", params={"limit": limit}, model=m.VaultList), "vaults")
+
+    def get(self, vault_id: str) -> R:
+        return self._run(Call("GET", f"/v1/vaults/{_seg(vault_id)}", model=m.VaultDetailView))
+
+    def get_policy(self, vault_id: str, kind: PolicyKind) -> R:
+        return self._run(
+            Call("GET", f"/v1/vaults/{_seg(vault_id)}/policies/{_seg(kind)}", model=m.PolicyView)
+        )
+
+    def put_policy(
+        self,
+        vault_id: str,
+        kind: PolicyKind,
+        policy: Body,
+        *,
+        idempotency_key: str | None = None,
+    ) -> R:
+        path = f"/v1/vaults/{_seg(vault_id)}/policies/{_seg(kind)}"
+        return self._run(
+            Call("PUT", path, json=_dump(policy), idempotency_key=_key(idempotency_key), model=m.PolicyView)
+        )
+
+    def rotate_key(self, vault_id: str, *, idempotency_key: str | None = None) -> R:
+        path = f"/v1/vaults/{_seg(vault_id)}/keys/rotate"
+        return self._run(Call("POST", path, idempotency_key=_key(idempotency_key), model=m.RotateResult))
+
+    def rewrap_keys(self, vault_id: str, *, idempotency_key: str | None = None) -> R:
+        path = f"/v1/vaults/{_seg(vault_id)}/keys/rewrap"
+        return self._run(Call("POST", path, idempotency_key=_key(idempotency_key), model=m.RewrapResult))
+
+    def retire_key(self, vault_id: str, key_version: int, *, idempotency_key: str | None = None) -> R:
+        path = f"/v1/vaults/{_seg(vault_id)}/keys/{int(key_version)}/retire"
+        return self._run(Call("POST", path, idempotency_key=_key(idempotency_key), model=m.RetireResult))
+
+    def issue_nonce(self, vault_id: str, *, idempotency_key: str | None = None) -> R:
+        path = f"/v1/vaults/{_seg(vault_id)}/nonces"
+        return self._run(Call("POST", path, idempotency_key=_key(idempotency_key), model=m.Nonce))
+
+
+def _owner(user_id: str | None, agent_id: str | None, run_id: str | None) -> dict[str, str | None]:
+    return {"user_id": user_id, "agent_id": agent_id, "run_id": run_id}
+
+
+class Memories(_Resource[R, P]):
+    def add(
+        self,
+        vault_id: str,
+        *,
+        text: str | None = None,
+        content: str | None = None,
+        content_type: str | None = None,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        ttl_seconds: int | None = None,
+        sensitivity: str | None = None,
+        memory_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> R:
+        """Seal a memory: ``text``, or ``content`` as base64; exactly one of user/agent/run id."""
+        body = {
+            "text": text,
+            "content": content,
+            "content_type": content_type,
+            **_owner(user_id, agent_id, run_id),
+            "tags": dict(tags) if tags is not None else None,
+            "ttl_seconds": ttl_seconds,
+            "sensitivity": sensitivity,
+            "memory_id": memory_id,
+        }
+        body = {k: v for k, v in body.items() if v is not None}
+        path = f"/v1/vaults/{_seg(vault_id)}/memories"
+        return self._run(
+            Call("POST", path, json=body, idempotency_key=_key(idempotency_key), model=m.SealResult)
+        )
+
+    def list(
+        self,
+        vault_id: str,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        limit: int | None = None,
+    ) -> P:
+        params = {**_owner(user_id, agent_id, run_id), "limit": limit}
+        return self._pages(
+            Call("GET", f"/v1/vaults/{_seg(vault_id)}/memories", params=params, model=m.MemoryList),
+            "memories",
+        )
+
+    def get(self, vault_id: str, memory_id: str) -> R:
+        return self._run(
+            Call("GET", f"/v1/vaults/{_seg(vault_id)}/memories/{_seg(memory_id)}", model=m.MemoryDetail)
+        )
+
+    def delete(self, vault_id: str, memory_id: str, *, idempotency_key: str | None = None) -> R:
+        path = f"/v1/vaults/{_seg(vault_id)}/memories/{_seg(memory_id)}"
+        return self._run(Call("DELETE", path, idempotency_key=_key(idempotency_key), model=m.ShredResult))
+
+    def forget(
+        self,
+        vault_id: str,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> R:
+        """One bounded forget call; ``complete: false`` in the answer means call again."""
+        path = f"/v1/vaults/{_seg(vault_id)}/memories"
+        params = _owner(user_id, agent_id, run_id)
+        return self._run(
+            Call("DELETE", path, params=params, idempotency_key=_key(idempotency_key), model=m.ForgetResult)
+        )
+
+    def history(self, vault_id: str, memory_id: str, *, limit: int | None = None) -> R:
+        """A memory's whole history: its versions, its vault's key events and every access decision,
+        read page by page (``limit`` decisions a page) until the last (``next_cursor`` is then None)."""
+        return self._all(_history_call(vault_id, memory_id, limit), "decisions")
+
+    def decisions(self, vault_id: str, memory_id: str, *, limit: int | None = None) -> P:
+        """The access decisions on a memory, fetched a page at a time as the iteration goes."""
+        return self._pages(_history_call(vault_id, memory_id, limit), "decisions")
+
+
+def _history_call(vault_id: str, memory_id: str, limit: int | None) -> Call:
+    path = f"/v1/vaults/{_seg(vault_id)}/memories/{_seg(memory_id)}/history"
+    return Call("GET", path, params={"limit": limit}, model=m.History)
+
+
+class Audit(_Resource[R, P]):
+    def checkpoint(self) -> R:
+        """The latest signed checkpoint, the signed note's text byte for byte."""
+        return self._run(Call("GET", "/v1/audit/checkpoint", accept="text/plain"))
+
+    def entry(self, index: int, *, tree_size: int | None = None) -> R:
+        """The entry and its inclusion proof."""
+        return self._run(
+            Call(
+                "GET", f"/v1/audit/entries/{int(index)}", params={"tree_size": tree_size}, model=m.EntryProof
+            )
+        )
+
+    def consistency(self, first: int, second: int | None = None) -> R:
+        return self._run(
+            Call(
+                "GET",
+                "/v1/audit/consistency",
+                params={"first": first, "second": second},
+                model=m.ConsistencyProof,
+            )
+        )
+
+    def keys(self) -> R:
+        return self._run(Call("GET", "/v1/audit/keys", model=m.AuditKeys))
+
+    def export(self, start: int, end: int | None = None, *, idempotency_key: str | None = None) -> R:
+        body = {"start": start} if end is None else {"start": start, "end": end}
+        return self._run(
+            Call(
+                "POST",
+                "/v1/audit/exports",
+                json=body,
+                idempotency_key=_key(idempotency_key),
+                model=m.ExportView,
+            )
+        )
+
+
+class People(_Resource[R, P]):
+    def create(self, name: str, roles: Sequence[Body], *, idempotency_key: str | None = None) -> R:
+        body = {"name": name, "roles": [_dump(r) for r in roles]}
+        return self._run(
+            Call(
+                "POST", "/v1/people", json=body, idempotency_key=_key(idempotency_key), model=m.CreatedPerson
+            )
+        )
+
+    def list(self) -> R:
+        return self._run(Call("GET", "/v1/people", model=m.PersonList))
+
+    def get(self, person_id: str) -> R:
+        return self._run(Call("GET", f"/v1/people/{_seg(person_id)}", model=m.PersonView))
+
+    def new_enrollment(self, person_id: str, *, idempotency_key: str | None = None) -> R:
+        path = f"/v1/people/{_seg(person_id)}/enrollment"
+        return self._run(Call("POST", path, idempotency_key=_key(idempotency_key), model=m.EnrollmentView))
+
+    def set_roles(self, person_id: str, roles: Sequence[Body], *, idempotency_key: str | None = None) -> R:
+        body = {"roles": [_dump(r) for r in roles]}
+        path = f"/v1/people/{_seg(person_id)}/roles"
+        return self._run(
+            Call("PUT", path, json=body, idempotency_key=_key(idempotency_key), model=m.PersonView)
+        )
+
+    def revoke(self, person_id: str, *, idempotency_key: str | None = None) -> R:
+        return self._run(
+            Call(
+                "DELETE",
+                f"/v1/people/{_seg(person_id)}",
+                idempotency_key=_key(idempotency_key),
+                model=m.PersonView,
+            )
+        )
+
+    def remove_credential(
+        self, person_id: str, credential_id: str, *, idempotency_key: str | None = None
+    ) -> R:
+        path = f"/v1/people/{_seg(person_id)}/credentials/{_seg(credential_id)}"
+        return self._run(Call("DELETE", path, idempotency_key=_key(idempotency_key)))
+
+
+class Approvals(_Resource[R, P]):
+    def list(self) -> R:
+        return self._run(Call("GET", "/v1/approvals", model=m.ApprovalList))
+
+    def challenge(self, request_id: str, decision: str, *, idempotency_key: str | None = None) -> R:
+        path = f"/v1/approvals/{_seg(request_id)}/challenge"
+        body = {"decision": decision}
+        return self._run(
+            Call("POST", path, json=body, idempotency_key=_key(idempotency_key), model=m.ApprovalChallenge)
+        )
+
+    def answer(
+        self,
+        request_id: str,
+        *,
+        decision: str,
+        nonce: str,
+        issued_at: int,
+        credential: Mapping[str, Any],
+        idempotency_key: str | None = None,
+    ) -> R:
+        body = {"decision": decision, "nonce": nonce, "issued_at": issued_at, "credential": dict(credential)}
+        path = f"/v1/approvals/{_seg(request_id)}"
+        return self._run(
+            Call("POST", path, json=body, idempotency_key=_key(idempotency_key), model=m.ApprovalState)
+        )
+
+
+class Tenants(_Resource[R, P]):
+    def create(self, tenant_id: str, name: str, *, idempotency_key: str | None = None) -> R:
+        """A customer tenant and its first tenant-admin client, with its secret (shown once)."""
+        body = {"tenant_id": tenant_id, "name": name}
+        return self._run(
+            Call(
+                "POST", "/v1/tenants", json=body, idempotency_key=_key(idempotency_key), model=m.CreatedTenant
+            )
+        )
+
+
+class Clients(_Resource[R, P]):
+    def create(
+        self,
+        name: str,
+        roles: Sequence[Body],
+        *,
+        did: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> R:
+        """A client and its secret (shown once); with a ``did`` (a did:key) no secret: private_key_jwt."""
+        body: dict[str, Any] = {"name": name, "roles": [_dump(r) for r in roles]}
+        if did is not None:
+            body["did"] = did
+        return self._run(
+            Call(
+                "POST", "/v1/clients", json=body, idempotency_key=_key(idempotency_key), model=m.CreatedClient
+            )
+        )
+
+    def list(self) -> R:
+        return self._run(Call("GET", "/v1/clients", model=m.ClientList))
+
+    def get(self, client_id: str) -> R:
+        return self._run(Call("GET", f"/v1/clients/{_seg(client_id)}", model=m.ClientView))
+
+    def set_roles(self, client_id: str, roles: Sequence[Body], *, idempotency_key: str | None = None) -> R:
+        body = {"roles": [_dump(r) for r in roles]}
+        path = f"/v1/clients/{_seg(client_id)}/roles"
+        return self._run(
+            Call("PUT", path, json=body, idempotency_key=_key(idempotency_key), model=m.ClientView)
+        )
+
+    def rotate_secret(
+        self, client_id: str, *, revoke_tokens: bool = False, idempotency_key: str | None = None
+    ) -> R:
+        """A new secret (the old one stops at once); ``revoke_tokens`` also refuses earlier tokens."""
+        body = {"revoke_tokens": revoke_tokens}
+        path = f"/v1/clients/{_seg(client_id)}/secret"
+        return self._run(
+            Call("POST", path, json=body, idempotency_key=_key(idempotency_key), model=m.NewSecret)
+        )
+
+    def revoke(self, client_id: str, *, idempotency_key: str | None = None) -> R:
+        path = f"/v1/clients/{_seg(client_id)}"
+        return self._run(Call("DELETE", path, idempotency_key=_key(idempotency_key), model=m.ClientView))
+
+
+class WebAuthn(_Resource[R, P]):
+    """Passkey ceremonies. Registration runs under a person's enrollment token (``BearerToken``);
+    sign-in needs no token and answers a ``Session`` whose token the approval routes take."""
+
+    def registration_options(self, *, idempotency_key: str | None = None) -> R:
+        return self._ceremony("/v1/webauthn/registration/options", {}, m.CeremonyView, idempotency_key)
+
+    def register(
+        self,
+        challenge_id: str,
+        credential: Mapping[str, Any],
+        *,
+        label: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> R:
+        body: dict[str, Any] = {"challenge_id": challenge_id, "credential": dict(credential)}
+        if label is not None:
+            body["label"] = label
+        return self._ceremony("/v1/webauthn/registration/verify", body, m.Registered, idempotency_key)
+
+    def authentication_options(self, *, idempotency_key: str | None = None) -> R:
+        return self._ceremony("/v1/webauthn/authentication/options", {}, m.CeremonyView, idempotency_key)
+
+    def sign_in(
+        self, challenge_id: str, credential: Mapping[str, Any], *, idempotency_key: str | None = None
+    ) -> R:
+        body = {"challenge_id": challenge_id, "credential": dict(credential)}
+        return self._ceremony("/v1/webauthn/authentication/verify", body, m.Session, idempotency_key)
+
+    def _ceremony(
+        self, path: str, body: dict[str, Any], model: type[BaseModel], idempotency_key: str | None
+    ) -> R:
+        return self._run(Call("POST", path, json=body, idempotency_key=_key(idempotency_key), model=model))
+
+
+class WellKnown(_Resource[R, P]):
+    """The service's published keys: no token needed."""
+
+    def jwks(self) -> R:
+        """The access tokens' ES256 keys, by ``kid``."""
+        return self._run(Call("GET", "/.well-known/jwks.json", model=m.JsonWebKeySet))
+
+    def did(self) -> R:
+        """The service's did:web document: its checkpoint, stage and token keys."""
+        return self._run(Call("GET", "/.well-known/did.json", model=m.DidDocument))
+
+
+_HEALTH = Call("GET", "/v1/health", model=m.Health)
+
+
+def _seg(value: str) -> str:
+    """A path segment: percent-encoded, so an id can never reach another route."""
+    if not isinstance(value, str) or not value:
+        raise ValueError("a path id is a non-empty string")
+    return httpx.URL("/").copy_with(path="/" + value.replace("/", "%2F")).raw_path.decode("ascii").lstrip("/")
+
+
+def _new_access_call(
+    *,
+    vault_id: str,
+    memory_id: str,
+    request_id: str,
+    requester_public_key: str,
+    context_proof: Body,
+    nonce: str,
+    purpose: str | None,
+) -> Call:
+    body: dict[str, Any] = {
+        "vault_id": vault_id,
+        "memory_id": memory_id,
+        "requester_public_key": requester_public_key,
+        "context_proof": _dump(context_proof),
+        "nonce": nonce,
+    }
+    if purpose is not None:
+        body["purpose"] = purpose
+    # The request id is the Idempotency-Key: the context proof binds it, so the caller chooses it.
+    return Call(
+        "POST", "/v1/access-requests", json=body, idempotency_key=request_id, model=m.AccessRequestView
+    )
+
+
+# --- the runners ---------------------------------------------------------------------------------
+class _Base:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        auth: OAuth2Auth | httpx.Auth | None,
+        timeout: float | httpx.Timeout,
+        retries: int | RetryPolicy,
+        rng: random.Random | None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        if isinstance(auth, OAuth2Auth):
+            auth.bind(self.base_url)
+        self._auth = auth
+        self._timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
+        self.retry = retries if isinstance(retries, RetryPolicy) else RetryPolicy(retries=retries)
+        self._rng = rng or random.SystemRandom()
+        self._headers = {"User-Agent": f"reliquary-sdk/{__version__}"}
+
+    def _request(
+        self, http: httpx.Client | httpx.AsyncClient, call: Call, cursor: str | None = None
+    ) -> httpx.Request:
+        params = call.query()
+        if cursor is not None:
+            params["cursor"] = cursor
+        headers = {"Accept": call.accept}
+        if call.idempotency_key is not None:
+            headers["Idempotency-Key"] = call.idempotency_key
+        return http.build_request(call.method, call.path, params=params, json=call.json, headers=headers)
+
+    def _outcome(
+        self, request: httpx.Request, response: httpx.Response, attempt: int
+    ) -> float | ReliquaryError:
+        """The delay before a retry, or the error to raise."""
+        error = error_from_response(response)
+        if (
+            _retryable_status(response.status_code)
+            and _safe_to_repeat(request)
+            and attempt < self.retry.retries
+        ):
+            return self.retry.delay(attempt, error.retry_after, self._rng)
+        return error
+
+    def _failure(self, request: httpx.Request, exc: Exception, attempt: int) -> float | ReliquaryError:
+        if isinstance(exc, httpx.TimeoutException):
+            error: ReliquaryError = TimeoutError("the request timed out")
+        elif isinstance(exc, httpx.TransportError):
+            error = TransportError("the request got no answer")
+        elif isinstance(exc, ReliquaryError):  # the token endpoint's, from the auth flow
+            error = exc
+        else:
+            raise exc
+        if error.retryable and _safe_to_repeat(request) and attempt < self.retry.retries:
+            return self.retry.delay(attempt, error.retry_after, self._rng)
+        return error
+
+
+class Reliquary(_Base):
+    """The synchronous client. ``with Reliquary(url, auth=ClientCredentials(id, secret)) as api: ...``"""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        auth: OAuth2Auth | httpx.Auth | None = None,
+        timeout: float | httpx.Timeout = 30.0,
+        retries: int | RetryPolicy = 3,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        super().__init__(base_url, auth=auth, timeout=timeout, retries=retries, rng=rng)
+        self._sleep = sleep
+        self._http = httpx.Client(
+            base_url=self.base_url, timeout=self._timeout, transport=transport, headers=self._headers
+        )
+        self.vaults: Vaults[Json, Iterator[Json]] = Vaults(self.call, self.paginate, self.everything)
+        self.memories: Memories[Json, Iterator[Json]] = Memories(self.call, self.paginate, self.everything)
+        self.audit: Audit[Json, Iterator[Json]] = Audit(self.call, self.paginate, self.everything)
+        self.people: People[Json, Iterator[Json]] = People(self.call, self.paginate, self.everything)
+        self.approvals: Approvals[Json, Iterator[Json]] = Approvals(self.call, self.paginate, self.everything)
+        self.tenants: Tenants[Json, Iterator[Json]] = Tenants(self.call, self.paginate, self.everything)
+        self.clients: Clients[Json, Iterator[Json]] = Clients(self.call, self.paginate, self.everything)
+        self.webauthn: WebAuthn[Json, Iterator[Json]] = WebAuthn(self.call, self.paginate, self.everything)
+        self.well_known: WellKnown[Json, Iterator[Json]] = WellKnown(
+            self.call, self.paginate, self.everything
+        )
+        self.access = Access(self)
+
+    def __enter__(self) -> Reliquary:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def health(self) -> Json:
+        return self.call(_HEALTH)
+
+    def call(self, call: Call, *, cursor: str | None = None) -> Json:
+        """Send ``call``, retrying where safe; its decoded answer, or a typed error."""
+        return self.exchange(call, cursor=cursor).value
+
+    def exchange(self, call: Call, *, cursor: str | None = None) -> Answer:
+        """As ``call``, with the answer's status and headers (``Retry-After``, ``Location``)."""
+        request = self._request(self._http, call, cursor)
+        attempt = 0
+        while True:
+            try:
+                response = self._http.send(request, auth=self._auth or httpx.USE_CLIENT_DEFAULT)
+            except (httpx.TransportError, ReliquaryError) as exc:
+                outcome = self._failure(request, exc, attempt)
+            else:
+                if response.is_success:
+                    return Answer(_decode(call, response), response.status_code, response.headers)
+                outcome = self._outcome(request, response, attempt)
+            if isinstance(outcome, ReliquaryError):
+                raise outcome
+            self._sleep(outcome)
+            attempt += 1
+
+    def paginate(self, call: Call, items: str) -> Iterator[Json]:
+        """Each item of every page, fetching the next page (``next_cursor``) only when reached."""
+        cursors, cursor = _Cursors(), None
+        while True:
+            found, cursor = _page(self.call(call, cursor=cursor), items)
+            yield from found
+            if not cursors.next(cursor):
+                return
+
+    def everything(self, call: Call, items: str) -> Json:
+        """Every page read now; the first, with ``items`` holding all of theirs."""
+        first = self.call(call)
+        found, cursor = _page(first, items)
+        cursors, every = _Cursors(), list(found)
+        while cursors.next(cursor):
+            found, cursor = _page(self.call(call, cursor=cursor), items)
+            every.extend(found)
+        return _merged(first, items, every)
+
+
+class AsyncReliquary(_Base):
+    """The asyncio client, the same resources with ``await`` (and ``async for`` over lists)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        auth: OAuth2Auth | httpx.Auth | None = None,
+        timeout: float | httpx.Timeout = 30.0,
+        retries: int | RetryPolicy = 3,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        super().__init__(base_url, auth=auth, timeout=timeout, retries=retries, rng=rng)
+        self._sleep = sleep
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url, timeout=self._timeout, transport=transport, headers=self._headers
+        )
+        self.vaults: Vaults[Awaitable[Json], AsyncIterator[Json]] = Vaults(
+            self.call, self.paginate, self.everything
+        )
+        self.memories: Memories[Awaitable[Json], AsyncIterator[Json]] = Memories(
+            self.call, self.paginate, self.everything
+        )
+        self.audit: Audit[Awaitable[Json], AsyncIterator[Json]] = Audit(
+            self.call, self.paginate, self.everything
+        )
+        self.people: People[Awaitable[Json], AsyncIterator[Json]] = People(
+            self.call, self.paginate, self.everything
+        )
+        self.approvals: Approvals[Awaitable[Json], AsyncIterator[Json]] = Approvals(
+            self.call, self.paginate, self.everything
+        )
+        self.tenants: Tenants[Awaitable[Json], AsyncIterator[Json]] = Tenants(
+            self.call, self.paginate, self.everything
+        )
+        self.clients: Clients[Awaitable[Json], AsyncIterator[Json]] = Clients(
+            self.call, self.paginate, self.everything
+        )
+        self.webauthn: WebAuthn[Awaitable[Json], AsyncIterator[Json]] = WebAuthn(
+            self.call, self.paginate, self.everything
+        )
+        self.well_known: WellKnown[Awaitable[Json], AsyncIterator[Json]] = WellKnown(
+            self.call, self.paginate, self.everything
+        )
+        self.access = AsyncAccess(self)
+
+    async def __aenter__(self) -> AsyncReliquary:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def health(self) -> Json:
+        return await self.call(_HEALTH)
+
+    async def call(self, call: Call, *, cursor: str | None = None) -> Json:
+        return (await self.exchange(call, cursor=cursor)).value
+
+    async def exchange(self, call: Call, *, cursor: str | None = None) -> Answer:
+        request = self._request(self._http, call, cursor)
+        attempt = 0
+        while True:
+            try:
+                response = await self._http.send(request, auth=self._auth or httpx.USE_CLIENT_DEFAULT)
+            except (httpx.TransportError, ReliquaryError) as exc:
+                outcome = self._failure(request, exc, attempt)
+            else:
+                if response.is_success:
+                    return Answer(_decode(call, response), response.status_code, response.headers)
+                outcome = self._outcome(request, response, attempt)
+            if isinstance(outcome, ReliquaryError):
+                raise outcome
+            await self._sleep(outcome)
+            attempt += 1
+
+    async def paginate(self, call: Call, items: str) -> AsyncIterator[Json]:
+        cursors, cursor = _Cursors(), None
+        while True:
+            found, cursor = _page(await self.call(call, cursor=cursor), items)
+            for item in found:
+                yield item
+            if not cursors.next(cursor):
+                return
+
+    async def everything(self, call: Call, items: str) -> Json:
+        first = await self.call(call)
+        found, cursor = _page(first, items)
+        cursors, every = _Cursors(), list(found)
+        while cursors.next(cursor):
+            found, cursor = _page(await self.call(call, cursor=cursor), items)
+            every.extend(found)
+        return _merged(first, items, every)
+
+
+# --- access requests ---------------------------------------------------------------------------
+_DECIDED = frozenset({"approved", "denied", "failed"})
+
+
+def _access_path(request_id: str) -> Call:
+    return Call("GET", f"/v1/access-requests/{_seg(request_id)}", model=m.AccessRequestView)
+
+
+class _Handle:
+    """What both handles share: the last view, the service's ``Retry-After``, the polling schedule."""
+
+    def __init__(self, request_id: str, answer: Answer | None) -> None:
+        self.request_id = request_id
+        self.view: m.AccessRequestView | None = None
+        self.retry_after: float | None = None
+        if answer is not None:
+            self._take(answer)
+
+    def _take(self, answer: Answer) -> m.AccessRequestView:
+        if not isinstance(answer.value, m.AccessRequestView):
+            raise UnexpectedResponseError("the answer is not an access request")
+        self.view = answer.value
+        self.retry_after = answer.retry_after
+        return answer.value
+
+    @property
+    def status(self) -> str:
+        return self.view.status if self.view is not None else "unknown"
+
+    @property
+    def decided(self) -> bool:
+        return self.status in _DECIDED
+
+    def _decided_view(self) -> m.AccessRequestView:
+        if self.view is None:  # pragma: no cover - decided implies a view
+            raise UnexpectedResponseError("no view of the access request")
+        return self.view
+
+    def _next_delay(self, backoff: float, deadline: float) -> float:
+        """The service's ``Retry-After`` when it sent one, else ``backoff``; past ``deadline``: give up."""
+        delay = self.retry_after if self.retry_after is not None else backoff
+        if time.monotonic() + delay > deadline:
+            raise TimeoutError("the access request was not decided in time")
+        return delay
+
+
+class AccessRequest(_Handle):
+    """A submitted access request: ``refresh()`` reads it, ``wait()`` polls until it is decided."""
+
+    def __init__(self, client: Reliquary, request_id: str, answer: Answer | None = None) -> None:
+        super().__init__(request_id, answer)
+        self._client = client
+
+    def refresh(self) -> m.AccessRequestView:
+        return self._take(self._client.exchange(_access_path(self.request_id)))
+
+    def wait(
+        self, *, timeout: float = 300.0, interval: float = 1.0, max_interval: float = 10.0
+    ) -> m.AccessRequestView:
+        """Poll until approved, denied or failed; the decided view. ``TimeoutError`` past ``timeout``.
+
+        Each wait is the ``Retry-After`` of the last answer when it had one (the service's pace), else
+        an exponential backoff from ``interval`` up to ``max_interval``.
+        """
+        deadline = time.monotonic() + timeout
+        backoff = interval
+        while not self.decided:
+            self._client._sleep(self._next_delay(backoff, deadline))
+            self.refresh()
+            backoff = min(backoff * 2, max_interval)
+        return self._decided_view()
+
+
+class AsyncAccessRequest(_Handle):
+    def __init__(self, client: AsyncReliquary, request_id: str, answer: Answer | None = None) -> None:
+        super().__init__(request_id, answer)
+        self._client = client
+
+    async def refresh(self) -> m.AccessRequestView:
+        return self._take(await self._client.exchange(_access_path(self.request_id)))
+
+    async def wait(
+        self,
+        *,
+        timeout: float = 300.0,  # noqa: ASYNC109  (a polling deadline, as the sync handle's)
+        interval: float = 1.0,
+        max_interval: float = 10.0,
+    ) -> m.AccessRequestView:
+        deadline = time.monotonic() + timeout
+        backoff = interval
+        while not self.decided:
+            await self._client._sleep(self._next_delay(backoff, deadline))
+            await self.refresh()
+            backoff = min(backoff * 2, max_interval)
+        return self._decided_view()
+
+
+class Access:
+    def __init__(self, client: Reliquary) -> None:
+        self._client = client
+
+    def request(
+        self,
+        *,
+        vault_id: str,
+        memory_id: str,
+        request_id: str,
+        requester_public_key: str,
+        context_proof: Body,
+        nonce: str,
+        purpose: str | None = None,
+    ) -> AccessRequest:
+        call = _new_access_call(
+            vault_id=vault_id,
+            memory_id=memory_id,
+            request_id=request_id,
+            requester_public_key=requester_public_key,
+            context_proof=context_proof,
+            nonce=nonce,
+            purpose=purpose,
+        )
+        return AccessRequest(self._client, request_id, self._client.exchange(call))
+
+    def get(self, request_id: str) -> AccessRequest:
+        handle = AccessRequest(self._client, request_id)
+        handle.refresh()
+        return handle
+
+
+class AsyncAccess:
+    def __init__(self, client: AsyncReliquary) -> None:
+        self._client = client
+
+    async def request(
+        self,
+        *,
+        vault_id: str,
+        memory_id: str,
+        request_id: str,
+        requester_public_key: str,
+        context_proof: Body,
+        nonce: str,
+        purpose: str | None = None,
+    ) -> AsyncAccessRequest:
+        call = _new_access_call(
+            vault_id=vault_id,
+            memory_id=memory_id,
+            request_id=request_id,
+            requester_public_key=requester_public_key,
+            context_proof=context_proof,
+            nonce=nonce,
+            purpose=purpose,
+        )
+        return AsyncAccessRequest(self._client, request_id, await self._client.exchange(call))
+
+    async def get(self, request_id: str) -> AsyncAccessRequest:
+        handle = AsyncAccessRequest(self._client, request_id)
+        await handle.refresh()
+        return handle
