@@ -21,11 +21,13 @@ and ``H`` (``Authorization: Bearer <a token of that client>``)."""
 
 from __future__ import annotations
 
+import http.server
 import os
 import re
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -232,3 +234,37 @@ def test_the_documents_examples_run(
             _run_python(block, namespace)
         else:
             _run_shell(block, shell, tmp_path)
+
+
+def test_python_blocks_share_a_namespace_and_a_failing_example_names_its_line(tmp_path: Path) -> None:
+    namespace: dict[str, Any] = {}
+    _run_python(Block("doc.md", 3, "python", "", "x = 40\n"), namespace)
+    _run_python(Block("doc.md", 9, "python", "", "x += 2\n"), namespace)
+    assert namespace["x"] == 42
+    with pytest.raises(AssertionError, match=re.escape("doc.md:12 (python) raised NameError")):
+        _run_python(Block("doc.md", 12, "python", "", "undefined_name\n"), namespace)
+
+
+def test_a_shell_example_fails_on_any_failing_command_and_console_runs_only_its_prompts(
+    tmp_path: Path,
+) -> None:
+    environment = _shell_environment({"RELIQUARY_URL": "http://127.0.0.1:9"}, tmp_path)
+    _run_shell(
+        Block("doc.md", 1, "sh", "", 'test "$RELIQUARY_URL" = http://127.0.0.1:9\n'), environment, tmp_path
+    )
+    _run_shell(
+        Block("doc.md", 2, "console", "", "$ echo ok\nok\nthis output is not run\n"), environment, tmp_path
+    )
+    with pytest.raises(AssertionError, match=re.escape("doc.md:5 (bash) exited 1")):
+        _run_shell(Block("doc.md", 5, "bash", "", "false\necho never\n"), environment, tmp_path)
+    # curl fails on an HTTP error status (the scratch .curlrc), as a refused request must fail its example.
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        missing = Block("doc.md", 7, "bash", "", f"curl -s http://127.0.0.1:{server.server_port}/missing\n")
+        with pytest.raises(AssertionError, match=re.escape("doc.md:7 (bash) exited 22")):
+            _run_shell(missing, environment, tmp_path)
+    finally:
+        server.shutdown()
+        server.server_close()
