@@ -33,7 +33,7 @@ help:
 	@echo "make native - rebuild the native layer (liboqs from the pinned wheel) for local use"
 	@echo "make zk     - rebuild the circuits, the development ceremony and the verification keys (minutes)"
 	@echo "make lock   - re-resolve requirements.lock from pyproject.toml"
-	@echo "make openapi - regenerate docs/openapi.json from the API's app (a test fails while it differs)"
+	@echo "make openapi - regenerate docs/openapi.json from the API's app and docs/api-reference.md from it (a test fails while either differs)"
 
 setup: $(STAMP) native-local zk-setup
 

@@ -1,5 +1,6 @@
-"""The committed OpenAPI document is the app's: a route, model or response changed without
-regenerating docs/openapi.json (python tools/openapi.py) fails here."""
+"""The committed OpenAPI document is the app's, and the committed reference is the document's: a route,
+model or response changed without regenerating docs/openapi.json and docs/api-reference.md (`make
+openapi`, i.e. python tools/openapi.py) fails here."""
 
 from __future__ import annotations
 
@@ -8,13 +9,37 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from functions.api.app import app
+from tools import openapi
 
 DOCUMENT = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 
 
 def test_the_committed_document_is_the_apps() -> None:
     committed = json.loads(DOCUMENT.read_text(encoding="utf-8"))
-    assert committed == app.openapi(), "docs/openapi.json is out of date: run python tools/openapi.py"
+    assert committed == app.openapi(), "docs/openapi.json is out of date: run make openapi"
+
+
+def test_the_committed_files_are_what_make_openapi_writes() -> None:
+    """`tools/openapi.py --check`'s own comparison: the document byte for byte and the reference."""
+    assert openapi.stale(openapi.render(app.openapi())) == []
+    assert openapi.main(["--check"]) == 0
+
+
+def test_check_names_each_stale_file_and_the_command(tmp_path: Path) -> None:
+    outputs = openapi.render(app.openapi())
+    copies = {tmp_path / path.name: text for path, text in outputs.items()}
+    for path, text in copies.items():
+        path.write_text(text, encoding="utf-8")
+    assert openapi.stale(copies) == []
+    reference = tmp_path / "api-reference.md"
+    reference.write_text(copies[reference].replace("### `GET /v1/health`", "### `GET /v1/healthz`"))
+    (tmp_path / "openapi.json").unlink()
+    assert sorted(openapi.stale(copies)) == sorted(
+        [
+            f"{reference} is out of date: run make openapi",
+            f"{tmp_path / 'openapi.json'} is missing: run make openapi",
+        ]
+    )
 
 
 def test_every_path_is_versioned_and_every_operation_documents_its_problems() -> None:
