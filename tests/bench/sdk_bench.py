@@ -129,6 +129,15 @@ def _sdk_async(client: AsyncReliquary, route: Route) -> Callable[[], Awaitable[o
     return missing
 
 
+def _no_retry(seconds: float) -> None:
+    """The SDK's sleep before a retry: in the bench, a retry is a failure, never a slow call."""
+    raise RuntimeError(f"the SDK retried (after {seconds:.2f} s): the figures would include its waits")
+
+
+async def _no_retry_async(seconds: float) -> None:
+    _no_retry(seconds)
+
+
 def _raw_answer(response: httpx.Response, route: Route) -> object:
     """What a careful caller of raw httpx does with the answer: check the status, decode the JSON."""
     if route.problem:
@@ -227,9 +236,17 @@ def _served_api() -> Iterator[tuple[str, str, str]]:
     from infra.local.api import serve_api
     from infra.local.runtime import free_port, local_stack
 
-    quiet = {"POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}
+    environment = {
+        "POWERTOOLS_LOG_LEVEL": "WARNING",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+        # The bench measures clients, not the per-client limiter (50 a second by default): a 429 would
+        # make the SDK wait and retry, and the raw path fail.
+        "RELIQUARY_CLIENT_REQUESTS_PER_SECOND": "10000",
+    }
     with (
-        local_stack(free_port(), stack_name=f"bench-sdk-{uuid.uuid4().hex[:6]}", environment=quiet) as stack,
+        local_stack(
+            free_port(), stack_name=f"bench-sdk-{uuid.uuid4().hex[:6]}", environment=environment
+        ) as stack,
         serve_api(stack, free_port()) as api,
     ):
         _, admin, secret = api.runtime.identity.create_tenant(TENANT, "Bench tenant")
@@ -256,7 +273,10 @@ def loopback_table(*, quick: bool) -> LoopbackResult:
     recorded: dict[str, Recorded] = {}
     with _served_api() as (url, client_id, secret):
         auth = ClientCredentials(client_id, secret)
-        with Reliquary(url, auth=auth) as client, httpx.Client(base_url=url, timeout=30) as http:
+        with (
+            Reliquary(url, auth=auth, sleep=_no_retry) as client,
+            httpx.Client(base_url=url, timeout=30) as http,
+        ):
             client.health()  # the token, fetched once and cached: the same token on both paths
             token = auth.cached_token
             if token is None:
@@ -275,7 +295,7 @@ def loopback_table(*, quick: bool) -> LoopbackResult:
 
         async def run_async() -> None:
             async with (
-                AsyncReliquary(url, auth=auth) as aclient,
+                AsyncReliquary(url, auth=auth, sleep=_no_retry_async) as aclient,
                 httpx.AsyncClient(base_url=url, timeout=30) as ahttp,
             ):
                 for route in ROUTES:
@@ -383,6 +403,14 @@ def _no_model(client: Reliquary, route: Route) -> Callable[[], object] | None:
     return lambda: client.call(call)
 
 
+def _segment_only(route: Route) -> Callable[[], object]:
+    """The percent-encoding of the id in the route's path (``client._seg``, through ``httpx.URL``)."""
+    from reliquary_sdk.client import _seg
+
+    vault = MISSING_VAULT if route.problem else VAULT
+    return lambda: _seg(vault)
+
+
 def mock_table(recorded: dict[str, Recorded], budget: Budget) -> tuple[Table, dict[str, object]]:
     import httpx
     from reliquary_sdk import AsyncReliquary, ClientCredentials, Reliquary
@@ -397,9 +425,11 @@ def mock_table(recorded: dict[str, Recorded], budget: Budget) -> tuple[Table, di
         return handler(request)
 
     auth = ClientCredentials("bench-client", "bench-secret")
-    client = Reliquary(url, auth=auth, transport=httpx.MockTransport(handler))
+    client = Reliquary(url, auth=auth, transport=httpx.MockTransport(handler), sleep=_no_retry)
     http = httpx.Client(base_url=url, transport=httpx.MockTransport(handler))
-    aclient = AsyncReliquary(url, auth=auth, transport=httpx.MockTransport(async_handler))
+    aclient = AsyncReliquary(
+        url, auth=auth, transport=httpx.MockTransport(async_handler), sleep=_no_retry_async
+    )
     ahttp = httpx.AsyncClient(base_url=url, transport=httpx.MockTransport(async_handler))
 
     def on_loop(call: Callable[[], Awaitable[object]]) -> Callable[[], object]:
@@ -424,8 +454,8 @@ def mock_table(recorded: dict[str, Recorded], budget: Budget) -> tuple[Table, di
             ),
             (
                 "async rows: each call runs on one event loop with run_until_complete, the same for both; "
-                "'SDK, JSON as is' is the SDK's call without the route's model; 'pydantic' is that "
-                "model's validation of the decoded answer alone"
+                "'SDK, JSON as is' is the SDK's call without the route's model; indented rows are parts of "
+                "the SDK's call alone: the model's validation of the decoded answer, the path id's encoding"
             ),
         ],
     )
@@ -444,6 +474,8 @@ def mock_table(recorded: dict[str, Recorded], budget: Budget) -> tuple[Table, di
             if no_model is not None and model is not None:
                 cases["SDK, JSON as is"] = no_model
                 cases["  pydantic model alone"] = model
+            if route.path != "/v1/health":
+                cases["  path id encoding alone (_seg)"] = _segment_only(route)
             stats = measure(cases, budget)
             _add_mock_rows(table, route, stats, summary)
     finally:
