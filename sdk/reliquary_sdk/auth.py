@@ -139,6 +139,13 @@ class _Token:
     scope: str | None
 
 
+def _read(response: httpx.Response) -> httpx.Response:
+    """The token answer with its body read: a flow that overrides ``sync_auth_flow`` gets the answer of
+    a real transport still streaming (httpx reads it only in the base class's flow)."""
+    response.read()
+    return response
+
+
 class OAuth2Auth(httpx.Auth):
     """The shared token cache and flow; subclasses say how the token request authenticates."""
 
@@ -231,7 +238,7 @@ class OAuth2Auth(httpx.Auth):
             reused = token is not None
             if token is None:
                 asked_at = self._clock()
-                token = self._store((yield self._token_request()), asked_at)
+                token = self._store(_read((yield self._token_request())), asked_at)
         request.headers["Authorization"] = f"Bearer {token}"
         response = yield request
         if response.status_code == httpx.codes.UNAUTHORIZED and reused:
@@ -242,7 +249,7 @@ class OAuth2Auth(httpx.Auth):
                 token = self._fresh()
                 if token is None:
                     asked_at = self._clock()
-                    token = self._store((yield self._token_request()), asked_at)
+                    token = self._store(_read((yield self._token_request())), asked_at)
             request.headers["Authorization"] = f"Bearer {token}"
             yield request
 

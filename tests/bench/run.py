@@ -38,6 +38,7 @@ SECTIONS = (
     "coldstart",
     "flow",
     "api",
+    "sdk",
 )
 FULL_COLDSTART_RUNS = 7
 
@@ -199,6 +200,24 @@ def api_section(quick: bool, summary: dict[str, object], emit: Callable[[Table],
     emit(result.imports)
 
 
+def sdk_section(
+    quick: bool, budget: Budget, summary: dict[str, object], emit: Callable[[Table], None]
+) -> None:
+    """The SDK over raw httpx (loopback to the local runtime, and a mock transport), and grant opening,
+    receipts and chains on the client beside the core's."""
+    # The SDK is its own package (pip install ./sdk); in the checkout it is imported from sdk/, as the
+    # tests import it (pytest's pythonpath).
+    sdk = str(REPO / "sdk")
+    if sdk not in sys.path:
+        sys.path.insert(0, sdk)
+    from tests.bench import sdk_bench
+
+    result = sdk_bench.sdk_tables(quick=quick, budget=budget)
+    summary.update(result.summary)
+    for table in result.tables:
+        emit(table)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     ensure_import_paths()
@@ -269,6 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     section("coldstart", lambda: coldstart_section(args.quick, summary, emit))
     section("flow", lambda: flow_section(args.quick, summary, emit))
     section("api", lambda: api_section(args.quick, summary, emit))
+    section("sdk", lambda: sdk_section(args.quick, budget, summary, emit))
 
     elapsed = time.perf_counter() - started
     print(f"== Done in {elapsed:.1f} s; load average now (1/5/15 min): {report.load_average()}")

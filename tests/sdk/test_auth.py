@@ -7,7 +7,7 @@ import base64
 import json
 import threading
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -233,3 +233,40 @@ def test_assertion_signed_by_another_key_is_refused_by_the_service() -> None:
 def test_assertion_lifetime_is_capped_at_five_minutes() -> None:
     with pytest.raises(ValueError, match="300"):
         PrivateKeyJwt("cl-agent", DidKeySigner.generate(), lifetime_seconds=301)
+
+
+class _Streamed(httpx.SyncByteStream):
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self._body
+
+
+class _StreamingTransport(httpx.BaseTransport):
+    """Answers as a real server's connection does: the body still unread when the auth flow sees it."""
+
+    def __init__(self, server: TokenServer) -> None:
+        self._server = server
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        answer = self._server(request)
+        return httpx.Response(answer.status_code, headers=answer.headers, stream=_Streamed(answer.content))
+
+
+def test_the_sync_flow_reads_a_streamed_token_answer() -> None:
+    server = TokenServer()
+    auth = ClientCredentials("cl-1", "secret", token_url=TOKEN_URL)
+    with httpx.Client(transport=_StreamingTransport(server), auth=auth, base_url=BASE) as http:
+        assert http.get("/a").json() == {"ok": True}
+        server.refuse_tokens.add("tok-1")
+        assert http.get("/b").status_code == 200  # the refetch after a 401 reads its answer too
+    assert len(server.token_requests) == 2
+    assert len(server.api_requests) == 3
+    assert (
+        server.api_requests[0].headers["Authorization"],
+        server.api_requests[-1].headers["Authorization"],
+    ) == (
+        "Bearer tok-1",
+        "Bearer tok-2",
+    )

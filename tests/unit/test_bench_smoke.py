@@ -15,12 +15,13 @@ from tests.bench import audit_bench, audit_reader_bench, coldstart, run, timing,
 from tests.bench.report import Column, Table
 
 SIZES = {"1 KiB", "64 KiB", "1 MiB"}
-# coldstart spawns interpreters; flow and api run the local runtime (tests/e2e/test_flow_bench.py and
-# tests/e2e/test_api_bench.py cover them).
+# coldstart spawns interpreters; flow, api and sdk run the local runtime (tests/e2e/test_flow_bench.py,
+# tests/e2e/test_api_bench.py and tests/e2e/test_sdk_bench.py cover them; the sdk section's offline tables
+# are below).
 CRYPTO_SECTIONS = [
     arg
     for section in run.SECTIONS
-    if section not in ("coldstart", "flow", "api")
+    if section not in ("coldstart", "flow", "api", "sdk")
     for arg in ("--only", section)
 ]
 
@@ -364,3 +365,31 @@ def test_passkeys_table(quick_run: tuple[dict[str, Any], str]) -> None:
     assert all(_positive_finite(v) for v in _column(table, "p50_us"))
     assert _column(table, "vs_signature")[0::2] == [1.0, 1.0]
     assert _positive_finite(document["summary"]["passkey_assertion_vs_signature"])
+
+
+def test_sdk_grant_table_opens_both_sizes_and_names_what_dominates() -> None:
+    from tests.bench import sdk_bench
+
+    table, summary = sdk_bench.grant_table(timing.QUICK)
+    rows = {(r["size"], str(r["op"]).strip()): r for r in table.rows}
+    for size in ("1 KiB", "1 MiB"):
+        assert _positive_finite(rows[(size, "core")]["median_us"])
+        assert _positive_finite(rows[(size, "SDK")]["vs_core"])
+        parts = [r for (s, _), r in rows.items() if s == size and r["share"] is not None]
+        assert len(parts) == 4
+        assert all(_positive_finite(r["share"]) for r in parts)
+    assert [line.split(":")[0].strip() for line in table.footer] == ["1 KiB", "1 MiB"]
+    assert all("dominated by" in line for line in table.footer)
+    for key in ("sdk_open_grant_1kib_vs_core", "sdk_open_grant_1mib_vs_core", "sdk_open_grant_1mib_us"):
+        assert _positive_finite(summary[key]), key
+
+
+def test_sdk_verification_table_has_receipts_and_chains() -> None:
+    from tests.bench import sdk_bench
+
+    table, summary = sdk_bench.verification_table(timing.QUICK)
+    assert {r["what"] for r in table.rows} == {"receipt", "chain"}
+    assert len(table.rows) == 7 + 5
+    assert all(_positive_finite(r["median_us"]) for r in table.rows)
+    for key in ("sdk_receipt_vs_core", "sdk_chain_vs_core", "sdk_receipt_us", "sdk_chain_us"):
+        assert _positive_finite(summary[key]), key
