@@ -62,15 +62,25 @@ def key_id_for(algorithm: str, public_key: bytes) -> bytes:
 
 
 def _liboqs_present() -> bool:
-    """Whether liboqs-python would find its library where it looks ($OQS_INSTALL_PATH, ~/_oqs, the
-    system's): without one, importing it downloads and builds liboqs, which a client must never do."""
+    """Whether liboqs-python would load a library where it looks ($OQS_INSTALL_PATH, ~/_oqs, the
+    system's): without one, importing it downloads and builds liboqs, which a client must never do. A
+    file that is there but does not load (e.g. its libcrypto is not on the loader's path) counts as
+    absent, as it does for liboqs-python."""
     roots = [Path(os.environ["OQS_INSTALL_PATH"])] if os.environ.get("OQS_INSTALL_PATH") else []
     roots.append(Path.home() / "_oqs")
-    for root in roots:
-        for lib in ("lib", "lib64"):
-            if any((root / lib).glob("liboqs.*")):
-                return True
-    return ctypes.util.find_library("oqs") is not None
+    files = [root / lib / "liboqs.so" for root in roots for lib in ("lib", "lib64")]
+    files += [root / "lib" / "liboqs.dylib" for root in roots]
+    candidates = [str(path) for path in files if path.is_file()]
+    system = ctypes.util.find_library("oqs")  # a soname the loader resolves, not a path
+    if system:
+        candidates.append(system)
+    for candidate in candidates:
+        try:
+            ctypes.CDLL(candidate)
+        except OSError:
+            continue
+        return True
+    return False
 
 
 def _oqs() -> Any:

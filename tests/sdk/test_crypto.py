@@ -236,3 +236,21 @@ def test_without_liboqs_the_sdk_never_imports_oqs(tmp_path: Path, monkeypatch: p
     with pytest.raises(crypto.FalconUnavailableError):
         PublicKey("Falcon-512", b"\x01" * 897).verify(b"message", b"\x01" * 600)
     assert "oqs" not in sys.modules
+
+
+def test_a_liboqs_file_that_does_not_load_counts_as_absent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A liboqs.so whose own dependencies do not resolve would make liboqs-python fall back to downloading.
+    import ctypes.util
+    import sys
+
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "liboqs.so").write_bytes(b"not an ELF object")
+    monkeypatch.delitem(sys.modules, "oqs", raising=False)
+    monkeypatch.setenv("OQS_INSTALL_PATH", str(tmp_path))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setattr(ctypes.util, "find_library", lambda _name: None)
+    with pytest.raises(crypto.FalconUnavailableError):
+        PublicKey("Falcon-512", b"\x01" * 897).verify(b"message", b"\x01" * 600)
+    assert "oqs" not in sys.modules
