@@ -231,7 +231,9 @@ class OAuth2Auth(httpx.Auth):
             reused = token is not None
             if token is None:
                 asked_at = self._clock()
-                token = self._store((yield self._token_request()), asked_at)
+                token_response = yield self._token_request()
+                token_response.read()  # a streamed answer (a real transport) is read before parsing
+                token = self._store(token_response, asked_at)
         request.headers["Authorization"] = f"Bearer {token}"
         response = yield request
         if response.status_code == httpx.codes.UNAUTHORIZED and reused:
@@ -242,7 +244,9 @@ class OAuth2Auth(httpx.Auth):
                 token = self._fresh()
                 if token is None:
                     asked_at = self._clock()
-                    token = self._store((yield self._token_request()), asked_at)
+                    token_response = yield self._token_request()
+                    token_response.read()
+                    token = self._store(token_response, asked_at)
             request.headers["Authorization"] = f"Bearer {token}"
             yield request
 
