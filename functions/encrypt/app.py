@@ -1,12 +1,14 @@
-"""The encrypt function: create_vault, seal, rotate, rewrap, retire, grant, shred, expire, forget; and,
-fed by the items table's stream, deletion of the S3 bodies of rows that DynamoDB's TTL removed.
+"""The encrypt function: create_vault, seal, rotate, rewrap, retire, grant, sealed_item, shred, expire,
+forget; and, fed by the items table's stream, deletion of the S3 bodies of rows that DynamoDB's TTL
+removed.
 
 Invoked directly and as the access state machine's Grant task; a grant is issued only for the approval
 logged for its request in the tenant's transparency log (read lazily, on the first grant, not at cold
 start). Deterministic failures (bad input, not found, conflicts, shredded items, no logged approval) come
 back as ``{"status": "error", "error": {code, type, message}}`` with no stack trace; only transient
 failures raise, so Step Functions' Retry can act on them.
-Idempotent on (tenant_id, request_id): a retried request returns the stored result.
+Idempotent on (tenant_id, request_id): a retried request returns the stored result (sealed_item, which
+only reads, is answered afresh each time).
 """
 
 from __future__ import annotations
@@ -85,6 +87,9 @@ def reset_runtime() -> None:
 
 def _run(current: Runtime, request: Any) -> dict[str, Any]:
     """The action, once per (tenant, request id): a retry gets the stored result."""
+    if request.action == "sealed_item":
+        # Read-only, and an envelope is up to an item's size: nothing to store for a retry.
+        return run_encrypt_action(current.service, request)
     payload = request.model_dump(mode="json")
     if isinstance(request, SealRequest):
         payload["plaintext_mac"] = hmac.new(current.payload_mac_key, request.plaintext, "sha256").hexdigest()

@@ -2,7 +2,9 @@
 
 ``Reliquary`` (sync) and ``AsyncReliquary`` talk to the REST API with ``ClientCredentials`` or
 ``PrivateKeyJwt`` (a did:key), retrying safely; answers are the models of ``reliquary_sdk.models`` and
-failures the typed errors of ``reliquary_sdk.errors`` (all under ``ReliquaryError``).
+failures the typed errors of ``reliquary_sdk.errors`` (all under ``ReliquaryError``). An access request
+(``client.access.request(..., prove=device, key=RequesterKey.generate())``, proving with
+``reliquary_sdk.prove``) is opened on this side by its handle's ``open()``: an ``OpenedMemory``.
 """
 
 from reliquary_sdk import errors, models
@@ -17,6 +19,7 @@ from reliquary_sdk.client import (
     Reliquary,
     RetryPolicy,
 )
+from reliquary_sdk.crypto import RequesterKey
 from reliquary_sdk.errors import (
     ApiError,
     AuthenticationError,
@@ -30,6 +33,8 @@ from reliquary_sdk.errors import (
     TransportError,
     UnexpectedResponseError,
 )
+from reliquary_sdk.monitor import LogForkError, LogMonitor
+from reliquary_sdk.opening import ChainSummary, NotApprovedError, OpenedMemory, OpenError, TrustedKeys
 
 __all__ = [
     "AccessRequest",
@@ -40,20 +45,28 @@ __all__ = [
     "AuthenticationError",
     "BearerToken",
     "Call",
+    "ChainSummary",
     "ClientCredentials",
     "ConflictError",
     "DidKeySigner",
     "ForbiddenError",
     "InvalidRequestError",
+    "LogForkError",
+    "LogMonitor",
+    "NotApprovedError",
     "NotFoundError",
     "OAuth2Auth",
+    "OpenError",
+    "OpenedMemory",
     "PrivateKeyJwt",
     "RateLimitedError",
     "Reliquary",
     "ReliquaryError",
+    "RequesterKey",
     "RetryPolicy",
     "TransientError",
     "TransportError",
+    "TrustedKeys",
     "UnexpectedResponseError",
     "__version__",
     "errors",

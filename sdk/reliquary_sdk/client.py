@@ -13,19 +13,26 @@ fresh key on every write (kept across its retries), so a retried write happens o
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import json
+import os
 import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, TypeVar
+from pathlib import Path
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 import httpx
 from pydantic import BaseModel, ValidationError
 
 from reliquary_sdk import models as m
 from reliquary_sdk._version import __version__
+from reliquary_sdk.audit import FalconPolicy, ProofError
 from reliquary_sdk.auth import OAuth2Auth
+from reliquary_sdk.crypto import RequesterKey
 from reliquary_sdk.errors import (
     ReliquaryError,
     TimeoutError,  # noqa: A004  (the SDK's own, a TransportError)
@@ -34,6 +41,8 @@ from reliquary_sdk.errors import (
     error_from_response,
     parse_retry_after,
 )
+from reliquary_sdk.monitor import LogMonitor, StaleProofError
+from reliquary_sdk.opening import NotApprovedError, OpenedMemory, TrustedKeys, open_approved
 
 __all__ = [
     "AccessRequest",
@@ -608,8 +617,15 @@ class _Base:
         timeout: float | httpx.Timeout,
         retries: int | RetryPolicy,
         rng: random.Random | None,
+        trusted_keys: TrustedKeys | None = None,
+        monitor: LogMonitor | None = None,
+        falcon: FalconPolicy = "check",
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        # Pinned keys are never replaced; without them the published ones are fetched once and kept.
+        self._trusted = trusted_keys
+        self._monitor = monitor
+        self.falcon: FalconPolicy = falcon
         if isinstance(auth, OAuth2Auth):
             auth.bind(self.base_url)
         self._auth = auth
@@ -617,6 +633,23 @@ class _Base:
         self.retry = retries if isinstance(retries, RetryPolicy) else RetryPolicy(retries=retries)
         self._rng = rng or random.SystemRandom()
         self._headers = {"User-Agent": f"reliquary-sdk/{__version__}"}
+
+    def tenant_id(self) -> str:
+        """The caller's tenant, from its current access token's ``tenant`` claim (fetched by the last
+        call). ``ValueError`` before any call, or with an auth that is no ``OAuth2Auth``."""
+        token = self._auth.cached_token if isinstance(self._auth, OAuth2Auth) else None
+        if token is None:
+            raise ValueError("no access token yet to read the tenant from: pass tenant_id=")
+        return token_tenant(token)
+
+    def _monitor_for(self, keys: TrustedKeys) -> LogMonitor:
+        """The client's log monitor: the one given, else one over the JSON file in the state directory,
+        trusting the checkpoint keys the client trusts (every one must have signed)."""
+        if self._monitor is None:
+            path = default_state_dir() / "checkpoints.json"
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._monitor = LogMonitor(keys.verifiers, path=path, required=keys.verifiers, falcon=self.falcon)
+        return self._monitor
 
     def _request(
         self, http: httpx.Client | httpx.AsyncClient, call: Call, cursor: str | None = None
@@ -669,8 +702,24 @@ class Reliquary(_Base):
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
+        trusted_keys: TrustedKeys | None = None,
+        monitor: LogMonitor | None = None,
+        falcon: FalconPolicy = "check",
     ) -> None:
-        super().__init__(base_url, auth=auth, timeout=timeout, retries=retries, rng=rng)
+        """``trusted_keys`` pins the keys approvals are checked with (else ``GET /v1/audit/keys``'s,
+        fetched once); ``monitor`` remembers the log's checkpoints (else a JSON file under
+        ``default_state_dir()``); ``falcon``: ``"skip"`` leaves Falcon-512 checkpoint lines unchecked
+        where the ``falcon`` extra is missing (see ``audit.open_note``)."""
+        super().__init__(
+            base_url,
+            auth=auth,
+            timeout=timeout,
+            retries=retries,
+            rng=rng,
+            trusted_keys=trusted_keys,
+            monitor=monitor,
+            falcon=falcon,
+        )
         self._sleep = sleep
         self._http = httpx.Client(
             base_url=self.base_url, timeout=self._timeout, transport=transport, headers=self._headers
@@ -699,6 +748,19 @@ class Reliquary(_Base):
 
     def health(self) -> Json:
         return self.call(_HEALTH)
+
+    def trusted_keys(self) -> TrustedKeys:
+        """The keys approvals are checked with: the pinned ones, else the published ones (fetched once)."""
+        if self._trusted is None:
+            self._trusted = TrustedKeys.from_api(self.audit.keys())
+        return self._trusted
+
+    def observe_checkpoint(self, note: bytes) -> None:
+        """Feed a checkpoint of the caller's tenant log through the client's monitor (fetching the
+        consistency proof it needs): ``LogForkError`` if it contradicts one seen before."""
+        keys = self.trusted_keys()
+        monitor = self._monitor_for(keys)
+        monitor.observe(keys.origin, note, lambda a, b: _proof_hashes(self.audit.consistency(a, b)))
 
     def call(self, call: Call, *, cursor: str | None = None) -> Json:
         """Send ``call``, retrying where safe; its decoded answer, or a typed error."""
@@ -755,8 +817,20 @@ class AsyncReliquary(_Base):
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
+        trusted_keys: TrustedKeys | None = None,
+        monitor: LogMonitor | None = None,
+        falcon: FalconPolicy = "check",
     ) -> None:
-        super().__init__(base_url, auth=auth, timeout=timeout, retries=retries, rng=rng)
+        super().__init__(
+            base_url,
+            auth=auth,
+            timeout=timeout,
+            retries=retries,
+            rng=rng,
+            trusted_keys=trusted_keys,
+            monitor=monitor,
+            falcon=falcon,
+        )
         self._sleep = sleep
         self._http = httpx.AsyncClient(
             base_url=self.base_url, timeout=self._timeout, transport=transport, headers=self._headers
@@ -801,6 +875,25 @@ class AsyncReliquary(_Base):
 
     async def health(self) -> Json:
         return await self.call(_HEALTH)
+
+    async def trusted_keys(self) -> TrustedKeys:
+        if self._trusted is None:
+            self._trusted = TrustedKeys.from_api(await self.audit.keys())
+        return self._trusted
+
+    async def observe_checkpoint(self, note: bytes) -> None:
+        keys = await self.trusted_keys()
+        monitor = self._monitor_for(keys)
+        # The monitor asks for its proof synchronously: fetch the one it will need first.
+        needed = _needed_proof(monitor, keys.origin, note)
+        proof = [] if needed is None else _proof_hashes(await self.audit.consistency(*needed))
+
+        def fetched(first: int, second: int) -> list[bytes]:
+            if (first, second) != needed:
+                raise StaleProofError("the remembered checkpoint moved on: open again")
+            return proof
+
+        monitor.observe(keys.origin, note, fetched)
 
     async def call(self, call: Call, *, cursor: str | None = None) -> Json:
         return (await self.exchange(call, cursor=cursor)).value
@@ -849,6 +942,82 @@ def _access_path(request_id: str) -> Call:
     return Call("GET", f"/v1/access-requests/{_seg(request_id)}", model=m.AccessRequestView)
 
 
+def _item_path(request_id: str) -> Call:
+    return Call("GET", f"/v1/access-requests/{_seg(request_id)}/item", model=m.SealedItemView)
+
+
+class Prover(Protocol):
+    """What proves a request's context (``prove.Device``, or any object of this shape): the context proof
+    ``POST /v1/access-requests`` takes, bound to these values."""
+
+    def prove(
+        self,
+        *,
+        tenant_id: str,
+        vault_id: str,
+        item_id: str,
+        request_id: str,
+        requester_public_key: bytes,
+        nonce: str,
+    ) -> Mapping[str, Any]: ...
+
+
+STATE_DIR_ENV = "RELIQUARY_STATE_DIR"
+
+
+def default_state_dir() -> Path:
+    """Where the SDK keeps what it remembers (the log checkpoints it saw): ``$RELIQUARY_STATE_DIR``, else
+    ``$XDG_STATE_HOME/reliquary``, else ``~/.local/state/reliquary``."""
+    explicit = os.environ.get(STATE_DIR_ENV)
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "reliquary"
+
+
+def token_tenant(token: str) -> str:
+    """The ``tenant`` claim of an access token (read, not verified: the service checks what the proof
+    binds, so a wrong value only makes the proof fail). ``ValueError`` when the token carries none."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise ValueError("not a JWT")
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (binascii.Error, ValueError):
+        raise ValueError("not a JWT") from None
+    tenant = claims.get("tenant") if isinstance(claims, dict) else None
+    if not isinstance(tenant, str) or not tenant:
+        raise ValueError("the token names no tenant")
+    return tenant
+
+
+def _proof_hashes(answer: Json) -> list[bytes]:
+    proof = answer.proof if isinstance(answer, m.ConsistencyProof) else None
+    if proof is None:
+        raise UnexpectedResponseError("the answer is not a consistency proof")
+    try:
+        return [base64.b64decode(h, validate=True) for h in proof]
+    except (binascii.Error, ValueError):
+        raise ProofError("a proof hash is not base64") from None
+
+
+def _needed_proof(monitor: LogMonitor, origin: str, note: bytes) -> tuple[int, int] | None:
+    """The (first, second) sizes of the consistency proof ``monitor.observe`` will ask for ``note``."""
+    known = monitor.latest(origin)
+    size = _note_size(note)
+    if known is None or size is None or size == known.size:
+        return None
+    return (min(size, known.size), max(size, known.size))
+
+
+def _note_size(note: bytes) -> int | None:
+    lines = note.split(b"\n", 3)
+    try:
+        return int(lines[1]) if len(lines) > 2 else None
+    except ValueError:
+        return None
+
+
 class _Handle:
     """What both handles share: the last view, the service's ``Retry-After``, the polling schedule."""
 
@@ -888,11 +1057,21 @@ class _Handle:
 
 
 class AccessRequest(_Handle):
-    """A submitted access request: ``refresh()`` reads it, ``wait()`` polls until it is decided."""
+    """A submitted access request: ``refresh()`` reads it, ``wait()`` polls until it is decided and
+    ``open()`` opens an approved one on this side (the key it was sealed to: the one ``request`` was
+    given, or ``key=``)."""
 
-    def __init__(self, client: Reliquary, request_id: str, answer: Answer | None = None) -> None:
+    def __init__(
+        self,
+        client: Reliquary,
+        request_id: str,
+        answer: Answer | None = None,
+        *,
+        key: RequesterKey | None = None,
+    ) -> None:
         super().__init__(request_id, answer)
         self._client = client
+        self.key = key
 
     def refresh(self) -> m.AccessRequestView:
         return self._take(self._client.exchange(_access_path(self.request_id)))
@@ -913,11 +1092,42 @@ class AccessRequest(_Handle):
             backoff = min(backoff * 2, max_interval)
         return self._decided_view()
 
+    def open(self, *, key: RequesterKey | None = None, now: int | None = None) -> OpenedMemory:
+        """Open the approved memory here: fetch the sealed item, check the grant, the envelope, the
+        receipt and the attestation chain with the trusted keys (``opening.open_approved``), and feed the
+        receipt's checkpoint through the client's log monitor. ``NotApprovedError`` when the request is
+        not approved (pending: ``wait()`` first); ``LogForkError`` when the log contradicts one seen
+        before; the check's typed error when anything does not hold."""
+        view = self.view if self.decided and self.view is not None else self.refresh()
+        requester = _requester_key(key or self.key)
+        opening = _opening_tenant(self._client, view)
+        sealed = self._client.call(_item_path(self.request_id))
+        keys = self._client.trusted_keys()
+        opened = open_approved(
+            view,
+            _sealed(sealed),
+            key=requester,
+            keys=keys,
+            tenant_id=opening,
+            now=now,
+            falcon=self._client.falcon,
+        )
+        self._client.observe_checkpoint(opened.receipt.checkpoint)
+        return opened
+
 
 class AsyncAccessRequest(_Handle):
-    def __init__(self, client: AsyncReliquary, request_id: str, answer: Answer | None = None) -> None:
+    def __init__(
+        self,
+        client: AsyncReliquary,
+        request_id: str,
+        answer: Answer | None = None,
+        *,
+        key: RequesterKey | None = None,
+    ) -> None:
         super().__init__(request_id, answer)
         self._client = client
+        self.key = key
 
     async def refresh(self) -> m.AccessRequestView:
         return self._take(await self._client.exchange(_access_path(self.request_id)))
@@ -937,12 +1147,95 @@ class AsyncAccessRequest(_Handle):
             backoff = min(backoff * 2, max_interval)
         return self._decided_view()
 
+    async def open(self, *, key: RequesterKey | None = None, now: int | None = None) -> OpenedMemory:
+        view = self.view if self.decided and self.view is not None else await self.refresh()
+        requester = _requester_key(key or self.key)
+        opening = _opening_tenant(self._client, view)
+        sealed = await self._client.call(_item_path(self.request_id))
+        keys = await self._client.trusted_keys()
+        opened = open_approved(
+            view,
+            _sealed(sealed),
+            key=requester,
+            keys=keys,
+            tenant_id=opening,
+            now=now,
+            falcon=self._client.falcon,
+        )
+        await self._client.observe_checkpoint(opened.receipt.checkpoint)
+        return opened
+
+
+def _requester_key(key: RequesterKey | None) -> RequesterKey:
+    if key is None:
+        raise ValueError("the requester key the grant was sealed to: pass key=")
+    return key
+
+
+def _opening_tenant(client: _Base, view: m.AccessRequestView) -> str:
+    """Refuse a request that was not approved before anything is fetched; the caller's tenant."""
+    if view.status != "approved" or view.grant is None:
+        raise NotApprovedError(view.status, view.reasons)
+    return client.tenant_id()
+
+
+def _sealed(value: Json) -> m.SealedItemView:
+    if not isinstance(value, m.SealedItemView):
+        raise UnexpectedResponseError("the answer is not a sealed item")
+    return value
+
+
+def _new_request_id() -> str:
+    return f"sdk-{uuid.uuid4().hex}"
+
+
+def _nonce_of(value: Json) -> str:
+    if not isinstance(value, m.Nonce):
+        raise UnexpectedResponseError("the answer is not a nonce")
+    return value.nonce
+
 
 class Access:
     def __init__(self, client: Reliquary) -> None:
         self._client = client
 
     def request(
+        self,
+        vault_id: str,
+        memory_id: str,
+        *,
+        purpose: str,
+        prove: Prover,
+        key: RequesterKey,
+        request_id: str | None = None,
+        tenant_id: str | None = None,
+    ) -> AccessRequest:
+        """Ask to read a memory: a nonce from the vault, a context proof bound to this request from
+        ``prove`` (a ``prove.Device``), then the request (``submit``). The handle keeps ``key`` for
+        ``open()``. ``tenant_id``: the caller's tenant, else read from its access token."""
+        request_id = request_id or _new_request_id()
+        nonce = _nonce_of(self._client.vaults.issue_nonce(vault_id))
+        proof = prove.prove(
+            tenant_id=tenant_id or self._client.tenant_id(),
+            vault_id=vault_id,
+            item_id=memory_id,
+            request_id=request_id,
+            requester_public_key=key.public_bytes(),
+            nonce=nonce,
+        )
+        handle = self.submit(
+            vault_id=vault_id,
+            memory_id=memory_id,
+            request_id=request_id,
+            requester_public_key=key.public_key_b64(),
+            context_proof=proof,
+            nonce=nonce,
+            purpose=purpose,
+        )
+        handle.key = key
+        return handle
+
+    def submit(
         self,
         *,
         vault_id: str,
@@ -953,6 +1246,7 @@ class Access:
         nonce: str,
         purpose: str | None = None,
     ) -> AccessRequest:
+        """The request as the API takes it, with a proof made elsewhere (bound to ``request_id``)."""
         call = _new_access_call(
             vault_id=vault_id,
             memory_id=memory_id,
@@ -964,10 +1258,14 @@ class Access:
         )
         return AccessRequest(self._client, request_id, self._client.exchange(call))
 
-    def get(self, request_id: str) -> AccessRequest:
-        handle = AccessRequest(self._client, request_id)
+    def get(self, request_id: str, *, key: RequesterKey | None = None) -> AccessRequest:
+        handle = AccessRequest(self._client, request_id, key=key)
         handle.refresh()
         return handle
+
+    def item(self, request_id: str) -> m.SealedItemView:
+        """The sealed item of one's own approved request (``GET /v1/access-requests/{id}/item``)."""
+        return _sealed(self._client.call(_item_path(request_id)))
 
 
 class AsyncAccess:
@@ -975,6 +1273,41 @@ class AsyncAccess:
         self._client = client
 
     async def request(
+        self,
+        vault_id: str,
+        memory_id: str,
+        *,
+        purpose: str,
+        prove: Prover,
+        key: RequesterKey,
+        request_id: str | None = None,
+        tenant_id: str | None = None,
+    ) -> AsyncAccessRequest:
+        request_id = request_id or _new_request_id()
+        nonce = _nonce_of(await self._client.vaults.issue_nonce(vault_id))
+        # Proving takes seconds of CPU in another process: off the event loop.
+        proof = await asyncio.to_thread(
+            prove.prove,
+            tenant_id=tenant_id or self._client.tenant_id(),
+            vault_id=vault_id,
+            item_id=memory_id,
+            request_id=request_id,
+            requester_public_key=key.public_bytes(),
+            nonce=nonce,
+        )
+        handle = await self.submit(
+            vault_id=vault_id,
+            memory_id=memory_id,
+            request_id=request_id,
+            requester_public_key=key.public_key_b64(),
+            context_proof=proof,
+            nonce=nonce,
+            purpose=purpose,
+        )
+        handle.key = key
+        return handle
+
+    async def submit(
         self,
         *,
         vault_id: str,
@@ -996,7 +1329,10 @@ class AsyncAccess:
         )
         return AsyncAccessRequest(self._client, request_id, await self._client.exchange(call))
 
-    async def get(self, request_id: str) -> AsyncAccessRequest:
-        handle = AsyncAccessRequest(self._client, request_id)
+    async def get(self, request_id: str, *, key: RequesterKey | None = None) -> AsyncAccessRequest:
+        handle = AsyncAccessRequest(self._client, request_id, key=key)
         await handle.refresh()
         return handle
+
+    async def item(self, request_id: str) -> m.SealedItemView:
+        return _sealed(await self._client.call(_item_path(request_id)))

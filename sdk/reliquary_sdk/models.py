@@ -81,6 +81,7 @@ __all__ = [
     "RoleIn",
     "RotateResult",
     "SealResult",
+    "SealedItemView",
     "SecretRotation",
     "Session",
     "ShredResult",
@@ -429,6 +430,18 @@ class AccessRequestView(Model):
     chain_sha256: str | None = None
 
 
+class SealedItemView(Model):
+    """The sealed item (an RQE1 envelope, base64) an approved request's grant opens."""
+
+    request_id: str
+    vault_id: str
+    memory_id: str
+    version: int
+    content_type: str
+    envelope: str
+    grant_expires_at: int
+
+
 # --- audit ---------------------------------------------------------------------------------------
 class EntryProof(Model):
     index: int
@@ -449,6 +462,7 @@ class AuditKeys(Model):
     origin: str
     verifier_keys: list[str]
     stage_keys: list[dict[str, str]]
+    service_keys: list[dict[str, str]]
 
 
 class NewExport(RequestBody):

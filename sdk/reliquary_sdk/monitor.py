@@ -10,6 +10,9 @@ notes as evidence:
 - a checkpoint smaller than the remembered one (``reason="smaller"``): a log never shrinks;
 - a larger checkpoint whose consistency proof fails (``reason="inconsistent"``).
 
+``observe`` takes a checkpoint met in passing (a receipt's), which may be older than the remembered one:
+then it must be a prefix of the remembered log (a consistency proof up to it), and the memory stays.
+
 A checkpoint that does not verify with the trusted keys (or names another log) is a ``CheckpointError``
 and changes nothing. The first checkpoint seen for a log is trusted on first use, as Go's sumdb client
 trusts its configured initial tree. Concurrent monitors sharing a store update it with compare-and-swap.
@@ -52,6 +55,7 @@ __all__ = [
     "LogForkError",
     "LogMonitor",
     "MemoryStore",
+    "ProofSource",
     "StaleProofError",
     "StoreConflictError",
 ]
@@ -328,6 +332,33 @@ class LogMonitor:
                 continue  # another monitor stored one meanwhile: check against that one
             return Update(presented, known)
         raise StoreConflictError(origin)
+
+    def observe(self, origin: str, note: bytes, proof: ProofSource) -> Update:
+        """Check a checkpoint seen in passing (a receipt's, which may be older than the latest) against the
+        remembered one: a newer one is accepted as ``update`` accepts it; an older one must be a prefix of
+        the remembered log (``proof(presented size, remembered size)``, a consistency proof) and leaves
+        the memory as it is. ``proof`` is called only when a proof is needed. ``CheckpointError`` if the
+        note does not verify; ``LogForkError`` if it contradicts what was seen before."""
+        presented = open_checkpoint(
+            note, self._verifiers, origin=origin, required=self._required, falcon=self._falcon
+        )
+        known_note = self.store.load(origin)
+        if known_note is None or presented.size >= (known := _remembered(known_note)).size:
+            return self.update(origin, note, proof)
+        try:
+            path = proof(presented.size, known.size)
+            verify_consistency(presented.size, known.size, presented.root_hash, known.root_hash, path)
+        except ProofError:
+            raise LogForkError(
+                "an earlier checkpoint that the one seen before does not extend",
+                reason="inconsistent",
+                origin=origin,
+                known=known,
+                known_note=known_note,
+                presented=presented,
+                presented_note=note,
+            ) from None
+        return Update(known, known)
 
     def update_from_api(self, origin: str, consistency: Mapping[str, Any]) -> Update:
         """``update`` with the body of ``GET /v1/audit/consistency?first=<latest size>`` (its

@@ -420,6 +420,10 @@ PROBES: dict[tuple[str, str], tuple[Callable[[Ledger], list[Ids]], Probe]] = {
         _request_ids,
         lambda _, i: [Call("GET", f"/v1/access-requests/{i.request}")],
     ),
+    ("GET", "/v1/access-requests/{request_id}/item"): (
+        _request_ids,
+        lambda _, i: [Call("GET", f"/v1/access-requests/{i.request}/item")],
+    ),
     ("POST", "/v1/approvals/{request_id}/challenge"): (
         _waiting_ids,
         lambda _, i: [Call("POST", f"/v1/approvals/{i.request}/challenge", json={"decision": "approve"})],

@@ -52,6 +52,8 @@ BOUND_TO = dict.fromkeys(VAULT_ROLES, VAULT)
 POLICY_KINDS = ("context", "trust", "quorum")
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "api.md"
 READ_REQUEST = ("GET", "/v1/access-requests/{request_id}")
+SEALED_ITEM = ("GET", "/v1/access-requests/{request_id}/item")
+BY_REQUEST = (READ_REQUEST, SEALED_ITEM)  # the vault is the request's: their own tests below
 DECIDED_SECONDS = 60.0
 
 
@@ -774,7 +776,7 @@ BUILDERS: dict[tuple[str, str], Builder] = {
 CASES = [
     (route, role, vault)
     for route in AUTHED
-    if route.key != READ_REQUEST
+    if route.key not in BY_REQUEST
     for role in ROLES
     for vault in ((VAULT, OTHER_VAULT) if route.on_vault else (None,))
 ]
@@ -825,7 +827,7 @@ def test_the_table_has_a_row_for_every_route_of_the_app_and_no_other() -> None:
     assert table | PAGES == _app_operations()
     documented = {(m.upper(), p) for p, ops in app.openapi()["paths"].items() for m in ops}
     assert documented == table - {("GET", "/v1/openapi.json")}
-    assert set(BUILDERS) | {READ_REQUEST} == {route.key for route in AUTHED}
+    assert set(BUILDERS) | set(BY_REQUEST) == {route.key for route in AUTHED}
 
 
 def test_docs_api_md_holds_the_route_by_role_matrix_of_the_table() -> None:
@@ -897,6 +899,43 @@ def test_reading_an_access_request_under_every_role(lab: Lab, role: str, by: str
         }
 
 
+def _sealed_item_answer(role: str, by: str, vault: str) -> int:
+    """docs/api.md: `access:request` on the request's vault, for one's own request only. A token without
+    the scope anywhere is refused (403); anyone else's request is told nothing (404)."""
+    if "access:request" not in ROLE_SCOPES[role]:
+        return 403
+    own = by == role and holds(role, "access:request", vault, BOUND_TO.get(role))
+    return 200 if own else 404
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize(("by", "vault"), REQUESTS, ids=[f"{by}'s on {v}" for by, v in REQUESTS])
+def test_fetching_a_sealed_item_under_every_role(lab: Lab, role: str, by: str, vault: str) -> None:
+    request_id = lab.requests[(by, vault)]
+    path = f"/v1/access-requests/{request_id}/item"
+    answer = send(lab.world.http, "GET", path, headers=lab.world.headers(role))
+    expected = _sealed_item_answer(role, by, vault)
+    if expected == 200:
+        # The maker: its item while the grant lives; a denied request, or a grant expired by now, is a
+        # conflict that names the request's state.
+        if answer.status_code == 200:
+            body = answer.json()
+            assert (body["request_id"], body["vault_id"], body["memory_id"]) == (request_id, vault, ITEM)
+            assert lab.decided(request_id)["status"] == "approved"
+        else:
+            assert problem(answer, 409, "conflict")["details"]["check"] in {"denied", "failed", "expired"}
+    elif expected == 403:
+        assert problem(answer, 403, "forbidden")["details"] == {"scope": "access:request"}
+    else:
+        nowhere = send(
+            lab.world.http, "GET", f"/v1/access-requests/{_id('nx')}/item", headers=lab.world.headers(role)
+        )
+        body, absent = problem(answer, 404, "not_found"), problem(nowhere, 404, "not_found")
+        assert {k: v for k, v in body.items() if k != "request_id"} == {
+            k: v for k, v in absent.items() if k != "request_id"
+        }
+
+
 @pytest.mark.parametrize("role", ROLES)
 def test_the_public_routes_answer_every_role_and_no_token(lab: Lab, role: str) -> None:
     for route in ROUTES:
@@ -936,8 +975,9 @@ MALFORMED = {
 
 @pytest.mark.parametrize("route", AUTHED, ids=[r.id for r in AUTHED])
 def test_every_authenticated_route_needs_a_valid_token(lab: Lab, route: Route) -> None:
-    if route.key == READ_REQUEST:
-        call = Call("GET", f"/v1/access-requests/{lab.requests[('requester', VAULT)]}")
+    if route.key in BY_REQUEST:
+        path = route.path.replace("{request_id}", lab.requests[("requester", VAULT)])
+        call = Call("GET", path)
     else:
         call = lab.build(route, "tenant-admin", VAULT)[0]
     for what, authorization in MALFORMED.items():

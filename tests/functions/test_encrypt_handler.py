@@ -194,6 +194,7 @@ def test_every_action_has_a_sample_event_and_the_readme_names_them_all() -> None
         "create_vault",
         "seal",
         "grant",
+        "sealed_item",
         "rotate",
         "rewrap",
         "retire",

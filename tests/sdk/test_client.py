@@ -257,7 +257,7 @@ def test_access_request_uses_the_request_id_as_key_and_waits_for_the_decision() 
     api = Api(lambda _r: next(views))
     client, slept = _client(api)
     with client:
-        handle = client.access.request(
+        handle = client.access.submit(
             vault_id="v",
             memory_id="m",
             request_id="rq-1",
@@ -356,7 +356,7 @@ def test_wait_follows_the_services_retry_after_on_every_pending_answer() -> None
     api = Api(lambda _r: next(views))
     client, slept = _client(api)
     with client:
-        handle = client.access.request(
+        handle = client.access.submit(
             vault_id="v",
             memory_id="m",
             request_id="rq-1",

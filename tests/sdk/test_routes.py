@@ -100,7 +100,7 @@ CALLS: list[tuple[str, Callable[[dict[str, Any]], c.Call]]] = [
     ("well_known.jwks", lambda r: r["well_known"].jwks()),
     ("well_known.did", lambda r: r["well_known"].did()),
     (
-        "access.request",
+        "access.submit",
         lambda _r: c._new_access_call(
             vault_id="v",
             memory_id="m",
@@ -112,6 +112,7 @@ CALLS: list[tuple[str, Callable[[dict[str, Any]], c.Call]]] = [
         ),
     ),
     ("access.get", lambda _r: c._access_path("rq")),
+    ("access.item", lambda _r: c._item_path("rq")),
     ("health", lambda _r: c._HEALTH),
 ]
 

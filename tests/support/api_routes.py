@@ -60,6 +60,7 @@ class Route:
     on_vault: bool = False  # a vault-bound scope, asked on the vault the request names (path or body)
     ok: int = 200
     own: str | None = None  # a scope that also allows it on the caller's own resources
+    own_only: bool = False  # the scope allows it on the caller's own resources only
     hidden: bool = False  # a refusal after the scope check answers 404: the path names no vault
     # Only a person's token, past the scope (a passkey answers): a client holding the scope gets a 403
     # naming the check `person`.
@@ -130,6 +131,14 @@ ROUTES: tuple[Route, ...] = (
         own="access:request",
         hidden=True,
     ),
+    Route(
+        "GET",
+        "/v1/access-requests/{request_id}/item",
+        "access:request",
+        on_vault=True,
+        own_only=True,
+        hidden=True,
+    ),
     # Step-up approvals (the vault is the waiting request's).
     Route("GET", "/v1/approvals", "access:approve"),  # on some vault: it lists only those
     Route("POST", "/v1/approvals/{request_id}/challenge", "access:approve", hidden=True, person=True),
@@ -168,7 +177,7 @@ def cell(route: Route, role: str) -> str:
     if route.scope in ROLE_SCOPES[role]:
         if route.person:  # a client is refused; a person holding the role answers
             return "person" if role in PERSON_ROLES else "\N{EN DASH}"
-        return "✓"
+        return "own" if route.own_only else "✓"
     if route.own is not None and route.own in ROLE_SCOPES[role]:
         return "own"
     return "\N{EN DASH}"
@@ -186,6 +195,7 @@ def render_matrix() -> str:
             scope = route.scope
         else:
             scope = f"`{route.scope}`" + (f" (own: `{route.own}`)" if route.own else "")
+            scope += " (own only)" if route.own_only else ""
         cells = " | ".join(cell(route, role) for role in ROLES)
         rows.append(f"| `{route.method} {route.path}` | {scope} | {cells} |")
     return "\n".join([head, rule, *rows])

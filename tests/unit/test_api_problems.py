@@ -146,6 +146,7 @@ def in_memory_api(*, requests_per_second: int = 100_000, clock: Clock | None = N
         chains=cast("Any", Unreachable("chains")),
         approvals=cast("Any", Unreachable("approvals")),
         read_policy=cast("Any", Unreachable("read_policy")),
+        service_keys=cast("Any", Unreachable("service_keys")),
         export_url=cast("Any", Unreachable("export_url")),
         clock=clock or Clock(),
     )

@@ -115,12 +115,15 @@ def _flow_vault_rows(stage: str, *, pseudonym: bool) -> dict[tuple[str, str], se
     return rows
 
 
-# The API reads: vault rows and key versions' metadata, policies, stage keys, items, the logs, the views of
-# waiting requests; it reads and writes only the identity table (people, passkeys and challenges too).
+# The API reads: vault rows and key versions' metadata, policies, stage and service keys, items, the logs,
+# the views of waiting requests; it reads and writes only the identity table (people, passkeys and
+# challenges too).
 API_ROWS = {
     ("VaultsTable", "TENANT#victim"): {GET, QUERY},
     ("VaultsTable", "POLICY#victim"): {GET, QUERY},
     **{("VaultsTable", partition): set(actions) for partition, actions in READ_STAGE_KEYS.items()},
+    # The service keys' public halves, published for requesters (listed: never one row by its key).
+    ("VaultsTable", "SERVICE"): {QUERY},
     ("ItemsTable", "TENANT#victim#VAULT#v1"): {GET, QUERY},
     ("ItemsTable/index/ScopeIndex", "TENANT#victim#VAULT#v1#SCOPE#user#u1"): {QUERY},
     ("AuditTable", "LOG#victim"): {GET, QUERY},
@@ -663,6 +666,7 @@ ATTACKS = [
         "set a policy around the flow",
     ),
     Case("api", "dynamodb:PutItem", "VaultsTable", leading("STAGE#verify-proof"), False, "plant a stage key"),
+    Case("api", "dynamodb:PutItem", "VaultsTable", leading("SERVICE"), False, "plant a service signing key"),
     Case("api", "dynamodb:PutItem", "ItemsTable", leading("TENANT#victim#VAULT#v1"), False, "write an item"),
     Case(
         "api",

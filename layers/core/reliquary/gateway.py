@@ -76,6 +76,8 @@ class ApiRuntime:
     approvals: ApprovalsReader
     # A vault's context, trust and quorum policies as stored (JSON), by kind; None when unset.
     read_policy: Callable[[str, str, str], dict[str, Any] | None]
+    # The service's grant and envelope signing keys' public halves, as published (``GET /v1/audit/keys``).
+    service_keys: Callable[[], list[dict[str, str]]]
     # A short-lived download URL of an export the audit-append function wrote for the tenant.
     export_url: Callable[[str, str], str]
     clock: Callable[[], int]

@@ -103,6 +103,23 @@ def _grant(service: VaultService, request: c.GrantRequest) -> c.GrantResult:
     )
 
 
+def _sealed_item(service: VaultService, request: c.SealedItemRequest) -> c.SealedItemResult:
+    # Released under the same logged-approval check as the grant it goes with.
+    record, envelope = service.sealed_item_approved(
+        request_id=request.request_id,
+        tenant_id=request.tenant_id,
+        vault_id=request.vault_id,
+        item_id=request.item_id,
+        requester_public_key=HybridPublicKey.from_bytes(request.requester_public_key),
+    )
+    return c.SealedItemResult(
+        envelope=envelope,
+        item_id=record.item_id,
+        version=record.version,
+        content_type=record.content_type,
+    )
+
+
 def _receipt(receipt: ShredReceipt) -> c.ShredResult:
     return c.ShredResult(
         item_id=receipt.item_id,
@@ -151,6 +168,8 @@ def run_encrypt_action(service: VaultService, request: Any) -> dict[str, Any]:
             result = _retire(service, request)
         case c.GrantRequest():
             result = _grant(service, request)
+        case c.SealedItemRequest():
+            result = _sealed_item(service, request)
         case c.ShredRequest():
             result = _shred(service, request)
         case c.ExpireRequest():

@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from reliquary.adapters.approvals_store import DynamoDBApprovalStore
-from reliquary.adapters.audit_reader import build_audit_reader
+from reliquary.adapters.audit_reader import build_audit_reader, service_keys_reader
 from reliquary.adapters.catalog import build_metadata_reader
 from reliquary.adapters.chain_store import S3ChainStore
 from reliquary.adapters.clients import aws_client, dynamodb_client, table_config
@@ -75,6 +75,7 @@ def build_api(settings: Settings) -> ApiRuntime:
         # Read through its TENANT# rows only (the API's role may read nothing else of the table).
         approvals=DynamoDBApprovalStore(table_config(settings, settings.approvals_table), dynamodb),
         read_policy=read_policy,
+        service_keys=service_keys_reader(settings),
         export_url=export_url,
         clock=lambda: int(time.time()),
     )

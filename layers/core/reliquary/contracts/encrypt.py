@@ -84,6 +84,16 @@ class GrantRequest(_VaultRequest):
     requester_public_key: Base64Bytes
 
 
+class SealedItemRequest(_VaultRequest):
+    """The sealed item an approved access request's grant opens, for the requester to open locally
+    (``GET /v1/access-requests/{id}/item``). ``request_id`` is the access request's: the same approval
+    check as ``grant``. Read-only."""
+
+    action: Literal["sealed_item"]
+    item_id: Identifier
+    requester_public_key: Base64Bytes
+
+
 class ShredRequest(_VaultRequest):
     action: Literal["shred"]
     item_id: Identifier
@@ -112,6 +122,7 @@ EncryptRequest = Annotated[
     | RewrapRequest
     | RetireRequest
     | GrantRequest
+    | SealedItemRequest
     | ShredRequest
     | ExpireRequest
     | ForgetRequest,
@@ -174,6 +185,13 @@ class GrantResult(_Result):
     item_id: str
     version: int
     expires_at: int
+
+
+class SealedItemResult(_Result):
+    envelope: Base64Bytes  # RQE1, the body attached: ciphertext only the request's grant opens
+    item_id: str
+    version: int
+    content_type: str
 
 
 class ShredResult(_Result):

@@ -484,6 +484,56 @@ class VaultService:
         item (not even whether it exists). ``DecisionRequiredError`` / ``AttestationError`` when there is
         no such approval, or no ledger to read it from; a log that cannot be read raises its transient
         error."""
+        version = self._approved_version(
+            request_id=request_id,
+            tenant_id=tenant_id,
+            vault_id=vault_id,
+            item_id=item_id,
+            requester_public_key=requester_public_key,
+        )
+        return self._issue_grant(
+            request_id=request_id,
+            tenant_id=tenant_id,
+            vault_id=vault_id,
+            item_id=item_id,
+            requester_public_key=requester_public_key,
+            version=version,
+        )
+
+    def sealed_item_approved(
+        self,
+        *,
+        request_id: str,
+        tenant_id: str,
+        vault_id: str,
+        item_id: str,
+        requester_public_key: HybridPublicKey,
+    ) -> tuple[ItemRecord, bytes]:
+        """The sealed item (the whole envelope, its body attached) of the version an approved request's
+        grant opens, checked exactly as ``grant_approved`` checks its decision: the requester fetches
+        what the grant it was given unlocks. The envelope is ciphertext that only that grant opens, but it
+        is still released only for the approval logged for this request, this vault, item and key."""
+        version = self._approved_version(
+            request_id=request_id,
+            tenant_id=tenant_id,
+            vault_id=vault_id,
+            item_id=item_id,
+            requester_public_key=requester_public_key,
+        )
+        record, envelope = self.load_envelope(tenant_id, vault_id, item_id, version)
+        return record, envelope.to_bytes()
+
+    def _approved_version(
+        self,
+        *,
+        request_id: str,
+        tenant_id: str,
+        vault_id: str,
+        item_id: str,
+        requester_public_key: HybridPublicKey,
+    ) -> int | None:
+        """The item version the approval logged for this request opens, once the approval
+        (``require_approval``) and its attestation chain (``require_attested``) check out."""
         VaultRef(tenant_id, vault_id)
         validate_id("item_id", item_id)
         validate_id("request_id", request_id)
@@ -507,14 +557,7 @@ class VaultService:
             now=now,
             max_age_seconds=self._approval_max_age,
         )
-        return self._issue_grant(
-            request_id=request_id,
-            tenant_id=tenant_id,
-            vault_id=vault_id,
-            item_id=item_id,
-            requester_public_key=requester_public_key,
-            version=chain.item_version,
-        )
+        return chain.item_version
 
     def _issue_grant(
         self,

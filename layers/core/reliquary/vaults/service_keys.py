@@ -28,6 +28,8 @@ _PROBE = b"RELIQUARY service key probe v1"
 
 SERVICE_SIGNING = "service-signing"  # envelopes and grants
 CHECKPOINT_SIGNING = "checkpoint-signing"  # the transparency log's checkpoints
+# The algorithms a service key may be of: a key of any other is never trusted, nor published.
+SERVICE_ALGORITHMS = (SignatureAlgorithm.ML_DSA_65, SignatureAlgorithm.FALCON_512)
 
 
 def _context(algorithm: SignatureAlgorithm, public_key: bytes, purpose: str) -> dict[str, str]:
@@ -70,10 +72,7 @@ class ServiceKeys:
         algorithm: SignatureAlgorithm,
         *,
         clock: Callable[[], int],
-        accepted: Collection[SignatureAlgorithm] = (
-            SignatureAlgorithm.ML_DSA_65,
-            SignatureAlgorithm.FALCON_512,
-        ),
+        accepted: Collection[SignatureAlgorithm] = SERVICE_ALGORITHMS,
     ) -> ServiceKeys:
         if algorithm not in accepted:
             raise ConfigurationError(f"the signing algorithm {algorithm} is not among the accepted ones")

@@ -1,9 +1,11 @@
 """Reading plaintext: an access request starts the access state machine; its answer (pending, approved
-with the grant, the receipt and the attestation chain, or denied with reasons) is polled. Plaintext
-never passes through the API: the grant is the data key sealed to the requester's own public key."""
+with the grant, the receipt and the attestation chain, or denied with reasons) is polled, and the client
+that made an approved request fetches the sealed item its grant opens. Plaintext never passes through
+the API: the grant is the data key sealed to the requester's own public key, the item is ciphertext."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from typing import Annotated, Any, Literal
@@ -16,10 +18,10 @@ from reliquary.api.problems import context_of
 from reliquary.api.routes import AUTHED, problems
 from reliquary.api.security import CallerDep, RuntimeDep
 from reliquary.crypto.kem import PUBLIC_KEY_LEN
-from reliquary.errors import InvalidRequestError, NotFoundError
+from reliquary.errors import ConflictError, InvalidRequestError, NotFoundError
 from reliquary.fields import Base64Bytes, Identifier
 from reliquary.flow.state import ContextProof, FlowRequest, Principal
-from reliquary.gateway import ApiRuntime, Execution
+from reliquary.gateway import ApiRuntime, Capability, Execution
 from reliquary.identity.models import Caller
 from reliquary.identity.scopes import Scope
 from reliquary.zk.replay import NONCE_HEX
@@ -228,3 +230,73 @@ def get_access_request(request_id: RequestId, caller: CallerDep, runtime: Runtim
     view = _view(runtime, execution)
     headers = {"Retry-After": "1"} if view.status == "pending" else {}
     return JSONResponse(view.model_dump(mode="json"), headers=headers)
+
+
+class SealedItemView(BaseModel):
+    """The sealed item an approved request's grant opens (docs/envelope.md): open it with the grant and
+    the requester's private key, checking both with the service keys (`GET /v1/audit/keys`)."""
+
+    request_id: str
+    vault_id: str
+    memory_id: str
+    version: int = Field(description="The item version the grant opens.")
+    content_type: str
+    envelope: str = Field(description="The RQE1 envelope, its body attached, standard base64.")
+    grant_expires_at: int = Field(description="The grant's expiry: the item is released until then.")
+
+
+def _made_by(caller: Caller, execution: Execution) -> bool:
+    """The request is the caller's own, and the caller may still request access in its vault."""
+    flow = execution.request
+    return flow.principal.subject == caller.client_id and caller.grants.allows(
+        Scope.ACCESS_REQUEST, flow.vault_id
+    )
+
+
+@router.get(
+    "/v1/access-requests/{request_id}/item",
+    response_model=SealedItemView,
+    responses=problems(*AUTHED, 404, 409, 410),
+)
+def get_sealed_item(request_id: RequestId, caller: CallerDep, runtime: RuntimeDep) -> SealedItemView:
+    """The sealed item of an approved request, to the client that made it, while its grant is live.
+    Another client's request (even with `access:read`), another tenant's or an unknown one is 404; a
+    request that is pending, denied or failed, or whose grant expired, is 409 (`conflict`); an item
+    shredded since is 410."""
+    if caller.grants.vaults_with(Scope.ACCESS_REQUEST) == frozenset():
+        caller.grants.require(Scope.ACCESS_REQUEST)  # no vault to request in: a 403, as for every route
+    execution = runtime.executions.get(caller.tenant_id, request_id)
+    if execution is None or not _made_by(caller, execution):
+        raise NotFoundError("no such access request")
+    view = _view(runtime, execution)
+    if view.status != "approved" or view.grant is None:
+        raise ConflictError(
+            "only an approved access request's item is released; this one is not approved",
+            check=view.status,
+        )
+    expires_at = view.grant.get("expires_at")
+    if not isinstance(expires_at, int) or runtime.clock() >= expires_at:
+        raise ConflictError("the access request's grant has expired: make a new request", check="expired")
+    flow = execution.request
+    # The encrypt function re-checks the logged approval as it does for the grant: the API holds no right
+    # to read envelopes itself.
+    result = runtime.functions.call(
+        Capability.ENCRYPT,
+        {
+            "action": "sealed_item",
+            "request_id": flow.request_id,
+            "tenant_id": flow.tenant_id,
+            "vault_id": flow.vault_id,
+            "item_id": flow.item_id,
+            "requester_public_key": base64.b64encode(flow.requester_public_key).decode("ascii"),
+        },
+    )
+    return SealedItemView(
+        request_id=flow.request_id,
+        vault_id=flow.vault_id,
+        memory_id=flow.item_id,
+        version=result["version"],
+        content_type=result["content_type"],
+        envelope=result["envelope"],
+        grant_expires_at=expires_at,
+    )

@@ -50,6 +50,10 @@ class AuditKeys(BaseModel):
         description="The flow functions' public stage keys: `signer`, `algorithm`, `key_id` (hex) and "
         "`public_key` (base64) each."
     )
+    service_keys: list[dict[str, str]] = Field(
+        description="The service's grant and envelope signing keys (public): `algorithm`, `key_id` (hex) "
+        "and `public_key` (base64) each. A requester checks a grant and the sealed item it opens with them."
+    )
 
 
 class NewExport(BaseModel):
@@ -118,12 +122,14 @@ def consistency(
 
 @router.get("/v1/audit/keys", response_model=AuditKeys, responses=problems(*AUTHED))
 def keys(caller: CallerDep, runtime: RuntimeDep) -> AuditKeys:
-    """The checkpoint verifier keys and the stage keys: all an auditor needs to check offline."""
+    """The checkpoint verifier keys, the stage keys and the service keys: all an auditor needs to check
+    the log and the attestation chains offline, and a requester to check its grants."""
     caller.grants.require(Scope.AUDIT_READ)
     return AuditKeys(
         origin=runtime.audit.origin(caller.tenant_id),
         verifier_keys=list(runtime.audit.verifier_keys()),
         stage_keys=runtime.audit.stage_keys(),
+        service_keys=runtime.service_keys(),
     )
 
 
