@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Final
@@ -95,16 +96,18 @@ def _verifiers(vkeys: list[str]) -> list[NoteVerifier]:
         ) from exc
 
 
-def trusted_keys(run: State, api: Reliquary, keys_file: Path | None) -> tuple[str, list[str], str]:
-    """(origin, verifier keys, where they came from): a file, the profile's pins, or the API (pinned
-    now, on first use)."""
+def trusted_keys(
+    run: State, api: Reliquary, keys_file: Path | None
+) -> tuple[str, list[str], str, Callable[[], None]]:
+    """(origin, verifier keys, where they came from, pin): a file, the profile's pins, or the API's keys,
+    which ``pin()`` stores in the profile once something verified with them (trust on first use)."""
     target = run.target()
     profile = target.profile if target.profile is not None and target.profile.url == target.url else None
     if keys_file is not None:
         origin, vkeys = read_keys_file(keys_file)
         if origin is None:
             origin = profile.audit_origin if profile and profile.audit_origin else api.audit.keys().origin
-        return origin, vkeys, "file"
+        return origin, vkeys, "file", lambda: None
     if profile is not None and profile.audit_keys and profile.audit_origin:
         served = api.audit.keys()
         if sorted(served.verifier_keys) != sorted(profile.audit_keys):
@@ -112,16 +115,18 @@ def trusted_keys(run: State, api: Reliquary, keys_file: Path | None) -> tuple[st
                 "the service publishes other audit keys than the ones pinned in this profile; verifying with "
                 "the pinned ones (if they were rotated, check the new ones out of band and pass --keys FILE)"
             )
-        return profile.audit_origin, list(profile.audit_keys), "pinned"
+        return profile.audit_origin, list(profile.audit_keys), "pinned", lambda: None
     served = api.audit.keys()
-    if profile is not None:
-        run.config.put(replace(profile, audit_origin=served.origin, audit_keys=tuple(served.verifier_keys)))
-        run.output.note(
-            f"pinned {len(served.verifier_keys)} audit keys in profile {profile.name} (first use)"
-        )
-        return served.origin, list(served.verifier_keys), "served, pinned now"
-    run.output.warn("no profile to pin the audit keys in: trusting the served keys for this run only")
-    return served.origin, list(served.verifier_keys), "served, not pinned"
+    if profile is None:
+        run.output.warn("no profile to pin the audit keys in: trusting the served keys for this run only")
+        return served.origin, list(served.verifier_keys), "served, not pinned", lambda: None
+    chosen = profile
+
+    def pin() -> None:
+        run.config.put(replace(chosen, audit_origin=served.origin, audit_keys=tuple(served.verifier_keys)))
+        run.output.note(f"pinned {len(served.verifier_keys)} audit keys in profile {chosen.name} (first use)")
+
+    return served.origin, list(served.verifier_keys), "served, pinned now", pin
 
 
 def _checkpoint_json(checkpoint: Checkpoint | None) -> dict[str, Any] | None:
@@ -194,7 +199,7 @@ def audit_verify(
     run = state(ctx)
     api = run.client()
     falcon: FalconPolicy = "skip" if skip_falcon else "check"
-    origin, vkeys, source = trusted_keys(run, api, keys)
+    origin, vkeys, source, pin = trusted_keys(run, api, keys)
     verifiers = _verifiers(vkeys)
     monitor = LogMonitor(verifiers, path=store_path(run), required=verifiers, falcon=falcon)
     with run.output.spinner("fetching the checkpoint"):
@@ -204,6 +209,7 @@ def audit_verify(
             return [_b64(h) for h in api.audit.consistency(old, new).proof]
 
         update = monitor.update(origin, note, proof)
+    pin()
     checked = [
         _receipt(path, api=api, verifiers=verifiers, origin=origin, falcon=falcon, head=update.checkpoint)
         for path in receipt or []
@@ -326,8 +332,9 @@ def audit_export(
     lines = bytes(data).splitlines()
     entries = export.end - export.start
     if verify:
-        origin, vkeys, _ = trusted_keys(run, api, keys)
+        origin, vkeys, _, pin = trusted_keys(run, api, keys)
         entries = verify_export_lines(lines, _verifiers(vkeys), origin, "skip" if skip_falcon else "check")
+        pin()
     out.write_bytes(bytes(data))
     value = {**dump(export), "out": str(out), "entries": entries, "verified": verify}
     value.pop("download_url")  # a bearer capability for five minutes: not for logs
