@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 # The install stamp changes whenever the declared or locked dependencies change, so a second run is a no-op.
-DEPS_HASH := $(shell cat pyproject.toml requirements.lock 2>/dev/null | sha256sum | cut -c1-16)
+DEPS_HASH := $(shell cat pyproject.toml sdk/pyproject.toml requirements.lock 2>/dev/null | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.installed-$(DEPS_HASH)
 # The zero-knowledge toolchain (snarkjs, circom2; GPL-3.0 build tools run as separate Node processes).
 ZK_STAMP := zk/node_modules/.installed-$(shell sha256sum zk/package-lock.json 2>/dev/null | cut -c1-16)
@@ -37,10 +37,11 @@ help:
 
 setup: $(STAMP) native-local zk-setup
 
-$(STAMP): pyproject.toml requirements.lock
+$(STAMP): pyproject.toml sdk/pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (found " + sys.version.split()[0] + ")")'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -c requirements.lock -e './sdk[cli]'
 	@rm -f $(VENV)/.installed-* && touch $@
 
 # The layer's own Makefile knows what is out of date (liboqs, the Merkle library); a no-op run takes ms.

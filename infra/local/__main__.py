@@ -103,7 +103,7 @@ def _port_from_environment(name: str, default: int) -> int:
     return int(value)
 
 
-def _api_demo(api: Any, access: Any, demo: Any, agent: Any) -> Any:
+def _api_demo(api: Any, access: Any, demo: Any, agent: Any) -> tuple[Any, tuple[str, str]]:
     """The REST API on the same stack: the demo tenant's identity, a client, and a curl session that
     works (token, seal, list, an access request proved on the device, its decision)."""
     import json  # noqa: PLC0415
@@ -118,7 +118,7 @@ def _api_demo(api: Any, access: Any, demo: Any, agent: Any) -> Any:
 
     identity = api.runtime.identity
     began = time.perf_counter()
-    _, admin, _ = identity.create_tenant(demo.tenant, "Demo tenant")
+    _, admin, admin_secret = identity.create_tenant(demo.tenant, "Demo tenant")
     client, secret = identity.create_client(
         demo.tenant,
         "support agent",
@@ -186,7 +186,7 @@ def _api_demo(api: Any, access: Any, demo: Any, agent: Any) -> Any:
     proved = access.request(agent, demo.tenant, SUPPORT_VAULT, "customer-42-notes", request_id=session_id)
     with tempfile.NamedTemporaryFile("w", prefix="reliquary-access-", suffix=".json", delete=False) as body:
         json.dump(access_request_body(proved), body)
-    return ApiSession(
+    session = ApiSession(
         url=api.url,
         client_id=client.client_id,
         client_secret=secret,
@@ -196,6 +196,33 @@ def _api_demo(api: Any, access: Any, demo: Any, agent: Any) -> Any:
         access_request_file=body.name,
         access_request_id=session_id,
     )
+    return session, (admin.client_id, admin_secret)
+
+
+def write_profile_file(path: str, api: Any, tenant_admin: tuple[str, str]) -> None:
+    """For `reliquary dev`: the API's URL, the demo tenant's tenant-admin client and an operator client
+    (the operator tenant's first client), written 0600 and renamed into place whole, so the command gets
+    its profiles without a secret crossing the terminal."""
+    from pathlib import Path  # noqa: PLC0415
+
+    from reliquary.identity.scopes import Role, RoleBinding  # noqa: PLC0415
+
+    identity = api.runtime.identity
+    tenant = api.settings.operator_tenant
+    identity.create_tenant(tenant, "Operator")
+    operator, operator_secret = identity.create_client(tenant, "operator", [RoleBinding(Role.OPERATOR, None)])
+    document = {
+        "format": "reliquary-local-profile/v1",
+        "url": api.url,
+        "tenant_admin": {"client_id": tenant_admin[0], "client_secret": tenant_admin[1]},
+        "operator": {"client_id": operator.client_id, "client_secret": operator_secret},
+    }
+    target = Path(path)
+    partial = target.with_name(target.name + ".partial")
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+        json.dump(document, out)
+    partial.replace(target)
 
 
 def _approval_demo(api: Any, access: Any, demo: Any, agent: Any) -> tuple[Any, Any]:
@@ -249,7 +276,7 @@ def _approval_demo(api: Any, access: Any, demo: Any, agent: Any) -> tuple[Any, A
     return approver, waiting
 
 
-def run(port: int, *, serve: bool, api_port: int = DEFAULT_API_PORT) -> None:
+def run(port: int, *, serve: bool, api_port: int = DEFAULT_API_PORT, profile_file: str | None = None) -> None:
     from infra.local.access import LocalAccess  # noqa: PLC0415
     from infra.local.api import (  # noqa: PLC0415
         browser_url,
@@ -334,8 +361,10 @@ def run(port: int, *, serve: bool, api_port: int = DEFAULT_API_PORT) -> None:
 
         print(f"\nThe REST API (the API function's app) at http://127.0.0.1:{api_port}:")
         with serve_api(stack, api_port) as api:
-            session = _api_demo(api, access, demo, agent)
+            session, tenant_admin = _api_demo(api, access, demo, agent)
             approver, waiting = _approval_demo(api, access, demo, agent)
+            if profile_file is not None:
+                write_profile_file(profile_file, api, tenant_admin)
             if not serve:
                 return
             print("\nTry it (a token lasts 15 minutes; the access request's proof is used once):")
@@ -374,10 +403,15 @@ def main(argv: list[str] | None = None) -> int:
         "--api-port", type=int, default=_port_from_environment("RELIQUARY_API_PORT", DEFAULT_API_PORT)
     )
     parser.add_argument("--no-serve", action="store_true", help="stop after the demonstration")
+    parser.add_argument(
+        "--profile-file",
+        metavar="PATH",
+        help="write (0600) the API's URL, the demo tenant-admin and an operator client for `reliquary dev`",
+    )
     args = parser.parse_args(argv)
     _quiet_libraries()
     try:
-        run(args.port, serve=not args.no_serve, api_port=args.api_port)
+        run(args.port, serve=not args.no_serve, api_port=args.api_port, profile_file=args.profile_file)
     except LocalRuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

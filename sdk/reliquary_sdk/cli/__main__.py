@@ -1,0 +1,3 @@
+from reliquary_sdk.cli.app import main
+
+main()
