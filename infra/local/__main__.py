@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import os
+import secrets
 import signal
 import sys
 import threading
@@ -298,6 +299,9 @@ def run(port: int, *, serve: bool, api_port: int = DEFAULT_API_PORT, profile_fil
         "POWERTOOLS_METRICS_DISABLED": "true",
         # The approval page's origin (on localhost, the passkeys' RP id): the API and agent-vote check it.
         "RELIQUARY_WEBAUTHN_ORIGINS": json.dumps([browser_url(f"http://127.0.0.1:{api_port}")]),
+        # Every run is a new deployment (moto keeps nothing, the keys are new), so its logs get a name of
+        # their own: a client that remembers the last run's checkpoints sees a new log, not a fork of it.
+        "RELIQUARY_AUDIT_ORIGIN": f"reliquary.local-{secrets.token_hex(4)}/audit",
     }
     with local_stack(port, environment=quiet) as stack, Prover() as prover:
         _line(
