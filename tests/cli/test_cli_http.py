@@ -16,10 +16,12 @@ from typing import Any
 
 import pytest
 
+from infra.local.seed import TENANT
 from reliquary.adapters.audit_factory import build_audit
 from reliquary.audit.checkpoint import Checkpoint, sign_checkpoint
 from reliquary.config import get_settings
-from tests.support.api import ApiWorld, api_world
+from reliquary.identity.scopes import Role, RoleBinding
+from tests.support.api import ITEM, ApiWorld, api_world
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("api")]
 
@@ -319,3 +321,139 @@ def test_audit_export_downloads_and_verifies_every_entry(world: ApiWorld, cli: C
     lines = out.read_bytes().splitlines()
     assert len(lines) == exported["entries"] + 1
     assert json.loads(lines[0])["type"] == "header"
+
+
+# --- devices, proofs and access requests ---------------------------------------------------------------
+ZK = {"RELIQUARY_ZK_DIR": str(ROOT / "zk")}
+
+
+def _requester(world: ApiWorld) -> Any:
+    """A requester on the demo vault. It is an auditor too: open() reads the audit keys and consistency
+    proofs, which take audit:read until branch verify2 lets access:request holders read them."""
+    return world.new_client(TENANT, RoleBinding(Role.REQUESTER, VAULT), RoleBinding(Role.AUDITOR, None))
+
+
+def _enrolled_device(world: ApiWorld, cli: Cli) -> Path:
+    """A new device, enrolled by the tenant admin with `vault apply --device` (the vault's others kept)."""
+    device = cli.home / "device.seed"
+    made = cli.json("device", "new", str(device), env=ZK)
+    assert stat.S_IMODE(device.stat().st_mode) == 0o600
+    assert device.read_text().splitlines()[1] not in json.dumps(made)  # the seed never shows
+    _profile(cli, "admin", world.client("tenant-admin"))
+    before = cli.json("--profile", "admin", "vault", "show", VAULT)["policies"]["context"]
+    applied = cli.json("--profile", "admin", "vault", "apply", VAULT, "--device", str(device), env=ZK)
+    assert applied["policies_set"] == ["context"]
+    after = cli.json("--profile", "admin", "vault", "show", VAULT)["policies"]["context"]
+    assert after["device_commitments"] == [
+        *before["device_commitments"],
+        *made["policy"]["device_commitments"],
+    ]
+    return device
+
+
+def test_device_enrolled_then_access_request_opens_the_exact_plaintext(world: ApiWorld, cli: Cli) -> None:
+    device = _enrolled_device(world, cli)
+    _profile(cli, "requester", _requester(world))
+    expected = world.demo.items[ITEM]
+    done = cli.run("--profile", "requester", "access", "request", VAULT, ITEM, "--device", str(device),
+                   "--purpose", "support", "--skip-falcon", **ZK)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == expected.decode()
+    assert "verified" in done.stderr
+
+    out, key = cli.home / "plain.bin", cli.home / "requester.key"
+    summary = cli.json("--profile", "requester", "access", "request", VAULT, ITEM, "--device", str(device),
+                       "--purpose", "support", "--skip-falcon", "--out", str(out), "--key", str(key),
+                       env=ZK)  # fmt: skip
+    assert out.read_bytes() == expected
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert summary["status"] == "approved"
+    assert (summary["memory_id"], summary["bytes"], summary["out"]) == (ITEM, len(expected), str(out))
+    assert summary["verified"]["grant"] is True
+    assert summary["verified"]["log"] == {"consistent": True, "falcon": "unchecked"}
+    assert summary["verified"]["receipt"]["leaf_index"] < summary["verified"]["receipt"]["tree_size"]
+    assert summary["verified"]["chain"]["stages"]
+    assert "content_b64" not in summary
+    secret_key = key.read_text().splitlines()[1]
+    assert secret_key not in json.dumps(summary)
+    # The same key file is read again (not replaced), and a new vault takes the device from the start.
+    assert key.read_text().splitlines()[1] == secret_key
+    created = cli.json("--profile", "admin", "vault", "create", "enrolled", "--template", "standard",
+                       "--device", str(device), env=ZK)  # fmt: skip
+    assert created["policies_set"] == ["context", "trust", "quorum"]
+    shown = cli.json("--profile", "admin", "vault", "show", "enrolled")["policies"]["context"]
+    assert (
+        shown["device_commitments"]
+        == cli.json("device", "show", str(device), env=ZK)["policy"]["device_commitments"]
+    )
+
+
+def test_a_denied_access_request_exits_2_with_the_reasons(world: ApiWorld, cli: Cli) -> None:
+    device = _enrolled_device(world, cli)
+    _profile(cli, "requester", _requester(world))
+    error = cli.json("--profile", "requester", "access", "request", VAULT, ITEM, "--device", str(device),
+                     "--purpose", "bulk-export", "--skip-falcon", code=2, env=ZK)  # fmt: skip
+    assert error["code"] == "not_approved"
+    assert error["decision"] == "denied"
+    assert error["reasons"] == ["denied by the rules: bulk export of agent memory is not allowed"]
+    human = cli.run("--profile", "requester", "access", "request", VAULT, ITEM, "--device", str(device),
+                    "--purpose", "bulk-export", "--skip-falcon", **ZK)  # fmt: skip
+    assert human.returncode == 2
+    assert human.stdout == ""
+    assert "bulk export of agent memory is not allowed" in human.stderr
+    assert "Traceback" not in human.stderr
+
+
+def test_proof_generate_makes_a_request_the_api_accepts(world: ApiWorld, cli: Cli) -> None:
+    device = _enrolled_device(world, cli)
+    requester = _requester(world)
+    _profile(cli, "requester", requester)
+    key = cli.home / "proof.key"
+    made = cli.json("--profile", "requester", "proof", "generate", VAULT, ITEM, "--device", str(device),
+                    "--key", str(key), "--purpose", "support", env=ZK)  # fmt: skip
+    assert made["tenant_id"] == TENANT
+    assert made["body"]["context_proof"]["circuit"] == "context_proof"
+    token = world.http.post(
+        "/v1/oauth2/token",
+        data={"grant_type": "client_credentials"},
+        auth=(requester.client_id, requester.secret),
+    ).json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": made["idempotency_key"]}
+    sent = world.http.post("/v1/access-requests", json=made["body"], headers=headers)
+    assert sent.status_code == 202, sent.text
+    view = sent.json()
+    while view["status"] == "pending":
+        time.sleep(0.2)
+        view = world.http.get(f"/v1/access-requests/{made['request_id']}", headers=headers).json()
+    assert view["status"] == "approved", view.get("reasons")
+    # A proof is bound to its request: the same body under another request id is not approved.
+    other = {**headers, "Idempotency-Key": "cli-another-request"}
+    replay = world.http.post("/v1/access-requests", json=made["body"], headers=other).json()
+    while replay["status"] == "pending":
+        time.sleep(0.2)
+        replay = world.http.get("/v1/access-requests/cli-another-request", headers=headers).json()
+    assert replay["status"] in {"denied", "failed"}, replay
+
+
+def test_a_fork_seen_while_opening_exits_3(world: ApiWorld, cli: Cli) -> None:
+    device = _enrolled_device(world, cli)
+    _profile(cli, "requester", _requester(world))
+    verified = cli.json("--profile", "requester", "audit", "verify", "--skip-falcon")
+    note = world.http.get("/v1/audit/checkpoint", headers=world.headers("auditor")).text
+    assert verified["checkpoint"]["size"] == int(note.split("\n")[1])
+    store = cli.home / "state" / "reliquary" / "checkpoints.json"
+    remembered = json.loads(store.read_text())
+    forged = _forged(world, note)
+    remembered["logs"][verified["origin"]] = base64.b64encode(forged).decode()
+    store.write_text(json.dumps(remembered))
+    out = cli.home / "never.bin"
+    done = cli.run("--json", "--profile", "requester", "access", "request", VAULT, ITEM,
+                   "--device", str(device), "--purpose", "support", "--skip-falcon", "--out", str(out),
+                   **ZK)  # fmt: skip
+    assert done.returncode == 3, done.stderr
+    error = json.loads(done.stderr.strip().splitlines()[-1])["error"]
+    assert error["code"] == "log_fork"
+    assert error["fork"]["known"] == forged.decode()
+    assert not out.exists()  # nothing opened is shown when the log contradicts this machine's
+    assert done.stdout == ""

@@ -17,27 +17,40 @@ examples then run against one served API (tests/support/api.py's ``api_world``, 
 the environment: ``RELIQUARY_URL`` (the API's base URL), ``RELIQUARY_CLIENT_ID`` and
 ``RELIQUARY_CLIENT_SECRET`` (a client of the demo tenant ``acme`` that is writer and requester on the
 vault ``agent-memory``), and the shorthands docs/api.md's curl examples use: ``API`` (the base URL)
-and ``H`` (``Authorization: Bearer <a token of that client>``)."""
+and ``H`` (``Authorization: Bearer <a token of that client>``).
+
+A document about the ``reliquary`` command declares ``<!-- example-setup: local -->`` instead: the same
+one served API, reached as a user of ``reliquary dev`` reaches it. Its examples run with a scratch
+``XDG_CONFIG_HOME`` and ``XDG_STATE_HOME`` (one pair per document) holding the profiles ``local`` (the
+demo tenant ``acme``'s tenant-admin, the default) and ``local-operator`` (an operator client), written
+exactly as ``reliquary dev`` writes them from the local runtime's profile file; ``RELIQUARY_PROFILE=local``;
+``RELIQUARY_ZK_DIR`` the checkout's ``zk`` (so the SDK's prover finds the circuits); and ``reliquary`` on
+PATH (this checkout's command). No other ``RELIQUARY_*`` variable is set: the profile is the credential."""
 
 from __future__ import annotations
 
 import http.server
+import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import httpx
 import pytest
+from reliquary_sdk.cli.local import install_profiles, read_profile_file
+from reliquary_sdk.cli.profiles import ConfigFile
 
 from reliquary.identity.scopes import Role, RoleBinding
-from tests.support.api import ApiWorld, api_world
+from tests.support.api import ApiClient, ApiWorld, api_world
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCUMENTS = sorted(
@@ -47,12 +60,13 @@ DOCUMENTS = sorted(
 # The languages whose blocks are examples, and the runner of each.
 RUNNERS = {"python": "python", "bash": "bash", "sh": "bash", "shell": "bash", "console": "console"}
 NO_RUN = "no-run:"
-SETUPS = ("api",)
+SETUPS = ("api", "local")
 SETUP = re.compile(r"<!--\s*example-setup:\s*(\S+)\s*-->")
 FENCE = re.compile(r"^(`{3,}|~{3,})(.*)$")
 VAULT = "agent-memory"
 TIMEOUT = 120
 BASH = shutil.which("bash") or "/bin/bash"
+LOCAL_BIN = "_DOCS_LOCAL_BIN"  # not exported: where the local setup's `reliquary` is, put first on PATH
 
 
 @dataclass(frozen=True)
@@ -129,6 +143,8 @@ def test_every_example_runs_or_says_why_not() -> None:
     assert not bad, f"examples neither run nor say why (```lang no-run: <reason>): {bad}"
     unknown = {name: setups(ROOT / name) - set(SETUPS) for name in ALL if setups(ROOT / name) - set(SETUPS)}
     assert not unknown, f"unknown example-setup (known: {SETUPS}): {unknown}"
+    both = [name for name in ALL if len(setups(ROOT / name)) > 1]
+    assert not both, f"a document declares one example-setup: {both}"
 
 
 def test_the_parser_reads_languages_markers_and_nested_fences(tmp_path: Path) -> None:
@@ -174,14 +190,53 @@ def _api_environment(world: ApiWorld) -> dict[str, str]:
     }
 
 
+def _local_environment(world: ApiWorld, home: Path) -> dict[str, str]:
+    """A user's machine after ``reliquary dev``: its profiles in a scratch config, ``reliquary`` on PATH."""
+    admin, operator = world.client("tenant-admin"), world.operator
+    assert operator is not None
+    config, state, bin_dir = home / "config", home / "state", home / "bin"
+    for made in (config, state, bin_dir):
+        made.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # The document infra.local's --profile-file writes, read and installed by dev's own functions.
+    profile_file = state / "dev-profile.json"
+    profile_file.write_text(
+        json.dumps(
+            {
+                "format": "reliquary-local-profile/v1",
+                "url": world.url,
+                "tenant_admin": {"client_id": admin.client_id, "client_secret": admin.secret},
+                "operator": {"client_id": operator.client_id, "client_secret": operator.secret},
+            }
+        ),
+        encoding="utf-8",
+    )
+    install_profiles(ConfigFile(config / "reliquary" / "config.json"), read_profile_file(profile_file))
+    profile_file.unlink()
+    # This checkout's command, whatever else is installed (PYTHONPATH puts this checkout's sdk first).
+    command = bin_dir / "reliquary"
+    command.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m reliquary_sdk.cli "$@"\n', encoding="utf-8")
+    command.chmod(0o755)
+    return {
+        "XDG_CONFIG_HOME": str(config),
+        "XDG_STATE_HOME": str(state),
+        "RELIQUARY_PROFILE": "local",
+        "RELIQUARY_ZK_DIR": str(ROOT / "zk"),
+        LOCAL_BIN: str(bin_dir),
+    }
+
+
 def _shell_environment(extra: dict[str, str], scratch: Path) -> dict[str, str]:
     (scratch / ".curlrc").write_text("fail-with-body\nshow-error\nmax-time = 60\n", encoding="utf-8")
     paths = [ROOT, ROOT / "layers" / "core", ROOT / "layers" / "native", ROOT / "sdk"]
+    bins = [extra[LOCAL_BIN]] if LOCAL_BIN in extra else []
+    bins += [str(Path(sys.executable).parent), os.environ.get("PATH", "")]
+    # Only the setup's RELIQUARY_* variables: one left in the runner's environment would beat a profile.
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("RELIQUARY_")}
     return {
-        **os.environ,
-        **extra,
+        **inherited,
+        **{k: v for k, v in extra.items() if k != LOCAL_BIN},
         "CURL_HOME": str(scratch),
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PATH": os.pathsep.join(bins),
         "PYTHONPATH": os.pathsep.join(str(p) for p in paths),
     }
 
@@ -222,10 +277,16 @@ def test_the_documents_examples_run(
     extra: dict[str, str] = {}
     if "api" in setups(ROOT / document):
         extra = _api_environment(request.getfixturevalue("world"))
+    elif "local" in setups(ROOT / document):
+        extra = _local_environment(request.getfixturevalue("world"), tmp_path / ".home")
+    for name in [k for k in os.environ if k.startswith("RELIQUARY_")]:
+        monkeypatch.delenv(name)
     for name, value in extra.items():
-        monkeypatch.setenv(name, value)
+        if name != LOCAL_BIN:
+            monkeypatch.setenv(name, value)
     monkeypatch.chdir(tmp_path)
     shell = _shell_environment(extra, tmp_path)
+    monkeypatch.setenv("PATH", shell["PATH"])  # python blocks that run `reliquary` find the same one
     namespace: dict[str, Any] = {"__name__": f"docs_example_{Path(document).stem}"}
     for block in ALL[document]:
         if not block.is_example or block.reason is not None:
@@ -268,3 +329,43 @@ def test_a_shell_example_fails_on_any_failing_command_and_console_runs_only_its_
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_the_local_setup_is_what_reliquary_dev_leaves(tmp_path: Path) -> None:
+    """The profiles ``local`` (default, the demo tenant's admin) and ``local-operator``, marked as written
+    by ``dev``, in a 0600 config; ``reliquary`` on PATH is this checkout's; no stray RELIQUARY_* variable."""
+    admin = ApiClient("acme", "cl-admin", "admin-secret")
+    operator = ApiClient("reliquary-operator", "cl-operator", "operator-secret")
+    world = cast(
+        "ApiWorld", SimpleNamespace(url="http://127.0.0.1:9", operator=operator, client=lambda _: admin)
+    )
+    extra = _local_environment(world, tmp_path / ".home")
+    config = Path(extra["XDG_CONFIG_HOME"]) / "reliquary" / "config.json"
+    assert stat.S_IMODE(config.stat().st_mode) == 0o600
+    saved = json.loads(config.read_text(encoding="utf-8"))
+    assert saved["default"] == "local"
+    assert {name: (p["url"], p["client_id"], p["dev"]) for name, p in saved["profiles"].items()} == {
+        "local": ("http://127.0.0.1:9", "cl-admin", True),
+        "local-operator": ("http://127.0.0.1:9", "cl-operator", True),
+    }
+    assert not list(Path(extra["XDG_STATE_HOME"]).iterdir())  # the runtime's profile file is consumed
+    environment = _shell_environment({**extra, "RELIQUARY_PROFILE": "local"}, tmp_path)
+    assert {k for k in environment if k.startswith("RELIQUARY_")} == {"RELIQUARY_PROFILE", "RELIQUARY_ZK_DIR"}
+    listed = tmp_path / "listed.json"
+    _run_shell(
+        Block(
+            "cli.md",
+            1,
+            "sh",
+            "",
+            f'test "$(command -v reliquary)" = "{extra[LOCAL_BIN]}/reliquary"\n'
+            f"reliquary --json profile list > {listed}\n",
+        ),
+        environment,
+        tmp_path,
+    )
+    assert "admin-secret" not in listed.read_text(encoding="utf-8")
+    assert {p["name"] for p in json.loads(listed.read_text(encoding="utf-8"))["profiles"]} == {
+        "local",
+        "local-operator",
+    }
