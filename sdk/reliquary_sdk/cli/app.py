@@ -17,7 +17,7 @@ from typer import _click as click  # typer vendors click; its exception types ar
 from typer._completion_shared import get_completion_script  # typer's own scripts (typer is pinned)
 from typer.core import TyperGroup
 
-from reliquary_sdk.cli import admin, audit, local, memories, profile_commands, vaults
+from reliquary_sdk.cli import access, admin, audit, local, memories, profile_commands, vaults
 from reliquary_sdk.cli.output import EXIT_CODES, EXIT_INTERRUPTED, EXIT_USAGE, CliError, Output, usage
 from reliquary_sdk.cli.state import State, state
 
@@ -151,6 +151,7 @@ app.add_typer(admin.clients, name="client")
 app.add_typer(vaults.app, name="vault")
 app.add_typer(memories.app, name="memories")
 app.add_typer(audit.app, name="audit")
+access.register(app)
 local.register(app)
 
 

@@ -27,10 +27,13 @@ from rich.progress import (
 from rich.text import Text
 
 from reliquary_sdk import errors
+from reliquary_sdk._verify import VerificationError
 from reliquary_sdk.audit import CheckpointError, FalconUnavailableError, ProofError
 from reliquary_sdk.chain import ChainError
 from reliquary_sdk.crypto import InvalidGrantError
 from reliquary_sdk.monitor import LogForkError
+from reliquary_sdk.opening import NotApprovedError
+from reliquary_sdk.prove import ProveError, ProverUnavailableError
 
 EXIT_OK: Final = 0
 EXIT_USAGE: Final = 1  # a bad option, argument, file or profile: nothing was sent
@@ -80,17 +83,26 @@ _HINTS: Final = {
     "transient": "the service is briefly unavailable; try again",
     "storage_unavailable": "the service is briefly unavailable; try again",
     "falcon_unavailable": "install the extra (pip install 'reliquary-sdk[falcon]') or pass --skip-falcon",
+    "prover_unavailable": "needs Node.js 20+ and RELIQUARY's zk directory: --zk-dir or RELIQUARY_ZK_DIR",
+    "not_approved": "the vault's policies decided so; the decision is logged (`reliquary audit verify`)",
     "log_fork": "the service showed this machine a log that contradicts one it showed before: report both",
 }
 
 
-def classify(exc: BaseException) -> tuple[int, str, str, str]:
+def classify(exc: BaseException) -> tuple[int, str, str, str]:  # noqa: PLR0911  (one per kind)
     """(exit code, code, message, hint) for a failure; the message never holds a secret."""
     if isinstance(exc, CliError):
         return exc.exit_code, exc.code, exc.message, exc.hint
     if isinstance(exc, LogForkError):
         return EXIT_VERIFICATION, exc.code, f"the log forked: {exc}", _HINTS["log_fork"]
-    if isinstance(exc, (CheckpointError, ProofError, ChainError, InvalidGrantError)):
+    if isinstance(exc, NotApprovedError):
+        why = "; ".join(exc.reasons) or "no reason given"
+        return EXIT_REFUSED, exc.code, f"the access request was {exc.status}: {why}", _HINTS["not_approved"]
+    if isinstance(exc, ProverUnavailableError):
+        return EXIT_UNAVAILABLE, exc.code, str(exc), _HINTS["prover_unavailable"]
+    if isinstance(exc, ProveError):
+        return EXIT_UNAVAILABLE, exc.code, str(exc), ""
+    if isinstance(exc, (CheckpointError, ProofError, ChainError, InvalidGrantError, VerificationError)):
         return EXIT_VERIFICATION, "verification_failed", f"verification failed: {exc}", ""
     if isinstance(exc, FalconUnavailableError):
         return EXIT_UNAVAILABLE, "falcon_unavailable", str(exc), _HINTS["falcon_unavailable"]
@@ -187,6 +199,8 @@ class Output:
                 body["request_id"] = request_id
             if isinstance(exc, LogForkError):
                 body["fork"] = fork_evidence(exc)
+            if isinstance(exc, NotApprovedError):
+                body["decision"], body["reasons"] = exc.status, list(exc.reasons)
             sys.stderr.write(json.dumps({"error": body}, sort_keys=True) + "\n")
             return exit_code
         if isinstance(exc, LogForkError):

@@ -203,14 +203,15 @@ class ConfigFile:
         write_private(self.path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
-def write_private(path: Path, text: str) -> None:
-    """``text`` to ``path`` readable by its owner only (0600; a new directory 0700), replaced atomically."""
+def write_private(path: Path, text: str | bytes) -> None:
+    """``text`` (or bytes) to ``path``, readable by its owner only (0600; a new directory 0700), replaced
+    atomically."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd, temporary = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
+        with os.fdopen(fd, "wb") as out:
+            out.write(text.encode("utf-8") if isinstance(text, str) else text)
             out.flush()
             os.fsync(out.fileno())
         Path(temporary).replace(path)

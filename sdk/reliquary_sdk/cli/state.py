@@ -2,33 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator
 from dataclasses import dataclass, field
+from typing import Any
 
-import httpx
 import typer
 
 from reliquary_sdk.auth import ClientCredentials
 from reliquary_sdk.cli.output import Output, usage
 from reliquary_sdk.cli.profiles import ConfigFile, Target, resolve
 from reliquary_sdk.client import Reliquary
-
-
-class _Credentials(ClientCredentials):
-    """``ClientCredentials`` whose flow reads each answer before handing it back: the SDK's flow parses
-    the token endpoint's answer, which httpx leaves unread for an auth flow that overrides
-    ``sync_auth_flow`` (its ``requires_response_body`` is honoured only by the base flow)."""
-
-    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        flow = super().sync_auth_flow(request)
-        outgoing = next(flow)
-        while True:
-            response = yield outgoing
-            response.read()
-            try:
-                outgoing = flow.send(response)
-            except StopIteration:
-                return
 
 
 @dataclass
@@ -46,8 +28,9 @@ class State:
             self._target = resolve(self.config, url=self.url, profile_name=self.profile)
         return self._target
 
-    def client(self, *, authenticated: bool = True) -> Reliquary:
-        """A client for the resolved URL; with the resolved client's credentials unless told not to."""
+    def client(self, *, authenticated: bool = True, **options: Any) -> Reliquary:
+        """A client for the resolved URL; with the resolved client's credentials unless told not to.
+        ``options``: the client's own (``trusted_keys``, ``monitor``, ``falcon``)."""
         target = self.target()
         auth = None
         if authenticated:
@@ -57,8 +40,8 @@ class State:
                     hint="use a profile with a client, or set RELIQUARY_CLIENT_ID and "
                     "RELIQUARY_CLIENT_SECRET",
                 )
-            auth = _Credentials(target.client_id, target.client_secret)
-        client = Reliquary(target.url, auth=auth)
+            auth = ClientCredentials(target.client_id, target.client_secret)
+        client = Reliquary(target.url, auth=auth, **options)
         self._clients.append(client)
         return client
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from reliquary_sdk.cli import templates
-from reliquary_sdk.cli.output import EXIT_REFUSED, CliError, dump
+from reliquary_sdk.cli.access import ZkDir, device_entries, enrol
+from reliquary_sdk.cli.output import EXIT_REFUSED, CliError, dump, usage
 from reliquary_sdk.cli.state import State, state
 from reliquary_sdk.client import Reliquary
 from reliquary_sdk.errors import ReliquaryError
@@ -17,6 +20,24 @@ app = typer.Typer(help="Vaults: create one from a template, apply a template's p
 TemplateOption = Annotated[
     str, typer.Option("--template", "-t", help="A built-in template's name (`vault templates`) or a file.")
 ]
+DevicesOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--device",
+        help="A device file (`device new`) to enrol: its entry joins the context policy. Repeat.",
+    ),
+]
+
+
+def _with_devices(
+    run: State, template: templates.VaultTemplate, paths: list[Path] | None, zk_dir: Path | None
+) -> templates.VaultTemplate:
+    """The template whose context policy also accepts these devices (checked before anything is sent)."""
+    entries = device_entries(paths or [], zk_dir, run)
+    if not entries:
+        return template
+    context = enrol(template.policies.get("context"), entries)
+    return replace(template, policies={**template.policies, "context": context})
 
 
 def _apply(run: State, api: Reliquary, vault_id: str, template: templates.VaultTemplate) -> list[str]:
@@ -43,10 +64,13 @@ def vault_create(
     ctx: typer.Context,
     vault_id: Annotated[str, typer.Argument(help="The new vault's id.")],
     template: TemplateOption,
+    device: DevicesOption = None,
+    zk_dir: ZkDir = None,
 ) -> None:
-    """Create a vault and set its template's policies (the template is checked before anything is sent)."""
+    """Create a vault and set its template's policies (the template is checked before anything is sent);
+    --device enrols devices in its context policy."""
     run = state(ctx)
-    chosen = templates.load(template)
+    chosen = _with_devices(run, templates.load(template), device, zk_dir)
     api = run.client()
     created = api.vaults.create(
         vault_id,
@@ -79,12 +103,29 @@ def vault_create(
 def vault_apply(
     ctx: typer.Context,
     vault_id: Annotated[str, typer.Argument(help="An existing vault's id.")],
-    template: TemplateOption,
+    template: Annotated[
+        str | None,
+        typer.Option("--template", "-t", help="A built-in template's name (`vault templates`) or a file."),
+    ] = None,
+    device: DevicesOption = None,
+    zk_dir: ZkDir = None,
 ) -> None:
-    """Set a template's policies on an existing vault."""
+    """Set a template's policies on an existing vault; --device enrols devices in its context policy
+    (with no template: added to the vault's current context policy, its other devices kept)."""
     run = state(ctx)
-    chosen = templates.load(template)
-    applied = _apply(run, run.client(), vault_id, chosen)
+    if template is None and not device:
+        raise usage("give a --template, a --device to enrol, or both")
+    api = run.client()
+    if template is not None:
+        chosen = _with_devices(run, templates.load(template), device, zk_dir)
+    else:
+        entries = device_entries(device or [], zk_dir, run)
+        current = api.vaults.get_policy(vault_id, "context").policy
+        context = enrol(dict(current) if current else None, entries)
+        chosen = templates.VaultTemplate(
+            "devices", "the vault's context policy and the devices", {"context": context}
+        )
+    applied = _apply(run, api, vault_id, chosen)
     run.output.result(
         {"vault_id": vault_id, "template": chosen.name, "policies_set": applied},
         lambda c: c.print(f"{vault_id}: {', '.join(applied)} policies set from {chosen.name}"),
