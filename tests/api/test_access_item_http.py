@@ -2,20 +2,26 @@
 the client that made the request gets the envelope its grant opens (it opens, with the core's own
 ``open_grant``, to the memory's exact bytes, checked with the service keys ``GET /v1/audit/keys``
 publishes); every one else is told nothing (404, as for a request that does not exist), and a request that
-is pending or denied is a typed 409 naming its state. No answer carries the plaintext."""
+is pending or denied, or whose grant expired, is a typed 409 naming its state. No answer carries the
+plaintext."""
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import time
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
 from infra.local.seed import NOTES, STEP_UP_PURPOSE, SUPPORT_VAULT, TENANT
+from reliquary.api.app import create_app
 from reliquary.crypto.grants import open_grant
 from reliquary.crypto.signing import KeyRing, SignatureAlgorithm, VerifyingKey
+from reliquary.gateway import Capability, Functions
 from reliquary.identity.scopes import Role, RoleBinding
 from tests.support.api import ITEM, OTHER_TENANT, OTHER_VAULT, ApiWorld
 from tests.support.api_flows import client_headers, decided, service_keyring
@@ -131,6 +137,47 @@ def test_a_denied_request_releases_nothing(world: ApiWorld) -> None:
     refused = problem(_item(world, request_id, headers), 409, "conflict")
     assert refused["details"] == {"check": "denied"}
     assert "envelope" not in refused
+
+
+class _Recording:
+    """The runtime's capability functions, recording each action asked of them."""
+
+    def __init__(self, functions: Functions) -> None:
+        self._functions = functions
+        self.asked: list[tuple[Capability, Any]] = []
+
+    def call(self, capability: Capability, event: Mapping[str, Any]) -> dict[str, Any]:
+        self.asked.append((capability, event.get("action")))
+        return self._functions.call(capability, event)
+
+
+def test_an_expired_grant_releases_nothing(world: ApiWorld) -> None:
+    """The served runtime behind an app whose clock reads a given time: up to the grant's last second the
+    encrypt function releases the item; from its expiry on, a typed 409 `expired` and encrypt is never
+    asked."""
+    _, headers = client_headers(world, RoleBinding(Role.REQUESTER, SUPPORT_VAULT))
+    request_id, _ = _started(world, headers)
+    view = decided(world, f"{REQUESTS}/{request_id}", headers)
+    assert view["status"] == "approved", view["reasons"]
+    expires_at = view["grant"]["expires_at"]
+
+    def item_at(now: int) -> tuple[Any, list[tuple[Capability, Any]]]:
+        functions = _Recording(world.api.runtime.functions)
+        runtime = dataclasses.replace(world.api.runtime, clock=lambda: now, functions=functions)
+        with TestClient(create_app(lambda: runtime)) as http:
+            return http.get(f"{REQUESTS}/{request_id}/item", headers=headers), functions.asked
+
+    live, asked = item_at(expires_at - 1)
+    assert live.status_code == 200, live.text[:300]
+    assert live.json()["grant_expires_at"] == expires_at
+    assert asked == [(Capability.ENCRYPT, "sealed_item")]
+    for now in (expires_at, expires_at + 1, expires_at + 86_400):
+        answer, asked = item_at(now)
+        refused = problem(answer, 409, "conflict")
+        assert refused["details"] == {"check": "expired"}
+        assert refused["detail"] == "the access request's grant has expired: make a new request"
+        assert "envelope" not in answer.text
+        assert asked == []  # nothing released: the encrypt function was never asked
 
 
 def test_a_pending_request_releases_nothing(world: ApiWorld) -> None:

@@ -27,7 +27,7 @@ from infra.local.api import access_request_body
 from infra.local.seed import STEP_UP_PURPOSE, STRICT_VAULT, SUPPORT_VAULT, TENANT, UNANIMOUS_VAULT
 from reliquary.identity.scopes import Role, RoleBinding
 from tests.support.api import ITEM, OTHER_MEMORY, OTHER_TENANT, OTHER_VAULT, ApiWorld
-from tests.support.api_routes import CLIENT_AUTH, ROLES, ROUTES, Route, report, send
+from tests.support.api_routes import CLIENT_AUTH, ROLES, ROUTES, Route, allowed, report, send
 from tests.support.people import PersonAtHttp, enrolled
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("api")]
@@ -561,6 +561,28 @@ def test_lists_and_the_log_show_a_tenant_only_its_own(ledger: Ledger, role: str,
     ledger.scan(f"a token of {tenant}'s {role}", token)
     claims = json.loads(base64.urlsafe_b64decode(token.json()["access_token"].split(".")[1] + "=="))
     assert claims["tenant"] == client.tenant_id != TENANT
+
+
+VERIFICATION = [route for route in ROUTES if route.anywhere is not None]
+
+
+@pytest.mark.parametrize(("role", "tenant"), CALLERS, ids=[f"{t}'s {r}" for r, t in CALLERS])
+def test_the_logs_verification_material_is_the_callers_own_tenants(
+    ledger: Ledger, role: str, tenant: str
+) -> None:
+    """The checkpoint, consistency proofs and keys answer whom the table says (globex's requester too,
+    by its `access:request`), each its own tenant's log; nothing of acme's (scanned by ledger.call)."""
+    assert VERIFICATION
+    for route in VERIFICATION:
+        answer = _own(ledger, role, tenant, route.method, route.path, params={"first": "1"})
+        expected = allowed(route, role, None, None)
+        assert answer.status_code == (200 if expected else 403), (role, route.id, answer.text[:300])
+        if not expected:
+            assert answer.json()["details"] == {"scope": "audit:read"}
+        elif route.path.endswith("checkpoint"):
+            assert answer.text.splitlines()[0].endswith(f"/{OTHER_TENANT}")
+        elif route.path.endswith("keys"):
+            assert answer.json()["origin"].endswith(f"/{OTHER_TENANT}")
 
 
 @pytest.mark.parametrize(("role", "tenant"), CALLERS, ids=[f"{t}'s {r}" for r, t in CALLERS])

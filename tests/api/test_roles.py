@@ -35,6 +35,7 @@ from tests.support.api_routes import (
     ROUTES,
     VAULT_ROLES,
     Route,
+    allowed,
     holds,
     problem,
     render_matrix,
@@ -840,19 +841,19 @@ def test_a_route_answers_a_role_as_its_scopes_say(
     lab: Lab, route: Route, role: str, vault: str | None
 ) -> None:
     assert route.scope is not None
-    allowed = holds(role, route.scope, vault, BOUND_TO.get(role))
+    may = allowed(route, role, vault, BOUND_TO.get(role))
     for call in lab.build(route, role, vault):
         headers = {**lab.world.headers(role), **call.headers}
         answer = send(
             lab.world.http, call.method, call.url, json=call.json, params=call.params, headers=headers
         )
         assert answer.status_code < 500, answer.text[:300]
-        if allowed and route.person:
+        if may and route.person:
             # A client holds the scope but no passkey: refused past the scope check, nothing changes.
             assert problem(answer, 403, "forbidden")["details"] == {"check": "person"}
             if call.intact is not None:
                 call.intact()
-        elif allowed:
+        elif may:
             assert answer.status_code == route.ok, answer.text[:400]
             if call.check is not None:
                 call.check(answer)
@@ -934,6 +935,64 @@ def test_fetching_a_sealed_item_under_every_role(lab: Lab, role: str, by: str, v
         assert {k: v for k, v in body.items() if k != "request_id"} == {
             k: v for k, v in absent.items() if k != "request_id"
         }
+
+
+# The log's verification material a requester reads to check its own decisions (handle.open() in the SDK).
+VERIFICATION = ("/v1/audit/keys", "/v1/audit/checkpoint", "/v1/audit/consistency?first=1")
+
+
+def _narrowed_token(lab: Lab, client: ApiClient, scope: str) -> dict[str, str]:
+    answer = send(
+        lab.world.http,
+        "POST",
+        "/v1/oauth2/token",
+        data={"grant_type": "client_credentials", "scope": scope},
+        auth=(client.client_id, client.secret),
+    )
+    assert answer.status_code == 200, answer.text[:300]
+    assert answer.json()["scope"] == scope
+    return {"Authorization": f"Bearer {answer.json()['access_token']}"}
+
+
+def test_a_requester_of_one_vault_verifies_its_tenants_log_but_reads_no_entry(lab: Lab) -> None:
+    """`access:request` on any one vault is enough for the keys, the checkpoint and the consistency
+    proofs, the same the auditor reads; entries and exports stay `audit:read` and `audit:export`, and the
+    same client's token without `access:request` is refused all five."""
+    client = lab.world.new_client(TENANT, RoleBinding(Role.REQUESTER, OTHER_VAULT))
+    requester = _narrowed_token(lab, client, f"access:request/{OTHER_VAULT}")
+    auditor = lab.world.headers("auditor")
+    for url in VERIFICATION:
+        theirs = send(lab.world.http, "GET", url, headers=auditor)
+        mine = send(lab.world.http, "GET", url, headers=requester)
+        assert mine.status_code == 200, (url, mine.text[:300])
+        if url.endswith("checkpoint"):
+            # The tenant's log the auditor sees (the same size, or grown since).
+            origin, size = mine.text.splitlines()[:2]
+            assert origin == theirs.text.splitlines()[0]
+            assert origin.endswith(f"/{TENANT}")
+            assert int(size) >= int(theirs.text.splitlines()[1])
+        elif url.endswith("keys"):
+            assert mine.json() == theirs.json()
+            assert mine.json()["origin"].endswith(f"/{TENANT}")
+        else:
+            assert (mine.json()["first"], mine.json()["second"] >= 1) == (1, True)
+    refused = {
+        ("GET", "/v1/audit/entries/0", None): "audit:read",
+        ("POST", "/v1/audit/exports", '{"start": 0}'): "audit:export",
+    }
+    for (method, url, body), scope in refused.items():
+        answer = send(
+            lab.world.http,
+            method,
+            url,
+            content=body,
+            headers={**requester, "Content-Type": "application/json", **_idempotent()},
+        )
+        assert problem(answer, 403, "forbidden")["details"] == {"scope": scope}
+    reader = _narrowed_token(lab, client, f"vaults:read/{OTHER_VAULT}")
+    for url in VERIFICATION:
+        answer = send(lab.world.http, "GET", url, headers=reader)
+        assert problem(answer, 403, "forbidden")["details"] == {"scope": "audit:read"}
 
 
 @pytest.mark.parametrize("role", ROLES)

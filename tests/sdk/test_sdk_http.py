@@ -18,6 +18,7 @@ import pytest
 from reliquary_sdk import (
     AsyncReliquary,
     ClientCredentials,
+    ForbiddenError,
     LogForkError,
     LogMonitor,
     NotApprovedError,
@@ -67,10 +68,9 @@ def _liboqs() -> None:
 
 
 def _requester_client(world: ApiWorld, **options: object) -> Reliquary:
-    """A client of its own (its own trust history) that may request in the vault and read the log."""
-    client = world.new_client(
-        TENANT, RoleBinding(Role.REQUESTER, SUPPORT_VAULT), RoleBinding(Role.AUDITOR, None)
-    )
+    """A client of its own (its own trust history), a plain requester of the vault: no `audit:read`,
+    its `access:request` lets it read the log's keys, checkpoint and consistency proofs."""
+    client = world.new_client(TENANT, RoleBinding(Role.REQUESTER, SUPPORT_VAULT))
     return Reliquary(world.url, auth=ClientCredentials(client.client_id, client.secret), **options)  # type: ignore[arg-type]
 
 
@@ -134,6 +134,10 @@ def test_an_approved_request_opens_to_the_exact_memory(world: ApiWorld, prover: 
         assert latest.size > opened.checkpoint.size
         # Opening the first again: its older checkpoint is a prefix of the remembered one.
         assert handle.open().plaintext == NOTES[ITEM]
+        # All of it without audit:read: the log's entries stay the auditor's.
+        with pytest.raises(ForbiddenError) as refused:
+            client.audit.entry(0)
+        assert refused.value.details == {"scope": "audit:read"}
 
 
 def test_a_denied_request_does_not_open(world: ApiWorld, prover: NodeProver) -> None:
@@ -153,9 +157,7 @@ def test_a_denied_request_does_not_open(world: ApiWorld, prover: NodeProver) -> 
 def test_the_async_client_opens_too(world: ApiWorld, prover: NodeProver) -> None:
     device = _enrolled(world, prover)
     key = RequesterKey.generate()
-    client_row = world.new_client(
-        TENANT, RoleBinding(Role.REQUESTER, SUPPORT_VAULT), RoleBinding(Role.AUDITOR, None)
-    )
+    client_row = world.new_client(TENANT, RoleBinding(Role.REQUESTER, SUPPORT_VAULT))
 
     async def run() -> bytes:
         auth = ClientCredentials(client_row.client_id, client_row.secret)

@@ -61,6 +61,9 @@ class Route:
     ok: int = 200
     own: str | None = None  # a scope that also allows it on the caller's own resources
     own_only: bool = False  # the scope allows it on the caller's own resources only
+    # A vault-bound scope that, held on any vault, allows it too (on the caller's own tenant): the log's
+    # verification material, which a requester checks its own decisions with.
+    anywhere: str | None = None
     hidden: bool = False  # a refusal after the scope check answers 404: the path names no vault
     # Only a person's token, past the scope (a passkey answers): a client holding the scope gets a 403
     # naming the check `person`.
@@ -144,10 +147,10 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/v1/approvals/{request_id}/challenge", "access:approve", hidden=True, person=True),
     Route("POST", "/v1/approvals/{request_id}", "access:approve", hidden=True, person=True),
     # Audit.
-    Route("GET", "/v1/audit/checkpoint", "audit:read"),
+    Route("GET", "/v1/audit/checkpoint", "audit:read", anywhere="access:request"),
     Route("GET", "/v1/audit/entries/{index}", "audit:read"),
-    Route("GET", "/v1/audit/consistency", "audit:read"),
-    Route("GET", "/v1/audit/keys", "audit:read"),
+    Route("GET", "/v1/audit/consistency", "audit:read", anywhere="access:request"),
+    Route("GET", "/v1/audit/keys", "audit:read", anywhere="access:request"),
     Route("POST", "/v1/audit/exports", "audit:export", ok=201),
 )
 AUTHED = tuple(r for r in ROUTES if r.scope not in (None, CLIENT_AUTH, PASSKEY))
@@ -162,6 +165,15 @@ def holds(role: str, scope: str, vault: str | None, bound_to: str | None) -> boo
     if scope not in ROLE_SCOPES.get(role, frozenset()):
         return False
     return vault is None or scope in TENANT_WIDE or bound_to is None or bound_to == vault
+
+
+def allowed(route: Route, role: str, vault: str | None, bound_to: str | None) -> bool:
+    """Whether ``role`` (bound as ``holds`` says) may call ``route`` on ``vault``: its scope there, or
+    the route's ``anywhere`` scope on some vault."""
+    assert route.scope is not None
+    if holds(role, route.scope, vault, bound_to):
+        return True
+    return route.anywhere is not None and holds(role, route.anywhere, None, bound_to)
 
 
 def token_scope(role: str, bound_to: str | None) -> frozenset[str]:
@@ -180,6 +192,8 @@ def cell(route: Route, role: str) -> str:
         return "own" if route.own_only else "✓"
     if route.own is not None and route.own in ROLE_SCOPES[role]:
         return "own"
+    if route.anywhere is not None and route.anywhere in ROLE_SCOPES[role]:
+        return "✓"
     return "\N{EN DASH}"
 
 
@@ -196,6 +210,7 @@ def render_matrix() -> str:
         else:
             scope = f"`{route.scope}`" + (f" (own: `{route.own}`)" if route.own else "")
             scope += " (own only)" if route.own_only else ""
+            scope += f" or `{route.anywhere}` on any vault" if route.anywhere else ""
         cells = " | ".join(cell(route, role) for role in ROLES)
         rows.append(f"| `{route.method} {route.path}` | {scope} | {cells} |")
     return "\n".join([head, rule, *rows])

@@ -216,6 +216,28 @@ def test_require_raises_forbidden_without_the_vault() -> None:
     assert caught.value.details == {"scope": "memories:write"}
 
 
+def test_a_scope_granted_somewhere() -> None:
+    one_vault = Grants(frozenset({"access:request/v1", "audit:export"}))
+    assert one_vault.allows_somewhere(Scope.ACCESS_REQUEST)  # on one vault is somewhere
+    assert Grants(frozenset({"access:request"})).allows_somewhere(Scope.ACCESS_REQUEST)
+    assert not one_vault.allows_somewhere(Scope.ACCESS_READ)
+    assert one_vault.allows_somewhere(Scope.AUDIT_EXPORT)  # tenant-wide: granted or not
+    assert not one_vault.allows_somewhere(Scope.AUDIT_READ)
+
+
+def test_require_any_names_the_first_scope_only() -> None:
+    requester = Grants(frozenset({"access:request/v1", "vaults:read/v1"}))
+    requester.require_any(Scope.AUDIT_READ, Scope.ACCESS_REQUEST)
+    Grants(frozenset({"audit:read"})).require_any(Scope.AUDIT_READ, Scope.ACCESS_REQUEST)
+    writer = Grants(frozenset({"memories:write/secret-vault-name", "access:read/secret-vault-name"}))
+    with pytest.raises(ForbiddenError) as caught:
+        writer.require_any(Scope.AUDIT_READ, Scope.ACCESS_REQUEST)
+    assert caught.value.details == {"scope": "audit:read"}
+    assert "secret-vault-name" not in str(caught.value.to_dict())
+    with pytest.raises(ForbiddenError):
+        Grants(frozenset()).require_any(Scope.AUDIT_READ)
+
+
 def test_covers() -> None:
     grants = Grants(frozenset({"memories:write", "vaults:read/v1", "audit:read"}))
     assert grants.covers("memories:write/v9")

@@ -203,6 +203,19 @@ class Grants:
         if not self.allows(scope, vault_id):
             raise ForbiddenError("the access token does not allow this", scope=scope.value)
 
+    def allows_somewhere(self, scope: Scope) -> bool:
+        """Whether ``scope`` is granted at all: a tenant-wide one, or a vault-bound one on at least one
+        vault (bare, or bound to a vault)."""
+        if not scope.vault_bound:
+            return scope.value in self.scopes
+        return self.vaults_with(scope) != frozenset()
+
+    def require_any(self, scope: Scope, *alternatives: Scope) -> None:
+        """ForbiddenError naming ``scope`` (never an alternative, nor a vault) unless ``scope`` or one of
+        ``alternatives`` is granted somewhere (``allows_somewhere``)."""
+        if not any(self.allows_somewhere(s) for s in (scope, *alternatives)):
+            raise ForbiddenError("the access token does not allow this", scope=scope.value)
+
     def vaults_with(self, scope: Scope) -> frozenset[str] | None:
         """The vaults ``scope`` is granted on; None when it is granted on every vault."""
         if not scope.vault_bound:

@@ -1,5 +1,10 @@
 """The tenant's transparency log: the signed checkpoint (a C2SP signed note), entries with inclusion
-proofs, consistency proofs between sizes, exports, and the keys that verify all of it."""
+proofs, consistency proofs between sizes, exports, and the keys that verify all of it.
+
+The checkpoint, the consistency proofs and the keys are public verification material (a signed tree
+head, hashes, public keys): besides ``audit:read``, ``access:request`` on any vault allows them, so a
+requester can check the receipt of its own decision and that its tenant's log never forked. Entries and
+exports (the records themselves) stay the auditor's."""
 
 from __future__ import annotations
 
@@ -18,6 +23,8 @@ from reliquary.gateway import Capability
 from reliquary.identity.scopes import Scope
 
 router = APIRouter(tags=["audit"])
+# Who may read the verification material: an auditor, or a requester (on some vault) of the tenant.
+VERIFY = (Scope.AUDIT_READ, Scope.ACCESS_REQUEST)
 Size = Annotated[int, Query(ge=1, le=2**40)]
 
 
@@ -80,8 +87,9 @@ class ExportView(BaseModel):
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}, **problems(*AUTHED, 404)},
 )
 def checkpoint(caller: CallerDep, runtime: RuntimeDep) -> PlainTextResponse:
-    """The latest signed checkpoint, byte for byte as published (text/plain; C2SP tlog-checkpoint)."""
-    caller.grants.require(Scope.AUDIT_READ)
+    """The latest signed checkpoint, byte for byte as published (text/plain; C2SP tlog-checkpoint).
+    `audit:read`, or `access:request` on any vault."""
+    caller.grants.require_any(*VERIFY)
     return PlainTextResponse(runtime.audit.checkpoint_text(caller.tenant_id))
 
 
@@ -109,8 +117,8 @@ def consistency(
     first: Size, caller: CallerDep, runtime: RuntimeDep, second: Size | None = None
 ) -> ConsistencyProof:
     """Proof that the tree of size `first` is a prefix of the tree of size `second` (default: the
-    latest checkpoint's)."""
-    caller.grants.require(Scope.AUDIT_READ)
+    latest checkpoint's). `audit:read`, or `access:request` on any vault."""
+    caller.grants.require_any(*VERIFY)
     found = runtime.audit.consistency(caller.tenant_id, first, second)
     return ConsistencyProof(
         first=found.old_size,
@@ -123,8 +131,9 @@ def consistency(
 @router.get("/v1/audit/keys", response_model=AuditKeys, responses=problems(*AUTHED))
 def keys(caller: CallerDep, runtime: RuntimeDep) -> AuditKeys:
     """The checkpoint verifier keys, the stage keys and the service keys: all an auditor needs to check
-    the log and the attestation chains offline, and a requester to check its grants."""
-    caller.grants.require(Scope.AUDIT_READ)
+    the log and the attestation chains offline, and a requester to check its grants. `audit:read`, or
+    `access:request` on any vault."""
+    caller.grants.require_any(*VERIFY)
     return AuditKeys(
         origin=runtime.audit.origin(caller.tenant_id),
         verifier_keys=list(runtime.audit.verifier_keys()),
