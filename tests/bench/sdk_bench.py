@@ -6,6 +6,11 @@ server answers both, request by request in alternation), and against ``httpx.Moc
 the server's recorded answers, which leaves only the client's own work: the token flow and its header,
 the retry bookkeeping, the problem parsing of an error, the pydantic model of an answer.
 
+The access round's ``open()`` over loopback: one request approved (a device of the SDK's enrolled, the
+flow run: seconds, outside the timings), then opened again and again, warm and by fresh clients, whole
+and taken apart (the GETs, ``opening.open_approved``, the monitor step), beside the same GETs over raw
+httpx and the core's ``open_grant`` on the same grant and envelope.
+
 On the client, offline: ``reliquary_sdk.crypto.open_grant`` against the core's
 ``reliquary.crypto.grants.open_grant`` on one grant and sealed item the core made, broken down into its
 primitives; a receipt's verification (``reliquary_sdk.audit``) and an attestation chain's
