@@ -6,6 +6,11 @@ server answers both, request by request in alternation), and against ``httpx.Moc
 the server's recorded answers, which leaves only the client's own work: the token flow and its header,
 the retry bookkeeping, the problem parsing of an error, the pydantic model of an answer.
 
+The access round's ``open()`` over loopback: one request approved (a device of the SDK's enrolled, the
+flow run: seconds, outside the timings), then opened again and again, warm and by fresh clients, whole
+and taken apart (the GETs, ``opening.open_approved``, the monitor step), beside the same GETs over raw
+httpx and the core's ``open_grant`` on the same grant and envelope.
+
 On the client, offline: ``reliquary_sdk.crypto.open_grant`` against the core's
 ``reliquary.crypto.grants.open_grant`` on one grant and sealed item the core made, broken down into its
 primitives; a receipt's verification (``reliquary_sdk.audit``) and an attestation chain's
@@ -23,15 +28,18 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tests.bench.report import Column, Table
+from tests.bench.report import Cell, Column, Table
 from tests.bench.timing import Budget, Case, Stats, measure, percentile
 
 if TYPE_CHECKING:
     import httpx
     from pydantic import BaseModel
     from reliquary_sdk import AsyncReliquary, Reliquary
+
+    from infra.local.api import LocalApi
 
 TENANT, VAULT, USER = "bench-sdk", "bench-vault", "customer-42"
 MISSING_VAULT = "no-such-vault"
@@ -227,10 +235,20 @@ async def _async_pairs(
     return paired
 
 
+@dataclass(frozen=True, slots=True)
+class Served:
+    """The local runtime's API, served over loopback: its URL, the bench tenant's admin client and its
+    secret, and the runtime itself (to make clients of other roles)."""
+
+    url: str
+    client_id: str
+    secret: str
+    api: LocalApi
+
+
 @contextlib.contextmanager
-def _served_api() -> Iterator[tuple[str, str, str]]:
-    """The local runtime's API with a tenant, its admin client, a vault and a user's memories in it:
-    the URL, the client id and its secret."""
+def served_api() -> Iterator[Served]:
+    """The local runtime's API with a tenant, its admin client, a vault and a user's memories in it."""
     from reliquary_sdk import ClientCredentials, Reliquary
 
     from infra.local.api import serve_api
@@ -254,7 +272,7 @@ def _served_api() -> Iterator[tuple[str, str, str]]:
             client.vaults.create(VAULT)
             for _ in range(MEMORIES):
                 client.memories.add(VAULT, text=MEMORY_TEXT, user_id=USER)
-        yield api.url, admin.client_id, secret
+        yield Served(api.url, admin.client_id, secret, api)
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,46 +282,44 @@ class LoopbackResult:
     summary: dict[str, object]
 
 
-def loopback_table(*, quick: bool) -> LoopbackResult:
+def loopback_table(served: Served, *, quick: bool) -> LoopbackResult:
     import httpx
     from reliquary_sdk import AsyncReliquary, ClientCredentials, Reliquary
 
     pairs = QUICK_PAIRS if quick else FULL_PAIRS
     results: dict[tuple[str, str], _Paired] = {}
     recorded: dict[str, Recorded] = {}
-    with _served_api() as (url, client_id, secret):
-        auth = ClientCredentials(client_id, secret)
-        with (
-            Reliquary(url, auth=auth, sleep=_no_retry) as client,
-            httpx.Client(base_url=url, timeout=30) as http,
-        ):
-            client.health()  # the token, fetched once and cached: the same token on both paths
-            token = auth.cached_token
-            if token is None:
-                raise RuntimeError("the SDK holds no token after a call")
-            bearer = {"Authorization": f"Bearer {token}"}
-            recorded["token"] = Recorded.of(
-                http.post(
-                    "/v1/oauth2/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret)
-                )
+    url, client_id, secret = served.url, served.client_id, served.secret
+    auth = ClientCredentials(client_id, secret)
+    with (
+        Reliquary(url, auth=auth, sleep=_no_retry) as client,
+        httpx.Client(base_url=url, timeout=30) as http,
+    ):
+        client.health()  # the token, fetched once and cached: the same token on both paths
+        token = auth.cached_token
+        if token is None:
+            raise RuntimeError("the SDK holds no token after a call")
+        bearer = {"Authorization": f"Bearer {token}"}
+        recorded["token"] = Recorded.of(
+            http.post("/v1/oauth2/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret))
+        )
+        for route in ROUTES:
+            recorded[route.key] = Recorded.of(http.get(route.path, params=route.params, headers=bearer))
+            results[(route.key, "sync")] = _sync_pairs(
+                _sdk_sync(client, route), _raw_sync(http, route, bearer), pairs
             )
+
+    async def run_async() -> None:
+        async with (
+            AsyncReliquary(url, auth=auth, sleep=_no_retry_async) as aclient,
+            httpx.AsyncClient(base_url=url, timeout=30) as ahttp,
+        ):
             for route in ROUTES:
-                recorded[route.key] = Recorded.of(http.get(route.path, params=route.params, headers=bearer))
-                results[(route.key, "sync")] = _sync_pairs(
-                    _sdk_sync(client, route), _raw_sync(http, route, bearer), pairs
+                results[(route.key, "async")] = await _async_pairs(
+                    _sdk_async(aclient, route), _raw_async(ahttp, route, bearer), pairs
                 )
 
-        async def run_async() -> None:
-            async with (
-                AsyncReliquary(url, auth=auth, sleep=_no_retry_async) as aclient,
-                httpx.AsyncClient(base_url=url, timeout=30) as ahttp,
-            ):
-                for route in ROUTES:
-                    results[(route.key, "async")] = await _async_pairs(
-                        _sdk_async(aclient, route), _raw_async(ahttp, route, bearer), pairs
-                    )
-
-        asyncio.run(run_async())
+    asyncio.run(run_async())
 
     memories = json.loads(recorded["memories"].content)
     if len(memories["memories"]) != MEMORIES or memories.get("next_cursor") is not None:
@@ -359,6 +375,446 @@ def loopback_table(*, quick: bool) -> LoopbackResult:
             summary[f"sdk_loopback_{route.key}_{mode}_vs_httpx"] = _ratio(sdk50, raw50)
             summary[f"sdk_loopback_{route.key}_{mode}_extra_us"] = _us(extra)
     return LoopbackResult(table, recorded, summary)
+
+
+# --- the whole access round's open(), over loopback -------------------------------------------------
+OPEN_VAULT = "bench-open-vault"
+OPEN_USER = "customer-7"
+OPEN_TEXT = "Customer 7 escalated twice this month: call back before noon, Lisbon time."
+OPEN_FULL = (40, 10)  # timed rounds of each kind: warm, and first opens (each with a fresh client)
+OPEN_QUICK = (2, 1)
+OPEN_WARMUP = (3, 1)  # warm rounds of each kind run first and discarded (full, quick)
+GRANT_MARGIN_S = 20  # timing stops this long before the grant expires: an expired grant no longer opens
+DECISION_S = 120.0
+ZK_DIR = Path(__file__).resolve().parents[2] / "zk"
+
+# The steps of a round, as rows name them.
+VIEW, ITEM, KEYS, CHECKS, MONITOR, WHOLE = "view", "item", "keys", "checks", "monitor", "round"
+
+
+@dataclass(frozen=True, slots=True)
+class _Approved:
+    """An approved request of the bench's requester client: what it takes to open it again and again."""
+
+    request_id: str
+    memory_id: str
+    key: Any  # reliquary_sdk.RequesterKey: the grant is sealed to it
+    client_id: str
+    secret: str
+    expires_at: int  # the grant's end (its lifetime is the service's, 300 s)
+
+
+def _approved_request(served: Served) -> _Approved:
+    """A memory in a vault of its own, a device of the SDK's enrolled in it (its context policy) and the
+    vault's trust and quorum policies, all through the SDK as a tenant admin would; then one access
+    request of a requester client, proved on the device and decided by the access flow (seconds)."""
+    from reliquary_sdk import ClientCredentials, Reliquary, RequesterKey
+    from reliquary_sdk.prove import Device, NodeProver
+
+    from infra.local.seed import SUPPORT_QUORUM, SUPPORT_TRUST, support_rules
+    from reliquary.identity.scopes import Role, RoleBinding
+
+    with NodeProver(ZK_DIR) as prover:
+        device = Device.generate(prover)
+        with Reliquary(served.url, auth=ClientCredentials(served.client_id, served.secret)) as admin:
+            admin.vaults.create(OPEN_VAULT)
+            sealed = admin.memories.add(OPEN_VAULT, text=OPEN_TEXT, user_id=OPEN_USER)
+            admin.vaults.put_policy(OPEN_VAULT, "context", {"circuit": "context_proof", **device.policy()})
+            admin.vaults.put_policy(OPEN_VAULT, "trust", {**SUPPORT_TRUST, "rules": support_rules()})
+            admin.vaults.put_policy(OPEN_VAULT, "quorum", SUPPORT_QUORUM)
+        # The requester reads the log too (the keys and the consistency proofs open() fetches).
+        row, secret = served.api.runtime.identity.create_client(
+            TENANT,
+            "bench requester",
+            [RoleBinding(Role.REQUESTER, OPEN_VAULT), RoleBinding(Role.AUDITOR, None)],
+        )
+        key = RequesterKey.generate()
+        with Reliquary(served.url, auth=ClientCredentials(row.client_id, secret)) as requester:
+            handle = requester.access.request(
+                OPEN_VAULT, sealed.item_id, purpose="support", prove=device, key=key
+            )
+            view = handle.wait(timeout=DECISION_S, interval=0.2)
+            if view.status != "approved":
+                raise RuntimeError(f"the bench's access request was not approved (it is {view.status})")
+            expires_at = requester.access.item(handle.request_id).grant_expires_at
+    return _Approved(handle.request_id, sealed.item_id, key, row.client_id, secret, expires_at)
+
+
+class _Steps:
+    """Seconds per named step of one round."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def run(self, name: str, call: Callable[[], Any]) -> Any:
+        began = time.perf_counter()
+        value = call()
+        self.seconds[name] = time.perf_counter() - began
+        return value
+
+
+def _bearer(auth: Any) -> dict[str, str]:
+    """The SDK's cached token as raw httpx sends it: both paths present the same one."""
+    token = auth.cached_token
+    if token is None:
+        raise RuntimeError("the SDK holds no token")
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _json_of(response: httpx.Response) -> Any:
+    response.raise_for_status()
+    return response.json()
+
+
+@dataclass
+class _OpenRounds:
+    """One round of each kind, on the same approved request: the SDK's open() whole, the same open taken
+    apart step by step through the SDK's public calls, and raw httpx with the core's open_grant."""
+
+    url: str
+    approved: _Approved
+    auth: Any  # the requester's ClientCredentials: one token, cached, shared by every client here
+    held: Any  # an AccessRequest holding the decided view
+    core_key: Any
+    core_ring: Any
+    expected: bytes
+
+    def _check(self, plaintext: bytes) -> None:
+        if plaintext != self.expected:
+            raise RuntimeError("an open returned other bytes than the memory's")
+
+    def fresh_client(self) -> Reliquary:
+        from reliquary_sdk import Reliquary
+
+        return Reliquary(self.url, auth=self.auth, sleep=_no_retry)
+
+    def sdk_whole(self, client: Reliquary) -> dict[str, float]:
+        steps = _Steps()
+        opened = steps.run(
+            WHOLE, lambda: client.access.get(self.approved.request_id, key=self.approved.key).open()
+        )
+        self._check(opened.plaintext)
+        return steps.seconds
+
+    def sdk_held(self) -> dict[str, float]:
+        steps = _Steps()
+        self._check(steps.run(WHOLE, self.held.open).plaintext)
+        return steps.seconds
+
+    def sdk_apart(self, client: Reliquary, *, first: bool) -> dict[str, float]:
+        """``AccessRequest.open()``'s steps in its order, each timed (the view GET is ``access.get``'s)."""
+        from reliquary_sdk.opening import open_approved
+
+        steps, request_id, key = _Steps(), self.approved.request_id, self.approved.key
+        handle = steps.run(VIEW, lambda: client.access.get(request_id, key=key))
+        sealed = steps.run(ITEM, lambda: client.access.item(request_id))
+        keys = steps.run(KEYS, client.trusted_keys) if first else client.trusted_keys()
+        view = handle.view
+        if view is None:
+            raise RuntimeError("the handle holds no view after access.get")
+        opened = steps.run(
+            CHECKS,
+            lambda: open_approved(
+                view, sealed, key=key, keys=keys, tenant_id=client.tenant_id(), falcon=client.falcon
+            ),
+        )
+        steps.run(MONITOR, lambda: client.observe_checkpoint(opened.receipt.checkpoint))
+        self._check(opened.plaintext)
+        return steps.seconds
+
+    def raw(self, http: httpx.Client, *, first: bool) -> dict[str, float]:
+        """What a careful caller of raw httpx and the core does: the same GETs with the same token, the
+        core's open_grant pinned to the request and item (no receipt, record, chain or monitor)."""
+        import base64
+
+        from reliquary.crypto import grants
+
+        steps, request_id, bearer = _Steps(), self.approved.request_id, _bearer(self.auth)
+        began = time.perf_counter()
+        ring = (
+            steps.run(KEYS, lambda: _core_ring(_json_of(http.get("/v1/audit/keys", headers=bearer))))
+            if first
+            else self.core_ring
+        )
+        view = steps.run(
+            VIEW, lambda: _json_of(http.get(f"/v1/access-requests/{request_id}", headers=bearer))
+        )
+        item = steps.run(
+            ITEM, lambda: _json_of(http.get(f"/v1/access-requests/{request_id}/item", headers=bearer))
+        )
+        plaintext = steps.run(
+            CHECKS,
+            lambda: grants.open_grant(
+                base64.b64decode(view["grant"]["grant"], validate=True),
+                base64.b64decode(item["envelope"], validate=True),
+                requester_private_key=self.core_key,
+                service_keys=ring,
+                now=int(time.time()),
+                request_id=request_id,
+                expected=(TENANT, OPEN_VAULT, self.approved.memory_id),
+            ),
+        )
+        steps.seconds[WHOLE] = time.perf_counter() - began
+        self._check(plaintext)
+        return steps.seconds
+
+
+def _core_ring(published: dict[str, Any]) -> Any:
+    """The core's key ring of ``GET /v1/audit/keys``'s service keys."""
+    import base64
+
+    from reliquary.crypto.signing import KeyRing, SignatureAlgorithm, VerifyingKey
+
+    return KeyRing(
+        [
+            VerifyingKey(SignatureAlgorithm(k["algorithm"]), base64.b64decode(k["public_key"], validate=True))
+            for k in published["service_keys"]
+        ]
+    )
+
+
+@contextlib.contextmanager
+def _state_dir() -> Iterator[None]:
+    """The SDK's default monitor keeps its JSON file in a directory of the run's, not the user's."""
+    import tempfile
+
+    from reliquary_sdk.client import STATE_DIR_ENV
+
+    before = os.environ.get(STATE_DIR_ENV)
+    with tempfile.TemporaryDirectory(prefix="bench-sdk-state-") as directory:
+        os.environ[STATE_DIR_ENV] = directory
+        try:
+            yield
+        finally:
+            if before is None:
+                os.environ.pop(STATE_DIR_ENV, None)
+            else:
+                os.environ[STATE_DIR_ENV] = before
+
+
+def _kinds_in_turn(
+    kinds: dict[str, Callable[[], dict[str, float]]], rounds: int, warmup: int, deadline: float
+) -> dict[str, list[dict[str, float]]]:
+    """``rounds`` of every kind (the order rotating each time, so drift lands on all alike), after
+    ``warmup`` discarded; fewer when the grant's end comes near."""
+    names = list(kinds)
+    found: dict[str, list[dict[str, float]]] = {name: [] for name in names}
+    for index in range(warmup + rounds):
+        if time.time() >= deadline:
+            break
+        turn = index % len(names)
+        for name in names[turn:] + names[:turn]:
+            seconds = kinds[name]()
+            if index >= warmup:
+                found[name].append(seconds)
+    if any(not values for values in found.values()):
+        raise RuntimeError("the grant expired before any round was timed")
+    return found
+
+
+def _with_fresh(
+    call: Callable[[Reliquary], dict[str, float]], make: Callable[[], Reliquary]
+) -> Callable[[], dict[str, float]]:
+    """``call`` on a client made for it (outside the timing) and closed after."""
+
+    def run() -> dict[str, float]:
+        with make() as client:
+            return call(client)
+
+    return run
+
+
+def _with_fresh_http(
+    url: str, call: Callable[[httpx.Client], dict[str, float]]
+) -> Callable[[], dict[str, float]]:
+    import httpx
+
+    def run() -> dict[str, float]:
+        with httpx.Client(base_url=url, timeout=30) as http:
+            return call(http)
+
+    return run
+
+
+_RAW_STEPS = {
+    KEYS: "  GET the keys + the core's key ring",
+    VIEW: "  GET the view",
+    ITEM: "  GET the sealed item",
+    CHECKS: "  core open_grant (grant and item only)",
+}
+_SDK_STEPS = {
+    VIEW: "  GET the view (access.get)",
+    ITEM: "  GET the sealed item (access.item)",
+    KEYS: "  GET the keys (trusted_keys, once per client)",
+    CHECKS: "  offline checks (opening.open_approved)",
+    MONITOR: "  monitor step (observe_checkpoint)",
+}
+SDK_OPEN = "access.get(id).open()"
+SDK_HELD = "handle.open(), the decided view held"
+RAW_ROUND = "the same GETs + core open_grant"
+FIRST, WARM = "first open, fresh client", "warm"
+
+
+def _ms(values: list[dict[str, float]], step: str, fraction: float = 0.5) -> float:
+    return 1e3 * percentile([v[step] for v in values], fraction)
+
+
+def _paired_ms(
+    sdk: list[dict[str, float]], sdk_step: str, raw: list[dict[str, float]], raw_step: str
+) -> float:
+    """The median of the differences round by round (both ran in the same turn): steadier than the
+    difference of medians when the server's time swings."""
+    return 1e3 * percentile([s[sdk_step] - r[raw_step] for s, r in zip(sdk, raw, strict=True)], 0.5)
+
+
+def _add_open_rows(
+    table: Table, label: str, found: dict[str, list[dict[str, float]]], summary: dict[str, object]
+) -> None:
+    raw, apart, whole = found["raw"], found["apart"], found["sdk"]
+    steps = [s for s in (KEYS, VIEW, ITEM, CHECKS, MONITOR) if s in apart[0]]
+    raw_ms, sdk_ms = _ms(raw, WHOLE), _ms(whole, WHOLE)
+
+    def add(path: str, step: str, values: list[dict[str, float]], name: str, **extra: Cell) -> None:
+        table.add(
+            round=label,
+            path=path,
+            step=step,
+            p50_ms=_ms(values, name),
+            p95_ms=_ms(values, name, 0.95),
+            **extra,
+        )
+
+    add("httpx + core", RAW_ROUND, raw, WHOLE)
+    for step in steps:
+        if step in _RAW_STEPS:
+            add("httpx + core", _RAW_STEPS[step], raw, step, share=100 * _ms(raw, step) / raw_ms)
+    add(
+        "SDK",
+        SDK_OPEN,
+        whole,
+        WHOLE,
+        vs_base=_ratio(sdk_ms, raw_ms),
+        extra_ms=_paired_ms(whole, WHOLE, raw, WHOLE),
+    )
+    if "held" in found:
+        add("SDK", SDK_HELD, found["held"], WHOLE)
+    for step in steps:
+        counterpart = _ms(raw, step) if step in _RAW_STEPS else None
+        add(
+            "SDK",
+            _SDK_STEPS[step],
+            apart,
+            step,
+            vs_base=_ratio(_ms(apart, step), counterpart) if counterpart else None,
+            extra_ms=_paired_ms(apart, step, raw, step) if counterpart else None,
+            share=100 * _ms(apart, step) / sdk_ms,
+        )
+    parts = {_SDK_STEPS[s].strip(): _ms(apart, s) for s in steps}
+    largest = max(parts, key=parts.__getitem__)
+    offline = _ms(apart, CHECKS) + _ms(apart, MONITOR)
+    table.footer.append(
+        f"   {label}: SDK open {sdk_ms:,.1f} ms, {_ratio(sdk_ms, raw_ms):.2f}x httpx + core"
+        f" ({raw_ms:,.1f} ms); dominated by {largest} ({100 * parts[largest] / sdk_ms:.0f} %);"
+        f" checks + monitor {offline:,.1f} ms"
+    )
+    key = "first" if label == FIRST else "warm"
+    summary[f"sdk_open_{key}_ms"] = sdk_ms
+    summary[f"sdk_open_{key}_vs_baseline"] = _ratio(sdk_ms, raw_ms)
+    summary[f"sdk_open_{key}_checks_ms"] = _ms(apart, CHECKS)
+    summary[f"sdk_open_{key}_monitor_ms"] = _ms(apart, MONITOR)
+
+
+def open_table(served: Served, *, quick: bool) -> tuple[Table, dict[str, object]]:
+    """One approved request (outside the timings), then its open() again and again: warm (one client,
+    the keys fetched) and first opens (a fresh client each), each beside the same GETs over raw httpx
+    and the core's open_grant, and taken apart."""
+    import httpx
+    from reliquary_sdk import ClientCredentials, Reliquary
+    from reliquary_sdk.client import AccessRequest
+
+    from reliquary.crypto.kem import HybridPrivateKey
+    from reliquary_native import load_oqs
+
+    load_oqs()  # the checkpoints' Falcon-512 lines: the core's liboqs stands in for the falcon extra's
+    warm_rounds, first_rounds = OPEN_QUICK if quick else OPEN_FULL
+    warmup = OPEN_WARMUP[1] if quick else OPEN_WARMUP[0]
+    with _state_dir():
+        approved = _approved_request(served)
+        deadline = approved.expires_at - GRANT_MARGIN_S
+        auth = ClientCredentials(approved.client_id, approved.secret)
+        with (
+            Reliquary(served.url, auth=auth, sleep=_no_retry) as client,
+            httpx.Client(base_url=served.url, timeout=30) as http,
+        ):
+            held: AccessRequest = client.access.get(approved.request_id, key=approved.key)
+            held.open()  # the keys fetched, the checkpoint remembered: what "warm" means
+            rounds = _OpenRounds(
+                url=served.url,
+                approved=approved,
+                auth=auth,
+                held=held,
+                core_key=HybridPrivateKey.from_private_bytes(approved.key.private_bytes()),
+                core_ring=_core_ring(_json_of(http.get("/v1/audit/keys", headers=_bearer(auth)))),
+                expected=OPEN_TEXT.encode(),
+            )
+            warm = _kinds_in_turn(
+                {
+                    "sdk": lambda: rounds.sdk_whole(client),
+                    "held": rounds.sdk_held,
+                    "apart": lambda: rounds.sdk_apart(client, first=False),
+                    "raw": lambda: rounds.raw(http, first=False),
+                },
+                warm_rounds,
+                warmup,
+                deadline,
+            )
+        first = _kinds_in_turn(
+            {
+                "sdk": _with_fresh(rounds.sdk_whole, rounds.fresh_client),
+                "apart": _with_fresh(lambda c: rounds.sdk_apart(c, first=True), rounds.fresh_client),
+                "raw": _with_fresh_http(served.url, lambda h: rounds.raw(h, first=True)),
+            },
+            first_rounds,
+            0,
+            deadline,
+        )
+    counts = f"{len(warm['sdk'])} warm rounds and {len(first['sdk'])} first opens of each kind"
+    table = Table(
+        key="sdk_open",
+        title=f"The access round's open() over loopback, one approved request opened again: {counts}",
+        columns=[
+            Column("round", "round"),
+            Column("path", "path"),
+            Column("step", "step"),
+            Column("p50_ms", "p50 ms", ",.2f"),
+            Column("p95_ms", "p95 ms", ",.2f"),
+            Column("vs_base", "x httpx+core", ".2f"),
+            Column("extra_ms", "over it ms (pair p50)", ",.2f"),
+            Column("share", "% of round", ".0f"),
+        ],
+        notes=[
+            (
+                "SDK: the view GET, the sealed item GET, the keys GET (a client's first open only), the "
+                "grant and envelope, the receipt (3 checkpoint signatures, inclusion), the logged record and "
+                "the 7-statement chain checked, the checkpoint fed through the monitor (a JSON file, already "
+                "holding it); httpx + core: the same GETs with the same token and the core's open_grant only"
+            ),
+            (
+                "the indented rows are each round taken apart (timed in a round of their own, in open()'s "
+                "order, through the SDK's public calls); x httpx+core compares each with the same step of "
+                "the raw path, over it is the median of their round-by-round differences; a fresh client is "
+                "made outside the timing but opens its own connection"
+            ),
+            (
+                "the access request itself (nonce, proof, flow: seconds) is made once, before any timing; "
+                "the server shares this process and its 2 cores with the client"
+            ),
+        ],
+    )
+    summary: dict[str, object] = {}
+    _add_open_rows(table, WARM, warm, summary)
+    _add_open_rows(table, FIRST, first, summary)
+    return table, summary
 
 
 # --- the client's own cost: a mock transport replaying the recorded answers ----------------------------
@@ -833,10 +1289,13 @@ def verification_table(budget: Budget) -> tuple[Table, dict[str, object]]:
 
 
 def sdk_tables(*, quick: bool, budget: Budget) -> SdkBenchResult:
-    """Every table of the section: loopback, mock transport, grant opening, receipts and chains."""
-    loopback = loopback_table(quick=quick)
+    """Every table of the section: loopback, the access round's open(), mock transport, grant opening,
+    receipts and chains."""
+    with served_api() as served:
+        loopback = loopback_table(served, quick=quick)
+        opening, open_summary = open_table(served, quick=quick)
     mock, mock_summary = mock_table(loopback.recorded, budget)
     grant, grant_summary = grant_table(budget)
     verified, verify_summary = verification_table(budget)
-    summary = {**loopback.summary, **mock_summary, **grant_summary, **verify_summary}
-    return SdkBenchResult([loopback.table, mock, grant, verified], summary)
+    summary = {**loopback.summary, **open_summary, **mock_summary, **grant_summary, **verify_summary}
+    return SdkBenchResult([loopback.table, opening, mock, grant, verified], summary)
