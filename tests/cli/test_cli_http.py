@@ -328,9 +328,9 @@ ZK = {"RELIQUARY_ZK_DIR": str(ROOT / "zk")}
 
 
 def _requester(world: ApiWorld) -> Any:
-    """A requester on the demo vault. It is an auditor too: open() reads the audit keys and consistency
-    proofs, which take audit:read until branch verify2 lets access:request holders read them."""
-    return world.new_client(TENANT, RoleBinding(Role.REQUESTER, VAULT), RoleBinding(Role.AUDITOR, None))
+    """A plain requester on the demo vault: open() reads the audit keys and consistency proofs, which
+    access:request allows (the log's entries stay audit:read)."""
+    return world.new_client(TENANT, RoleBinding(Role.REQUESTER, VAULT))
 
 
 def _enrolled_device(world: ApiWorld, cli: Cli) -> Path:
