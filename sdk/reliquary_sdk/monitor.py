@@ -291,6 +291,17 @@ class LogMonitor:
         presented = open_checkpoint(
             note, self._verifiers, origin=origin, required=self._required, falcon=self._falcon
         )
+        return self._update_opened(origin, note, presented, proof, proof_from)
+
+    def _update_opened(
+        self,
+        origin: str,
+        note: bytes,
+        presented: Checkpoint,
+        proof: Sequence[bytes] | ProofSource,
+        proof_from: int | None,
+    ) -> Update:
+        """``update`` once ``note`` verified (``presented``): its signatures are checked only once."""
         for _ in range(_MAX_ATTEMPTS):
             known_note = self.store.load(origin)
             if known_note is None:
@@ -344,7 +355,7 @@ class LogMonitor:
         )
         known_note = self.store.load(origin)
         if known_note is None or presented.size >= (known := _remembered(known_note)).size:
-            return self.update(origin, note, proof)
+            return self._update_opened(origin, note, presented, proof, None)
         try:
             path = proof(presented.size, known.size)
             verify_consistency(presented.size, known.size, presented.root_hash, known.root_hash, path)

@@ -5,6 +5,7 @@ names the check."""
 
 from __future__ import annotations
 
+import base64
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -166,7 +167,10 @@ def test_the_signature_must_be_the_clients_did_key(world: World) -> None:
     assert _reason(world, sign_json(p256, _claims(client_id, START))) == "algorithm"
     token = sign_json(signer, _claims(client_id, START))
     header, payload, signature = token.split(".")
-    assert _reason(world, f"{header}.{payload}.{signature[:-2]}AA") == "signature"
+    # One bit of the signature flipped (a fixed replacement would be no change when it is already there).
+    raw = base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4))
+    flipped = base64.urlsafe_b64encode(bytes([raw[0] ^ 1]) + raw[1:]).rstrip(b"=").decode()
+    assert _reason(world, f"{header}.{payload}.{flipped}") == "signature"
     none = sign_compact(signer, b"{}").split(".")[0]
     assert _reason(world, f"{none}.{payload}.") == "format: format"
 
