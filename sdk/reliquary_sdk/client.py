@@ -272,9 +272,9 @@ class Memories(_Resource[R, P]):
     def add(
         self,
         vault_id: str,
-        *,
         text: str | None = None,
-        content: str | None = None,
+        *,
+        content: bytes | str | None = None,
         content_type: str | None = None,
         user_id: str | None = None,
         agent_id: str | None = None,
@@ -285,7 +285,10 @@ class Memories(_Resource[R, P]):
         memory_id: str | None = None,
         idempotency_key: str | None = None,
     ) -> R:
-        """Seal a memory: ``text``, or ``content`` as base64; exactly one of user/agent/run id."""
+        """Seal a memory: ``text``, or ``content`` (bytes, or already base64); exactly one of user/agent/run
+        id: ``client.memories.add(vault, "prefers email", user_id="customer-42")``."""
+        if isinstance(content, bytes | bytearray | memoryview):
+            content = base64.b64encode(bytes(content)).decode("ascii")
         body = {
             "text": text,
             "content": content,

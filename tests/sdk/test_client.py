@@ -158,6 +158,22 @@ def test_writes_carry_an_idempotency_key_kept_across_retries() -> None:
     assert 0 <= slept[1] <= 2.0
 
 
+def test_a_memory_is_text_given_in_place_or_bytes_sent_as_base64() -> None:
+    api = Api(httpx.Response(201, json=SEAL), httpx.Response(201, json=SEAL))
+    client, _ = _client(api)
+    with client:
+        client.memories.add("agent-memory", "prefers email", user_id="customer-42")
+        client.memories.add(
+            "agent-memory", content=b"\x00\xffpdf", content_type="application/pdf", run_id="r1"
+        )
+    assert json.loads(api.requests[0].content) == {"text": "prefers email", "user_id": "customer-42"}
+    assert json.loads(api.requests[1].content) == {
+        "content": "AP9wZGY=",
+        "content_type": "application/pdf",
+        "run_id": "r1",
+    }
+
+
 def test_two_writes_get_two_keys_and_a_given_key_is_sent_as_is() -> None:
     api = Api(httpx.Response(200, json=ROTATE))
     client, _ = _client(api)
