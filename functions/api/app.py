@@ -6,6 +6,7 @@ FastAPI and the routes' models only."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from mangum import Mangum
@@ -27,8 +28,18 @@ TEXT_MEDIA_TYPES = ["application/json", "application/problem+json", "application
 _mangum = Mangum(app, lifespan="off", text_mime_types=TEXT_MEDIA_TYPES)
 
 
+def _current_event_loop() -> None:
+    """Mangum runs each request on the thread's current event loop, which it sets up only once: after an
+    ``asyncio.run`` in the same process (it leaves no current loop) every request would fail."""
+    try:
+        asyncio.get_event_loop()
+    except RuntimeError:
+        asyncio.set_event_loop(asyncio.new_event_loop())
+
+
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    _current_event_loop()
     response: dict[str, Any] = _mangum(event, context)
     return response

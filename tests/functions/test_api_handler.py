@@ -4,6 +4,7 @@ answered before the runtime is built."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -46,3 +47,12 @@ def test_a_call_without_a_token_is_a_401_problem() -> None:
     assert body["code"] == "unauthenticated"
     assert body["status"] == 401
     assert body["request_id"] == headers["x-request-id"][0]
+
+
+def test_a_request_after_asyncio_run_in_the_same_process_is_answered() -> None:
+    # asyncio.run leaves the main thread without a current event loop; Mangum set one up only once.
+    async def nothing() -> None:
+        return None
+
+    asyncio.run(nothing())
+    assert _invoke("health.json")["statusCode"] == 200
