@@ -4,7 +4,9 @@ Starts moto on 127.0.0.1 (port 4566, or RELIQUARY_MOTO_PORT / --port) with its S
 creates every resource of template.yaml through its CloudFormation, runs the Lambda functions in this
 process, seeds a demo tenant (vaults, policies, sealed items, enrolled devices), runs an approved and a
 denied access request through the access state machine, prints what was decided and why, and keeps
-serving the AWS endpoint until stopped (Ctrl-C). ``--no-serve`` stops after the demonstration.
+serving the AWS endpoint until stopped (Ctrl-C). ``--no-serve`` stops after the demonstration;
+``--no-demo`` leaves the demonstration's requests out (the stack, the seeded demo tenant, its identity
+and the API only: ready in about half the time).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 import logging
 import os
 import secrets
+import shlex
 import signal
 import sys
 import threading
@@ -102,6 +105,19 @@ def _port_from_environment(name: str, default: int) -> int:
     if not value.isdigit() or not 0 < int(value) < 65536:
         raise SystemExit(f"error: {name}={value!r} is not a TCP port (1-65535)")
     return int(value)
+
+
+def _tenant_identity(api: Any, demo: Any) -> tuple[str, str]:
+    """Without the demonstration (which makes it with a support agent's client): the demo tenant's
+    identity in the API, the tenant and its first client, a tenant-admin."""
+    began = time.perf_counter()
+    _, admin, admin_secret = api.runtime.identity.create_tenant(demo.tenant, "Demo tenant")
+    _line(
+        "create the tenant's API client",
+        f"tenant-admin {admin.client_id}",
+        (time.perf_counter() - began) * 1000,
+    )
+    return admin.client_id, admin_secret
 
 
 def _api_demo(api: Any, access: Any, demo: Any, agent: Any) -> tuple[Any, tuple[str, str]]:
@@ -277,7 +293,24 @@ def _approval_demo(api: Any, access: Any, demo: Any, agent: Any) -> tuple[Any, A
     return approver, waiting
 
 
-def run(port: int, *, serve: bool, api_port: int = DEFAULT_API_PORT, profile_file: str | None = None) -> None:
+def _print_token_command(url: str, tenant_admin: tuple[str, str]) -> None:
+    """Without the demonstration's curl session: how to get a token of the demo tenant-admin."""
+    credentials = shlex.quote(f"{tenant_admin[0]}:{tenant_admin[1]}")
+    read = "python3 -c 'import json,sys; print(json.load(sys.stdin)[\"access_token\"])'"
+    print("\nA token of the demo tenant's tenant-admin (it lasts 15 minutes):")
+    print(f"  API={shlex.quote(url)}")
+    token = f'-d grant_type=client_credentials "$API/v1/oauth2/token" | {read}'
+    print(f"  TOKEN=$(curl -sS -u {credentials} {token})")
+
+
+def run(
+    port: int,
+    *,
+    serve: bool,
+    api_port: int = DEFAULT_API_PORT,
+    profile_file: str | None = None,
+    demo_requests: bool = True,
+) -> None:
     from infra.local.access import LocalAccess  # noqa: PLC0415
     from infra.local.api import (  # noqa: PLC0415
         browser_url,
@@ -287,7 +320,7 @@ def run(port: int, *, serve: bool, api_port: int = DEFAULT_API_PORT, profile_fil
     )
     from infra.local.requester import Prover  # noqa: PLC0415
     from infra.local.runtime import local_stack  # noqa: PLC0415
-    from infra.local.seed import SUPPORT_VAULT, seed  # noqa: PLC0415
+    from infra.local.seed import seed  # noqa: PLC0415
 
     print(
         f"RELIQUARY local runtime: moto on http://127.0.0.1:{port}, functions in this process\n", flush=True
@@ -319,66 +352,81 @@ def run(port: int, *, serve: bool, api_port: int = DEFAULT_API_PORT, profile_fil
             f"{len(demo.requesters)} devices",
             (time.perf_counter() - began) * 1000,
         )
-        agent = demo.requester(0)
-        item = "customer-42-notes"
-
-        print(f"\nAn access request by {agent.subject} for {demo.tenant}/{SUPPORT_VAULT}/{item}:")
-        began = time.perf_counter()
-        request = access.request(
-            agent, demo.tenant, SUPPORT_VAULT, item, purpose="support", region="office-lisbon"
-        )
-        _line(
-            "prove the context on the device",
-            "context_proof, bound to the request and a fresh nonce",
-            (time.perf_counter() - began) * 1000,
-        )
-        began = time.perf_counter()
-        approved = _expect(access.decide(request), "approve")
-        _show_decision("run the access state machine", approved, (time.perf_counter() - began) * 1000)
-        began = time.perf_counter()
-        size = access.verify_receipt(approved)
-        _line(
-            "verify the receipt as an outsider",
-            f"leaf {(approved.output or {})['receipt']['leaf_index']} of {size}, "
-            "checkpoint signed by Ed25519 + ML-DSA-65 + Falcon-512",
-            (time.perf_counter() - began) * 1000,
-        )
-        began = time.perf_counter()
-        chain = access.verify_chain(approved)
-        _line(
-            "verify the attestation chain as an outsider",
-            f"{len(chain.attestations)} statements, every one ML-DSA-65 by its function's published key",
-            (time.perf_counter() - began) * 1000,
-        )
-        _show_chain(chain)
-        began = time.perf_counter()
-        plaintext = access.open_grant(approved, agent)
-        if plaintext != demo.items[item]:
-            raise LocalRuntimeError("the granted item does not match what was sealed")
-        _line(
-            "open the grant with the requester's key",
-            f"{len(plaintext)} B, matches the sealed item",
-            (time.perf_counter() - began) * 1000,
-        )
-
-        _refusals(access, request, approved, agent)
+        if demo_requests:
+            _demonstrate(access, demo)
 
         print(f"\nThe REST API (the API function's app) at http://127.0.0.1:{api_port}:")
         with serve_api(stack, api_port) as api:
-            session, tenant_admin = _api_demo(api, access, demo, agent)
-            approver, waiting = _approval_demo(api, access, demo, agent)
+            shown = None
+            if demo_requests:
+                session, tenant_admin = _api_demo(api, access, demo, demo.requester(0))
+                shown = (session, *_approval_demo(api, access, demo, demo.requester(0)))
+            else:
+                tenant_admin = _tenant_identity(api, demo)
             if profile_file is not None:
                 write_profile_file(profile_file, api, tenant_admin)
             if not serve:
                 return
-            print("\nTry it (a token lasts 15 minutes; the access request's proof is used once):")
-            print_api_session(session)
-            print(
-                "\nApprove the waiting request in a browser (it waits as long as the support vault's quorum "
-                "policy says, 10 minutes by default, then is denied):"
-            )
-            print_approval_demo(approver, waiting)
+            if shown is not None:
+                print("\nTry it (a token lasts 15 minutes; the access request's proof is used once):")
+                print_api_session(shown[0])
+                print(
+                    "\nApprove the waiting request in a browser (it waits as long as the support vault's "
+                    "quorum policy says, 10 minutes by default, then is denied):"
+                )
+                print_approval_demo(shown[1], shown[2])
+            elif profile_file is None:  # with a profile file, the secret goes there, not to the terminal
+                _print_token_command(api.url, tenant_admin)
             _serve(port, stack)
+
+
+def _demonstrate(access: Any, demo: Any) -> None:
+    """The demonstration's requests through the state machine: approved (its receipt, chain and grant
+    checked as an outsider), then the refusals."""
+    from infra.local.seed import SUPPORT_VAULT  # noqa: PLC0415
+
+    agent = demo.requester(0)
+    item = "customer-42-notes"
+    print(f"\nAn access request by {agent.subject} for {demo.tenant}/{SUPPORT_VAULT}/{item}:")
+    began = time.perf_counter()
+    request = access.request(
+        agent, demo.tenant, SUPPORT_VAULT, item, purpose="support", region="office-lisbon"
+    )
+    _line(
+        "prove the context on the device",
+        "context_proof, bound to the request and a fresh nonce",
+        (time.perf_counter() - began) * 1000,
+    )
+    began = time.perf_counter()
+    approved = _expect(access.decide(request), "approve")
+    _show_decision("run the access state machine", approved, (time.perf_counter() - began) * 1000)
+    began = time.perf_counter()
+    size = access.verify_receipt(approved)
+    _line(
+        "verify the receipt as an outsider",
+        f"leaf {(approved.output or {})['receipt']['leaf_index']} of {size}, "
+        "checkpoint signed by Ed25519 + ML-DSA-65 + Falcon-512",
+        (time.perf_counter() - began) * 1000,
+    )
+    began = time.perf_counter()
+    chain = access.verify_chain(approved)
+    _line(
+        "verify the attestation chain as an outsider",
+        f"{len(chain.attestations)} statements, every one ML-DSA-65 by its function's published key",
+        (time.perf_counter() - began) * 1000,
+    )
+    _show_chain(chain)
+    began = time.perf_counter()
+    plaintext = access.open_grant(approved, agent)
+    if plaintext != demo.items[item]:
+        raise LocalRuntimeError("the granted item does not match what was sealed")
+    _line(
+        "open the grant with the requester's key",
+        f"{len(plaintext)} B, matches the sealed item",
+        (time.perf_counter() - began) * 1000,
+    )
+
+    _refusals(access, request, approved, agent)
 
 
 def _serve(port: int, stack: Any) -> None:
@@ -406,7 +454,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--api-port", type=int, default=_port_from_environment("RELIQUARY_API_PORT", DEFAULT_API_PORT)
     )
-    parser.add_argument("--no-serve", action="store_true", help="stop after the demonstration")
+    parser.add_argument("--no-serve", action="store_true", help="stop once ready, without serving")
+    parser.add_argument(
+        "--no-demo",
+        action="store_true",
+        help="no demonstration requests: the stack, the seeded demo tenant, its identity and the API only",
+    )
     parser.add_argument(
         "--profile-file",
         metavar="PATH",
@@ -415,7 +468,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _quiet_libraries()
     try:
-        run(args.port, serve=not args.no_serve, api_port=args.api_port, profile_file=args.profile_file)
+        run(
+            args.port,
+            serve=not args.no_serve,
+            api_port=args.api_port,
+            profile_file=args.profile_file,
+            demo_requests=not args.no_demo,
+        )
     except LocalRuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,9 +1,10 @@
 """The local runtime from a checkout: ``reliquary dev``, ``reliquary reset --local``, ``reliquary zk build``.
 
-``dev`` runs the checkout's ``python -m infra.local --profile-file PATH``, which writes (0600) the API's
-URL, the demo tenant's tenant-admin client and an operator client once the API serves; ``dev`` turns
-them into the profiles ``local`` and ``local-operator`` (marked as written by ``dev``), records the
-runtime's pid in ``$XDG_STATE_HOME/reliquary/dev.json`` and serves until Ctrl-C.
+``dev`` runs the checkout's ``python -m infra.local --profile-file PATH`` (``--no-demo``: without the
+demonstration's requests), which writes (0600) the API's URL, the demo tenant's tenant-admin client and
+an operator client once the API serves; ``dev`` turns them into the profiles ``local`` and
+``local-operator`` (marked as written by ``dev``), records the runtime's pid in
+``$XDG_STATE_HOME/reliquary/dev.json`` and serves until Ctrl-C.
 
 ``reset --local`` only ever touches that: it refuses unless the profile is one ``dev`` wrote and its URL
 is this machine's, then stops the runtime, forgets the dev profiles and the local logs' remembered
@@ -146,6 +147,12 @@ def dev(
     checkout: Checkout = None,
     api_port: Annotated[int | None, typer.Option("--api-port", min=1, max=65535)] = None,
     port: Annotated[int | None, typer.Option("--port", min=1, max=65535, help="moto's port.")] = None,
+    no_demo: Annotated[
+        bool,
+        typer.Option(
+            "--no-demo", help="Skip the demonstration's requests: serve the seeded demo tenant sooner."
+        ),
+    ] = False,
 ) -> None:
     """Start the local runtime from a checkout and serve until Ctrl-C (profiles `local`, `local-operator`)."""
     run = state(ctx)
@@ -159,6 +166,7 @@ def dev(
     argv = [_python(root), "-m", "infra.local", "--profile-file", str(profile_file)]
     argv += ["--api-port", str(api_port)] if api_port else []
     argv += ["--port", str(port)] if port else []
+    argv += ["--no-demo"] if no_demo else []
     # The runtime's own story goes to stderr in JSON mode, so stdout stays one JSON document.
     process = subprocess.Popen(argv, cwd=root, stdout=sys.stderr if run.json else None)  # noqa: S603
     try:
