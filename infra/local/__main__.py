@@ -356,10 +356,12 @@ def run(
             _demonstrate(access, demo)
 
         print(f"\nThe REST API (the API function's app) at http://127.0.0.1:{api_port}:")
-        with serve_api(stack, api_port) as api:
+        with serve_api(stack, api_port) as api, contextlib.ExitStack() as cleanup:
             shown = None
             if demo_requests:
                 session, tenant_admin = _api_demo(api, access, demo, demo.requester(0))
+                # The printed session's request body lives as long as the runtime that can answer it.
+                cleanup.callback(os.unlink, session.access_request_file)
                 shown = (session, *_approval_demo(api, access, demo, demo.requester(0)))
             else:
                 tenant_admin = _tenant_identity(api, demo)
