@@ -2,11 +2,14 @@
 against moto: the sealed item an approved request's grant opens, released under exactly the approval check
 of ``grant`` (the decision logged for this request, vault, item and requester key, with its attestation
 chain), the body attached even when it is stored in S3, never stored for a retry, and refused (typed,
-nothing released) for every request without that approval."""
+nothing released) for every request without that approval. The largest item the seal limit allows
+comes back within Lambda's 6 MB synchronous answer; one sealed under a limit raised past that is refused,
+typed (`payload_too_large`), never a failed answer."""
 
 from __future__ import annotations
 
 import base64
+import json
 import os
 import time
 from typing import Any
@@ -15,6 +18,8 @@ from reliquary.adapters.factory import build_vault_service
 from reliquary.crypto.grants import open_grant
 from reliquary.crypto.kem import HybridPrivateKey
 from reliquary.flow.state import FlowState
+from reliquary.vaults.models import MemoryKind, MemoryScope
+from reliquary.vaults.service import LAMBDA_ANSWER_BYTES, MAX_RELEASED_ENVELOPE_BYTES
 from tests.functions.conftest import Invoke
 from tests.functions.test_encrypt_handler import (
     ITEM,
@@ -148,3 +153,57 @@ def test_malformed_events_are_refused(encrypt: Invoke) -> None:
         {"version": 1},  # no version: the approval names it
     ):
         error(encrypt({**_sealed_event(requester), **changes}), "invalid_request")
+
+
+def _seal_directly(aws: AwsStack, size: int) -> bytes:
+    """An item of ``size`` bytes sealed into the vault by a service whose seal limit allows it (as one
+    configured with a larger ``max_item_bytes`` would have)."""
+    body = os.urandom(size)
+    roomy = aws.settings.model_copy(update={"max_item_bytes": 8 * 1024 * 1024})
+    build_vault_service(roomy).seal_item(
+        TENANT, VAULT, ITEM, body, memory_scope=MemoryScope(MemoryKind.USER, "customer-42")
+    )
+    return body
+
+
+def test_the_largest_item_the_seal_limit_allows_is_released_within_a_lambda_answer(
+    encrypt: Invoke, aws: AwsStack
+) -> None:
+    ok(encrypt(load_event("create_vault")), "create_vault")
+    largest = aws.settings.max_item_bytes
+    body = os.urandom(largest)
+    ok(encrypt(load_event("seal", plaintext=b64(body))), "seal")
+    one_more = load_event("seal", plaintext=b64(body + b"x"), request_id="seal-one-byte-more")
+    assert error(encrypt(one_more), "payload_too_large")["details"] == {"size": largest + 1}
+    requester = HybridPrivateKey.generate()
+    grant = grant_event(requester)
+    approve(aws, grant)
+    granted = ok(encrypt(grant), "grant")
+    answer = encrypt(_sealed_event(requester))
+    sealed = ok(answer, "sealed_item")
+    # The function's whole answer, as Lambda serialises it, fits its 6 MB synchronous limit.
+    assert len(json.dumps(answer).encode()) < LAMBDA_ANSWER_BYTES
+    assert len(base64.b64decode(sealed["envelope"])) <= MAX_RELEASED_ENVELOPE_BYTES
+    service = build_vault_service(aws.settings)
+    opened = open_grant(
+        base64.b64decode(granted["grant"]),
+        base64.b64decode(sealed["envelope"]),
+        requester_private_key=requester,
+        service_keys=service.service_keys.keyring,
+        now=int(time.time()),
+    )
+    assert opened == body
+
+
+def test_an_item_too_large_for_a_lambda_answer_is_refused_typed(encrypt: Invoke, aws: AwsStack) -> None:
+    ok(encrypt(load_event("create_vault")), "create_vault")
+    _seal_directly(aws, MAX_RELEASED_ENVELOPE_BYTES)  # with the envelope's own bytes, past the limit
+    requester = HybridPrivateKey.generate()
+    grant = grant_event(requester)
+    approve(aws, grant)
+    ok(encrypt(grant), "grant")  # the grant itself is small: issued as ever
+    body = error(encrypt(_sealed_event(requester)), "payload_too_large")
+    assert body["message"] == "the sealed item is too large to be released through the API"
+    assert body["details"]["limit"] == MAX_RELEASED_ENVELOPE_BYTES
+    assert body["details"]["size"] > MAX_RELEASED_ENVELOPE_BYTES
+    assert "envelope" not in assert_clean(body)

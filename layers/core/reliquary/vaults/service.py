@@ -50,6 +50,12 @@ from reliquary.vaults.service_keys import ServiceKeys
 
 Clock = Callable[[], int]
 _VERSION_RACE_RETRIES = 5
+# A sealed item is released through synchronous Lambda answers (encrypt to the API function, the API
+# function to API Gateway), each at most 6 MB (6,291,456 bytes), with the envelope in base64 inside JSON.
+# 64 KiB is left for the JSON, the headers and the escaping around it: an envelope of at most 4,669,440
+# bytes, an item of about 4.45 MiB (ML-DSA-65 adds 4,590 bytes). The default seal limit, 4 MiB, is below.
+LAMBDA_ANSWER_BYTES = 6 * 1024 * 1024
+MAX_RELEASED_ENVELOPE_BYTES = (LAMBDA_ANSWER_BYTES - 64 * 1024) // 4 * 3
 _KEY_CACHE_ENTRIES = 256
 
 
@@ -521,7 +527,16 @@ class VaultService:
             requester_public_key=requester_public_key,
         )
         record, envelope = self.load_envelope(tenant_id, vault_id, item_id, version)
-        return record, envelope.to_bytes()
+        sealed = envelope.to_bytes()
+        if len(sealed) > MAX_RELEASED_ENVELOPE_BYTES:
+            # Sealed under a seal limit raised past what an answer carries: refused here, typed, rather
+            # than a Lambda answer that fails for its size (a transient error, retried in vain).
+            raise PayloadTooLargeError(
+                "the sealed item is too large to be released through the API",
+                size=len(sealed),
+                limit=MAX_RELEASED_ENVELOPE_BYTES,
+            )
+        return record, sealed
 
     def _approved_version(
         self,

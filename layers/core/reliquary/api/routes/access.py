@@ -262,7 +262,8 @@ def get_sealed_item(request_id: RequestId, caller: CallerDep, runtime: RuntimeDe
     """The sealed item of an approved request, to the client that made it, while its grant is live.
     Another client's request (even with `access:read`), another tenant's or an unknown one is 404; a
     request that is pending, denied or failed, or whose grant expired, is 409 (`conflict`); an item
-    shredded since is 410."""
+    shredded since is 410; an item too large for a Lambda answer (over about 4.45 MiB, sealed under a
+    raised seal limit) is 413 (`payload_too_large`)."""
     if caller.grants.vaults_with(Scope.ACCESS_REQUEST) == frozenset():
         caller.grants.require(Scope.ACCESS_REQUEST)  # no vault to request in: a 403, as for every route
     execution = runtime.executions.get(caller.tenant_id, request_id)
