@@ -2,7 +2,9 @@
 
 Every route is described once, as a ``Call`` (method, path, query, body, whether it is a write); the
 resource classes build calls and hand them to their client's runner, so the sync and async clients share
-one description of the API and differ only in how they send.
+one description of the API and differ only in how they send. Each route is typed once too: ``Call[T]``
+carries its answer's model, and a resource is ``Vaults[Sync]`` or ``Vaults[Async]``, so a type checker sees
+``client.vaults.get(...)`` answer a ``VaultDetailView`` (an awaitable of one on the async client).
 
 Retries: a call is retried, with exponential backoff and full jitter (or the ``Retry-After`` the service
 sent), when the answer is ``429`` or a ``5xx``, or when no answer came (a timeout, a reset), and only when
@@ -15,15 +17,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import json
 import os
 import random
 import time
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, Literal, Protocol, TypeVar
+from typing import Any, Concatenate, Generic, Literal, ParamSpec, Protocol, Self, TypeVar, overload
 
 import httpx
 from pydantic import BaseModel, ValidationError
@@ -58,10 +62,11 @@ _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 _WRITE_METHODS = frozenset({"POST", "PUT", "DELETE", "PATCH"})
 PolicyKind = Literal["context", "trust", "quorum"]
 Json = Any
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
-class Call:
+class Call(Generic[T]):
     """One request to the API, described without sending it."""
 
     method: str
@@ -70,7 +75,7 @@ class Call:
     json: Json = None
     idempotency_key: str | None = None
     accept: str = "application/json"
-    model: type[BaseModel] | None = None  # the answer's model; None: the decoded JSON (or text) as is
+    model: type[T] | None = None  # the answer's model; None: the decoded JSON (or text) as is
 
     def query(self) -> dict[str, Any]:
         return {k: v for k, v in self.params.items() if v is not None}
@@ -99,7 +104,7 @@ def _safe_to_repeat(request: httpx.Request) -> bool:
     return request.method in _SAFE_METHODS or "Idempotency-Key" in request.headers
 
 
-def _decode(call: Call, response: httpx.Response) -> Json:
+def _decode(call: Call[Any], response: httpx.Response) -> Json:
     if response.status_code == httpx.codes.NO_CONTENT or not response.content:
         return None
     if call.accept != "application/json":
@@ -108,7 +113,7 @@ def _decode(call: Call, response: httpx.Response) -> Json:
         data = response.json()
     except ValueError:
         raise UnexpectedResponseError("the answer is not JSON", status=response.status_code) from None
-    if call.model is None:
+    if call.model is None or not issubclass(call.model, BaseModel):
         return data
     try:
         return call.model.model_validate(data)
@@ -166,24 +171,117 @@ class Answer:
         return parse_retry_after(self.headers.get("Retry-After"))
 
 
-R = TypeVar("R")
-P = TypeVar("P")
+Item = TypeVar("Item")
+Params = ParamSpec("Params")
+
+
+class Sync:
+    """The synchronous client's mode: a resource method answers its route's model."""
+
+
+class Async:
+    """The asyncio client's mode: a resource method answers an awaitable of it."""
+
+
+Mode = TypeVar("Mode", Sync, Async)
+
+
+@dataclass(frozen=True, slots=True)
+class Listing(Generic[T, Item]):
+    """A list route: its call, answering pages (``T``), and the page member holding the items (of type
+    ``Item``, which only the type checker reads)."""
+
+    call: Call[T]
+    items: str
 
 
 # --- resources: each method describes its route ----------------------------------------------------
-class _Resource(Generic[R, P]):
+class _Resource(Generic[Mode]):
     """Routes of one kind: ``_run`` sends a call, ``_pages`` iterates a list's items over its pages,
-    ``_all`` reads every page and answers the first with the list member holding every page's items."""
+    ``_all`` reads every page and answers the first with the list member holding every page's items.
+    ``Mode`` (``Sync`` or ``Async``) is only static: it picks the types the routes answer."""
 
     def __init__(
         self,
-        run: Callable[[Call], R],
-        pages: Callable[[Call, str], P],
-        everything: Callable[[Call, str], R],
+        run: Callable[[Call[Any]], Any],
+        pages: Callable[[Call[Any], str], Any],
+        everything: Callable[[Call[Any], str], Any],
     ) -> None:
         self._run = run
         self._pages = pages
         self._all = everything
+
+
+Description = TypeVar("Description")
+
+
+class _Method(ABC, Generic[Params, Description]):
+    """A resource method made from a function describing its route (written once for both clients):
+    the bound method sends the description with the resource's runner. The subclasses' overloaded
+    ``__get__`` give each client's static answer type; at run time the runner's answer is returned."""
+
+    def __init__(self, describe: Callable[Concatenate[Any, Params], Description]) -> None:
+        self._describe = describe
+        self.__doc__ = describe.__doc__
+
+    @abstractmethod
+    def _send(self, resource: _Resource[Any], description: Description) -> Any:
+        """Hand the description to the resource's runner; the runner's answer."""
+
+    def _bind(self, resource: _Resource[Any]) -> Callable[Params, Any]:
+        describe, send = self._describe, self._send
+
+        @functools.wraps(describe)
+        def method(*args: Params.args, **kwargs: Params.kwargs) -> Any:
+            return send(resource, describe(resource, *args, **kwargs))
+
+        return method
+
+
+class _Answering(_Method[Params, Description], Generic[Params, Description, T]):
+    """A method answering one value: ``T`` (sync), ``Awaitable[T]`` (async)."""
+
+    @overload
+    def __get__(self, resource: None, owner: type[Any]) -> Self: ...
+    @overload
+    def __get__(self, resource: _Resource[Sync], owner: type[Any]) -> Callable[Params, T]: ...
+    @overload
+    def __get__(self, resource: _Resource[Async], owner: type[Any]) -> Callable[Params, Awaitable[T]]: ...
+    def __get__(self, resource: _Resource[Any] | None, owner: type[Any]) -> Any:
+        return self if resource is None else self._bind(resource)
+
+
+class _Route(_Answering[Params, Call[T], T]):
+    """One call, answering its model."""
+
+    def _send(self, resource: _Resource[Any], description: Call[T]) -> Any:
+        return resource._run(description)
+
+
+class _AllPages(_Answering[Params, Listing[T, Any], T]):
+    """Every page read now, answered as the first page with its list holding all the items."""
+
+    def _send(self, resource: _Resource[Any], description: Listing[T, Any]) -> Any:
+        return resource._all(description.call, description.items)
+
+
+class _Pages(_Method[Params, Listing[Any, Item]]):
+    """A list's items, fetched a page at a time as the iteration goes: ``Iterator[Item]`` (sync),
+    ``AsyncIterator[Item]`` (async)."""
+
+    def _send(self, resource: _Resource[Any], description: Listing[Any, Item]) -> Any:
+        return resource._pages(description.call, description.items)
+
+    @overload
+    def __get__(self, resource: None, owner: type[Any]) -> Self: ...
+    @overload
+    def __get__(self, resource: _Resource[Sync], owner: type[Any]) -> Callable[Params, Iterator[Item]]: ...
+    @overload
+    def __get__(
+        self, resource: _Resource[Async], owner: type[Any]
+    ) -> Callable[Params, AsyncIterator[Item]]: ...
+    def __get__(self, resource: _Resource[Any] | None, owner: type[Any]) -> Any:
+        return self if resource is None else self._bind(resource)
 
 
 Body = Mapping[str, Any] | m.RequestBody
@@ -198,7 +296,8 @@ def _key(idempotency_key: str | None) -> str:
     return idempotency_key or str(uuid.uuid4())
 
 
-class Vaults(_Resource[R, P]):
+class Vaults(_Resource[Mode]):
+    @_Route
     def create(
         self,
         vault_id: str,
@@ -206,34 +305,34 @@ class Vaults(_Resource[R, P]):
         custodians: Sequence[Body] | None = None,
         recovery_threshold: int | None = None,
         idempotency_key: str | None = None,
-    ) -> R:
+    ) -> Call[m.CreateVaultResult]:
         body: dict[str, Any] = {"vault_id": vault_id}
         if custodians is not None:
             body["custodians"] = [_dump(c) for c in custodians]
         if recovery_threshold is not None:
             body["recovery_threshold"] = recovery_threshold
-        return self._run(
-            Call(
-                "POST",
-                "/v1/vaults",
-                json=body,
-                idempotency_key=_key(idempotency_key),
-                model=m.CreateVaultResult,
-            )
+        return Call(
+            "POST",
+            "/v1/vaults",
+            json=body,
+            idempotency_key=_key(idempotency_key),
+            model=m.CreateVaultResult,
         )
 
-    def list(self, *, limit: int | None = None) -> P:
+    @_Pages
+    def list(self, *, limit: int | None = None) -> Listing[m.VaultList, m.VaultView]:
         """Every vault the token may read, page by page as the iteration goes."""
-        return self._pages(Call("GET", "/v1/vaults", params={"limit": limit}, model=m.VaultList), "vaults")
+        return Listing(Call("GET", "/v1/vaults", params={"limit": limit}, model=m.VaultList), "vaults")
 
-    def get(self, vault_id: str) -> R:
-        return self._run(Call("GET", f"/v1/vaults/{_seg(vault_id)}", model=m.VaultDetailView))
+    @_Route
+    def get(self, vault_id: str) -> Call[m.VaultDetailView]:
+        return Call("GET", f"/v1/vaults/{_seg(vault_id)}", model=m.VaultDetailView)
 
-    def get_policy(self, vault_id: str, kind: PolicyKind) -> R:
-        return self._run(
-            Call("GET", f"/v1/vaults/{_seg(vault_id)}/policies/{_seg(kind)}", model=m.PolicyView)
-        )
+    @_Route
+    def get_policy(self, vault_id: str, kind: PolicyKind) -> Call[m.PolicyView]:
+        return Call("GET", f"/v1/vaults/{_seg(vault_id)}/policies/{_seg(kind)}", model=m.PolicyView)
 
+    @_Route
     def put_policy(
         self,
         vault_id: str,
@@ -241,34 +340,41 @@ class Vaults(_Resource[R, P]):
         policy: Body,
         *,
         idempotency_key: str | None = None,
-    ) -> R:
+    ) -> Call[m.PolicyView]:
         path = f"/v1/vaults/{_seg(vault_id)}/policies/{_seg(kind)}"
-        return self._run(
-            Call("PUT", path, json=_dump(policy), idempotency_key=_key(idempotency_key), model=m.PolicyView)
+        return Call(
+            "PUT", path, json=_dump(policy), idempotency_key=_key(idempotency_key), model=m.PolicyView
         )
 
-    def rotate_key(self, vault_id: str, *, idempotency_key: str | None = None) -> R:
+    @_Route
+    def rotate_key(self, vault_id: str, *, idempotency_key: str | None = None) -> Call[m.RotateResult]:
         path = f"/v1/vaults/{_seg(vault_id)}/keys/rotate"
-        return self._run(Call("POST", path, idempotency_key=_key(idempotency_key), model=m.RotateResult))
+        return Call("POST", path, idempotency_key=_key(idempotency_key), model=m.RotateResult)
 
-    def rewrap_keys(self, vault_id: str, *, idempotency_key: str | None = None) -> R:
+    @_Route
+    def rewrap_keys(self, vault_id: str, *, idempotency_key: str | None = None) -> Call[m.RewrapResult]:
         path = f"/v1/vaults/{_seg(vault_id)}/keys/rewrap"
-        return self._run(Call("POST", path, idempotency_key=_key(idempotency_key), model=m.RewrapResult))
+        return Call("POST", path, idempotency_key=_key(idempotency_key), model=m.RewrapResult)
 
-    def retire_key(self, vault_id: str, key_version: int, *, idempotency_key: str | None = None) -> R:
+    @_Route
+    def retire_key(
+        self, vault_id: str, key_version: int, *, idempotency_key: str | None = None
+    ) -> Call[m.RetireResult]:
         path = f"/v1/vaults/{_seg(vault_id)}/keys/{int(key_version)}/retire"
-        return self._run(Call("POST", path, idempotency_key=_key(idempotency_key), model=m.RetireResult))
+        return Call("POST", path, idempotency_key=_key(idempotency_key), model=m.RetireResult)
 
-    def issue_nonce(self, vault_id: str, *, idempotency_key: str | None = None) -> R:
+    @_Route
+    def issue_nonce(self, vault_id: str, *, idempotency_key: str | None = None) -> Call[m.Nonce]:
         path = f"/v1/vaults/{_seg(vault_id)}/nonces"
-        return self._run(Call("POST", path, idempotency_key=_key(idempotency_key), model=m.Nonce))
+        return Call("POST", path, idempotency_key=_key(idempotency_key), model=m.Nonce)
 
 
 def _owner(user_id: str | None, agent_id: str | None, run_id: str | None) -> dict[str, str | None]:
     return {"user_id": user_id, "agent_id": agent_id, "run_id": run_id}
 
 
-class Memories(_Resource[R, P]):
+class Memories(_Resource[Mode]):
+    @_Route
     def add(
         self,
         vault_id: str,
@@ -284,7 +390,7 @@ class Memories(_Resource[R, P]):
         sensitivity: str | None = None,
         memory_id: str | None = None,
         idempotency_key: str | None = None,
-    ) -> R:
+    ) -> Call[m.SealResult]:
         """Seal a memory: ``text``, or ``content`` (bytes, or already base64); exactly one of user/agent/run
         id: ``client.memories.add(vault, "prefers email", user_id="customer-42")``."""
         if isinstance(content, bytes | bytearray | memoryview):
@@ -301,10 +407,9 @@ class Memories(_Resource[R, P]):
         }
         body = {k: v for k, v in body.items() if v is not None}
         path = f"/v1/vaults/{_seg(vault_id)}/memories"
-        return self._run(
-            Call("POST", path, json=body, idempotency_key=_key(idempotency_key), model=m.SealResult)
-        )
+        return Call("POST", path, json=body, idempotency_key=_key(idempotency_key), model=m.SealResult)
 
+    @_Pages
     def list(
         self,
         vault_id: str,
@@ -313,22 +418,25 @@ class Memories(_Resource[R, P]):
         agent_id: str | None = None,
         run_id: str | None = None,
         limit: int | None = None,
-    ) -> P:
+    ) -> Listing[m.MemoryList, m.MemoryView]:
         params = {**_owner(user_id, agent_id, run_id), "limit": limit}
-        return self._pages(
+        return Listing(
             Call("GET", f"/v1/vaults/{_seg(vault_id)}/memories", params=params, model=m.MemoryList),
             "memories",
         )
 
-    def get(self, vault_id: str, memory_id: str) -> R:
-        return self._run(
-            Call("GET", f"/v1/vaults/{_seg(vault_id)}/memories/{_seg(memory_id)}", model=m.MemoryDetail)
-        )
+    @_Route
+    def get(self, vault_id: str, memory_id: str) -> Call[m.MemoryDetail]:
+        return Call("GET", f"/v1/vaults/{_seg(vault_id)}/memories/{_seg(memory_id)}", model=m.MemoryDetail)
 
-    def delete(self, vault_id: str, memory_id: str, *, idempotency_key: str | None = None) -> R:
+    @_Route
+    def delete(
+        self, vault_id: str, memory_id: str, *, idempotency_key: str | None = None
+    ) -> Call[m.ShredResult]:
         path = f"/v1/vaults/{_seg(vault_id)}/memories/{_seg(memory_id)}"
-        return self._run(Call("DELETE", path, idempotency_key=_key(idempotency_key), model=m.ShredResult))
+        return Call("DELETE", path, idempotency_key=_key(idempotency_key), model=m.ShredResult)
 
+    @_Route
     def forget(
         self,
         vault_id: str,
@@ -337,122 +445,137 @@ class Memories(_Resource[R, P]):
         agent_id: str | None = None,
         run_id: str | None = None,
         idempotency_key: str | None = None,
-    ) -> R:
+    ) -> Call[m.ForgetResult]:
         """One bounded forget call; ``complete: false`` in the answer means call again."""
         path = f"/v1/vaults/{_seg(vault_id)}/memories"
         params = _owner(user_id, agent_id, run_id)
-        return self._run(
-            Call("DELETE", path, params=params, idempotency_key=_key(idempotency_key), model=m.ForgetResult)
+        return Call(
+            "DELETE", path, params=params, idempotency_key=_key(idempotency_key), model=m.ForgetResult
         )
 
-    def history(self, vault_id: str, memory_id: str, *, limit: int | None = None) -> R:
+    @_AllPages
+    def history(
+        self, vault_id: str, memory_id: str, *, limit: int | None = None
+    ) -> Listing[m.History, m.DecisionView]:
         """A memory's whole history: its versions, its vault's key events and every access decision,
         read page by page (``limit`` decisions a page) until the last (``next_cursor`` is then None)."""
-        return self._all(_history_call(vault_id, memory_id, limit), "decisions")
+        return Listing(_history_call(vault_id, memory_id, limit), "decisions")
 
-    def decisions(self, vault_id: str, memory_id: str, *, limit: int | None = None) -> P:
+    @_Pages
+    def decisions(
+        self, vault_id: str, memory_id: str, *, limit: int | None = None
+    ) -> Listing[m.History, m.DecisionView]:
         """The access decisions on a memory, fetched a page at a time as the iteration goes."""
-        return self._pages(_history_call(vault_id, memory_id, limit), "decisions")
+        return Listing(_history_call(vault_id, memory_id, limit), "decisions")
 
 
-def _history_call(vault_id: str, memory_id: str, limit: int | None) -> Call:
+def _history_call(vault_id: str, memory_id: str, limit: int | None) -> Call[m.History]:
     path = f"/v1/vaults/{_seg(vault_id)}/memories/{_seg(memory_id)}/history"
     return Call("GET", path, params={"limit": limit}, model=m.History)
 
 
-class Audit(_Resource[R, P]):
-    def checkpoint(self) -> R:
+class Audit(_Resource[Mode]):
+    @_Route
+    def checkpoint(self) -> Call[str]:
         """The latest signed checkpoint, the signed note's text byte for byte."""
-        return self._run(Call("GET", "/v1/audit/checkpoint", accept="text/plain"))
+        return Call("GET", "/v1/audit/checkpoint", accept="text/plain")
 
-    def entry(self, index: int, *, tree_size: int | None = None) -> R:
+    @_Route
+    def entry(self, index: int, *, tree_size: int | None = None) -> Call[m.EntryProof]:
         """The entry and its inclusion proof."""
-        return self._run(
-            Call(
-                "GET", f"/v1/audit/entries/{int(index)}", params={"tree_size": tree_size}, model=m.EntryProof
-            )
+        return Call(
+            "GET", f"/v1/audit/entries/{int(index)}", params={"tree_size": tree_size}, model=m.EntryProof
         )
 
-    def consistency(self, first: int, second: int | None = None) -> R:
-        return self._run(
-            Call(
-                "GET",
-                "/v1/audit/consistency",
-                params={"first": first, "second": second},
-                model=m.ConsistencyProof,
-            )
+    @_Route
+    def consistency(self, first: int, second: int | None = None) -> Call[m.ConsistencyProof]:
+        return Call(
+            "GET",
+            "/v1/audit/consistency",
+            params={"first": first, "second": second},
+            model=m.ConsistencyProof,
         )
 
-    def keys(self) -> R:
-        return self._run(Call("GET", "/v1/audit/keys", model=m.AuditKeys))
+    @_Route
+    def keys(self) -> Call[m.AuditKeys]:
+        return Call("GET", "/v1/audit/keys", model=m.AuditKeys)
 
-    def export(self, start: int, end: int | None = None, *, idempotency_key: str | None = None) -> R:
+    @_Route
+    def export(
+        self, start: int, end: int | None = None, *, idempotency_key: str | None = None
+    ) -> Call[m.ExportView]:
         body = {"start": start} if end is None else {"start": start, "end": end}
-        return self._run(
-            Call(
-                "POST",
-                "/v1/audit/exports",
-                json=body,
-                idempotency_key=_key(idempotency_key),
-                model=m.ExportView,
-            )
+        return Call(
+            "POST",
+            "/v1/audit/exports",
+            json=body,
+            idempotency_key=_key(idempotency_key),
+            model=m.ExportView,
         )
 
 
-class People(_Resource[R, P]):
-    def create(self, name: str, roles: Sequence[Body], *, idempotency_key: str | None = None) -> R:
+class People(_Resource[Mode]):
+    @_Route
+    def create(
+        self, name: str, roles: Sequence[Body], *, idempotency_key: str | None = None
+    ) -> Call[m.CreatedPerson]:
         body = {"name": name, "roles": [_dump(r) for r in roles]}
-        return self._run(
-            Call(
-                "POST", "/v1/people", json=body, idempotency_key=_key(idempotency_key), model=m.CreatedPerson
-            )
+        return Call(
+            "POST", "/v1/people", json=body, idempotency_key=_key(idempotency_key), model=m.CreatedPerson
         )
 
-    def list(self) -> R:
-        return self._run(Call("GET", "/v1/people", model=m.PersonList))
+    @_Route
+    def list(self) -> Call[m.PersonList]:
+        return Call("GET", "/v1/people", model=m.PersonList)
 
-    def get(self, person_id: str) -> R:
-        return self._run(Call("GET", f"/v1/people/{_seg(person_id)}", model=m.PersonView))
+    @_Route
+    def get(self, person_id: str) -> Call[m.PersonView]:
+        return Call("GET", f"/v1/people/{_seg(person_id)}", model=m.PersonView)
 
-    def new_enrollment(self, person_id: str, *, idempotency_key: str | None = None) -> R:
+    @_Route
+    def new_enrollment(self, person_id: str, *, idempotency_key: str | None = None) -> Call[m.EnrollmentView]:
         path = f"/v1/people/{_seg(person_id)}/enrollment"
-        return self._run(Call("POST", path, idempotency_key=_key(idempotency_key), model=m.EnrollmentView))
+        return Call("POST", path, idempotency_key=_key(idempotency_key), model=m.EnrollmentView)
 
-    def set_roles(self, person_id: str, roles: Sequence[Body], *, idempotency_key: str | None = None) -> R:
+    @_Route
+    def set_roles(
+        self, person_id: str, roles: Sequence[Body], *, idempotency_key: str | None = None
+    ) -> Call[m.PersonView]:
         body = {"roles": [_dump(r) for r in roles]}
         path = f"/v1/people/{_seg(person_id)}/roles"
-        return self._run(
-            Call("PUT", path, json=body, idempotency_key=_key(idempotency_key), model=m.PersonView)
+        return Call("PUT", path, json=body, idempotency_key=_key(idempotency_key), model=m.PersonView)
+
+    @_Route
+    def revoke(self, person_id: str, *, idempotency_key: str | None = None) -> Call[m.PersonView]:
+        return Call(
+            "DELETE",
+            f"/v1/people/{_seg(person_id)}",
+            idempotency_key=_key(idempotency_key),
+            model=m.PersonView,
         )
 
-    def revoke(self, person_id: str, *, idempotency_key: str | None = None) -> R:
-        return self._run(
-            Call(
-                "DELETE",
-                f"/v1/people/{_seg(person_id)}",
-                idempotency_key=_key(idempotency_key),
-                model=m.PersonView,
-            )
-        )
-
+    @_Route
     def remove_credential(
         self, person_id: str, credential_id: str, *, idempotency_key: str | None = None
-    ) -> R:
+    ) -> Call[None]:
         path = f"/v1/people/{_seg(person_id)}/credentials/{_seg(credential_id)}"
-        return self._run(Call("DELETE", path, idempotency_key=_key(idempotency_key)))
+        return Call("DELETE", path, idempotency_key=_key(idempotency_key))
 
 
-class Approvals(_Resource[R, P]):
-    def list(self) -> R:
-        return self._run(Call("GET", "/v1/approvals", model=m.ApprovalList))
+class Approvals(_Resource[Mode]):
+    @_Route
+    def list(self) -> Call[m.ApprovalList]:
+        return Call("GET", "/v1/approvals", model=m.ApprovalList)
 
-    def challenge(self, request_id: str, decision: str, *, idempotency_key: str | None = None) -> R:
+    @_Route
+    def challenge(
+        self, request_id: str, decision: str, *, idempotency_key: str | None = None
+    ) -> Call[m.ApprovalChallenge]:
         path = f"/v1/approvals/{_seg(request_id)}/challenge"
         body = {"decision": decision}
-        return self._run(
-            Call("POST", path, json=body, idempotency_key=_key(idempotency_key), model=m.ApprovalChallenge)
-        )
+        return Call("POST", path, json=body, idempotency_key=_key(idempotency_key), model=m.ApprovalChallenge)
 
+    @_Route
     def answer(
         self,
         request_id: str,
@@ -462,26 +585,26 @@ class Approvals(_Resource[R, P]):
         issued_at: int,
         credential: Mapping[str, Any],
         idempotency_key: str | None = None,
-    ) -> R:
+    ) -> Call[m.ApprovalState]:
         body = {"decision": decision, "nonce": nonce, "issued_at": issued_at, "credential": dict(credential)}
         path = f"/v1/approvals/{_seg(request_id)}"
-        return self._run(
-            Call("POST", path, json=body, idempotency_key=_key(idempotency_key), model=m.ApprovalState)
-        )
+        return Call("POST", path, json=body, idempotency_key=_key(idempotency_key), model=m.ApprovalState)
 
 
-class Tenants(_Resource[R, P]):
-    def create(self, tenant_id: str, name: str, *, idempotency_key: str | None = None) -> R:
+class Tenants(_Resource[Mode]):
+    @_Route
+    def create(
+        self, tenant_id: str, name: str, *, idempotency_key: str | None = None
+    ) -> Call[m.CreatedTenant]:
         """A customer tenant and its first tenant-admin client, with its secret (shown once)."""
         body = {"tenant_id": tenant_id, "name": name}
-        return self._run(
-            Call(
-                "POST", "/v1/tenants", json=body, idempotency_key=_key(idempotency_key), model=m.CreatedTenant
-            )
+        return Call(
+            "POST", "/v1/tenants", json=body, idempotency_key=_key(idempotency_key), model=m.CreatedTenant
         )
 
 
-class Clients(_Resource[R, P]):
+class Clients(_Resource[Mode]):
+    @_Route
     def create(
         self,
         name: str,
@@ -489,52 +612,55 @@ class Clients(_Resource[R, P]):
         *,
         did: str | None = None,
         idempotency_key: str | None = None,
-    ) -> R:
+    ) -> Call[m.CreatedClient]:
         """A client and its secret (shown once); with a ``did`` (a did:key) no secret: private_key_jwt."""
         body: dict[str, Any] = {"name": name, "roles": [_dump(r) for r in roles]}
         if did is not None:
             body["did"] = did
-        return self._run(
-            Call(
-                "POST", "/v1/clients", json=body, idempotency_key=_key(idempotency_key), model=m.CreatedClient
-            )
+        return Call(
+            "POST", "/v1/clients", json=body, idempotency_key=_key(idempotency_key), model=m.CreatedClient
         )
 
-    def list(self) -> R:
-        return self._run(Call("GET", "/v1/clients", model=m.ClientList))
+    @_Route
+    def list(self) -> Call[m.ClientList]:
+        return Call("GET", "/v1/clients", model=m.ClientList)
 
-    def get(self, client_id: str) -> R:
-        return self._run(Call("GET", f"/v1/clients/{_seg(client_id)}", model=m.ClientView))
+    @_Route
+    def get(self, client_id: str) -> Call[m.ClientView]:
+        return Call("GET", f"/v1/clients/{_seg(client_id)}", model=m.ClientView)
 
-    def set_roles(self, client_id: str, roles: Sequence[Body], *, idempotency_key: str | None = None) -> R:
+    @_Route
+    def set_roles(
+        self, client_id: str, roles: Sequence[Body], *, idempotency_key: str | None = None
+    ) -> Call[m.ClientView]:
         body = {"roles": [_dump(r) for r in roles]}
         path = f"/v1/clients/{_seg(client_id)}/roles"
-        return self._run(
-            Call("PUT", path, json=body, idempotency_key=_key(idempotency_key), model=m.ClientView)
-        )
+        return Call("PUT", path, json=body, idempotency_key=_key(idempotency_key), model=m.ClientView)
 
+    @_Route
     def rotate_secret(
         self, client_id: str, *, revoke_tokens: bool = False, idempotency_key: str | None = None
-    ) -> R:
+    ) -> Call[m.NewSecret]:
         """A new secret (the old one stops at once); ``revoke_tokens`` also refuses earlier tokens."""
         body = {"revoke_tokens": revoke_tokens}
         path = f"/v1/clients/{_seg(client_id)}/secret"
-        return self._run(
-            Call("POST", path, json=body, idempotency_key=_key(idempotency_key), model=m.NewSecret)
-        )
+        return Call("POST", path, json=body, idempotency_key=_key(idempotency_key), model=m.NewSecret)
 
-    def revoke(self, client_id: str, *, idempotency_key: str | None = None) -> R:
+    @_Route
+    def revoke(self, client_id: str, *, idempotency_key: str | None = None) -> Call[m.ClientView]:
         path = f"/v1/clients/{_seg(client_id)}"
-        return self._run(Call("DELETE", path, idempotency_key=_key(idempotency_key), model=m.ClientView))
+        return Call("DELETE", path, idempotency_key=_key(idempotency_key), model=m.ClientView)
 
 
-class WebAuthn(_Resource[R, P]):
+class WebAuthn(_Resource[Mode]):
     """Passkey ceremonies. Registration runs under a person's enrollment token (``BearerToken``);
     sign-in needs no token and answers a ``Session`` whose token the approval routes take."""
 
-    def registration_options(self, *, idempotency_key: str | None = None) -> R:
-        return self._ceremony("/v1/webauthn/registration/options", {}, m.CeremonyView, idempotency_key)
+    @_Route
+    def registration_options(self, *, idempotency_key: str | None = None) -> Call[m.CeremonyView]:
+        return _ceremony("/v1/webauthn/registration/options", {}, m.CeremonyView, idempotency_key)
 
+    @_Route
     def register(
         self,
         challenge_id: str,
@@ -542,37 +668,45 @@ class WebAuthn(_Resource[R, P]):
         *,
         label: str | None = None,
         idempotency_key: str | None = None,
-    ) -> R:
+    ) -> Call[m.Registered]:
         body: dict[str, Any] = {"challenge_id": challenge_id, "credential": dict(credential)}
         if label is not None:
             body["label"] = label
-        return self._ceremony("/v1/webauthn/registration/verify", body, m.Registered, idempotency_key)
+        return _ceremony("/v1/webauthn/registration/verify", body, m.Registered, idempotency_key)
 
-    def authentication_options(self, *, idempotency_key: str | None = None) -> R:
-        return self._ceremony("/v1/webauthn/authentication/options", {}, m.CeremonyView, idempotency_key)
+    @_Route
+    def authentication_options(self, *, idempotency_key: str | None = None) -> Call[m.CeremonyView]:
+        return _ceremony("/v1/webauthn/authentication/options", {}, m.CeremonyView, idempotency_key)
 
+    @_Route
     def sign_in(
         self, challenge_id: str, credential: Mapping[str, Any], *, idempotency_key: str | None = None
-    ) -> R:
+    ) -> Call[m.Session]:
         body = {"challenge_id": challenge_id, "credential": dict(credential)}
-        return self._ceremony("/v1/webauthn/authentication/verify", body, m.Session, idempotency_key)
-
-    def _ceremony(
-        self, path: str, body: dict[str, Any], model: type[BaseModel], idempotency_key: str | None
-    ) -> R:
-        return self._run(Call("POST", path, json=body, idempotency_key=_key(idempotency_key), model=model))
+        return _ceremony("/v1/webauthn/authentication/verify", body, m.Session, idempotency_key)
 
 
-class WellKnown(_Resource[R, P]):
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def _ceremony(
+    path: str, body: dict[str, Any], model: type[ModelT], idempotency_key: str | None
+) -> Call[ModelT]:
+    return Call("POST", path, json=body, idempotency_key=_key(idempotency_key), model=model)
+
+
+class WellKnown(_Resource[Mode]):
     """The service's published keys: no token needed."""
 
-    def jwks(self) -> R:
+    @_Route
+    def jwks(self) -> Call[m.JsonWebKeySet]:
         """The access tokens' ES256 keys, by ``kid``."""
-        return self._run(Call("GET", "/.well-known/jwks.json", model=m.JsonWebKeySet))
+        return Call("GET", "/.well-known/jwks.json", model=m.JsonWebKeySet)
 
-    def did(self) -> R:
+    @_Route
+    def did(self) -> Call[m.DidDocument]:
         """The service's did:web document: its checkpoint, stage and token keys."""
-        return self._run(Call("GET", "/.well-known/did.json", model=m.DidDocument))
+        return Call("GET", "/.well-known/did.json", model=m.DidDocument)
 
 
 _HEALTH = Call("GET", "/v1/health", model=m.Health)
@@ -594,7 +728,7 @@ def _new_access_call(
     context_proof: Body,
     nonce: str,
     purpose: str | None,
-) -> Call:
+) -> Call[m.AccessRequestView]:
     body: dict[str, Any] = {
         "vault_id": vault_id,
         "memory_id": memory_id,
@@ -655,7 +789,7 @@ class _Base:
         return self._monitor
 
     def _request(
-        self, http: httpx.Client | httpx.AsyncClient, call: Call, cursor: str | None = None
+        self, http: httpx.Client | httpx.AsyncClient, call: Call[Any], cursor: str | None = None
     ) -> httpx.Request:
         params = call.query()
         if cursor is not None:
@@ -727,17 +861,15 @@ class Reliquary(_Base):
         self._http = httpx.Client(
             base_url=self.base_url, timeout=self._timeout, transport=transport, headers=self._headers
         )
-        self.vaults: Vaults[Json, Iterator[Json]] = Vaults(self.call, self.paginate, self.everything)
-        self.memories: Memories[Json, Iterator[Json]] = Memories(self.call, self.paginate, self.everything)
-        self.audit: Audit[Json, Iterator[Json]] = Audit(self.call, self.paginate, self.everything)
-        self.people: People[Json, Iterator[Json]] = People(self.call, self.paginate, self.everything)
-        self.approvals: Approvals[Json, Iterator[Json]] = Approvals(self.call, self.paginate, self.everything)
-        self.tenants: Tenants[Json, Iterator[Json]] = Tenants(self.call, self.paginate, self.everything)
-        self.clients: Clients[Json, Iterator[Json]] = Clients(self.call, self.paginate, self.everything)
-        self.webauthn: WebAuthn[Json, Iterator[Json]] = WebAuthn(self.call, self.paginate, self.everything)
-        self.well_known: WellKnown[Json, Iterator[Json]] = WellKnown(
-            self.call, self.paginate, self.everything
-        )
+        self.vaults: Vaults[Sync] = Vaults(self.call, self.paginate, self.everything)
+        self.memories: Memories[Sync] = Memories(self.call, self.paginate, self.everything)
+        self.audit: Audit[Sync] = Audit(self.call, self.paginate, self.everything)
+        self.people: People[Sync] = People(self.call, self.paginate, self.everything)
+        self.approvals: Approvals[Sync] = Approvals(self.call, self.paginate, self.everything)
+        self.tenants: Tenants[Sync] = Tenants(self.call, self.paginate, self.everything)
+        self.clients: Clients[Sync] = Clients(self.call, self.paginate, self.everything)
+        self.webauthn: WebAuthn[Sync] = WebAuthn(self.call, self.paginate, self.everything)
+        self.well_known: WellKnown[Sync] = WellKnown(self.call, self.paginate, self.everything)
         self.access = Access(self)
 
     def __enter__(self) -> Reliquary:
@@ -765,11 +897,11 @@ class Reliquary(_Base):
         monitor = self._monitor_for(keys)
         monitor.observe(keys.origin, note, lambda a, b: _proof_hashes(self.audit.consistency(a, b)))
 
-    def call(self, call: Call, *, cursor: str | None = None) -> Json:
+    def call(self, call: Call[Any], *, cursor: str | None = None) -> Json:
         """Send ``call``, retrying where safe; its decoded answer, or a typed error."""
         return self.exchange(call, cursor=cursor).value
 
-    def exchange(self, call: Call, *, cursor: str | None = None) -> Answer:
+    def exchange(self, call: Call[Any], *, cursor: str | None = None) -> Answer:
         """As ``call``, with the answer's status and headers (``Retry-After``, ``Location``)."""
         request = self._request(self._http, call, cursor)
         attempt = 0
@@ -787,7 +919,7 @@ class Reliquary(_Base):
             self._sleep(outcome)
             attempt += 1
 
-    def paginate(self, call: Call, items: str) -> Iterator[Json]:
+    def paginate(self, call: Call[Any], items: str) -> Iterator[Json]:
         """Each item of every page, fetching the next page (``next_cursor``) only when reached."""
         cursors, cursor = _Cursors(), None
         while True:
@@ -796,7 +928,7 @@ class Reliquary(_Base):
             if not cursors.next(cursor):
                 return
 
-    def everything(self, call: Call, items: str) -> Json:
+    def everything(self, call: Call[Any], items: str) -> Json:
         """Every page read now; the first, with ``items`` holding all of theirs."""
         first = self.call(call)
         found, cursor = _page(first, items)
@@ -838,33 +970,15 @@ class AsyncReliquary(_Base):
         self._http = httpx.AsyncClient(
             base_url=self.base_url, timeout=self._timeout, transport=transport, headers=self._headers
         )
-        self.vaults: Vaults[Awaitable[Json], AsyncIterator[Json]] = Vaults(
-            self.call, self.paginate, self.everything
-        )
-        self.memories: Memories[Awaitable[Json], AsyncIterator[Json]] = Memories(
-            self.call, self.paginate, self.everything
-        )
-        self.audit: Audit[Awaitable[Json], AsyncIterator[Json]] = Audit(
-            self.call, self.paginate, self.everything
-        )
-        self.people: People[Awaitable[Json], AsyncIterator[Json]] = People(
-            self.call, self.paginate, self.everything
-        )
-        self.approvals: Approvals[Awaitable[Json], AsyncIterator[Json]] = Approvals(
-            self.call, self.paginate, self.everything
-        )
-        self.tenants: Tenants[Awaitable[Json], AsyncIterator[Json]] = Tenants(
-            self.call, self.paginate, self.everything
-        )
-        self.clients: Clients[Awaitable[Json], AsyncIterator[Json]] = Clients(
-            self.call, self.paginate, self.everything
-        )
-        self.webauthn: WebAuthn[Awaitable[Json], AsyncIterator[Json]] = WebAuthn(
-            self.call, self.paginate, self.everything
-        )
-        self.well_known: WellKnown[Awaitable[Json], AsyncIterator[Json]] = WellKnown(
-            self.call, self.paginate, self.everything
-        )
+        self.vaults: Vaults[Async] = Vaults(self.call, self.paginate, self.everything)
+        self.memories: Memories[Async] = Memories(self.call, self.paginate, self.everything)
+        self.audit: Audit[Async] = Audit(self.call, self.paginate, self.everything)
+        self.people: People[Async] = People(self.call, self.paginate, self.everything)
+        self.approvals: Approvals[Async] = Approvals(self.call, self.paginate, self.everything)
+        self.tenants: Tenants[Async] = Tenants(self.call, self.paginate, self.everything)
+        self.clients: Clients[Async] = Clients(self.call, self.paginate, self.everything)
+        self.webauthn: WebAuthn[Async] = WebAuthn(self.call, self.paginate, self.everything)
+        self.well_known: WellKnown[Async] = WellKnown(self.call, self.paginate, self.everything)
         self.access = AsyncAccess(self)
 
     async def __aenter__(self) -> AsyncReliquary:
@@ -898,10 +1012,10 @@ class AsyncReliquary(_Base):
 
         monitor.observe(keys.origin, note, fetched)
 
-    async def call(self, call: Call, *, cursor: str | None = None) -> Json:
+    async def call(self, call: Call[Any], *, cursor: str | None = None) -> Json:
         return (await self.exchange(call, cursor=cursor)).value
 
-    async def exchange(self, call: Call, *, cursor: str | None = None) -> Answer:
+    async def exchange(self, call: Call[Any], *, cursor: str | None = None) -> Answer:
         request = self._request(self._http, call, cursor)
         attempt = 0
         while True:
@@ -918,7 +1032,7 @@ class AsyncReliquary(_Base):
             await self._sleep(outcome)
             attempt += 1
 
-    async def paginate(self, call: Call, items: str) -> AsyncIterator[Json]:
+    async def paginate(self, call: Call[Any], items: str) -> AsyncIterator[Json]:
         cursors, cursor = _Cursors(), None
         while True:
             found, cursor = _page(await self.call(call, cursor=cursor), items)
@@ -927,7 +1041,7 @@ class AsyncReliquary(_Base):
             if not cursors.next(cursor):
                 return
 
-    async def everything(self, call: Call, items: str) -> Json:
+    async def everything(self, call: Call[Any], items: str) -> Json:
         first = await self.call(call)
         found, cursor = _page(first, items)
         cursors, every = _Cursors(), list(found)
@@ -941,11 +1055,11 @@ class AsyncReliquary(_Base):
 _DECIDED = frozenset({"approved", "denied", "failed"})
 
 
-def _access_path(request_id: str) -> Call:
+def _access_path(request_id: str) -> Call[m.AccessRequestView]:
     return Call("GET", f"/v1/access-requests/{_seg(request_id)}", model=m.AccessRequestView)
 
 
-def _item_path(request_id: str) -> Call:
+def _item_path(request_id: str) -> Call[m.SealedItemView]:
     return Call("GET", f"/v1/access-requests/{_seg(request_id)}/item", model=m.SealedItemView)
 
 

@@ -855,7 +855,7 @@ def _no_model(client: Reliquary, route: Route) -> Callable[[], object] | None:
 
     if route.problem:
         return None
-    call = Call("GET", route.path, params=route.params)
+    call: Call[object] = Call("GET", route.path, params=route.params)
     return lambda: client.call(call)
 
 

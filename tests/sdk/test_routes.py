@@ -23,12 +23,12 @@ DOC = json.loads((Path(__file__).resolve().parents[2] / "docs" / "openapi.json")
 NOT_A_RESOURCE = {("POST", "/v1/oauth2/token")}
 
 
-def _described(call: c.Call) -> c.Call:
+def _described(call: c.Call[Any]) -> c.Call[Any]:
     return call
 
 
 def _resources() -> dict[str, Any]:
-    def pages(call: c.Call, _items: str) -> c.Call:
+    def pages(call: c.Call[Any], _items: str) -> c.Call[Any]:
         return call
 
     kinds: dict[str, Any] = {
@@ -49,7 +49,7 @@ PS = "ps-" + "0" * 24
 CL = "cl-" + "0" * 24
 ROLE = {"role": "writer", "vault_id": "v"}
 PROOF = {"circuit": "context_proof", "proof": {}, "public_signals": ["1"]}
-CALLS: list[tuple[str, Callable[[dict[str, Any]], c.Call]]] = [
+CALLS: list[tuple[str, Callable[[dict[str, Any]], c.Call[Any]]]] = [
     (
         "vaults.create",
         lambda r: r["vaults"].create("v", custodians=[{"custodian_id": "a", "public_key": "cA=="}]),
@@ -142,7 +142,7 @@ def _success(operation: dict[str, Any]) -> tuple[str | None, bool]:
 
 
 @pytest.mark.parametrize(("name", "make"), CALLS, ids=[n for n, _ in CALLS])
-def test_a_wrapped_route_is_the_documents(name: str, make: Callable[[dict[str, Any]], c.Call]) -> None:
+def test_a_wrapped_route_is_the_documents(name: str, make: Callable[[dict[str, Any]], c.Call[Any]]) -> None:
     call = make(_resources())
     template = _template(call.path)
     assert template is not None, f"{name}: {call.path} is not in the document"
