@@ -220,22 +220,22 @@ def test_a_taken_port_is_refused_with_what_to_do() -> None:
             pass
 
 
-def test_a_prover_that_stops_answering_is_a_clear_error(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
-) -> None:
+def test_a_prover_that_stops_answering_is_a_clear_error(tmp_path: Any) -> None:
     from infra.local import requester
 
     # A "node" that reads one request, says why it gives up on stderr, and exits: no answer.
     fake = tmp_path / "node"
     fake.write_text("#!/bin/sh\nread line\necho 'cannot load the circuits' >&2\nexit 3\n")
     fake.chmod(0o755)
-    monkeypatch.setattr("infra.local.requester.shutil.which", lambda _name: str(fake))
-    with requester.Prover(timeout=10) as prover, pytest.raises(requester.RequesterError, match="cannot load"):
+    with (
+        requester.Prover(timeout=10, node=str(fake)) as prover,
+        pytest.raises(requester.RequesterError, match="cannot load"),
+    ):
         prover.policy("seed")
     # One that never answers: the timeout, not a hang.
     fake.write_text("#!/bin/sh\nsleep 30\n")
     with (
-        requester.Prover(timeout=0.5) as prover,
+        requester.Prover(timeout=0.5, node=str(fake)) as prover,
         pytest.raises(requester.RequesterError, match=r"within 0\.5 s"),
     ):
         prover.policy("seed")
