@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -146,7 +146,8 @@ def _world(stack: LocalStack, access: LocalAccess, api: LocalApi, http: httpx.Cl
 
 
 @contextmanager
-def api_world() -> Iterator[ApiWorld]:
+def api_world(extra_environment: Mapping[str, str] | None = None) -> Iterator[ApiWorld]:
+    """``extra_environment`` is laid over every function's environment (e.g. a higher rate limit)."""
     api_port = free_port()
     environment = {
         "POWERTOOLS_LOG_LEVEL": "WARNING",
@@ -154,6 +155,7 @@ def api_world() -> Iterator[ApiWorld]:
         # Every function's: the API (ceremonies) and agent-vote (approvals) check a passkey's origin,
         # the approval page's on this API (on localhost, the RP id).
         "RELIQUARY_WEBAUTHN_ORIGINS": json.dumps([browser_url(f"http://127.0.0.1:{api_port}")]),
+        **(extra_environment or {}),
     }
     with (
         local_stack(free_port(), stack_name=f"api-{uuid.uuid4().hex[:6]}", environment=environment) as stack,
