@@ -47,7 +47,7 @@ FIELD_MODULUS: Final = P  # base field of BN254 (point coordinates)
 SCALAR_FIELD: Final = R  # group order r (public signals)
 
 _DECIMAL = re.compile(r"0|[1-9][0-9]{0,77}")  # canonical, and short enough that int() is cheap
-_BATCH_SCALAR_BITS: Final = 64  # see _batch_holds
+_COEFFICIENT_BYTES: Final = 8  # 64-bit batch coefficients, one struct "Q" each: see _batch_holds
 _INDIVIDUAL_BELOW: Final = 3  # fewer proofs than this are cheaper to verify one by one than to batch
 _SYSTEM_RANDOM: Final = secrets.SystemRandom()
 _VK_DOMAIN: Final = b"reliquary/zk/groth16-bn254-vkey/v1\x00"
@@ -323,12 +323,13 @@ def verify(vk: VerificationKey, proof: Proof, public: Sequence[int]) -> bool:
 
 def _coefficients(n: int, rng: random.Random) -> tuple[list[int], ctypes.Array[Fr]]:
     """n secret coefficients uniform over [0, 2^64), as integers and as MCL scalars, from one draw."""
-    raw = ctypes.create_string_buffer(rng.randbytes(8 * n), 8 * n)
+    width = _COEFFICIENT_BYTES
+    raw = ctypes.create_string_buffer(rng.randbytes(width * n), width * n)
     values = list(struct.unpack(f"<{n}Q", raw))
     out = (Fr * n)()
     set_fr, base = native().lib.mclBnFr_setLittleEndianMod, ctypes.addressof(raw)
     for i in range(n):
-        set_fr(out[i], base + 8 * i, 8)
+        set_fr(out[i], base + width * i, width)
     return values, out
 
 
