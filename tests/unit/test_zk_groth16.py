@@ -26,7 +26,7 @@ import pytest
 
 from reliquary.errors import InvalidRequestError
 from reliquary.zk import groth16
-from reliquary.zk._mcl import native
+from reliquary.zk._mcl import GT, native
 from reliquary.zk.groth16 import Proof, VerificationKey, parse_public_signals, verify, verify_batch
 
 # py_ecc re-exports without __all__, so mypy sees none of its names: use it untyped.
@@ -570,6 +570,20 @@ def test_batch_coefficients_are_fresh_64_bit_scalars() -> None:
     assert [bytes(s) for s in scalars] == [bytes(mcl.fr(v)) for v in values]
     again, _ = groth16._coefficients(64, rng)
     assert set(again).isdisjoint(values)
+
+
+def test_table_power_of_e_alpha_beta_is_mcl_exponentiation(synthetic: Synthetic) -> None:
+    """The batch's fixed-base e(alpha, beta)^s equals MCL's exponentiation, inside the table and past it."""
+    vk = VerificationKey.from_snarkjs(synthetic.vkey)
+    mcl = native()
+    rng = random.Random(15)
+    for exponent in (0, 1, 15, 16, 255, 2**64 + 7, rng.getrandbits(70), 2**80 - 1, 2**80, R + 5, 2**300):
+        ours = GT()
+        ours.d[0] = mcl.fp_one  # 1 in GT
+        groth16._times_e_ab_power(vk, ours, exponent)
+        theirs = GT()
+        mcl.lib.mclBnGT_pow(theirs, vk._e_ab, mcl.fr(exponent % R))
+        assert bytes(ours) == bytes(theirs), exponent
 
 
 def test_batch_draws_from_the_system_csprng_by_default() -> None:

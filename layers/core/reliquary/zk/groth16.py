@@ -48,6 +48,9 @@ SCALAR_FIELD: Final = R  # group order r (public signals)
 
 _DECIMAL = re.compile(r"0|[1-9][0-9]{0,77}")  # canonical, and short enough that int() is cheap
 _COEFFICIENT_BYTES: Final = 8  # 64-bit batch coefficients, one struct "Q" each: see _batch_holds
+# Digits (4 bits) of the table of powers of e(alpha, beta): sums of coefficients below 2^80 (batches of
+# up to 2^16 proofs) take one multiplication per digit; larger ones, MCL's exponentiation.
+_POWER_DIGITS: Final = 20
 _INDIVIDUAL_BELOW: Final = 3  # fewer proofs than this are cheaper to verify one by one than to batch
 _SYSTEM_RANDOM: Final = secrets.SystemRandom()
 _VK_DOMAIN: Final = b"reliquary/zk/groth16-bn254-vkey/v1\x00"
@@ -171,7 +174,16 @@ def _mapping(data: object, what: str) -> Mapping[str, Any]:
 class VerificationKey:
     """A prepared Groth16 verification key. Build it with :meth:`from_snarkjs`."""
 
-    __slots__ = ("_beta_pre", "_delta_pre", "_e_ab", "_fingerprint", "_gamma_pre", "_ic", "_ml_ab")
+    __slots__ = (
+        "_beta_pre",
+        "_delta_pre",
+        "_e_ab",
+        "_e_ab_powers",
+        "_fingerprint",
+        "_gamma_pre",
+        "_ic",
+        "_ml_ab",
+    )
 
     def __init__(self, *, alpha: G1, beta: G2, gamma: G2, delta: G2, ic: Sequence[G1], encoding: bytes):
         mcl = native()
@@ -185,6 +197,7 @@ class VerificationKey:
         # e(alpha, beta) itself, which a batch raises to the sum of its coefficients.
         self._e_ab = GT()
         mcl.lib.mclBn_finalExp(self._e_ab, self._ml_ab)
+        self._e_ab_powers: list[ctypes.Array[GT]] | None = None  # built by a first batch check
         self._fingerprint = hashlib.sha256(_VK_DOMAIN + encoding).hexdigest()
 
     @classmethod
@@ -385,9 +398,42 @@ def _batch_holds(
     lib.mclBnGT_mul(f, f, g)
     lib.mclBn_finalExp(f, f)
     # e(alpha, beta)^(sum r_i) in GT costs less than a scaled alpha and its own Miller loop.
-    lib.mclBnGT_pow(g, vk._e_ab, mcl.fr(s))
-    lib.mclBnGT_mul(f, f, g)
+    _times_e_ab_power(vk, f, s)
     return bool(lib.mclBnGT_isOne(f))
+
+
+def _e_ab_powers(vk: VerificationKey) -> list[ctypes.Array[GT]]:
+    """e(alpha, beta)^(d * 16^k) at [k][d - 1], d in 1..15, k < _POWER_DIGITS: 115 KB, built once."""
+    table = vk._e_ab_powers
+    if table is None:
+        mul = native().lib.mclBnGT_mul
+        table, base = [], vk._e_ab
+        for _ in range(_POWER_DIGITS):
+            row = (GT * 15)()
+            row[0] = base
+            for d in range(1, 15):
+                mul(row[d], row[d - 1], base)
+            base = GT()
+            mul(base, row[14], row[0])  # the next digit's base, base^16
+            table.append(row)
+        vk._e_ab_powers = table
+    return table
+
+
+def _times_e_ab_power(vk: VerificationKey, f: GT, exponent: int) -> None:
+    """f *= e(alpha, beta)^exponent, from the key's table of powers (a fixed-base exponentiation)."""
+    mcl = native()
+    if exponent >> (4 * _POWER_DIGITS):
+        g = GT()
+        mcl.lib.mclBnGT_pow(g, vk._e_ab, mcl.fr(exponent % R))
+        mcl.lib.mclBnGT_mul(f, f, g)
+        return
+    for row in _e_ab_powers(vk):
+        if not exponent:
+            break
+        if digit := exponent & 15:
+            mcl.lib.mclBnGT_mul(f, f, row[digit - 1])
+        exponent >>= 4
 
 
 def _checked_all(
