@@ -26,6 +26,7 @@ import pytest
 
 from reliquary.errors import InvalidRequestError
 from reliquary.zk import groth16
+from reliquary.zk._mcl import GT, native
 from reliquary.zk.groth16 import Proof, VerificationKey, parse_public_signals, verify, verify_batch
 
 # py_ecc re-exports without __all__, so mypy sees none of its names: use it untyped.
@@ -494,6 +495,99 @@ def test_batch_with_swapped_c_between_items(
     q0, q1 = copy.deepcopy(p0), copy.deepcopy(p1)
     q0["pi_c"], q1["pi_c"] = p1["pi_c"], p0["pi_c"]
     assert verify_batch(vk, parsed(vk, [(q0, x0), (q1, x1), *batch[2:8]])) == [False, False] + [True] * 6
+
+
+def tampered(synthetic: Synthetic, proof: Json, part: str) -> Json:
+    """``proof`` with one part changed to another well-formed value (on the curve, in the subgroup)."""
+    out = copy.deepcopy(proof)
+    if part == "A":
+        out["pi_a"] = g1_json(bn.neg(g1_point(proof["pi_a"])))
+    elif part == "B":
+        out["pi_b"] = next(b for _, b in synthetic.bs if b != proof["pi_b"])
+    else:
+        out["pi_c"] = g1_json(bn.double(g1_point(proof["pi_c"])))
+    return out
+
+
+@pytest.mark.parametrize("part", ["A", "B", "C", "signal"])
+def test_one_tampered_proof_among_64_is_refused_and_named(
+    synthetic: Synthetic, batch: list[tuple[Json, list[str]]], part: str
+) -> None:
+    vk = VerificationKey.from_snarkjs(synthetic.vkey)
+    proofs = [p for p, _ in batch]
+    publics = [list(x) for _, x in batch]
+    if part == "signal":
+        publics[41][2] = str((int(publics[41][2]) + 1) % R)
+    else:
+        proofs[41] = tampered(synthetic, proofs[41], part)
+    items = parsed(vk, list(zip(proofs, publics, strict=True)))
+    singles = [verify(vk, p, x) for p, x in items]
+    assert singles == [i != 41 for i in range(64)]
+    assert verify_batch(vk, items) == singles
+
+
+def test_batch_agrees_with_single_verification(
+    synthetic: Synthetic, batch: list[tuple[Json, list[str]]]
+) -> None:
+    """Differential: random batches of good proofs, tampered proofs and proofs given another's signals."""
+    vk = VerificationKey.from_snarkjs(synthetic.vkey)
+    good = parsed(vk, batch)
+    rng = random.Random(11)
+    refused = 0
+    for size in (3, 5, 17, 64, 64):
+        items = rng.sample(good, size)
+        for i in rng.sample(range(size), rng.randrange(1, 4)):
+            xs = items[i][1]
+            if rng.random() < 0.5:
+                items[i] = (rng.choice(good)[0], xs)  # another proof: valid, but not for these signals
+            else:
+                bad = tampered(synthetic, batch[good.index(items[i])][0], rng.choice("ABC"))
+                items[i] = (Proof.from_snarkjs(bad), xs)
+        singles = [verify(vk, p, x) for p, x in items]
+        assert verify_batch(vk, items) == singles
+        refused += singles.count(False)
+    assert refused >= 5
+
+
+def test_batch_of_a_key_without_public_signals() -> None:
+    synthetic = Synthetic.make(random.Random(12), n_public=0)
+    vk = VerificationKey.from_snarkjs(synthetic.vkey)
+    rng = random.Random(13)
+    items = [(Proof.from_snarkjs(synthetic.prove(rng, [])), ()) for _ in range(4)]
+    assert verify_batch(vk, items) == [True] * 4
+    items[2] = (Proof.from_snarkjs(tampered(synthetic, synthetic.prove(rng, []), "C")), ())
+    assert verify_batch(vk, items) == [True, True, False, True]
+
+
+def test_batch_coefficients_are_fresh_64_bit_scalars() -> None:
+    """The small-exponents test draws 64 secret bits per proof per check, as integers and as MCL's Fr."""
+    rng = random.Random(14)
+    values, scalars = groth16._coefficients(64, rng)
+    assert len(values) == len(scalars) == 64
+    assert all(0 <= v < 2**64 for v in values)
+    assert max(values).bit_length() > 60  # uniform over 64 bits, not confined to a smaller range
+    mcl = native()
+    assert [bytes(s) for s in scalars] == [bytes(mcl.fr(v)) for v in values]
+    again, _ = groth16._coefficients(64, rng)
+    assert set(again).isdisjoint(values)
+
+
+def test_table_power_of_e_alpha_beta_is_mcl_exponentiation(synthetic: Synthetic) -> None:
+    """The batch's fixed-base e(alpha, beta)^s equals MCL's exponentiation, inside the table and past it."""
+    vk = VerificationKey.from_snarkjs(synthetic.vkey)
+    mcl = native()
+    rng = random.Random(15)
+    for exponent in (0, 1, 15, 16, 255, 2**64 + 7, rng.getrandbits(70), 2**80 - 1, 2**80, R + 5, 2**300):
+        ours = GT()
+        ours.d[0] = mcl.fp_one  # 1 in GT
+        groth16._times_e_ab_power(vk, ours, exponent)
+        theirs = GT()
+        mcl.lib.mclBnGT_pow(theirs, vk._e_ab, mcl.fr(exponent % R))
+        assert bytes(ours) == bytes(theirs), exponent
+
+
+def test_batch_draws_from_the_system_csprng_by_default() -> None:
+    assert isinstance(groth16._SYSTEM_RANDOM, random.SystemRandom)
 
 
 def test_empty_batch(synthetic: Synthetic) -> None:

@@ -84,6 +84,7 @@ _SIGNATURES: Final[dict[str, tuple[Any, list[Any]]]] = {
     "mclBn_precomputedMillerLoop": (None, [_GTP, _G1P, _U64P]),
     "mclBn_precomputedMillerLoop2": (None, [_GTP, _G1P, _U64P, _G1P, _U64P]),
     "mclBnGT_mul": (None, [_GTP, _GTP, _GTP]),
+    "mclBnGT_pow": (None, [_GTP, _GTP, _FrP]),
     "mclBn_finalExp": (None, [_GTP, _GTP]),
     "mclBnGT_isOne": (c_int, [_GTP]),
 }
