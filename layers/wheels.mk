@@ -3,6 +3,8 @@
 # them. --no-deps: each file lists its whole share of the dependency closure, the pins of requirements.lock, and
 # nothing a layer below it already carries (tests/unit/test_lambda_packages.py checks all three, offline).
 # --no-compile: a .pyc written by this interpreter would be for its version, not the runtime's.
+# `sam build --cached` hashes each package's own directory and Makefile, not this file: after editing it,
+# build once with --no-cached.
 PYTHON ?= python3
 LAMBDA_PLATFORMS := manylinux2014_x86_64 manylinux_2_28_x86_64 manylinux_2_34_x86_64
 PIP_LAMBDA := $(PYTHON) -m pip install --quiet --disable-pip-version-check --no-deps --no-compile \
