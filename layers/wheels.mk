@@ -11,8 +11,13 @@ PIP_LAMBDA := $(PYTHON) -m pip install --quiet --disable-pip-version-check --no-
 	--only-binary=:all: --implementation cp --python-version 3.12 --abi cp312 \
 	$(addprefix --platform ,$(LAMBDA_PLATFORMS))
 
+STRIP ?= strip
+
 # $(1): requirements file, $(2): target directory. Console scripts (bin/) are of no use in a Lambda package.
+# Extension modules lose their debug symbols (what the NativeLayer does to liboqs): zstandard's two backends
+# go from 24 MB to 2, cryptography's from 14 to 11.5; the dynamic symbols Python loads them by stay.
 define install_wheels
 $(PIP_LAMBDA) --target $(2) -r $(1)
 rm -rf $(2)/bin
+find $(2) -name '*.so' -type f -exec $(STRIP) --strip-unneeded {} +
 endef

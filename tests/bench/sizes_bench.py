@@ -7,9 +7,10 @@ The dependency sets come from template.yaml and the requirements files, read off
 - the NativeLayer is liboqs, its libcrypto, liboqs-python and the loader (layers/native/Makefile).
 
 Figures come from a real ``sam build`` (run once into a cache keyed by the hash of every input of the build,
-then reused) or, in ``--quick`` mode or when the SAM CLI is missing, from an estimate: the
-installed size of each pinned distribution in this virtualenv (its RECORD, bytecode left out) and the
-native layer's local build. MB here is 10^6 bytes, of the files' apparent sizes.
+then reused) or, in ``--quick`` mode or when the SAM CLI is missing, from an estimate: the installed size
+of each pinned distribution in this virtualenv (its RECORD, bytecode left out) and the native layer's local
+build; an upper bound, as the build strips debug symbols from extension modules. MB here is 10^6 bytes, of
+the files' apparent sizes.
 """
 
 from __future__ import annotations
@@ -287,7 +288,7 @@ class Sizes:
 
     def single_layer_bytes(self) -> int:
         """The layout before the split: one CoreLayer with the package and every distribution any function
-        deploys (each once), and the NativeLayer, under every function."""
+        deploys (each once, as pip installs it: unstripped), and the NativeLayer, under every function."""
         return _tree_bytes(CORE_PACKAGE) + sum(self.distributions.values()) + self.layers["NativeLayer"]
 
 
@@ -394,7 +395,10 @@ def sizes_table(quick: bool) -> SizesResult:
     """Each function's unzipped total (package + layers) beside the limit and the target; ``quick`` never
     builds (an estimate from the installed distributions)."""
     packages = function_packages()
-    source = "estimate from this virtualenv's installed distributions (no build)"
+    source = (
+        "estimate from this virtualenv's installed distributions (no build); an upper bound: the build"
+        " strips the extension modules' debug symbols"
+    )
     measured = None
     if not quick:
         build_dir = cache_root() / build_key()
@@ -419,7 +423,14 @@ def sizes_table(quick: bool) -> SizesResult:
             Column("of_limit", "of 250 MB limit", ".0%"),
             Column("of_target", "of 120 MB target", ".0%"),
         ],
-        notes=[f"source: {source}", "MB = 10^6 bytes of the files' apparent sizes"],
+        notes=[
+            f"source: {source}",
+            "MB = 10^6 bytes of the files' apparent sizes",
+            (
+                "baseline: the layout before the split, one CoreLayer with every distribution any function"
+                " deploys (as pip installs them) and the NativeLayer"
+            ),
+        ],
     )
     summary: dict[str, Any] = {}
     for package in packages:
