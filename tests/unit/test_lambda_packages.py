@@ -79,6 +79,7 @@ def test_every_package_is_built_without_dependencies_by_the_functions_makefile(n
         assert "--no-deps" in install
         assert "--python-version 3.12" in install
         assert install.endswith("--target /nonexistent/artifacts -r requirements.txt")
+        assert "find /nonexistent/artifacts -name '*.so' -type f -exec strip --strip-unneeded" in commands
     else:
         assert installs == []
 
@@ -91,6 +92,7 @@ def test_the_core_layer_is_built_without_dependencies_by_its_makefile() -> None:
     assert "--no-deps" in install
     assert install.endswith(f"--target /nonexistent/artifacts/python -r {core / 'requirements.txt'}")
     assert f"cp -R {core / 'reliquary'} /nonexistent/artifacts/python/reliquary" in commands
+    assert "-name '*.so' -type f -exec strip --strip-unneeded" in commands
 
 
 @pytest.mark.parametrize("name", sorted(PACKAGES))
