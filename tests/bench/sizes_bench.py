@@ -361,8 +361,13 @@ def sam_build(build_dir: Path) -> str | None:
         check=False,
     )
     if done.returncode != 0:
-        return "sam build failed: " + (done.stderr or done.stdout).strip().splitlines()[-1][:200]
-    scratch.rename(build_dir)
+        shutil.rmtree(scratch, ignore_errors=True)
+        last = (done.stderr.strip() or done.stdout.strip() or "no output").splitlines()[-1]
+        return f"sam build failed ({last[:200]})"
+    if build_dir.is_dir():  # another run built the same inputs meanwhile
+        shutil.rmtree(scratch)
+    else:
+        scratch.rename(build_dir)
     return None
 
 
@@ -402,10 +407,12 @@ def sizes_table(quick: bool) -> SizesResult:
     measured = None
     if not quick:
         build_dir = cache_root() / build_key()
-        reason = None if build_dir.is_dir() else sam_build(build_dir)
+        reused = build_dir.is_dir()
+        reason = None if reused else sam_build(build_dir)
         if reason is None:
             measured = built_sizes(build_dir, packages)
-            source = f"sam build in {build_dir} (cached by the hash of its inputs; reused while they hold)"
+            how = "reused: its inputs are unchanged" if reused else "built now; reused while its inputs hold"
+            source = f"sam build in {build_dir} ({how})"
         else:
             source = f"estimate ({reason})"
     sizes = measured or estimated_sizes(packages)

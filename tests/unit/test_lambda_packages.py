@@ -234,3 +234,45 @@ def test_the_build_cache_key_follows_the_requirements(
     with (fake_root / "functions" / "score_trust" / "requirements.txt").open("a", encoding="utf-8") as f:
         f.write("packaging==26.4\n")
     assert sizes_bench.build_key() != before
+
+
+def test_without_the_sam_cli_the_full_section_says_it_estimates(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(sizes_bench, "SAM", tmp_path / "no-sam")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    result = sizes_bench.sizes_table(quick=False)
+    assert result.table.notes[0].startswith("source: estimate (no SAM CLI: make sam-setup)")
+    assert not (tmp_path / "cache").exists()
+
+
+def _write_package(root: Path, files: dict[str, int], distribution: str | None = None) -> None:
+    for relative, size in files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"\0" * size)
+    if distribution is not None:
+        record = root / f"{distribution}-1.0.dist-info" / "RECORD"
+        record.parent.mkdir(parents=True, exist_ok=True)
+        lines = [f"{name},sha256=x,{size}" for name, size in files.items()]
+        record.write_text("\n".join([*lines, "x/__pycache__/a.cpython-312.pyc,,", ""]), encoding="utf-8")
+
+
+def test_a_cached_build_is_read_not_rebuilt(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(sizes_bench, "SAM", tmp_path / "no-sam")  # a rebuild would fall back to the estimate
+    build = sizes_bench.cache_root() / sizes_bench.build_key()
+    _write_package(build / "CoreLayer" / "python", {"pydantic/main.py": 3_000_000}, "pydantic")
+    _write_package(build / "NativeLayer" / "lib", {"liboqs.so": 2_000_000})
+    for name in PACKAGES:
+        _write_package(build / name, {"app.py": 1_000})
+    _write_package(build / "AgentVoteFunction", {"langgraph/graph.py": 5_000_000}, "langgraph")
+    result = sizes_bench.sizes_table(quick=False)
+    assert "(reused: its inputs are unchanged)" in result.table.notes[0]
+    totals = {row["function"]: row["total_mb"] for row in result.table.rows}
+    assert totals["AgentVoteFunction"] == pytest.approx(8.001, abs=0.001)
+    assert totals["EncryptFunction"] == pytest.approx(5.001, abs=0.001)
+    assert totals["ScoreTrustFunction"] == pytest.approx(3.001, abs=0.001)
+    # The baseline: the package's modules, the two distributions once each, and the NativeLayer.
+    baseline = result.summary["size_single_layer_mb"]
+    assert baseline == pytest.approx(sizes_bench._tree_bytes(sizes_bench.CORE_PACKAGE) / 1e6 + 10.0, abs=0.01)
