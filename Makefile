@@ -22,12 +22,13 @@ SAM_ENV := env -u AWS_PROFILE -u AWS_DEFAULT_PROFILE -u AWS_SESSION_TOKEN \
 	AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
 	SAM_CLI_TELEMETRY=0
 
-.PHONY: help setup sam-setup browser-setup run test unit lint bench native native-local zk-setup zk lock openapi clean
+.PHONY: help setup sam-setup browser-setup run test unit lint bench sizes native native-local zk-setup zk lock openapi clean
 
 help:
 	@echo "make run    - set up and run RELIQUARY locally (moto on 127.0.0.1:4566, no Docker, no cloud)"
 	@echo "make test   - set up, lint (ruff, mypy --strict, cfn-lint, sam validate --lint, statelint), run every test"
 	@echo "make bench  - set up and print the benchmark tables"
+	@echo "make sizes  - each function's unzipped size, code + layers (one \`sam build\`, cached by its inputs)"
 	@echo "make browser-setup - install Debian's chromium for the browser tests when missing (root or sudo)"
 	@echo "make setup  - only install: .venv with the locked dependencies, the native layer"
 	@echo "make native - rebuild the native layer (liboqs from the pinned wheel) for local use"
@@ -95,6 +96,9 @@ test: lint browser-setup
 
 bench: setup
 	$(PY) -m tests.bench.run
+
+sizes: setup sam-setup
+	$(PY) -m tests.bench.run --only sizes
 
 openapi: setup
 	$(PY) tools/openapi.py

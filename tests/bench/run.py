@@ -39,6 +39,7 @@ SECTIONS = (
     "flow",
     "api",
     "sdk",
+    "sizes",
 )
 FULL_COLDSTART_RUNS = 7
 
@@ -218,6 +219,15 @@ def sdk_section(
         emit(table)
 
 
+def sizes_section(quick: bool, summary: dict[str, object], emit: Callable[[Table], None]) -> None:
+    """Each function's unzipped size (package + layers); ``--quick`` estimates it without building."""
+    from tests.bench import sizes_bench
+
+    result = sizes_bench.sizes_table(quick)
+    summary.update(result.summary)
+    emit(result.table)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     ensure_import_paths()
@@ -287,8 +297,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     section("passkeys", lambda: passkeys_section(budget, summary, emit))
     section("coldstart", lambda: coldstart_section(args.quick, summary, emit))
     section("flow", lambda: flow_section(args.quick, summary, emit))
-    section("api", lambda: api_section(args.quick, summary, emit))
-    section("sdk", lambda: sdk_section(args.quick, budget, summary, emit))
+    for name, runner in {
+        "api": lambda: api_section(args.quick, summary, emit),
+        "sdk": lambda: sdk_section(args.quick, budget, summary, emit),
+        "sizes": lambda: sizes_section(args.quick, summary, emit),
+    }.items():
+        section(name, runner)
 
     elapsed = time.perf_counter() - started
     print(f"== Done in {elapsed:.1f} s; load average now (1/5/15 min): {report.load_average()}")
