@@ -32,10 +32,10 @@ _SEALED_KEY_LEN = kem.sealed_length(aead.DATA_KEY_LEN)
 # Clock skew tolerated between the issuing service and the requester.
 CLOCK_SKEW_SECONDS = 60
 # The fixed-width runs of the format, each read in one struct call: magic .. signer_key_id, and
-# requester_key_fingerprint .. sealed_key_len.
+# requester_key_fingerprint .. signature_len (the sealed key has one valid length, checked on parse).
 _HEAD = struct.Struct(f">4sHH{KEY_ID_LEN}s")
 _IDS = struct.Struct(">HH")
-_TAIL = struct.Struct(f">{_FINGERPRINT_LEN}sQQH")
+_TAIL = struct.Struct(f">{_FINGERPRINT_LEN}sQQH{_SEALED_KEY_LEN}sH")
 _TIMES = struct.Struct(">QQ")
 
 
@@ -108,12 +108,11 @@ class Grant:
             )
         except ReliquaryError:
             raise InvalidEnvelopeError from None
-        fingerprint, issued_at, expires_at, sealed_key_len = reader.unpack(_TAIL)
+        fingerprint, issued_at, expires_at, sealed_key_len, sealed_key, signature_len = reader.unpack(_TAIL)
         if sealed_key_len != _SEALED_KEY_LEN or expires_at <= issued_at:
             raise InvalidEnvelopeError
-        sealed_key = reader.raw(sealed_key_len)
-        signed_end = reader.position
-        signature = reader.bytes16()
+        signed_end = reader.position - U16.size
+        signature = reader.raw(signature_len)
         reader.finish()
         grant = cls(
             request_id=request_id,
