@@ -40,7 +40,9 @@ class SignatureAlgorithm(StrEnum):
     def from_wire_id(cls, wire_id: int) -> SignatureAlgorithm:
         algorithm = _BY_WIRE_ID.get(wire_id)
         if algorithm is None:
-            raise InvalidRequestError(f"unknown signature algorithm id {wire_id}", field="signature_algorithm")
+            raise InvalidRequestError(
+                f"unknown signature algorithm id {wire_id}", field="signature_algorithm"
+            )
         return algorithm
 
     @classmethod
