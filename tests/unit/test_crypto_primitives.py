@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import mldsa, mlkem
 
 from reliquary.crypto import kem
+from reliquary.crypto.codec import Reader, Writer, text16
 from reliquary.crypto.kem import HybridPrivateKey, HybridPublicKey
 from reliquary.crypto.root import LocalRootOfTrust, canonical_context
 from reliquary.crypto.signing import (
@@ -199,3 +201,18 @@ def test_local_root_key_file_is_private_and_reused(tmp_path: Path) -> None:
 def test_canonical_context_has_no_collisions_between_splits() -> None:
     assert canonical_context({"a": "b=c"}) != canonical_context({"a=b": "c"})
     assert canonical_context({"x": "1", "y": "2"}) == canonical_context({"y": "2", "x": "1"})
+
+
+def test_reader_reads_fixed_runs_and_refuses_short_input_and_bad_text() -> None:
+    layout = struct.Struct(">HI")
+    reader = Reader(layout.pack(7, 9) + Writer().text("ok").getvalue())
+    assert reader.unpack(layout) == (7, 9)
+    assert reader.text() == "ok"
+    reader.finish()
+    with pytest.raises(InvalidEnvelopeError):
+        Reader(b"\x00\x01\x02").unpack(layout)
+    with pytest.raises(InvalidEnvelopeError):
+        Reader(b"\x00\x02\xc3\x28").text()  # an invalid UTF-8 sequence
+    with pytest.raises(InvalidEnvelopeError):
+        Reader(b"\x00\x05ab").text()  # longer than what is left
+    assert text16("é") == Writer().text("é").getvalue()

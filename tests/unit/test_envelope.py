@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import replace
 
@@ -9,7 +10,7 @@ import pytest
 
 from reliquary.crypto import envelope, grants
 from reliquary.crypto.envelope import Envelope, VaultKey
-from reliquary.crypto.kem import HybridPrivateKey
+from reliquary.crypto.kem import HybridPrivateKey, HybridPublicKey
 from reliquary.crypto.scope import ItemScope
 from reliquary.crypto.signing import KeyRing, SignatureAlgorithm, SigningKey
 from reliquary.errors import InvalidEnvelopeError, InvalidRequestError
@@ -308,3 +309,71 @@ def test_grant_is_pinned_to_the_request_and_item_the_requester_asked_for(
         open_as("req-2", item)
     with pytest.raises(InvalidEnvelopeError):
         open_as("req-1", (SCOPE.tenant_id, SCOPE.vault_id, "another-item"))
+
+
+# --- the encodings are made once and stay canonical -----------------------------------------------------
+def test_parsed_envelope_signs_and_serialises_exactly_what_was_sealed(
+    signer: SigningKey, vault_key: VaultKey
+) -> None:
+    sealed = _seal(signer, vault_key)
+    raw = sealed.to_bytes()
+    parsed = Envelope.parse(raw)
+    assert parsed.to_bytes() == raw
+    assert parsed.signed_message(SCOPE) == sealed.signed_message(SCOPE)
+    signer.verifying_key.verify(sealed.signed_message(SCOPE), sealed.signature)
+    detached, _ = sealed.without_body()
+    assert Envelope.parse(detached.to_bytes()).to_bytes() == detached.to_bytes()
+
+
+def test_issued_grant_is_signed_and_sealed_over_its_own_encoding(
+    signer: SigningKey, vault_key: VaultKey
+) -> None:
+    requester = HybridPrivateKey.generate()
+    raw, _ = _grant(signer, vault_key, requester)
+    parsed = grants.Grant.parse(raw)
+    assert parsed.to_bytes() == raw
+    signer.verifying_key.verify(parsed.signed_message(), parsed.signature)
+    # The sealed key opens under the fields it was sealed with, and under nothing shorter.
+    info = parsed.sealed_key_info()
+    assert len(requester.open(parsed.sealed_key, info=info)) == 32
+    with pytest.raises(InvalidEnvelopeError):
+        requester.open(parsed.sealed_key, info=info[:-1])
+
+
+def test_a_grant_changed_after_issue_is_encoded_afresh_and_refused(
+    signer: SigningKey, vault_key: VaultKey
+) -> None:
+    """The encoding kept from issue or parse never outlives a change: a replaced field is what the
+    bytes carry, and the old signature does not cover it."""
+    requester = HybridPrivateKey.generate()
+    raw, sealed = _grant(signer, vault_key, requester)
+    extended = replace(grants.Grant.parse(raw), expires_at=99_999)
+    extended_raw = extended.to_bytes()
+    assert extended_raw != raw
+    assert grants.Grant.parse(extended_raw).expires_at == 99_999
+    with pytest.raises(InvalidEnvelopeError):
+        grants.open_grant(
+            extended_raw,
+            sealed,
+            requester_private_key=requester,
+            service_keys=KeyRing([signer.verifying_key]),
+            now=1_010,
+        )
+
+
+def test_grant_text_fields_must_be_utf8(signer: SigningKey, vault_key: VaultKey) -> None:
+    requester = HybridPrivateKey.generate()
+    raw, _ = _grant(signer, vault_key, requester)
+    position = raw.index(b"req-1")
+    tampered = raw[:position] + b"\xff" + raw[position + 1 :]
+    with pytest.raises(InvalidEnvelopeError):
+        grants.Grant.parse(tampered)
+
+
+def test_requester_fingerprint_names_the_key_bytes() -> None:
+    public = HybridPrivateKey.generate().public_key()
+    again = HybridPublicKey.from_bytes(public.to_bytes())
+    expected = hashlib.sha256(b"RELIQUARY hybrid key v1\x00" + public.to_bytes()).digest()
+    assert public.fingerprint() == again.fingerprint() == expected
+    assert public.fingerprint() == expected  # computed once, the same thereafter
+    assert HybridPrivateKey.generate().public_key().fingerprint() != expected

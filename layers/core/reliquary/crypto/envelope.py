@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import hmac
 import os
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from reliquary.crypto import aead, kem
-from reliquary.crypto.codec import Reader, Writer
+from reliquary.crypto.codec import U16, U64, Reader
 from reliquary.crypto.kem import HybridPrivateKey, HybridPublicKey
 from reliquary.crypto.scope import ItemScope
 from reliquary.crypto.signing import KEY_ID_LEN, KeyRing, SignatureAlgorithm, Signer
@@ -36,6 +37,13 @@ COMMITMENT_LEN = 32
 WRAPPED_KEY_LEN = kem.sealed_length(aead.DATA_KEY_LEN)
 _SIGNING_DOMAIN = b"RELIQUARY envelope v1\x00"
 _MAX_BODY = 2**40
+# The fixed-width runs of the format, read and written in one struct call each (a field-by-field codec
+# cost more than the rest of the envelope's Python together): magic to the wrapped key's length, the
+# versions, and body mode + body length + body tag.
+_HEAD = struct.Struct(f">4sHH{KEY_ID_LEN}sII{aead.NONCE_LEN}s{COMMITMENT_LEN}sH")
+_IDS = struct.Struct(">HH")
+_VERSIONS = struct.Struct(">II")
+_BODY_HEAD = struct.Struct(f">BQ{aead.TAG_LEN}s")
 
 RandomBytes = Callable[[int], bytes]
 
@@ -62,12 +70,19 @@ class Envelope:
         return self.body is None
 
     def to_bytes(self) -> bytes:
-        writer = self._header(Writer().raw(MAGIC))
-        writer.u8(BODY_DETACHED if self.body is None else BODY_INLINE)
-        writer.u64(self.body_length).raw(self.body_tag)
-        if self.body is not None:
-            writer.raw(self.body)
-        return writer.bytes16(self.signature).getvalue()
+        body = self.body
+        return b"".join(
+            (
+                MAGIC,
+                self._header(),
+                _BODY_HEAD.pack(
+                    BODY_DETACHED if body is None else BODY_INLINE, self.body_length, self.body_tag
+                ),
+                b"" if body is None else body,
+                U16.pack(len(self.signature)),
+                self.signature,
+            )
+        )
 
     def without_body(self) -> tuple[Envelope, bytes]:
         """Split into the detached envelope (for DynamoDB) and the body (for S3)."""
@@ -81,52 +96,51 @@ class Envelope:
             raise InvalidEnvelopeError
         return replace(self, body=body)
 
-    def _header(self, writer: Writer) -> Writer:
-        return (
-            writer.u16(self.suite)
-            .u16(self.signature_algorithm.wire_id)
-            .raw(self.signer_key_id)
-            .u32(self.sealed_key_version)
-            .u32(self.wrap_key_version)
-            .raw(self.nonce)
-            .raw(self.key_commitment)
-            .bytes16(self.wrapped_key)
+    def _header(self) -> bytes:
+        return _header(
+            suite=self.suite,
+            algorithm=self.signature_algorithm,
+            signer_key_id=self.signer_key_id,
+            sealed_key_version=self.sealed_key_version,
+            wrap_key_version=self.wrap_key_version,
+            nonce=self.nonce,
+            commitment=self.key_commitment,
+            wrapped_key=self.wrapped_key,
         )
 
     def signed_message(self, scope: ItemScope, *, aad: bytes | None = None) -> bytes:
         """What the service signs; ``aad`` may be passed when the caller has just computed it."""
         if aad is None:
             aad = scope.item_aad(suite=self.suite, sealed_key_version=self.sealed_key_version)
-        writer = self._header(Writer().raw(_SIGNING_DOMAIN).raw(MAGIC))
-        return writer.u64(self.body_length).raw(self.body_tag).raw(aad).getvalue()
+        return _signed_message(self._header(), self.body_length, self.body_tag, aad)
 
     @classmethod
     def parse(cls, data: bytes) -> Envelope:
         """Strictly parse; anything unexpected is the opaque ``InvalidEnvelopeError``."""
         reader = Reader(data)
-        reader.expect(MAGIC)
-        suite = reader.u16()
-        if suite != kem.SUITE_ID:
+        (
+            magic,
+            suite,
+            wire_id,
+            signer_key_id,
+            sealed_key_version,
+            wrap_key_version,
+            nonce,
+            key_commitment,
+            wrapped_key_len,
+        ) = reader.unpack(_HEAD)
+        if magic != MAGIC or suite != kem.SUITE_ID or wrapped_key_len != WRAPPED_KEY_LEN:
             raise InvalidEnvelopeError
         try:
-            algorithm = SignatureAlgorithm.from_wire_id(reader.u16())
+            algorithm = SignatureAlgorithm.from_wire_id(wire_id)
         except ReliquaryError:
             raise InvalidEnvelopeError from None
-        signer_key_id = reader.raw(KEY_ID_LEN)
-        sealed_key_version = reader.u32()
-        wrap_key_version = reader.u32()
         if sealed_key_version == 0 or wrap_key_version < sealed_key_version:
             raise InvalidEnvelopeError
-        nonce = reader.raw(aead.NONCE_LEN)
-        key_commitment = reader.raw(COMMITMENT_LEN)
-        wrapped_key = reader.bytes16()
-        if len(wrapped_key) != WRAPPED_KEY_LEN:
-            raise InvalidEnvelopeError
-        body_mode = reader.u8()
-        body_length = reader.u64()
+        wrapped_key = reader.raw(wrapped_key_len)
+        body_mode, body_length, body_tag = reader.unpack(_BODY_HEAD)
         if body_length < aead.TAG_LEN or body_length > _MAX_BODY:
             raise InvalidEnvelopeError
-        body_tag = reader.raw(aead.TAG_LEN)
         body: memoryview | None
         if body_mode == BODY_INLINE:
             body = reader.view(body_length)
@@ -156,6 +170,36 @@ class Envelope:
         )
 
 
+def _header(
+    *,
+    suite: int,
+    algorithm: SignatureAlgorithm,
+    signer_key_id: bytes,
+    sealed_key_version: int,
+    wrap_key_version: int,
+    nonce: bytes,
+    commitment: bytes,
+    wrapped_key: bytes,
+) -> bytes:
+    """suite .. wrapped_key, as both the envelope and its signed message carry them. The variable-length
+    and fixed-length byte fields are joined as they are (never padded or cut to fit a struct field)."""
+    return b"".join(
+        (
+            _IDS.pack(suite, algorithm.wire_id),
+            signer_key_id,
+            _VERSIONS.pack(sealed_key_version, wrap_key_version),
+            nonce,
+            commitment,
+            U16.pack(len(wrapped_key)),
+            wrapped_key,
+        )
+    )
+
+
+def _signed_message(header: bytes, body_length: int, body_tag: bytes, aad: bytes) -> bytes:
+    return b"".join((_SIGNING_DOMAIN, MAGIC, header, U64.pack(body_length), body_tag, aad))
+
+
 @dataclass(frozen=True, slots=True)
 class VaultKey:
     """One version of a vault's key pair, as the opener holds it."""
@@ -174,13 +218,14 @@ def _sign(envelope: Envelope, scope: ItemScope, signer: Signer) -> Envelope:
     return replace(unsigned, signature=signer.sign(unsigned.signed_message(scope)))
 
 
-def verify(envelope: Envelope, scope: ItemScope, keyring: KeyRing) -> None:
-    """Check the service's signature over the envelope and its scope."""
+def verify(envelope: Envelope, scope: ItemScope, keyring: KeyRing, *, aad: bytes | None = None) -> None:
+    """Check the service's signature over the envelope and its scope (``aad``: the scope's item AAD for
+    this envelope, when the caller has it already)."""
     try:
         keyring.verify(
             envelope.signer_key_id,
             envelope.signature_algorithm,
-            envelope.signed_message(scope),
+            envelope.signed_message(scope, aad=aad),
             envelope.signature,
         )
     except ReliquaryError:
@@ -204,26 +249,40 @@ def seal(
     wrapped_key = vault_public_key.seal(
         data_key, info=scope.wrap_info(suite=kem.SUITE_ID, wrap_key_version=key_version)
     )
-    unsigned = Envelope(
+    algorithm, key_id = signer.algorithm, signer.key_id
+    commitment, body_tag = key_commitment(data_key), body[-aead.TAG_LEN :]
+    # The signed message is built straight from the fields: the envelope is constructed once, signed.
+    header = _header(
         suite=kem.SUITE_ID,
-        signature_algorithm=signer.algorithm,
-        signer_key_id=signer.key_id,
+        algorithm=algorithm,
+        signer_key_id=key_id,
         sealed_key_version=key_version,
         wrap_key_version=key_version,
         nonce=nonce,
-        key_commitment=key_commitment(data_key),
+        commitment=commitment,
+        wrapped_key=wrapped_key,
+    )
+    return Envelope(
+        suite=kem.SUITE_ID,
+        signature_algorithm=algorithm,
+        signer_key_id=key_id,
+        sealed_key_version=key_version,
+        wrap_key_version=key_version,
+        nonce=nonce,
+        key_commitment=commitment,
         wrapped_key=wrapped_key,
         body_length=len(body),
-        body_tag=body[-aead.TAG_LEN :],
+        body_tag=body_tag,
         body=body,
-        signature=b"",
+        signature=signer.sign(_signed_message(header, len(body), body_tag, aad)),
     )
-    return replace(unsigned, signature=signer.sign(unsigned.signed_message(scope, aad=aad)))
 
 
-def unwrap_data_key(envelope: Envelope, *, scope: ItemScope, vault_key: VaultKey, keyring: KeyRing) -> bytes:
+def unwrap_data_key(
+    envelope: Envelope, *, scope: ItemScope, vault_key: VaultKey, keyring: KeyRing, aad: bytes | None = None
+) -> bytes:
     """Verify the envelope and recover its data key with the vault key of the envelope's wrap version."""
-    verify(envelope, scope, keyring)
+    verify(envelope, scope, keyring, aad=aad)
     if vault_key.version != envelope.wrap_key_version:
         raise InvalidEnvelopeError
     data_key = vault_key.private_key.open(
@@ -245,24 +304,29 @@ def check_key_commitment(envelope: Envelope, data_key: bytes) -> None:
         raise InvalidEnvelopeError
 
 
-def open_body(envelope: Envelope, *, scope: ItemScope, data_key: bytes) -> bytes:
+def open_body(envelope: Envelope, *, scope: ItemScope, data_key: bytes, aad: bytes | None = None) -> bytes:
     """Decrypt an attached body with a data key that was unwrapped from (or granted for) this envelope;
-    the caller has verified the envelope's signature."""
+    the caller has verified the envelope's signature. The key commitment is checked here."""
+    check_key_commitment(envelope, data_key)
+    return _decrypt_body(envelope, scope, data_key, aad)
+
+
+def _decrypt_body(envelope: Envelope, scope: ItemScope, data_key: bytes, aad: bytes | None) -> bytes:
+    """AES-256-GCM of the attached body under a data key whose commitment the caller has checked."""
     if envelope.body is None:
         raise InvalidEnvelopeError
-    check_key_commitment(envelope, data_key)
-    return aead.decrypt(
-        data_key,
-        envelope.nonce,
-        envelope.body,
-        scope.item_aad(suite=envelope.suite, sealed_key_version=envelope.sealed_key_version),
-    )
+    if aad is None:
+        aad = scope.item_aad(suite=envelope.suite, sealed_key_version=envelope.sealed_key_version)
+    return aead.decrypt(data_key, envelope.nonce, envelope.body, aad)
 
 
 def open_envelope(envelope: Envelope, *, scope: ItemScope, vault_key: VaultKey, keyring: KeyRing) -> bytes:
     """Verify, unwrap and decrypt. Every failure is the one opaque ``InvalidEnvelopeError``."""
-    data_key = unwrap_data_key(envelope, scope=scope, vault_key=vault_key, keyring=keyring)
-    return open_body(envelope, scope=scope, data_key=data_key)
+    # The item AAD is both signed and the body's associated data: encoded once. unwrap_data_key has
+    # checked the key commitment of the data key it returns, so the body is decrypted straight away.
+    aad = scope.item_aad(suite=envelope.suite, sealed_key_version=envelope.sealed_key_version)
+    data_key = unwrap_data_key(envelope, scope=scope, vault_key=vault_key, keyring=keyring, aad=aad)
+    return _decrypt_body(envelope, scope, data_key, aad)
 
 
 def rewrap(

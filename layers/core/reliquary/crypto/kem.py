@@ -43,11 +43,12 @@ def requester_key_sha256(public_key: bytes) -> str:
 class HybridPublicKey:
     """A requester's, custodian's or vault's public key. Construct with ``from_bytes``."""
 
-    __slots__ = ("_encoded", "_key")
+    __slots__ = ("_encoded", "_fingerprint", "_key")
 
     def __init__(self, key: hpke.MLKEM768X25519PublicKey, encoded: bytes) -> None:
         self._key = key
         self._encoded = encoded
+        self._fingerprint: bytes | None = None
 
     @classmethod
     def from_bytes(cls, data: bytes) -> HybridPublicKey:
@@ -71,8 +72,11 @@ class HybridPublicKey:
         return self._encoded
 
     def fingerprint(self) -> bytes:
-        """SHA-256 of the encoded key: how grants name the key they are sealed to."""
-        return hashlib.sha256(b"RELIQUARY hybrid key v1\x00" + self._encoded).digest()
+        """SHA-256 of the encoded key: how grants name the key they are sealed to. Computed once per key
+        object (the key is immutable): a requester checks it on every grant it opens."""
+        if self._fingerprint is None:
+            self._fingerprint = hashlib.sha256(b"RELIQUARY hybrid key v1\x00" + self._encoded).digest()
+        return self._fingerprint
 
     def seal(self, plaintext: bytes, *, info: bytes) -> bytes:
         """HPKE single-shot seal: enc || ciphertext. Randomised inside the library."""

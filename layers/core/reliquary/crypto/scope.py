@@ -10,7 +10,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 
-from reliquary.crypto.codec import Writer
+from reliquary.crypto.codec import U16, U32, text16
 from reliquary.errors import InvalidRequestError
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}")
@@ -87,25 +87,35 @@ class ItemScope:
         validate_id("item_id", self.item_id)
         validate_version("item_version", self.item_version)
         validate_content_type(self.content_type)
-        identity = Writer().text(self.tenant_id).text(self.vault_id).text(self.item_id).u32(self.item_version)
-        object.__setattr__(self, "_identity", identity.getvalue())
+        identity = b"".join(
+            (text16(self.tenant_id), text16(self.vault_id), text16(self.item_id), U32.pack(self.item_version))
+        )
+        object.__setattr__(self, "_identity", identity)
+
+    @property
+    def encoded_identity(self) -> bytes:
+        """tenant_id, vault_id, item_id (u16-length-prefixed UTF-8) and item_version (u32), as the AAD,
+        the wrap info and grants encode them."""
+        return self._identity
 
     @property
     def vault(self) -> VaultRef:
         return VaultRef(self.tenant_id, self.vault_id)
 
-    def _fields(self, domain: bytes, suite: int) -> Writer:
-        return Writer().raw(domain).u16(suite).raw(self._identity)
-
     def item_aad(self, *, suite: int, sealed_key_version: int) -> bytes:
         """Associated data of the item cipher: immutable for the life of the ciphertext."""
-        return (
-            self._fields(b"RELIQUARY item v1\x00", suite)
-            .u32(sealed_key_version)
-            .text(self.content_type)
-            .getvalue()
+        return b"".join(
+            (
+                b"RELIQUARY item v1\x00",
+                U16.pack(suite),
+                self._identity,
+                U32.pack(sealed_key_version),
+                text16(self.content_type),
+            )
         )
 
     def wrap_info(self, *, suite: int, wrap_key_version: int) -> bytes:
         """HPKE info of the data key wrapped to the vault key of ``wrap_key_version``."""
-        return self._fields(b"RELIQUARY dek v1\x00", suite).u32(wrap_key_version).getvalue()
+        return b"".join(
+            (b"RELIQUARY dek v1\x00", U16.pack(suite), self._identity, U32.pack(wrap_key_version))
+        )

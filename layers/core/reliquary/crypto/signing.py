@@ -38,10 +38,12 @@ class SignatureAlgorithm(StrEnum):
 
     @classmethod
     def from_wire_id(cls, wire_id: int) -> SignatureAlgorithm:
-        for algorithm, known in _WIRE_IDS.items():
-            if known == wire_id:
-                return algorithm
-        raise InvalidRequestError(f"unknown signature algorithm id {wire_id}", field="signature_algorithm")
+        algorithm = _BY_WIRE_ID.get(wire_id)
+        if algorithm is None:
+            raise InvalidRequestError(
+                f"unknown signature algorithm id {wire_id}", field="signature_algorithm"
+            )
+        return algorithm
 
     @classmethod
     def parse(cls, name: str) -> SignatureAlgorithm:
@@ -59,6 +61,7 @@ _WIRE_IDS = {
     SignatureAlgorithm.ML_DSA_65: 2,
     SignatureAlgorithm.FALCON_512: 3,
 }
+_BY_WIRE_ID = {wire_id: algorithm for algorithm, wire_id in _WIRE_IDS.items()}
 _PUBLIC_KEY_LEN = {
     SignatureAlgorithm.ED25519: 32,
     SignatureAlgorithm.ML_DSA_65: 1952,
