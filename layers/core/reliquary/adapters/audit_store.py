@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.attributes import BinaryAttribute, NumberAttribute, UnicodeAttribute
 from pynamodb.exceptions import PynamoDBException, TransactWriteError
+from pynamodb.expressions.update import Action
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
@@ -123,7 +124,7 @@ class DynamoDBLogStore:
         head_row = row_cls(_pk(log_id), "HEAD")
         # An update, not a put: ``integrated`` of a head that exists is left as it is (only
         # mark_integrated and put_checkpoint raise it), so a commit never lowers it.
-        head_actions = [
+        head_actions: list[Action] = [
             row_cls.size.set(head.size),
             row_cls.frontier.set(b"".join(head.frontier)),
             row_cls.revision.set(head.revision),

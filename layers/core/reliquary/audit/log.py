@@ -213,6 +213,32 @@ class _Pending:
         return self.rows + 2 <= MAX_COMMIT_ROWS
 
 
+def _pending(
+    entries: Sequence[tuple[str, bytes]], decisions: Mapping[str, DecisionRef] | None, *, mark: bool
+) -> _Pending:
+    """One append, checked before it joins the queue: a bad one is refused alone, before any write."""
+    if len(entries) > MAX_BATCH:
+        raise InvalidRequestError(f"at most {MAX_BATCH} entries per append", count=len(entries))
+    ids = [request_id for request_id, _ in entries]
+    if len(set(ids)) != len(ids):
+        raise InvalidRequestError("request ids in one append must be distinct")
+    refs = dict(decisions or {})
+    if not refs.keys() <= set(ids):
+        raise InvalidRequestError("an index row names a request id that is not appended")
+    for _, entry in entries:
+        if len(entry) > tiles.MAX_ENTRY_SIZE:
+            raise InvalidRequestError(f"a log entry is at most {tiles.MAX_ENTRY_SIZE} bytes", size=len(entry))
+    # Refused here, before any write: DynamoDB would refuse the item only as an opaque failure.
+    size = batch_bytes(entries)
+    if size > MAX_BATCH_BYTES:
+        raise PayloadTooLargeError(
+            f"the entries and request ids of one append are at most {MAX_BATCH_BYTES} bytes",
+            size=size,
+            limit=MAX_BATCH_BYTES,
+        )
+    return _Pending(list(entries), refs, _rows(entries, refs), size, mark)
+
+
 @dataclass(eq=False, slots=True)
 class _Sequencer:
     """The appends of one log in this process: the queue, whether a leader is at work, the last head."""
@@ -220,6 +246,7 @@ class _Sequencer:
     ready: threading.Condition = field(default_factory=threading.Condition)
     pending: deque[_Pending] = field(default_factory=deque)
     leading: bool = False
+    in_flight: int = 0  # appends in the group being committed
     head: LogHead | None = None  # committed (or read) here last; None: read it before the next commit
 
 
@@ -260,28 +287,7 @@ class TransparencyLog:
         ``integrated`` in the same write, so the separate write is saved."""
         if not entries:
             return []
-        if len(entries) > MAX_BATCH:
-            raise InvalidRequestError(f"at most {MAX_BATCH} entries per append", count=len(entries))
-        ids = [request_id for request_id, _ in entries]
-        if len(set(ids)) != len(ids):
-            raise InvalidRequestError("request ids in one append must be distinct")
-        refs = dict(decisions or {})
-        if not refs.keys() <= set(ids):
-            raise InvalidRequestError("an index row names a request id that is not appended")
-        for _, entry in entries:
-            if len(entry) > tiles.MAX_ENTRY_SIZE:
-                raise InvalidRequestError(
-                    f"a log entry is at most {tiles.MAX_ENTRY_SIZE} bytes", size=len(entry)
-                )
-        # Refused here, before any write: DynamoDB would refuse the item only as an opaque failure.
-        size = batch_bytes(entries)
-        if size > MAX_BATCH_BYTES:
-            raise PayloadTooLargeError(
-                f"the entries and request ids of one append are at most {MAX_BATCH_BYTES} bytes",
-                size=size,
-                limit=MAX_BATCH_BYTES,
-            )
-        request = _Pending(list(entries), refs, _rows(entries, refs), size, mark_integrated)
+        request = _pending(entries, decisions, mark=mark_integrated)
         sequencer = self._sequencer(log_id)
         with sequencer.ready:
             sequencer.pending.append(request)
@@ -293,11 +299,13 @@ class TransparencyLog:
                     break
                 sequencer.leading = True
                 group = self._take(sequencer)
+                sequencer.in_flight = len(group)
             try:
                 self._lead(log_id, sequencer, group)
             finally:
                 with sequencer.ready:
                     sequencer.leading = False
+                    sequencer.in_flight = 0
                     sequencer.ready.notify_all()
         if request.error is not None:
             raise request.error
@@ -305,10 +313,13 @@ class TransparencyLog:
             raise LogInconsistentError("an append ended without a result", log_id=log_id)
         return request.result
 
-    def busy(self, log_id: str) -> bool:
-        """Whether appends to the log are waiting or being committed in this process right now."""
+    def waiting(self, log_id: str) -> int:
+        """How many appends to the log are queued or being committed in this process right now."""
         sequencer = self._sequencers.get(log_id)
-        return sequencer is not None and (sequencer.leading or bool(sequencer.pending))
+        if sequencer is None:
+            return 0
+        with sequencer.ready:
+            return len(sequencer.pending) + sequencer.in_flight
 
     def _sequencer(self, log_id: str) -> _Sequencer:
         with self._cache_lock:
@@ -429,7 +440,9 @@ class TransparencyLog:
                 result: dict[str, Appended] = {}
                 for request_id, _ in entries:
                     if request_id in placed:
-                        result[request_id] = Appended(request_id, placed[request_id], request_id not in claimed)
+                        result[request_id] = Appended(
+                            request_id, placed[request_id], request_id not in claimed
+                        )
                         claimed.add(request_id)
                     else:
                         result[request_id] = Appended(request_id, known[request_id], False)

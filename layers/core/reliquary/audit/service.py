@@ -83,8 +83,9 @@ class CheckpointStore(Protocol):
     ) -> None:
         """Store ``checkpoint`` as the latest, only if the latest is still exactly ``previous`` (its size
         and note: None for no checkpoint yet); ConflictError otherwise, so a writer that started from a
-        stale or altered checkpoint re-reads it (and refuses an altered one). In the same write, raise the log head's ``integrated``
-        to the checkpoint's size (only integrated trees are signed; never lower it)."""
+        stale or altered checkpoint re-reads it (and refuses an altered one). In the same write, raise
+        the log head's ``integrated`` to the checkpoint's size (only integrated trees are signed; never
+        lower it)."""
 
 
 class ExportSink(Protocol):
@@ -250,7 +251,7 @@ class AuditService:
                     state.ready.wait()
                     continue
                 left = deadline - time.monotonic()
-                if left <= 0 or not self._log.busy(log_id):
+                if left <= 0 or not self._log.waiting(log_id):
                     state.publishing = True
                     break
                 state.ready.wait(left)
