@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import hashlib
 import itertools
@@ -1045,6 +1046,16 @@ def _concurrent_run(append: Callable[[int, int], object], appenders: int, each: 
     return elapsed
 
 
+def _log_append(log: TransparencyLog, tenant: str, n: int, k: int) -> object:
+    return log.append(tenant, [(f"r{n}-{k}", b"e" * ENTRY_SIZE)])
+
+
+def _service_append(service: Any, tenant: str, n: int, k: int) -> object:
+    from tests.support.audit import decision
+
+    return service.append(tenant, [decision(f"r{n}-{k}", tenant)])
+
+
 @dataclass(frozen=True, slots=True)
 class ConcurrentResult:
     table: Table
@@ -1058,7 +1069,7 @@ def concurrent_appends_table(budget: Budget, quick: bool) -> ConcurrentResult:
     from reliquary.adapters.audit_store import DynamoDBLogStore, S3TileStore
     from reliquary.adapters.dynamodb import TableConfig
     from reliquary.audit.service import DEFAULT_CHECKPOINT_INTERVAL, AuditService
-    from tests.support.audit import ORIGIN_PREFIX, checkpoint_keys, decision
+    from tests.support.audit import ORIGIN_PREFIX, checkpoint_keys
 
     keys = checkpoint_keys()
     total = 256  # entries per row (each appender makes total // appenders); --quick: one each
@@ -1127,11 +1138,9 @@ def concurrent_appends_table(budget: Budget, quick: bool) -> ConcurrentResult:
                 tile_store = SerialCounter(S3TileStore(aws.s3, aws.bucket), "s3", lock, calls)
                 log = TransparencyLog(cast("LogStore", store), cast("TileStore", tile_store))
                 tenant = f"t{uuid.uuid4().hex[:8]}"
+                append: Callable[[int, int], object]
                 if interval is None:
-
-                    def append(n: int, k: int, log: TransparencyLog = log, tenant: str = tenant) -> object:
-                        return log.append(tenant, [(f"r{n}-{k}", b"e" * ENTRY_SIZE)])
-
+                    append = functools.partial(_log_append, log, tenant)
                 else:
                     service = AuditService(
                         log,
@@ -1141,12 +1150,7 @@ def concurrent_appends_table(budget: Budget, quick: bool) -> ConcurrentResult:
                         origin_prefix=ORIGIN_PREFIX,
                         checkpoint_interval=interval,
                     )
-
-                    def append(
-                        n: int, k: int, service: AuditService = service, tenant: str = tenant
-                    ) -> object:
-                        return service.append(tenant, [decision(f"r{n}-{k}", tenant)])
-
+                    append = functools.partial(_service_append, service, tenant)
                 each = 1 if quick else total // appenders
                 seconds = _concurrent_run(append, appenders, each)
                 run = ConcurrentRun(appenders * each, seconds, calls)
