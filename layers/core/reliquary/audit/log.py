@@ -49,6 +49,9 @@ MAX_BATCH = 90  # entries per append (with no decision: the head, the batch and 
 MAX_COMMIT_ROWS = 100
 MAX_BATCH_BYTES = 320 * 1024  # a committed batch is one DynamoDB item (400 KB at most): see batch_bytes
 _COMMIT_ATTEMPTS = 40
+# How long a leader waits for the appenders of the last group to queue again (only when it had several):
+# a fraction of one storage round trip, which a fuller group saves.
+_LINGER = 0.002
 _EDGE_BUNDLES = 64  # logs whose right-edge entry bundle is kept in memory (the next group extends it)
 _LENGTH_PREFIX = 2  # bytes before each entry in a batch row (the entry-bundle framing)
 _DECISION_KEY_PREFIX = "decision#"
@@ -247,6 +250,7 @@ class _Sequencer:
     pending: deque[_Pending] = field(default_factory=deque)
     leading: bool = False
     in_flight: int = 0  # appends in the group being committed
+    last_group: int = 0  # appends in the last group taken
     head: LogHead | None = None  # committed (or read) here last; None: read it before the next commit
 
 
@@ -291,6 +295,7 @@ class TransparencyLog:
         sequencer = self._sequencer(log_id)
         with sequencer.ready:
             sequencer.pending.append(request)
+            sequencer.ready.notify_all()  # a lingering leader counts arrivals
         while True:
             with sequencer.ready:
                 while sequencer.leading and not request.done:
@@ -298,8 +303,9 @@ class TransparencyLog:
                 if request.done:
                     break
                 sequencer.leading = True
+                self._linger(sequencer)
                 group = self._take(sequencer)
-                sequencer.in_flight = len(group)
+                sequencer.in_flight = sequencer.last_group = len(group)
             try:
                 self._lead(log_id, sequencer, group)
             finally:
@@ -324,6 +330,18 @@ class TransparencyLog:
     def _sequencer(self, log_id: str) -> _Sequencer:
         with self._cache_lock:
             return self._sequencers.setdefault(log_id, _Sequencer())
+
+    @staticmethod
+    def _linger(sequencer: _Sequencer) -> None:
+        """Under contention, let the appenders the last group served come back before taking the next
+        group (at most ``_LINGER``): a group that starts with the first of them alone costs a commit and
+        its tiles for one entry. An uncontended log (a last group of one) never waits."""
+        deadline = time.monotonic() + _LINGER
+        while len(sequencer.pending) < sequencer.last_group:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            sequencer.ready.wait(left)
 
     @staticmethod
     def _take(sequencer: _Sequencer) -> list[_Pending]:
