@@ -49,9 +49,10 @@ MAX_BATCH = 90  # entries per append (with no decision: the head, the batch and 
 MAX_COMMIT_ROWS = 100
 MAX_BATCH_BYTES = 320 * 1024  # a committed batch is one DynamoDB item (400 KB at most): see batch_bytes
 _COMMIT_ATTEMPTS = 40
-# How long a leader waits for the appenders of the last group to queue again (only when it had several):
-# a fraction of one storage round trip, which a fuller group saves.
-_LINGER = 0.002
+# How long a leader waits for appenders that are still arriving, under contention (see _linger): a
+# fraction of one storage round trip, which a fuller group saves.
+_LINGER = 0.010
+_ARRIVAL_GAP = 0.001
 _EDGE_BUNDLES = 64  # logs whose right-edge entry bundle is kept in memory (the next group extends it)
 _LENGTH_PREFIX = 2  # bytes before each entry in a batch row (the entry-bundle framing)
 _DECISION_KEY_PREFIX = "decision#"
@@ -333,15 +334,21 @@ class TransparencyLog:
 
     @staticmethod
     def _linger(sequencer: _Sequencer) -> None:
-        """Under contention, let the appenders the last group served come back before taking the next
-        group (at most ``_LINGER``): a group that starts with the first of them alone costs a commit and
-        its tiles for one entry. An uncontended log (a last group of one) never waits."""
+        """Under contention, let the appenders a checkpoint just released come back before taking the
+        next group: wait while appends keep arriving (a gap of ``_ARRIVAL_GAP`` with none ends it), at
+        most ``_LINGER`` in all. A group that starts with the first of them alone costs a commit and its
+        tiles for a few entries. An uncontended log (a last group of one) never waits."""
+        if sequencer.last_group <= 1:
+            return
         deadline = time.monotonic() + _LINGER
-        while len(sequencer.pending) < sequencer.last_group:
+        while True:
+            seen = len(sequencer.pending)
             left = deadline - time.monotonic()
             if left <= 0:
                 return
-            sequencer.ready.wait(left)
+            sequencer.ready.wait(min(_ARRIVAL_GAP, left))
+            if len(sequencer.pending) == seen:
+                return
 
     @staticmethod
     def _take(sequencer: _Sequencer) -> list[_Pending]:
