@@ -298,7 +298,7 @@ class AuditService:
         signed = Checkpoint(self.origin(log_id), size, root)
         note = sign_checkpoint(signed, self._keys.signers)
         fresh = StoredCheckpoint(size, note)
-        self._checkpoints.put_checkpoint(log_id, fresh, previous=latest if previous is not None else None)
+        self._checkpoints.put_checkpoint(log_id, fresh, previous=latest)
         self._opened[log_id] = (note, signed)
         return fresh
 
