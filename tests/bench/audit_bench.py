@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import hashlib
 import itertools
@@ -19,6 +20,7 @@ import os
 import random
 import resource
 import statistics
+import threading
 import time
 import uuid
 from array import array
@@ -977,6 +979,201 @@ def appends_table(budget: Budget, scale: Scale) -> AppendsResult:
     summary = _memory_appends(table, budget, scale)
     summary.update(_moto_appends(table, budget, scale))
     return AppendsResult(table, summary)
+
+
+# --- concurrent appenders: group commit and shared checkpoints on moto ---------------------------------
+CONCURRENCY = (1, 8, 32)
+
+
+class SerialCounter:
+    """Wraps a store over in-process moto: serializes its calls (moto's backends are not thread-safe;
+    AWS applies each request atomically) and counts them, by ``<kind>:<method>`` (one call, one round
+    trip)."""
+
+    def __init__(self, inner: object, kind: str, lock: threading.Lock, calls: Counter[str]) -> None:
+        self._inner, self._kind, self._lock, self.calls = inner, kind, lock, calls
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                self.calls[f"{self._kind}:{name}"] += 1
+                return attr(*args, **kwargs)
+
+        return call
+
+
+@dataclass(frozen=True, slots=True)
+class ConcurrentRun:
+    entries: int
+    seconds: float
+    calls: Counter[str]
+
+    def per_entry(self, *names: str) -> float:
+        return sum(self.calls[n] for n in names) / self.entries
+
+    @property
+    def db(self) -> float:
+        return sum(v for k, v in self.calls.items() if k.startswith("db:")) / self.entries
+
+
+def _concurrent_run(append: Callable[[int, int], object], appenders: int, each: int) -> float:
+    """``appenders`` threads, each making ``each`` appends of one entry in a row; the wall time."""
+    barrier = threading.Barrier(appenders + 1)
+    errors: list[BaseException] = []
+
+    def worker(n: int) -> None:
+        barrier.wait()
+        try:
+            for k in range(each):
+                append(n, k)
+        except BaseException as exc:  # noqa: BLE001  (raised below)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(appenders)]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    if errors:
+        raise errors[0]
+    return elapsed
+
+
+def _log_append(log: TransparencyLog, tenant: str, n: int, k: int) -> object:
+    return log.append(tenant, [(f"r{n}-{k}", b"e" * ENTRY_SIZE)])
+
+
+def _service_append(service: Any, tenant: str, n: int, k: int) -> object:
+    from tests.support.audit import decision
+
+    return service.append(tenant, [decision(f"r{n}-{k}", tenant)])
+
+
+@dataclass(frozen=True, slots=True)
+class ConcurrentResult:
+    table: Table
+    summary: dict[str, float]
+
+
+def concurrent_appends_table(budget: Budget, quick: bool) -> ConcurrentResult:
+    """Entries/s and storage round trips per entry with 1, 8 and 32 appenders in one process, on moto:
+    ``AuditService.append`` (a receipt each: checkpoint published on the interval) and the bare
+    ``TransparencyLog.append``, beside a bare DynamoDB put_item timed in the same run."""
+    from reliquary.adapters.audit_store import DynamoDBLogStore, S3TileStore
+    from reliquary.adapters.dynamodb import TableConfig
+    from reliquary.audit.service import DEFAULT_CHECKPOINT_INTERVAL, AuditService
+    from tests.support.audit import ORIGIN_PREFIX, checkpoint_keys
+
+    keys = checkpoint_keys()
+    total = 256  # entries per row (each appender makes total // appenders); --quick: one each
+    table = Table(
+        "tlog",
+        "Transparency log under concurrency: appenders in one process on moto (DynamoDB, S3)",
+        [
+            Column("mode", "mode"),
+            Column("appenders", "appenders", "d"),
+            Column("entries", "entries", "d"),
+            Column("entries_s", "entries/s", ",.0f"),
+            Column("us_entry", "µs / entry", ",.0f"),
+            Column("db", "db rt", ".3f"),
+            Column("s3_get", "s3 get", ".3f"),
+            Column("s3_put", "s3 put", ".3f"),
+            Column("rt", "rt / entry", ".3f"),
+            Column("commits", "commits", ".3f"),
+            Column("checkpoints", "checkpoints", ".3f"),
+            Column("vs_base", "x put_item", ",.1f"),
+        ],
+        notes=[
+            (
+                "Each appender (a thread) makes appends of one entry in a row: receipts = AuditService.append"
+                " of one decision (sequenced, integrated, a signed checkpoint covering it, its inclusion"
+                f" proof), checkpoint interval {DEFAULT_CHECKPOINT_INTERVAL * 1000:.0f} ms (the default) or 0"
+                " (every group publishes); log only = TransparencyLog.append (no checkpoint). A fresh log and"
+                f" service (empty caches) per row, {total} entries in all (--quick: one per appender, the"
+                " default interval only); the audit table is emptied before"
+                " each row (moto's transactions copy the table)."
+            ),
+            (
+                "db rt / s3 get / s3 put / rt = storage calls per entry, counted by a wrapper that also"
+                " serializes them (moto's in-process backends are not thread-safe; AWS applies each request"
+                " atomically), so calls never overlap here and entries/s measures round trips saved, not"
+                " parallelism. commits / checkpoints = TransactWriteItems of a group / checkpoint writes per"
+                " entry. x put_item = µs per entry / a bare put_item on the same moto."
+            ),
+        ],
+    )
+    summary: dict[str, float] = {}
+    with moto_audit_stores() as aws:
+        config = TableConfig(aws.table_name, REGION, None)
+        item = {"pk": {"S": "BENCH#put"}, "sk": {"S": "ROW"}, "entry": {"B": os.urandom(ENTRY_SIZE)}}
+        put_item = measure(
+            {"put_item": lambda: aws.dynamodb.put_item(TableName=aws.table_name, Item=item)}, budget
+        )["put_item"]
+        table.add(
+            mode="bare DynamoDB put_item (baseline, 1 rt)",
+            appenders=1,
+            entries_s=put_item.ops_per_s,
+            us_entry=put_item.median_us,
+            rt=1.0,
+            vs_base=1.0,
+        )
+        lock = threading.Lock()
+        modes: list[tuple[str, float | None]] = [
+            (f"receipts, interval {DEFAULT_CHECKPOINT_INTERVAL * 1000:.0f} ms", DEFAULT_CHECKPOINT_INTERVAL),
+            ("receipts, interval 0", 0.0),
+            ("log only", None),
+        ]
+        for mode, interval in modes[:1] if quick else modes:
+            for appenders in CONCURRENCY:
+                aws.reset_table()
+                calls: Counter[str] = Counter()
+                store = SerialCounter(DynamoDBLogStore(config, aws.dynamodb), "db", lock, calls)
+                tile_store = SerialCounter(S3TileStore(aws.s3, aws.bucket), "s3", lock, calls)
+                log = TransparencyLog(cast("LogStore", store), cast("TileStore", tile_store))
+                tenant = f"t{uuid.uuid4().hex[:8]}"
+                append: Callable[[int, int], object]
+                if interval is None:
+                    append = functools.partial(_log_append, log, tenant)
+                else:
+                    service = AuditService(
+                        log,
+                        cast("TileStore", tile_store),
+                        cast("Any", store),
+                        keys,
+                        origin_prefix=ORIGIN_PREFIX,
+                        checkpoint_interval=interval,
+                    )
+                    append = functools.partial(_service_append, service, tenant)
+                each = 1 if quick else total // appenders
+                seconds = _concurrent_run(append, appenders, each)
+                run = ConcurrentRun(appenders * each, seconds, calls)
+                per_entry_us = seconds / run.entries * 1e6
+                rt = run.db + run.per_entry("s3:read", "s3:write")
+                table.add(
+                    mode=mode,
+                    appenders=appenders,
+                    entries=run.entries,
+                    entries_s=run.entries / seconds,
+                    us_entry=per_entry_us,
+                    db=run.db,
+                    s3_get=run.per_entry("s3:read"),
+                    s3_put=run.per_entry("s3:write"),
+                    rt=rt,
+                    commits=run.per_entry("db:commit"),
+                    checkpoints=run.per_entry("db:put_checkpoint"),
+                    vs_base=ratio(per_entry_us * 1000, put_item.median_ns),
+                )
+                key = "log" if interval is None else ("receipts" if interval else "receipts_interval0")
+                summary[f"tlog_{key}_{appenders}_entries_per_s"] = run.entries / seconds
+                summary[f"tlog_{key}_{appenders}_rt_per_entry"] = rt
+    return ConcurrentResult(table, summary)
 
 
 # --- receipts: the audit service's append -------------------------------------------------------------

@@ -29,6 +29,7 @@ SECTIONS = (
     "merkle",
     "proofs",
     "appends",
+    "tlog",
     "reader",
     "zk",
     "trust",
@@ -145,12 +146,24 @@ def audit_sections(
         "merkle": merkle_root,
         "proofs": proofs,
         "appends": appends,
+        "tlog": lambda: tlog_section(quick, budget, summary, emit),
         "reader": reader,
         "zk": zk,
         "trust": trust,
         "agents": agents,
         "chain": chain,
     }
+
+
+def tlog_section(
+    quick: bool, budget: Budget, summary: dict[str, object], emit: Callable[[Table], None]
+) -> None:
+    """Appenders in one process sharing commits and checkpoints on moto (tests/bench/audit_bench.py)."""
+    from tests.bench import audit_bench
+
+    result = audit_bench.concurrent_appends_table(budget, quick)
+    summary.update(result.summary)
+    emit(result.table)
 
 
 def passkeys_section(budget: Budget, summary: dict[str, object], emit: Callable[[Table], None]) -> None:

@@ -1,5 +1,6 @@
-"""The transparency log on DynamoDB and S3 (moto): the same guarantees as in memory, and 8 concurrent
-appenders against a moto server losing and duplicating nothing, with verifiable receipts and checkpoints."""
+"""The transparency log on DynamoDB and S3 (moto): the same guarantees as in memory, 8 concurrent
+appenders against a moto server losing and duplicating nothing, with verifiable receipts and checkpoints,
+and 32 appenders sharing commits through crashes at every step."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Iterator
+from typing import cast
 
 import boto3
 import pytest
@@ -17,12 +19,21 @@ from reliquary.adapters.audit_store import DynamoDBLogStore, S3TileStore
 from reliquary.adapters.dynamodb import TableConfig
 from reliquary.audit import merkle, tiles
 from reliquary.audit.checkpoint import open_checkpoint
-from reliquary.audit.log import MAX_BATCH, MAX_BATCH_BYTES, TransparencyLog, batch_bytes
+from reliquary.audit.log import MAX_BATCH, MAX_BATCH_BYTES, LogStore, TileStore, TransparencyLog, batch_bytes
 from reliquary.audit.receipts import Receipt, verify_receipt
 from reliquary.audit.records import DecisionRecord, encode_record
-from reliquary.audit.service import AuditService
+from reliquary.audit.service import AuditService, CheckpointStore
 from reliquary.errors import InvalidRequestError, PayloadTooLargeError, TransientError
 from tests.support.audit import ORIGIN_PREFIX, checkpoint_keys, decision
+from tests.support.audit_faults import (
+    Faults,
+    FaultyLogStore,
+    append_concurrently,
+    check_logged_once,
+    every_step,
+    faulty_services,
+    request_ids,
+)
 from tests.support.aws import REGION, AwsStack, fake_credentials, serialized_moto_server
 from tests.support.vaults import shared_moto_stack
 
@@ -291,3 +302,35 @@ def test_eight_concurrent_appenders_on_a_moto_server(
                 service.consistency_proof(TENANT, old, new),
             )
         assert service.verify(TENANT).ok
+
+
+@pytest.mark.parametrize("plan", [every_step(1), every_step(2)], ids=["1st-call", "2nd-call"])
+def test_32_appenders_on_dynamodb_and_s3_crashing_at_every_step_log_each_record_once(
+    aws: AwsStack, plan: dict[str, int]
+) -> None:
+    """Group commit against the real adapters: 32 threads, each logging 3 decisions one call at a time,
+    one container crashing once at each step (before and after the commit, between a bundle and its
+    tile, before and after the checkpoint's write, before its copy), the crashed calls retried through
+    another container; then fsck passes and every request id is logged once, with a receipt that
+    verifies."""
+    tenant = f"tenant-{uuid.uuid4().hex[:8]}"
+    settings = aws.settings
+    config = TableConfig(settings.audit_table, settings.region, settings.endpoint_url)
+
+    def build(store: FaultyLogStore, tile_store: TileStore) -> AuditService:
+        return AuditService(
+            TransparencyLog(cast("LogStore", store), tile_store),
+            tile_store,
+            cast("CheckpointStore", store),  # the wrapper is both, as the DynamoDB store is
+            checkpoint_keys(),
+            origin_prefix=ORIGIN_PREFIX,
+        )
+
+    faults = Faults(plan, serialize=True)  # moto's in-process backends are not thread-safe
+    store = DynamoDBLogStore(config, aws.dynamodb)
+    services = faulty_services(build, store, S3TileStore(aws.s3, settings.audit_bucket), faults)
+    outcome = append_concurrently(services, tenant, appenders=32, each=3)
+    assert outcome.errors == []
+    assert sorted(faults.fired) == sorted(plan)
+    assert faults.calls["commit:before"] < 96  # appends shared commits
+    check_logged_once(services[1], tenant, outcome, request_ids(32, 3))

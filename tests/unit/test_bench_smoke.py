@@ -192,6 +192,21 @@ def test_appends_table(quick_run: tuple[dict[str, Any], str]) -> None:
         assert _positive_finite(document["summary"][f"append_moto_batch{batch}_round_trips"])
 
 
+def test_concurrent_appends_table(quick_run: tuple[dict[str, Any], str]) -> None:
+    document, _ = quick_run
+    rows = document["tables"]["tlog"]["rows"]
+    assert rows[0]["rt"] == rows[0]["vs_base"] == 1.0
+    appended = rows[1:]
+    assert [r["appenders"] for r in appended] == list(audit_bench.CONCURRENCY)
+    for key in ("entries_s", "us_entry", "db", "s3_put", "rt", "commits", "checkpoints", "vs_base"):
+        assert all(_positive_finite(r[key]) for r in appended), key
+    # One entry per appender: the 32 appends share commits and checkpoints (fewer than one each).
+    assert appended[-1]["commits"] < 1
+    assert appended[-1]["checkpoints"] < 1
+    for appenders in audit_bench.CONCURRENCY:
+        assert _positive_finite(document["summary"][f"tlog_receipts_{appenders}_rt_per_entry"])
+
+
 def test_audit_reader_table(quick_run: tuple[dict[str, Any], str]) -> None:
     document, _ = quick_run
     rows = {r["read"]: r for r in document["tables"]["audit_reader"]["rows"]}

@@ -80,6 +80,10 @@ class Settings(BaseSettings):
     audit_origin: str = Field(
         default="reliquary.local/audit", pattern=r"^[a-z0-9][a-z0-9.-]*(/[A-Za-z0-9._-]+)*$", max_length=128
     )
+    # How long an append whose entries are committed may wait for a checkpoint another appender of the
+    # same log (in the same process) is about to publish, when others are queued; an idle log publishes
+    # at once (docs/audit-log.md, "When a checkpoint is published"). 0: every group publishes its own.
+    audit_checkpoint_interval_ms: int = Field(default=25, ge=0, le=1000)
 
     # --- the API (functions/api) ----------------------------------------------------------------
     # Access tokens: ES256 JWTs signed by a KMS ECC_NIST_P256 key. `token_signing_key_id` signs; the

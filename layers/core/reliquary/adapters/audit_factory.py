@@ -58,6 +58,7 @@ def build_audit(settings: Settings) -> AuditRuntime:
         CheckpointKeys(tuple(NoteSigner(settings.audit_origin, keys[a]) for a in CHECKPOINT_ALGORITHMS)),
         origin_prefix=settings.audit_origin,
         exports=S3ExportSink(s3, settings.audit_bucket),
+        checkpoint_interval=settings.audit_checkpoint_interval_ms / 1000,
     )
     pseudonyms = load_pseudonyms(settings, root, dynamodb)  # unwrapped once per cold start
     decisions = RecordDecisionStage(

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.attributes import BinaryAttribute, NumberAttribute, UnicodeAttribute
 from pynamodb.exceptions import PynamoDBException, TransactWriteError
+from pynamodb.expressions.update import Action
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
@@ -120,14 +121,15 @@ class DynamoDBLogStore:
 
     def commit(self, log_id: str, *, expected_revision: int, head: LogHead, batch: Batch) -> None:
         row_cls = self._row
-        head_row = row_cls(
-            _pk(log_id),
-            "HEAD",
-            size=head.size,
-            frontier=b"".join(head.frontier),
-            integrated=head.integrated,
-            revision=head.revision,
-        )
+        head_row = row_cls(_pk(log_id), "HEAD")
+        # An update, not a put: ``integrated`` of a head that exists is left as it is (only
+        # mark_integrated and put_checkpoint raise it), so a commit never lowers it.
+        head_actions: list[Action] = [
+            row_cls.size.set(head.size),
+            row_cls.frontier.set(b"".join(head.frontier)),
+            row_cls.revision.set(head.revision),
+            row_cls.integrated.set(row_cls.integrated | head.integrated),  # if_not_exists
+        ]
         head_condition: Any = (
             row_cls.pk.does_not_exist() if expected_revision == 0 else row_cls.revision == expected_revision
         )
@@ -156,18 +158,20 @@ class DynamoDBLogStore:
         ]
         try:
             with TransactWrite(connection=self._connection) as transaction:
-                transaction.save(head_row, condition=head_condition)
                 transaction.save(batch_row, condition=row_cls.pk.does_not_exist())
                 for row in (*request_rows, *index_rows):
                     transaction.save(row, condition=row_cls.pk.does_not_exist())
+                transaction.update(head_row, actions=head_actions, condition=head_condition)
         except TransactWriteError as exc:
+            # The transaction lists puts before updates: the batch, the request rows, the index rows,
+            # then the head.
             reasons = [r.code if r is not None else None for r in exc.cancellation_reasons]
             failed = "ConditionalCheckFailed"
-            if reasons[:1] == [failed] or reasons[1:2] == [failed]:
+            if reasons[-1:] == [failed] or reasons[:1] == [failed]:
                 raise ConflictError("the log head moved", log_id=log_id) from exc
-            if failed in reasons[2 : 2 + len(request_rows)]:
+            if failed in reasons[1 : 1 + len(request_rows)]:
                 raise DuplicateRequestError("a request id is already in the log", log_id=log_id) from exc
-            if failed in reasons[2 + len(request_rows) :]:
+            if failed in reasons[1 + len(request_rows) : -1]:
                 # Leaves past the head have no rows: one there was written by something other than a commit.
                 raise LogInconsistentError(
                     "an index row exists for a leaf not yet logged", log_id=log_id
@@ -273,13 +277,37 @@ class DynamoDBLogStore:
             raise LogInconsistentError("a stored checkpoint is corrupt", log_id=log_id)
         return StoredCheckpoint(int(row.size), bytes(row.note))
 
-    def put_checkpoint(self, log_id: str, checkpoint: StoredCheckpoint, *, previous_size: int | None) -> None:
+    def put_checkpoint(
+        self, log_id: str, checkpoint: StoredCheckpoint, *, previous: StoredCheckpoint | None
+    ) -> None:
+        """One transaction: the checkpoint (only if the latest is still exactly ``previous``) and the
+        head's ``integrated`` raised to its size (a checkpoint is signed only over an integrated tree),
+        which saves the integrator a write of its own."""
         row_cls = self._row
         row = row_cls(_pk(log_id), "CHECKPOINT", size=checkpoint.size, note=checkpoint.note)
         condition: Any = (
-            row_cls.pk.does_not_exist() if previous_size is None else row_cls.size == previous_size
+            row_cls.pk.does_not_exist()
+            if previous is None
+            else (row_cls.size == previous.size) & (row_cls.note == previous.note)
         )
-        guarded(lambda: row.save(condition=condition), "the latest checkpoint moved")
+        head_row = row_cls(_pk(log_id), "HEAD")
+        try:
+            with TransactWrite(connection=self._connection) as transaction:
+                transaction.save(row, condition=condition)
+                transaction.update(
+                    head_row,
+                    actions=[row_cls.integrated.set(checkpoint.size)],
+                    condition=(row_cls.size >= checkpoint.size) & (row_cls.integrated <= checkpoint.size),
+                )
+        except TransactWriteError as exc:
+            reasons = [r.code if r is not None else None for r in exc.cancellation_reasons]
+            failed = "ConditionalCheckFailed"
+            if reasons[:1] == [failed]:
+                raise ConflictError("the latest checkpoint moved", log_id=log_id) from exc
+            if reasons[1:2] != [failed]:
+                translate_error(exc, "the latest checkpoint moved")
+            # The head is integrated further already (an integrator recorded it): the checkpoint alone.
+            guarded(lambda: row.save(condition=condition), "the latest checkpoint moved")
 
 
 class S3TileStore:

@@ -7,6 +7,11 @@ request appended twice keeps its first index. The log takes the request ids as g
 come with theirs in a space of their own (``decision_key``), and with their row of the per-item index
 (``reliquary.audit.index``), written by the same commit.
 
+*Group commit* (as Tessera batches): concurrent appends to one log in one process join a queue; the
+first caller to find no leader becomes it, takes every waiting append that fits one commit, commits them
+in one conditional write, integrates them, and hands each caller its own result (or the group's error).
+The head it committed is kept for the next group: it is not read again unless a commit finds it stale.
+
 *Integration* then writes the tiles and entry bundles of the newly committed range. Their content is a
 pure function of the committed entries, so any integrator (the appender itself, the next one, or a
 repair after a crash) writes the same bytes: a crash between the commit and the tiles leaves a log whose
@@ -20,9 +25,9 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from reliquary.audit import accel, merkle, tiles
@@ -44,6 +49,11 @@ MAX_BATCH = 90  # entries per append (with no decision: the head, the batch and 
 MAX_COMMIT_ROWS = 100
 MAX_BATCH_BYTES = 320 * 1024  # a committed batch is one DynamoDB item (400 KB at most): see batch_bytes
 _COMMIT_ATTEMPTS = 40
+# How long a leader waits for appenders that are still arriving, under contention (see _linger): a
+# fraction of one storage round trip, which a fuller group saves.
+_LINGER = 0.010
+_ARRIVAL_GAP = 0.001
+_EDGE_BUNDLES = 64  # logs whose right-edge entry bundle is kept in memory (the next group extends it)
 _LENGTH_PREFIX = 2  # bytes before each entry in a batch row (the entry-bundle framing)
 _DECISION_KEY_PREFIX = "decision#"
 
@@ -82,6 +92,11 @@ def _commits(
         rows += cost
     runs.append(entries[first:])
     return runs
+
+
+def _rows(entries: Sequence[tuple[str, bytes]], refs: Mapping[str, DecisionRef]) -> int:
+    """The rows ``entries`` add to a commit: a dedup row each, and an index row per decision."""
+    return sum(2 if request_id in refs else 1 for request_id, _ in entries)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +175,10 @@ class LogStore(Protocol):
         """The committed batches covering leaves [start, end), in order."""
 
     def mark_integrated(self, log_id: str, size: int) -> None:
-        """Raise the head's ``integrated`` to ``size`` (never lower it; no error if already there)."""
+        """Raise the head's ``integrated`` to ``size`` (never lower it; no error if already there).
+
+        A commit never changes ``integrated`` of a head that exists: only this (and a checkpoint's
+        store, ``CheckpointStore.put_checkpoint``) raises it."""
 
 
 class TileStore(Protocol):
@@ -175,7 +193,66 @@ class TileStore(Protocol):
 class Appended:
     request_id: str
     index: int
-    new: bool  # False when the request id was already in the log
+    new: bool  # False when the request id was already in the log (or an earlier append of the group has it)
+
+
+@dataclass(eq=False, slots=True)
+class _Pending:
+    """One caller's append, waiting in its log's queue until a leader commits it."""
+
+    entries: Sequence[tuple[str, bytes]]
+    refs: Mapping[str, DecisionRef]
+    rows: int
+    size: int  # batch_bytes
+    mark: bool  # the caller wants the head's ``integrated`` written (no checkpoint will raise it)
+    result: list[Appended] | None = None
+    error: BaseException | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.result is not None or self.error is not None
+
+    @property
+    def fits_one_commit(self) -> bool:
+        return self.rows + 2 <= MAX_COMMIT_ROWS
+
+
+def _pending(
+    entries: Sequence[tuple[str, bytes]], decisions: Mapping[str, DecisionRef] | None, *, mark: bool
+) -> _Pending:
+    """One append, checked before it joins the queue: a bad one is refused alone, before any write."""
+    if len(entries) > MAX_BATCH:
+        raise InvalidRequestError(f"at most {MAX_BATCH} entries per append", count=len(entries))
+    ids = [request_id for request_id, _ in entries]
+    if len(set(ids)) != len(ids):
+        raise InvalidRequestError("request ids in one append must be distinct")
+    refs = dict(decisions or {})
+    if not refs.keys() <= set(ids):
+        raise InvalidRequestError("an index row names a request id that is not appended")
+    for _, entry in entries:
+        if len(entry) > tiles.MAX_ENTRY_SIZE:
+            raise InvalidRequestError(f"a log entry is at most {tiles.MAX_ENTRY_SIZE} bytes", size=len(entry))
+    # Refused here, before any write: DynamoDB would refuse the item only as an opaque failure.
+    size = batch_bytes(entries)
+    if size > MAX_BATCH_BYTES:
+        raise PayloadTooLargeError(
+            f"the entries and request ids of one append are at most {MAX_BATCH_BYTES} bytes",
+            size=size,
+            limit=MAX_BATCH_BYTES,
+        )
+    return _Pending(list(entries), refs, _rows(entries, refs), size, mark)
+
+
+@dataclass(eq=False, slots=True)
+class _Sequencer:
+    """The appends of one log in this process: the queue, whether a leader is at work, the last head."""
+
+    ready: threading.Condition = field(default_factory=threading.Condition)
+    pending: deque[_Pending] = field(default_factory=deque)
+    leading: bool = False
+    in_flight: int = 0  # appends in the group being committed
+    last_group: int = 0  # appends in the last group taken
+    head: LogHead | None = None  # committed (or read) here last; None: read it before the next commit
 
 
 class TransparencyLog:
@@ -191,6 +268,9 @@ class TransparencyLog:
         self._cache_size = tile_cache
         self._cache_lock = threading.Lock()
         self._seen: dict[str, int] = {}  # the largest integrated size seen per log
+        # The right-edge entry bundle last written per log: the next group extends it without a read.
+        self._edges: OrderedDict[str, tuple[TileRef, list[bytes]]] = OrderedDict()
+        self._sequencers: dict[str, _Sequencer] = {}
 
     # --- writing ---------------------------------------------------------------------------------
     def append(
@@ -199,61 +279,168 @@ class TransparencyLog:
         entries: Sequence[tuple[str, bytes]],
         *,
         decisions: Mapping[str, DecisionRef] | None = None,
+        mark_integrated: bool = True,
     ) -> list[Appended]:
         """Sequence and integrate ``(request_id, entry)`` pairs; idempotent per request id.
 
         ``decisions`` maps the request id of each decision entry to its row of the per-item index, which
-        the commit of the entry writes with it. An entry already logged keeps its first index (and row)."""
+        the commit of the entry writes with it. An entry already logged keeps its first index (and row).
+        Concurrent calls on one log share commits (see the module docstring); each gets its own result,
+        and a failure of its group's commit or integration as the error (nothing of a failed commit is
+        written; a commit whose integration failed is completed by the next append).
+        ``mark_integrated=False``: the caller publishes a checkpoint next, whose store raises the head's
+        ``integrated`` in the same write, so the separate write is saved."""
         if not entries:
             return []
-        if len(entries) > MAX_BATCH:
-            raise InvalidRequestError(f"at most {MAX_BATCH} entries per append", count=len(entries))
-        ids = [request_id for request_id, _ in entries]
-        if len(set(ids)) != len(ids):
-            raise InvalidRequestError("request ids in one append must be distinct")
-        refs = dict(decisions or {})
-        if not refs.keys() <= set(ids):
-            raise InvalidRequestError("an index row names a request id that is not appended")
-        for _, entry in entries:
-            if len(entry) > tiles.MAX_ENTRY_SIZE:
-                raise InvalidRequestError(
-                    f"a log entry is at most {tiles.MAX_ENTRY_SIZE} bytes", size=len(entry)
-                )
-        # Refused here, before any write: DynamoDB would refuse the item only as an opaque failure.
-        size = batch_bytes(entries)
-        if size > MAX_BATCH_BYTES:
-            raise PayloadTooLargeError(
-                f"the entries and request ids of one append are at most {MAX_BATCH_BYTES} bytes",
-                size=size,
-                limit=MAX_BATCH_BYTES,
-            )
-        placed: dict[str, Appended] = {}
-        for part in _commits(entries, refs):
-            placed.update((a.request_id, a) for a in self._append_commit(log_id, part, refs))
-        return [placed[request_id] for request_id in ids]
+        request = _pending(entries, decisions, mark=mark_integrated)
+        sequencer = self._sequencer(log_id)
+        with sequencer.ready:
+            sequencer.pending.append(request)
+            sequencer.ready.notify_all()  # a lingering leader counts arrivals
+        while True:
+            with sequencer.ready:
+                while sequencer.leading and not request.done:
+                    sequencer.ready.wait()
+                if request.done:
+                    break
+                sequencer.leading = True
+                self._linger(sequencer)
+                group = self._take(sequencer)
+                sequencer.in_flight = sequencer.last_group = len(group)
+            try:
+                self._lead(log_id, sequencer, group)
+            finally:
+                with sequencer.ready:
+                    sequencer.leading = False
+                    sequencer.in_flight = 0
+                    sequencer.ready.notify_all()
+        if request.error is not None:
+            raise request.error
+        if request.result is None:  # done means one of the two is set; a typed refusal all the same
+            raise LogInconsistentError("an append ended without a result", log_id=log_id)
+        return request.result
 
-    def _append_commit(
-        self, log_id: str, entries: Sequence[tuple[str, bytes]], refs: Mapping[str, DecisionRef]
-    ) -> list[Appended]:
-        """Sequence ``entries`` (rows that fit one commit) in one commit, then integrate them."""
-        ids = [request_id for request_id, _ in entries]
+    def waiting(self, log_id: str) -> int:
+        """How many appends to the log are queued or being committed in this process right now."""
+        sequencer = self._sequencers.get(log_id)
+        if sequencer is None:
+            return 0
+        with sequencer.ready:
+            return len(sequencer.pending) + sequencer.in_flight
+
+    def _sequencer(self, log_id: str) -> _Sequencer:
+        with self._cache_lock:
+            return self._sequencers.setdefault(log_id, _Sequencer())
+
+    @staticmethod
+    def _linger(sequencer: _Sequencer) -> None:
+        """Under contention, let the appenders a checkpoint just released come back before taking the
+        next group: wait while appends keep arriving (a gap of ``_ARRIVAL_GAP`` with none ends it), at
+        most ``_LINGER`` in all. A group that starts with the first of them alone costs a commit and its
+        tiles for a few entries. An uncontended log (a last group of one) never waits."""
+        if sequencer.last_group <= 1:
+            return
+        deadline = time.monotonic() + _LINGER
+        while True:
+            seen = len(sequencer.pending)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            sequencer.ready.wait(min(_ARRIVAL_GAP, left))
+            if len(sequencer.pending) == seen:
+                return
+
+    @staticmethod
+    def _take(sequencer: _Sequencer) -> list[_Pending]:
+        """The next group, in arrival order: every waiting append that fits one commit with the first
+        (entries, rows, bytes), or the first alone when it needs several commits by itself."""
+        first = sequencer.pending.popleft()
+        group = [first]
+        if not first.fits_one_commit:
+            return group
+        count, rows, size = len(first.entries), first.rows, first.size
+        while sequencer.pending:
+            head = sequencer.pending[0]
+            if (
+                count + len(head.entries) > MAX_BATCH
+                or rows + head.rows + 2 > MAX_COMMIT_ROWS
+                or size + head.size > MAX_BATCH_BYTES
+            ):
+                break
+            group.append(sequencer.pending.popleft())
+            count, rows, size = count + len(head.entries), rows + head.rows, size + head.size
+        return group
+
+    def _lead(self, log_id: str, sequencer: _Sequencer, group: list[_Pending]) -> None:
+        """Commit and integrate ``group``; every member gets its result or the group's error."""
+        mark = any(request.mark for request in group)
+        try:
+            if len(group) == 1 and not group[0].fits_one_commit:
+                (request,) = group
+                placed: dict[str, Appended] = {}
+                for part in _commits(request.entries, request.refs):
+                    (done,) = self._commit_group(log_id, sequencer, [(part, request.refs)], mark=mark)
+                    placed.update(done)
+                request.result = [placed[request_id] for request_id, _ in request.entries]
+                return
+            results = self._commit_group(
+                log_id, sequencer, [(request.entries, request.refs) for request in group], mark=mark
+            )
+            for request, result in zip(group, results, strict=True):
+                request.result = [result[request_id] for request_id, _ in request.entries]
+        except BaseException as exc:  # every waiter must wake: each gets the error its commit met
+            for request in group:
+                if request.result is None:
+                    request.error = exc
+            if not isinstance(exc, Exception):
+                raise
+
+    def _head(self, log_id: str) -> LogHead:
+        """The stored head, with ``integrated`` raised to what this process knows is integrated (the
+        stored value lags when the last integrator left it to a checkpoint that is not yet written)."""
+        head = self._store.head(log_id)
+        known = min(self._seen.get(log_id, 0), head.size)
+        return replace(head, integrated=known) if known > head.integrated else head
+
+    def _commit_group(
+        self,
+        log_id: str,
+        sequencer: _Sequencer,
+        items: Sequence[tuple[Sequence[tuple[str, bytes]], Mapping[str, DecisionRef]]],
+        *,
+        mark: bool,
+    ) -> list[dict[str, Appended]]:
+        """Sequence the entries of ``items`` (rows that fit one commit) in one commit, then integrate
+        them. A request id given twice is logged once, under its first entry; each item gets the index
+        of each of its request ids, ``new`` only for the one whose entry was logged."""
         attempt, known = 0, dict[str, int]()
         check_known = False  # the commit itself refuses a request id already logged: look only then
+        ids = list(dict.fromkeys(request_id for entries, _ in items for request_id, _ in entries))
         while attempt < _COMMIT_ATTEMPTS:
-            head = self._store.head(log_id)
+            head = sequencer.head if sequencer.head is not None else self._head(log_id)
+            sequencer.head = head
             if check_known:
                 known = self._store.indexes(log_id, ids)
-            fresh = [(request_id, entry) for request_id, entry in entries if request_id not in known]
+            fresh: dict[str, tuple[bytes, DecisionRef | None]] = {}
+            for entries, refs in items:
+                for request_id, entry in entries:
+                    if request_id not in known and request_id not in fresh:
+                        fresh[request_id] = (entry, refs.get(request_id))
             if not fresh:
-                self.integrate(log_id)
-                return [Appended(request_id, known[request_id], new=False) for request_id in ids]
-            leaf_hashes = accel.hash_leaves([entry for _, entry in fresh], self._hasher)
+                if max(known.values()) >= self._seen.get(log_id, 0):
+                    sequencer.head = self.integrate(log_id, record=mark)
+                return [
+                    {request_id: Appended(request_id, known[request_id], False) for request_id, _ in entries}
+                    for entries, _ in items
+                ]
+            leaf_hashes = accel.hash_leaves([entry for entry, _ in fresh.values()], self._hasher)
             grown, _ = head.compact_range.extend(leaf_hashes, self._hasher)
+            decisions = tuple(ref for _, ref in fresh.values())
             batch = Batch(
                 head.size,
-                tuple(e for _, e in fresh),
-                tuple(r for r, _ in fresh),
-                tuple(refs.get(r) for r, _ in fresh) if refs else (),
+                tuple(entry for entry, _ in fresh.values()),
+                tuple(fresh),
+                decisions if any(ref is not None for ref in decisions) else (),
             )
             new_head = LogHead(grown.size, grown.hashes, head.integrated, head.revision + 1)
             try:
@@ -261,19 +448,31 @@ class TransparencyLog:
             except ConflictError as exc:
                 # Another appender moved the head (or committed one of our request ids): re-read, after a
                 # short random pause so that contending appenders spread out.
+                sequencer.head = None
                 check_known = check_known or isinstance(exc, DuplicateRequestError)
                 attempt += 1
                 time.sleep(random.uniform(0, 0.002 * attempt))  # noqa: S311  (jitter, not a secret)
                 continue
-            # When everything before the batch was integrated, the head read above *is* the tree the batch
-            # extends: its frontier saves reading it back from tiles.
+            sequencer.head = new_head  # the next group commits on it without reading it back
+            # When everything before the batch was integrated, the head committed on *is* the tree the
+            # batch extends: its frontier saves reading it back from tiles.
             base = head.compact_range if head.integrated == head.size else None
-            self.integrate(log_id, head=new_head, batch=batch, base=base)
+            sequencer.head = self.integrate(log_id, head=new_head, batch=batch, base=base, record=mark)
             placed = {request_id: batch.start + i for i, request_id in enumerate(batch.request_ids)}
-            return [
-                Appended(request_id, placed.get(request_id, known.get(request_id, -1)), request_id in placed)
-                for request_id in ids
-            ]
+            claimed: set[str] = set()
+            results: list[dict[str, Appended]] = []
+            for entries, _ in items:
+                result: dict[str, Appended] = {}
+                for request_id, _ in entries:
+                    if request_id in placed:
+                        result[request_id] = Appended(
+                            request_id, placed[request_id], request_id not in claimed
+                        )
+                        claimed.add(request_id)
+                    else:
+                        result[request_id] = Appended(request_id, known[request_id], False)
+                results.append(result)
+            return results
         raise TransientError("the log head is too contended; retry the append", log_id=log_id)
 
     def integrate(
@@ -283,16 +482,35 @@ class TransparencyLog:
         head: LogHead | None = None,
         batch: Batch | None = None,
         base: CompactRange | None = None,
+        record: bool = True,
     ) -> LogHead:
         """Write the tiles and bundles of every committed but unintegrated leaf. Idempotent.
 
         ``head``, ``batch`` and ``base`` (the integrated tree before the batch) are what the caller just
-        committed on; they save reading them back."""
-        head = self._store.head(log_id) if head is None else head
+        committed on; they save reading them back. ``record``: write the new integrated size to the head
+        (False when the caller's checkpoint write raises it)."""
+        stored = None
+        if head is None:
+            stored = self._store.head(log_id)
+            known = min(self._seen.get(log_id, 0), stored.size)
+            head = replace(stored, integrated=known) if known > stored.integrated else stored
         start, end = head.integrated, head.size
-        if start >= end:
-            self._note_integrated(log_id, head.integrated)
-            return head
+        if start < end:
+            self._write_tiles(log_id, head, batch, base)
+        self._note_integrated(log_id, end)
+        if record and (stored is None or stored.integrated < end):
+            self._store.mark_integrated(log_id, end)
+        return replace(head, integrated=end)
+
+    def integrated(self, log_id: str) -> int:
+        """The largest size this process knows to be integrated (written here, or proven by a signed
+        checkpoint): no storage read."""
+        return self._seen.get(log_id, 0)
+
+    def _write_tiles(
+        self, log_id: str, head: LogHead, batch: Batch | None, base: CompactRange | None
+    ) -> None:
+        start, end = head.integrated, head.size
         if batch is not None and batch.start == start and batch.end == end:
             entries = list(batch.entries)
         else:
@@ -309,14 +527,13 @@ class TransparencyLog:
         for ref in tiles.tiles_changed(start, end):
             old = tiles.tile_at(ref.level, ref.index, start)
             if ref.level is None:
-                self._tiles.write(log_id, ref.path, self._bundle(log_id, ref, old, entries, start))
+                bundle = self._bundle(log_id, ref, old, entries, start)
+                self._tiles.write(log_id, ref.path, tiles.encode_bundle(bundle))
+                self._remember_edge(log_id, ref, bundle)
             else:
                 hashes = self._tile(log_id, ref, old, new_rows.get(ref.level, {}))
                 self._tiles.write(log_id, ref.path, tiles.encode_tile(hashes))
                 self._remember(log_id, ref, hashes)  # the next append extends this tile: no read back
-        self._store.mark_integrated(log_id, end)
-        self._note_integrated(log_id, end)
-        return replace(head, integrated=end)
 
     def _committed_entries(self, log_id: str, start: int, end: int) -> list[bytes]:
         entries: list[bytes] = []
@@ -334,14 +551,25 @@ class TransparencyLog:
 
     def _bundle(
         self, log_id: str, ref: TileRef, old: TileRef | None, entries: Sequence[bytes], start: int
-    ) -> bytes:
+    ) -> list[bytes]:
         first = ref.index * TILE_WIDTH
         kept = self._read_bundle(log_id, old) if old is not None else []
         fresh_from = first + len(kept)
         fresh = list(entries[fresh_from - start : first + ref.width - start])
-        return tiles.encode_bundle([*kept, *fresh])
+        return [*kept, *fresh]
+
+    def _remember_edge(self, log_id: str, ref: TileRef, bundle: list[bytes]) -> None:
+        with self._cache_lock:
+            self._edges[log_id] = (ref, bundle)
+            self._edges.move_to_end(log_id)
+            while len(self._edges) > _EDGE_BUNDLES:
+                self._edges.popitem(last=False)
 
     def _read_bundle(self, log_id: str, ref: TileRef) -> list[bytes]:
+        with self._cache_lock:
+            edge = self._edges.get(log_id)
+        if edge is not None and edge[0] == ref:  # a path names immutable content: the copy is exact
+            return list(edge[1])
         data = self._tiles.read(log_id, ref.path)
         if data is None:
             raise LogInconsistentError("an integrated entry bundle is missing", path=ref.path)
@@ -404,7 +632,7 @@ class TransparencyLog:
         # ``integrated`` only grows, so a size at or below one already seen needs no read of the head.
         if size is not None and 0 <= size <= self._seen.get(log_id, -1):
             return size
-        head = self._store.head(log_id)
+        head = self._head(log_id)
         self._note_integrated(log_id, head.integrated)
         size = head.integrated if size is None else size
         if not 0 <= size <= head.integrated:

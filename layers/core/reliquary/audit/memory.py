@@ -38,7 +38,8 @@ class InMemoryLogStore:
             items = self.decisions.setdefault(log_id, {})
             if any(index in items.get((r.vault_id, r.item_id), {}) for index, r in batch.indexed):
                 raise LogInconsistentError("an index row exists for a leaf not yet logged", log_id=log_id)
-            self._heads[log_id] = head
+            # As the DynamoDB commit: a head that exists keeps its ``integrated`` (only raised apart).
+            self._heads[log_id] = replace(head, integrated=current.integrated) if current.revision else head
             self._batches.setdefault(log_id, []).append(batch)
             for offset, request_id in enumerate(batch.request_ids):
                 known[request_id] = batch.start + offset
@@ -69,12 +70,16 @@ class InMemoryLogStore:
     def latest_checkpoint(self, log_id: str) -> StoredCheckpoint | None:
         return self._checkpoints.get(log_id)
 
-    def put_checkpoint(self, log_id: str, checkpoint: StoredCheckpoint, *, previous_size: int | None) -> None:
+    def put_checkpoint(
+        self, log_id: str, checkpoint: StoredCheckpoint, *, previous: StoredCheckpoint | None
+    ) -> None:
         with self._lock:
-            current = self._checkpoints.get(log_id)
-            if (current.size if current is not None else None) != previous_size:
+            if self._checkpoints.get(log_id) != previous:
                 raise ConflictError("the latest checkpoint moved", log_id=log_id)
             self._checkpoints[log_id] = checkpoint
+            head = self.head(log_id)
+            if head.integrated < checkpoint.size <= head.size:  # only integrated trees are signed
+                self._heads[log_id] = replace(head, integrated=checkpoint.size)
 
 
 class InMemoryTileStore:

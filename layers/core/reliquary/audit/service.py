@@ -1,8 +1,14 @@
 """The audit service: one transparency log per tenant, its signed checkpoints, receipts, reads, export.
 
-Append -> receipt: the records are sequenced and integrated (``TransparencyLog``), a checkpoint covering
-them is published (or a newer one reused), and each record gets a receipt: its leaf index, the signed
-checkpoint and the inclusion proof against it.
+Append -> receipt: the records are sequenced and integrated (``TransparencyLog``, which groups the
+concurrent appends of one process into shared commits), a checkpoint covering them is published (or a
+newer one reused), and each record gets a receipt: its leaf index, the signed checkpoint and the
+inclusion proof against it.
+
+Checkpoints are published on a short interval under load: an appender whose leaf is integrated while
+other appends to the log are waiting or being committed in this process waits (at most
+``checkpoint_interval``) for a checkpoint one of them publishes; otherwise it publishes at once. Either way
+it returns only with a signed checkpoint that covers its leaf.
 
 Publishing never rewrites history: the new tree must be provably consistent with the last published
 checkpoint (its signature checked, a consistency proof built from the tiles and verified) before the new
@@ -13,8 +19,10 @@ signed-note verifiers and witnesses, ML-DSA-65 and Falcon-512), all under one ke
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from reliquary.audit import merkle, tiles
@@ -49,6 +57,7 @@ CHECKPOINT_PATH = "checkpoint"
 MAX_EXPORT_ENTRIES = 100_000  # one export call; larger ranges are exported in several
 MAX_READ_ENTRIES = 1_000  # entries returned by one read
 _PUBLISH_ATTEMPTS = 20
+DEFAULT_CHECKPOINT_INTERVAL = 0.025  # seconds (Settings.audit_checkpoint_interval_ms)
 
 
 def log_key(record: AuditRecord) -> str:
@@ -69,9 +78,14 @@ class CheckpointStore(Protocol):
 
     def latest_checkpoint(self, log_id: str) -> StoredCheckpoint | None: ...
 
-    def put_checkpoint(self, log_id: str, checkpoint: StoredCheckpoint, *, previous_size: int | None) -> None:
-        """Store ``checkpoint`` as the latest, only if the latest is still of ``previous_size`` (None: no
-        checkpoint yet); ConflictError otherwise."""
+    def put_checkpoint(
+        self, log_id: str, checkpoint: StoredCheckpoint, *, previous: StoredCheckpoint | None
+    ) -> None:
+        """Store ``checkpoint`` as the latest, only if the latest is still exactly ``previous`` (its size
+        and note: None for no checkpoint yet); ConflictError otherwise, so a writer that started from a
+        stale or altered checkpoint re-reads it (and refuses an altered one). In the same write, raise
+        the log head's ``integrated`` to the checkpoint's size (only integrated trees are signed; never
+        lower it)."""
 
 
 class ExportSink(Protocol):
@@ -101,6 +115,17 @@ class CheckpointKeys:
         return Policy.all_of(*self.verifiers)
 
 
+@dataclass(eq=False, slots=True)
+class _Publishing:
+    """One log's checkpoints in this process: the latest known, and whether one is being published."""
+
+    ready: threading.Condition = field(default_factory=threading.Condition)
+    latest: StoredCheckpoint | None = None
+    known: bool = False  # ``latest`` was read from the store or stored here (it may be stale: the
+    # conditional write of the next checkpoint finds out)
+    publishing: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class ExportResult:
     key: str
@@ -120,9 +145,15 @@ class AuditService:
         *,
         origin_prefix: str,
         exports: ExportSink | None = None,
+        checkpoint_interval: float = DEFAULT_CHECKPOINT_INTERVAL,
     ) -> None:
         if not is_valid_key_name(origin_prefix) or origin_prefix.endswith("/"):
             raise InvalidRequestError("the origin prefix is a key name without a trailing '/'")
+        if not 0 <= checkpoint_interval <= 1:
+            raise InvalidRequestError("the checkpoint interval is 0 to 1 second")
+        self._interval = checkpoint_interval
+        self._publishing: dict[str, _Publishing] = {}
+        self._publishing_lock = threading.Lock()
         self._log = log
         self._tiles = tile_store
         self._checkpoints = checkpoints
@@ -178,11 +209,12 @@ class AuditService:
             for record in records
             if isinstance(record, DecisionRecord)
         }
-        appended = self._log.append(log_id, entries, decisions=refs)
+        # The checkpoint published below raises the head's integrated size: no write of its own.
+        appended = self._log.append(log_id, entries, decisions=refs, mark_integrated=False)
         logged: list[bytes] = []
         conflicts: list[str] = []
         for record, a, (_, entry) in zip(records, appended, entries, strict=True):
-            stored = entry if a.new else self._log.entries(log_id, a.index, a.index + 1)[0]
+            stored = entry if a.new else self._log.entry(log_id, a.index, self._log.integrated(log_id))
             if stored != entry and not same_decision(stored, entry):
                 conflicts.append(record.request_id)
             logged.append(stored)
@@ -190,7 +222,7 @@ class AuditService:
             raise IdempotencyConflictError(
                 "a request id is already logged with a different record", request_ids=conflicts[:20]
             )
-        published = self.publish(tenant_id)
+        published = self._covering(log_id, max(a.index for a in appended) + 1)
         proofs = self._log.inclusion_proofs(log_id, [a.index for a in appended], published.size)
         origin = self.origin(log_id)
         receipts = [
@@ -199,33 +231,108 @@ class AuditService:
         ]
         return receipts, logged
 
+    def _state(self, log_id: str) -> _Publishing:
+        with self._publishing_lock:
+            return self._publishing.setdefault(log_id, _Publishing())
+
+    def _covering(self, log_id: str, size: int) -> StoredCheckpoint:
+        """A signed checkpoint of at least ``size`` leaves (all integrated here), published or reused.
+
+        While other appends to the log are queued or being committed in this process, wait (at most the
+        checkpoint interval) for one of them to publish a checkpoint that covers these leaves too; when
+        nobody else is at work, or the interval is over, publish at once."""
+        state = self._state(log_id)
+        deadline = time.monotonic() + self._interval
+        with state.ready:
+            while True:
+                if state.latest is not None and state.latest.size >= size:
+                    return state.latest
+                if state.publishing:
+                    state.ready.wait()
+                    continue
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._log.waiting(log_id):
+                    state.publishing = True
+                    break
+                state.ready.wait(left)
+        try:
+            published = self._publish_known(log_id, state)
+        finally:
+            with state.ready:
+                state.publishing = False
+                state.ready.notify_all()
+        if published.size < size:  # the log integrated these leaves here: cannot happen
+            raise LogInconsistentError("the published checkpoint does not cover the append", log_id=log_id)
+        return published
+
+    def _publish_known(self, log_id: str, state: _Publishing) -> StoredCheckpoint:
+        """Sign and store a checkpoint of the tree integrated here, starting from the latest checkpoint
+        known here (read once per log and process); a stale one is found by the conditional write."""
+        for _ in range(_PUBLISH_ATTEMPTS):
+            if not state.known:
+                state.latest, state.known = self._checkpoints.latest_checkpoint(log_id), True
+            latest = state.latest
+            previous = self._open(log_id, latest) if latest is not None else None
+            size = self._log.integrated(log_id)
+            if latest is not None and previous is not None and previous.size >= size:
+                return latest
+            try:
+                fresh = self._sign_and_store(log_id, latest, previous, size)
+            except ConflictError:
+                state.known = False  # another process published meanwhile: start from its checkpoint
+                continue
+            state.latest = fresh
+            # tlog-tiles clients read this copy; the store's row stays the reference (see _mirror).
+            self._tiles.write(log_id, CHECKPOINT_PATH, fresh.note)
+            return fresh
+        raise TransientError("checkpoint publishing is too contended; retry", log_id=log_id)
+
+    def _sign_and_store(
+        self, log_id: str, latest: StoredCheckpoint | None, previous: Checkpoint | None, size: int
+    ) -> StoredCheckpoint:
+        """Sign the tree of ``size``, proven consistent with ``previous`` (``latest``, opened), and store
+        it in place of ``latest``."""
+        _, root = self._log.root(log_id, size)
+        if previous is not None:
+            self._prove_consistent(log_id, previous, size, root)
+        signed = Checkpoint(self.origin(log_id), size, root)
+        note = sign_checkpoint(signed, self._keys.signers)
+        fresh = StoredCheckpoint(size, note)
+        self._checkpoints.put_checkpoint(log_id, fresh, previous=latest)
+        self._opened[log_id] = (note, signed)
+        return fresh
+
     def publish(self, tenant_id: str) -> StoredCheckpoint:
         """Sign and store a checkpoint of the whole integrated log, consistent with the previous one;
-        return the latest checkpoint (which may be a newer one another writer published)."""
+        return the latest checkpoint (which may be a newer one another writer published). Reads the
+        head and the latest checkpoint afresh, so it completes anything a crashed writer left: tiles of
+        committed entries, a checkpoint, its copy in ``<log>/checkpoint``."""
         log_id = validate_id("tenant_id", tenant_id)
-        for _ in range(_PUBLISH_ATTEMPTS):
-            head = self._log.integrate(log_id)  # completes anything a crashed writer left
-            latest = self._checkpoints.latest_checkpoint(log_id)
-            previous = self._open(log_id, latest) if latest is not None else None
-            if latest is not None and previous is not None and previous.size >= head.integrated:
-                self._mirror(log_id, latest)
-                return latest
-            size = head.integrated
-            _, root = self._log.root(log_id, size)
-            if previous is not None:
-                self._prove_consistent(log_id, previous, size, root)
-            signed = Checkpoint(self.origin(log_id), size, root)
-            note = sign_checkpoint(signed, self._keys.signers)
-            fresh = StoredCheckpoint(size, note)
-            try:
-                self._checkpoints.put_checkpoint(
-                    log_id, fresh, previous_size=None if previous is None else previous.size
-                )
-            except ConflictError:
-                continue  # another writer published meanwhile: start from its checkpoint
-            self._opened[log_id] = (note, signed)
-            self._mirror(log_id, fresh)
-            return fresh
+        state = self._state(log_id)
+        with state.ready:
+            while state.publishing:
+                state.ready.wait()
+            state.publishing = True
+        try:
+            for _ in range(_PUBLISH_ATTEMPTS):
+                head = self._log.integrate(log_id, record=False)  # the checkpoint's write records it
+                latest = self._checkpoints.latest_checkpoint(log_id)
+                state.latest, state.known = latest, True
+                previous = self._open(log_id, latest) if latest is not None else None
+                if latest is not None and previous is not None and previous.size >= head.integrated:
+                    self._mirror(log_id, latest)
+                    return latest
+                try:
+                    fresh = self._sign_and_store(log_id, latest, previous, head.integrated)
+                except ConflictError:
+                    continue  # another writer published meanwhile: start from its checkpoint
+                state.latest = fresh
+                self._mirror(log_id, fresh)
+                return fresh
+        finally:
+            with state.ready:
+                state.publishing = False
+                state.ready.notify_all()
         raise TransientError("checkpoint publishing is too contended; retry", log_id=log_id)
 
     def _open(self, log_id: str, stored: StoredCheckpoint) -> Checkpoint:
@@ -242,6 +349,7 @@ class AuditService:
         if checkpoint.size != stored.size:
             raise LogInconsistentError("the stored checkpoint's size is not its note's", log_id=log_id)
         self._opened[log_id] = (stored.note, checkpoint)
+        self._log.note_integrated(log_id, checkpoint.size)  # only integrated trees are signed
         return checkpoint
 
     def _prove_consistent(self, log_id: str, previous: Checkpoint, size: int, root: bytes) -> None:
@@ -258,7 +366,11 @@ class AuditService:
 
     def _mirror(self, log_id: str, stored: StoredCheckpoint) -> None:
         """Keep ``<log>/checkpoint`` (what tlog-tiles clients fetch) at the latest checkpoint. Two writers
-        may race here; whoever finds a newer checkpoint stored after writing writes that one too."""
+        may race here; whoever finds a newer checkpoint stored after writing writes that one too.
+
+        Appends write the copy without that re-read: after a race between two processes it may trail
+        the stored checkpoint (an older checkpoint, still signed and consistent) until the next
+        publish; receipts and the reader take the stored row."""
         for _ in range(3):
             self._tiles.write(log_id, CHECKPOINT_PATH, stored.note)
             latest = self._checkpoints.latest_checkpoint(log_id)
