@@ -176,7 +176,7 @@ signals = groth16.parse_public_signals(json.loads((proofs / "context_proof.publi
 assert groth16.verify(key, proof, signals)
 """
 # What a function's first request imports after the handler (its factory: adapters, boto3, pynamodb; for
-# agent-vote's first vote, the agents' LangGraph graphs), timed after the handler's own import:
+# agent-vote's first vote, LangGraph and the voting agent's compiled graph), timed after the handler's own import:
 # (key, function, what, statement).
 FIRST_REQUEST_IMPORTS = (
     (
@@ -192,8 +192,9 @@ FIRST_REQUEST_IMPORTS = (
     (
         "agent_vote_vote",
         "agent_vote",
-        "first vote",
-        "import reliquary.adapters.agents_factory, reliquary.agents.registry",
+        "first vote (LangGraph, one agent's graph compiled)",
+        "import reliquary.adapters.agents_factory\nfrom reliquary.agents.registry import compiled\n"
+        "compiled('neutral')",
     ),
     ("api", "api", "first request", "import reliquary.adapters.api_factory"),
 )
