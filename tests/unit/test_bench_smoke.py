@@ -226,7 +226,7 @@ def test_coldstart_measures_every_function_under_its_template_environment() -> N
         env = coldstart.lambda_env(function.logical_id)
         # The template's own variables, and what makes powertools' Tracer trace (and patch) as deployed.
         assert env["POWERTOOLS_SERVICE_NAME"] == f"reliquary-{function.label}"
-        assert env["RELIQUARY_ROOT_OF_TRUST"] == "kms"
+        assert env["RELIQUARY_STAGE"] == "dev"
         assert "LAMBDA_TASK_ROOT" in env
         assert env["AWS_XRAY_DAEMON_ADDRESS"]  # every function has Tracing: Active
     quick = {t.key for t in coldstart.targets(quick=True)}
