@@ -7,7 +7,8 @@ passkey answer, verified here; ``reliquary.agents.approvals``); and setting a va
 
 Votes are idempotent on (request id, agent): a retried iteration gets the same vote and leaves the agent's
 memory as it was. Malformed input is ``{"status": "error", ...}``; only transient failures raise. This is
-the only function that imports LangGraph (the agents are LangGraph graphs).
+the only function that imports LangGraph (the agents are LangGraph graphs), and only when a vote first
+builds an agent's graph: importing the handler, and the other actions, do not load it.
 """
 
 from __future__ import annotations

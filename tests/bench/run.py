@@ -176,20 +176,14 @@ def passkeys_section(budget: Budget, summary: dict[str, object], emit: Callable[
 
 
 def coldstart_section(quick: bool, summary: dict[str, object], emit: Callable[[Table], None]) -> None:
-    """The encrypt handler's cold start, then the audit-append handler's (once it exists)."""
-    from tests.bench import audit_bench, coldstart
+    """Every function's handler import under its Lambda environment (tests/bench/coldstart.py)."""
+    from tests.bench import coldstart
 
-    runs = 1 if quick else FULL_COLDSTART_RUNS
-    result = coldstart.coldstart_tables(runs)
-    summary["handler_import_ms"] = result.handler_import_ms
+    result = coldstart.coldstart_tables(1 if quick else FULL_COLDSTART_RUNS, quick=quick)
+    for name, ms in result.handler_import_ms.items():
+        summary[f"{name}_handler_import_ms"] = ms
     emit(result.table)
     emit(result.imports)
-    audit = audit_bench.audit_coldstart_table(runs)  # None until functions/audit_append exists
-    if audit is not None:
-        summary["audit_handler_import_ms"] = audit.handler_import_ms
-        summary["verify_handler_import_ms"] = audit.verify_handler_import_ms
-        summary["score_handler_import_ms"] = audit.score_handler_import_ms
-        emit(audit.table)
 
 
 def flow_section(quick: bool, summary: dict[str, object], emit: Callable[[Table], None]) -> None:

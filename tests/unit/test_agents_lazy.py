@@ -1,5 +1,6 @@
-"""Only the vote path loads LangGraph: the quorum policy, the tally, the rules' requirement, the sealed
-memories and the vote model (which contracts, factories and other functions import) load without it, and
+"""Only a vote loads LangGraph, when it first builds an agent's graph: the quorum policy, the tally, the
+rules' requirement, the sealed memories and the vote model (which contracts, factories and other functions
+import), and the registry, the built-in agents, the service and the stage load without it; and
 ``reliquary.agents`` still offers every name it documents, each loaded on first use."""
 
 from __future__ import annotations
@@ -15,7 +16,18 @@ import pytest
 import reliquary.agents
 
 REPO = Path(__file__).resolve().parents[2]
-LIGHT = ("policy", "tally", "requirement", "memory", "model")
+LIGHT = (
+    "policy",
+    "tally",
+    "requirement",
+    "memory",
+    "model",
+    "graph",
+    "builtin",
+    "registry",
+    "service",
+    "stage",
+)
 
 
 def _fresh(code: str) -> str:
@@ -48,13 +60,16 @@ def test_the_light_modules_load_without_langgraph_and_the_vote_path_still_votes(
             context=ContextResult(True, frozenset({{"device_known", "region_allowed"}})),
             trust=TrustResult(score=0.9, band="high"),
         )
-        print("after", "langgraph" in sys.modules, sorted(AGENTS), run_vote("neutral", request).vote)
+        print("imported", "langgraph" in sys.modules, sorted(AGENTS))
+        vote = run_vote("neutral", request).vote
+        print("voted", "langgraph" in sys.modules, vote)
         """
     )
     assert "before []" in out
-    after = out.splitlines()[-1].rsplit(" ", 1)
-    assert after[0] == "after True ['neutral', 'permissive', 'strict', 'watchdog']"
-    assert after[1] in {"approve", "deny", "abstain"}
+    assert "imported False ['neutral', 'permissive', 'strict', 'watchdog']" in out
+    voted = out.splitlines()[-1].rsplit(" ", 1)
+    assert voted[0] == "voted True"
+    assert voted[1] in {"approve", "deny", "abstain"}
 
 
 @pytest.mark.parametrize("name", reliquary.agents.__all__)

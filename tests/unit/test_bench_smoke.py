@@ -234,49 +234,40 @@ def test_directly_written_log_matches_appends() -> None:
     assert built.size == 700
 
 
-def test_audit_coldstart_targets_follow_the_handler() -> None:
-    keys = {t.key for t in audit_bench.audit_coldstart_targets()}
-    expected = {
-        "audit_handler_lambda",
-        "audit_handler_local",
-        "verify_handler_lambda",
-        "score_handler_lambda",
-        "vote_handler_lambda",
-        "langgraph_import",
-        "verify_first_use",
-    }
-    assert keys == expected
-
-
-@pytest.mark.slow
-def test_audit_coldstart_quick() -> None:
-    result = audit_bench.audit_coldstart_table(1)
-    assert result is not None
-    assert len(result.table.rows) == 7 + len(audit_bench.AUDIT_BASELINE_KEYS)
-    assert all(_positive_finite(r["wall_ms"]) for r in result.table.rows)
-    assert _positive_finite(result.handler_import_ms)
-    assert _positive_finite(result.verify_handler_import_ms)
-    rendered = result.table.render()
-    assert "audit-append handler import (Lambda env) median" in rendered
-    assert "verify-proof handler import (Lambda env) median" in rendered
-    assert "score-trust handler import (Lambda env) median" in rendered
-    assert "agent-vote handler import (Lambda env) median" in rendered
+def test_coldstart_measures_every_function_under_its_template_environment() -> None:
+    functions = {f.name for f in coldstart.FUNCTIONS}
+    assert functions == {p.parent.name for p in (coldstart.REPO / "functions").glob("*/app.py")}
+    for function in coldstart.FUNCTIONS:
+        env = coldstart.lambda_env(function.logical_id)
+        # The template's own variables, and what makes powertools' Tracer trace (and patch) as deployed.
+        assert env["POWERTOOLS_SERVICE_NAME"] == f"reliquary-{function.label}"
+        assert env["RELIQUARY_STAGE"] == "dev"
+        assert "LAMBDA_TASK_ROOT" in env
+        assert env["AWS_XRAY_DAEMON_ADDRESS"]  # every function has Tracing: Active
+    quick = {t.key for t in coldstart.targets(quick=True)}
+    assert quick == {f"handler_{name}" for name in functions} | {"startup", "boto3"}
 
 
 @pytest.mark.slow
 def test_coldstart_quick() -> None:
-    result = coldstart.coldstart_tables(1)
+    result = coldstart.coldstart_tables(1, quick=True)
     rows = {r["target"]: r for r in result.table.rows}
-    assert len(rows) == len(coldstart.TARGETS)
-    for target in coldstart.TARGETS:
+    assert len(rows) == len(coldstart.targets(quick=True))
+    for target in coldstart.targets(quick=True):
         row = rows[target.label]
         assert _positive_finite(row["wall_ms"])
         assert isinstance(row["in_process_ms"], float)
         assert row["in_process_ms"] >= 0
-    assert _positive_finite(result.handler_import_ms)
-    assert len(result.imports.rows) == coldstart.TOP_MODULES
+    assert set(result.handler_import_ms) == {f.name for f in coldstart.FUNCTIONS}
+    assert all(_positive_finite(ms) for ms in result.handler_import_ms.values())
+    per_function = {f.label: 0 for f in coldstart.FUNCTIONS}
+    for row in result.imports.rows:
+        per_function[str(row["function"])] += 1
+    assert per_function == {f.label: coldstart.TOP_MODULES + 1 for f in coldstart.FUNCTIONS}
     assert all(_positive_finite(r["cumulative_ms"]) for r in result.imports.rows)
-    assert "handler import (Lambda env) median" in result.table.render()
+    rendered = result.table.render()
+    assert "agent-vote handler import (Lambda env) median" in rendered
+    assert "api handler import (Lambda env) median" in rendered
 
 
 def test_parse_importtime() -> None:

@@ -1,33 +1,140 @@
-"""Cold start: only the agent-vote function imports LangGraph; every handler imports cleanly on its own."""
+"""Cold start: what each function's handler loads when Lambda imports it, with the function's environment
+from template.yaml and the runtime's (tracing on, as deployed). Assertions on modules, never on time.
+
+- No function imports the API's web stack, LangGraph (a vote builds its graph on first use), or the heavy
+  crypto (liboqs, the BN254 pairing): each is loaded by the request that uses it.
+- X-Ray patches botocore, through which every AWS call goes, and nothing else: not requests, httpx or
+  sqlite3, which no function calls.
+- botocore loads without pyOpenSSL (``reliquary.adapters.botocore_http``), and clients come from botocore,
+  so boto3 and s3transfer load only where powertools' idempotency needs boto3 (encrypt, score-trust).
+"""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
 
+from tests.support.lambda_env import FUNCTIONS, lambda_env
+
 REPO = Path(__file__).resolve().parents[2]
-HANDLERS = ("encrypt", "audit_append", "verify_proof", "score_trust", "agent_vote")
-_PROBE = (
-    "import sys, functions.{name}.app;"
-    " print(sorted(m for m in ('langgraph', 'py_ecc', 'mclbn256') if m in sys.modules))"
+PYTHONPATH = f"{REPO}:{REPO / 'layers' / 'core'}:{REPO / 'layers' / 'native'}"
+WATCHED = (
+    "fastapi",
+    "starlette",
+    "mangum",
+    "langgraph",
+    "langchain_core",
+    "oqs",
+    "mclbn256",
+    "py_ecc",
+    "requests",
+    "httpx",
+    "sqlite3",
+    "OpenSSL",
+    "urllib3.contrib.pyopenssl",
+    "boto3",
+    "s3transfer",
+    "aws_xray_sdk",
 )
+NEVER_AT_IMPORT = {
+    "langgraph",
+    "langchain_core",
+    "oqs",
+    "mclbn256",
+    "py_ecc",
+    "requests",
+    "httpx",
+    "sqlite3",
+    "OpenSSL",
+    "urllib3.contrib.pyopenssl",
+}
+WEB = {"fastapi", "starlette", "mangum"}
+BOTO3 = {"boto3", "s3transfer"}
+USES_BOTO3 = {"encrypt", "score_trust"}  # powertools' idempotency persistence imports boto3
 
 
-@pytest.mark.parametrize("name", HANDLERS)
-def test_heavy_libraries_load_only_where_needed(name: str) -> None:
+def _fresh(code: str, env: dict[str, str]) -> str:
     done = subprocess.run(  # noqa: S603  (this interpreter, a fixed probe)
-        [sys.executable, "-c", _PROBE.format(name=name)],
+        [sys.executable, "-c", textwrap.dedent(code)],
         cwd=REPO,
-        env={"PYTHONPATH": f"{REPO}:{REPO / 'layers' / 'core'}:{REPO / 'layers' / 'native'}", "PATH": ""},
+        env={**env, "PYTHONPATH": PYTHONPATH, "PATH": ""},
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    loaded = done.stdout.strip().splitlines()[-1]
-    expected = "['langgraph']" if name == "agent_vote" else "[]"
-    assert loaded == expected, f"{name} loads {loaded} at import"
+    return done.stdout.strip().splitlines()[-1]
+
+
+def _imported(name: str, env: dict[str, str]) -> tuple[set[str], bool]:
+    """The watched modules loaded by importing ``functions/<name>``'s handler, and whether X-Ray has
+    patched botocore's client."""
+    out = _fresh(
+        f"""
+        import json, sys
+        import functions.{name}.app
+        client = sys.modules.get("botocore.client")
+        print(json.dumps({{
+            "loaded": sorted(m for m in {WATCHED!r} if m in sys.modules),
+            "botocore_traced": bool(getattr(client, "_xray_enabled", False)),
+        }}))
+        """,
+        env,
+    )
+    found = json.loads(out)
+    return set(found["loaded"]), found["botocore_traced"] is True
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_a_handler_imports_only_what_its_first_request_needs(name: str) -> None:
+    loaded, botocore_traced = _imported(name, dict(lambda_env(name)))
+    assert not loaded & NEVER_AT_IMPORT, f"{name} loads {sorted(loaded & NEVER_AT_IMPORT)} at import"
+    # The web stack is the API function's alone.
+    assert loaded & WEB == (WEB if name == "api" else set())
+    if name not in USES_BOTO3:
+        assert not loaded & BOTO3, f"{name} loads {sorted(loaded & BOTO3)} at import"
+    # Tracing on, as deployed: the Tracer is built and has patched botocore's client.
+    assert "aws_xray_sdk" in loaded
+    assert botocore_traced
+
+
+@pytest.mark.parametrize("name", ["encrypt", "api"])
+def test_outside_lambda_nothing_is_traced(name: str) -> None:
+    loaded, botocore_traced = _imported(name, {})
+    assert "aws_xray_sdk" not in loaded
+    assert not botocore_traced
+
+
+def test_botocore_takes_the_standard_ssl_context_and_pyopenssl_stays_importable() -> None:
+    out = _fresh(
+        """
+        import ssl, sys
+        import reliquary.adapters
+        import botocore.httpsession, urllib3.util.ssl_
+        same = botocore.httpsession.SSLContext is urllib3.util.ssl_.SSLContext is ssl.SSLContext
+        before = "OpenSSL" in sys.modules
+        import urllib3.contrib.pyopenssl as pyopenssl  # hidden only while botocore loaded
+        print(same, before, pyopenssl.orig_util_SSLContext is botocore.httpsession.SSLContext)
+        """,
+        {},
+    )
+    assert out == "True False True"
+
+
+def test_with_pyopenssl_loaded_first_botocore_loads_as_it_would_anyway() -> None:
+    out = _fresh(
+        """
+        import urllib3.contrib.pyopenssl as pyopenssl
+        import reliquary.adapters
+        import botocore.httpsession
+        print(botocore.httpsession.SSLContext is pyopenssl.orig_util_SSLContext)
+        """,
+        {},
+    )
+    assert out == "True"

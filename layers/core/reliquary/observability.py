@@ -8,7 +8,10 @@ its logger and each time an AWS client is built (after the SDK has loaded the mo
 
 Tracing is off outside Lambda: powertools' Tracer imports aws_xray_sdk (~350 ms), which would dominate
 the cold start of local runs and tests, so outside Lambda (or with POWERTOOLS_TRACE_DISABLED) a no-op
-tracer with the same decorators stands in.
+tracer with the same decorators stands in. On Lambda the Tracer patches botocore only (``TRACED_MODULES``):
+every AWS call, pynamodb's included, goes through botocore's client, so each is one subsegment. Its default
+(``patch_all``) would import requests, httpx and sqlite3 at cold start, which no function calls, and would
+trace each DynamoDB call two more times (pynamodb's and httplib's patches of the same request).
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from aws_lambda_powertools import Logger, Metrics
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+# What X-Ray traces: botocore's client, through which every AWS call of every function goes.
+TRACED_MODULES = ("botocore",)
 # pynamodb too: at DEBUG it logs each call's arguments (the items written, wrapped keys included).
 AWS_SDK_LOGGERS = ("botocore", "boto3", "urllib3", "s3transfer", "pynamodb")
 
@@ -86,7 +91,10 @@ def build_tracer(service: str) -> TracerLike:
         return _NoTracer()
     from aws_lambda_powertools import Tracer  # noqa: PLC0415  (only paid where tracing is on)
 
-    tracer: TracerLike = Tracer(service=service)
+    from reliquary.adapters.botocore_http import load_http  # noqa: PLC0415
+
+    load_http()  # the patch imports botocore: its HTTP layer without pyOpenSSL, as the adapters load it
+    tracer: TracerLike = Tracer(service=service, patch_modules=TRACED_MODULES)
     return tracer
 
 

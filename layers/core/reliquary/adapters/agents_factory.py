@@ -1,5 +1,5 @@
 """Builds the agent-vote runtime from the one Settings object (once per cold start of agent-vote: the only
-function that imports the agents, and so LangGraph)."""
+function that imports the agents; LangGraph loads later, when a vote first builds an agent's graph)."""
 
 from __future__ import annotations
 

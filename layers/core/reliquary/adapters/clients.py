@@ -1,11 +1,16 @@
-"""AWS clients and the root of trust, from the one Settings object (shared by every function's factory)."""
+"""AWS clients and the root of trust, from the one Settings object (shared by every function's factory).
+
+Clients come from botocore's session, not boto3's: boto3 adds resources and S3's managed transfers (it
+imports s3transfer at import), which nothing here uses, and its ``Session.client`` is botocore's
+``create_client`` with the same arguments. (powertools' idempotency still imports boto3 where it is used.)
+"""
 
 from __future__ import annotations
 
 import functools
 from typing import TYPE_CHECKING, Any
 
-import boto3
+import botocore.session
 from botocore.config import Config
 
 from reliquary.adapters.dynamodb import TableConfig
@@ -22,17 +27,17 @@ _BOTO_CONFIG = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_t
 
 
 @functools.cache
-def _session() -> boto3.session.Session:
+def _session() -> botocore.session.Session:
     # One session per process: each new session re-reads botocore's bundled service models.
-    return boto3.session.Session()
+    return botocore.session.get_session()
 
 
 def aws_client(settings: Settings, service: str) -> Any:
     """A boto3 client for ``service`` in the configured region, at the local endpoint when one is set."""
     # Before: the session and the client log as they load. After: for the SDK modules they loaded.
     quiet_aws_sdk()
-    client = _session().client(
-        service,  # type: ignore[call-overload]
+    client = _session().create_client(
+        service,
         region_name=settings.region,
         endpoint_url=settings.endpoint_url,
         config=_BOTO_CONFIG,

@@ -27,9 +27,11 @@ whose final state holds a ``Vote`` named after the agent. A model-backed agent c
 ``assess`` (or its own node) with the client taken from the runtime context, not a global. ``may_veto``
 defaults to ``False``: a veto from an agent registered without it is refused by ``run_vote``.
 
-Every name below is loaded from its module on first use: LangGraph (about a second to import) is the vote
-path's alone, and ``reliquary.agents.policy``, ``.tally``, ``.requirement``, ``.memory`` and ``.model``,
-which contracts, factories and the other functions import, load without it.
+Every name below is loaded from its module on first use, so ``reliquary.agents.policy``, ``.tally``,
+``.requirement``, ``.memory`` and ``.model``, which contracts, factories and the other functions import,
+load alone. No module here imports LangGraph (about a second to import) at import: ``build_agent_graph``
+does, when a vote first builds an agent's graph. The registry, the service and the stage load without it,
+and of agent-vote's actions only a vote pays for it.
 """
 
 from __future__ import annotations

@@ -2,16 +2,16 @@
 judgement, a pure function of the evidence) -> ``vote`` (the ``Vote`` and the updated memory). When a tool
 has no evidence, ``gather`` routes by the label ``"missing"`` straight to ``vote``, which abstains.
 
-Nodes are pure ``State -> partial State`` functions; the tools come from the runtime context."""
+Nodes are pure ``State -> partial State`` functions; the tools come from the runtime context. LangGraph is
+imported by ``build_agent_graph`` (a vote's first use of an agent), not with this module: the registry, the
+built-in agents and the service load without it, so agent-vote's cold start and its other actions (convene,
+tally, approvals, policies) never pay for it."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, Literal, TypedDict
-
-from langgraph.graph import END, START, StateGraph
-from langgraph.runtime import Runtime
+from typing import TYPE_CHECKING, Final, Literal, TypeAlias, TypedDict
 
 from reliquary.agents.model import (
     MAX_RATIONALE,
@@ -24,6 +24,10 @@ from reliquary.agents.model import (
     VoteValue,
 )
 from reliquary.agents.tools import AgentContext
+
+if TYPE_CHECKING:
+    from langgraph.graph import StateGraph
+    from langgraph.runtime import Runtime
 
 GATHER: Final = "gather"
 ASSESS: Final = "assess"
@@ -58,7 +62,7 @@ class AgentState(TypedDict, total=False):
 
 
 Assess = Callable[[VoteRequest, Evidence], Assessment]
-AgentGraph = StateGraph[AgentState, AgentContext, AgentState, AgentState]
+AgentGraph: TypeAlias = "StateGraph[AgentState, AgentContext, AgentState, AgentState]"
 
 
 def rationale(reasons: tuple[str, ...]) -> str:
@@ -84,6 +88,7 @@ def route_evidence(state: AgentState) -> Route:
 
 def build_agent_graph(name: str, assess: Assess) -> AgentGraph:
     """The standard agent graph around ``assess``: what a custom agent usually registers."""
+    from langgraph.graph import END, START, StateGraph  # noqa: PLC0415  (a vote's first use only)
 
     def assess_node(state: AgentState) -> AgentState:
         return {"assessment": assess(state["request"], state["evidence"])}

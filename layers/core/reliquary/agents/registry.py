@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-from langgraph.graph.state import CompiledStateGraph
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from reliquary.agents import builtin
 from reliquary.agents.graph import AgentGraph, AgentState, Assess, build_agent_graph
@@ -15,7 +13,11 @@ from reliquary.agents.model import AGENT_NAME, Vote, VoteRequest
 from reliquary.agents.tools import DEFAULT_TOOLS, AgentContext, AgentTools
 from reliquary.errors import ConfigurationError, ConflictError, InvalidRequestError, NotFoundError
 
-CompiledAgent = CompiledStateGraph[AgentState, AgentContext, AgentState, AgentState]
+if TYPE_CHECKING:
+    from langgraph.graph.state import CompiledStateGraph
+
+# LangGraph loads when a graph is first built (``compiled``), not with the registry (reliquary.agents.graph).
+CompiledAgent: TypeAlias = "CompiledStateGraph[AgentState, AgentContext, AgentState, AgentState]"
 
 
 @dataclass(frozen=True, slots=True)
