@@ -8,9 +8,11 @@ from typing import Any
 
 import pytest
 
+from reliquary import jcs
 from reliquary.crypto.signing import SignatureAlgorithm, SigningKey
 from reliquary.errors import AttestationError, UnknownStageKeyError
 from reliquary.flow.attestation import (
+    DOMAIN,
     MAX_CHAIN,
     Attestation,
     Signer,
@@ -426,3 +428,61 @@ def test_the_chain_bound_admits_eight_approvals(signers: dict[Signer, StageSigne
     assert verify_chain(parse_chain([a.to_json() for a in chain]), keys).approves
     with pytest.raises(AttestationError):
         parse_chain([a.to_json() for a in chain] + [chain[-1].to_json()])
+
+
+# Subject values and claims the canonical JSON fast path declines (supplementary characters, U+E000..U+FFFF
+# and surrogate-pair member names, escapes, floats ES and repr spell differently): a chain of them
+# is signed over, and verified against, exactly the RFC 8785 bytes.
+UNUSUAL = Subject('t"1\\', "v\u00e9\U0001f600", "i\n\x01", "r\ufb33", "a" * 64, "b" * 64)
+UNUSUAL_CLAIM = {"verified": True, "\ufb33": 1.0, "\U0001f600": [1e21, -0.0, 0.5], "\u20ac": "\u2028"}
+
+
+def test_a_statement_is_signed_over_its_rfc8785_bytes_and_canonicalized_once(
+    signers: dict[Signer, StageSigner], keys: StageKeys
+) -> None:
+    context = signers[Signer.VERIFY_PROOF].attest(
+        Stage.VERIFY_CONTEXT, UNUSUAL, UNUSUAL_CLAIM, claim=UNUSUAL_CLAIM, issued_at=NOW
+    )
+    stored = jcs.canonicalize([context.to_json(), *(a.to_json() for a in approval_chain(signers)[1:])])
+    parsed = parse_chain(jcs.parse(stored))
+    for attestation in parsed:
+        signed = attestation.statement.signed_bytes()
+        assert signed == DOMAIN + jcs._canonicalize_reference(attestation.statement.to_json())
+        assert attestation.statement.signed_bytes() is signed  # computed at parse, never again
+    assert parsed[0].statement.signed_bytes() == context.statement.signed_bytes()
+    verify_attestation(parsed[0], keys, stage=Stage.VERIFY_CONTEXT, subject=UNUSUAL)
+    assert b'"\\ufb33"' not in parsed[0].statement.signed_bytes()  # literal UTF-8, sorted by UTF-16
+    assert '"\u20ac":"\u2028","\U0001f600":[1e+21,0,0.5],"\ufb33":1'.encode() in signed_after_claim(parsed[0])
+
+
+def signed_after_claim(attestation: Attestation) -> bytes:
+    return attestation.statement.signed_bytes().partition(b'"claim":')[2]
+
+
+@pytest.mark.parametrize(
+    "claim",
+    [{"x": float("nan")}, {"x": "\ud800"}, {"\udc00": 1}, {"x": 2**53 + 1}],
+    ids=["nan", "lone-surrogate", "lone-surrogate-name", "big-int"],
+)
+def test_a_claim_canonical_json_cannot_cover_is_malformed(
+    signers: dict[Signer, StageSigner], claim: dict[str, Any]
+) -> None:
+    body = approval_chain(signers)[0].to_json()
+    with pytest.raises(AttestationError) as caught:
+        Attestation.from_json({**body, "statement": {**body["statement"], "claim": claim}})
+    assert caught.value.details["check"] == "format"
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["A" * 64, "a" * 63, "a" * 65, "a" * 64 + "\n", "\u0660" * 64, "g" * 64, 64],
+    ids=["upper", "short", "long", "newline", "arabic-indic-digits", "not-hex", "not-a-string"],
+)
+def test_digests_are_64_lower_case_hex_characters(signers: dict[Signer, StageSigner], value: object) -> None:
+    body = approval_chain(signers)[1].to_json()
+    for field in ("requester_key_sha256", "binding_sha256", "result_sha256"):
+        with pytest.raises(AttestationError) as caught:
+            Attestation.from_json({**body, "statement": {**body["statement"], field: value}})
+        assert caught.value.details["check"] == "format"
+    with pytest.raises(AttestationError):
+        Attestation.from_json({**body, "statement": {**body["statement"], "parents": [value]}})

@@ -32,6 +32,7 @@ import base64
 import binascii
 import functools
 import hashlib
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -53,7 +54,7 @@ FUTURE_SKEW_SECONDS: Final = 300
 MAX_VOTES: Final = 16  # the vault's panel and the rules' quorum panel: at most 8 agents each
 MAX_APPROVALS: Final = 8  # a quorum policy asks for at most 8 people (agents.policy.MAX_APPROVERS)
 MAX_CHAIN: Final = MAX_VOTES + 3 + MAX_APPROVALS  # context, trust, votes, tally, approvals
-_HEX64_CHARS: Final = frozenset("0123456789abcdef")
+_HEX64: Final = re.compile(r"[0-9a-f]{64}")
 
 
 class Stage(StrEnum):
@@ -186,7 +187,7 @@ class Attestation:
 
 
 def _hex64(value: object) -> str:
-    if not isinstance(value, str) or len(value) != 64 or not set(value) <= _HEX64_CHARS:
+    if not isinstance(value, str) or _HEX64.fullmatch(value) is None:
         raise ValueError("expected 64 lower-case hex characters")
     return value
 
@@ -228,8 +229,7 @@ def _parse_statement(value: object) -> Statement:
         raise ValueError("issued_at is epoch seconds")
     if not isinstance(claim, dict) or not isinstance(parents, list) or len(parents) > MAX_VOTES + 1:
         raise ValueError("claim is an object, parents a short list")
-    jcs.canonicalize(claim)  # a claim must be JSON the signature can cover (no NaN, no deep nesting)
-    return Statement(
+    statement = Statement(
         stage=Stage(body["stage"]),
         subject=Subject(
             tenant_id=_text(body["tenant_id"]),
@@ -244,6 +244,10 @@ def _parse_statement(value: object) -> Statement:
         parents=tuple(_hex64(p) for p in parents),
         issued_at=issued_at,
     )
+    # Canonicalized here, once: the claim must be JSON the signature can cover (no NaN, no deep nesting),
+    # and the bytes are what the signature check and every digest of the chain check read.
+    statement.signed_bytes()
+    return statement
 
 
 def _parse_attestation(value: object) -> Attestation:
