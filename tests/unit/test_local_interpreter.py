@@ -105,10 +105,21 @@ def _definition_text(label: str) -> str:
     return json.dumps({**DEFINITION, "Comment": label})
 
 
-def test_a_definition_is_parsed_once_per_text() -> None:
+def test_a_definition_is_parsed_once_per_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+    parsed: list[str] = []
+
+    def parse(definition: str) -> tuple[object, None]:
+        parsed.append(definition)
+        return object(), None
+
+    monkeypatch.setattr(AmazonStateLanguageParser, "parse", staticmethod(parse))
     first = parsed_program(_definition_text("parsed once"))
     assert parsed_program(_definition_text("parsed once")) is first
     assert parsed_program(_definition_text("another text")) is not first
+    assert parsed == [_definition_text("parsed once"), _definition_text("another text")]
+    parsed_program.cache_clear()  # nothing of this fake stays for the executions below
 
 
 # ------------------------------------------------------------------------ executions, with the patches
