@@ -1,11 +1,11 @@
 """moto's Step Functions interpreter, fit for a request path: the same definition executed, less overhead.
 
 moto 5.2.5 runs a state machine with LocalStack's ASL interpreter, which was written for correctness, not
-latency. Profiling one local access decision (docs/local-runtime.md, "Where the time goes") showed the
+latency. Profiling local access decisions (docs/perf-flow.md, "Where the orchestration went") showed the
 orchestration spent on work that does not depend on the execution:
 
 * the whole definition lexed and parsed with ANTLR's pure-Python runtime at every StartExecution (about
-  as long as every handler of the flow together);
+  a third of the orchestration);
 * ``copy.deepcopy`` of the whole state (the flow state, with its proof and attestations) at every JSONPath
   read and result write: generic deep copies of plain JSON data;
 * every JSONPath expression compiled again (jsonpath-ng builds a PLY parser) at every evaluation;
