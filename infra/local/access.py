@@ -8,13 +8,16 @@ through moto's Lambda and Step Functions APIs.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from infra.local.interpreter import EXECUTION_EVENTS, install_execution_events
 from infra.local.requester import Prover, Requester
 from infra.local.runtime import LocalStack
 from reliquary.contracts.access import AccessRequest, execution_name
@@ -48,8 +51,15 @@ class Execution:
     status: str
     output: dict[str, Any] | None
     error: str | None
-    history: list[dict[str, Any]]
     seconds: float
+    # GetExecutionHistory, called on the first read of ``history``: the whole history (every state's
+    # input and output) is a large answer that deciding does not need, so the decision is not kept
+    # waiting for it.
+    read_history: Callable[[], list[dict[str, Any]]] = field(repr=False, compare=False)
+
+    @functools.cached_property
+    def history(self) -> list[dict[str, Any]]:
+        return self.read_history()
 
     @property
     def decision(self) -> str | None:
@@ -69,6 +79,7 @@ class LocalAccess:
         self.prover = prover
         self._lambda = stack.client("lambda")
         self._sfn = stack.client("stepfunctions")
+        install_execution_events()  # deploy() installed it; idempotent
 
     # ------------------------------------------------------------------ functions
     def invoke(self, function: str, event: dict[str, Any]) -> dict[str, Any]:
@@ -203,25 +214,31 @@ class LocalAccess:
         return str(response["executionArn"])
 
     def wait(self, arn: str, *, timeout: float = 120) -> Execution:
-        started = time.monotonic()
-        while True:
+        """The execution's end, read through the Step Functions API once the interpreter says it ended
+        (no polling: a DescribeExecution every few ms would take turns from the execution itself)."""
+        with EXECUTION_EVENTS.watching(arn) as ended:
             described = self._sfn.describe_execution(executionArn=arn)
-            if described["status"] in TERMINAL:
-                break
-            if time.monotonic() - started > timeout:
-                raise TimeoutError(f"{arn} still {described['status']} after {timeout} s")
-            time.sleep(0.02)
+            if described["status"] not in TERMINAL:
+                if not ended.wait(timeout):
+                    raise TimeoutError(f"{arn} still running after {timeout} s")
+                described = self._sfn.describe_execution(executionArn=arn)
         elapsed = (described.get("stopDate") or described["startDate"]) - described["startDate"]
-        history = self._sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
         output = json.loads(described["output"]) if described.get("output") else None
         return Execution(
             arn=arn,
             status=described["status"],
             output=output,
             error=described.get("error"),
-            history=history,
             seconds=elapsed.total_seconds(),
+            read_history=functools.partial(self.history, arn),
         )
+
+    def history(self, arn: str) -> list[dict[str, Any]]:
+        """The execution's whole event history (GetExecutionHistory)."""
+        events: list[dict[str, Any]] = self._sfn.get_execution_history(executionArn=arn, maxResults=1000)[
+            "events"
+        ]
+        return events
 
     def open_grant(self, execution: Execution, requester: Requester) -> bytes:
         """The requester's side of a grant: verify it and the sealed item, and decrypt the plaintext."""

@@ -7,6 +7,7 @@ requester (a principal with its own device), so no test depends on another's his
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import importlib
 import json
@@ -18,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from infra.local.access import Execution, FunctionRefused
+from infra.local.access import FunctionRefused
 from infra.local.requester import Requester
 from infra.local.seed import (
     DENIED_PURPOSE,
@@ -68,12 +69,12 @@ def test_a_tampered_receipt_or_entry_does_not_verify(flow: Flow) -> None:
     assert output is not None
     forged = json.loads(output["entry"])
     forged["decision"] = "deny" if forged["decision"] == "approve" else "approve"
-    tampered_entry = Execution(**{**execution.__dict__, "output": {**output, "entry": json.dumps(forged)}})
+    tampered_entry = dataclasses.replace(execution, output={**output, "entry": json.dumps(forged)})
     with pytest.raises(Exception, match=r"proof|root|mismatch"):
         flow.access.verify_receipt(tampered_entry)
     receipt = dict(output["receipt"])
     receipt["leaf_index"] = receipt["leaf_index"] + 1
-    tampered_receipt = Execution(**{**execution.__dict__, "output": {**output, "receipt": receipt}})
+    tampered_receipt = dataclasses.replace(execution, output={**output, "receipt": receipt})
     with pytest.raises(Exception, match=r"proof|index|root"):
         flow.access.verify_receipt(tampered_receipt)
 
