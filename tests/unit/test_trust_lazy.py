@@ -8,9 +8,13 @@ import json
 import subprocess
 import sys
 import textwrap
+from importlib import resources
 from pathlib import Path
 
 import pytest
+import yaml
+
+from reliquary.trust.templates import _documents
 
 REPO = Path(__file__).resolve().parents[2]
 PYTHONPATH = f"{REPO}:{REPO / 'layers' / 'core'}:{REPO / 'layers' / 'native'}"
@@ -110,3 +114,13 @@ def test_the_default_policy_reads_the_standard_template_and_default_rules_on_fir
         """
     )
     assert found == {"before": False, "after": True, "once": True, "template": "standard", "rules": True}
+
+
+def test_the_shipped_templates_read_as_the_pure_python_safe_loader_reads_them() -> None:
+    package = resources.files("reliquary.trust")
+    expected = tuple(
+        yaml.safe_load(package.joinpath(name).read_text(encoding="utf-8"))
+        for name in ("defaults.yaml", "templates.yaml")
+    )
+    assert yaml.__with_libyaml__  # the wheel's parser, as deployed: the fast path is the one tested
+    assert _documents() == expected

@@ -191,9 +191,12 @@ def normalize_purpose(purpose: str) -> str:
 def _documents() -> tuple[dict[str, Any], dict[str, Any]]:
     import yaml  # noqa: PLC0415  (see the module's doc)
 
+    # The package's own files, read with the safe loader; libyaml's parser (in PyYAML's wheels) reads
+    # them about five times faster than the pure-Python one, with the same resolver and constructor.
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     package = resources.files("reliquary.trust")
-    defaults = yaml.safe_load(package.joinpath("defaults.yaml").read_text(encoding="utf-8"))
-    templates = yaml.safe_load(package.joinpath("templates.yaml").read_text(encoding="utf-8"))
+    defaults = yaml.load(package.joinpath("defaults.yaml").read_text(encoding="utf-8"), Loader=loader)  # noqa: S506
+    templates = yaml.load(package.joinpath("templates.yaml").read_text(encoding="utf-8"), Loader=loader)  # noqa: S506
     if not isinstance(defaults, dict) or not isinstance(templates, dict):
         raise InvalidRequestError("trust defaults.yaml and templates.yaml must be mappings")
     return defaults, templates
