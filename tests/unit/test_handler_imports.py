@@ -5,6 +5,8 @@ from template.yaml and the runtime's (tracing on, as deployed). Assertions on mo
   crypto (liboqs, the BN254 pairing): each is loaded by the request that uses it.
 - X-Ray patches botocore, through which every AWS call goes, and nothing else: not requests, httpx or
   sqlite3, which no function calls.
+- PyYAML loads with the first trust template read (score-trust's first score or policy, the API's policy
+  routes), never with a handler; encrypt, audit-append and verify-proof do not even ship it.
 - botocore loads without pyOpenSSL (``reliquary.adapters.botocore_http``), and clients come from botocore,
   so boto3 and s3transfer load only where powertools' idempotency needs boto3 (encrypt, score-trust).
 """
@@ -40,6 +42,7 @@ WATCHED = (
     "boto3",
     "s3transfer",
     "aws_xray_sdk",
+    "yaml",
 )
 NEVER_AT_IMPORT = {
     "langgraph",
@@ -52,6 +55,7 @@ NEVER_AT_IMPORT = {
     "sqlite3",
     "OpenSSL",
     "urllib3.contrib.pyopenssl",
+    "yaml",
 }
 WEB = {"fastapi", "starlette", "mangum"}
 BOTO3 = {"boto3", "s3transfer"}

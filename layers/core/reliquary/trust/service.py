@@ -12,7 +12,7 @@ from typing import Any, Literal
 from reliquary.crypto.scope import validate_id
 from reliquary.trust.history import HistoryStore, summarize
 from reliquary.trust.model import AccessEvent, HistoryStats, Outcome, TrustRequest, TrustScore
-from reliquary.trust.policy import DEFAULT_POLICY, TrustPolicy, TrustPolicyStore
+from reliquary.trust.policy import TrustPolicy, TrustPolicyStore, default_policy
 from reliquary.trust.rules import RuleOutcome
 from reliquary.trust.scoring import facts, score
 
@@ -66,7 +66,7 @@ class TrustService:
 
     def policy(self, tenant_id: str, vault_id: str) -> TrustPolicy:
         """The vault's trust policy; the default (standard template, default rules) when it has none."""
-        return self._policies.get(tenant_id, vault_id) or DEFAULT_POLICY
+        return self._policies.get(tenant_id, vault_id) or default_policy()
 
     def set_policy(self, tenant_id: str, vault_id: str, policy: TrustPolicy) -> None:
         validate_id("tenant_id", tenant_id)
