@@ -18,6 +18,8 @@ from tests.support.aws import AwsStack, moto_stack
 if TYPE_CHECKING:
     from tests.support.api import ApiWorld
 
+# Modules that ask for the shared world by name at run time (request.getfixturevalue), not in a signature.
+_SHARED_WORLD = ("tests/docs/test_doc_examples.py",)
 # Modules that need a world of their own or deploy their own stack (one at a time per process): they run
 # after every module of the shared world, so each process builds that one once.
 _OWN_WORLD = ("tests/api/test_schemathesis.py",)
@@ -35,6 +37,8 @@ def _world_rank(item: pytest.Item) -> int:
         return 3
     if path in _OWN_WORLD:
         return 2
+    if path in _SHARED_WORLD:
+        return 1
     return 1 if {"world", "flow"} & set(getattr(item, "fixturenames", ())) else 0
 
 

@@ -194,7 +194,7 @@ class WorldPool:
         self._exits = ExitStack()
 
     def world(self, key: str = "shared", extra_environment: Mapping[str, str] | None = None) -> ApiWorld:
-        if self._world is not None and self._key == key:
+        if self._world is not None and self._key == key and _alive(self._world):
             return self._world
         self.release()
         exits = ExitStack()
@@ -207,6 +207,16 @@ class WorldPool:
     def release(self) -> None:
         self._key, self._world = None, None
         self._exits.close()
+
+
+def _alive(world: ApiWorld) -> bool:
+    """Whether the world's stack still stands. moto's backends are process-wide, and a test that leaves
+    ``mock_aws`` resets them all: the world is then rebuilt rather than failing every test after."""
+    try:
+        world.stack.client("dynamodb").describe_table(TableName=world.stack.resources["IdentityTable"])
+    except Exception:  # noqa: BLE001  (any failure means the stack is gone)
+        return False
+    return True
 
 
 WORLDS = WorldPool()
