@@ -19,6 +19,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -61,6 +62,37 @@ def _default_runtime_builder() -> RuntimeBuilder:
     from reliquary.adapters.api_factory import build_api  # noqa: PLC0415  (boto3: only when serving)
 
     return build_api
+
+
+def _metrics_enabled() -> bool:
+    """Whether the function's environment (in force while this is called) publishes metrics."""
+    from aws_lambda_powertools.metrics.functions import is_metrics_disabled  # noqa: PLC0415
+
+    return not is_metrics_disabled()
+
+
+def per_request_metrics(app: Any, *, publish: bool) -> Any:
+    """The ASGI ``app`` with the API's metrics flushed after each HTTP request, as the Lambda handler's
+    ``log_metrics`` does after each invocation (``publish``: printed as CloudWatch EMF lines) or dropped
+    (the function's environment disables metrics). Served outside Lambda, nothing else flushes them, and
+    powertools prints a full set of 100 values even when metrics are disabled."""
+    if not callable(app):
+        return app  # not an application: uvicorn refuses it as it is
+    from reliquary.api.app import metrics  # noqa: PLC0415  (the app's module-level metrics)
+
+    async def served(scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await app(scope, receive, send)
+        finally:
+            if scope.get("type") == "http":
+                if publish:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")  # a request that recorded nothing: no warning
+                        metrics.flush_metrics()
+                else:
+                    metrics.clear_metrics()
+
+    return served
 
 
 def _health(url: str) -> int | None:
@@ -106,7 +138,7 @@ def serve_api(
         settings = Settings(token_issuer=url)  # an explicit argument wins over the environment
         app_factory = create_app or _default_app_factory()
         runtime = (build_runtime or _default_runtime_builder())(settings)
-        app = app_factory(lambda: runtime)
+        app = per_request_metrics(app_factory(lambda: runtime), publish=_metrics_enabled())
 
     server = uvicorn.Server(
         uvicorn.Config(

@@ -1,19 +1,10 @@
-"""One API world per test module (tests/support/api.py): a local stack, the API served over loopback."""
+"""The API tests run in the shared world (tests/conftest.py's ``world``): a local stack, the API served over
+loopback."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from _pytest.nodeid import NodeId
-
-from tests.support.api import ApiWorld, api_world
-
-
-@pytest.fixture(scope="module")
-def world() -> Iterator[ApiWorld]:
-    with api_world() as made:
-        yield made
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

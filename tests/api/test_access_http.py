@@ -24,7 +24,7 @@ from reliquary.identity.scopes import Role, RoleBinding
 from tests.support.api import ITEM, OTHER_TENANT, ApiWorld
 from tests.support.api_flows import AuditKeys, client_headers, decided, open_approved
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("api")]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 REQUESTS = "/v1/access-requests"
 

@@ -27,7 +27,7 @@ from tests.support.api import ITEM, OTHER_TENANT, OTHER_VAULT, ApiWorld
 from tests.support.api_flows import client_headers, decided, service_keyring
 from tests.support.api_routes import problem, send
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("api")]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 REQUESTS = "/v1/access-requests"
 WAIT_SECONDS = 60.0

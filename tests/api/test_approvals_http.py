@@ -23,7 +23,7 @@ from tests.support.api_flows import AuditKeys, client_headers, decided, open_app
 from tests.support.api_routes import problem, send
 from tests.support.people import bearer, enrolled
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("api")]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 WAIT_SECONDS = 60.0
 APPROVER = [{"role": "approver", "vault_id": SUPPORT_VAULT}]

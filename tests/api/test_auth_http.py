@@ -33,7 +33,7 @@ from reliquary.identity.scopes import Role, RoleBinding
 from reliquary.identity.tokens import TokenRejected, TokenVerifier
 from tests.support.api import OTHER_MEMORY, OTHER_TENANT, OTHER_VAULT, ApiClient, ApiWorld
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("api")]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 TOKEN_PATH = "/v1/oauth2/token"
 PROTECTED = "/v1/vaults"

@@ -30,7 +30,7 @@ from tests.support.api import ITEM, OTHER_MEMORY, OTHER_TENANT, OTHER_VAULT, Api
 from tests.support.api_routes import CLIENT_AUTH, ROLES, ROUTES, Route, allowed, report, send
 from tests.support.people import PersonAtHttp, enrolled
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("api")]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 ACME_VAULTS = (SUPPORT_VAULT, STRICT_VAULT, UNANIMOUS_VAULT)
 ACME_USER = "customer-42"  # the demo's memories are this user's

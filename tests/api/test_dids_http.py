@@ -22,7 +22,7 @@ from reliquary.identity.service_did import published_keys
 from tests.support.api import ApiWorld
 from tests.support.api_flows import AuditKeys, decided
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("api")]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 TOKEN = "/v1/oauth2/token"
 

@@ -24,7 +24,7 @@ from reliquary.identity.scopes import Role, RoleBinding
 from tests.support.api import ITEM, OTHER_MEMORY, ApiWorld
 from tests.support.api_flows import AuditKeys, client_headers, decided, service_keyring, verify_shred_receipt
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("api")]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 MEMORIES = f"/v1/vaults/{SUPPORT_VAULT}/memories"
 # What a listed memory says: metadata only (no content, no envelope, no key material).

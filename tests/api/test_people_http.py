@@ -22,7 +22,7 @@ from tests.support.people import (
     sign_in_ceremony,
 )
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("api")]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 APPROVER = [{"role": "approver", "vault_id": SUPPORT_VAULT}]
 
 

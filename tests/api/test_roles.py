@@ -45,7 +45,7 @@ from tests.support.api_routes import (
 )
 from tests.support.people import PersonAtHttp, bearer, create_person, register
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("api")]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 VAULT = SUPPORT_VAULT  # the world binds the vault-bound roles to it
 OTHER_VAULT = STRICT_VAULT  # another vault of the same tenant

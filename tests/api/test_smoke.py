@@ -6,7 +6,7 @@ import pytest
 
 from tests.support.api import OTHER_TENANT, ApiWorld
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("api")]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 def test_health_needs_no_token_and_says_nothing_internal(world: ApiWorld) -> None:
@@ -21,4 +21,7 @@ def test_every_role_of_both_tenants_gets_a_token(world: ApiWorld) -> None:
         assert world.token(role, tenant).count(".") == 2
     assert world.token("operator")
     vaults = world.http.get("/v1/vaults", headers=world.headers("tenant-admin", OTHER_TENANT)).json()
-    assert [v["vault_id"] for v in vaults["vaults"]] == ["globex-notes"]
+    # The world is shared: other modules may have added vaults to globex, never any of acme's.
+    listed = {v["vault_id"] for v in vaults["vaults"]}
+    assert "globex-notes" in listed
+    assert not listed & set(world.demo.vaults)

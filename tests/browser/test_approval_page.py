@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -26,21 +26,15 @@ from infra.local.api import (
     start_waiting_request,
 )
 from infra.local.seed import NOTES, STEP_UP_PURPOSE, SUPPORT_VAULT, TENANT
-from tests.support.api import ITEM, ApiWorld, api_world
+from tests.support.api import ITEM, ApiWorld
 from tests.support.api_flows import AuditKeys, decided, open_approved
 from tests.support.api_routes import send
 from tests.support.browser import add_virtual_authenticator, artifacts_dir
 
-pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("api")]
+pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.slow]
 
 WAIT_SECONDS = 120.0  # the request reaching the wait: the local flow takes a few seconds
 APPROVER = "Ada Approver"
-
-
-@pytest.fixture(scope="module")
-def world() -> Iterator[ApiWorld]:
-    with api_world() as made:
-        yield made
 
 
 def page_url(world: ApiWorld) -> str:

@@ -6,24 +6,17 @@ enrollment link registers nothing more. (Approving a waiting request: test_appro
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import Page, expect
 
 from infra.local.api import approval_page_url, create_approver
 from infra.local.seed import SUPPORT_VAULT
-from tests.support.api import ApiWorld, api_world
+from tests.support.api import ApiWorld
 from tests.support.api_routes import send
 from tests.support.browser import add_virtual_authenticator
 
-pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("api")]
-
-
-@pytest.fixture(scope="module")
-def world() -> Iterator[ApiWorld]:
-    with api_world() as made:
-        yield made
+pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.slow]
 
 
 def test_an_approver_enrols_and_signs_in_with_a_passkey_on_the_served_page(

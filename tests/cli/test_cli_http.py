@@ -9,7 +9,7 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,9 +21,9 @@ from reliquary.adapters.audit_factory import build_audit
 from reliquary.audit.checkpoint import Checkpoint, sign_checkpoint
 from reliquary.config import get_settings
 from reliquary.identity.scopes import Role, RoleBinding
-from tests.support.api import ITEM, ApiWorld, api_world
+from tests.support.api import ITEM, ApiWorld
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("api")]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 VAULT = "agent-memory"
@@ -79,12 +79,6 @@ class Cli:
         }
 
 
-@pytest.fixture(scope="module")
-def world() -> Iterator[ApiWorld]:
-    with api_world() as made:
-        yield made
-
-
 @pytest.fixture
 def cli(world: ApiWorld, tmp_path: Path) -> Cli:
     return Cli(tmp_path, world.url)
@@ -112,9 +106,10 @@ def test_an_unreachable_api_is_exit_4_with_one_line(cli: Cli) -> None:
 
 def test_the_operator_creates_a_tenant_whose_admin_works(world: ApiWorld, cli: Cli) -> None:
     assert world.operator is not None
-    created = cli.json("tenant", "create", "initech", "--name", "Initech", env=cli.as_client(
+    tenant = f"initech-{uuid.uuid4().hex[:8]}"  # the world is shared: a tenant id of this test's own
+    created = cli.json("tenant", "create", tenant, "--name", "Initech", env=cli.as_client(
         world.operator.client_id, world.operator.secret))  # fmt: skip
-    assert created["tenant"] == {"tenant_id": "initech", "name": "Initech", **created["tenant"]}
+    assert created["tenant"] == {"tenant_id": tenant, "name": "Initech", **created["tenant"]}
     assert created["secret_shown_once"] is True
     secret = created["client_secret"]
     assert secret.startswith("rqs_")

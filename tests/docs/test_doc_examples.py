@@ -38,7 +38,6 @@ import stat
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -50,7 +49,7 @@ from reliquary_sdk.cli.local import install_profiles, read_profile_file
 from reliquary_sdk.cli.profiles import ConfigFile
 
 from reliquary.identity.scopes import Role, RoleBinding
-from tests.support.api import ApiClient, ApiWorld, api_world
+from tests.support.api import ApiClient, ApiWorld
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCUMENTS = sorted(
@@ -164,12 +163,6 @@ def test_the_parser_reads_languages_markers_and_nested_fences(tmp_path: Path) ->
     (tmp_path / "open.md").write_text("```sh\nmake run\n", encoding="utf-8")
     with pytest.raises(AssertionError, match=re.escape("open.md:1: a fence that never closes")):
         blocks(tmp_path / "open.md", tmp_path)
-
-
-@pytest.fixture(scope="module")
-def world() -> Iterator[ApiWorld]:
-    with api_world() as made:
-        yield made
 
 
 def _api_environment(world: ApiWorld) -> dict[str, str]:

@@ -32,7 +32,7 @@ from infra.local.seed import (
 from reliquary.errors import StorageUnavailableError
 from tests.support.flow import ITEM, QUORUM_STATES, Flow
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("local-runtime")]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 def test_an_approved_request_grants_the_item_to_the_requester_alone(flow: Flow) -> None:

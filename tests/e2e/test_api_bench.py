@@ -15,7 +15,7 @@ import pytest
 
 from tests.bench import api_bench, coldstart, run
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("api")]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.usefixtures("own_stack")]
 
 
 def _positive_finite(value: object) -> bool:

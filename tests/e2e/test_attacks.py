@@ -24,7 +24,7 @@ from infra.local.requester import Requester
 from infra.local.seed import SUPPORT_VAULT, TENANT
 from tests.support.flow import ITEM, Flow
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("local-runtime")]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 def _state_before(execution: Execution, state: str) -> dict[str, Any]:

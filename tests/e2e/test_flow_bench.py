@@ -14,7 +14,7 @@ import pytest
 
 from tests.bench import run
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("local-runtime")]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.usefixtures("own_stack")]
 
 
 def test_the_flow_section_reports_latency_steps_and_cold_starts(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from infra.local.seed import SUPPORT_VAULT, TENANT
 from reliquary.contracts.access import execution_name
 from tests.support.flow import ITEM, Flow
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("local-runtime")]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 def test_a_localstack_client_session_drives_the_stack(flow: Flow) -> None:

@@ -15,7 +15,13 @@ import pytest
 
 from tests.bench import run, sdk_bench
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("api")]
+# One worker for the module: its quick run (a stack of its own) is made once, not once per worker.
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.slow,
+    pytest.mark.usefixtures("own_stack"),
+    pytest.mark.xdist_group("sdk-bench"),
+]
 
 
 def _positive_finite(value: object) -> bool:

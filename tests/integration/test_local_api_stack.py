@@ -24,7 +24,7 @@ from fastapi import FastAPI
 from infra.local.api import serve_api
 from infra.local.runtime import LocalStack, free_port, local_stack
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.xdist_group("local-runtime")]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.usefixtures("own_stack")]
 
 
 @pytest.fixture(scope="module")

@@ -33,18 +33,12 @@ from infra.local.access import FUNCTIONS
 from infra.local.requester import Requester
 from infra.local.seed import NOTES, SUPPORT_VAULT, TENANT
 from reliquary.identity.scopes import Role, RoleBinding
-from tests.support.api import ITEM, ApiWorld, api_world
+from tests.support.api import ITEM, ApiWorld
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("api")]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 ZK_DIR = Path(__file__).resolve().parents[2] / "zk"
 DECISION_SECONDS = 120.0
-
-
-@pytest.fixture(scope="module")
-def world() -> Iterator[ApiWorld]:
-    with api_world() as made:
-        yield made
 
 
 @pytest.fixture(scope="module")

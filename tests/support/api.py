@@ -1,15 +1,20 @@
-"""The API tests' world: one local stack per test module (infra.local) with the REST API served over
-loopback (uvicorn, as `make run` serves it), two tenants with their vaults, and a client of every role.
+"""The tests' world: a local stack (infra.local) with the REST API served over loopback (uvicorn, as
+`make run` serves it), two tenants with their vaults, and a client of every role.
 
 Tenants: ``acme`` (the demo tenant: three vaults with policies, items and enrolled devices) and ``globex``
-(one vault with one memory). Each test asks for tokens by role; requests go over real HTTP."""
+(one vault with one memory). Each test asks for tokens by role; requests go over real HTTP.
+
+Building a world is the slowest step of the suite (a CloudFormation deploy on moto, a prover, a server), so
+one world serves every module of a test process (``WORLDS``): each test makes its own requesters, items and
+request ids, and never assumes it is alone in a tenant."""
 
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +31,13 @@ OTHER_TENANT = "globex"
 OTHER_VAULT = "globex-notes"
 OTHER_MEMORY = "globex-secret"
 ITEM = "customer-42-notes"
+# Tokens live 15 minutes (Settings.token_ttl_seconds); a shared world outlives that, so cached ones are
+# fetched again well before.
+TOKEN_REUSE_SECONDS = 600.0
+# The shared world serves many modules, some of them in bursts (schemathesis, the role matrix): a 429 from
+# the per-client limiter would stand where a test expects the route's own answer (the limiter has its own
+# tests in tests/unit).
+SHARED_ENVIRONMENT = {"RELIQUARY_CLIENT_REQUESTS_PER_SECOND": "10000"}
 # Every role a tenant's client can hold, each bound as the tests bind it.
 ROLE_BINDINGS: dict[str, tuple[RoleBinding, ...]] = {
     "tenant-admin": (RoleBinding(Role.TENANT_ADMIN, None),),
@@ -46,7 +58,7 @@ class ApiClient:
 
 @dataclass
 class ApiWorld:
-    """The module's stack, its served API and the clients of both tenants."""
+    """A stack, its served API and the clients of both tenants."""
 
     stack: LocalStack
     access: LocalAccess
@@ -55,7 +67,7 @@ class ApiWorld:
     http: httpx.Client
     clients: dict[tuple[str, str], ApiClient] = field(default_factory=dict)  # (tenant, role) -> client
     operator: ApiClient | None = None
-    _tokens: dict[tuple[str, str], str] = field(default_factory=dict)
+    _tokens: dict[tuple[str, str], tuple[str, float]] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -65,9 +77,11 @@ class ApiWorld:
         return self.clients[(tenant, role)]
 
     def token(self, role: str, tenant: str = TENANT) -> str:
-        """A token of the tenant's client of ``role`` (fetched once per module through the token endpoint)."""
+        """A token of the tenant's client of ``role`` (fetched through the token endpoint, then reused while
+        it has minutes to live)."""
         key = (tenant, role)
-        if key not in self._tokens:
+        cached = self._tokens.get(key)
+        if cached is None or time.monotonic() - cached[1] > TOKEN_REUSE_SECONDS:
             client = self.operator if role == "operator" else self.client(role, tenant)
             assert client is not None
             answer = self.http.post(
@@ -76,8 +90,8 @@ class ApiWorld:
                 auth=(client.client_id, client.secret),
             )
             assert answer.status_code == 200, answer.text
-            self._tokens[key] = answer.json()["access_token"]
-        return self._tokens[key]
+            self._tokens[key] = (answer.json()["access_token"], time.monotonic())
+        return self._tokens[key][0]
 
     def headers(self, role: str, tenant: str = TENANT, **extra: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(role, tenant)}", **extra}
@@ -164,3 +178,45 @@ def api_world(extra_environment: Mapping[str, str] | None = None) -> Iterator[Ap
         httpx.Client(base_url=api.url, timeout=60) as http,
     ):
         yield _world(stack, LocalAccess(stack, prover), api, http)
+
+
+class WorldPool:
+    """At most one world per test process, kept from module to module.
+
+    The in-process Lambda executor and moto's backends are process-wide, so two stacks cannot run side by
+    side in one process: asking for a world under another key (or a module that deploys a stack of its own
+    calling ``release``) closes the current one first. tests/conftest.py orders the modules so that each
+    process builds the shared world once."""
+
+    def __init__(self) -> None:
+        self._key: str | None = None
+        self._world: ApiWorld | None = None
+        self._exits = ExitStack()
+
+    def world(self, key: str = "shared", extra_environment: Mapping[str, str] | None = None) -> ApiWorld:
+        if self._world is not None and self._key == key and _alive(self._world):
+            return self._world
+        self.release()
+        exits = ExitStack()
+        with exits:
+            world = exits.enter_context(api_world({**SHARED_ENVIRONMENT, **(extra_environment or {})}))
+            self._exits = exits.pop_all()
+        self._key, self._world = key, world
+        return world
+
+    def release(self) -> None:
+        self._key, self._world = None, None
+        self._exits.close()
+
+
+def _alive(world: ApiWorld) -> bool:
+    """Whether the world's stack still stands. moto's backends are process-wide, and a test that leaves
+    ``mock_aws`` resets them all: the world is then rebuilt rather than failing every test after."""
+    try:
+        world.stack.client("dynamodb").describe_table(TableName=world.stack.resources["IdentityTable"])
+    except Exception:  # noqa: BLE001  (any failure means the stack is gone)
+        return False
+    return True
+
+
+WORLDS = WorldPool()

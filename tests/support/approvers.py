@@ -4,6 +4,7 @@ answers to a waiting request (the approval challenge signed by their authenticat
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from reliquary.adapters.identity_store import DynamoDBIdentityRepository
 from reliquary.flow.approvals import approval_challenge
 from reliquary.identity.models import Person, PersonStatus, StoredCredential, new_person_id
 from reliquary.identity.scopes import Role, RoleBinding
-from tests.support.authenticator import RP_ID, SoftAuthenticator, b64url, register_passkey
+from tests.support.authenticator import ORIGIN, RP_ID, SoftAuthenticator, b64url, register_passkey
 
 
 @dataclass
@@ -81,6 +82,12 @@ def add_approver(
     )
     repository = people_of(stack)
     repository.create_person(person)
-    authenticator, credential = register_passkey(person, now=person.created_at)
+    # The page origin agent-vote accepts answers from, as this stack configured it (the shared world's is
+    # its served approval page).
+    configured = stack.lambdas.environment("AgentVoteFunction").get("RELIQUARY_WEBAUTHN_ORIGINS")
+    origin = json.loads(configured)[0] if configured else ORIGIN
+    authenticator, credential = register_passkey(
+        person, now=person.created_at, authenticator=SoftAuthenticator(origin=origin)
+    )
     repository.add_credential(credential, enrollment_jti=None)
     return StackApprover(repository.get_person(person.person_id), authenticator, credential)

@@ -169,6 +169,25 @@ def append_concurrently(
     return outcome
 
 
+def append_until_fired(
+    services: Sequence[AuditService], tenant: str, faults: Faults, outcome: Outcome, *, limit: int = 40
+) -> list[str]:
+    """Append more decisions, one at a time through ``services[0]``, until every planned crash fired.
+
+    Which appender's group reaches a given step first depends on the threads' timing: on a loaded machine
+    the sound service may have integrated everything the crashing one committed, so a planned crash can
+    still be pending after the concurrent run. Returns the extra request ids (they must be logged too)."""
+    lock = threading.Lock()
+    extra: list[str] = []
+    while set(faults.plan) - set(faults.fired) and len(extra) < limit:
+        record = decision(f"extra-{len(extra)}", tenant)
+        outcome.receipts[record.request_id] = _with_retries(
+            services, tenant, record, attempts=30, outcome=outcome, lock=lock
+        )
+        extra.append(record.request_id)
+    return extra
+
+
 def _with_retries(
     services: Sequence[AuditService],
     tenant: str,

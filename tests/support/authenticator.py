@@ -224,7 +224,7 @@ def register_passkey(
         expected_challenge=challenge,
         person=person,
         rp_id=RP_ID,
-        origins=(ORIGIN,),
+        origins=(device.origin,),
         label=label,
         now=now,
     )

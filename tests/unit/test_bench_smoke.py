@@ -14,6 +14,10 @@ import pytest
 from tests.bench import audit_bench, audit_reader_bench, coldstart, run, timing, zk_bench
 from tests.bench.report import Column, Table
 
+# One worker for the whole module: its module-scoped quick run (every offline section) would otherwise be
+# made once per worker the module's tests are spread over.
+pytestmark = [pytest.mark.xdist_group("bench-smoke")]
+
 SIZES = {"1 KiB", "64 KiB", "1 MiB"}
 # coldstart spawns interpreters; flow, api and sdk run the local runtime (tests/e2e/test_flow_bench.py,
 # tests/e2e/test_api_bench.py and tests/e2e/test_sdk_bench.py cover them; the sdk section's offline tables

@@ -7,6 +7,7 @@ audit-reader modules); ``serve_api`` takes it as its ``create_app``."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -353,3 +354,34 @@ def test_a_session_refuses_ids_the_api_would_refuse(field: str, value: str) -> N
     }
     with pytest.raises(ValueError, match=field):
         ApiSession(**fields)
+
+
+def _request_through(app: Any) -> None:
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        return None
+
+    asyncio.run(app({"type": "http", "method": "GET", "path": "/"}, receive, send))
+
+
+@pytest.mark.parametrize("publish", [False, True])
+def test_served_api_metrics_are_flushed_per_request_or_dropped(
+    publish: bool, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """More requests than powertools' 100-value set: disabled metrics print nothing (powertools would
+    print the full set), enabled ones one EMF line per request, as Lambda's log_metrics does."""
+    from aws_lambda_powertools.metrics import MetricUnit
+
+    from infra.local.api import per_request_metrics
+    from reliquary.api.app import metrics
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        metrics.add_metric(name="health.latency", unit=MetricUnit.Milliseconds, value=1.0)
+
+    served = per_request_metrics(app, publish=publish)
+    for _ in range(150):
+        _request_through(served)
+    lines = [line for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert len(lines) == (150 if publish else 0)
