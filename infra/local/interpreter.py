@@ -1,7 +1,7 @@
 """moto's Step Functions interpreter, fit for a request path: the same definition executed, less overhead.
 
 moto 5.2.5 runs a state machine with LocalStack's ASL interpreter, which was written for correctness, not
-latency. Profiling local access decisions (docs/perf-flow.md, "Where the orchestration went") showed the
+latency. Profiling local access decisions (docs/performance.md, "Where the orchestration went") showed the
 orchestration spent on work that does not depend on the execution:
 
 * the whole definition lexed and parsed with ANTLR's pure-Python runtime at every StartExecution (about

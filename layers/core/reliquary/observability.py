@@ -22,6 +22,8 @@ from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
 from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricResolution, MetricUnit
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -104,5 +106,18 @@ def build_logger(service: str) -> Logger:
     return logger
 
 
+class _Metrics(Metrics):
+    """powertools' Metrics, keeping nothing while metrics are disabled (POWERTOOLS_METRICS_DISABLED, read
+    at each call: the local runtime sets a function's environment per invocation). powertools keeps a
+    disabled function's values and, once 100 of one metric pile up, prints them regardless."""
+
+    def add_metric(
+        self, name: str, unit: MetricUnit | str, value: float, resolution: MetricResolution | int = 60
+    ) -> None:
+        if is_metrics_disabled():
+            return
+        super().add_metric(name, unit, value, resolution)
+
+
 def build_metrics(service: str) -> Metrics:
-    return Metrics(service=service, namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Reliquary"))
+    return _Metrics(service=service, namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Reliquary"))
