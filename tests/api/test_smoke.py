@@ -21,7 +21,6 @@ def test_every_role_of_both_tenants_gets_a_token(world: ApiWorld) -> None:
         assert world.token(role, tenant).count(".") == 2
     assert world.token("operator")
     vaults = world.http.get("/v1/vaults", headers=world.headers("tenant-admin", OTHER_TENANT)).json()
-    # The world is shared: other modules may have added vaults to globex, never any of acme's.
-    listed = {v["vault_id"] for v in vaults["vaults"]}
-    assert "globex-notes" in listed
-    assert not listed & set(world.demo.vaults)
+    # The world is shared: other modules may have added vaults to globex (ids are per tenant, so one may
+    # share a name with acme's); tests/api/test_cross_tenant.py proves each tenant lists only its own.
+    assert "globex-notes" in {v["vault_id"] for v in vaults["vaults"]}
