@@ -46,6 +46,9 @@ def run_audit_action(
             # appended as a plain record could stand as an approval the encrypt function would grant.
             if any(isinstance(r, DecisionRecord) for r in records):
                 raise InvalidRequestError("decisions are logged by record_decision, not append")
+            if request.receipt == "promise":
+                promises = service.promise(request.tenant_id, records)
+                return {"promises": [p.to_dict() for p in promises]}
             receipts = service.append(request.tenant_id, records)
             return {"receipts": [r.to_dict() for r in receipts]}
         case RecordDecisionTask():
