@@ -1,10 +1,16 @@
-"""The audit log checked offline: C2SP signed-note checkpoints, RFC 9162 proofs and receipts.
+"""The audit log checked offline: C2SP signed-note checkpoints, RFC 9162 proofs, receipts and promises.
 
 A checkpoint (c2sp.org/tlog-checkpoint) is a signed note (c2sp.org/signed-note): text, a blank line, then
 ``— <key name> <base64(key ID || signature)>`` lines. RELIQUARY signs with Ed25519 (signature type 0x01),
 ML-DSA-65 and Falcon-512 (type 0xff followed by ``reliquary/signed-note/v1/<algorithm>\\n``); the service
 publishes the verifier keys (``GET /v1/audit/keys``). Lines from unknown keys are ignored, as the spec
 requires; a known key's line that does not verify, or a second line from it, fails.
+
+A promise (``reliquary-audit-promise/v1``) is the log's signed word that an entry is sequenced at a leaf
+and will be integrated there: the checkpoint keys sign ``reliquary-audit-promise/v1 || 0x00 || body``,
+which no note text can be (a note holds no NUL), so a promise never opens as a checkpoint nor the other
+way round. ``verify_promise`` checks one; ``verify_promise_kept`` checks the later receipt against it and
+raises ``BrokenPromiseError`` when the log's receipt does not prove the promised entry at that leaf.
 
 Falcon-512 needs the ``falcon`` extra. ``falcon="check"`` (the default) raises ``FalconUnavailableError``
 when a trusted Falcon line must be checked without it; ``falcon="skip"`` leaves Falcon lines unchecked and
@@ -32,10 +38,12 @@ from reliquary_sdk._verify import (
 )
 
 __all__ = [
+    "BrokenPromiseError",
     "Checkpoint",
     "CheckpointError",
     "FalconUnavailableError",
     "NoteVerifier",
+    "Promise",
     "ProofError",
     "Receipt",
     "VerifiedNote",
@@ -43,6 +51,8 @@ __all__ = [
     "open_note",
     "verify_consistency",
     "verify_inclusion",
+    "verify_promise",
+    "verify_promise_kept",
     "verify_receipt",
 ]
 
@@ -55,6 +65,7 @@ MAX_SIGNATURE_LINE_BYTES = 16 << 10
 MAX_NOTE_BYTES = MAX_TEXT_BYTES + 1 + MAX_SIGNATURES * (MAX_SIGNATURE_LINE_BYTES + 1)
 MAX_PROOF_HASHES = 64
 RECEIPT_FORMAT: Final = "reliquary-audit-receipt/v1"
+PROMISE_FORMAT: Final = "reliquary-audit-promise/v1"
 SIGNATURE_TYPES: Final = {
     ED25519: b"\x01",
     ML_DSA_65: b"\xffreliquary/signed-note/v1/ML-DSA-65\n",
@@ -77,6 +88,13 @@ class ProofError(VerificationError):
     """An inclusion or consistency proof (or a receipt's) does not hold."""
 
     code = "proof_invalid"
+
+
+class BrokenPromiseError(ProofError):
+    """The log's receipt for a promised leaf does not prove the promised entry there (another entry at
+    that index, or a checkpoint that does not cover it). Keep the signed promise: it is the evidence."""
+
+    code = "promise_broken"
 
 
 def _b64decode(text: str) -> bytes | None:
@@ -172,16 +190,18 @@ def _split(note: bytes) -> tuple[bytes, list[tuple[str, bytes, bytes]]]:
     lines = block[:-1].split(b"\n")
     if len(lines) > MAX_SIGNATURES:
         raise CheckpointError("malformed note")
-    parsed = []
-    for line in lines:
-        if len(line) > MAX_SIGNATURE_LINE_BYTES or not line.startswith(_PREFIX):
-            raise CheckpointError("malformed note")
-        name, space, encoded = line[len(_PREFIX) :].decode("utf-8").partition(" ")
-        raw = _b64decode(encoded)
-        if not space or not _valid_key_name(name) or raw is None or len(raw) <= NOTE_KEY_ID_LEN:
-            raise CheckpointError("malformed note")
-        parsed.append((name, raw[:NOTE_KEY_ID_LEN], raw[NOTE_KEY_ID_LEN:]))
-    return text, parsed
+    return text, [_signature_line(line) for line in lines]
+
+
+def _signature_line(line: bytes) -> tuple[str, bytes, bytes]:
+    """(key name, key ID, signature) of ``— <key name> <base64(key ID || signature)>``."""
+    if len(line) > MAX_SIGNATURE_LINE_BYTES or not line.startswith(_PREFIX):
+        raise CheckpointError("malformed note")
+    name, space, encoded = line[len(_PREFIX) :].decode("utf-8").partition(" ")
+    raw = _b64decode(encoded)
+    if not space or not _valid_key_name(name) or raw is None or len(raw) <= NOTE_KEY_ID_LEN:
+        raise CheckpointError("malformed note")
+    return name, raw[:NOTE_KEY_ID_LEN], raw[NOTE_KEY_ID_LEN:]
 
 
 def open_note(
@@ -199,12 +219,23 @@ def open_note(
         raise CheckpointError("a signed note is bytes")
     if falcon not in ("check", "skip"):
         raise ValueError("falcon is 'check' or 'skip'")
-    must = set(required)
+    text, signatures = _split(note)
+    signed_by, unchecked = _verify_lines(text, signatures, verifiers, set(required), falcon)
+    return VerifiedNote(text.decode("utf-8"), signed_by, unchecked)
+
+
+def _verify_lines(
+    signed: bytes,
+    signatures: list[tuple[str, bytes, bytes]],
+    verifiers: Iterable[NoteVerifier],
+    must: set[NoteVerifier],
+    falcon: FalconPolicy,
+) -> tuple[tuple[NoteVerifier, ...], tuple[NoteVerifier, ...]]:
+    """The trusted keys whose signature over ``signed`` verified and those left unchecked (line order)."""
     known: dict[tuple[str, bytes], NoteVerifier] = {}
     for trusted in [*verifiers, *must]:
         if known.setdefault((trusted.name, trusted.key_id), trusted) != trusted:
             raise ValueError("two trusted keys share a key name and key ID")
-    text, signatures = _split(note)
     signed_by: list[NoteVerifier] = []
     unchecked: list[NoteVerifier] = []
     for name, key_id, signature in signatures:
@@ -217,7 +248,7 @@ def open_note(
             unchecked.append(verifier)
             continue
         try:
-            verifier.key.verify(text, signature)
+            verifier.key.verify(signed, signature)
         except VerificationError:
             raise CheckpointError("a trusted key's signature does not verify") from None
         signed_by.append(verifier)
@@ -226,7 +257,7 @@ def open_note(
     waived = {v for v in must if v.algorithm == FALCON_512} if falcon == "skip" else set()
     if not (must - waived) <= set(signed_by):
         raise CheckpointError("the note lacks a required signature")
-    return VerifiedNote(text.decode("utf-8"), tuple(signed_by), tuple(unchecked))
+    return tuple(signed_by), tuple(unchecked)
 
 
 @dataclass(frozen=True, slots=True)
@@ -418,4 +449,134 @@ def verify_receipt(
     verify_inclusion(
         receipt.leaf_index, checkpoint.size, hash_leaf(data), receipt.inclusion_proof, checkpoint.root_hash
     )
+    return checkpoint
+
+
+# --- promises --------------------------------------------------------------------------------------
+def _promise_line(value: object) -> str:
+    if not isinstance(value, str) or not value or _LINE_CONTROL.search(value) or "\x7f" in value:
+        raise ProofError("not a promise")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Promise:
+    """The log's signed word: ``request_id``'s entry, of RFC 9162 leaf hash ``leaf_hash``, is sequenced at
+    ``leaf_index`` since ``sequenced_at_ms`` (Unix ms), and will be integrated there."""
+
+    origin: str
+    request_id: str
+    leaf_index: int
+    leaf_hash: bytes
+    sequenced_at_ms: int
+    signatures: tuple[str, ...]
+
+    @classmethod
+    def from_dict(cls, value: Mapping[str, Any]) -> Promise:
+        """From the service's JSON form; ``ProofError`` when malformed (nothing is verified yet)."""
+        if not isinstance(value, Mapping) or value.get("format") != PROMISE_FORMAT:
+            raise ProofError("not a promise")
+        signatures, leaf_hash = value.get("signatures"), value.get("leaf_hash")
+        if not (
+            isinstance(signatures, list)
+            and 0 < len(signatures) <= MAX_SIGNATURES
+            and all(isinstance(line, str) for line in signatures)
+            and isinstance(leaf_hash, str)
+        ):
+            raise ProofError("not a promise")
+        digest = _b64decode(leaf_hash)
+        if digest is None or len(digest) != HASH_LEN:
+            raise ProofError("not a promise")
+        sequenced = value.get("sequenced_at_ms")
+        if isinstance(sequenced, bool) or not isinstance(sequenced, int) or sequenced < 0:
+            raise ProofError("not a promise")
+        return cls(
+            origin=_promise_line(value.get("origin")),
+            request_id=_promise_line(value.get("request_id")),
+            leaf_index=_count(value.get("leaf_index")),
+            leaf_hash=digest,
+            sequenced_at_ms=sequenced,
+            signatures=tuple(signatures),
+        )
+
+    def signed_bytes(self) -> bytes:
+        """What the log's keys signed: the domain, a NUL, then one field per line in a fixed order."""
+        leaf_hash = base64.b64encode(self.leaf_hash).decode("ascii")
+        fields = (self.origin, self.request_id, str(self.leaf_index), leaf_hash, str(self.sequenced_at_ms))
+        body = "".join(f"{field}\n" for field in fields).encode("utf-8")
+        return PROMISE_FORMAT.encode("ascii") + b"\x00" + body
+
+
+def verify_promise(
+    promise: Promise | Mapping[str, Any],
+    verifiers: Iterable[NoteVerifier],
+    *,
+    origin: str,
+    entry: bytes | str | None = None,
+    required: Iterable[NoteVerifier] = (),
+    falcon: FalconPolicy = "check",
+) -> Promise:
+    """Check the promise's signatures (the checkpoint keys, ``required`` as for a checkpoint) and that it
+    is ``origin``'s; with ``entry`` (the record's bytes or JSON text), that it promises that entry."""
+    if not isinstance(promise, Promise):
+        promise = Promise.from_dict(promise)
+    if falcon not in ("check", "skip"):
+        raise ValueError("falcon is 'check' or 'skip'")
+    if promise.origin != origin:
+        raise CheckpointError("the promise is for another log")
+    lines = []
+    for line in promise.signatures:
+        try:
+            encoded = line.encode("utf-8")
+        except UnicodeEncodeError:
+            raise CheckpointError("malformed promise") from None
+        if b"\n" in encoded:
+            raise CheckpointError("malformed promise")
+        lines.append(_signature_line(encoded))
+    _verify_lines(promise.signed_bytes(), lines, verifiers, set(required), falcon)
+    if entry is not None:
+        data = entry.encode("utf-8") if isinstance(entry, str) else entry
+        if not hmac.compare_digest(hash_leaf(data), promise.leaf_hash):
+            raise ProofError("the promise is for another entry")
+    return promise
+
+
+def verify_promise_kept(
+    promise: Promise | Mapping[str, Any],
+    receipt: Receipt | Mapping[str, Any],
+    verifiers: Iterable[NoteVerifier],
+    *,
+    origin: str,
+    required: Iterable[NoteVerifier] = (),
+    falcon: FalconPolicy = "check",
+) -> Checkpoint:
+    """Check that the log's ``receipt`` for a promised leaf keeps ``promise``: both signed by the log, and
+    the receipt's inclusion proof puts the promised leaf hash at the promised index of its checkpoint's
+    tree. ``BrokenPromiseError`` when it does not; ``ProofError`` for a receipt of another request or
+    leaf; ``CheckpointError`` for a bad signature on either."""
+    trusted = list(verifiers)
+    promise = verify_promise(promise, trusted, origin=origin, required=required, falcon=falcon)
+    if not isinstance(receipt, Receipt):
+        receipt = Receipt.from_dict(receipt)
+    if receipt.origin != origin:
+        raise CheckpointError("the receipt is for another log")
+    if receipt.request_id != promise.request_id or receipt.leaf_index != promise.leaf_index:
+        raise ProofError("the receipt is not for the promised request and leaf")
+    checkpoint = open_checkpoint(receipt.checkpoint, trusted, origin=origin, required=required, falcon=falcon)
+    if checkpoint.size != receipt.tree_size:
+        raise ProofError("the receipt's tree size is not its checkpoint's")
+    if promise.leaf_index >= checkpoint.size:
+        raise BrokenPromiseError("the receipt's checkpoint does not cover the promised leaf")
+    try:
+        verify_inclusion(
+            promise.leaf_index,
+            checkpoint.size,
+            promise.leaf_hash,
+            receipt.inclusion_proof,
+            checkpoint.root_hash,
+        )
+    except ProofError:
+        raise BrokenPromiseError(
+            "the log's checkpoint does not hold the promised entry at its leaf"
+        ) from None
     return checkpoint

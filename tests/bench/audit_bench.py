@@ -1018,8 +1018,14 @@ class ConcurrentRun:
         return sum(v for k, v in self.calls.items() if k.startswith("db:")) / self.entries
 
 
-def _concurrent_run(append: Callable[[int, int], object], appenders: int, each: int) -> float:
-    """``appenders`` threads, each making ``each`` appends of one entry in a row; the wall time."""
+def _concurrent_run(
+    append: Callable[[int, int], object],
+    appenders: int,
+    each: int,
+    finish: Callable[[], object] | None = None,
+) -> float:
+    """``appenders`` threads, each making ``each`` appends of one entry in a row, then ``finish``; the
+    wall time."""
     barrier = threading.Barrier(appenders + 1)
     errors: list[BaseException] = []
 
@@ -1038,6 +1044,8 @@ def _concurrent_run(append: Callable[[int, int], object], appenders: int, each: 
     started = time.perf_counter()
     for thread in threads:
         thread.join()
+    if finish is not None and not errors:
+        finish()
     elapsed = time.perf_counter() - started
     if errors:
         raise errors[0]
@@ -1054,6 +1062,12 @@ def _service_append(service: Any, tenant: str, n: int, k: int) -> object:
     return service.append(tenant, [decision(f"r{n}-{k}", tenant)])
 
 
+def _service_promise(service: Any, tenant: str, n: int, k: int) -> object:
+    from tests.support.audit import decision
+
+    return service.promise(tenant, [decision(f"r{n}-{k}", tenant)])
+
+
 @dataclass(frozen=True, slots=True)
 class ConcurrentResult:
     table: Table
@@ -1062,7 +1076,8 @@ class ConcurrentResult:
 
 def concurrent_appends_table(budget: Budget, quick: bool) -> ConcurrentResult:
     """Entries/s and storage round trips per entry with 1, 8 and 32 appenders in one process, on moto:
-    ``AuditService.append`` (a receipt each: checkpoint published on the interval) and the bare
+    ``AuditService.append`` (a receipt each: checkpoint published on the interval),
+    ``AuditService.promise`` (a signed promise each: integration and checkpoints amortized) and the bare
     ``TransparencyLog.append``, beside a bare DynamoDB put_item timed in the same run."""
     from reliquary.adapters.audit_store import DynamoDBLogStore, S3TileStore
     from reliquary.adapters.dynamodb import TableConfig
@@ -1093,7 +1108,11 @@ def concurrent_appends_table(budget: Budget, quick: bool) -> ConcurrentResult:
                 "Each appender (a thread) makes appends of one entry in a row: receipts = AuditService.append"
                 " of one decision (sequenced, integrated, a signed checkpoint covering it, its inclusion"
                 f" proof), checkpoint interval {DEFAULT_CHECKPOINT_INTERVAL * 1000:.0f} ms (the default) or 0"
-                " (every group publishes); log only = TransparencyLog.append (no checkpoint). A fresh log and"
+                " (every group publishes); promises = AuditService.promise of one decision (sequenced and"
+                " signed; integration and a checkpoint when the backlog is due: 256 entries or older than the"
+                " interval, 25 ms or the setting's largest, 1000 ms), the row ending with a publish that"
+                " integrates and signs the rest, timed and"
+                " counted; log only = TransparencyLog.append (no checkpoint). A fresh log and"
                 f" service (empty caches) per row, {total} entries in all (--quick: one per appender, the"
                 " default interval only); the audit table is emptied before"
                 " each row (moto's transactions copy the table)."
@@ -1123,12 +1142,15 @@ def concurrent_appends_table(budget: Budget, quick: bool) -> ConcurrentResult:
             vs_base=1.0,
         )
         lock = threading.Lock()
-        modes: list[tuple[str, float | None]] = [
-            (f"receipts, interval {DEFAULT_CHECKPOINT_INTERVAL * 1000:.0f} ms", DEFAULT_CHECKPOINT_INTERVAL),
-            ("receipts, interval 0", 0.0),
-            ("log only", None),
+        default_ms = f"{DEFAULT_CHECKPOINT_INTERVAL * 1000:.0f} ms"
+        modes: list[tuple[str, str, float | None]] = [
+            (f"receipts, interval {default_ms}", "receipts", DEFAULT_CHECKPOINT_INTERVAL),
+            ("receipts, interval 0", "receipts_interval0", 0.0),
+            (f"promises, interval {default_ms}", "promises", DEFAULT_CHECKPOINT_INTERVAL),
+            ("promises, interval 1000 ms", "promises_interval1000", 1.0),  # the setting's largest
+            ("log only", "log", None),
         ]
-        for mode, interval in modes[:1] if quick else modes:
+        for mode, key, interval in modes[:1] if quick else modes:
             for appenders in CONCURRENCY:
                 aws.reset_table()
                 calls: Counter[str] = Counter()
@@ -1137,6 +1159,7 @@ def concurrent_appends_table(budget: Budget, quick: bool) -> ConcurrentResult:
                 log = TransparencyLog(cast("LogStore", store), cast("TileStore", tile_store))
                 tenant = f"t{uuid.uuid4().hex[:8]}"
                 append: Callable[[int, int], object]
+                finish: Callable[[], object] | None = None
                 if interval is None:
                     append = functools.partial(_log_append, log, tenant)
                 else:
@@ -1148,9 +1171,13 @@ def concurrent_appends_table(budget: Budget, quick: bool) -> ConcurrentResult:
                         origin_prefix=ORIGIN_PREFIX,
                         checkpoint_interval=interval,
                     )
-                    append = functools.partial(_service_append, service, tenant)
+                    append = functools.partial(
+                        _service_promise if key.startswith("promises") else _service_append, service, tenant
+                    )
+                    if key.startswith("promises"):  # what is left sequenced but not integrated: nothing lost
+                        finish = functools.partial(service.publish, tenant)
                 each = 1 if quick else total // appenders
-                seconds = _concurrent_run(append, appenders, each)
+                seconds = _concurrent_run(append, appenders, each, finish)
                 run = ConcurrentRun(appenders * each, seconds, calls)
                 per_entry_us = seconds / run.entries * 1e6
                 rt = run.db + run.per_entry("s3:read", "s3:write")
@@ -1168,7 +1195,6 @@ def concurrent_appends_table(budget: Budget, quick: bool) -> ConcurrentResult:
                     checkpoints=run.per_entry("db:put_checkpoint"),
                     vs_base=ratio(per_entry_us * 1000, put_item.median_ns),
                 )
-                key = "log" if interval is None else ("receipts" if interval else "receipts_interval0")
                 summary[f"tlog_{key}_{appenders}_entries_per_s"] = run.entries / seconds
                 summary[f"tlog_{key}_{appenders}_rt_per_entry"] = rt
     return ConcurrentResult(table, summary)

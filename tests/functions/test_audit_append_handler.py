@@ -23,7 +23,7 @@ from reliquary.adapters.chain_store import chain_key
 from reliquary.adapters.decisions import LoggedDecisions
 from reliquary.adapters.dynamodb import TableConfig
 from reliquary.audit.note import NoteVerifier, Policy
-from reliquary.audit.receipts import Receipt, verify_export, verify_receipt
+from reliquary.audit.receipts import Promise, Receipt, verify_export, verify_promise, verify_receipt
 from reliquary.audit.records import DecisionRecord, decode_record, encode_record, parse_record
 from reliquary.errors import StorageUnavailableError, TransientError
 from reliquary.flow.attestation import StageKeys, parse_chain, require_approval_chain
@@ -88,9 +88,40 @@ def _logged(audit_append: Invoke, aws: AwsStack, request_id: str) -> list[dict[s
 
 def test_every_action_has_a_sample_event_and_the_readme_names_them_all() -> None:
     names = {p.stem for p in EVENTS_DIR.glob("*.json")}
-    assert names == {"append", "record_decision", "publish", "get_checkpoint", "export", "verify"}
+    assert names == {
+        "append",
+        "append_promise",
+        "record_decision",
+        "publish",
+        "get_checkpoint",
+        "export",
+        "verify",
+    }
     readme = (EVENTS_DIR / "README.md").read_text()
     assert all(f"`{name}.json`" in readme for name in names)
+
+
+def test_an_append_with_promises_is_answered_once_sequenced_and_publish_keeps_each_promise(
+    audit_append: Invoke,
+) -> None:
+    event = load_event("append_promise")
+    answered = ok(audit_append(event), "append")
+    assert "receipts" not in answered
+    (promise_json,) = answered["promises"]
+    (record,) = event["records"]
+    entry = encode_record(parse_record(record))
+    promise = Promise.from_dict(promise_json)
+    (again,) = ok(audit_append(event), "append")["promises"]
+    # Idempotent: the same leaf, leaf hash and time (signed afresh: ML-DSA and Falcon are randomized).
+    assert {**again, "signatures": []} == {**promise_json, "signatures": []}
+    published = ok(audit_append(load_event("publish")), "publish")
+    assert published["tree_size"] > promise.leaf_index  # publish integrated and signed it
+    origin, verifiers = _trusted(audit_append)
+    verify_promise(promise, verifiers, origin=origin, entry=entry, required=Policy.all_of(*verifiers))
+    appended = ok(audit_append(load_event("append")), "append")  # receipts by default, as before
+    assert {"receipts"} == set(appended)
+    bad = error(audit_append({**event, "receipt": "later"}), "invalid_request")
+    assert "later" not in json.dumps(bad)
 
 
 def test_the_sample_events_in_order(audit_append: Invoke, aws: AwsStack, attester: Attester) -> None:

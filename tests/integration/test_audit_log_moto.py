@@ -31,6 +31,7 @@ from tests.support.audit_faults import (
     append_concurrently,
     append_until_fired,
     check_logged_once,
+    check_promises_kept,
     every_step,
     faulty_services,
     request_ids,
@@ -336,3 +337,39 @@ def test_32_appenders_on_dynamodb_and_s3_crashing_at_every_step_log_each_record_
     assert sorted(faults.fired) == sorted(plan)
     assert faults.calls["commit:before"] < 96 + len(extra)  # the concurrent appends shared commits
     check_logged_once(services[1], tenant, outcome, [*request_ids(32, 3), *extra])
+
+
+def test_32_promise_appenders_on_dynamodb_and_s3_crashing_at_every_step_keep_every_promise(
+    aws: AwsStack,
+) -> None:
+    """Sequence-only appends against the real adapters: 32 threads, each getting promises for 3 decisions
+    one call at a time, one container crashing once at each step (the commit's, and integration's and the
+    checkpoint's when an append finds its backlog due), the crashed calls retried through another
+    container; then fsck passes, every request id is logged once, and each promise is upgraded to a
+    receipt that verifies and keeps it (the batch rows carry the commit time a retried promise repeats)."""
+    tenant = f"tenant-{uuid.uuid4().hex[:8]}"
+    settings = aws.settings
+    config = TableConfig(settings.audit_table, settings.region, settings.endpoint_url)
+
+    def build(store: FaultyLogStore, tile_store: TileStore) -> AuditService:
+        return AuditService(
+            TransparencyLog(cast("LogStore", store), tile_store),
+            tile_store,
+            cast("CheckpointStore", store),
+            checkpoint_keys(),
+            origin_prefix=ORIGIN_PREFIX,
+            checkpoint_interval=0.01,
+        )
+
+    faults = Faults(every_step(1), serialize=True)
+    store = DynamoDBLogStore(config, aws.dynamodb)
+    services = faulty_services(build, store, S3TileStore(aws.s3, settings.audit_bucket), faults)
+    outcome = append_concurrently(services, tenant, appenders=32, each=3, promises=True)
+    assert outcome.errors == []
+    extra = append_until_fired(services, tenant, faults, outcome)
+    assert sorted(faults.fired) == sorted(every_step(1))
+    assert faults.calls["commit:before"] < 96 + len(extra)
+    check_promises_kept(services[1], tenant, outcome, [*request_ids(32, 3), *extra])
+    (first, _) = outcome.promises["req-0-0"]
+    (again,) = services[1].promise(tenant, [decision("req-0-0", tenant)])
+    assert again.body == first.body  # the time read back from the batch row

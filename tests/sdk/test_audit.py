@@ -190,6 +190,62 @@ def test_receipts_made_from_a_core_log_verify_as_the_core_verifies_them(
             audit.verify_receipt(broken, entries[0], keys, origin=ORIGIN)
 
 
+def test_promises_from_the_core_verify_offline_and_a_broken_one_is_reported(
+    log_keys: list[core_note.NoteSigner],
+) -> None:
+    entries, leaves = _log(21)
+    keys = _sdk_keys(log_keys)
+    body = receipts.PromiseBody(ORIGIN, "req-7", 7, leaves[7], 1_795_651_200_500)
+    as_json = json.loads(json.dumps(receipts.sign_promise(body, log_keys).to_dict()))
+    promise = audit.verify_promise(as_json, keys, origin=ORIGIN, entry=entries[7].decode(), required=keys)
+    assert (promise.leaf_index, promise.leaf_hash, promise.sequenced_at_ms) == (
+        7,
+        leaves[7],
+        1_795_651_200_500,
+    )
+    with pytest.raises(ProofError):
+        audit.verify_promise(as_json, keys, origin=ORIGIN, entry=entries[8])
+    for field, value in (("leaf_index", 8), ("request_id", "req-8"), ("sequenced_at_ms", 1)):
+        with pytest.raises(CheckpointError):
+            audit.verify_promise({**as_json, field: value}, keys, origin=ORIGIN)
+    with pytest.raises(CheckpointError):
+        audit.verify_promise(as_json, keys, origin="reliquary.example/log/globex")
+    with pytest.raises(CheckpointError):  # Ed25519 alone does not meet a policy of all three keys
+        audit.verify_promise(
+            {**as_json, "signatures": as_json["signatures"][:1]}, keys, origin=ORIGIN, required=keys
+        )
+    for broken in ({}, {**as_json, "format": "reliquary-audit-receipt/v1"}, {**as_json, "leaf_hash": "AAAA"}):
+        with pytest.raises(ProofError):
+            audit.verify_promise(broken, keys, origin=ORIGIN)
+    # Domain separation, both ways: a promise's lines never open as a note, a checkpoint's never as a promise.
+    note = sign_checkpoint(Checkpoint(ORIGIN, 21, _root(leaves)), log_keys)
+    lines = "".join(f"{line}\n" for line in as_json["signatures"]).encode()
+    with pytest.raises(CheckpointError):
+        audit.open_checkpoint(
+            f"{ORIGIN}\n7\n{as_json['leaf_hash']}\n\n".encode() + lines, keys, origin=ORIGIN
+        )
+    checkpoint_lines = note.decode().split("\n\n", 1)[1].splitlines()
+    with pytest.raises(CheckpointError):
+        audit.verify_promise({**as_json, "signatures": checkpoint_lines}, keys, origin=ORIGIN)
+    # Kept: the receipt proves the promised leaf hash at the promised index.
+    receipt = receipts.Receipt(ORIGIN, "req-7", 7, note, 21, tuple(_inclusion(leaves, 7))).to_dict()
+    kept = audit.verify_promise_kept(as_json, receipt, keys, origin=ORIGIN, required=keys)
+    assert kept.size == 21
+    # Broken: a log that put another entry at leaf 7 (its checkpoint and proof are for that entry).
+    forked = [*leaves[:7], merkle.SHA256.hash_leaf(b"another entry"), *leaves[8:]]
+    forked_note = sign_checkpoint(Checkpoint(ORIGIN, 21, _root(forked)), log_keys)
+    forged = receipts.Receipt(ORIGIN, "req-7", 7, forked_note, 21, tuple(_inclusion(forked, 7))).to_dict()
+    with pytest.raises(audit.BrokenPromiseError) as error:
+        audit.verify_promise_kept(as_json, forged, keys, origin=ORIGIN)
+    assert error.value.code == "promise_broken"
+    short_note = sign_checkpoint(Checkpoint(ORIGIN, 7, _root(leaves[:7])), log_keys)
+    short = {**receipt, "checkpoint": short_note.decode(), "tree_size": 7, "inclusion_proof": []}
+    with pytest.raises(audit.BrokenPromiseError):  # the tree does not cover the promised leaf
+        audit.verify_promise_kept(as_json, short, keys, origin=ORIGIN)
+    with pytest.raises(ProofError):  # the receipt of another leaf answers nothing
+        audit.verify_promise_kept(as_json, {**receipt, "leaf_index": 6}, keys, origin=ORIGIN)
+
+
 def test_consistency_between_core_trees(log_keys: list[core_note.NoteSigner]) -> None:
     _, leaves = _log(40)
     for old, new in ((1, 40), (8, 40), (13, 27), (27, 27), (0, 5)):

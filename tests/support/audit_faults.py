@@ -20,7 +20,7 @@ from typing import Any
 from reliquary.audit import tiles
 from reliquary.audit.log import Batch, LogHead, TileStore
 from reliquary.audit.note import Policy
-from reliquary.audit.receipts import Receipt, verify_receipt
+from reliquary.audit.receipts import Promise, Receipt, verify_promise, verify_promise_kept, verify_receipt
 from reliquary.audit.records import DecisionRecord, decode_record, encode_record
 from reliquary.audit.service import CHECKPOINT_PATH, AuditService, StoredCheckpoint
 from reliquary.errors import StorageUnavailableError, TransientError
@@ -132,20 +132,30 @@ class FaultyTileStore:
 
 @dataclass
 class Outcome:
-    """What the appenders got: a receipt and the logged entry per request id, and the crashes met."""
+    """What the appenders got: a receipt (or, appending with ``promises``, a promise) and the logged entry
+    per request id, and the crashes met."""
 
     receipts: dict[str, tuple[Receipt, bytes]] = field(default_factory=dict)
+    promises: dict[str, tuple[Promise, bytes]] = field(default_factory=dict)
     retries: int = 0
     errors: list[BaseException] = field(default_factory=list)
+    use_promises: bool = False
 
 
 def append_concurrently(
-    services: Sequence[AuditService], tenant: str, *, appenders: int, each: int, attempts: int = 30
+    services: Sequence[AuditService],
+    tenant: str,
+    *,
+    appenders: int,
+    each: int,
+    attempts: int = 30,
+    promises: bool = False,
 ) -> Outcome:
     """``appenders`` threads, each logging ``each`` decisions one call at a time through
     ``services[0]``. A call that fails with a transient error is retried, as the flow retries
-    RecordDecision, through the next service (another container over the same stores)."""
-    outcome = Outcome()
+    RecordDecision, through the next service (another container over the same stores). ``promises``:
+    each call is ``promise_logged`` (sequenced, a signed promise back) instead of ``append_logged``."""
+    outcome = Outcome(use_promises=promises)
     lock = threading.Lock()
     start = threading.Barrier(appenders)
 
@@ -154,9 +164,7 @@ def append_concurrently(
         try:
             for k in range(each):
                 record = decision(f"req-{n}-{k}", tenant)
-                got = _with_retries(services, tenant, record, attempts=attempts, outcome=outcome, lock=lock)
-                with lock:
-                    outcome.receipts[record.request_id] = got
+                _with_retries(services, tenant, record, attempts=attempts, outcome=outcome, lock=lock)
         except BaseException as exc:  # noqa: BLE001  (reported by the caller)
             with lock:
                 outcome.errors.append(exc)
@@ -176,14 +184,16 @@ def append_until_fired(
 
     Which appender's group reaches a given step first depends on the threads' timing: on a loaded machine
     the sound service may have integrated everything the crashing one committed, so a planned crash can
-    still be pending after the concurrent run. Returns the extra request ids (they must be logged too)."""
+    still be pending after the concurrent run. Appending promises, each waits out the checkpoint interval
+    first, so that the append finds its process's backlog due (integration and the checkpoint are where
+    the later steps are). Returns the extra request ids (they must be logged too)."""
     lock = threading.Lock()
     extra: list[str] = []
     while set(faults.plan) - set(faults.fired) and len(extra) < limit:
+        if outcome.use_promises:
+            time.sleep(0.03)
         record = decision(f"extra-{len(extra)}", tenant)
-        outcome.receipts[record.request_id] = _with_retries(
-            services, tenant, record, attempts=30, outcome=outcome, lock=lock
-        )
+        _with_retries(services, tenant, record, attempts=30, outcome=outcome, lock=lock)
         extra.append(record.request_id)
     return extra
 
@@ -196,16 +206,24 @@ def _with_retries(
     attempts: int,
     outcome: Outcome,
     lock: threading.Lock,
-) -> tuple[Receipt, bytes]:
+) -> None:
     for attempt in range(attempts):
+        service = services[attempt % len(services)]
         try:
-            service = services[attempt % len(services)]
-            (receipt,), (entry,) = service.append_logged(tenant, [record])
+            if outcome.use_promises:
+                (promise,), (entry,) = service.promise_logged(tenant, [record])
+            else:
+                (receipt,), (entry,) = service.append_logged(tenant, [record])
         except TransientError:
             with lock:
                 outcome.retries += 1
         else:
-            return receipt, entry
+            with lock:
+                if outcome.use_promises:
+                    outcome.promises[record.request_id] = (promise, entry)
+                else:
+                    outcome.receipts[record.request_id] = (receipt, entry)
+            return
     raise AssertionError("an append never got through")
 
 
@@ -229,6 +247,32 @@ def check_logged_once(service: AuditService, tenant: str, outcome: Outcome, expe
         assert entry == encode_record(decision(request_id, tenant)) == logged[receipt.leaf_index]
         checkpoint = verify_receipt(receipt, entry, service.verifiers, origin=origin, required=policy)
         assert receipt.leaf_index < checkpoint.size <= published.size
+
+
+def check_promises_kept(
+    service: AuditService, tenant: str, outcome: Outcome, expected: Sequence[str]
+) -> None:
+    """After a publish: fsck passes, every request id is logged exactly once, and each appender's promise
+    verifies for its entry, is upgraded by ``receipt`` to a receipt that verifies, and that receipt keeps
+    it (the same leaf, the same leaf hash)."""
+    published = service.publish(tenant)
+    report = service.verify(tenant)
+    assert report.ok, report.problem
+    assert report.size == published.size == len(expected)
+    logged = [
+        entry
+        for first in range(0, published.size, 1000)
+        for entry in service.entries(tenant, first, min(published.size, first + 1000))
+    ]
+    assert Counter(decode_record(entry).request_id for entry in logged) == Counter(expected)
+    assert sorted(outcome.promises) == sorted(expected)
+    origin, policy = service.origin(tenant), Policy.all_of(*service.verifiers)
+    for request_id, (promise, entry) in outcome.promises.items():
+        assert entry == encode_record(decision(request_id, tenant)) == logged[promise.leaf_index]
+        verify_promise(promise, service.verifiers, origin=origin, entry=entry, required=policy)
+        receipt = service.receipt(tenant, request_id, promise.leaf_index)
+        verify_receipt(receipt, entry, service.verifiers, origin=origin, required=policy)
+        verify_promise_kept(promise, receipt, service.verifiers, origin=origin, required=policy)
 
 
 def faulty_services(

@@ -84,8 +84,10 @@ def _service(store: InMemoryLogStore, tile_store: InMemoryTileStore, interval: f
     )
 
 
-def _run(calls: Sequence[Callable[[], Any]]) -> list[Any]:
-    """Each call in its own thread; their results (or the exception each raised), in order."""
+def _run(calls: Sequence[Callable[[], Any]], *, queued: Callable[[int], None] | None = None) -> list[Any]:
+    """Each call in its own thread; their results (or the exception each raised), in order. With
+    ``queued``, each thread starts once ``queued(i)`` returns for the one before (it joined the queue), so
+    the calls arrive in order."""
     results: list[Any] = [None] * len(calls)
 
     def run(i: int) -> None:
@@ -95,8 +97,10 @@ def _run(calls: Sequence[Callable[[], Any]]) -> list[Any]:
             results[i] = exc
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
-    for thread in threads:
+    for i, thread in enumerate(threads):
         thread.start()
+        if queued is not None and i + 1 < len(threads):  # the last one: the caller waits for it
+            queued(i)
     for thread in threads:
         thread.join(30)
     return results
@@ -118,7 +122,10 @@ def _first_then(
     leader = threading.Thread(target=lambda: results.extend(_run([first])))
     leader.start()
     assert store.entered.wait(10)
-    followers = threading.Thread(target=lambda: results.extend(_run(rest)))
+    # One by one, in order: which of two appends of one request id is logged depends on it.
+    followers = threading.Thread(
+        target=lambda: results.extend(_run(rest, queued=lambda i: _queued(log, 2 + i)))
+    )
     followers.start()
     _queued(log, 1 + len(rest))
     store.release.set()
@@ -129,13 +136,14 @@ def _first_then(
 
 def test_appends_queued_behind_a_commit_share_the_next_one_and_keep_their_own_indexes() -> None:
     store, tile_store = GatedStore(), InMemoryTileStore()
-    log = TransparencyLog(store, tile_store)
+    log = TransparencyLog(store, tile_store, clock=lambda: 1_795_651_200.25)
     first = lambda: log.append(TENANT, [("a", b"first")])  # noqa: E731
     rest = [partial(log.append, TENANT, [(f"r{i}-0", b"x"), (f"r{i}-1", b"y")]) for i in range(10)]
     results = _first_then(store, log, first, rest)
     assert [len(b.entries) for b in store.batches_committed] == [1, 20]  # two commits for 11 appends
     by_first = {result[0].request_id: result for result in results}
-    assert by_first["a"] == [Appended("a", 0, True)]
+    assert by_first["a"] == [Appended("a", 0, True, 1_795_651_200_250)]  # the commit's time, in ms
+    assert {b.sequenced_at_ms for b in store.batches_committed} == {1_795_651_200_250}
     indexes = sorted(a.index for result in results for a in result)
     assert indexes == list(range(21))
     for i in range(10):  # each caller's two entries, in its order, next to each other

@@ -36,18 +36,23 @@ def _checkpoint_result(
     }
 
 
+def _append(service: AuditService, request: AppendRequest) -> dict[str, Any]:
+    records = [parse_record(r) for r in request.records]
+    # Decisions come only from record_decision (the flow), which bounds their time: a decision appended
+    # as a plain record could stand as an approval the encrypt function would grant.
+    if any(isinstance(r, DecisionRecord) for r in records):
+        raise InvalidRequestError("decisions are logged by record_decision, not append")
+    if request.receipt == "promise":  # answered once sequenced: docs/audit-log.md, "Promises"
+        return {"promises": [p.to_dict() for p in service.promise(request.tenant_id, records)]}
+    return {"receipts": [r.to_dict() for r in service.append(request.tenant_id, records)]}
+
+
 def run_audit_action(
     service: AuditService, decisions: RecordDecisionStage, request: AuditAction
 ) -> dict[str, Any]:
     match request:
         case AppendRequest():
-            records = [parse_record(r) for r in request.records]
-            # Decisions come only from record_decision (the flow), which bounds their time: a decision
-            # appended as a plain record could stand as an approval the encrypt function would grant.
-            if any(isinstance(r, DecisionRecord) for r in records):
-                raise InvalidRequestError("decisions are logged by record_decision, not append")
-            receipts = service.append(request.tenant_id, records)
-            return {"receipts": [r.to_dict() for r in receipts]}
+            return _append(service, request)
         case RecordDecisionTask():
             return decisions.record(
                 request.flow,

@@ -65,6 +65,7 @@ class LogRow(Model):
     request_id = UnicodeAttribute(null=True)  # an index row's: the decision's request id
     decision = UnicodeAttribute(null=True)  # an index row's: approve or deny
     time = NumberAttribute(null=True)  # an index row's: the decision's time (epoch seconds)
+    sequenced = NumberAttribute(null=True)  # a batch's: when it was committed (epoch ms; promises carry it)
 
 
 def _pk(log_id: str) -> str:
@@ -140,6 +141,7 @@ class DynamoDBLogStore:
             entries=_encode_entries(batch.entries),
             # UTF-8 and compact, as log.batch_bytes counts them (older rows, \u-escaped, read the same).
             request_ids=json.dumps(list(batch.request_ids), ensure_ascii=False, separators=(",", ":")),
+            sequenced=batch.sequenced_at_ms,
         )
         request_rows = [
             row_cls(_pk(log_id), f"REQ#{request_id}", index=batch.start + offset)
@@ -217,7 +219,8 @@ class DynamoDBLogStore:
         found: list[Batch] = []
         for row in rows:  # newest first: stop at the first batch that ends before `start`
             ids = tuple(json.loads(row.request_ids or "[]"))
-            batch = Batch(int(row.start or 0), _decode_entries(row.entries or b"", len(ids)), ids)
+            entries = _decode_entries(row.entries or b"", len(ids))
+            batch = Batch(int(row.start or 0), entries, ids, sequenced_at_ms=int(row.sequenced or 0))
             if batch.end <= start:
                 break
             found.append(batch)

@@ -18,15 +18,21 @@ repair after a crash) writes the same bytes: a crash between the commit and the 
 head is ahead of its tiles, and the next append or ``integrate`` completes it. Proofs are served only
 from integrated tiles, at any size up to the integrated one: a smaller tree's tiles are prefixes of the
 integrated tree's tiles at the same positions (tlog-tiles).
+
+An append may also *only sequence* (``integrate=False``): its group is committed and nothing more. The
+batches this process sequenced stay in memory (its *backlog*) until something integrates them: ``flush``
+(when ``integration_due`` says so, or a receipt is asked for), the next integrating append, or
+``integrate``; many groups then cost one set of tiles.
 """
 
 from __future__ import annotations
 
+import itertools
 import random
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -99,6 +105,29 @@ def _rows(entries: Sequence[tuple[str, bytes]], refs: Mapping[str, DecisionRef])
     return sum(2 if request_id in refs else 1 for request_id, _ in entries)
 
 
+def _placed(
+    items: Sequence[tuple[Sequence[tuple[str, bytes]], Mapping[str, DecisionRef]]],
+    batch: Batch,
+    known: Mapping[str, int],
+) -> list[dict[str, Appended]]:
+    """What each item of a group committed as ``batch`` gets: the leaf of each of its request ids (the
+    batch's, or ``known``: logged before), ``new`` only for the entry that was logged."""
+    placed = {request_id: batch.start + i for i, request_id in enumerate(batch.request_ids)}
+    claimed: set[str] = set()
+    results: list[dict[str, Appended]] = []
+    for entries, _ in items:
+        result: dict[str, Appended] = {}
+        for request_id, _ in entries:
+            if request_id in placed:
+                new = request_id not in claimed
+                result[request_id] = Appended(request_id, placed[request_id], new, batch.sequenced_at_ms)
+                claimed.add(request_id)
+            else:
+                result[request_id] = Appended(request_id, known[request_id], False)
+        results.append(result)
+    return results
+
+
 @dataclass(frozen=True, slots=True)
 class LogHead:
     """The committed state of one log. ``integrated`` <= ``size``: how far the tiles are written."""
@@ -136,6 +165,7 @@ class Batch:
     entries: tuple[bytes, ...]
     request_ids: tuple[str, ...]
     decisions: tuple[DecisionRef | None, ...] = ()
+    sequenced_at_ms: int = 0  # when it was committed (Unix ms); 0 in batches committed before it was kept
 
     def __post_init__(self) -> None:
         if self.decisions and len(self.decisions) != len(self.entries):
@@ -194,6 +224,7 @@ class Appended:
     request_id: str
     index: int
     new: bool  # False when the request id was already in the log (or an earlier append of the group has it)
+    sequenced_at_ms: int = 0  # its batch's commit time; 0 when it was already in the log (see ``committed``)
 
 
 @dataclass(eq=False, slots=True)
@@ -205,6 +236,7 @@ class _Pending:
     rows: int
     size: int  # batch_bytes
     mark: bool  # the caller wants the head's ``integrated`` written (no checkpoint will raise it)
+    integrate: bool  # False: sequence only (the backlog is integrated later)
     result: list[Appended] | None = None
     error: BaseException | None = None
 
@@ -218,7 +250,11 @@ class _Pending:
 
 
 def _pending(
-    entries: Sequence[tuple[str, bytes]], decisions: Mapping[str, DecisionRef] | None, *, mark: bool
+    entries: Sequence[tuple[str, bytes]],
+    decisions: Mapping[str, DecisionRef] | None,
+    *,
+    mark: bool,
+    integrate: bool,
 ) -> _Pending:
     """One append, checked before it joins the queue: a bad one is refused alone, before any write."""
     if len(entries) > MAX_BATCH:
@@ -240,7 +276,7 @@ def _pending(
             size=size,
             limit=MAX_BATCH_BYTES,
         )
-    return _Pending(list(entries), refs, _rows(entries, refs), size, mark)
+    return _Pending(list(entries), refs, _rows(entries, refs), size, mark, integrate)
 
 
 @dataclass(eq=False, slots=True)
@@ -253,12 +289,27 @@ class _Sequencer:
     in_flight: int = 0  # appends in the group being committed
     last_group: int = 0  # appends in the last group taken
     head: LogHead | None = None  # committed (or read) here last; None: read it before the next commit
+    # Batches committed here and not yet integrated, in commit order; ``base``: the compact range of the
+    # tree just before the first of them (None: unknown, read it from tiles); ``since``: when the first
+    # was committed (time.monotonic). Guarded by ``ready``.
+    backlog: list[Batch] = field(default_factory=list)
+    backlog_head: LogHead | None = None  # the head the last backlog batch was committed as
+    base: CompactRange | None = None
+    since: float = 0.0
+    integrating: threading.Lock = field(default_factory=threading.Lock)  # one integrator per log
 
 
 class TransparencyLog:
     def __init__(
-        self, store: LogStore, tiles_store: TileStore, *, hasher: Hasher = SHA256, tile_cache: int = 1024
+        self,
+        store: LogStore,
+        tiles_store: TileStore,
+        *,
+        hasher: Hasher = SHA256,
+        tile_cache: int = 1024,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        self._clock = clock  # the batches' commit times (promises carry them)
         self._store = store
         self._tiles = tiles_store
         self._hasher = hasher
@@ -280,6 +331,7 @@ class TransparencyLog:
         *,
         decisions: Mapping[str, DecisionRef] | None = None,
         mark_integrated: bool = True,
+        integrate: bool = True,
     ) -> list[Appended]:
         """Sequence and integrate ``(request_id, entry)`` pairs; idempotent per request id.
 
@@ -289,10 +341,12 @@ class TransparencyLog:
         and a failure of its group's commit or integration as the error (nothing of a failed commit is
         written; a commit whose integration failed is completed by the next append).
         ``mark_integrated=False``: the caller publishes a checkpoint next, whose store raises the head's
-        ``integrated`` in the same write, so the separate write is saved."""
+        ``integrated`` in the same write, so the separate write is saved. ``integrate=False``: return
+        once sequenced (committed); the entries join this process's backlog (see ``flush``), unless a
+        member of the same group integrates, which integrates them too."""
         if not entries:
             return []
-        request = _pending(entries, decisions, mark=mark_integrated)
+        request = _pending(entries, decisions, mark=mark_integrated, integrate=integrate)
         sequencer = self._sequencer(log_id)
         with sequencer.ready:
             sequencer.pending.append(request)
@@ -374,17 +428,24 @@ class TransparencyLog:
     def _lead(self, log_id: str, sequencer: _Sequencer, group: list[_Pending]) -> None:
         """Commit and integrate ``group``; every member gets its result or the group's error."""
         mark = any(request.mark for request in group)
+        integrate = any(request.integrate for request in group)
         try:
             if len(group) == 1 and not group[0].fits_one_commit:
                 (request,) = group
                 placed: dict[str, Appended] = {}
                 for part in _commits(request.entries, request.refs):
-                    (done,) = self._commit_group(log_id, sequencer, [(part, request.refs)], mark=mark)
+                    (done,) = self._commit_group(
+                        log_id, sequencer, [(part, request.refs)], mark=mark, integrate=integrate
+                    )
                     placed.update(done)
                 request.result = [placed[request_id] for request_id, _ in request.entries]
                 return
             results = self._commit_group(
-                log_id, sequencer, [(request.entries, request.refs) for request in group], mark=mark
+                log_id,
+                sequencer,
+                [(request.entries, request.refs) for request in group],
+                mark=mark,
+                integrate=integrate,
             )
             for request, result in zip(group, results, strict=True):
                 request.result = [result[request_id] for request_id, _ in request.entries]
@@ -409,10 +470,12 @@ class TransparencyLog:
         items: Sequence[tuple[Sequence[tuple[str, bytes]], Mapping[str, DecisionRef]]],
         *,
         mark: bool,
+        integrate: bool,
     ) -> list[dict[str, Appended]]:
         """Sequence the entries of ``items`` (rows that fit one commit) in one commit, then integrate
-        them. A request id given twice is logged once, under its first entry; each item gets the index
-        of each of its request ids, ``new`` only for the one whose entry was logged."""
+        them with the backlog (unless ``integrate`` is False: they join it). A request id given twice is
+        logged once, under its first entry; each item gets the index of each of its request ids, ``new``
+        only for the one whose entry was logged."""
         attempt, known = 0, dict[str, int]()
         check_known = False  # the commit itself refuses a request id already logged: look only then
         ids = list(dict.fromkeys(request_id for entries, _ in items for request_id, _ in entries))
@@ -427,8 +490,8 @@ class TransparencyLog:
                     if request_id not in known and request_id not in fresh:
                         fresh[request_id] = (entry, refs.get(request_id))
             if not fresh:
-                if max(known.values()) >= self._seen.get(log_id, 0):
-                    sequencer.head = self.integrate(log_id, record=mark)
+                if integrate and max(known.values()) >= self._seen.get(log_id, 0):
+                    self.integrate(log_id, record=mark)
                 return [
                     {request_id: Appended(request_id, known[request_id], False) for request_id, _ in entries}
                     for entries, _ in items
@@ -441,6 +504,7 @@ class TransparencyLog:
                 tuple(entry for entry, _ in fresh.values()),
                 tuple(fresh),
                 decisions if any(ref is not None for ref in decisions) else (),
+                int(self._clock() * 1000),
             )
             new_head = LogHead(grown.size, grown.hashes, head.integrated, head.revision + 1)
             try:
@@ -453,26 +517,18 @@ class TransparencyLog:
                 attempt += 1
                 time.sleep(random.uniform(0, 0.002 * attempt))  # noqa: S311  (jitter, not a secret)
                 continue
-            sequencer.head = new_head  # the next group commits on it without reading it back
-            # When everything before the batch was integrated, the head committed on *is* the tree the
-            # batch extends: its frontier saves reading it back from tiles.
-            base = head.compact_range if head.integrated == head.size else None
-            sequencer.head = self.integrate(log_id, head=new_head, batch=batch, base=base, record=mark)
-            placed = {request_id: batch.start + i for i, request_id in enumerate(batch.request_ids)}
-            claimed: set[str] = set()
-            results: list[dict[str, Appended]] = []
-            for entries, _ in items:
-                result: dict[str, Appended] = {}
-                for request_id, _ in entries:
-                    if request_id in placed:
-                        result[request_id] = Appended(
-                            request_id, placed[request_id], request_id not in claimed
-                        )
-                        claimed.add(request_id)
-                    else:
-                        result[request_id] = Appended(request_id, known[request_id], False)
-                results.append(result)
-            return results
+            with sequencer.ready:
+                sequencer.head = new_head  # the next group commits on it without reading it back
+                if not sequencer.backlog:
+                    # The head committed on *is* the tree the batch extends: once that tree is integrated,
+                    # its frontier saves reading it back from tiles (``_flush`` checks it is).
+                    sequencer.base = head.compact_range
+                    sequencer.since = time.monotonic()
+                sequencer.backlog.append(batch)
+                sequencer.backlog_head = new_head
+            if integrate:
+                self._flush(log_id, sequencer, record=mark)
+            return _placed(items, batch, known)
         raise TransientError("the log head is too contended; retry the append", log_id=log_id)
 
     def integrate(
@@ -500,7 +556,85 @@ class TransparencyLog:
         self._note_integrated(log_id, end)
         if record and (stored is None or stored.integrated < end):
             self._store.mark_integrated(log_id, end)
+        self._integrated_up_to(log_id, head)
         return replace(head, integrated=end)
+
+    def flush(self, log_id: str, *, record: bool = True) -> int:
+        """Integrate what this process sequenced and has not integrated (its backlog), with anything
+        committed before it; return the integrated size known here. From memory when the backlog
+        extends the integrated tree without a gap (no storage read); otherwise as ``integrate`` does,
+        from the stored head and batches. ``record`` as for ``integrate``."""
+        self._flush(log_id, self._sequencer(log_id), record=record)
+        return self.integrated(log_id)
+
+    def _flush(self, log_id: str, sequencer: _Sequencer, *, record: bool) -> None:
+        with sequencer.integrating:  # one integrator at a time: the next one finds its work done
+            with sequencer.ready:
+                seen = self._seen.get(log_id, 0)
+                backlog = [b for b in sequencer.backlog if b.end > seen]
+                base, last = sequencer.base, sequencer.backlog_head
+            if not backlog or last is None:
+                return
+            start, end = backlog[0].start, backlog[-1].end
+            gapless = all(a.end == b.start for a, b in itertools.pairwise(backlog))
+            if not (gapless and start == seen and base is not None and base.size == start):
+                self.integrate(log_id, record=record)  # reads the head and batches, trims the backlog
+                return
+            entries = tuple(entry for b in backlog for entry in b.entries)
+            ids = tuple(request_id for b in backlog for request_id in b.request_ids)
+            target = replace(last, integrated=start)
+            if last.size != end:  # the head kept with the backlog is its last commit's
+                raise LogInconsistentError("the sequenced backlog does not reach its head", log_id=log_id)
+            self._write_tiles(log_id, target, Batch(start, entries, ids), base)
+            self._note_integrated(log_id, end)
+            if record:
+                self._store.mark_integrated(log_id, end)
+            self._integrated_up_to(log_id, last)
+
+    def _integrated_up_to(self, log_id: str, head: LogHead) -> None:
+        """Drop the backlog batches the tree of ``head.size`` (now integrated) holds; the rest, if it
+        starts there, extends that tree (whose compact range is the head's frontier)."""
+        sequencer = self._sequencers.get(log_id)
+        if sequencer is None:
+            return
+        with sequencer.ready:
+            kept = [b for b in sequencer.backlog if b.end > head.size]
+            if kept == sequencer.backlog:
+                return
+            sequencer.backlog = kept
+            if kept and kept[0].start == head.size:
+                sequencer.base = head.compact_range
+                sequencer.since = time.monotonic()  # the rest was committed meanwhile: its age starts now
+            elif kept:
+                sequencer.base = None
+            else:
+                sequencer.backlog_head = None
+
+    def integration_due(self, log_id: str, *, age: float, backlog: int) -> bool:
+        """Whether this process's backlog should be integrated now: it holds at least ``backlog`` entries,
+        or its first batch was committed ``age`` seconds ago or more."""
+        sequencer = self._sequencers.get(log_id)
+        if sequencer is None:
+            return False
+        with sequencer.ready:
+            if not sequencer.backlog:
+                return False
+            pending = sequencer.backlog[-1].end - sequencer.backlog[0].start
+            return pending >= backlog or time.monotonic() - sequencer.since >= age
+
+    def committed(self, log_id: str, index: int) -> tuple[bytes, int]:
+        """The committed entry at ``index`` and its batch's commit time (Unix ms; 0 for a batch committed
+        before times were kept), integrated or not: from this process's backlog, else the stored batch."""
+        sequencer = self._sequencers.get(log_id)
+        found = None
+        if sequencer is not None:
+            with sequencer.ready:
+                found = next((b for b in sequencer.backlog if b.start <= index < b.end), None)
+        if found is None:
+            found = next((b for b in self._store.batches(log_id, index, index + 1) if b.start <= index), None)
+        if found is None or not found.start <= index < found.end:
+            raise LogInconsistentError("a committed entry is missing", log_id=log_id, index=index)
+        return found.entries[index - found.start], found.sequenced_at_ms
 
     def integrated(self, log_id: str) -> int:
         """The largest size this process knows to be integrated (written here, or proven by a signed

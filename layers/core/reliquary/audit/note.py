@@ -19,9 +19,12 @@ collide". It assigns no byte to plain ML-DSA-65 or Falcon-512 note signatures (`
 *timestamped cosignatures* of c2sp.org/tlog-cosignature, another signed message), so both use ``0xff``
 followed by an ASCII identifier of RELIQUARY's, which ends in a newline so that it delimits itself in a vkey.
 Like Ed25519 they sign the note text itself (pure ML-DSA with an empty context, Falcon-512 as liboqs signs):
-keys used here must sign nothing but notes. Verifiers that do not know these keys (a Go ``sumdb/note`` or a
-witness holding only the Ed25519 vkey) see a (name, key ID) they do not hold and ignore the line, as the spec
-requires, so an Ed25519 + ML-DSA-65 + Falcon-512 note opens anywhere the Ed25519 key is trusted.
+keys used here must sign nothing but notes, and *domain-separated messages* (``sign_separated``): those
+sign ``<domain> || 0x00 || message``, and no note text holds a NUL (``sign_note`` refuses one, ``open_note``
+refuses a note with one), so no such signature is ever a note's signature, nor the other way round.
+Verifiers that do not know these keys (a Go ``sumdb/note`` or a witness holding only the Ed25519 vkey) see
+a (name, key ID) they do not hold and ignore the line, as the spec requires, so an Ed25519 + ML-DSA-65 +
+Falcon-512 note opens anywhere the Ed25519 key is trusted.
 
 Opening is strict: anything malformed, a signature line from a known key that does not verify, two
 signatures from one known key, too many lines, or no trusted signature raise ``CheckpointError``; lines
@@ -368,7 +371,71 @@ def open_note(
     policy = _policy(required)
     known = _trusted(verifiers, policy)
     text, signatures = _split(note)
+    return VerifiedNote(text.decode("utf-8"), _verify_lines(text, signatures, known, policy))
 
+
+def _domain_message(domain: str, message: bytes) -> bytes:
+    """``domain || 0x00 || message``: what ``sign_separated`` signs. The NUL keeps it apart from every
+    note text (none holds one), and the domain (printable ASCII, no NUL) from every other domain."""
+    if not isinstance(domain, str) or not domain or not all(" " < c <= "~" for c in domain):
+        raise InvalidRequestError("a signature domain is printable ASCII without spaces", field="domain")
+    if not isinstance(message, bytes):
+        raise InvalidRequestError("a domain-separated message is bytes", field="message")
+    return domain.encode("ascii") + b"\x00" + message
+
+
+def sign_separated(domain: str, message: bytes, signers: Iterable[NoteSigner]) -> tuple[str, ...]:
+    """Signature lines (``— <key name> <base64(key ID || signature)>``, without their newline) over
+    ``domain || 0x00 || message``: the note keys sign something that is not a note, and can never be
+    taken for one (see the module docstring)."""
+    signed = _domain_message(domain, message)
+    signer_list = list(signers)
+    if not signer_list or not all(isinstance(s, NoteSigner) for s in signer_list):
+        raise InvalidRequestError("a signature needs one or more NoteSigner", field="signers")
+    if len(signer_list) > MAX_SIGNATURES or len({(s.name, s.key_id) for s in signer_list}) != len(
+        signer_list
+    ):
+        raise InvalidRequestError("too many signers, or two sharing a key name and key ID", field="signers")
+    return tuple(signer.signature_line(signed)[:-1] for signer in signer_list)
+
+
+def open_separated(
+    domain: str,
+    message: bytes,
+    lines: Iterable[str],
+    verifiers: Iterable[NoteVerifier],
+    *,
+    required: Policy | Iterable[NoteVerifier] | None = None,
+) -> tuple[NoteVerifier, ...]:
+    """Verify signature lines made by ``sign_separated`` over ``message`` in ``domain``, as ``open_note``
+    verifies a note's (unknown keys ignored, ``required`` enforced); return the keys that signed.
+    ``CheckpointError`` for anything malformed or unsigned."""
+    signed = _domain_message(domain, message)
+    policy = _policy(required)
+    known = _trusted(verifiers, policy)
+    line_list = list(lines) if not isinstance(lines, str) else None
+    if line_list is None or not line_list or len(line_list) > MAX_SIGNATURES:
+        raise _malformed(f"one to {MAX_SIGNATURES} signature lines")
+    parsed = []
+    for line in line_list:
+        if not isinstance(line, str) or "\n" in line:
+            raise _malformed("a signature line is one line of text")
+        try:
+            encoded = line.encode("utf-8")
+        except UnicodeEncodeError:
+            raise _malformed("a signature line is not UTF-8") from None
+        parsed.append(_parse_signature_line(encoded))
+    return _verify_lines(signed, parsed, known, policy)
+
+
+def _verify_lines(
+    signed: bytes,
+    signatures: list[tuple[str, bytes, bytes]],
+    known: Mapping[tuple[str, bytes], NoteVerifier],
+    policy: Policy,
+) -> tuple[NoteVerifier, ...]:
+    """The trusted keys whose signature over ``signed`` verified, in line order; CheckpointError for a bad
+    or repeated one, none at all, or a policy not met."""
     signed_by: list[NoteVerifier] = []
     for name, key_id, signature in signatures:
         verifier = known.get((name, key_id))
@@ -377,11 +444,11 @@ def open_note(
         if verifier in signed_by:
             raise CheckpointError(f"two signatures from the key {name}+{key_id.hex()}")
         try:
-            verifier.key.verify(text, signature)
+            verifier.key.verify(signed, signature)
         except InvalidSignatureError:
             raise CheckpointError(f"the signature of the known key {name}+{key_id.hex()} is bad") from None
         signed_by.append(verifier)
     if not signed_by:
         raise CheckpointError("the note has no signature from a trusted key")
     policy.check(signed_by)
-    return VerifiedNote(text.decode("utf-8"), tuple(signed_by))
+    return tuple(signed_by)

@@ -10,6 +10,12 @@ other appends to the log are waiting or being committed in this process waits (a
 ``checkpoint_interval``) for a checkpoint one of them publishes; otherwise it publishes at once. Either way
 it returns only with a signed checkpoint that covers its leaf.
 
+Append -> promise (``promise``): the records are only sequenced (committed), and each gets a signed
+promise of inclusion (``receipts.Promise``) at once. Integration and the checkpoint are amortized over
+many appends: done by the append that finds the process's backlog due (``INTEGRATE_BACKLOG`` entries, or
+older than the checkpoint interval), by ``publish``, and by ``receipt``, which integrates and publishes on
+demand; the receipt then keeps the promise (``receipts.verify_promise_kept``).
+
 Publishing never rewrites history: the new tree must be provably consistent with the last published
 checkpoint (its signature checked, a consistency proof built from the tiles and verified) before the new
 checkpoint is signed, and the store accepts it only if the previous one is still the latest (a
@@ -30,7 +36,14 @@ from reliquary.audit.checkpoint import Checkpoint, open_checkpoint, sign_checkpo
 from reliquary.audit.index import DecisionRef
 from reliquary.audit.log import TileStore, TransparencyLog, decision_key
 from reliquary.audit.note import NoteSigner, NoteVerifier, Policy, is_valid_key_name
-from reliquary.audit.receipts import Receipt, export_header, export_line
+from reliquary.audit.receipts import (
+    Promise,
+    PromiseBody,
+    Receipt,
+    export_header,
+    export_line,
+    sign_promise,
+)
 from reliquary.audit.records import (
     DecisionRecord,
     DeletionRecord,
@@ -58,6 +71,9 @@ MAX_EXPORT_ENTRIES = 100_000  # one export call; larger ranges are exported in s
 MAX_READ_ENTRIES = 1_000  # entries returned by one read
 _PUBLISH_ATTEMPTS = 20
 DEFAULT_CHECKPOINT_INTERVAL = 0.025  # seconds (Settings.audit_checkpoint_interval_ms)
+# Sequenced entries that make integration due at once, whatever their age: one entry bundle's worth, so
+# a busy log writes each bundle once, full.
+INTEGRATE_BACKLOG = tiles.TILE_WIDTH
 
 
 def log_key(record: AuditRecord) -> str:
@@ -194,34 +210,17 @@ class AuditService:
         A decision already logged for the request is the same decision when only its time and execution
         differ (a second execution of the same request decided the same way): the first one stands, and
         its entry and receipt are returned."""
-        log_id = validate_id("tenant_id", tenant_id)
-        if not records:
-            raise InvalidRequestError("append needs at least one record")
-        for record in records:
-            if record.tenant_id != log_id:
-                raise InvalidRequestError("a record belongs to another tenant", request_id=record.request_id)
-        entries = [(log_key(record), encode_record(record)) for record in records]
-        # Each decision's row of the per-item index, committed with its entry (reliquary.audit.index).
-        refs = {
-            log_key(record): DecisionRef(
-                record.vault_id, record.item_id, record.request_id, record.decision, record.time
-            )
-            for record in records
-            if isinstance(record, DecisionRecord)
-        }
+        log_id, entries, refs = _entries(tenant_id, records)
         # The checkpoint published below raises the head's integrated size: no write of its own.
         appended = self._log.append(log_id, entries, decisions=refs, mark_integrated=False)
-        logged: list[bytes] = []
-        conflicts: list[str] = []
-        for record, a, (_, entry) in zip(records, appended, entries, strict=True):
-            stored = entry if a.new else self._log.entry(log_id, a.index, self._log.integrated(log_id))
-            if stored != entry and not same_decision(stored, entry):
-                conflicts.append(record.request_id)
-            logged.append(stored)
-        if conflicts:
-            raise IdempotencyConflictError(
-                "a request id is already logged with a different record", request_ids=conflicts[:20]
-            )
+        logged = _logged(
+            records,
+            entries,
+            [
+                entry if a.new else self._log.entry(log_id, a.index, self._log.integrated(log_id))
+                for a, (_, entry) in zip(appended, entries, strict=True)
+            ],
+        )
         published = self._covering(log_id, max(a.index for a in appended) + 1)
         proofs = self._log.inclusion_proofs(log_id, [a.index for a in appended], published.size)
         origin = self.origin(log_id)
@@ -230,6 +229,56 @@ class AuditService:
             for record, a, proof in zip(records, appended, proofs, strict=True)
         ]
         return receipts, logged
+
+    def promise(self, tenant_id: str, records: Sequence[AuditRecord]) -> list[Promise]:
+        """Sequence ``records`` (all of ``tenant_id``) and return a signed promise of inclusion for each,
+        in order, without waiting for integration or a checkpoint (``receipt`` gives the full receipt
+        later). Idempotent as ``append``: a record already logged keeps its leaf and its commit time, so
+        its promise says the same again."""
+        promises, _ = self.promise_logged(tenant_id, records)
+        return promises
+
+    def promise_logged(
+        self, tenant_id: str, records: Sequence[AuditRecord]
+    ) -> tuple[list[Promise], list[bytes]]:
+        """``promise``, also returning each request's entry as logged (what its promise is for)."""
+        log_id, entries, refs = _entries(tenant_id, records)
+        appended = self._log.append(log_id, entries, decisions=refs, mark_integrated=False, integrate=False)
+        found = [
+            (entry, a.sequenced_at_ms) if a.new else self._log.committed(log_id, a.index)
+            for a, (_, entry) in zip(appended, entries, strict=True)
+        ]
+        logged = _logged(records, entries, [entry for entry, _ in found])
+        origin = self.origin(log_id)
+        promises = [
+            sign_promise(
+                PromiseBody(origin, record.request_id, a.index, merkle.SHA256.hash_leaf(entry), sequenced),
+                self._keys.signers,
+            )
+            for record, a, (entry, sequenced) in zip(records, appended, found, strict=True)
+        ]
+        self._settle(log_id)
+        return promises, logged
+
+    def _settle(self, log_id: str) -> None:
+        """Integrate this process's backlog and publish a checkpoint of it when that is due (see the
+        module docstring), unless another caller is publishing the log right now: it, or the next due
+        append, covers these entries. Entries integrated but not yet signed (a publish that failed) are
+        published too."""
+        state = self._state(log_id)
+        due = self._log.integration_due(log_id, age=self._interval, backlog=INTEGRATE_BACKLOG)
+        with state.ready:
+            unsigned = state.latest is not None and state.latest.size < self._log.integrated(log_id)
+            if state.publishing or not (due or unsigned):
+                return
+            state.publishing = True
+        try:
+            self._log.flush(log_id, record=False)  # the checkpoint's write raises the integrated size
+            self._publish_known(log_id, state)
+        finally:
+            with state.ready:
+                state.publishing = False
+                state.ready.notify_all()
 
     def _state(self, log_id: str) -> _Publishing:
         with self._publishing_lock:
@@ -388,9 +437,19 @@ class AuditService:
         return latest
 
     def receipt(self, tenant_id: str, request_id: str, leaf_index: int) -> Receipt:
-        """A receipt for a logged leaf against the latest checkpoint."""
+        """A receipt for a logged leaf against the latest checkpoint. A leaf sequenced but not yet
+        covered by one (a promise's) is integrated and published on demand; a leaf never sequenced is
+        ``InvalidRequestError``."""
         log_id = validate_id("tenant_id", tenant_id)
-        return self._receipt(log_id, request_id, leaf_index, self.checkpoint(log_id))
+        validate_id("request_id", request_id)
+        if isinstance(leaf_index, bool) or not isinstance(leaf_index, int) or leaf_index < 0:
+            raise InvalidRequestError("a leaf index is a non-negative integer")
+        latest = self._checkpoints.latest_checkpoint(log_id)
+        if latest is None or leaf_index >= latest.size:
+            if leaf_index >= self._log.head(log_id).size:  # never sequenced: nothing to integrate
+                raise InvalidRequestError("the leaf is not in the log")
+            latest = self.publish(log_id)  # integrates everything committed, then signs it
+        return self._receipt(log_id, request_id, leaf_index, latest)
 
     def _receipt(self, log_id: str, request_id: str, index: int, published: StoredCheckpoint) -> Receipt:
         if not 0 <= index < published.size:
@@ -469,6 +528,45 @@ class AuditService:
             required=self._keys.policy,
             progress=progress,
         )
+
+
+def _entries(
+    tenant_id: str, records: Sequence[AuditRecord]
+) -> tuple[str, list[tuple[str, bytes]], dict[str, DecisionRef]]:
+    """The log id, the ``(log key, entry)`` pairs and the decisions' index rows of an append, checked."""
+    log_id = validate_id("tenant_id", tenant_id)
+    if not records:
+        raise InvalidRequestError("append needs at least one record")
+    for record in records:
+        if record.tenant_id != log_id:
+            raise InvalidRequestError("a record belongs to another tenant", request_id=record.request_id)
+    entries = [(log_key(record), encode_record(record)) for record in records]
+    # Each decision's row of the per-item index, committed with its entry (reliquary.audit.index).
+    refs = {
+        log_key(record): DecisionRef(
+            record.vault_id, record.item_id, record.request_id, record.decision, record.time
+        )
+        for record in records
+        if isinstance(record, DecisionRecord)
+    }
+    return log_id, entries, refs
+
+
+def _logged(
+    records: Sequence[AuditRecord], entries: Sequence[tuple[str, bytes]], stored: Sequence[bytes]
+) -> list[bytes]:
+    """The entries as logged (``stored``), or ``IdempotencyConflictError`` naming the request ids logged
+    with another record (the same decision decided again is not another record: ``same_decision``)."""
+    conflicts = [
+        record.request_id
+        for record, (_, entry), logged in zip(records, entries, stored, strict=True)
+        if logged != entry and not same_decision(logged, entry)
+    ]
+    if conflicts:
+        raise IdempotencyConflictError(
+            "a request id is already logged with a different record", request_ids=conflicts[:20]
+        )
+    return list(stored)
 
 
 def _index(index: int, size: int) -> int:

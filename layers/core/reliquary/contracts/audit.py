@@ -20,10 +20,13 @@ class _Request(BaseModel):
 
 
 class AppendRequest(_Request):
-    """Log one or many records (their JSON objects, see ``reliquary.audit.records``)."""
+    """Log one or many records (their JSON objects, see ``reliquary.audit.records``). ``receipt``: what
+    each record gets back: ``proof`` (the default) a receipt, its inclusion proof in a signed checkpoint;
+    ``promise`` a signed promise of inclusion as soon as it is sequenced (docs/audit-log.md)."""
 
     action: Literal["append"]
     records: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_BATCH)
+    receipt: Literal["proof", "promise"] = "proof"
 
 
 class PublishRequest(_Request):
