@@ -16,6 +16,9 @@ PYTEST_WORKERS ?= 2
 SAM_VENV := .venv-sam
 SAM_PINS := aws-sam-cli==1.170.0 cfn-lint==1.58.0
 SAM_STAMP := $(SAM_VENV)/.installed-$(shell echo '$(SAM_PINS)' | sha256sum | cut -c1-16)
+# uv installs the locked dependencies (about 5 s against pip's minute on a fresh clone); pip installs uv.
+UV_PIN := uv==0.13.9
+UV := $(VENV)/bin/uv
 # `sam validate --lint` runs offline: a fake region and fake credentials, never a developer's own profile.
 SAM_ENV := env -u AWS_PROFILE -u AWS_DEFAULT_PROFILE -u AWS_SESSION_TOKEN \
 	AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_EC2_METADATA_DISABLED=true \
@@ -26,8 +29,8 @@ SAM_ENV := env -u AWS_PROFILE -u AWS_DEFAULT_PROFILE -u AWS_SESSION_TOKEN \
 
 help:
 	@echo "make run    - set up and run RELIQUARY locally (moto on 127.0.0.1:4566, no Docker, no cloud)"
-	@echo "make test   - set up, lint (ruff, mypy --strict, cfn-lint, sam validate --lint, statelint), run every test"
-	@echo "make bench  - set up and print the benchmark tables"
+	@echo "make test   - set up, lint (ruff, mypy --strict, cfn-lint, sam validate --lint, statelint), run every test but the bench smoke tests"
+	@echo "make bench  - set up, run the bench smoke tests, print the benchmark tables"
 	@echo "make sizes  - each function's unzipped size, code + layers (one \`sam build\`, cached by its inputs)"
 	@echo "make browser-setup - install Debian's chromium for the browser tests when missing (root or sudo)"
 	@echo "make setup  - only install: .venv with the locked dependencies, the native layer"
@@ -38,23 +41,25 @@ help:
 
 setup: $(STAMP) native-local zk-setup
 
-$(STAMP): pyproject.toml sdk/pyproject.toml requirements.lock
+$(UV):
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (found " + sys.version.split()[0] + ")")'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
-	$(PY) -m pip install --quiet --disable-pip-version-check -c requirements.lock -e './sdk[cli]'
+	$(PY) -m pip install --quiet --disable-pip-version-check $(UV_PIN)
+
+$(STAMP): pyproject.toml sdk/pyproject.toml requirements.lock | $(UV)
+	$(UV) pip install --quiet --python $(PY) -c requirements.lock -e '.[dev]' -e './sdk[cli]'
 	@rm -f $(VENV)/.installed-* && touch $@
 
 # The layer's own Makefile knows what is out of date (liboqs, the Merkle library); a no-op run takes ms.
 native-local: $(STAMP)
 	@$(MAKE) --no-print-directory -C layers/native local PYTHON=$(abspath $(PY))
 
-# Only `make lint` needs the SAM CLI (a separate venv; about a minute to install the first time).
+# Only `make lint` needs the SAM CLI (a separate venv, installed by the project venv's uv: seconds).
 sam-setup: $(SAM_STAMP)
 
-$(SAM_STAMP):
+$(SAM_STAMP): | $(UV)
 	@test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
-	$(SAM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check $(SAM_PINS)
+	$(UV) pip install --quiet --python $(SAM_VENV)/bin/python $(SAM_PINS)
 	@rm -f $(SAM_VENV)/.installed-* && touch $@
 
 zk-setup: $(ZK_STAMP)
@@ -85,16 +90,20 @@ lint: setup sam-setup
 	$(PY) tools/lint_state_machine.py
 
 unit: setup
-	$(PY) -m pytest -n $(PYTEST_WORKERS) tests/unit tests/vectors
+	$(PY) -m pytest -n $(PYTEST_WORKERS) -m 'not bench' tests/unit tests/vectors
 
 # The browser tests (tests/browser) drive Debian's Chromium; installed here when missing, never by Playwright.
 browser-setup:
 	@tools/ensure_chromium.sh
 
+# The bench smoke tests (marker `bench`: every section with tiny budgets, three on stacks of their own) run
+# with `make bench`, where their code is used; every other test runs here.
 test: lint browser-setup
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -m 'not bench'
 
+# The smoke tests first: a broken section fails in a few minutes, not after the full run.
 bench: setup
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadgroup -m bench
 	$(PY) -m tests.bench.run
 
 sizes: setup sam-setup

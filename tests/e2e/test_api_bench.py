@@ -15,7 +15,8 @@ import pytest
 
 from tests.bench import api_bench, coldstart, run
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.usefixtures("own_stack")]
+# A bench smoke test: run by `make bench` before its tables (`pytest -m bench`), not by `make test`.
+pytestmark = [pytest.mark.bench, pytest.mark.e2e, pytest.mark.slow, pytest.mark.usefixtures("own_stack")]
 
 
 def _positive_finite(value: object) -> bool:

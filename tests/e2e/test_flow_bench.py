@@ -14,7 +14,8 @@ import pytest
 
 from tests.bench import run
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.usefixtures("own_stack")]
+# A bench smoke test: run by `make bench` before its tables (`pytest -m bench`), not by `make test`.
+pytestmark = [pytest.mark.bench, pytest.mark.e2e, pytest.mark.slow, pytest.mark.usefixtures("own_stack")]
 
 
 def test_the_flow_section_reports_latency_steps_and_cold_starts(tmp_path: Path) -> None:

@@ -16,7 +16,9 @@ import pytest
 from tests.bench import run, sdk_bench
 
 # One worker for the module: its quick run (a stack of its own) is made once, not once per worker.
+# A bench smoke test: run by `make bench` before its tables (`pytest -m bench`), not by `make test`.
 pytestmark = [
+    pytest.mark.bench,
     pytest.mark.e2e,
     pytest.mark.slow,
     pytest.mark.usefixtures("own_stack"),

@@ -16,7 +16,8 @@ from tests.bench.report import Column, Table
 
 # One worker for the whole module: its module-scoped quick run (every offline section) would otherwise be
 # made once per worker the module's tests are spread over.
-pytestmark = [pytest.mark.xdist_group("bench-smoke")]
+# Run by `make bench` before its tables (`pytest -m bench`), not by `make test`.
+pytestmark = [pytest.mark.bench, pytest.mark.xdist_group("bench-smoke")]
 
 SIZES = {"1 KiB", "64 KiB", "1 MiB"}
 # coldstart spawns interpreters; flow, api and sdk run the local runtime (tests/e2e/test_flow_bench.py,
