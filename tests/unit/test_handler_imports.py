@@ -6,7 +6,8 @@ from template.yaml and the runtime's (tracing on, as deployed). Assertions on mo
 - X-Ray patches botocore, through which every AWS call goes, and nothing else: not requests, httpx or
   sqlite3, which no function calls.
 - PyYAML loads with the first trust template read (score-trust's first score or policy, the API's policy
-  routes), never with a handler; encrypt, audit-append and verify-proof do not even ship it.
+  routes), never with a handler; encrypt, audit-append and verify-proof do not even ship it. Nor does the
+  trust rules' policy-test runner, which only the CLI and the tests use.
 - botocore loads without pyOpenSSL (``reliquary.adapters.botocore_http``), and clients come from botocore,
   so boto3 and s3transfer load only where powertools' idempotency needs boto3 (encrypt, score-trust).
 - Every installed module a handler loads is deployed with its function (its package or its layers): the
@@ -47,6 +48,7 @@ WATCHED = (
     "s3transfer",
     "aws_xray_sdk",
     "yaml",
+    "reliquary.trust.rules._policytest",
 )
 NEVER_AT_IMPORT = {
     "langgraph",
@@ -60,6 +62,7 @@ NEVER_AT_IMPORT = {
     "OpenSSL",
     "urllib3.contrib.pyopenssl",
     "yaml",
+    "reliquary.trust.rules._policytest",
 }
 WEB = {"fastapi", "starlette", "mangum"}
 BOTO3 = {"boto3", "s3transfer"}
