@@ -1,6 +1,7 @@
 """``reliquary.coldstart.deferred_collection``: the collector off while a handler loads, on again after, and
 what was built frozen only in a Lambda container. Each case runs in a fresh interpreter: a frozen heap or
-a collector left off would otherwise stay with the test process."""
+a collector left off would otherwise stay with the test process. And the cold-start bench's handlers
+without bytecode: only the standard library's is kept for them."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
+from tests.bench import coldstart as coldstart_bench
 
 REPO = Path(__file__).resolve().parents[2]
 _PROBE = """
@@ -73,3 +76,21 @@ def test_a_failing_block_gives_the_collector_back(lambda_container: bool) -> Non
 def test_a_collector_the_process_turned_off_stays_off_and_nothing_is_frozen() -> None:
     found = _run(lambda_container=True, before="gc.disable()")
     assert (found["inside"], found["after"], found["frozen"]) == (False, False, 0)
+
+
+def test_the_bench_without_bytecode_keeps_only_the_standard_librarys(tmp_path: Path) -> None:
+    stdlib = Path("/opt/python3/lib/python3.12")
+    kept = tmp_path / "opt/python3/lib/python3.12"
+    files = {
+        kept / "__pycache__/json.cpython-312.pyc": True,
+        kept / "email/__pycache__/message.cpython-312.pyc": True,
+        kept / "site-packages/pydantic/__pycache__/main.cpython-312.pyc": False,
+        tmp_path / "opt/python3/lib/other/__pycache__/x.cpython-312.pyc": False,
+        tmp_path / "work/repo/layers/core/reliquary/__pycache__/config.cpython-312.pyc": False,
+        tmp_path / "work/venv/lib/python3.12/site-packages/boto3/__pycache__/session.cpython-312.pyc": False,
+    }
+    for path in files:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"\0")
+    coldstart_bench.keep_standard_library(tmp_path, stdlib)
+    assert {path: path.exists() for path in files} == files
