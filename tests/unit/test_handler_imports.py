@@ -153,10 +153,10 @@ def test_a_handler_imports_only_what_its_first_request_needs(name: str) -> None:
         module for module in imported.installed - OPTIONAL if not sizes_bench.providers(module) & set(pins)
     }
     assert not undeployed, f"{name} loads {sorted(undeployed)}, which it does not deploy"
-    # The collector stays off while the handler loads, then what it built is frozen (reliquary.coldstart):
-    # what runs is a pass or two over the young objects while reliquary.coldstart itself loads (110 to
-    # 190 passes without it, one over the whole heap).
-    assert imported.collections < 5
+    # The collector stays off while the handler loads, then what it built is frozen (reliquary.coldstart).
+    # What runs are a few passes over young objects before the block: reliquary.coldstart loading, and in
+    # a fresh checkout the handler module's own compilation (110 to 190 passes without the block).
+    assert imported.collections < 20
     assert imported.frozen > 50_000
     assert imported.collector_on
 
@@ -167,7 +167,7 @@ def test_outside_lambda_nothing_is_traced(name: str) -> None:
     assert "aws_xray_sdk" not in imported.watched
     assert not imported.botocore_traced
     # Nor frozen: a process that imports a handler may outlive it (reliquary.coldstart).
-    assert imported.collections < 5
+    assert imported.collections < 20
     assert (imported.frozen, imported.collector_on) == (0, True)
 
 
