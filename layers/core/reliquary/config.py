@@ -7,8 +7,8 @@ template.yaml sets them for every function. An explicit argument to a constructo
 given to ``Settings.model_validate``, which calls the constructor) always wins over the environment.
 
 These are the rules of pydantic-settings' ``BaseSettings`` with this configuration, which ``Settings`` used
-before: its import loaded asyncio and its nine settings sources, about a tenth of a handler's cold start,
-for the one source used here. ``tests/unit/test_config.py`` checks the two read every environment alike.
+before: its import loaded asyncio and nine settings sources for the one used here (this module took 35 CPU
+ms to import with it, 6 without). ``tests/unit/test_config.py`` checks the two read every environment alike.
 """
 
 from __future__ import annotations
