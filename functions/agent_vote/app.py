@@ -13,32 +13,36 @@ builds an agent's graph: importing the handler, and the other actions, do not lo
 
 from __future__ import annotations
 
-import functools
-from typing import Any, assert_never
+from reliquary.coldstart import deferred_collection
 
-from pydantic import TypeAdapter
+# Loaded once per container, the collector off (reliquary/coldstart.py).
+with deferred_collection():
+    import functools
+    from typing import Any, assert_never
 
-from reliquary.adapters.agents_factory import build_agent_vote
-from reliquary.agents.approvals import Answer
-from reliquary.agents.stage import AgentVoteStage
-from reliquary.config import get_settings
-from reliquary.contracts.agent_vote import (
-    AgentVoteRequest,
-    ApproveRequest,
-    AwaitApprovalsTask,
-    ConveneTask,
-    SetPolicyRequest,
-    TallyTask,
-    VoteTask,
-)
-from reliquary.handlers import handle_action
-from reliquary.observability import build_logger, build_metrics, build_tracer
+    from pydantic import TypeAdapter
 
-SERVICE = "reliquary-agent-vote"
-logger = build_logger(SERVICE)
-metrics = build_metrics(SERVICE)
-tracer = build_tracer(SERVICE)
-_REQUEST: TypeAdapter[Any] = TypeAdapter(AgentVoteRequest)
+    from reliquary.adapters.agents_factory import build_agent_vote
+    from reliquary.agents.approvals import Answer
+    from reliquary.agents.stage import AgentVoteStage
+    from reliquary.config import get_settings
+    from reliquary.contracts.agent_vote import (
+        AgentVoteRequest,
+        ApproveRequest,
+        AwaitApprovalsTask,
+        ConveneTask,
+        SetPolicyRequest,
+        TallyTask,
+        VoteTask,
+    )
+    from reliquary.handlers import handle_action
+    from reliquary.observability import build_logger, build_metrics, build_tracer
+
+    SERVICE = "reliquary-agent-vote"
+    logger = build_logger(SERVICE)
+    metrics = build_metrics(SERVICE)
+    tracer = build_tracer(SERVICE)
+    _REQUEST: TypeAdapter[Any] = TypeAdapter(AgentVoteRequest)
 
 
 @functools.cache

@@ -6,12 +6,9 @@ FastAPI and the routes' models only."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
-from mangum import Mangum
-
-from reliquary.api.app import create_app, metrics, tracer
+from reliquary.coldstart import deferred_collection
 
 
 def _runtime() -> Any:
@@ -21,11 +18,19 @@ def _runtime() -> Any:
     return build_api(get_settings())
 
 
-app = create_app(_runtime)
-# Answers whose media type is not text are base64-encoded by Mangum, and API Gateway (without binary
-# media types) would hand the base64 to the caller: every media type the API answers with is text.
-TEXT_MEDIA_TYPES = ["application/json", "application/problem+json", "application/x-www-form-urlencoded"]
-_mangum = Mangum(app, lifespan="off", text_mime_types=TEXT_MEDIA_TYPES)
+# Loaded once per container, the collector off (reliquary/coldstart.py).
+with deferred_collection():
+    import asyncio
+
+    from mangum import Mangum
+
+    from reliquary.api.app import create_app, metrics, tracer
+
+    app = create_app(_runtime)
+    # Answers whose media type is not text are base64-encoded by Mangum, and API Gateway (without binary
+    # media types) would hand the base64 to the caller: every media type the API answers with is text.
+    TEXT_MEDIA_TYPES = ["application/json", "application/problem+json", "application/x-www-form-urlencoded"]
+    _mangum = Mangum(app, lifespan="off", text_mime_types=TEXT_MEDIA_TYPES)
 
 
 def _current_event_loop() -> None:

@@ -9,23 +9,27 @@ record per (tenant, request id), and a retried append returns the first append's
 
 from __future__ import annotations
 
-import functools
-from typing import Any
+from reliquary.coldstart import deferred_collection
 
-from pydantic import TypeAdapter
+# Loaded once per container, the collector off (reliquary/coldstart.py).
+with deferred_collection():
+    import functools
+    from typing import Any
 
-from reliquary.actions.audit import run_audit_action
-from reliquary.adapters.audit_factory import AuditRuntime, build_audit
-from reliquary.config import get_settings
-from reliquary.contracts.audit import AuditRequest
-from reliquary.handlers import handle_action
-from reliquary.observability import build_logger, build_metrics, build_tracer
+    from pydantic import TypeAdapter
 
-SERVICE = "reliquary-audit-append"
-logger = build_logger(SERVICE)
-metrics = build_metrics(SERVICE)
-tracer = build_tracer(SERVICE)
-_REQUEST: TypeAdapter[Any] = TypeAdapter(AuditRequest)
+    from reliquary.actions.audit import run_audit_action
+    from reliquary.adapters.audit_factory import AuditRuntime, build_audit
+    from reliquary.config import get_settings
+    from reliquary.contracts.audit import AuditRequest
+    from reliquary.handlers import handle_action
+    from reliquary.observability import build_logger, build_metrics, build_tracer
+
+    SERVICE = "reliquary-audit-append"
+    logger = build_logger(SERVICE)
+    metrics = build_metrics(SERVICE)
+    tracer = build_tracer(SERVICE)
+    _REQUEST: TypeAdapter[Any] = TypeAdapter(AuditRequest)
 
 
 @functools.cache

@@ -13,29 +13,34 @@ only reads, is answered afresh each time).
 
 from __future__ import annotations
 
-import functools
-import hmac
-from dataclasses import dataclass
-from typing import Any
+from reliquary.coldstart import deferred_collection
 
-from aws_lambda_powertools.metrics import MetricUnit
-from pydantic import TypeAdapter
+# Loaded once per container, the collector off (reliquary/coldstart.py).
+with deferred_collection():
+    import functools
+    import hmac
+    from dataclasses import dataclass
+    from typing import Any
 
-from reliquary.actions.encrypt import run_encrypt_action
-from reliquary.adapters.factory import build_vault_service, dynamodb_client
-from reliquary.adapters.idempotency import Once
-from reliquary.adapters.streams import is_stream_batch, removed_versions
-from reliquary.config import Settings, get_settings
-from reliquary.contracts.encrypt import EncryptRequest, SealRequest
-from reliquary.handlers import handle_action
-from reliquary.observability import build_logger, build_metrics, build_tracer
-from reliquary.vaults.service import VaultService
+    from aws_lambda_powertools.metrics import MetricUnit
+    from pydantic import TypeAdapter
 
-SERVICE = "reliquary-encrypt"
-logger = build_logger(SERVICE)
-metrics = build_metrics(SERVICE)
-tracer = build_tracer(SERVICE)
-_REQUEST: TypeAdapter[Any] = TypeAdapter(EncryptRequest)
+    from reliquary.actions.encrypt import run_encrypt_action
+    from reliquary.adapters.factory import build_vault_service, dynamodb_client
+    from reliquary.adapters.idempotency import Once
+    from reliquary.adapters.streams import is_stream_batch, removed_versions
+    from reliquary.config import Settings, get_settings
+    from reliquary.contracts.encrypt import EncryptRequest, SealRequest
+    from reliquary.handlers import handle_action
+    from reliquary.observability import build_logger, build_metrics, build_tracer
+    from reliquary.vaults.service import VaultService
+
+    SERVICE = "reliquary-encrypt"
+    logger = build_logger(SERVICE)
+    metrics = build_metrics(SERVICE)
+    tracer = build_tracer(SERVICE)
+    _REQUEST: TypeAdapter[Any] = TypeAdapter(EncryptRequest)
+
 # Payload fields that must match when a request id is reused. Not the plaintext itself (powertools stores
 # this hash, and a plain hash of a low-entropy secret invites a dictionary attack) but a keyed MAC of it.
 _PAYLOAD_FIELDS = (

@@ -12,23 +12,27 @@ Malformed input is ``{"status": "error", ...}``; only transient failures raise, 
 
 from __future__ import annotations
 
-import functools
-from typing import Any, assert_never
+from reliquary.coldstart import deferred_collection
 
-from pydantic import TypeAdapter
+# Loaded once per container, the collector off (reliquary/coldstart.py).
+with deferred_collection():
+    import functools
+    from typing import Any, assert_never
 
-from reliquary.adapters.trust_factory import ScoreTrustRuntime, build_score_trust
-from reliquary.config import get_settings
-from reliquary.contracts.flow import RecordOutcomeTask, ScoreTrustTask
-from reliquary.contracts.score_trust import RecordRequest, ScoreTrustRequest, SetPolicyRequest
-from reliquary.handlers import handle_action
-from reliquary.observability import build_logger, build_metrics, build_tracer
+    from pydantic import TypeAdapter
 
-SERVICE = "reliquary-score-trust"
-logger = build_logger(SERVICE)
-metrics = build_metrics(SERVICE)
-tracer = build_tracer(SERVICE)
-_REQUEST: TypeAdapter[Any] = TypeAdapter(ScoreTrustRequest)
+    from reliquary.adapters.trust_factory import ScoreTrustRuntime, build_score_trust
+    from reliquary.config import get_settings
+    from reliquary.contracts.flow import RecordOutcomeTask, ScoreTrustTask
+    from reliquary.contracts.score_trust import RecordRequest, ScoreTrustRequest, SetPolicyRequest
+    from reliquary.handlers import handle_action
+    from reliquary.observability import build_logger, build_metrics, build_tracer
+
+    SERVICE = "reliquary-score-trust"
+    logger = build_logger(SERVICE)
+    metrics = build_metrics(SERVICE)
+    tracer = build_tracer(SERVICE)
+    _REQUEST: TypeAdapter[Any] = TypeAdapter(ScoreTrustRequest)
 
 
 @functools.cache

@@ -9,24 +9,28 @@ request is ``{"status": "error", ...}``; only transient failures raise, for Step
 
 from __future__ import annotations
 
-import functools
-from typing import Any, assert_never
+from reliquary.coldstart import deferred_collection
 
-from aws_lambda_powertools.metrics import MetricUnit
-from pydantic import TypeAdapter
+# Loaded once per container, the collector off (reliquary/coldstart.py).
+with deferred_collection():
+    import functools
+    from typing import Any, assert_never
 
-from reliquary.adapters.zk_factory import VerifyProofRuntime, build_verify_proof
-from reliquary.config import get_settings
-from reliquary.contracts.flow import VerifyContextTask
-from reliquary.contracts.verify_proof import IssueNonceRequest, SetPolicyRequest, VerifyProofRequest
-from reliquary.handlers import handle_action
-from reliquary.observability import build_logger, build_metrics, build_tracer
+    from aws_lambda_powertools.metrics import MetricUnit
+    from pydantic import TypeAdapter
 
-SERVICE = "reliquary-verify-proof"
-logger = build_logger(SERVICE)
-metrics = build_metrics(SERVICE)
-tracer = build_tracer(SERVICE)
-_REQUEST: TypeAdapter[Any] = TypeAdapter(VerifyProofRequest)
+    from reliquary.adapters.zk_factory import VerifyProofRuntime, build_verify_proof
+    from reliquary.config import get_settings
+    from reliquary.contracts.flow import VerifyContextTask
+    from reliquary.contracts.verify_proof import IssueNonceRequest, SetPolicyRequest, VerifyProofRequest
+    from reliquary.handlers import handle_action
+    from reliquary.observability import build_logger, build_metrics, build_tracer
+
+    SERVICE = "reliquary-verify-proof"
+    logger = build_logger(SERVICE)
+    metrics = build_metrics(SERVICE)
+    tracer = build_tracer(SERVICE)
+    _REQUEST: TypeAdapter[Any] = TypeAdapter(VerifyProofRequest)
 
 
 @functools.cache

@@ -11,6 +11,12 @@ the parent also times the whole process (interpreter start-up included). ``-X im
 child per function gives the modules that cost it the most. ``--quick`` runs each child once, with no
 warm-up round, and reads the handlers' figures from their ``-X importtime`` children: the code paths only.
 
+Bytecode: the bench's caches are warm, as a package built by layers/wheels.mk's ``compile_bytecode`` is. The
+packages were deployed without bytecode before, and Lambda's /opt and /var/task are read-only, so each cold
+start compiled every module it imported from source. The full run also times each handler that way, in the
+same rounds: ``PYTHONPYCACHEPREFIX`` points at a folder holding only the standard library's bytecode (the
+runtime ships it), and ``PYTHONDONTWRITEBYTECODE`` keeps it so, so everything else is compiled each time.
+
 Not measured: the first invocation's runtime build (``runtime()``: boto3 clients, DynamoDB reads of the
 signing keys, a KMS decrypt). It needs AWS or moto, and moto's in-process fakes would not time the real
 calls. Its import share is: the ``first request imports`` targets import what the first request of a
@@ -22,12 +28,15 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
+import sysconfig
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from tests.bench.report import Column, Table
@@ -189,13 +198,50 @@ EXTRAS = (
 )
 
 
-def targets(*, quick: bool) -> tuple[Target, ...]:
-    """Quick: the handlers and the baselines; full: also the first requests' imports and the extras."""
+def without_bytecode_target(function: Function, prefix: Path) -> Target:
+    """The handler's import compiling every module but the standard library's from source (``prefix``:
+    ``bytecode_prefix``), as a package without bytecode is loaded on Lambda."""
+    return replace(
+        handler_target(function),
+        key=f"nobytecode_{function.name}",
+        label=f"import {function.module} (Lambda env, without bytecode)",
+        env={
+            **lambda_env(function.logical_id),
+            "PYTHONPYCACHEPREFIX": str(prefix),
+            "PYTHONDONTWRITEBYTECODE": "1",
+        },
+    )
+
+
+def keep_standard_library(prefix: Path, stdlib: Path) -> None:
+    """Leaves in the pycache prefix ``prefix`` the standard library's bytecode only (``stdlib``'s, not its
+    site-packages'): what the Lambda runtime ships compiled."""
+    kept = prefix / stdlib.relative_to(stdlib.anchor)
+    for path in list(prefix.rglob("*.pyc")):
+        if kept not in path.parents or kept / "site-packages" in path.parents:
+            path.unlink()
+
+
+def bytecode_prefix() -> Path:
+    """A ``PYTHONPYCACHEPREFIX`` folder with the bytecode of the standard modules the handlers import, and
+    nothing else: each handler is imported once writing there, then the rest is removed."""
+    prefix = Path(tempfile.mkdtemp(prefix="reliquary-coldstart-pycache-"))
+    for function in FUNCTIONS:
+        target = handler_target(function)
+        run_child(replace(target, env={**target.env, "PYTHONPYCACHEPREFIX": str(prefix)}))
+    keep_standard_library(prefix, Path(sysconfig.get_paths()["stdlib"]).resolve())
+    return prefix
+
+
+def targets(*, quick: bool, bytecode: Path | None = None) -> tuple[Target, ...]:
+    """Quick: the handlers and the baselines; full: also the first requests' imports and the extras, and
+    with a ``bytecode`` prefix each handler without bytecode."""
     handlers = tuple(handler_target(f) for f in FUNCTIONS)
     if quick:
         return (*handlers, *BASELINES)
     firsts = tuple(first_request_target(*entry) for entry in FIRST_REQUEST_IMPORTS)
-    return (*handlers, *firsts, *BASELINES, *EXTRAS)
+    without = () if bytecode is None else tuple(without_bytecode_target(f, bytecode) for f in FUNCTIONS)
+    return (*handlers, *without, *firsts, *BASELINES, *EXTRAS)
 
 
 # The encrypt function's environment (other benches time their own imports under it).
@@ -279,6 +325,9 @@ class ColdStartResult:
     table: Table
     imports: Table
     handler_import_ms: dict[str, float]  # function name -> median import (Lambda env)
+    bytecode: Table | None = None  # full runs: each handler with and without bytecode
+    # function name -> CPU without bytecode / CPU with it (full runs)
+    without_bytecode_ratio: dict[str, float] = field(default_factory=dict)
 
 
 def _ms(values: Sequence[int]) -> float:
@@ -292,7 +341,21 @@ def _verdict(ms: float, goal: float | None) -> str:
 
 
 def coldstart_tables(runs: int, *, quick: bool = False) -> ColdStartResult:
-    chosen = targets(quick=quick)
+    prefix = None if quick else bytecode_prefix()
+    try:
+        chosen = targets(quick=quick, bytecode=prefix)
+        timings = _timings(chosen, runs, quick=quick)
+    finally:
+        if prefix is not None:
+            shutil.rmtree(prefix, ignore_errors=True)
+    result = _tables(chosen, timings, runs, quick=quick)
+    if quick:
+        return result
+    table, ratios = bytecode_table(timings, runs)
+    return replace(result, bytecode=table, without_bytecode_ratio=ratios)
+
+
+def _timings(chosen: Sequence[Target], runs: int, *, quick: bool) -> dict[str, list[ChildTiming]]:
     timings: dict[str, list[ChildTiming]] = {t.key: [] for t in chosen}
     # Full: round 0 warms the caches and is discarded. Quick: no warm-up, figures meaningless.
     for round_index in range(runs if quick else runs + 1):
@@ -302,6 +365,57 @@ def coldstart_tables(runs: int, *, quick: bool = False) -> ColdStartResult:
             timing, _ = run_child(target)
             if quick or round_index > 0:
                 timings[target.key].append(timing)
+    return timings
+
+
+def bytecode_table(timings: Mapping[str, Sequence[ChildTiming]], runs: int) -> tuple[Table, dict[str, float]]:
+    """Each handler's import with bytecode (as built now) and without (as deployed before), same rounds."""
+    table = Table(
+        "coldstart_bytecode",
+        f"Cold start with and without bytecode: each handler's import (Lambda env), median of {runs} run(s),"
+        " interleaved",
+        [
+            Column("function", "function"),
+            Column("with_ms", "with bytecode ms", ",.1f"),
+            Column("without_ms", "without ms", ",.1f"),
+            Column("with_cpu_ms", "with CPU ms", ",.1f"),
+            Column("without_cpu_ms", "without CPU ms", ",.1f"),
+            Column("ratio_cpu", "without/with CPU", ".2f"),
+            Column("ratio", "without/with", ".2f"),
+        ],
+        notes=[
+            (
+                "with bytecode = the packages as layers/wheels.mk builds them now (compileall,"
+                " unchecked-hash); without = as deployed before (pip --no-compile, __pycache__ removed):"
+                " Lambda's /opt and /var/task are read-only, so every cold start compiled each module it"
+                " imports from source. Timed with a pycache prefix holding the standard library's bytecode"
+                " only (the runtime ships it) and PYTHONDONTWRITEBYTECODE."
+            ),
+        ],
+    )
+    ratios = {}
+    for function in FUNCTIONS:
+        with_ = timings[f"handler_{function.name}"]
+        without = timings[f"nobytecode_{function.name}"]
+        with_cpu, without_cpu = _ms([t.cpu_ns for t in with_]), _ms([t.cpu_ns for t in without])
+        with_ms, without_ms = _ms([t.in_process_ns for t in with_]), _ms([t.in_process_ns for t in without])
+        ratios[function.name] = without_cpu / with_cpu if with_cpu > 0 else float("nan")
+        table.add(
+            function=function.label,
+            with_ms=with_ms,
+            without_ms=without_ms,
+            with_cpu_ms=with_cpu,
+            without_cpu_ms=without_cpu,
+            ratio_cpu=ratios[function.name],
+            ratio=without_ms / with_ms if with_ms > 0 else float("nan"),
+        )
+    return table, ratios
+
+
+def _tables(
+    chosen: Sequence[Target], timings: Mapping[str, list[ChildTiming]], runs: int, *, quick: bool
+) -> ColdStartResult:
+    chosen = [t for t in chosen if not t.key.startswith("nobytecode_")]  # their own table
     reports: dict[str, list[ImportEntry]] = {}
     for function in FUNCTIONS:
         target = handler_target(function)

@@ -182,7 +182,11 @@ def coldstart_section(quick: bool, summary: dict[str, object], emit: Callable[[T
     result = coldstart.coldstart_tables(1 if quick else FULL_COLDSTART_RUNS, quick=quick)
     for name, ms in result.handler_import_ms.items():
         summary[f"{name}_handler_import_ms"] = ms
+    for name, ratio in result.without_bytecode_ratio.items():
+        summary[f"{name}_handler_import_without_bytecode_ratio"] = ratio
     emit(result.table)
+    if result.bytecode is not None:
+        emit(result.bytecode)
     emit(result.imports)
 
 

@@ -53,17 +53,41 @@ def test_the_template_declares_the_six_functions_on_the_core_layer() -> None:
     assert {name for name, p in PACKAGES.items() if "NativeLayer" in p.layers} == NATIVE_FUNCTIONS
 
 
-def _make_dry_run(makefile: Path, target: str, cwd: Path) -> str:
-    done = subprocess.run(  # noqa: S603  (make, a fixed target, printing its commands only)
-        ["make", "--dry-run", "-f", str(makefile), target, "ARTIFACTS_DIR=/nonexistent/artifacts"],  # noqa: S607
+LAMBDA_PYTHON = "/opt/lambda/bin/python3.12"  # stands for the interpreter the Makefiles find
+
+
+def _make(makefile: Path, target: str, cwd: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # noqa: S603  (make, a fixed target of the project's own Makefiles)
+        ["make", "-f", str(makefile), target, *arguments],  # noqa: S607
         cwd=cwd,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,
         check=False,
+    )
+
+
+def _make_dry_run(makefile: Path, target: str, cwd: Path, lambda_python: str = LAMBDA_PYTHON) -> str:
+    done = _make(
+        makefile,
+        target,
+        cwd,
+        "--dry-run",
+        "ARTIFACTS_DIR=/nonexistent/artifacts",
+        f"LAMBDA_PYTHON={lambda_python}",
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
+
+
+def _compiles_after_cleaning(commands: str, directory: str) -> bool:
+    """The package's bytecode is compiled for the runtime once the copied caches are gone."""
+    lines = commands.splitlines()
+    cleaned = lines.index(f"find {directory} -name __pycache__ -prune -exec rm -rf {{}} +")
+    compiled = lines.index(
+        f"{LAMBDA_PYTHON} -m compileall -q -j 0 --invalidation-mode unchecked-hash {directory}"
+    )
+    return cleaned < compiled
 
 
 @pytest.mark.parametrize("name", sorted(PACKAGES))
@@ -82,6 +106,7 @@ def test_every_package_is_built_without_dependencies_by_the_functions_makefile(n
         assert "find /nonexistent/artifacts -name '*.so' -type f -exec strip --strip-unneeded" in commands
     else:
         assert installs == []
+    assert _compiles_after_cleaning(commands, "/nonexistent/artifacts")
 
 
 def test_the_core_layer_is_built_without_dependencies_by_its_makefile() -> None:
@@ -93,6 +118,40 @@ def test_the_core_layer_is_built_without_dependencies_by_its_makefile() -> None:
     assert install.endswith(f"--target /nonexistent/artifacts/python -r {core / 'requirements.txt'}")
     assert f"cp -R {core / 'reliquary'} /nonexistent/artifacts/python/reliquary" in commands
     assert "-name '*.so' -type f -exec strip --strip-unneeded" in commands
+    assert _compiles_after_cleaning(commands, "/nonexistent/artifacts/python")
+
+
+def test_a_function_is_built_with_bytecode_for_python_3_12_used_without_its_source(tmp_path: Path) -> None:
+    # The interpreter the Makefiles find (python3.12 on PATH or pyenv's): audit-append installs nothing.
+    code_dir = PACKAGES["AuditAppendFunction"].code_dir
+    done = _make(
+        REPO_ROOT / "functions" / "Makefile",
+        "build-AuditAppendFunction",
+        code_dir,
+        f"ARTIFACTS_DIR={tmp_path}",
+    )
+    assert done.returncode == 0, done.stderr
+    assert "warning" not in done.stderr, "no python3.12 found: packages are built without bytecode"
+    (pyc,) = (tmp_path / "__pycache__").iterdir()
+    assert pyc.name == "app.cpython-312.pyc"
+    header = pyc.read_bytes()[:16]
+    # PEP 552: the magic of 3.12 (3531), then the flags: hash-based (bit 0), source not checked (bit 1 clear).
+    assert header[:4] == (3531).to_bytes(2, "little") + b"\r\n"
+    assert int.from_bytes(header[4:8], "little") == 0b01
+
+
+def test_without_python_3_12_a_package_is_built_without_bytecode_and_says_so(tmp_path: Path) -> None:
+    code_dir = PACKAGES["AuditAppendFunction"].code_dir
+    done = _make(
+        REPO_ROOT / "functions" / "Makefile",
+        "build-AuditAppendFunction",
+        code_dir,
+        f"ARTIFACTS_DIR={tmp_path}",
+        "LAMBDA_PYTHON=",
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"warning: no python3.12 (set LAMBDA_PYTHON): {tmp_path} ships without bytecode" in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["app.py"]
 
 
 @pytest.mark.parametrize("name", sorted(PACKAGES))
@@ -194,6 +253,8 @@ def test_each_function_fits_lambda_and_the_target() -> None:
     totals = {name: float(str(row["total_mb"])) for name, row in rows.items()}
     for name, total in totals.items():
         assert 20 < total < sizes_bench.TARGET_MB < sizes_bench.LAMBDA_LIMIT_MB, name
+        # Every package carries the bytecode of its modules (layers/wheels.mk compiles them).
+        assert 5 < float(str(rows[name]["bytecode_mb"])) < total / 2, name
     # The single layer carried LangGraph, MCL and the web stack to every function.
     assert float(str(baseline["total_mb"])) > max(totals.values()) + 40
     assert result.summary["size_largest_mb"] == max(totals.values())
@@ -262,17 +323,23 @@ def test_a_cached_build_is_read_not_rebuilt(monkeypatch: pytest.MonkeyPatch, tmp
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setattr(sizes_bench, "SAM", tmp_path / "no-sam")  # a rebuild would fall back to the estimate
     build = sizes_bench.cache_root() / sizes_bench.build_key()
-    _write_package(build / "CoreLayer" / "python", {"pydantic/main.py": 3_000_000}, "pydantic")
+    core = {"pydantic/main.py": 3_000_000, "pydantic/__pycache__/main.cpython-312.pyc": 1_000_000}
+    _write_package(build / "CoreLayer" / "python", core, "pydantic")
     _write_package(build / "NativeLayer" / "lib", {"liboqs.so": 2_000_000})
     for name in PACKAGES:
         _write_package(build / name, {"app.py": 1_000})
-    _write_package(build / "AgentVoteFunction", {"langgraph/graph.py": 5_000_000}, "langgraph")
+    langgraph = {"langgraph/graph.py": 5_000_000, "langgraph/__pycache__/graph.cpython-312.pyc": 500_000}
+    _write_package(build / "AgentVoteFunction", langgraph, "langgraph")
     result = sizes_bench.sizes_table(quick=False)
     assert "(reused: its inputs are unchanged)" in result.table.notes[0]
     totals = {row["function"]: row["total_mb"] for row in result.table.rows}
-    assert totals["AgentVoteFunction"] == pytest.approx(8.001, abs=0.001)
-    assert totals["EncryptFunction"] == pytest.approx(5.001, abs=0.001)
-    assert totals["ScoreTrustFunction"] == pytest.approx(3.001, abs=0.001)
-    # The baseline: the package's modules, the two distributions once each, and the NativeLayer.
+    assert totals["AgentVoteFunction"] == pytest.approx(9.501, abs=0.001)
+    assert totals["EncryptFunction"] == pytest.approx(6.001, abs=0.001)
+    assert totals["ScoreTrustFunction"] == pytest.approx(4.001, abs=0.001)
+    bytecode = {row["function"]: row["bytecode_mb"] for row in result.table.rows}
+    assert bytecode["AgentVoteFunction"] == pytest.approx(1.5)
+    assert bytecode["EncryptFunction"] == pytest.approx(1.0)
+    # The baseline (deployed without bytecode, as before): the package's modules, the two distributions
+    # once each, and the NativeLayer.
     baseline = result.summary["size_single_layer_mb"]
     assert baseline == pytest.approx(sizes_bench._tree_bytes(sizes_bench.CORE_PACKAGE) / 1e6 + 10.0, abs=0.01)

@@ -1124,7 +1124,6 @@ def test_core_layer_requirements_are_pinned_runtime_dependencies() -> None:
         "boto3",
         "cryptography",
         "pydantic",
-        "pydantic-settings",
         "pynamodb",
     ):
         assert next(d for d in dependencies if d.startswith(f"{shared}==")) in requirements, shared

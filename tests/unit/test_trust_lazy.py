@@ -124,3 +124,34 @@ def test_the_shipped_templates_read_as_the_pure_python_safe_loader_reads_them() 
     )
     assert yaml.__with_libyaml__  # the wheel's parser, as deployed: the fast path is the one tested
     assert _documents() == expected
+
+
+def test_the_rules_load_without_the_policy_test_runner_which_their_package_names_still_give() -> None:
+    found = _fresh(
+        """
+        import json, sys
+        import reliquary.trust.rules as rules
+        alone = "reliquary.trust.rules._policytest" in sys.modules
+        from reliquary.trust.rules import BASELINE_FACTS, run_policy_tests
+        import reliquary.trust.rules._policytest as policytest
+        try:
+            rules.no_such_name
+            missing = None
+        except AttributeError as e:
+            missing = str(e)
+        print(json.dumps({
+            "alone": alone,
+            "runner": run_policy_tests is policytest.run_policy_tests,
+            "facts": BASELINE_FACTS is policytest.BASELINE_FACTS,
+            "listed": all(n in dir(rules) for n in rules.__all__),
+            "missing": missing,
+        }))
+        """
+    )
+    assert found == {
+        "alone": False,
+        "runner": True,
+        "facts": True,
+        "listed": True,
+        "missing": "module 'reliquary.trust.rules' has no attribute 'no_such_name'",
+    }

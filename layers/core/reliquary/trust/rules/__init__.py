@@ -34,6 +34,11 @@ require_quorum (the merged requirement, see ``merge_quorums``); else any allow -
 ("no rule allows this request").
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from reliquary.trust.rules._api import default_rule_set, load_rule_set, schema
 from reliquary.trust.rules._engine import (
     DEFAULT_DENY_REASON,
@@ -44,15 +49,30 @@ from reliquary.trust.rules._engine import (
     RuleSet,
     merge_quorums,
 )
-from reliquary.trust.rules._policytest import (
-    BASELINE_FACTS,
-    CaseResult,
-    PolicyTestCase,
-    load_policy_tests,
-    parse_policy_tests,
-    run_policy_tests,
-)
 from reliquary.trust.rules._validate import parse_rule_set, validate_document
+
+if TYPE_CHECKING:
+    from reliquary.trust.rules._policytest import (
+        BASELINE_FACTS,
+        CaseResult,
+        PolicyTestCase,
+        load_policy_tests,
+        parse_policy_tests,
+        run_policy_tests,
+    )
+
+# The policy tests' runner loads on first use (PEP 562): only the CLI and the tests run policy tests, and
+# score-trust imports this package with its handler.
+_POLICY_TESTS = frozenset(
+    {
+        "BASELINE_FACTS",
+        "CaseResult",
+        "PolicyTestCase",
+        "load_policy_tests",
+        "parse_policy_tests",
+        "run_policy_tests",
+    }
+)
 
 __all__ = [
     "BASELINE_FACTS",
@@ -74,3 +94,15 @@ __all__ = [
     "schema",
     "validate_document",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _POLICY_TESTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}._policytest"), name)
+    globals()[name] = value  # once: later lookups do not come here
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
