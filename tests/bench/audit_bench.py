@@ -1081,7 +1081,7 @@ def concurrent_appends_table(budget: Budget, quick: bool) -> ConcurrentResult:
     ``TransparencyLog.append``, beside a bare DynamoDB put_item timed in the same run."""
     from reliquary.adapters.audit_store import DynamoDBLogStore, S3TileStore
     from reliquary.adapters.dynamodb import TableConfig
-    from reliquary.audit.service import DEFAULT_CHECKPOINT_INTERVAL, AuditService
+    from reliquary.audit.service import DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_PROMISE_INTEGRATION, AuditService
     from tests.support.audit import ORIGIN_PREFIX, checkpoint_keys
 
     keys = checkpoint_keys()
@@ -1110,8 +1110,8 @@ def concurrent_appends_table(budget: Budget, quick: bool) -> ConcurrentResult:
                 f" proof), checkpoint interval {DEFAULT_CHECKPOINT_INTERVAL * 1000:.0f} ms (the default) or 0"
                 " (every group publishes); promises = AuditService.promise of one decision (sequenced and"
                 " signed; integration and a checkpoint when the backlog is due: 256 entries or older than the"
-                " interval, 25 ms or the setting's largest, 1000 ms), the row ending with a publish that"
-                " integrates and signs the rest, timed and"
+                " promises' integration interval, 1000 ms by default, or 25 ms), the row ending with a"
+                " publish that integrates and signs the rest, timed and"
                 " counted; log only = TransparencyLog.append (no checkpoint). A fresh log and"
                 f" service (empty caches) per row, {total} entries in all (--quick: one per appender, the"
                 " default interval only); the audit table is emptied before"
@@ -1146,8 +1146,8 @@ def concurrent_appends_table(budget: Budget, quick: bool) -> ConcurrentResult:
         modes: list[tuple[str, str, float | None]] = [
             (f"receipts, interval {default_ms}", "receipts", DEFAULT_CHECKPOINT_INTERVAL),
             ("receipts, interval 0", "receipts_interval0", 0.0),
-            (f"promises, interval {default_ms}", "promises", DEFAULT_CHECKPOINT_INTERVAL),
-            ("promises, interval 1000 ms", "promises_interval1000", 1.0),  # the setting's largest
+            ("promises, integration 1000 ms (default)", "promises", DEFAULT_PROMISE_INTEGRATION),
+            (f"promises, integration {default_ms}", "promises_integration25", DEFAULT_CHECKPOINT_INTERVAL),
             ("log only", "log", None),
         ]
         for mode, key, interval in modes[:1] if quick else modes:
@@ -1169,7 +1169,10 @@ def concurrent_appends_table(budget: Budget, quick: bool) -> ConcurrentResult:
                         cast("Any", store),
                         keys,
                         origin_prefix=ORIGIN_PREFIX,
-                        checkpoint_interval=interval,
+                        checkpoint_interval=interval
+                        if key.startswith("receipts")
+                        else DEFAULT_CHECKPOINT_INTERVAL,
+                        promise_integration=interval,
                     )
                     append = functools.partial(
                         _service_promise if key.startswith("promises") else _service_append, service, tenant

@@ -359,6 +359,7 @@ def test_32_promise_appenders_on_dynamodb_and_s3_crashing_at_every_step_keep_eve
             checkpoint_keys(),
             origin_prefix=ORIGIN_PREFIX,
             checkpoint_interval=0.01,
+            promise_integration=0.01,  # integration due often: crashes at each of its steps
         )
 
     faults = Faults(every_step(1), serialize=True)

@@ -55,6 +55,7 @@ def _service(
     *,
     interval: float = 1.0,
     keys: CheckpointKeys | None = None,
+    promise_integration: float | None = None,
 ) -> AuditService:
     store = store if store is not None else InMemoryLogStore()
     tiles = tiles if tiles is not None else InMemoryTileStore()
@@ -64,7 +65,8 @@ def _service(
         store,
         keys or checkpoint_keys(),
         origin_prefix=ORIGIN_PREFIX,
-        checkpoint_interval=interval,
+        checkpoint_interval=min(interval, 1.0),
+        promise_integration=interval if promise_integration is None else promise_integration,
     )
 
 
@@ -275,6 +277,36 @@ def test_integration_and_a_checkpoint_come_when_the_backlog_is_due() -> None:
     assert busy.checkpoint(TENANT).size == 256
 
 
+def test_promised_entries_wait_for_their_own_interval_not_the_checkpoint_interval() -> None:
+    """Receipts share checkpoints within the checkpoint interval (25 ms); promised entries wait for the
+    promises' integration interval (a second by default), which is what makes them cheap under load."""
+    store, tiles = InMemoryLogStore(), InMemoryTileStore()
+    service = AuditService(
+        TransparencyLog(store, tiles, clock=lambda: NOW),
+        tiles,
+        store,
+        checkpoint_keys(),
+        origin_prefix=ORIGIN_PREFIX,
+        checkpoint_interval=0.01,
+        promise_integration=0.2,
+    )
+    service.promise(TENANT, [deletion("del-0")])
+    time.sleep(0.03)  # past the checkpoint interval, not the promises' interval: nothing integrated
+    service.promise(TENANT, [deletion("del-1")])
+    assert store.latest_checkpoint(TENANT) is None
+    time.sleep(0.2)
+    service.promise(TENANT, [deletion("del-2")])
+    latest = store.latest_checkpoint(TENANT)
+    assert latest is not None
+    assert latest.size == 3
+
+
+@pytest.mark.parametrize("seconds", [-0.001, 60.001])
+def test_a_promise_integration_interval_out_of_range_is_refused(seconds: float) -> None:
+    with pytest.raises(InvalidRequestError, match="0 to 60 seconds"):
+        _service(promise_integration=seconds)
+
+
 # --- crashes ----------------------------------------------------------------------------------------
 def _build(interval: float) -> Callable[[FaultyLogStore, TileStore], AuditService]:
     def build(store: FaultyLogStore, tile_store: TileStore) -> AuditService:
@@ -285,6 +317,7 @@ def _build(interval: float) -> Callable[[FaultyLogStore, TileStore], AuditServic
             checkpoint_keys(),
             origin_prefix=ORIGIN_PREFIX,
             checkpoint_interval=interval,
+            promise_integration=interval,
         )
 
     return build

@@ -167,6 +167,11 @@ class Settings(_EnvironmentModel):
     # same log (in the same process) is about to publish, when others are queued; an idle log publishes
     # at once (docs/audit-log.md, "When a checkpoint is published"). 0: every group publishes its own.
     audit_checkpoint_interval_ms: int = Field(default=25, ge=0, le=1000)
+    # How long entries appended for a promise (sequenced only) may wait in a process before the append
+    # that finds them due integrates them and publishes a checkpoint (or 256 of them: one entry bundle);
+    # a receipt asked for integrates at once. Longer: fewer writes per entry under load (about a second,
+    # as Tessera-style logs publish), later checkpoints for promised entries.
+    audit_promise_integration_ms: int = Field(default=1000, ge=0, le=60_000)
 
     # --- the API (functions/api) ----------------------------------------------------------------
     # Access tokens: ES256 JWTs signed by a KMS ECC_NIST_P256 key. `token_signing_key_id` signs; the

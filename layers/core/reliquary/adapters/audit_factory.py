@@ -59,6 +59,7 @@ def build_audit(settings: Settings) -> AuditRuntime:
         origin_prefix=settings.audit_origin,
         exports=S3ExportSink(s3, settings.audit_bucket),
         checkpoint_interval=settings.audit_checkpoint_interval_ms / 1000,
+        promise_integration=settings.audit_promise_integration_ms / 1000,
     )
     pseudonyms = load_pseudonyms(settings, root, dynamodb)  # unwrapped once per cold start
     decisions = RecordDecisionStage(

@@ -13,8 +13,9 @@ it returns only with a signed checkpoint that covers its leaf.
 Append -> promise (``promise``): the records are only sequenced (committed), and each gets a signed
 promise of inclusion (``receipts.Promise``) at once. Integration and the checkpoint are amortized over
 many appends: done by the append that finds the process's backlog due (``INTEGRATE_BACKLOG`` entries, or
-older than the checkpoint interval), by ``publish``, and by ``receipt``, which integrates and publishes on
-demand; the receipt then keeps the promise (``receipts.verify_promise_kept``).
+older than ``promise_integration``: Settings.audit_promise_integration_ms), by ``publish``, and by
+``receipt``, which integrates and publishes on demand; the receipt then keeps the promise
+(``receipts.verify_promise_kept``).
 
 Publishing never rewrites history: the new tree must be provably consistent with the last published
 checkpoint (its signature checked, a consistency proof built from the tiles and verified) before the new
@@ -71,6 +72,7 @@ MAX_EXPORT_ENTRIES = 100_000  # one export call; larger ranges are exported in s
 MAX_READ_ENTRIES = 1_000  # entries returned by one read
 _PUBLISH_ATTEMPTS = 20
 DEFAULT_CHECKPOINT_INTERVAL = 0.025  # seconds (Settings.audit_checkpoint_interval_ms)
+DEFAULT_PROMISE_INTEGRATION = 1.0  # seconds (Settings.audit_promise_integration_ms)
 # Sequenced entries that make integration due at once, whatever their age: one entry bundle's worth, so
 # a busy log writes each bundle once, full.
 INTEGRATE_BACKLOG = tiles.TILE_WIDTH
@@ -162,12 +164,16 @@ class AuditService:
         origin_prefix: str,
         exports: ExportSink | None = None,
         checkpoint_interval: float = DEFAULT_CHECKPOINT_INTERVAL,
+        promise_integration: float = DEFAULT_PROMISE_INTEGRATION,
     ) -> None:
         if not is_valid_key_name(origin_prefix) or origin_prefix.endswith("/"):
             raise InvalidRequestError("the origin prefix is a key name without a trailing '/'")
         if not 0 <= checkpoint_interval <= 1:
             raise InvalidRequestError("the checkpoint interval is 0 to 1 second")
+        if not 0 <= promise_integration <= 60:
+            raise InvalidRequestError("the promises' integration interval is 0 to 60 seconds")
         self._interval = checkpoint_interval
+        self._promise_integration = promise_integration
         self._publishing: dict[str, _Publishing] = {}
         self._publishing_lock = threading.Lock()
         self._log = log
@@ -266,7 +272,7 @@ class AuditService:
         append, covers these entries. Entries integrated but not yet signed (a publish that failed) are
         published too."""
         state = self._state(log_id)
-        due = self._log.integration_due(log_id, age=self._interval, backlog=INTEGRATE_BACKLOG)
+        due = self._log.integration_due(log_id, age=self._promise_integration, backlog=INTEGRATE_BACKLOG)
         with state.ready:
             unsigned = state.latest is not None and state.latest.size < self._log.integrated(log_id)
             if state.publishing or not (due or unsigned):
