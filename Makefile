@@ -10,6 +10,8 @@ DEPS_HASH := $(shell cat pyproject.toml sdk/pyproject.toml requirements.lock 2>/
 STAMP := $(VENV)/.installed-$(DEPS_HASH)
 # The zero-knowledge toolchain (snarkjs, circom2; GPL-3.0 build tools run as separate Node processes).
 ZK_STAMP := zk/node_modules/.installed-$(shell sha256sum zk/package-lock.json 2>/dev/null | cut -c1-16)
+# The local IPFS (js-ipfs) and Arweave (arlocal) nodes of the permanent-storage tests (infra/local/nodes.py).
+NODES_STAMP := nodes/node_modules/.installed-$(shell sha256sum nodes/package-lock.json 2>/dev/null | cut -c1-16)
 PYTEST_WORKERS ?= 2
 # The SAM CLI pins its own boto3 (1.43.x) and click (8.1.x), which clash with ours: it lives in its own venv.
 # cfn-lint is pinned to the version in requirements.lock so both linters judge the template alike.
@@ -25,7 +27,7 @@ SAM_ENV := env -u AWS_PROFILE -u AWS_DEFAULT_PROFILE -u AWS_SESSION_TOKEN \
 	AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
 	SAM_CLI_TELEMETRY=0
 
-.PHONY: help setup sam-setup browser-setup run test unit lint bench sizes native native-local zk-setup zk lock openapi clean
+.PHONY: help setup sam-setup browser-setup run test unit lint bench sizes native native-local zk-setup nodes-setup zk lock openapi clean
 
 help:
 	@echo "make run    - set up and run RELIQUARY locally (moto on 127.0.0.1:4566, no Docker, no cloud)"
@@ -67,6 +69,14 @@ zk-setup: $(ZK_STAMP)
 $(ZK_STAMP): zk/package.json zk/package-lock.json
 	@command -v npm >/dev/null || { echo "Node.js 20+ and npm are required (proving, and checking the verification keys)"; exit 1; }
 	npm ci --prefix zk --no-audit --no-fund --loglevel=error
+	@touch $@
+
+nodes-setup: $(NODES_STAMP)
+
+$(NODES_STAMP): nodes/package.json nodes/package-lock.json
+	@command -v npm >/dev/null || { echo "Node.js 20+ and npm are required (the local IPFS and Arweave nodes)"; exit 1; }
+	@# Optional dependencies left out: js-ipfs's WebRTC transports (electron, wrtc) download binaries at install.
+	npm ci --prefix nodes --omit=optional --no-audit --no-fund --loglevel=error
 	@touch $@
 
 # Recompiles every circuit and redoes the development ceremony; the results are committed (zk/keys, zk/wasm).

@@ -23,6 +23,7 @@ __all__ = [
     "AuditError",
     "AuthenticationError",
     "BadIndexError",
+    "BodyIntegrityError",
     "CheckpointError",
     "ConflictError",
     "DecisionRequiredError",
@@ -216,6 +217,11 @@ class TransientError(ReliquaryError):
 
 class StorageUnavailableError(TransientError):
     code = "storage_unavailable"
+
+
+class BodyIntegrityError(ReliquaryError):
+    code = "body_integrity"
+    http_status = 500
 
 
 class RootOfTrustError(ReliquaryError):

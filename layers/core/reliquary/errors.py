@@ -192,9 +192,19 @@ class TransientError(ReliquaryError):
 
 
 class StorageUnavailableError(TransientError):
-    """DynamoDB, S3 or KMS did not answer or throttled the request."""
+    """DynamoDB, S3, KMS or an IPFS or Arweave node did not answer, timed out, throttled the request or
+    failed (5xx)."""
 
     code = "storage_unavailable"
+
+
+class BodyIntegrityError(ReliquaryError):
+    """A stored body is not the one recorded: its IPFS CID or its SHA-256 digest, computed here, differs
+    from the recorded one (or the node named another CID for what it was given). Never retried: the
+    node answered, wrongly. The body is never returned."""
+
+    code = "body_integrity"
+    http_status = 500
 
 
 class RootOfTrustError(ReliquaryError):
