@@ -11,7 +11,11 @@ STAMP := $(VENV)/.installed-$(DEPS_HASH)
 # The zero-knowledge toolchain (snarkjs, circom2; GPL-3.0 build tools run as separate Node processes).
 ZK_STAMP := zk/node_modules/.installed-$(shell sha256sum zk/package-lock.json 2>/dev/null | cut -c1-16)
 # The local IPFS (js-ipfs) and Arweave (arlocal) nodes of the permanent-storage tests (infra/local/nodes.py).
-NODES_STAMP := nodes/node_modules/.installed-$(shell sha256sum nodes/package-lock.json 2>/dev/null | cut -c1-16)
+# npm ci there takes minutes (sqlite3 compiles from source), so each lock's install is kept once per machine
+# in NODES_CACHE and nodes/node_modules links to it.
+NODES_HASH := $(shell cat nodes/package.json nodes/package-lock.json 2>/dev/null | sha256sum | cut -c1-16)
+NODES_CACHE := $(HOME)/.cache/reliquary/nodes/$(NODES_HASH)
+NODES_STAMP := nodes/.installed-$(NODES_HASH)
 PYTEST_WORKERS ?= 2
 # The SAM CLI pins its own boto3 (1.43.x) and click (8.1.x), which clash with ours: it lives in its own venv.
 # cfn-lint is pinned to the version in requirements.lock so both linters judge the template alike.
@@ -76,7 +80,13 @@ nodes-setup: $(NODES_STAMP)
 $(NODES_STAMP): nodes/package.json nodes/package-lock.json
 	@command -v npm >/dev/null || { echo "Node.js 20+ and npm are required (the local IPFS and Arweave nodes)"; exit 1; }
 	@# Optional dependencies left out: js-ipfs's WebRTC transports (electron, wrtc) download binaries at install.
-	npm ci --prefix nodes --omit=optional --no-audit --no-fund --loglevel=error
+	@if [ ! -f $(NODES_CACHE)/.complete ]; then \
+		echo "installing the local IPFS and Arweave nodes into $(NODES_CACHE) (a few minutes, once per lock)"; \
+		rm -rf $(NODES_CACHE) && mkdir -p $(NODES_CACHE) && cp nodes/package.json nodes/package-lock.json $(NODES_CACHE)/ && \
+		npm ci --prefix $(NODES_CACHE) --omit=optional --no-audit --no-fund --loglevel=error && \
+		touch $(NODES_CACHE)/.complete; \
+	fi
+	@rm -rf nodes/node_modules nodes/.installed-* && ln -s $(NODES_CACHE)/node_modules nodes/node_modules
 	@touch $@
 
 # Recompiles every circuit and redoes the development ceremony; the results are committed (zk/keys, zk/wasm).
@@ -108,7 +118,7 @@ browser-setup:
 
 # The bench smoke tests (marker `bench`: every section with tiny budgets, three on stacks of their own) run
 # with `make bench`, where their code is used; every other test runs here.
-test: lint browser-setup
+test: lint browser-setup nodes-setup
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -m 'not bench'
 
 # The smoke tests first: a broken section fails in a few minutes, not after the full run.
