@@ -9,7 +9,6 @@ import logging
 import threading
 import uuid
 from collections.abc import Iterator
-from typing import cast
 
 import boto3
 import pytest
@@ -19,15 +18,14 @@ from reliquary.adapters.audit_store import DynamoDBLogStore, S3TileStore
 from reliquary.adapters.dynamodb import TableConfig
 from reliquary.audit import merkle, tiles
 from reliquary.audit.checkpoint import open_checkpoint
-from reliquary.audit.log import MAX_BATCH, MAX_BATCH_BYTES, LogStore, TileStore, TransparencyLog, batch_bytes
+from reliquary.audit.log import MAX_BATCH, MAX_BATCH_BYTES, TransparencyLog, batch_bytes
 from reliquary.audit.receipts import Receipt, verify_receipt
 from reliquary.audit.records import DecisionRecord, encode_record
-from reliquary.audit.service import AuditService, CheckpointStore
+from reliquary.audit.service import DEFAULT_CHECKPOINT_INTERVAL, AuditService
 from reliquary.errors import InvalidRequestError, PayloadTooLargeError, TransientError
 from tests.support.audit import ORIGIN_PREFIX, checkpoint_keys, decision
 from tests.support.audit_faults import (
     Faults,
-    FaultyLogStore,
     append_concurrently,
     append_until_fired,
     check_logged_once,
@@ -35,6 +33,7 @@ from tests.support.audit_faults import (
     every_step,
     faulty_services,
     request_ids,
+    service_builder,
 )
 from tests.support.aws import REGION, AwsStack, fake_credentials, serialized_moto_server
 from tests.support.vaults import shared_moto_stack
@@ -319,18 +318,14 @@ def test_32_appenders_on_dynamodb_and_s3_crashing_at_every_step_log_each_record_
     settings = aws.settings
     config = TableConfig(settings.audit_table, settings.region, settings.endpoint_url)
 
-    def build(store: FaultyLogStore, tile_store: TileStore) -> AuditService:
-        return AuditService(
-            TransparencyLog(cast("LogStore", store), tile_store),
-            tile_store,
-            cast("CheckpointStore", store),  # the wrapper is both, as the DynamoDB store is
-            checkpoint_keys(),
-            origin_prefix=ORIGIN_PREFIX,
-        )
-
     faults = Faults(plan, serialize=True)  # moto's in-process backends are not thread-safe
     store = DynamoDBLogStore(config, aws.dynamodb)
-    services = faulty_services(build, store, S3TileStore(aws.s3, settings.audit_bucket), faults)
+    services = faulty_services(
+        service_builder(DEFAULT_CHECKPOINT_INTERVAL),
+        store,
+        S3TileStore(aws.s3, settings.audit_bucket),
+        faults,
+    )
     outcome = append_concurrently(services, tenant, appenders=32, each=3)
     assert outcome.errors == []
     extra = append_until_fired(services, tenant, faults, outcome)
@@ -351,20 +346,12 @@ def test_32_promise_appenders_on_dynamodb_and_s3_crashing_at_every_step_keep_eve
     settings = aws.settings
     config = TableConfig(settings.audit_table, settings.region, settings.endpoint_url)
 
-    def build(store: FaultyLogStore, tile_store: TileStore) -> AuditService:
-        return AuditService(
-            TransparencyLog(cast("LogStore", store), tile_store),
-            tile_store,
-            cast("CheckpointStore", store),
-            checkpoint_keys(),
-            origin_prefix=ORIGIN_PREFIX,
-            checkpoint_interval=0.01,
-            promise_integration=0.01,  # integration due often: crashes at each of its steps
-        )
-
     faults = Faults(every_step(1), serialize=True)
     store = DynamoDBLogStore(config, aws.dynamodb)
-    services = faulty_services(build, store, S3TileStore(aws.s3, settings.audit_bucket), faults)
+    # Integration due often: a crash at each of its steps.
+    services = faulty_services(
+        service_builder(0.01, 0.01), store, S3TileStore(aws.s3, settings.audit_bucket), faults
+    )
     outcome = append_concurrently(services, tenant, appenders=32, each=3, promises=True)
     assert outcome.errors == []
     extra = append_until_fired(services, tenant, faults, outcome)

@@ -15,16 +15,22 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from reliquary.audit import tiles
-from reliquary.audit.log import Batch, LogHead, TileStore
+from reliquary.audit.log import Batch, LogHead, LogStore, TileStore, TransparencyLog
 from reliquary.audit.note import Policy
 from reliquary.audit.receipts import Promise, Receipt, verify_promise, verify_promise_kept, verify_receipt
 from reliquary.audit.records import DecisionRecord, decode_record, encode_record
-from reliquary.audit.service import CHECKPOINT_PATH, AuditService, StoredCheckpoint
+from reliquary.audit.service import (
+    CHECKPOINT_PATH,
+    DEFAULT_PROMISE_INTEGRATION,
+    AuditService,
+    CheckpointStore,
+    StoredCheckpoint,
+)
 from reliquary.errors import StorageUnavailableError, TransientError
-from tests.support.audit import decision
+from tests.support.audit import ORIGIN_PREFIX, checkpoint_keys, decision
 
 # Every step of an append at which a crash is injected.
 STEPS = (
@@ -35,6 +41,26 @@ STEPS = (
     "checkpoint:after",
     "mirror:before",
 )
+
+
+def service_builder(
+    checkpoint_interval: float, promise_integration: float = DEFAULT_PROMISE_INTEGRATION
+) -> Callable[[FaultyLogStore, TileStore], AuditService]:
+    """What ``faulty_services`` builds each container's service with: the faulty stores under a log and
+    a service with these intervals (the faulty log store is also the checkpoint store, as DynamoDB's is)."""
+
+    def build(store: FaultyLogStore, tile_store: TileStore) -> AuditService:
+        return AuditService(
+            TransparencyLog(cast("LogStore", store), tile_store),
+            tile_store,
+            cast("CheckpointStore", store),
+            checkpoint_keys(),
+            origin_prefix=ORIGIN_PREFIX,
+            checkpoint_interval=checkpoint_interval,
+            promise_integration=promise_integration,
+        )
+
+    return build
 
 
 class Faults:

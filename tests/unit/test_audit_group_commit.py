@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any, cast
+from typing import Any
 
 import pytest
 
@@ -17,26 +17,24 @@ from reliquary.audit.log import (
     Appended,
     Batch,
     LogHead,
-    LogStore,
-    TileStore,
     TransparencyLog,
 )
 from reliquary.audit.memory import InMemoryLogStore, InMemoryTileStore
 from reliquary.audit.receipts import Receipt
 from reliquary.audit.records import encode_record
-from reliquary.audit.service import AuditService, CheckpointStore, StoredCheckpoint
+from reliquary.audit.service import AuditService, StoredCheckpoint
 from reliquary.errors import IdempotencyConflictError, StorageUnavailableError
 from tests.support.audit import ORIGIN_PREFIX, checkpoint_keys, decision
 from tests.support.audit_faults import (
     STEPS,
     Faults,
-    FaultyLogStore,
     append_concurrently,
     append_until_fired,
     check_logged_once,
     every_step,
     faulty_services,
     request_ids,
+    service_builder,
 )
 
 TENANT = "acme"
@@ -254,20 +252,6 @@ def _verify(service: AuditService, receipt: Receipt, entry: bytes) -> None:
     )
 
 
-def _build(interval: float) -> Callable[[FaultyLogStore, TileStore], AuditService]:
-    def build(store: FaultyLogStore, tile_store: TileStore) -> AuditService:
-        return AuditService(
-            TransparencyLog(cast("LogStore", store), tile_store),
-            tile_store,
-            cast("CheckpointStore", store),  # the wrapper is both, as the DynamoDB store is
-            checkpoint_keys(),
-            origin_prefix=ORIGIN_PREFIX,
-            checkpoint_interval=interval,
-        )
-
-    return build
-
-
 @pytest.mark.parametrize(
     "plan",
     [every_step(1), *({step: n} for step in STEPS for n in (1, 3))],
@@ -276,7 +260,7 @@ def _build(interval: float) -> Callable[[FaultyLogStore, TileStore], AuditServic
 def test_32_appenders_crashing_at_every_step_log_each_record_once(plan: dict[str, int]) -> None:
     store, tile_store = InMemoryLogStore(), InMemoryTileStore()
     faults = Faults(plan, latency=0.0005)  # a round trip lets the other appenders queue up
-    services = faulty_services(_build(0.025), store, tile_store, faults)
+    services = faulty_services(service_builder(0.025), store, tile_store, faults)
     outcome = append_concurrently(services, TENANT, appenders=32, each=3)
     assert outcome.errors == []
     extra = append_until_fired(services, TENANT, faults, outcome)

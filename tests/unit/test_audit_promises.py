@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
-from typing import cast
 
 import pytest
 
 from reliquary.audit import merkle
 from reliquary.audit.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
-from reliquary.audit.log import LogStore, TileStore, TransparencyLog
+from reliquary.audit.log import TransparencyLog
 from reliquary.audit.memory import InMemoryLogStore, InMemoryTileStore
 from reliquary.audit.note import NoteSigner, Policy, open_note, open_separated, sign_separated
 from reliquary.audit.receipts import (
@@ -28,20 +26,20 @@ from reliquary.audit.receipts import (
     verify_receipt,
 )
 from reliquary.audit.records import encode_record
-from reliquary.audit.service import AuditRecord, AuditService, CheckpointKeys, CheckpointStore
+from reliquary.audit.service import AuditRecord, AuditService, CheckpointKeys
 from reliquary.crypto.signing import SignatureAlgorithm, SigningKey
 from reliquary.errors import CheckpointError, IdempotencyConflictError, InvalidRequestError
 from tests.support.audit import ORIGIN_PREFIX, checkpoint_keys, decision, deletion
 from tests.support.audit_faults import (
     STEPS,
     Faults,
-    FaultyLogStore,
     append_concurrently,
     append_until_fired,
     check_promises_kept,
     every_step,
     faulty_services,
     request_ids,
+    service_builder,
 )
 
 TENANT = "acme"
@@ -308,19 +306,6 @@ def test_a_promise_integration_interval_out_of_range_is_refused(seconds: float) 
 
 
 # --- crashes ----------------------------------------------------------------------------------------
-def _build(interval: float) -> Callable[[FaultyLogStore, TileStore], AuditService]:
-    def build(store: FaultyLogStore, tile_store: TileStore) -> AuditService:
-        return AuditService(
-            TransparencyLog(cast("LogStore", store), tile_store),
-            tile_store,
-            cast("CheckpointStore", store),
-            checkpoint_keys(),
-            origin_prefix=ORIGIN_PREFIX,
-            checkpoint_interval=interval,
-            promise_integration=interval,
-        )
-
-    return build
 
 
 @pytest.mark.parametrize(
@@ -331,7 +316,7 @@ def _build(interval: float) -> Callable[[FaultyLogStore, TileStore], AuditServic
 def test_32_promise_appenders_crashing_at_every_step_log_each_record_once(plan: dict[str, int]) -> None:
     store, tile_store = InMemoryLogStore(), InMemoryTileStore()
     faults = Faults(plan, latency=0.0005)
-    services = faulty_services(_build(0.01), store, tile_store, faults)
+    services = faulty_services(service_builder(0.01, 0.01), store, tile_store, faults)
     outcome = append_concurrently(services, TENANT, appenders=32, each=3, promises=True)
     assert outcome.errors == []
     extra = append_until_fired(services, TENANT, faults, outcome)
