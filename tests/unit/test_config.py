@@ -244,3 +244,14 @@ def test_the_settings_load_without_pydantic_settings_or_asyncio() -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout) == []
+
+
+def test_an_anchor_backend_needs_its_node() -> None:
+    with pytest.raises(ValidationError, match="RELIQUARY_IPFS_API_URL"):
+        Settings(audit_anchor_backend="ipfs")
+    with pytest.raises(ValidationError, match="RELIQUARY_ARWEAVE_URL"):
+        Settings(audit_anchor_backend="arweave", ipfs_api_url="http://127.0.0.1:5001")
+    chosen = Settings(audit_anchor_backend="arweave", arweave_url="http://127.0.0.1:1984")
+    assert (chosen.audit_anchor_backend, chosen.arweave_url) == ("arweave", "http://127.0.0.1:1984")
+    with pytest.raises(ValidationError):
+        Settings(ipfs_api_url="file:///etc/passwd")

@@ -173,6 +173,20 @@ class Settings(_EnvironmentModel):
     # as Tessera-style logs publish), later checkpoints for promised entries.
     audit_promise_integration_ms: int = Field(default=1000, ge=0, le=60_000)
 
+    # --- permanent storage: IPFS and Arweave (docs/storage.md) ----------------------------------
+    # A Kubo-compatible node's RPC API (e.g. http://127.0.0.1:5001) and an Arweave node or gateway that
+    # accepts transactions (e.g. https://arweave.net). Unset: vaults cannot opt in to that backend and
+    # checkpoints are not anchored there.
+    ipfs_api_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(/[^\s]*)?$", max_length=512)
+    arweave_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(/[^\s]*)?$", max_length=512)
+    # Each request to either node gives up after this long (a transient error: the flow retries it).
+    permanent_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    # The Arweave wallet's key: a KMS RSA_4096 SIGN_VERIFY key (RSASSA_PSS_SHA_256) whose private half
+    # never leaves KMS. Unset: a 4096-bit key generated on first use, stored wrapped by the root of trust.
+    arweave_wallet_key_id: str | None = None
+    # Where each tenant log's latest checkpoint is anchored in public ("none": not anchored).
+    audit_anchor_backend: Literal["none", "ipfs", "arweave"] = "none"
+
     # --- the API (functions/api) ----------------------------------------------------------------
     # Access tokens: ES256 JWTs signed by a KMS ECC_NIST_P256 key. `token_signing_key_id` signs; the
     # previous keys stay in the JWKS (and keep verifying) until the tokens they signed have expired.
@@ -228,6 +242,15 @@ class Settings(_EnvironmentModel):
                 f"RELIQUARY_SIGNATURE_ALGORITHM={self.signature_algorithm} must be one of "
                 f"RELIQUARY_ACCEPTED_SIGNATURE_ALGORITHMS {list(self.accepted_signature_algorithms)}"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _anchor_backend_has_a_node(self) -> Settings:
+        backend = self.audit_anchor_backend
+        url = {"ipfs": self.ipfs_api_url, "arweave": self.arweave_url}.get(backend, "")
+        if url is None:
+            name = "RELIQUARY_IPFS_API_URL" if backend == "ipfs" else "RELIQUARY_ARWEAVE_URL"
+            raise ValueError(f"RELIQUARY_AUDIT_ANCHOR_BACKEND={backend} needs {name}")
         return self
 
 
