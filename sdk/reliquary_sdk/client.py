@@ -304,13 +304,21 @@ class Vaults(_Resource[Mode]):
         *,
         custodians: Sequence[Body] | None = None,
         recovery_threshold: int | None = None,
+        permanent_storage: str | None = None,
+        acknowledge_permanence: bool = False,
         idempotency_key: str | None = None,
     ) -> Call[m.CreateVaultResult]:
+        """A new vault. ``permanent_storage="ipfs"`` or ``"arweave"`` keeps every item body there for good
+        (erasure is crypto-shredding only), and needs ``acknowledge_permanence=True``."""
         body: dict[str, Any] = {"vault_id": vault_id}
         if custodians is not None:
             body["custodians"] = [_dump(c) for c in custodians]
         if recovery_threshold is not None:
             body["recovery_threshold"] = recovery_threshold
+        if permanent_storage is not None:
+            body["permanent_storage"] = permanent_storage
+        if acknowledge_permanence:
+            body["acknowledge_permanence"] = True
         return Call(
             "POST",
             "/v1/vaults",

@@ -231,6 +231,8 @@ class NewVault(RequestBody):
     vault_id: str
     custodians: list[CustodianIn] = Field(default_factory=list)
     recovery_threshold: int | None = None
+    permanent_storage: Literal["ipfs", "arweave"] | None = None
+    acknowledge_permanence: bool = False
 
 
 class CustodianShareOut(Model):
@@ -246,6 +248,7 @@ class CreateVaultResult(Model):
     public_key: str
     recovery_threshold: int | None
     custodian_shares: list[CustodianShareOut]
+    permanent_storage: str | None = None
 
 
 class VaultView(Model):
@@ -254,6 +257,7 @@ class VaultView(Model):
     current_key_version: int
     recovery_threshold: int | None
     custodian_ids: list[str]
+    permanent_storage: str | None = None  # "ipfs" / "arweave": item bodies kept there for good
 
 
 class KeyVersionView(Model):
@@ -327,6 +331,7 @@ class SealResult(Model):
     body_location: str
     content_type: str
     expires_at: int | None
+    permanent_locator: str | None = None  # the body's CID (IPFS) or transaction id (Arweave)
 
 
 class MemoryVersion(Model):

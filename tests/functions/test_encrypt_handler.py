@@ -235,6 +235,7 @@ def test_lifecycle_from_create_to_shred(encrypt: Invoke, aws: AwsStack) -> None:
         "key_version": 1,
         "recovery_threshold": None,
         "custodian_shares": [],
+        "permanent_storage": None,
     }
 
     sealed = ok(encrypt(load_event("seal")), "seal")
@@ -248,6 +249,7 @@ def test_lifecycle_from_create_to_shred(encrypt: Invoke, aws: AwsStack) -> None:
         "body_location": "inline",
         "content_type": "text/plain; charset=utf-8",
         "expires_at": None,
+        "permanent_locator": None,
     }
 
     # The requester's side reads through a service of its own (the runtime exposes only ``execute``).

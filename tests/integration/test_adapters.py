@@ -55,6 +55,7 @@ from reliquary.vaults.models import (
     Vault,
     VaultKeyRecord,
 )
+from reliquary.vaults.permanent import PermanentBackend, PermanentRef
 from reliquary.vaults.ports import ItemRepository, SigningKeyStore, VaultRepository
 from tests.support.aws import REGION, AwsStack
 from tests.support.vaults import shared_moto_stack, unique_id
@@ -248,6 +249,14 @@ def test_a_vault_without_recovery_round_trips(backend: Backend) -> None:
     assert backend.vaults.get_key(t, VAULT, 1).escrowed_private_key is None
 
 
+def test_a_vault_that_opted_in_to_permanent_storage_round_trips(backend: Backend) -> None:
+    t = backend.tenant
+    for backend_name in PermanentBackend:
+        vault = replace(_vault(t, f"vault-{backend_name.value}"), permanent_storage=backend_name)
+        backend.vaults.create(vault, _key(t, 1, vault_id=vault.vault_id))
+        assert backend.vaults.get(t, vault.vault_id).permanent_storage is backend_name
+
+
 def test_creating_an_existing_vault_is_a_conflict_and_changes_nothing(backend: Backend) -> None:
     t = backend.tenant
     original = _key(t, 1)
@@ -372,6 +381,22 @@ def test_an_item_round_trips_every_field(backend: Backend) -> None:
 
     assert backend.items.get(t, VAULT, "note", 1) == record
     assert backend.items.get(t, VAULT, "note") == record
+
+
+def test_an_item_with_a_permanent_body_round_trips_and_keeps_its_record_in_the_tombstone(
+    backend: Backend,
+) -> None:
+    t = backend.tenant
+    ref = PermanentRef(
+        PermanentBackend.IPFS, "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku", 0, b"\x5a" * 32
+    )
+    record = _item(t, "kept", body_location=BodyLocation.PERMANENT, permanent_ref=ref)
+    backend.items.put(record)
+    assert backend.items.get(t, VAULT, "kept", 1) == record
+    tombstone = backend.items.shred(record, shredded_at=T0 + 5)
+    assert tombstone.envelope is None
+    assert tombstone.permanent_ref == ref
+    assert backend.items.get(t, VAULT, "kept", 1).permanent_ref == ref
 
 
 def test_an_item_without_tags_or_expiry_round_trips(backend: Backend) -> None:

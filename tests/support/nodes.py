@@ -38,7 +38,7 @@ class Latencies:
 
     def lines(self) -> list[str]:
         return [
-            f"{operation:<24} {size:>9} B {seconds * 1000:9.1f} ms" for operation, size, seconds in self.rows
+            f"{operation:<30} {size:>9} B {seconds * 1000:9.1f} ms" for operation, size, seconds in self.rows
         ]
 
 

@@ -32,6 +32,7 @@ from reliquary.vaults.memory import (
     InMemoryVaultRepository,
 )
 from reliquary.vaults.models import MemoryKind, MemoryScope
+from reliquary.vaults.permanent import PermanentStores
 from reliquary.vaults.service import IssuedGrant, VaultService
 from reliquary.vaults.service_keys import ServiceKeys
 
@@ -80,6 +81,7 @@ def memory_stack(
     grant_ttl_seconds: int = 300,
     approval_max_age_seconds: int = 900,
     root: LocalRootOfTrust | None = None,
+    permanent: PermanentStores | None = None,
 ) -> MemoryStack:
     """A service on the in-memory fakes with a fresh local root of trust. The defaults keep items small:
     anything above 1 KiB of ciphertext goes to the blob store, anything above 64 KiB is refused."""
@@ -98,6 +100,7 @@ def memory_stack(
             signing_keys, root, algorithm, clock=clock, accepted=list(SignatureAlgorithm)
         ),
         decisions=ledger,
+        permanent=permanent,
         large_item_threshold=large_item_threshold,
         max_item_bytes=max_item_bytes,
         grant_ttl_seconds=grant_ttl_seconds,

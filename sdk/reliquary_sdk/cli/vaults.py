@@ -66,9 +66,30 @@ def vault_create(
     template: TemplateOption,
     device: DevicesOption = None,
     zk_dir: ZkDir = None,
+    permanent: Annotated[
+        str | None,
+        typer.Option(
+            "--permanent",
+            help="Keep every item body on `ipfs` or `arweave`, where it can never be deleted (erasure is "
+            "crypto-shredding only). Needs --acknowledge-permanence.",
+        ),
+    ] = None,
+    acknowledge_permanence: Annotated[
+        bool,
+        typer.Option(
+            "--acknowledge-permanence", help="Say you know bodies on permanent storage stay for good."
+        ),
+    ] = False,
 ) -> None:
     """Create a vault and set its template's policies (the template is checked before anything is sent);
     --device enrols devices in its context policy."""
+    if permanent not in (None, "ipfs", "arweave"):
+        raise usage("--permanent is ipfs or arweave")
+    if permanent is not None and not acknowledge_permanence:
+        raise usage(
+            f"bodies on {permanent} can never be deleted, only crypto-shredded: "
+            "add --acknowledge-permanence to opt in"
+        )
     run = state(ctx)
     chosen = _with_devices(run, templates.load(template), device, zk_dir)
     api = run.client()
@@ -76,6 +97,8 @@ def vault_create(
         vault_id,
         custodians=chosen.vault.get("custodians"),
         recovery_threshold=chosen.vault.get("recovery_threshold"),
+        permanent_storage=permanent,
+        acknowledge_permanence=acknowledge_permanence,
     )
     try:
         applied = _apply(run, api, vault_id, chosen)

@@ -16,6 +16,8 @@ def _create_vault(service: VaultService, request: c.CreateVaultRequest) -> c.Cre
         request.vault_id,
         custodians=[(x.custodian_id, HybridPublicKey.from_bytes(x.public_key)) for x in request.custodians],
         recovery_threshold=request.recovery_threshold,
+        permanent_storage=request.permanent_storage,
+        acknowledge_permanence=request.acknowledge_permanence,
     )
     recovery = created.vault.recovery
     return c.CreateVaultResult(
@@ -32,6 +34,7 @@ def _create_vault(service: VaultService, request: c.CreateVaultRequest) -> c.Cre
             )
             for x in (recovery.custodians if recovery else ())
         ],
+        permanent_storage=request.permanent_storage.value if request.permanent_storage else None,
     )
 
 
@@ -57,6 +60,7 @@ def _seal(service: VaultService, request: c.SealRequest) -> c.SealResult:
         body_location=record.body_location.value,
         content_type=record.content_type,
         expires_at=record.expires_at,
+        permanent_locator=record.permanent_ref.locator if record.permanent_ref else None,
     )
 
 

@@ -59,7 +59,15 @@ from reliquary.vaults.catalog import (
 from reliquary.vaults.labels import stored_sensitivity
 from reliquary.vaults.models import BodyLocation, KeyStatus, MemoryKind, MemoryScope
 
-VAULT_ATTRIBUTES = ("pk", "sk", "vault_id", "current_key_version", "created_at", "recovery")
+VAULT_ATTRIBUTES = (
+    "pk",
+    "sk",
+    "vault_id",
+    "current_key_version",
+    "created_at",
+    "recovery",
+    "permanent_storage",
+)
 KEY_ATTRIBUTES = ("pk", "sk", "version", "status", "created_at", "retired_at", "public_key")
 ITEM_ATTRIBUTES = ("pk", "sk", *SCOPE_INDEX_ATTRIBUTES)
 _VAULT_SK = re.compile(r"VAULT#([^#]+)")  # a vault row; its key rows go on with #KEY#<version>
@@ -152,7 +160,11 @@ class DynamoDBMetadataReader:
     @staticmethod
     def _summary(row: VaultRow) -> VaultSummary:
         return catalog.summary_of(
-            row.vault_id, int(row.created_at), int(row.current_key_version), recovery_from_json(row.recovery)
+            row.vault_id,
+            int(row.created_at),
+            int(row.current_key_version),
+            recovery_from_json(row.recovery),
+            row.permanent_storage,
         )
 
     def _require_vault(self, tenant_id: str, vault_id: str) -> None:

@@ -32,6 +32,7 @@ from pynamodb.transactions import TransactWrite
 
 from reliquary.crypto.scope import VaultRef, validate_id
 from reliquary.errors import (
+    BodyIntegrityError,
     ConflictError,
     KeyVersionError,
     NotFoundError,
@@ -52,6 +53,7 @@ from reliquary.vaults.models import (
     Vault,
     VaultKeyRecord,
 )
+from reliquary.vaults.permanent import PermanentBackend, PermanentRef
 
 _TRANSIENT = {
     "ProvisionedThroughputExceededException",
@@ -133,6 +135,7 @@ class VaultRow(Model):
     current_key_version = NumberAttribute()
     created_at = NumberAttribute()
     recovery = UnicodeAttribute(null=True)  # JSON; public material only
+    permanent_storage = UnicodeAttribute(null=True)  # "ipfs" / "arweave" for a vault that opted in
 
 
 class KeyRow(Model):
@@ -212,6 +215,7 @@ class DynamoDBVaultRepository:
             current_key_version=int(row.current_key_version),
             created_at=int(row.created_at),
             recovery=recovery_from_json(row.recovery),
+            permanent_storage=PermanentBackend(row.permanent_storage) if row.permanent_storage else None,
         )
 
     def _key_from(self, row: KeyRow) -> VaultKeyRecord:
@@ -252,6 +256,7 @@ class DynamoDBVaultRepository:
             current_key_version=vault.current_key_version,
             created_at=vault.created_at,
             recovery=_recovery_to_json(vault.recovery),
+            permanent_storage=vault.permanent_storage.value if vault.permanent_storage else None,
         )
         key_row = self._key_row_for(first_key)
 
@@ -443,8 +448,36 @@ class ItemRow(Model):
     expires_at = NumberAttribute(null=True)  # the table's TTL attribute (epoch seconds)
     shredded_at = NumberAttribute(null=True)
     blob_key = UnicodeAttribute(null=True)
+    permanent_body = UnicodeAttribute(null=True)  # JSON: the body's PermanentRef (kept in the tombstone)
     sensitivity = UnicodeAttribute(null=True)  # absent on rows sealed before labels: read as restricted
     scope_pk = UnicodeAttribute(null=True)  # the ScopeIndex partition of the version's memory scope
+
+
+def _permanent_ref_to_json(ref: PermanentRef | None) -> str | None:
+    if ref is None:
+        return None
+    fields = {
+        "backend": ref.backend.value,
+        "locator": ref.locator,
+        "size": ref.size,
+        "sha256": ref.sha256.hex(),
+    }
+    return json.dumps(fields, sort_keys=True)
+
+
+def _permanent_ref_from_json(text: str | None) -> PermanentRef | None:
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+        return PermanentRef(
+            PermanentBackend(value["backend"]),
+            str(value["locator"]),
+            int(value["size"]),
+            bytes.fromhex(value["sha256"]),
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BodyIntegrityError("an item row's permanent body record is malformed") from exc
 
 
 def item_pk(tenant_id: str, vault_id: str) -> str:
@@ -486,6 +519,7 @@ class DynamoDBItemRepository:
             expires_at=int(row.expires_at) if row.expires_at is not None else None,
             shredded_at=int(row.shredded_at) if row.shredded_at is not None else None,
             blob_key=row.blob_key,
+            permanent_ref=_permanent_ref_from_json(row.permanent_body),
             sensitivity=stored_sensitivity(row.sensitivity),
         )
 
@@ -515,6 +549,7 @@ class DynamoDBItemRepository:
             expires_at=record.expires_at,
             shredded_at=record.shredded_at,
             blob_key=record.blob_key,
+            permanent_body=_permanent_ref_to_json(record.permanent_ref),
             sensitivity=record.sensitivity,
             scope_pk=scope_pk(record.tenant_id, record.vault_id, record.memory_scope),
         )

@@ -9,9 +9,11 @@ from reliquary.adapters.dynamodb import (
     DynamoDBSigningKeyStore,
     DynamoDBVaultRepository,
 )
+from reliquary.adapters.permanent_factory import permanent_stores
 from reliquary.adapters.s3 import S3BlobStore
 from reliquary.config import Settings
 from reliquary.crypto.signing import SignatureAlgorithm
+from reliquary.vaults.permanent import BODIES_WALLET
 from reliquary.vaults.service import VaultService, system_clock
 from reliquary.vaults.service_keys import ServiceKeys
 
@@ -23,8 +25,9 @@ def build_vault_service(settings: Settings) -> VaultService:
     items = table_config(settings, settings.items_table)
     root = build_root_of_trust(settings)
     dynamodb = dynamodb_client(settings)  # one client for every table (see adapters.dynamodb.bind_model)
+    key_store = DynamoDBSigningKeyStore(vaults, dynamodb)
     service_keys = ServiceKeys.load_or_create(
-        DynamoDBSigningKeyStore(vaults, dynamodb),
+        key_store,
         root,
         SignatureAlgorithm(settings.signature_algorithm),
         clock=system_clock,
@@ -37,6 +40,8 @@ def build_vault_service(settings: Settings) -> VaultService:
         blobs=S3BlobStore(s3, settings.items_bucket),
         root=root,
         service_keys=service_keys,
+        # Bodies of the vaults that opted in to IPFS or Arweave; a store is built on its first use.
+        permanent=permanent_stores(settings, keys=key_store, root=root, purpose=BODIES_WALLET),
         # Grants only for attested approvals in the tenant's transparency log (read-only: no checkpoint keys).
         decisions=LoggedDecisions(
             table_config(settings, settings.audit_table),

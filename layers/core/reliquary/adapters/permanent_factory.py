@@ -3,14 +3,12 @@ never touches them never loads their modules, KMS key or wallet."""
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable
 
 from reliquary.config import Settings
 from reliquary.crypto.root import RootOfTrust
 from reliquary.errors import ConfigurationError
-from reliquary.vaults.permanent import PermanentBackend, PermanentStore
+from reliquary.vaults.permanent import PermanentBackend, PermanentStore, PermanentStores
 from reliquary.vaults.ports import SigningKeyStore
 
 
@@ -51,27 +49,6 @@ def configured_backends(settings: Settings) -> frozenset[PermanentBackend]:
     if settings.arweave_url is not None:
         found.add(PermanentBackend.ARWEAVE)
     return frozenset(found)
-
-
-class PermanentStores:
-    """Each configured backend's store, built once on first use (a wallet load is a KMS call)."""
-
-    def __init__(
-        self, backends: frozenset[PermanentBackend], build: Callable[[PermanentBackend], PermanentStore]
-    ) -> None:
-        self.backends = backends
-        self._build = build
-        self._built: dict[PermanentBackend, PermanentStore] = {}
-        self._lock = threading.Lock()
-
-    def __call__(self, backend: PermanentBackend) -> PermanentStore:
-        if backend not in self.backends:
-            raise ConfigurationError(f"this deployment has no {backend.value} node configured")
-        with self._lock:
-            store = self._built.get(backend)
-            if store is None:
-                store = self._built[backend] = self._build(backend)
-            return store
 
 
 def permanent_stores(

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
 
 from reliquary.contracts.common import Base64Bytes, Identifier
 from reliquary.vaults.labels import DEFAULT_SENSITIVITY, Sensitivity
 from reliquary.vaults.models import MAX_FORGET_LIMIT, MemoryKind
+from reliquary.vaults.permanent import PermanentBackend
 
 
 class _Request(BaseModel):
@@ -37,6 +38,9 @@ class CreateVaultRequest(_VaultRequest):
     action: Literal["create_vault"]
     custodians: list[CustodianIn] = Field(default_factory=list, max_length=255)
     recovery_threshold: int | None = Field(default=None, ge=2, le=255)
+    # Opt in to IPFS or Arweave for every item body, acknowledging they can never be deleted.
+    permanent_storage: PermanentBackend | None = None
+    acknowledge_permanence: StrictBool = False
 
 
 class MemoryScopeIn(BaseModel):
@@ -147,6 +151,7 @@ class CreateVaultResult(_Result):
     public_key: Base64Bytes
     recovery_threshold: int | None
     custodian_shares: list[CustodianShareOut]
+    permanent_storage: str | None = None
 
 
 class SealResult(_Result):
@@ -159,6 +164,8 @@ class SealResult(_Result):
     body_location: str
     content_type: str
     expires_at: int | None
+    # Where the body went on IPFS (its CID) or Arweave (its transaction id): public, for anyone to check.
+    permanent_locator: str | None = None
 
 
 class RotateResult(_Result):

@@ -79,6 +79,7 @@ class VaultSummary:
     current_key_version: int
     recovery_threshold: int | None  # custodians needed to recover a key, when the vault has them
     custodian_ids: tuple[str, ...]
+    permanent_storage: str | None = None  # "ipfs" / "arweave": where the vault's item bodies go for good
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,11 +311,21 @@ def latest_per_item(
 
 
 def vault_summary(vault: Vault) -> VaultSummary:
-    return summary_of(vault.vault_id, vault.created_at, vault.current_key_version, vault.recovery)
+    return summary_of(
+        vault.vault_id,
+        vault.created_at,
+        vault.current_key_version,
+        vault.recovery,
+        vault.permanent_storage.value if vault.permanent_storage else None,
+    )
 
 
 def summary_of(
-    vault_id: str, created_at: int, current_key_version: int, recovery: RecoveryPolicy | None
+    vault_id: str,
+    created_at: int,
+    current_key_version: int,
+    recovery: RecoveryPolicy | None,
+    permanent_storage: str | None = None,
 ) -> VaultSummary:
     return VaultSummary(
         vault_id=vault_id,
@@ -322,6 +333,7 @@ def summary_of(
         current_key_version=current_key_version,
         recovery_threshold=recovery.threshold if recovery else None,
         custodian_ids=tuple(c.custodian_id for c in recovery.custodians) if recovery else (),
+        permanent_storage=permanent_storage,
     )
 
 

@@ -9,6 +9,7 @@ from enum import StrEnum
 from reliquary.crypto.scope import ItemScope, VaultRef, validate_id
 from reliquary.errors import InvalidRequestError
 from reliquary.vaults.labels import DEFAULT_SENSITIVITY, Sensitivity, parse_sensitivity
+from reliquary.vaults.permanent import PermanentBackend, PermanentRef
 
 MAX_TAGS = 32
 MAX_TAG_TEXT = 256
@@ -30,6 +31,7 @@ class MemoryKind(StrEnum):
 class BodyLocation(StrEnum):
     INLINE = "inline"  # the envelope, body included, is in the item row
     S3 = "s3"  # the row holds the detached envelope; the body is an S3 object
+    PERMANENT = "permanent"  # the row holds the detached envelope; the body is on IPFS or Arweave
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +66,9 @@ class Vault:
     current_key_version: int
     created_at: int
     recovery: RecoveryPolicy | None = None
+    # Set at creation, never changed: every item body of the vault goes to this permanent backend, where
+    # it can never be deleted (erasure is crypto-shredding only; docs/storage.md). None: DynamoDB and S3.
+    permanent_storage: PermanentBackend | None = None
 
     @property
     def ref(self) -> VaultRef:
@@ -113,6 +118,7 @@ class ItemRecord:
     expires_at: int | None = None
     shredded_at: int | None = None
     blob_key: str | None = None  # the S3 object holding the body of a large item
+    permanent_ref: PermanentRef | None = None  # where the body went on IPFS or Arweave, and its digest
     # Set at seal, per version; read by the trust stage. Not bound into the envelope (labels.py).
     sensitivity: Sensitivity = DEFAULT_SENSITIVITY
 

@@ -12,11 +12,18 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from reliquary.errors import BodyIntegrityError
+from reliquary.errors import BodyIntegrityError, ConfigurationError
+
+# The purposes of the two Arweave wallets (``reliquary.vaults.wallet``): the encrypt function pays for item
+# bodies, audit-append for checkpoint anchors, each from its own wallet.
+BODIES_WALLET = "arweave-wallet/bodies"
+ANCHORS_WALLET = "arweave-wallet/anchors"
 
 
 class PermanentBackend(StrEnum):
@@ -59,3 +66,32 @@ class PermanentStore(Protocol):
     def release(self, ref: PermanentRef) -> None:
         """Stop keeping the body where this service can (IPFS: unpin; Arweave: nothing can be done).
         Releasing twice is fine."""
+
+
+class PermanentStores:
+    """The stores of the backends this deployment configures, each built on first use (building an
+    Arweave store loads its wallet: a KMS call), so a vault that never opted in costs nothing."""
+
+    def __init__(
+        self,
+        backends: frozenset[PermanentBackend] = frozenset(),
+        build: Callable[[PermanentBackend], PermanentStore] | None = None,
+    ) -> None:
+        self.backends = backends if build is not None else frozenset()
+        self._build = build
+        self._built: dict[PermanentBackend, PermanentStore] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def of(cls, stores: dict[PermanentBackend, PermanentStore]) -> PermanentStores:
+        """Stores already built (tests, the local runtime)."""
+        return cls(frozenset(stores), stores.__getitem__)
+
+    def __call__(self, backend: PermanentBackend) -> PermanentStore:
+        if backend not in self.backends or self._build is None:
+            raise ConfigurationError(f"this deployment has no {backend.value} node configured")
+        with self._lock:
+            store = self._built.get(backend)
+            if store is None:
+                store = self._built[backend] = self._build(backend)
+            return store

@@ -45,6 +45,7 @@ from reliquary.vaults.models import (
     VaultKeyRecord,
     validate_tags,
 )
+from reliquary.vaults.permanent import PermanentBackend, PermanentStores
 from reliquary.vaults.ports import BlobStore, ItemRepository, VaultRepository
 from reliquary.vaults.service_keys import ServiceKeys
 
@@ -57,6 +58,13 @@ _VERSION_RACE_RETRIES = 5
 LAMBDA_ANSWER_BYTES = 6 * 1024 * 1024
 MAX_RELEASED_ENVELOPE_BYTES = (LAMBDA_ANSWER_BYTES - 64 * 1024) // 4 * 3
 _KEY_CACHE_ENTRIES = 256
+# What a body on permanent storage says of itself, in public and for good (Arweave keeps tags): its
+# format only, never a tenant, vault or item name.
+PERMANENT_BODY_TAGS = (
+    ("Content-Type", "application/octet-stream"),
+    ("App-Name", "RELIQUARY"),
+    ("Reliquary-Format", "reliquary-envelope-body/v1"),
+)
 
 
 def system_clock() -> int:
@@ -161,6 +169,7 @@ class VaultService:
         root: RootOfTrust,
         service_keys: ServiceKeys,
         decisions: DecisionLedger | None = None,
+        permanent: PermanentStores | None = None,
         large_item_threshold: int = 256 * 1024,
         max_item_bytes: int = 4 * 1024 * 1024,
         grant_ttl_seconds: int = 300,
@@ -175,6 +184,8 @@ class VaultService:
         self._vaults = vaults
         self._items = items
         self._blobs = blobs
+        # IPFS and Arweave, for the vaults that opted in (none configured: no vault can).
+        self._permanent = permanent or PermanentStores()
         self._root = root
         self._keys = service_keys
         # Where grant_approved reads the logged decisions; without one it refuses every grant.
@@ -231,9 +242,31 @@ class VaultService:
         *,
         custodians: Sequence[tuple[str, HybridPublicKey]] = (),
         recovery_threshold: int | None = None,
+        permanent_storage: PermanentBackend | None = None,
+        acknowledge_permanence: bool = False,
     ) -> CreatedVault:
-        """A new vault with key version 1; with custodians, also its recovery shares (k of n)."""
+        """A new vault with key version 1; with custodians, also its recovery shares (k of n).
+
+        With ``permanent_storage``, every item body of the vault goes to that backend (IPFS or Arweave),
+        where it can never be deleted: shredding destroys the data key and unpins, the ciphertext stays.
+        The caller says it knows with ``acknowledge_permanence=True``; the choice is the vault's for good."""
         ref = VaultRef(tenant_id, vault_id)
+        if permanent_storage is not None:
+            if acknowledge_permanence is not True:
+                raise InvalidRequestError(
+                    "bodies on permanent storage can never be deleted, only crypto-shredded: "
+                    "set acknowledge_permanence to true to opt in",
+                    field="acknowledge_permanence",
+                )
+            if permanent_storage not in self._permanent.backends:
+                raise InvalidRequestError(
+                    f"this deployment has no {permanent_storage.value} node configured",
+                    field="permanent_storage",
+                )
+        elif acknowledge_permanence:
+            raise InvalidRequestError(
+                "acknowledge_permanence goes with a permanent_storage backend", field="permanent_storage"
+            )
         policy = None
         if custodians:
             if recovery_threshold is None:
@@ -251,7 +284,14 @@ class VaultService:
         elif recovery_threshold is not None:
             raise InvalidRequestError("a recovery_threshold needs custodians", field="custodians")
         key = self._new_key_record(ref, 1, policy.recovery_public_key if policy else None)
-        vault = Vault(tenant_id, vault_id, current_key_version=1, created_at=self._clock(), recovery=policy)
+        vault = Vault(
+            tenant_id,
+            vault_id,
+            current_key_version=1,
+            created_at=self._clock(),
+            recovery=policy,
+            permanent_storage=permanent_storage,
+        )
         self._vaults.create(vault, key)
         return CreatedVault(vault, key)
 
@@ -416,8 +456,14 @@ class VaultService:
                 randbytes=self._randbytes,
             )
             location = BodyLocation.INLINE
-            stored, body, blob_key = sealed, b"", None
-            if sealed.body_length > self._large_item_threshold:
+            stored, body, blob_key, permanent_ref = sealed, b"", None, None
+            if vault.permanent_storage is not None:
+                # Only the ciphertext body leaves; the detached envelope (the wrapped data key, the
+                # signature) stays in the row, so shredding can still destroy the key.
+                location = BodyLocation.PERMANENT
+                stored, body = sealed.without_body()
+                permanent_ref = self._permanent(vault.permanent_storage).put(body, tags=PERMANENT_BODY_TAGS)
+            elif sealed.body_length > self._large_item_threshold:
                 location = BodyLocation.S3
                 stored, body = sealed.without_body()
                 blob_key = blob_key_for(scope, self._randbytes(12))
@@ -436,6 +482,7 @@ class VaultService:
                 tags=tags,
                 expires_at=expires_at,
                 blob_key=blob_key,
+                permanent_ref=permanent_ref,
                 sensitivity=sensitivity,
             )
             if blob_key is not None:
@@ -447,6 +494,8 @@ class VaultService:
             except (ConflictError, KeyVersionError):  # another writer took the version, or a rotation
                 if blob_key is not None:
                     self._blobs.delete(blob_key)
+                if permanent_ref is not None:  # this attempt's body is no item's: stop keeping it
+                    self._permanent(permanent_ref.backend).release(permanent_ref)
                 continue
             return record
         raise ConflictError("too many concurrent writers of this item", item_id=item_id)
@@ -470,6 +519,10 @@ class VaultService:
         envelope = Envelope.parse(record.envelope)
         if record.blob_key is not None:
             envelope = envelope.with_body(self._blobs.get(record.blob_key))
+        elif record.permanent_ref is not None:
+            # Checked against the recorded CID or digest first (BodyIntegrityError, never returned).
+            ref = record.permanent_ref
+            envelope = envelope.with_body(self._permanent(ref.backend).get(ref))
         return record, envelope
 
     def grant_approved(
@@ -725,3 +778,7 @@ class VaultService:
             self._blobs.delete(record.blob_key)
         if not record.shredded:
             self._items.shred(record, shredded_at=now)
+        if record.permanent_ref is not None:
+            # After the key is destroyed, so a node that is down delays only the unpinning (the call
+            # fails transient; shredding again releases again), never the erasure.
+            self._permanent(record.permanent_ref.backend).release(record.permanent_ref)

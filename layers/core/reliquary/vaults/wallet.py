@@ -19,14 +19,16 @@ from reliquary.crypto.root import RootOfTrust
 from reliquary.errors import ConflictError, ReliquaryError, RootOfTrustError
 from reliquary.vaults.arweave_tx import ArweaveWallet
 from reliquary.vaults.models import StoredSigningKey
+from reliquary.vaults.permanent import ANCHORS_WALLET, BODIES_WALLET
 from reliquary.vaults.ports import SigningKeyStore
 
 # Stored as a signing key of this "algorithm": loaders of service, stage and checkpoint keys read only
 # their own algorithms, so the row is invisible to them (and the store's one-row-per-algorithm condition
 # makes two cold starts racing to create it end up with one wallet).
 WALLET_ALGORITHM = "Arweave-RSA-4096"
-BODIES_WALLET = "arweave-wallet/bodies"
-ANCHORS_WALLET = "arweave-wallet/anchors"
+
+
+__all__ = ["ANCHORS_WALLET", "BODIES_WALLET", "WALLET_ALGORITHM", "load_or_create_wallet"]
 
 
 def _context(owner: bytes, purpose: str) -> dict[str, str]:

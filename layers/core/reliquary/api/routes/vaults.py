@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from reliquary.agents.policy import QuorumPolicy
 from reliquary.api.bodies import json_body, validated
@@ -53,6 +53,15 @@ class NewVault(BaseModel):
     vault_id: Identifier
     custodians: list[CustodianIn] = Field(default_factory=list, max_length=255)
     recovery_threshold: Annotated[int, Field(ge=2, le=255), JSON_INTEGER] | None = None
+    permanent_storage: Literal["ipfs", "arweave"] | None = Field(
+        default=None,
+        description="Store every item body of the vault on IPFS or Arweave, where it can never be deleted "
+        "(erasure is crypto-shredding only: docs/storage.md). Needs `acknowledge_permanence`; fixed for "
+        "the vault's life.",
+    )
+    acknowledge_permanence: StrictBool = Field(
+        default=False, description="`true`: the caller knows bodies on permanent storage stay there for good."
+    )
 
 
 class VaultView(BaseModel):
@@ -61,6 +70,9 @@ class VaultView(BaseModel):
     current_key_version: int
     recovery_threshold: int | None = Field(description="Custodians needed to recover a key, if any.")
     custodian_ids: list[str]
+    permanent_storage: Literal["ipfs", "arweave"] | None = Field(
+        default=None, description="Where the vault's item bodies are kept for good, if it opted in."
+    )
 
     @classmethod
     def of(cls, vault: VaultSummary) -> VaultView:
@@ -70,6 +82,7 @@ class VaultView(BaseModel):
             current_key_version=vault.current_key_version,
             recovery_threshold=vault.recovery_threshold,
             custodian_ids=list(vault.custodian_ids),
+            permanent_storage=vault.permanent_storage,
         )
 
 
