@@ -98,8 +98,9 @@ native: $(STAMP)
 	$(MAKE) -C layers/native clean-local
 	$(MAKE) -C layers/native local PYTHON=$(abspath $(PY))
 
-run: setup
-	$(PY) -m infra.local
+# `make run NODES=1` also starts local IPFS and Arweave nodes, with vaults whose bodies go there.
+run: setup $(if $(NODES),nodes-setup)
+	$(PY) -m infra.local $(if $(NODES),--nodes)
 
 lint: setup sam-setup
 	$(PY) -m ruff check .

@@ -6,7 +6,9 @@ process, seeds a demo tenant (vaults, policies, sealed items, enrolled devices),
 denied access request through the access state machine, prints what was decided and why, and keeps
 serving the AWS endpoint until stopped (Ctrl-C). ``--no-serve`` stops after the demonstration;
 ``--no-demo`` leaves the demonstration's requests out (the stack, the seeded demo tenant, its identity
-and the API only: ready in about half the time).
+and the API only: ready in about half the time). ``--nodes`` also starts local IPFS (js-ipfs) and Arweave
+(arlocal) nodes (``make nodes-setup`` installs them), seeds vaults whose bodies go there and anchors the
+tenant's log (docs/storage.md).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from typing import Any
 
 from infra.local.api import DEFAULT_API_PORT
 from infra.local.runtime import DEFAULT_PORT, LocalRuntimeError
+
+LOCAL_WINSTON = 10**15  # arlocal's test tokens: enough for every body and anchor of a long session
 
 
 def _line(title: str, detail: str = "", ms: float | None = None) -> None:
@@ -303,6 +307,64 @@ def _print_token_command(url: str, tenant_admin: tuple[str, str]) -> None:
     print(f"  TOKEN=$(curl -sS -u {credentials} {token})")
 
 
+def _start_nodes(cleanup: contextlib.ExitStack) -> Any:
+    """The local IPFS and Arweave nodes, stopped when ``cleanup`` closes."""
+    from infra.local.nodes import local_nodes  # noqa: PLC0415
+
+    began = time.perf_counter()
+    running = cleanup.enter_context(local_nodes())
+    _line(
+        "start the local IPFS and Arweave nodes",
+        f"js-ipfs {running.ipfs.url} (Kubo RPC API), arlocal {running.arweave.url}",
+        (time.perf_counter() - began) * 1000,
+    )
+    return running
+
+
+def _fund_wallets(stack: Any, arweave_url: str) -> None:
+    """Mint arlocal's test tokens for the wallet the encrypt function pays for bodies from (made now,
+    sealed by the local root of trust, as a deployment's first seal would)."""
+    import urllib.request  # noqa: PLC0415
+
+    from reliquary.adapters.factory import bodies_wallet_address  # noqa: PLC0415
+    from reliquary.config import get_settings  # noqa: PLC0415
+
+    began = time.perf_counter()
+    with stack.lambdas.environment_of("EncryptFunction"):
+        address = bodies_wallet_address(get_settings())
+    with urllib.request.urlopen(f"{arweave_url}/mint/{address}/{LOCAL_WINSTON}", timeout=10):  # noqa: S310
+        pass
+    _line("fund the Arweave wallet on arlocal", f"bodies: {address}", (time.perf_counter() - began) * 1000)
+
+
+def _permanent_demo(access: Any, demo: Any, agent: Any, arweave_url: str) -> None:
+    """An item of each archive vault through the access flow: its body read back from the node, checked,
+    and opened with the grant."""
+    import urllib.request  # noqa: PLC0415
+
+    from infra.local.seed import ARCHIVE_PREFIX  # noqa: PLC0415
+
+    print("\nThe same request against the vaults whose bodies are on IPFS and Arweave:")
+    with urllib.request.urlopen(f"{arweave_url}/mine", timeout=10):  # noqa: S310 (mine the seeded bodies)
+        pass
+    item = "customer-42-notes"
+    for vault in (v for v in demo.vaults if v.startswith(ARCHIVE_PREFIX)):
+        began = time.perf_counter()
+        request = access.request(agent, demo.tenant, vault, item, purpose="support", region="office-lisbon")
+        decided = access.decide(request)
+        _show_decision(f"the access state machine on {vault}", decided, (time.perf_counter() - began) * 1000)
+        approved = _expect(decided, "approve")
+        began = time.perf_counter()
+        plaintext = access.open_grant(approved, agent)
+        if plaintext != demo.items[item]:
+            raise LocalRuntimeError(f"the item granted from {vault} does not match what was sealed")
+        _line(
+            "open the grant with the requester's key",
+            f"{len(plaintext)} B; the body read from {vault.removeprefix(ARCHIVE_PREFIX)}, checked first",
+            (time.perf_counter() - began) * 1000,
+        )
+
+
 def run(
     port: int,
     *,
@@ -310,6 +372,7 @@ def run(
     api_port: int = DEFAULT_API_PORT,
     profile_file: str | None = None,
     demo_requests: bool = True,
+    nodes: bool = False,
 ) -> None:
     from infra.local.access import LocalAccess  # noqa: PLC0415
     from infra.local.api import (  # noqa: PLC0415
@@ -336,7 +399,14 @@ def run(
         # their own: a client that remembers the last run's checkpoints sees a new log, not a fork of it.
         "RELIQUARY_AUDIT_ORIGIN": f"reliquary.local-{secrets.token_hex(4)}/audit",
     }
-    with local_stack(port, environment=quiet) as stack, Prover() as prover:
+    outer = contextlib.ExitStack()
+    running = _start_nodes(outer) if nodes else None
+    if running is not None:
+        quiet |= {
+            "RELIQUARY_IPFS_API_URL": running.ipfs.url,
+            "RELIQUARY_ARWEAVE_URL": running.arweave.url,
+        }
+    with outer, local_stack(port, environment=quiet) as stack, Prover() as prover:
         _line(
             "create template.yaml's stack",
             f"{len(stack.resources)} resources, {len(stack.created_through_api)} of them through the API "
@@ -344,8 +414,10 @@ def run(
             (time.perf_counter() - started) * 1000,
         )
         access = LocalAccess(stack, prover)
+        if running is not None:
+            _fund_wallets(stack, running.arweave.url)
         began = time.perf_counter()
-        demo = seed(access)
+        demo = seed(access, permanent=("ipfs", "arweave") if running is not None else ())
         _line(
             "seed the demo tenant",
             f"{demo.tenant}: vaults {', '.join(demo.vaults)}; {len(demo.items)} items each; "
@@ -354,6 +426,9 @@ def run(
         )
         if demo_requests:
             _demonstrate(access, demo)
+            if running is not None:
+                # The second device: the first one has the refusals above in its history.
+                _permanent_demo(access, demo, demo.requester(1), running.arweave.url)
 
         print(f"\nThe REST API (the API function's app) at http://127.0.0.1:{api_port}:")
         with serve_api(stack, api_port) as api, contextlib.ExitStack() as cleanup:
@@ -467,6 +542,11 @@ def main(argv: list[str] | None = None) -> int:
         metavar="PATH",
         help="write (0600) the API's URL, the demo tenant-admin and an operator client for `reliquary dev`",
     )
+    parser.add_argument(
+        "--nodes",
+        action="store_true",
+        help="also start local IPFS and Arweave nodes (make nodes-setup), with vaults whose bodies go there",
+    )
     args = parser.parse_args(argv)
     _quiet_libraries()
     try:
@@ -476,6 +556,7 @@ def main(argv: list[str] | None = None) -> int:
             api_port=args.api_port,
             profile_file=args.profile_file,
             demo_requests=not args.no_demo,
+            nodes=args.nodes,
         )
     except LocalRuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -98,7 +98,11 @@ class LocalAccess:
         result: dict[str, Any] = payload["result"]
         return result
 
-    def create_vault(self, tenant: str, vault: str) -> dict[str, Any]:
+    def create_vault(
+        self, tenant: str, vault: str, *, permanent_storage: str | None = None
+    ) -> dict[str, Any]:
+        """A vault; with ``permanent_storage`` ("ipfs" / "arweave"), one whose bodies go there for good."""
+        permanent = {"permanent_storage": permanent_storage, "acknowledge_permanence": True}
         return self.invoke(
             "encrypt",
             {
@@ -106,6 +110,7 @@ class LocalAccess:
                 "request_id": _new_id("vault"),
                 "tenant_id": tenant,
                 "vault_id": vault,
+                **(permanent if permanent_storage else {}),
             },
         )
 

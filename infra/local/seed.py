@@ -9,6 +9,7 @@ night-time access to restricted items; the watchdog agent flags the quiet hours)
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -22,6 +23,7 @@ TENANT = "acme"
 # A support desk's vault: two of the panel approve (the watchdog may veto), the rules' quorum for
 # restricted items still applies, and the desk works around the clock.
 SUPPORT_VAULT = "agent-memory"
+ARCHIVE_PREFIX = "archive-"  # archive-ipfs, archive-arweave: vaults whose bodies are on permanent storage
 # The same rules under the strict trust template, without the desk's overrides: a principal's first
 # access scores in the low band.
 STRICT_VAULT = "board-minutes"
@@ -102,15 +104,20 @@ class DemoTenant:
         return self.requesters[index]
 
 
-def seed(access: LocalAccess, *, requesters: int = 2, tenant: str = TENANT) -> DemoTenant:
-    """Create the demo tenant's vaults, policies, items and ``requesters`` enrolled devices."""
+def seed(
+    access: LocalAccess, *, requesters: int = 2, tenant: str = TENANT, permanent: Sequence[str] = ()
+) -> DemoTenant:
+    """Create the demo tenant's vaults, policies, items and ``requesters`` enrolled devices; for each
+    backend in ``permanent`` ("ipfs", "arweave"), also a vault ``archive-<backend>`` whose bodies go there,
+    with the support vault's policies and items."""
     people = [
         Requester(subject=f"support-agent-{n}", seed=f"device-{uuid.uuid4().hex[:12]}")
         for n in range(requesters)
     ]
     rules = support_rules()
-    for vault in (SUPPORT_VAULT, STRICT_VAULT, UNANIMOUS_VAULT):
-        access.create_vault(tenant, vault)
+    archives = {f"{ARCHIVE_PREFIX}{backend}": backend for backend in permanent}
+    for vault in (SUPPORT_VAULT, STRICT_VAULT, UNANIMOUS_VAULT, *archives):
+        access.create_vault(tenant, vault, permanent_storage=archives.get(vault))
         access.set_context_policy(tenant, vault, people)
         trust = {"template": "strict"} if vault == STRICT_VAULT else SUPPORT_TRUST
         access.set_trust_policy(tenant, vault, {**trust, "rules": rules})
@@ -118,4 +125,4 @@ def seed(access: LocalAccess, *, requesters: int = 2, tenant: str = TENANT) -> D
         access.set_quorum_policy(tenant, vault, quorum)
         for item, plaintext in NOTES.items():
             access.seal(tenant, vault, item, plaintext, scope=("user", "customer-42"))
-    return DemoTenant(tenant, (SUPPORT_VAULT, STRICT_VAULT, UNANIMOUS_VAULT), dict(NOTES), people)
+    return DemoTenant(tenant, (SUPPORT_VAULT, STRICT_VAULT, UNANIMOUS_VAULT, *archives), dict(NOTES), people)

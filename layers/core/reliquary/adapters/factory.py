@@ -17,7 +17,13 @@ from reliquary.vaults.permanent import BODIES_WALLET
 from reliquary.vaults.service import VaultService, system_clock
 from reliquary.vaults.service_keys import ServiceKeys
 
-__all__ = ["aws_client", "build_root_of_trust", "build_vault_service", "dynamodb_client"]
+__all__ = [
+    "aws_client",
+    "bodies_wallet_address",
+    "build_root_of_trust",
+    "build_vault_service",
+    "dynamodb_client",
+]
 
 
 def build_vault_service(settings: Settings) -> VaultService:
@@ -56,3 +62,22 @@ def build_vault_service(settings: Settings) -> VaultService:
         approval_max_age_seconds=settings.approval_max_age_seconds,
         vault_key_cache_seconds=settings.vault_key_cache_seconds,
     )
+
+
+def bodies_wallet_address(settings: Settings) -> str:
+    """The address of the Arweave wallet the encrypt function pays for item bodies from (created on first
+    use, as the function would): what an operator funds. ``ConfigurationError`` without an Arweave node."""
+    from reliquary.adapters.arweave import ArweaveStore  # noqa: PLC0415
+    from reliquary.adapters.permanent_factory import build_permanent_store  # noqa: PLC0415
+    from reliquary.vaults.permanent import PermanentBackend  # noqa: PLC0415
+
+    keys = DynamoDBSigningKeyStore(table_config(settings, settings.vaults_table), dynamodb_client(settings))
+    store = build_permanent_store(
+        settings,
+        PermanentBackend.ARWEAVE,
+        keys=keys,
+        root=build_root_of_trust(settings),
+        purpose=BODIES_WALLET,
+    )
+    assert isinstance(store, ArweaveStore)  # noqa: S101  (what build_permanent_store builds for Arweave)
+    return store.address
