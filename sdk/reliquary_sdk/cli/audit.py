@@ -259,6 +259,7 @@ def _anchor_json(anchor: AnchorView, check: AnchorCheck) -> dict[str, Any]:
     return {
         "backend": anchor.backend,
         "locator": anchor.locator,
+        "note_sha256": anchor.note_sha256,
         "tree_size": anchor.tree_size,
         "root_hash": anchor.root_hash,
         "anchored_at": anchor.anchored_at,
