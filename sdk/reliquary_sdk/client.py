@@ -34,6 +34,7 @@ from pydantic import BaseModel, ValidationError
 
 from reliquary_sdk import models as m
 from reliquary_sdk._version import __version__
+from reliquary_sdk.anchors import AnchorCheck, AnchorSource, open_anchor, verify_against_anchor
 from reliquary_sdk.audit import FalconPolicy, ProofError
 from reliquary_sdk.auth import OAuth2Auth
 from reliquary_sdk.crypto import RequesterKey
@@ -509,6 +510,11 @@ class Audit(_Resource[Mode]):
         return Call("GET", "/v1/audit/keys", model=m.AuditKeys)
 
     @_Route
+    def anchors(self, *, limit: int | None = None) -> Call[m.AnchorList]:
+        """The log's checkpoints anchored on IPFS or Arweave, newest first (``limit`` 1..100)."""
+        return Call("GET", "/v1/audit/anchors", params={"limit": limit}, model=m.AnchorList)
+
+    @_Route
     def export(
         self, start: int, end: int | None = None, *, idempotency_key: str | None = None
     ) -> Call[m.ExportView]:
@@ -904,6 +910,41 @@ class Reliquary(_Base):
         keys = self.trusted_keys()
         monitor = self._monitor_for(keys)
         monitor.observe(keys.origin, note, lambda a, b: _proof_hashes(self.audit.consistency(a, b)))
+
+    def audit_anchors(self, *, limit: int | None = None) -> m.AnchorList:
+        """The tenant log's anchored checkpoints, newest first (``GET /v1/audit/anchors``)."""
+        return self.audit.anchors(limit=limit)
+
+    def verify_newest_anchor(
+        self, source: AnchorSource, *, presented: bytes | None = None
+    ) -> AnchorCheck | None:
+        """Fetch the newest anchored checkpoint from ``source`` (never from the service), check its bytes
+        and signatures, and prove ``presented`` (a signed checkpoint note; default: the service's latest)
+        of one history with it. ``None`` when nothing is anchored yet. ``SplitViewError`` with both notes
+        when they are not one history; ``AnchorUnavailableError`` when the gateway does not answer;
+        ``AnchorIntegrityError`` when it serves another body or the listing does not describe it."""
+        keys = self.trusted_keys()
+        listing = self.audit.anchors(limit=1)
+        if listing.origin != keys.origin:
+            raise UnexpectedResponseError("the anchor listing is for another log")
+        if not listing.anchors:
+            return None
+        anchor = listing.anchors[0]
+        note = source.fetch(anchor)
+        trusted = keys.verifiers
+        open_anchor(anchor, note, trusted, origin=keys.origin, required=trusted, falcon=self.falcon)
+        if presented is None:
+            presented = str(self.audit.checkpoint()).encode("utf-8")
+        return verify_against_anchor(
+            presented,
+            note,
+            trusted,
+            origin=keys.origin,
+            proof=lambda a, b: _proof_hashes(self.audit.consistency(a, b)),
+            required=trusted,
+            falcon=self.falcon,
+            anchor=anchor,
+        )
 
     def call(self, call: Call[Any], *, cursor: str | None = None) -> Json:
         """Send ``call``, retrying where safe; its decoded answer, or a typed error."""

@@ -17,6 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field
 __all__ = [
     "AccessRequestView",
     "AgentVoteView",
+    "AnchorBlock",
+    "AnchorList",
+    "AnchorView",
     "ApprovalAnswer",
     "ApprovalChallenge",
     "ApprovalList",
@@ -468,6 +471,30 @@ class AuditKeys(Model):
     verifier_keys: list[str]
     stage_keys: list[dict[str, str]]
     service_keys: list[dict[str, str]]
+
+
+class AnchorBlock(Model):
+    height: int
+    hash: str
+
+
+class AnchorView(Model):
+    """One anchored checkpoint: where its signed note was published (``backend``: ``ipfs`` or
+    ``arweave``; ``locator``: the CID or transaction id), its SHA-256 and the log entry recording it."""
+
+    tree_size: int
+    root_hash: str
+    backend: str
+    locator: str
+    note_sha256: str
+    anchored_at: int
+    log_index: int
+    block: AnchorBlock | None
+
+
+class AnchorList(Model):
+    origin: str
+    anchors: list[AnchorView]
 
 
 class NewExport(RequestBody):

@@ -4,13 +4,17 @@
 on first use, or ``--keys FILE``), and accepts it only as an extension of the last checkpoint this
 machine saw (the SDK's ``LogMonitor``, its store under ``$XDG_STATE_HOME/reliquary``); a fork or a
 rewritten history exits 3 with both checkpoints shown. Receipts given with ``--receipt`` are checked
-against their own checkpoint and that checkpoint against the log.
+against their own checkpoint and that checkpoint against the log. ``--anchor`` also reads the newest
+checkpoint the service anchored in public from a gateway named here (never from the service), and proves
+the log's checkpoint and each receipt's of one history with it: a split view exits 3 with both
+checkpoints shown. ``anchors`` lists the anchored checkpoints.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 import json
 from collections.abc import Callable
 from dataclasses import replace
@@ -19,7 +23,9 @@ from typing import Annotated, Any, Final
 
 import httpx
 import typer
+from rich.table import Table
 
+from reliquary_sdk.anchors import AnchorCheck, AnchorSource, open_anchor, verify_against_anchor
 from reliquary_sdk.audit import (
     Checkpoint,
     FalconPolicy,
@@ -35,6 +41,7 @@ from reliquary_sdk.cli.output import EXIT_VERIFICATION, CliError, dump, usage
 from reliquary_sdk.cli.profiles import state_dir
 from reliquary_sdk.cli.state import State, state
 from reliquary_sdk.client import Reliquary
+from reliquary_sdk.models import AnchorView
 from reliquary_sdk.monitor import LogMonitor
 
 app = typer.Typer(help="The tenant's transparency log: verify it as a monitor, export it.")
@@ -43,6 +50,13 @@ EXPORT_FORMAT: Final = "reliquary-audit-export/v1"
 MAX_KEYS_FILE_BYTES: Final = 1 << 20
 LOCAL_STORE: Final = "checkpoints-local.json"  # `reliquary dev` profiles' logs (reset --local forgets them)
 SHARED_STORE: Final = "checkpoints.json"
+ENV_IPFS_GATEWAY: Final = "RELIQUARY_IPFS_GATEWAY"
+ENV_IPFS_API: Final = "RELIQUARY_IPFS_API"
+ENV_ARWEAVE_GATEWAY: Final = "RELIQUARY_ARWEAVE_GATEWAY"
+_GATEWAY_OPTIONS: Final = {
+    "ipfs": f"--ipfs-gateway URL or --ipfs-api URL ({ENV_IPFS_GATEWAY}, {ENV_IPFS_API})",
+    "arweave": f"--arweave-gateway URL ({ENV_ARWEAVE_GATEWAY})",
+}
 
 
 def store_path(run: State) -> Path:
@@ -147,9 +161,11 @@ def _receipt(
     origin: str,
     falcon: FalconPolicy,
     head: Checkpoint,
+    anchored_note: bytes | None = None,
 ) -> dict[str, Any]:
     """A receipt file (an access request's JSON, or {"receipt", "entry"}) checked: its entry is in its
-    checkpoint's tree, and that tree is a prefix of the log this machine follows."""
+    checkpoint's tree, that tree is a prefix of the log this machine follows, and (with
+    ``anchored_note``) of one history with the newest anchored checkpoint."""
     try:
         data = json.loads(path.read_bytes())
     except ValueError:
@@ -171,13 +187,98 @@ def _receipt(
         else [_b64(h) for h in api.audit.consistency(checkpoint.size, head.size).proof]
     )
     verify_consistency(checkpoint.size, head.size, checkpoint.root_hash, head.root_hash, proof)
-    return {
+    checked: dict[str, Any] = {
         "file": str(path),
         "request_id": data["receipt"].get("request_id"),
         "leaf_index": data["receipt"].get("leaf_index"),
         "tree_size": checkpoint.size,
         "verified": True,
     }
+    if anchored_note is not None:
+        check = verify_against_anchor(
+            data["receipt"]["checkpoint"].encode("utf-8"),
+            anchored_note,
+            verifiers,
+            origin=origin,
+            proof=lambda old, new: [_b64(h) for h in api.audit.consistency(old, new).proof],
+            required=verifiers,
+            falcon=falcon,
+        )
+        checked["anchor"] = check.relation
+    return checked
+
+
+def anchor_source(
+    ipfs_gateway: str | None, ipfs_api: str | None, arweave_gateway: str | None
+) -> AnchorSource:
+    """The gateways named on the command line or in the environment (at least one)."""
+    if ipfs_gateway is None and ipfs_api is None and arweave_gateway is None:
+        raise usage(
+            "--anchor needs a gateway to read the anchored checkpoint from (never the service)",
+            hint=f"pass {_GATEWAY_OPTIONS['ipfs']} or {_GATEWAY_OPTIONS['arweave']}",
+        )
+    for url in (ipfs_gateway, ipfs_api, arweave_gateway):
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise usage("a gateway URL must be http(s)://host[:port][/path]")
+    if ipfs_gateway is not None and ipfs_api is not None:
+        raise usage("an IPFS path gateway or a Kubo RPC API, not both")
+    return AnchorSource(ipfs_gateway=ipfs_gateway, ipfs_api=ipfs_api, arweave_gateway=arweave_gateway)
+
+
+def newest_anchor(
+    api: Reliquary,
+    source: AnchorSource,
+    verifiers: list[NoteVerifier],
+    origin: str,
+    falcon: FalconPolicy,
+) -> tuple[AnchorView, bytes] | None:
+    """The newest anchor listed and its note, fetched from ``source`` and checked (CID or digest, the
+    pinned keys, the listing's size and root); None when nothing is anchored yet."""
+    listing = api.audit.anchors(limit=1)
+    if listing.origin != origin:
+        raise CliError(
+            "the service lists anchors of another log",
+            code="unexpected_response",
+            exit_code=EXIT_VERIFICATION,
+        )
+    if not listing.anchors:
+        return None
+    anchor = listing.anchors[0]
+    if not source.serves(anchor.backend):
+        where = _GATEWAY_OPTIONS.get(anchor.backend)
+        raise usage(
+            "no gateway for the backend the newest anchor is on",
+            hint=f"pass {where}" if where else "this CLI does not know that backend; update it",
+        )
+    note = source.fetch(anchor)
+    open_anchor(anchor, note, verifiers, origin=origin, required=verifiers, falcon=falcon)
+    return anchor, note
+
+
+def _anchor_json(anchor: AnchorView, check: AnchorCheck) -> dict[str, Any]:
+    return {
+        "backend": anchor.backend,
+        "locator": anchor.locator,
+        "note_sha256": anchor.note_sha256,
+        "tree_size": anchor.tree_size,
+        "root_hash": anchor.root_hash,
+        "anchored_at": anchor.anchored_at,
+        "log_index": anchor.log_index,
+        "block": anchor.block.model_dump() if anchor.block else None,
+        "relation": check.relation,
+        "consistent": True,
+    }
+
+
+_RELATIONS: Final = {
+    "same": "the log's checkpoint is the anchored one",
+    "anchor_older": "the log extends it",
+    "anchor_newer": "it extends the log's checkpoint",
+}
+
+
+def _when(seconds: int) -> str:
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 @app.command("verify")
@@ -194,11 +295,48 @@ def audit_verify(
         bool,
         typer.Option("--skip-falcon", help="Leave Falcon-512 signatures unchecked (said in the output)."),
     ] = False,
+    anchor: Annotated[
+        bool,
+        typer.Option(
+            "--anchor",
+            help="Also check the newest checkpoint anchored in public, read from a gateway (exit 3 on a "
+            "split view).",
+        ),
+    ] = False,
+    ipfs_gateway: Annotated[
+        str | None,
+        typer.Option(
+            "--ipfs-gateway",
+            envvar=ENV_IPFS_GATEWAY,
+            show_envvar=True,
+            help="An IPFS path gateway (GET URL/ipfs/CID) for --anchor.",
+        ),
+    ] = None,
+    ipfs_api: Annotated[
+        str | None,
+        typer.Option(
+            "--ipfs-api",
+            envvar=ENV_IPFS_API,
+            show_envvar=True,
+            help="A Kubo RPC API (POST URL/api/v0/cat) for --anchor, instead of a path gateway.",
+        ),
+    ] = None,
+    arweave_gateway: Annotated[
+        str | None,
+        typer.Option(
+            "--arweave-gateway",
+            envvar=ENV_ARWEAVE_GATEWAY,
+            show_envvar=True,
+            help="An Arweave gateway (GET URL/TX_ID) for --anchor.",
+        ),
+    ] = None,
 ) -> None:
-    """Verify the latest checkpoint and that it extends the last one seen here (exit 3 on a fork)."""
+    """Verify the latest checkpoint and that it extends the last one seen here (exit 3 on a fork); with
+    --anchor, that it and each receipt are of one history with the newest anchored checkpoint."""
     run = state(ctx)
     api = run.client()
     falcon: FalconPolicy = "skip" if skip_falcon else "check"
+    gateways = anchor_source(ipfs_gateway, ipfs_api, arweave_gateway) if anchor else None
     origin, vkeys, source, pin = trusted_keys(run, api, keys)
     verifiers = _verifiers(vkeys)
     monitor = LogMonitor(verifiers, path=store_path(run), required=verifiers, falcon=falcon)
@@ -210,8 +348,32 @@ def audit_verify(
 
         update = monitor.update(origin, note, proof)
     pin()
+    anchored: tuple[AnchorView, bytes] | None = None
+    anchor_check: AnchorCheck | None = None
+    if gateways is not None:
+        with run.output.spinner("reading the newest anchored checkpoint"):
+            anchored = newest_anchor(api, gateways, verifiers, origin, falcon)
+            if anchored is not None:
+                anchor_check = verify_against_anchor(
+                    note,
+                    anchored[1],
+                    verifiers,
+                    origin=origin,
+                    proof=proof,
+                    required=verifiers,
+                    falcon=falcon,
+                    anchor=anchored[0],
+                )
     checked = [
-        _receipt(path, api=api, verifiers=verifiers, origin=origin, falcon=falcon, head=update.checkpoint)
+        _receipt(
+            path,
+            api=api,
+            verifiers=verifiers,
+            origin=origin,
+            falcon=falcon,
+            head=update.checkpoint,
+            anchored_note=anchored[1] if anchored else None,
+        )
         for path in receipt or []
     ]
     value = {
@@ -224,6 +386,8 @@ def audit_verify(
         "receipts": checked,
         "store": str(monitor.store.path) if hasattr(monitor.store, "path") else None,
     }
+    if gateways is not None:
+        value["anchor"] = _anchor_json(anchored[0], anchor_check) if anchored and anchor_check else None
 
     def show(console: Any) -> None:
         cp = update.checkpoint
@@ -240,12 +404,52 @@ def audit_verify(
         console.print(
             f"keys: {len(vkeys)} ({source}); Falcon-512 {'UNCHECKED' if skip_falcon else 'checked'}"
         )
+        if gateways is not None:
+            if anchored is None or anchor_check is None:
+                console.print("anchor: nothing anchored in public yet")
+            else:
+                listed = anchored[0]
+                block = f", block {listed.block.height}" if listed.block else ", not in a block yet"
+                console.print(
+                    f"[green]anchor[/] size {listed.tree_size} on {listed.backend} {listed.locator} "
+                    f"(anchored {_when(listed.anchored_at)}{block}): {_RELATIONS[anchor_check.relation]}"
+                )
         for item in checked:
+            against = f"; {_RELATIONS[item['anchor']]}" if "anchor" in item else ""
             console.print(
-                f"receipt {item['file']}: leaf {item['leaf_index']} of {item['tree_size']} verified"
+                f"receipt {item['file']}: leaf {item['leaf_index']} of {item['tree_size']} verified{against}"
             )
 
     run.output.result(value, show)
+
+
+@app.command("anchors")
+def audit_anchors(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=100, help="How many, newest first.")] = 20,
+) -> None:
+    """List the checkpoints the service anchored in public (IPFS CIDs, Arweave transactions), newest first."""
+    run = state(ctx)
+    listing = run.client().audit.anchors(limit=limit)
+
+    def show(console: Any) -> None:
+        if not listing.anchors:
+            console.print(f"{listing.origin}: nothing anchored in public yet")
+            return
+        table = Table("tree size", "backend", "locator", "anchored", "block", "log entry")
+        for item in listing.anchors:
+            block = str(item.block.height) if item.block else "pending"
+            table.add_row(
+                str(item.tree_size),
+                item.backend,
+                item.locator,
+                _when(item.anchored_at),
+                block,
+                str(item.log_index),
+            )
+        console.print(table)
+
+    run.output.result(dump(listing), show)
 
 
 def verify_export_lines(

@@ -28,6 +28,7 @@ from rich.text import Text
 
 from reliquary_sdk import errors
 from reliquary_sdk._verify import VerificationError
+from reliquary_sdk.anchors import AnchorIntegrityError, SplitViewError
 from reliquary_sdk.audit import CheckpointError, FalconUnavailableError, ProofError
 from reliquary_sdk.chain import ChainError
 from reliquary_sdk.crypto import InvalidGrantError
@@ -86,6 +87,9 @@ _HINTS: Final = {
     "prover_unavailable": "needs Node.js 20+ and RELIQUARY's zk directory: --zk-dir or RELIQUARY_ZK_DIR",
     "not_approved": "the vault's policies decided so; the decision is logged (`reliquary audit verify`)",
     "log_fork": "the service showed this machine a log that contradicts one it showed before: report both",
+    "split_view": "the service's log contradicts the checkpoint it anchored in public: report both",
+    "anchor_unavailable": "the gateway did not serve the anchored checkpoint; try again or another gateway",
+    "anchor_integrity": "the gateway served another body than the anchored one; try another gateway",
 }
 
 
@@ -95,6 +99,9 @@ def classify(exc: BaseException) -> tuple[int, str, str, str]:  # noqa: PLR0911 
         return exc.exit_code, exc.code, exc.message, exc.hint
     if isinstance(exc, LogForkError):
         return EXIT_VERIFICATION, exc.code, f"the log forked: {exc}", _HINTS["log_fork"]
+    if isinstance(exc, (SplitViewError, AnchorIntegrityError)):
+        what = "split view" if isinstance(exc, SplitViewError) else "the anchored checkpoint did not verify"
+        return EXIT_VERIFICATION, exc.code, f"{what}: {exc}", _HINTS[exc.code]
     if isinstance(exc, NotApprovedError):
         why = "; ".join(exc.reasons) or "no reason given"
         return EXIT_REFUSED, exc.code, f"the access request was {exc.status}: {why}", _HINTS["not_approved"]
@@ -199,6 +206,8 @@ class Output:
                 body["request_id"] = request_id
             if isinstance(exc, LogForkError):
                 body["fork"] = fork_evidence(exc)
+            if isinstance(exc, SplitViewError):
+                body["split_view"] = exc.evidence()
             if isinstance(exc, NotApprovedError):
                 body["decision"], body["reasons"] = exc.status, list(exc.reasons)
             sys.stderr.write(json.dumps({"error": body}, sort_keys=True) + "\n")
@@ -209,6 +218,12 @@ class Output:
             self.stderr.print(evidence["known"], markup=False)
             self.stderr.print(f"[bold]checkpoint the service presents now[/] (size {exc.presented.size}):")
             self.stderr.print(evidence["presented"], markup=False)
+        if isinstance(exc, SplitViewError):
+            split = exc.evidence()
+            self.stderr.print(f"[bold]checkpoint anchored in public[/] (size {exc.anchored.size}):")
+            self.stderr.print(split["anchored"], markup=False)
+            self.stderr.print(f"[bold]checkpoint the service presents[/] (size {exc.presented.size}):")
+            self.stderr.print(split["presented"], markup=False)
         self.stderr.print(Text.assemble(("error", "red"), f" ({code}): {message}"))
         if hint:
             self.stderr.print(f"  hint: {hint}", markup=False)
