@@ -30,8 +30,6 @@ from typing import Any
 from infra.local.api import DEFAULT_API_PORT
 from infra.local.runtime import DEFAULT_PORT, LocalRuntimeError
 
-LOCAL_WINSTON = 10**15  # arlocal's test tokens: enough for every body and anchor of a long session
-
 
 def _line(title: str, detail: str = "", ms: float | None = None) -> None:
     timing = f"{ms:8.1f} ms" if ms is not None else " " * 11
@@ -322,19 +320,12 @@ def _start_nodes(cleanup: contextlib.ExitStack) -> Any:
 
 
 def _fund_wallets(stack: Any, arweave_url: str) -> None:
-    """Mint arlocal's test tokens for the wallet the encrypt function pays for bodies from (made now,
-    sealed by the local root of trust, as a deployment's first seal would)."""
-    import urllib.request  # noqa: PLC0415
-
-    from reliquary.adapters.factory import bodies_wallet_address  # noqa: PLC0415
-    from reliquary.config import get_settings  # noqa: PLC0415
+    from infra.local.nodes import fund_wallets  # noqa: PLC0415
 
     began = time.perf_counter()
-    with stack.lambdas.environment_of("EncryptFunction"):
-        address = bodies_wallet_address(get_settings())
-    with urllib.request.urlopen(f"{arweave_url}/mint/{address}/{LOCAL_WINSTON}", timeout=10):  # noqa: S310
-        pass
-    _line("fund the Arweave wallet on arlocal", f"bodies: {address}", (time.perf_counter() - began) * 1000)
+    addresses = fund_wallets(stack, arweave_url)
+    shown = ", ".join(f"{use}: {address}" for use, address in addresses.items())
+    _line("fund the Arweave wallets on arlocal", shown, (time.perf_counter() - began) * 1000)
 
 
 def _permanent_demo(access: Any, demo: Any, agent: Any, arweave_url: str) -> None:

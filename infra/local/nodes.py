@@ -25,9 +25,11 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from infra.local.runtime import LocalRuntimeError
 
@@ -203,6 +205,28 @@ def local_nodes(root: Path | None = None, *, timeout: float = START_TIMEOUT) -> 
         nodes.stop()
         if root is None:
             shutil.rmtree(base, ignore_errors=True)
+
+
+LOCAL_WINSTON = 10**15  # arlocal's test tokens: enough for every body and anchor of a long session
+
+
+def mint(arweave_url: str, address: str, winston: int = LOCAL_WINSTON) -> None:
+    """Give ``address`` arlocal's test tokens (``GET /mint/<address>/<winston>``: arlocal only)."""
+    with urllib.request.urlopen(f"{arweave_url}/mint/{address}/{winston}", timeout=10):  # noqa: S310 (loopback)
+        pass
+
+
+def fund_wallets(stack: Any, arweave_url: str) -> dict[str, str]:
+    """Fund, on arlocal, the Arweave wallets the stack's functions pay from (each made now, sealed by the
+    local root of trust, as a deployment's first seal or anchor would make it); their addresses by use."""
+    from reliquary.adapters.factory import bodies_wallet_address  # noqa: PLC0415
+    from reliquary.config import get_settings  # noqa: PLC0415
+
+    with stack.lambdas.environment_of("EncryptFunction"):
+        addresses = {"bodies": bodies_wallet_address(get_settings())}
+    for address in addresses.values():
+        mint(arweave_url, address)
+    return addresses
 
 
 def main() -> None:

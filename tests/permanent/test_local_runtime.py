@@ -1,0 +1,125 @@
+"""End to end on the local runtime with the local nodes (what `make run NODES=1` runs): the stack from
+template.yaml on moto, the functions in process with the nodes' URLs, the demo tenant seeded with a vault
+on IPFS and one on Arweave; items of each go through the real access state machine and come back from the
+node, and a body record altered in the items table is refused."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from infra.local.access import LocalAccess
+from infra.local.nodes import LocalNodes, fund_wallets
+from infra.local.requester import Prover
+from infra.local.runtime import LocalStack, free_port, local_stack
+from infra.local.seed import ARCHIVE_PREFIX, DemoTenant, seed
+from reliquary.adapters.ipfs import IpfsStore
+from reliquary.vaults.permanent import PermanentBackend, PermanentRef
+from tests.support.nodes import arweave_get
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.slow,
+    pytest.mark.xdist_group("permanent-nodes"),
+    pytest.mark.usefixtures("own_stack"),
+]
+
+ITEM = "customer-42-notes"
+
+
+@dataclass
+class World:
+    stack: LocalStack
+    access: LocalAccess
+    demo: DemoTenant
+    wallets: dict[str, str]
+
+
+@pytest.fixture(scope="module")
+def world(nodes: LocalNodes) -> Iterator[World]:
+    environment = {"RELIQUARY_IPFS_API_URL": nodes.ipfs.url, "RELIQUARY_ARWEAVE_URL": nodes.arweave.url}
+    with (
+        local_stack(
+            free_port(), stack_name=f"nodes-{uuid.uuid4().hex[:6]}", environment=environment
+        ) as stack,
+        Prover() as prover,
+    ):
+        access = LocalAccess(stack, prover)
+        wallets = fund_wallets(stack, nodes.arweave.url)
+        demo = seed(access, permanent=("ipfs", "arweave"))
+        yield World(stack, access, demo, wallets)
+
+
+def _item_row(world: World, vault: str, item: str = ITEM) -> dict[str, object]:
+    table = world.stack.resources["ItemsTable"]
+    answer = world.stack.client("dynamodb").get_item(
+        TableName=table,
+        Key={
+            "pk": {"S": f"TENANT#{world.demo.tenant}#VAULT#{vault}"},
+            "sk": {"S": f"ITEM#{item}#V#{1:010d}"},
+        },
+        ConsistentRead=True,
+    )
+    row: dict[str, object] = answer["Item"]
+    return row
+
+
+@pytest.mark.parametrize("backend", ["ipfs", "arweave"])
+def test_an_item_of_an_opted_in_vault_is_granted_through_the_flow_from_the_node(
+    world: World, nodes: LocalNodes, backend: str
+) -> None:
+    vault = f"{ARCHIVE_PREFIX}{backend}"
+    row = _item_row(world, vault)
+    assert row["body_location"] == {"S": "permanent"}
+    assert "blob_key" not in row
+    if backend == "arweave":
+        arweave_get(nodes.arweave.url, "/mine")
+    requester = world.demo.requester(1)
+    request = world.access.request(
+        requester, world.demo.tenant, vault, ITEM, purpose="support", region="office-lisbon"
+    )
+    execution = world.access.decide(request)
+    assert execution.decision == "approve", execution.output
+    assert world.access.open_grant(execution, requester) == world.demo.items[ITEM]
+
+
+def test_the_body_on_the_node_is_ciphertext_named_by_its_record(world: World, nodes: LocalNodes) -> None:
+    import json
+
+    record = json.loads(str(_item_row(world, f"{ARCHIVE_PREFIX}ipfs")["permanent_body"]["S"]))  # type: ignore[index]
+    ref = PermanentRef(
+        PermanentBackend.IPFS, record["locator"], record["size"], bytes.fromhex(record["sha256"])
+    )
+    body = IpfsStore(nodes.ipfs.url).get(ref)
+    assert len(body) == len(world.demo.items[ITEM]) + 16
+    assert world.demo.items[ITEM][:16] not in body
+
+
+def test_a_body_record_swapped_in_the_items_table_is_refused(world: World) -> None:
+    vault = f"{ARCHIVE_PREFIX}ipfs"
+    other = next(name for name in world.demo.items if name != ITEM)
+    dynamodb, table = world.stack.client("dynamodb"), world.stack.resources["ItemsTable"]
+    original = _item_row(world, vault)
+    # The row now names the other item's body, with that body's own CID and digest: authentic on the
+    # node, but not the body this item's envelope signed.
+    swapped = dict(original, permanent_body=_item_row(world, vault, other)["permanent_body"])
+    dynamodb.put_item(TableName=table, Item=swapped)
+    try:
+        requester = world.demo.requester(0)
+        request = world.access.request(
+            requester, world.demo.tenant, vault, ITEM, purpose="support", region="office-lisbon"
+        )
+        execution = world.access.decide(request)
+        assert execution.decision == "approve"
+        with pytest.raises(Exception, match="envelope"):
+            world.access.open_grant(execution, requester)
+    finally:
+        dynamodb.put_item(TableName=table, Item=original)
+
+
+def test_the_bodies_wallet_is_sealed_in_the_stack_and_funded(world: World, nodes: LocalNodes) -> None:
+    address = world.wallets["bodies"]
+    assert int(arweave_get(nodes.arweave.url, f"/wallet/{address}/balance")) > 0
