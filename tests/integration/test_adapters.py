@@ -745,6 +745,18 @@ def test_s3_put_and_get_round_trip(blobs: S3BlobStore, prefix: str) -> None:
     assert blobs.get(prefix + "a.bin") == body
 
 
+def test_s3_keys_lists_the_current_objects_under_a_prefix_once(
+    aws: AwsStack, blobs: S3BlobStore, prefix: str
+) -> None:
+    for name in ("b.ref.json", "a.bin", "a.bin", "c.bin"):  # a.bin twice: two versions, one key
+        blobs.put(prefix + name, b"x")
+    blobs.put(prefix + "gone/x.bin", b"x")
+    aws.s3.delete_object(Bucket=aws.settings.items_bucket, Key=prefix + "c.bin")  # a delete marker on top
+    assert blobs.keys(prefix) == [prefix + "a.bin", prefix + "b.ref.json", prefix + "gone/x.bin"]
+    assert blobs.keys(prefix + "gone/") == [prefix + "gone/x.bin"]
+    assert blobs.keys(prefix + "nothing-") == []
+
+
 def test_s3_get_of_a_missing_key_is_not_found(blobs: S3BlobStore, prefix: str) -> None:
     with pytest.raises(NotFoundError) as caught:
         blobs.get(prefix + "absent.bin")

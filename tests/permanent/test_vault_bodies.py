@@ -17,6 +17,7 @@ from reliquary.crypto.envelope import Envelope
 from reliquary.crypto.kem import HybridPrivateKey
 from reliquary.errors import (
     BodyIntegrityError,
+    ConflictError,
     InvalidEnvelopeError,
     InvalidRequestError,
     ItemShreddedError,
@@ -25,7 +26,7 @@ from reliquary.errors import (
 from reliquary.vaults.cid import Cid, file_cid
 from reliquary.vaults.models import BodyLocation, ItemRecord
 from reliquary.vaults.permanent import PermanentBackend, PermanentRef, PermanentStore, PermanentStores
-from reliquary.vaults.service import PERMANENT_BODY_TAGS
+from reliquary.vaults.service import PERMANENT_BODY_TAGS, PERMANENT_REF_SUFFIX, RemovedVersion, blob_prefix
 from tests.support.nodes import LATENCIES, FakeNode, Reply, arweave_get
 from tests.support.vaults import USER_SCOPE, MemoryStack, grant_and_open, memory_stack, unique_id
 
@@ -244,3 +245,59 @@ def test_the_arweave_wallet_pays_and_a_mined_body_still_reads_back(
     _seal(stack, vault_id, "notes")
     arweave_get(nodes.arweave.url, "/mine")
     assert _open(stack, vault_id, "notes") == SECRET
+
+
+def _records_under(stack: MemoryStack, vault_id: str, item_id: str, version: int) -> list[str]:
+    return stack.blobs.keys(blob_prefix(TENANT, vault_id, item_id, version))
+
+
+def test_each_body_is_named_in_s3_beside_the_row_and_shredding_removes_that_too(
+    stack: MemoryStack, nodes: LocalNodes
+) -> None:
+    vault_id = _vault(stack, PermanentBackend.IPFS)
+    record = _seal(stack, vault_id, "notes")
+    [key] = _records_under(stack, vault_id, "notes", 1)
+    assert key.endswith(PERMANENT_REF_SUFFIX)
+    assert PermanentRef.from_json(stack.blobs.get(key)) == record.permanent_ref
+    stack.service.shred_item(TENANT, vault_id, "notes")
+    assert _records_under(stack, vault_id, "notes", 1) == []
+
+
+def test_a_version_that_ttl_removed_is_unpinned_by_the_purge(stack: MemoryStack, nodes: LocalNodes) -> None:
+    vault_id = _vault(stack, PermanentBackend.IPFS)
+    record = _seal(stack, vault_id, "notes")
+    assert record.permanent_ref is not None
+    report = stack.service.purge_removed_versions([RemovedVersion(TENANT, vault_id, "notes", 1)])
+    assert (report.purged, report.still_present) == (0, 1)  # the row is still there: nothing released
+    assert _pinned(nodes, record.permanent_ref.locator)
+
+    del stack.items._items[(TENANT, vault_id, "notes", 1)]  # what DynamoDB's TTL does: the row is gone
+    report = stack.service.purge_removed_versions([RemovedVersion(TENANT, vault_id, "notes", 1)])
+
+    assert report.purged == 1
+    assert not _pinned(nodes, record.permanent_ref.locator)
+    assert _records_under(stack, vault_id, "notes", 1) == []
+
+
+def test_a_writer_that_loses_the_version_race_releases_its_body(
+    stack: MemoryStack, nodes: LocalNodes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    vault_id = _vault(stack, PermanentBackend.IPFS)
+    put, lost = stack.items.put, list[ItemRecord]()
+
+    def lose_once(record: ItemRecord) -> None:
+        if not lost:
+            lost.append(record)
+            raise ConflictError("another writer took the version")
+        put(record)
+
+    monkeypatch.setattr(stack.items, "put", lose_once)
+    record = _seal(stack, vault_id, "notes")
+
+    [loser] = lost
+    assert loser.permanent_ref is not None
+    assert record.permanent_ref is not None
+    assert not _pinned(nodes, loser.permanent_ref.locator)  # the loser's body: released
+    assert _pinned(nodes, record.permanent_ref.locator)
+    [key] = _records_under(stack, vault_id, "notes", 1)  # only the winner's record of it
+    assert PermanentRef.from_json(stack.blobs.get(key)) == record.permanent_ref

@@ -32,7 +32,6 @@ from pynamodb.transactions import TransactWrite
 
 from reliquary.crypto.scope import VaultRef, validate_id
 from reliquary.errors import (
-    BodyIntegrityError,
     ConflictError,
     KeyVersionError,
     NotFoundError,
@@ -453,33 +452,6 @@ class ItemRow(Model):
     scope_pk = UnicodeAttribute(null=True)  # the ScopeIndex partition of the version's memory scope
 
 
-def _permanent_ref_to_json(ref: PermanentRef | None) -> str | None:
-    if ref is None:
-        return None
-    fields = {
-        "backend": ref.backend.value,
-        "locator": ref.locator,
-        "size": ref.size,
-        "sha256": ref.sha256.hex(),
-    }
-    return json.dumps(fields, sort_keys=True)
-
-
-def _permanent_ref_from_json(text: str | None) -> PermanentRef | None:
-    if text is None:
-        return None
-    try:
-        value = json.loads(text)
-        return PermanentRef(
-            PermanentBackend(value["backend"]),
-            str(value["locator"]),
-            int(value["size"]),
-            bytes.fromhex(value["sha256"]),
-        )
-    except (ValueError, KeyError, TypeError) as exc:
-        raise BodyIntegrityError("an item row's permanent body record is malformed") from exc
-
-
 def item_pk(tenant_id: str, vault_id: str) -> str:
     return f"TENANT#{tenant_id}#VAULT#{vault_id}"
 
@@ -519,7 +491,7 @@ class DynamoDBItemRepository:
             expires_at=int(row.expires_at) if row.expires_at is not None else None,
             shredded_at=int(row.shredded_at) if row.shredded_at is not None else None,
             blob_key=row.blob_key,
-            permanent_ref=_permanent_ref_from_json(row.permanent_body),
+            permanent_ref=PermanentRef.from_json(row.permanent_body) if row.permanent_body else None,
             sensitivity=stored_sensitivity(row.sensitivity),
         )
 
@@ -549,7 +521,7 @@ class DynamoDBItemRepository:
             expires_at=record.expires_at,
             shredded_at=record.shredded_at,
             blob_key=record.blob_key,
-            permanent_body=_permanent_ref_to_json(record.permanent_ref),
+            permanent_body=record.permanent_ref.to_json() if record.permanent_ref else None,
             sensitivity=record.sensitivity,
             scope_pk=scope_pk(record.tenant_id, record.vault_id, record.memory_scope),
         )

@@ -63,6 +63,20 @@ class S3BlobStore:
         must not survive as a noncurrent version. (No unversioned delete: it would add a marker.)"""
         self._delete_versions(key, lambda candidate: candidate == key)
 
+    def keys(self, prefix: str) -> list[str]:
+        """The keys under ``prefix`` whose latest version is an object (not a delete marker), sorted.
+        Listed through ``ListObjectVersions``, the one listing the functions' roles are granted."""
+        current: set[str] = set()
+        try:
+            paginator = self._client.get_paginator("list_object_versions")
+            for page in paginator.paginate(Bucket=self._bucket, Prefix=prefix):
+                for entry in page.get("Versions", []):
+                    if entry.get("IsLatest") and entry.get("Key", "").startswith(prefix):
+                        current.add(entry["Key"])
+        except (ClientError, BotoCoreError) as exc:
+            raise translate_s3_error(exc, prefix) from exc
+        return sorted(current)
+
     def delete_prefix(self, prefix: str) -> int:
         return len(self._delete_versions(prefix, lambda candidate: candidate.startswith(prefix)))
 

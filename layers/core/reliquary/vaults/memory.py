@@ -287,6 +287,9 @@ class InMemoryBlobStore:
     def delete(self, key: str) -> None:
         self._blobs.pop(key, None)
 
+    def keys(self, prefix: str) -> list[str]:
+        return sorted(key for key in self._blobs if key.startswith(prefix))
+
     def delete_prefix(self, prefix: str) -> int:
         doomed = [key for key in self._blobs if key.startswith(prefix)]
         for key in doomed:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,6 +49,24 @@ class PermanentRef:
     @classmethod
     def of(cls, backend: PermanentBackend, locator: str, body: bytes) -> PermanentRef:
         return cls(backend, locator, len(body), hashlib.sha256(body).digest())
+
+    def to_json(self) -> str:
+        fields = {"backend": self.backend.value, "locator": self.locator, "size": self.size}
+        return json.dumps({**fields, "sha256": self.sha256.hex()}, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> PermanentRef:
+        """The reference ``to_json`` wrote; ``BodyIntegrityError`` for anything else (a record altered)."""
+        try:
+            value = json.loads(text)
+            return cls(
+                PermanentBackend(value["backend"]),
+                str(value["locator"]),
+                int(value["size"]),
+                bytes.fromhex(value["sha256"]),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise BodyIntegrityError("a permanent body record is malformed") from exc
 
     def check(self, body: bytes) -> bytes:
         """``body`` if it is the recorded one (size and SHA-256); ``BodyIntegrityError`` otherwise."""

@@ -85,6 +85,9 @@ class BlobStore(Protocol):
     def delete(self, key: str) -> None:
         """Delete the object and every stored version of it; absent is fine."""
 
+    def keys(self, prefix: str) -> list[str]:
+        """The keys of the objects whose key starts with ``prefix``, sorted."""
+
     def delete_prefix(self, prefix: str) -> int:
         """Delete every object (every stored version) whose key starts with ``prefix``; the count."""
 

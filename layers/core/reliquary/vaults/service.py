@@ -45,7 +45,7 @@ from reliquary.vaults.models import (
     VaultKeyRecord,
     validate_tags,
 )
-from reliquary.vaults.permanent import PermanentBackend, PermanentStores
+from reliquary.vaults.permanent import PermanentBackend, PermanentRef, PermanentStores
 from reliquary.vaults.ports import BlobStore, ItemRepository, VaultRepository
 from reliquary.vaults.service_keys import ServiceKeys
 
@@ -116,6 +116,18 @@ def blob_key_for(scope: ItemScope, nonce: bytes) -> str:
     """Where a large item's body lives in S3: under its tenant, unique to this one write."""
     return (
         blob_prefix(scope.tenant_id, scope.vault_id, scope.item_id, scope.item_version) + f"{nonce.hex()}.bin"
+    )
+
+
+# Beside each permanent body, an S3 object under the version's prefix names it (its PermanentRef): the
+# items table's stream carries keys only, so when TTL deletes a row this is how the body is still found
+# and unpinned. Unique to each write, like a large body's key.
+PERMANENT_REF_SUFFIX = ".ref.json"
+
+
+def permanent_ref_key(scope: ItemScope, nonce: bytes) -> str:
+    return blob_prefix(scope.tenant_id, scope.vault_id, scope.item_id, scope.item_version) + (
+        f"{nonce.hex()}{PERMANENT_REF_SUFFIX}"
     )
 
 
@@ -456,13 +468,15 @@ class VaultService:
                 randbytes=self._randbytes,
             )
             location = BodyLocation.INLINE
-            stored, body, blob_key, permanent_ref = sealed, b"", None, None
+            stored, body, blob_key, permanent_ref, ref_key = sealed, b"", None, None, None
             if vault.permanent_storage is not None:
                 # Only the ciphertext body leaves; the detached envelope (the wrapped data key, the
                 # signature) stays in the row, so shredding can still destroy the key.
                 location = BodyLocation.PERMANENT
                 stored, body = sealed.without_body()
                 permanent_ref = self._permanent(vault.permanent_storage).put(body, tags=PERMANENT_BODY_TAGS)
+                ref_key = permanent_ref_key(scope, self._randbytes(12))
+                self._blobs.put(ref_key, permanent_ref.to_json().encode("ascii"))
             elif sealed.body_length > self._large_item_threshold:
                 location = BodyLocation.S3
                 stored, body = sealed.without_body()
@@ -494,8 +508,9 @@ class VaultService:
             except (ConflictError, KeyVersionError):  # another writer took the version, or a rotation
                 if blob_key is not None:
                     self._blobs.delete(blob_key)
-                if permanent_ref is not None:  # this attempt's body is no item's: stop keeping it
+                if permanent_ref is not None and ref_key is not None:  # this attempt's body is no item's
                     self._permanent(permanent_ref.backend).release(permanent_ref)
+                    self._blobs.delete(ref_key)
                 continue
             return record
         raise ConflictError("too many concurrent writers of this item", item_id=item_id)
@@ -765,9 +780,9 @@ class VaultService:
             try:
                 self._items.get(gone.tenant_id, gone.vault_id, gone.item_id, gone.version)
             except NotFoundError:
-                self._blobs.delete_prefix(
-                    blob_prefix(gone.tenant_id, gone.vault_id, gone.item_id, gone.version)
-                )
+                prefix = blob_prefix(gone.tenant_id, gone.vault_id, gone.item_id, gone.version)
+                self._release_permanent(prefix, known=None)
+                self._blobs.delete_prefix(prefix)
                 purged += 1
             else:
                 present += 1
@@ -781,4 +796,18 @@ class VaultService:
         if record.permanent_ref is not None:
             # After the key is destroyed, so a node that is down delays only the unpinning (the call
             # fails transient; shredding again releases again), never the erasure.
-            self._permanent(record.permanent_ref.backend).release(record.permanent_ref)
+            prefix = blob_prefix(record.tenant_id, record.vault_id, record.item_id, record.version)
+            self._release_permanent(prefix, known=record.permanent_ref)
+            self._blobs.delete_prefix(prefix)
+
+    def _release_permanent(self, prefix: str, *, known: PermanentRef | None) -> None:
+        """Release ``known`` and every body a record under ``prefix`` names (one version's: its own, and
+        any a writer that crashed before deleting its record left behind)."""
+        refs = [] if known is None else [known]
+        for key in self._blobs.keys(prefix):
+            if key.endswith(PERMANENT_REF_SUFFIX):
+                ref = PermanentRef.from_json(self._blobs.get(key))
+                if ref not in refs:
+                    refs.append(ref)
+        for ref in refs:
+            self._permanent(ref.backend).release(ref)
