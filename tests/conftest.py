@@ -28,6 +28,7 @@ _OWN_STACK = (
     "tests/e2e/test_api_bench.py",
     "tests/e2e/test_sdk_bench.py",
     "tests/integration/test_local_api_stack.py",
+    "tests/permanent/test_local_runtime.py",
 )
 
 
