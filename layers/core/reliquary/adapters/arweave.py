@@ -12,11 +12,28 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
+from botocore.exceptions import BotoCoreError, ClientError
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from reliquary.adapters.kms import kms_failure
 from reliquary.adapters.node_http import NodeEndpoint
-from reliquary.errors import BodyIntegrityError, InvalidRequestError, ReliquaryError
-from reliquary.vaults.arweave_tx import ArweaveWallet, Tag, b64url_decode, sign_data_transaction
+from reliquary.errors import BodyIntegrityError, ConfigurationError, InvalidRequestError, ReliquaryError
+from reliquary.vaults.arweave_tx import (
+    KEY_BITS,
+    Tag,
+    TransactionSigner,
+    b64url_decode,
+    check_owner,
+    sign_data_transaction,
+    wallet_address,
+)
 from reliquary.vaults.permanent import PermanentBackend, PermanentRef
+
+if TYPE_CHECKING:
+    from mypy_boto3_kms import KMSClient
 
 _SMALL_ANSWER = 64 * 1024
 _TX_ID_LENGTH = 43  # base64url of a SHA-256
@@ -26,9 +43,14 @@ class ArweaveStore:
     """A ``PermanentStore`` over one Arweave node or gateway (e.g. ``http://127.0.0.1:1984``), paying
     from ``wallet``."""
 
-    def __init__(self, node_url: str, wallet: ArweaveWallet, *, timeout: float = 10.0) -> None:
+    def __init__(self, node_url: str, wallet: TransactionSigner, *, timeout: float = 10.0) -> None:
         self._node = NodeEndpoint(node_url, node="arweave", timeout=timeout)
         self._wallet = wallet
+
+    @property
+    def address(self) -> str:
+        """The paying wallet's address: fund it (winston) before the first ``put``."""
+        return self._wallet.address
 
     def put(self, body: bytes, *, tags: tuple[tuple[str, str], ...] = ()) -> PermanentRef:
         anchor = b64url_decode(self._text("/tx_anchor", _is_anchor))
@@ -87,3 +109,44 @@ def _decodes_to(text: str, *lengths: int) -> bool:
         return len(b64url_decode(text)) in lengths
     except ReliquaryError:
         return False
+
+
+class KmsArweaveWallet:
+    """An Arweave wallet whose key is a KMS ``RSA_4096`` ``SIGN_VERIFY`` key: transactions are signed with
+    ``RSASSA_PSS_SHA_256`` (KMS salts with 32 bytes, as Arweave clients do) and the private key never
+    leaves KMS. The owner (the key's modulus) is read once, here."""
+
+    def __init__(self, client: KMSClient, key_id: str) -> None:
+        self._client = client
+        self._key_id = key_id
+        try:
+            public = self._client.get_public_key(KeyId=key_id)
+        except (ClientError, BotoCoreError) as exc:
+            raise kms_failure(exc) from exc
+        # The modulus length (check_owner) tells RSA_4096 apart: moto names the spec differently.
+        if "RSASSA_PSS_SHA_256" not in public.get("SigningAlgorithms", []):
+            raise ConfigurationError("the Arweave wallet's KMS key must be an RSA_4096 signing key")
+        key = serialization.load_der_public_key(public["PublicKey"])
+        if not isinstance(key, rsa.RSAPublicKey):
+            raise ConfigurationError("the Arweave wallet's KMS key must be an RSA_4096 signing key")
+        numbers = key.public_numbers()
+        if numbers.n.bit_length() != KEY_BITS:
+            raise ConfigurationError("the Arweave wallet's KMS key must be an RSA_4096 signing key")
+        self.owner = numbers.n.to_bytes(KEY_BITS // 8, "big")
+        check_owner(self.owner, numbers.e)
+        self.address = wallet_address(self.owner)
+
+    def sign(self, message: bytes) -> bytes:
+        try:
+            answer = self._client.sign(
+                KeyId=self._key_id,
+                Message=message,
+                MessageType="RAW",
+                SigningAlgorithm="RSASSA_PSS_SHA_256",
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise kms_failure(exc) from exc
+        return answer["Signature"]
+
+    def __repr__(self) -> str:
+        return f"KmsArweaveWallet(address={self.address!r})"

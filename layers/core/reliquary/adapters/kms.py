@@ -21,18 +21,22 @@ _TRANSIENT = {
 }
 
 
+def kms_failure(exc: ClientError | BotoCoreError) -> Exception:
+    if isinstance(exc, BotoCoreError):
+        return StorageUnavailableError("KMS did not answer")
+    code = exc.response.get("Error", {}).get("Code", "")
+    if code in _TRANSIENT:
+        return StorageUnavailableError("KMS is unavailable or throttling", aws_code=code)
+    return RootOfTrustError("KMS refused the operation", aws_code=code)
+
+
 class KmsRootOfTrust:
     def __init__(self, client: KMSClient, key_id: str) -> None:
         self._client = client
         self.key_id = key_id
 
     def _fail(self, exc: ClientError | BotoCoreError) -> Exception:
-        if isinstance(exc, BotoCoreError):
-            return StorageUnavailableError("KMS did not answer")
-        code = exc.response.get("Error", {}).get("Code", "")
-        if code in _TRANSIENT:
-            return StorageUnavailableError("KMS is unavailable or throttling", aws_code=code)
-        return RootOfTrustError("KMS refused the operation", aws_code=code)
+        return kms_failure(exc)
 
     def wrap(self, plaintext: bytes, *, context: Mapping[str, str]) -> bytes:
         try:

@@ -26,10 +26,10 @@ import binascii
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from reliquary.errors import InvalidRequestError, PayloadTooLargeError
@@ -122,8 +122,29 @@ def _sha256(*parts: bytes) -> bytes:
     return hashlib.sha256(b"".join(parts)).digest()
 
 
+class TransactionSigner(Protocol):
+    """What signs a transaction: a wallet's owner (its key's 512-byte modulus), its address and RSA-PSS
+    (SHA-256) signatures. ``ArweaveWallet`` holds the key; ``reliquary.adapters.kms.KmsArweaveWallet``
+    leaves it in KMS."""
+
+    owner: bytes
+    address: str
+
+    def sign(self, message: bytes) -> bytes: ...
+
+
+def wallet_address(owner: bytes) -> str:
+    return b64url(hashlib.sha256(owner).digest())
+
+
+def check_owner(owner: bytes, exponent: int) -> None:
+    if len(owner) != KEY_BITS // 8 or owner[0] < 0x80 or exponent != PUBLIC_EXPONENT:
+        raise InvalidRequestError("an Arweave wallet is a 4096-bit RSA key of exponent 65537")
+
+
 class ArweaveWallet:
-    """An Arweave wallet: a 4096-bit RSA key of exponent 65537. Its private key never leaves the object."""
+    """An Arweave wallet: a 4096-bit RSA key of exponent 65537. Its private key leaves the object only
+    through ``private_bytes``, to be wrapped by the root of trust (``reliquary.vaults.wallet``)."""
 
     def __init__(self, private_key: rsa.RSAPrivateKey) -> None:
         numbers = private_key.public_key().public_numbers()
@@ -131,11 +152,27 @@ class ArweaveWallet:
             raise InvalidRequestError("an Arweave wallet is a 4096-bit RSA key of exponent 65537")
         self._key = private_key
         self.owner = numbers.n.to_bytes(KEY_BITS // 8, "big")
-        self.address = b64url(hashlib.sha256(self.owner).digest())
+        self.address = wallet_address(self.owner)
 
     @classmethod
     def generate(cls) -> ArweaveWallet:
         return cls(rsa.generate_private_key(public_exponent=PUBLIC_EXPONENT, key_size=KEY_BITS))
+
+    @classmethod
+    def from_private_bytes(cls, der: bytes) -> ArweaveWallet:
+        """A wallet from its PKCS#8 DER private key (as ``private_bytes`` gives it)."""
+        try:
+            key = serialization.load_der_private_key(der, password=None)
+        except (ValueError, TypeError):
+            raise InvalidRequestError("not an RSA private key") from None
+        if not isinstance(key, rsa.RSAPrivateKey):
+            raise InvalidRequestError("not an RSA private key")
+        return cls(key)
+
+    def private_bytes(self) -> bytes:
+        return self._key.private_bytes(
+            serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
 
     def sign(self, message: bytes) -> bytes:
         return self._key.sign(message, _PSS, hashes.SHA256())
@@ -229,7 +266,7 @@ def signature_message(
 
 
 def sign_data_transaction(
-    wallet: ArweaveWallet, data: bytes, *, tags: Sequence[Tag], anchor: bytes, reward: int
+    wallet: TransactionSigner, data: bytes, *, tags: Sequence[Tag], anchor: bytes, reward: int
 ) -> DataTransaction:
     """A format-2 transaction of ``data``, signed by ``wallet``, anchored to ``anchor`` (a recent block
     hash from ``GET /tx_anchor``), paying ``reward`` winston (``GET /price/<size>``)."""
