@@ -10,8 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from reliquary.audit.anchor import Block, CheckpointAnchorer, TxStatus
-from reliquary.audit.service import AuditService
 from reliquary.audit.memory import InMemoryAnchorStore
+from reliquary.audit.service import AuditService
 from reliquary.errors import ReliquaryError
 from reliquary.vaults.cid import file_cid
 from reliquary.vaults.permanent import PermanentBackend, PermanentRef

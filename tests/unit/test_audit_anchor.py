@@ -24,6 +24,8 @@ from reliquary.audit.anchor import (
     anchoring_off,
 )
 from reliquary.audit.checkpoint import open_checkpoint
+from reliquary.audit.log import TransparencyLog
+from reliquary.audit.reader import AuditReader
 from reliquary.audit.records import (
     CheckpointAnchorConfirmedRecord,
     CheckpointAnchorRecord,
@@ -42,7 +44,7 @@ from reliquary.errors import (
 )
 from reliquary.vaults.permanent import PermanentBackend
 from tests.support.anchors import AnchorFixture, anchor_fixture
-from tests.support.audit import AuditFixture, audit_fixture, deletion
+from tests.support.audit import ORIGIN_PREFIX, AuditFixture, audit_fixture, deletion
 
 TENANT = "acme"
 IPFS, ARWEAVE = PermanentBackend.IPFS, PermanentBackend.ARWEAVE
@@ -385,9 +387,10 @@ def _anchor_record(**changes: Any) -> CheckpointAnchorRecord:
 
 
 GOLDEN_ANCHOR = (
-    b'{"anchored_at":1795651200,"backend":"ipfs","kind":"checkpoint_anchor","locator":"' + CID.encode() + b'",'
-    b'"note_sha256":"' + b"ab" * 32 + b'","origin":"audit.test.example/logs/acme",'
-    b'"request_id":"checkpoint-7","root_hash":"' + ROOT.encode() + b'","tenant_id":"acme","tree_size":7,"v":1}'
+    b'{"anchored_at":1795651200,"backend":"ipfs","kind":"checkpoint_anchor",'
+    b'"locator":"' + CID.encode() + b'","note_sha256":"' + b"ab" * 32 + b'",'
+    b'"origin":"audit.test.example/logs/acme","request_id":"checkpoint-7",'
+    b'"root_hash":"' + ROOT.encode() + b'","tenant_id":"acme","tree_size":7,"v":1}'
 )
 
 
@@ -471,11 +474,7 @@ def test_the_anchor_actions_run_the_anchorer(fx: AuditFixture) -> None:
 
 
 # --- helpers ------------------------------------------------------------------------------------
-def audit_reader_with_anchors(fx: AuditFixture, an: AnchorFixture) -> Any:
-    from reliquary.audit.log import TransparencyLog  # noqa: PLC0415
-    from reliquary.audit.reader import AuditReader  # noqa: PLC0415
-    from tests.support.audit import ORIGIN_PREFIX  # noqa: PLC0415
-
+def audit_reader_with_anchors(fx: AuditFixture, an: AnchorFixture) -> AuditReader:
     return AuditReader(
         TransparencyLog(fx.store, fx.tiles),
         fx.store,
