@@ -1,5 +1,6 @@
 """The audit-append function: append records to a tenant's transparency log and return receipts, record
-the access flow's decision (the RecordDecision task), publish checkpoints, export, verify (fsck).
+the access flow's decision (the RecordDecision task), publish checkpoints, export, verify (fsck), and
+anchor checkpoints in public (``anchor`` for one log, ``anchor_due`` on a schedule).
 
 Deterministic failures (bad input, a request id reused with another record, a log that fails
 verification) come back as ``{"status": "error", "error": {code, type, message}}``; only transient
@@ -47,7 +48,9 @@ def handle(event: Any, current: AuditRuntime) -> dict[str, Any]:
     return handle_action(
         event,
         _REQUEST,
-        lambda request: run_audit_action(current.service, current.decisions, request),
+        lambda request: run_audit_action(
+            current.service, current.decisions, request, anchorer=current.anchorer
+        ),
         logger=logger,
         metrics=metrics,
     )

@@ -457,6 +457,7 @@ TENANT_ROUTES = {
     ("GET", "/v1/audit/entries/{index}"),
     ("GET", "/v1/audit/consistency"),
     ("GET", "/v1/audit/keys"),
+    ("GET", "/v1/audit/anchors"),
     ("POST", "/v1/audit/exports"),
 }
 RESOURCE_ROUTES = [route for route in ROUTES if route.key in PROBES]

@@ -552,6 +552,15 @@ def _audit_keys(lab: Lab, role: str, vault: str) -> list[Call]:
     return [Call("GET", "/v1/audit/keys", check=check)]
 
 
+def _audit_anchors(lab: Lab, role: str, vault: str) -> list[Call]:
+    def check(answer: httpx.Response) -> None:
+        body = answer.json()
+        assert body["origin"].endswith(f"/{TENANT}")
+        assert body["anchors"] == []  # this stack anchors nothing
+
+    return [Call("GET", "/v1/audit/anchors", params={"limit": "5"}, check=check)]
+
+
 def _export(lab: Lab, role: str, vault: str) -> list[Call]:
     def check(answer: httpx.Response) -> None:
         body = answer.json()
@@ -770,6 +779,7 @@ BUILDERS: dict[tuple[str, str], Builder] = {
     ("GET", "/v1/audit/entries/{index}"): _entry,
     ("GET", "/v1/audit/consistency"): _consistency,
     ("GET", "/v1/audit/keys"): _audit_keys,
+    ("GET", "/v1/audit/anchors"): _audit_anchors,
     ("POST", "/v1/audit/exports"): _export,
 }
 

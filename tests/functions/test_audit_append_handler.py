@@ -96,6 +96,8 @@ def test_every_action_has_a_sample_event_and_the_readme_names_them_all() -> None
         "get_checkpoint",
         "export",
         "verify",
+        "anchor",
+        "anchor_due",
     }
     readme = (EVENTS_DIR / "README.md").read_text()
     assert all(f"`{name}.json`" in readme for name in names)
@@ -572,3 +574,14 @@ def test_record_decision_indexes_each_decision_for_the_reader(
     origin, verifiers = _trusted(audit_append)
     receipt = Receipt(origin, FLOW["request_id"], 3, proved.checkpoint.encode(), 5, proved.inclusion_proof)
     assert _check(receipt.to_dict(), proved.entry, origin, verifiers) == 5
+
+
+def test_the_anchor_events_are_refused_where_anchoring_is_off(audit_append: Invoke) -> None:
+    ok(audit_append(load_event("append")), "append")
+    for name in ("anchor", "anchor_due"):
+        answer = audit_append(load_event(name))
+        assert answer["status"] == "error"
+        assert answer["error"]["code"] == "invalid_request"
+        assert "anchoring is off" in answer["error"]["message"]
+    bad = audit_append({**load_event("anchor_due"), "max_logs": 0})
+    assert bad["error"]["code"] == "invalid_request"

@@ -151,6 +151,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/v1/audit/entries/{index}", "audit:read"),
     Route("GET", "/v1/audit/consistency", "audit:read", anywhere="access:request"),
     Route("GET", "/v1/audit/keys", "audit:read", anywhere="access:request"),
+    Route("GET", "/v1/audit/anchors", "audit:read", anywhere="access:request"),
     Route("POST", "/v1/audit/exports", "audit:export", ok=201),
 )
 AUTHED = tuple(r for r in ROUTES if r.scope not in (None, CLIENT_AUTH, PASSKEY))

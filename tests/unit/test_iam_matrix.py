@@ -83,7 +83,7 @@ PARTITIONS: dict[str, tuple[str, ...]] = {
     "ItemsTable": ("TENANT#victim#VAULT#v1",),
     # The scope index (a resource of its own: a grant on the table does not reach it), and a lookalike.
     "ItemsTable/index/ScopeIndex": ("TENANT#victim#VAULT#v1#SCOPE#user#u1", "SERVICE"),
-    "AuditTable": ("LOG#victim", "CHECKPOINT"),
+    "AuditTable": ("LOG#victim", "CHECKPOINT", "ANCHOR"),
     "IdentityTable": (
         "TENANT#victim",  # a tenant
         f"CLIENT#{CLIENT}",  # a client: its secret's hash, its roles
@@ -157,6 +157,7 @@ DYNAMODB_GRANTS: dict[str, dict[tuple[str, str], set[str]]] = {
     "audit-append": {
         ("AuditTable", "LOG#victim"): {GET, BATCH_GET, PUT, UPDATE, QUERY},
         ("AuditTable", "CHECKPOINT"): {QUERY, PUT},
+        ("AuditTable", "ANCHOR"): {GET, PUT, QUERY},  # the logs the scheduled anchoring visits
         **{("VaultsTable", partition): set(actions) for partition, actions in READ_STAGE_KEYS.items()},
         ("VaultsTable", "PSEUDONYM"): {GET, PUT},
     },
@@ -192,6 +193,7 @@ PURPOSES = (
     "checkpoint-signing",
     "principal-pseudonym",
     "agent-memory",
+    "arweave-wallet/anchors",
     *(f"stage-signing/{stage}" for stage in STAGES),
     "stage-signing/encrypt",  # no such stage: nobody may use it
 )
@@ -209,7 +211,7 @@ KMS_ACTIONS = (
 # role -> the purposes it may Encrypt and Decrypt under (and no other KMS action, called directly).
 OWNED_PURPOSES: dict[str, set[str]] = {
     "encrypt": {"vault-key", "service-signing"},
-    "audit-append": {"checkpoint-signing", "principal-pseudonym"},
+    "audit-append": {"checkpoint-signing", "principal-pseudonym", "arweave-wallet/anchors"},
     "verify-proof": {"stage-signing/verify-proof"},
     "score-trust": {"stage-signing/score-trust", "principal-pseudonym"},
     "agent-vote": {"stage-signing/agent-vote", "agent-memory", "principal-pseudonym"},

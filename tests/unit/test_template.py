@@ -530,10 +530,14 @@ def test_audit_append_environment_is_exactly_the_contract() -> None:
         "RELIQUARY_VAULTS_TABLE",
         "RELIQUARY_KMS_KEY_ID",
         "RELIQUARY_ROOT_OF_TRUST",
+        "RELIQUARY_AUDIT_ANCHOR_BACKEND",
+        "RELIQUARY_IPFS_API_URL",
+        "RELIQUARY_ARWEAVE_URL",
         "POWERTOOLS_SERVICE_NAME",
         "POWERTOOLS_METRICS_NAMESPACE",
         "POWERTOOLS_LOG_LEVEL",
     }
+    assert environment["RELIQUARY_AUDIT_ANCHOR_BACKEND"] == {"Ref": "AuditAnchorBackend"}
     assert environment["RELIQUARY_AUDIT_TABLE"] == {"Ref": "AuditTable"}
     assert environment["RELIQUARY_AUDIT_BUCKET"] == {"Ref": "AuditBucket"}
     assert environment["RELIQUARY_ROOT_OF_TRUST"] == "kms"
@@ -587,7 +591,9 @@ def test_audit_append_role_is_least_privilege(translated: dict[str, Any]) -> Non
         "kms:GenerateDataKey": {root_key},
     }
     assert _kms_grants(statements) == {
-        "RootKeyForCheckpointAndPseudonymKeys": _purposes("checkpoint-signing", "principal-pseudonym"),
+        "RootKeyForCheckpointAndPseudonymKeys": _purposes(
+            "checkpoint-signing", "principal-pseudonym", "arweave-wallet/anchors"
+        ),
         "RootKeyThroughDynamoDB": VIA_DYNAMODB,
         "RootKeyThroughS3": VIA_S3,
     }
@@ -1207,3 +1213,25 @@ def test_ttl_deletions_reach_the_encrypt_function_through_the_items_stream() -> 
         "eventName": ["REMOVE"],
         "userIdentity": {"type": ["Service"], "principalId": ["dynamodb.amazonaws.com"]},
     }
+
+
+def test_the_anchor_schedule_exists_only_when_checkpoints_are_anchored() -> None:
+    template = load_template()
+    assert template["Parameters"]["AuditAnchorBackend"]["AllowedValues"] == ["none", "ipfs", "arweave"]
+    assert template["Parameters"]["AuditAnchorBackend"]["Default"] == "none"
+    assert template["Conditions"]["AnchorsCheckpoints"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "AuditAnchorBackend"}, "none"]}]
+    }
+    rule = template["Resources"]["AuditAnchorSchedule"]
+    permission = template["Resources"]["AuditAnchorSchedulePermission"]
+    assert rule["Condition"] == permission["Condition"] == "AnchorsCheckpoints"
+    (target,) = rule["Properties"]["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": ["AuditAppendFunction", "Arn"]}
+    # The schedule's event is the anchor_due action as the function's contract parses it.
+    from reliquary.contracts.audit import AnchorDueRequest
+
+    assert AnchorDueRequest.model_validate_json(target["Input"]).max_logs == 100
+    schedule = rule["Properties"]["ScheduleExpression"]
+    assert schedule == {"Fn::Sub": "rate(${AuditAnchorIntervalMinutes} minutes)"}
+    assert permission["Properties"]["Principal"] == "events.amazonaws.com"
+    assert permission["Properties"]["SourceArn"] == {"Fn::GetAtt": ["AuditAnchorSchedule", "Arn"]}

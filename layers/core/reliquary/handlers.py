@@ -42,7 +42,8 @@ def handle_action(
         if exc.retryable:
             raise
         return refuse(exc, action, logger=logger, metrics=metrics)
-    logger.append_keys(action=request.action, tenant_id=request.tenant_id)
+    # A scheduled action over every tenant (anchor_due) names none.
+    logger.append_keys(action=request.action, tenant_id=getattr(request, "tenant_id", None))
     # Each line of the invocation names its request (a validated identifier), for retries and incidents.
     request_id = getattr(request, "request_id", None)
     if isinstance(request_id, str):

@@ -5,8 +5,11 @@ Kept apart from ``factory`` so the other functions do not import the audit log's
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from reliquary.adapters.audit_store import (
     CHECKPOINT_PARTITION,
@@ -19,13 +22,22 @@ from reliquary.adapters.clients import aws_client, build_root_of_trust, dynamodb
 from reliquary.adapters.dynamodb import DynamoDBSigningKeyStore
 from reliquary.adapters.pseudonym_store import load_pseudonyms
 from reliquary.adapters.stage_keys import stage_key_directory
+from reliquary.audit.anchor import CheckpointAnchorer, anchoring_off
 from reliquary.audit.checkpoint import CHECKPOINT_ALGORITHMS
 from reliquary.audit.log import TransparencyLog
 from reliquary.audit.note import NoteSigner
 from reliquary.audit.service import AuditService, CheckpointKeys
 from reliquary.audit.stage import RecordDecisionStage
 from reliquary.config import Settings
+from reliquary.crypto.root import RootOfTrust
+from reliquary.vaults.ports import SigningKeyStore
 from reliquary.vaults.service_keys import CHECKPOINT_SIGNING, load_or_create_signing_keys
+
+if TYPE_CHECKING:
+    from reliquary.adapters.dynamodb import TableConfig
+
+# The Arweave wallet that pays for checkpoint anchors, kept sealed beside the checkpoint keys.
+ANCHOR_WALLET_PURPOSE = "arweave-wallet/anchors"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +47,42 @@ class AuditRuntime:
     # principals named by the deployment's pseudonym (reliquary.crypto.pseudonym), as the trust history
     # and the agents' memories name them.
     decisions: RecordDecisionStage
+    # The checkpoint anchorer, built on the first anchoring action (its node client, perhaps its wallet);
+    # InvalidRequestError where anchoring is off.
+    anchorer: Callable[[], CheckpointAnchorer]
+
+
+def build_anchorer(
+    settings: Settings,
+    service: AuditService,
+    audit: TableConfig,
+    dynamodb: object,
+    *,
+    keys: SigningKeyStore,
+    root: RootOfTrust,
+) -> CheckpointAnchorer:
+    """The anchorer of ``settings.audit_anchor_backend`` (not "none"), paying on Arweave from the wallet
+    of ``ANCHOR_WALLET_PURPOSE`` sealed in ``keys`` (or the deployment's KMS wallet key)."""
+    # Imported here: only anchoring runs load the node clients and the wallet.
+    from reliquary.adapters.anchor_store import DynamoDBAnchorStore  # noqa: PLC0415
+    from reliquary.adapters.arweave_status import ArweaveBlocks  # noqa: PLC0415
+    from reliquary.adapters.permanent_factory import build_permanent_store  # noqa: PLC0415
+    from reliquary.audit.anchor import CheckpointAnchorer  # noqa: PLC0415
+    from reliquary.vaults.permanent import PermanentBackend  # noqa: PLC0415
+
+    backend = PermanentBackend(settings.audit_anchor_backend)
+    store = build_permanent_store(settings, backend, keys=keys, root=root, purpose=ANCHOR_WALLET_PURPOSE)
+    blocks = None
+    if backend is PermanentBackend.ARWEAVE and settings.arweave_url is not None:
+        blocks = ArweaveBlocks(settings.arweave_url, timeout=settings.permanent_timeout_seconds)
+    return CheckpointAnchorer(
+        service,
+        DynamoDBAnchorStore(audit, dynamodb),
+        store,
+        backend,
+        blocks=blocks,
+        clock=lambda: int(time.time()),
+    )
 
 
 def build_audit(settings: Settings) -> AuditRuntime:
@@ -42,8 +90,9 @@ def build_audit(settings: Settings) -> AuditRuntime:
     dynamodb = dynamodb_client(settings)
     s3 = aws_client(settings, "s3")
     root = build_root_of_trust(settings)
+    checkpoint_keys = DynamoDBSigningKeyStore(audit, dynamodb, partition=CHECKPOINT_PARTITION)
     keys = load_or_create_signing_keys(
-        DynamoDBSigningKeyStore(audit, dynamodb, partition=CHECKPOINT_PARTITION),
+        checkpoint_keys,
         root,
         CHECKPOINT_ALGORITHMS,
         clock=lambda: int(time.time()),
@@ -69,4 +118,9 @@ def build_audit(settings: Settings) -> AuditRuntime:
         pseudonym=pseudonyms.of,
         clock=lambda: int(time.time()),
     )
-    return AuditRuntime(service, decisions)
+    anchorer: Callable[[], CheckpointAnchorer] = anchoring_off
+    if settings.audit_anchor_backend != "none":
+        anchorer = functools.cache(
+            lambda: build_anchorer(settings, service, audit, dynamodb, keys=checkpoint_keys, root=root)
+        )
+    return AuditRuntime(service, decisions, anchorer)

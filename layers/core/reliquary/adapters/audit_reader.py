@@ -1,8 +1,8 @@
 """Builds the read-only ``AuditReader`` from the one Settings object (the API's audit routes).
 
-It reads the AuditTable (``LOG#<tenant>``: head, checkpoint, index rows; ``CHECKPOINT``: the checkpoint
-keys' public halves), the AuditBucket (``logs/<tenant>/``: tiles and entry bundles) and the vaults
-table's ``STAGE#<function>`` partitions (the stage keys' public halves) and, for requesters, its
+It reads the AuditTable (``LOG#<tenant>``: head, checkpoint, index rows, anchor rows; ``CHECKPOINT``:
+the checkpoint keys' public halves), the AuditBucket (``logs/<tenant>/``: tiles and entry bundles) and
+the vaults table's ``STAGE#<function>`` partitions (the stage keys' public halves) and, for requesters, its
 ``SERVICE`` partition (the grant and envelope signing keys' public halves). It writes nothing and makes no
 KMS call of its own: no root of trust is built, and no secret is unwrapped (reading the KMS-encrypted
 table and bucket goes through DynamoDB and S3). Kept apart from ``audit_factory``, whose appender's
@@ -15,6 +15,7 @@ import base64
 import hmac
 from collections.abc import Mapping
 
+from reliquary.adapters.anchor_store import DynamoDBAnchorStore
 from reliquary.adapters.audit_store import CHECKPOINT_PARTITION, DynamoDBLogStore, S3TileStore
 from reliquary.adapters.clients import aws_client, dynamodb_client, table_config
 from reliquary.adapters.dynamodb import DynamoDBSigningKeyStore
@@ -101,4 +102,5 @@ def build_audit_reader(settings: Settings) -> AuditReader:
         stage_keys=PublishedStageKeys(
             {signer: stage_key_store(vaults, signer, dynamodb) for signer in Signer}
         ),
+        anchors=DynamoDBAnchorStore(audit, dynamodb),
     )

@@ -43,6 +43,9 @@ if TYPE_CHECKING:
     from mypy_boto3_s3.type_defs import CompletedPartTypeDef
 
 CHECKPOINT_PARTITION = "CHECKPOINT"  # the checkpoint keys (DynamoDBSigningKeyStore) in the AuditTable
+# The logs there are, one row each (``sk = <log id>``), written with a log's first checkpoint: what the
+# scheduled anchoring visits (``reliquary.adapters.anchor_store``).
+ANCHOR_PARTITION = "ANCHOR"
 _BATCH_DIGITS = 15
 _JSON_LINES = "application/x-ndjson"
 
@@ -285,9 +288,11 @@ class DynamoDBLogStore:
     ) -> None:
         """One transaction: the checkpoint (only if the latest is still exactly ``previous``) and the
         head's ``integrated`` raised to its size (a checkpoint is signed only over an integrated tree),
-        which saves the integrator a write of its own."""
+        which saves the integrator a write of its own. A log's first checkpoint also lists the log in
+        the ``ANCHOR`` partition, once (the scheduled anchoring visits the logs listed there)."""
         row_cls = self._row
         row = row_cls(_pk(log_id), "CHECKPOINT", size=checkpoint.size, note=checkpoint.note)
+        listed = row_cls(ANCHOR_PARTITION, log_id) if previous is None else None
         condition: Any = (
             row_cls.pk.does_not_exist()
             if previous is None
@@ -302,6 +307,8 @@ class DynamoDBLogStore:
                     actions=[row_cls.integrated.set(checkpoint.size)],
                     condition=(row_cls.size >= checkpoint.size) & (row_cls.integrated <= checkpoint.size),
                 )
+                if listed is not None:
+                    transaction.save(listed)
         except TransactWriteError as exc:
             reasons = [r.code if r is not None else None for r in exc.cancellation_reasons]
             failed = "ConditionalCheckFailed"
@@ -311,6 +318,8 @@ class DynamoDBLogStore:
                 translate_error(exc, "the latest checkpoint moved")
             # The head is integrated further already (an integrator recorded it): the checkpoint alone.
             guarded(lambda: row.save(condition=condition), "the latest checkpoint moved")
+            if listed is not None:
+                guarded(listed.save)
 
 
 class S3TileStore:

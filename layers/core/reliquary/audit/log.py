@@ -67,6 +67,7 @@ _PROMISE_ARRIVAL_GAP = 0.004
 _EDGE_BUNDLES = 64  # logs whose right-edge entry bundle is kept in memory (the next group extends it)
 _LENGTH_PREFIX = 2  # bytes before each entry in a batch row (the entry-bundle framing)
 _DECISION_KEY_PREFIX = "decision#"
+_ANCHOR_KEY_PREFIX = "anchor#"
 
 
 def decision_key(request_id: str) -> str:
@@ -76,6 +77,12 @@ def decision_key(request_id: str) -> str:
     flow that has not decided yet would otherwise make its RecordDecision fail (a conflict), for good.
     Request ids never hold ``#`` (``crypto.scope.validate_id``), so no other record's id spells this."""
     return _DECISION_KEY_PREFIX + request_id
+
+
+def anchor_key(request_id: str) -> str:
+    """The id a record about the log itself (a checkpoint anchor, its block) is deduplicated under: its
+    request id in an id space of its own, which no ``append`` of a tenant's record can take."""
+    return _ANCHOR_KEY_PREFIX + request_id
 
 
 def batch_bytes(entries: Sequence[tuple[str, bytes]]) -> int:

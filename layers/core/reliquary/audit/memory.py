@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
+from reliquary.audit.anchor import AnchorEntry, AnchorState
 from reliquary.audit.index import ItemDecision
 from reliquary.audit.log import Batch, DuplicateRequestError, LogHead
 from reliquary.audit.service import StoredCheckpoint
@@ -70,6 +71,10 @@ class InMemoryLogStore:
     def latest_checkpoint(self, log_id: str) -> StoredCheckpoint | None:
         return self._checkpoints.get(log_id)
 
+    def listed_logs(self) -> list[str]:
+        """The logs with a checkpoint, in id order (as DynamoDB lists them in the ``ANCHOR`` partition)."""
+        return sorted(self._checkpoints)
+
     def put_checkpoint(
         self, log_id: str, checkpoint: StoredCheckpoint, *, previous: StoredCheckpoint | None
     ) -> None:
@@ -103,3 +108,48 @@ class InMemoryExportSink:
         data = b"".join(chunks)
         self.objects[key] = data
         return len(data)
+
+
+class InMemoryAnchorStore:
+    """The anchors' state, rows and log list, as ``reliquary.adapters.anchor_store`` keeps them; the logs
+    are those of ``logs`` with a checkpoint, and those registered here."""
+
+    def __init__(self, logs: InMemoryLogStore) -> None:
+        self._lock = threading.Lock()
+        self._logs = logs
+        self._states: dict[str, AnchorState] = {}
+        self.entries: dict[str, dict[int, AnchorEntry]] = {}
+        self._registered: set[str] = set()
+        self._cursor: str | None = None
+        self.saves = 0
+
+    def state(self, log_id: str) -> AnchorState:
+        return self._states.get(log_id, AnchorState())
+
+    def save(
+        self, log_id: str, state: AnchorState, *, previous: AnchorState, entry: AnchorEntry | None = None
+    ) -> None:
+        with self._lock:
+            if self.state(log_id).revision != previous.revision:
+                raise ConflictError("the log's anchor state moved", log_id=log_id)
+            self._states[log_id] = state
+            if entry is not None:
+                self.entries.setdefault(log_id, {})[entry.tree_size] = entry
+            self.saves += 1
+
+    def anchor_entries(self, log_id: str, *, limit: int) -> list[AnchorEntry]:
+        found = self.entries.get(log_id, {})
+        return [found[size] for size in sorted(found, reverse=True)][:limit]
+
+    def register(self, log_id: str) -> None:
+        self._registered.add(log_id)
+
+    def registered(self, *, after: str | None, limit: int) -> list[str]:
+        logs = sorted(self._registered | set(self._logs.listed_logs()))
+        return [log_id for log_id in logs if after is None or log_id > after][:limit]
+
+    def cursor(self) -> str | None:
+        return self._cursor
+
+    def set_cursor(self, after: str | None) -> None:
+        self._cursor = after

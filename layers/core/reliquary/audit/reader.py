@@ -27,16 +27,19 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from reliquary.audit import merkle
+from reliquary.audit.anchor import Anchor, AnchorEntry, Block
 from reliquary.audit.checkpoint import CHECKPOINT_ALGORITHMS, Checkpoint, open_checkpoint
 from reliquary.audit.index import MAX_PAGE, DecisionIndex, DecisionPage, decode_cursor, encode_cursor
 from reliquary.audit.log import TransparencyLog
 from reliquary.audit.note import NoteVerifier, Policy, is_valid_key_name
+from reliquary.audit.records import CheckpointAnchorConfirmedRecord, CheckpointAnchorRecord, decode_record
 from reliquary.audit.service import StoredCheckpoint
 from reliquary.crypto.scope import validate_id
 from reliquary.crypto.signing import VerifyingKey
 from reliquary.errors import (
     BadIndexError,
     CheckpointError,
+    ConfigurationError,
     InvalidRequestError,
     LogInconsistentError,
     NotFoundError,
@@ -47,6 +50,8 @@ if TYPE_CHECKING:
     from reliquary.vaults.ports import SigningKeyStore
 
 DEFAULT_PAGE = 50
+DEFAULT_ANCHORS = 20
+MAX_ANCHORS = 100
 MAX_OPENED = 1024  # tenants whose latest verified checkpoint a reader keeps
 
 
@@ -54,6 +59,12 @@ class LatestCheckpoint(Protocol):
     """The read side of ``CheckpointStore``: the latest published checkpoint of a log."""
 
     def latest_checkpoint(self, log_id: str) -> StoredCheckpoint | None: ...
+
+
+class AnchorIndex(Protocol):
+    """Where a log's anchors' records sit (``reliquary.audit.anchor.AnchorEntry``), newest first."""
+
+    def anchor_entries(self, log_id: str, *, limit: int) -> list[AnchorEntry]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,9 +140,11 @@ class AuditReader:
         origin_prefix: str,
         verifiers: Callable[[], Sequence[NoteVerifier]],
         stage_keys: Callable[[], list[dict[str, str]]],
+        anchors: AnchorIndex | None = None,
     ) -> None:
         """``log`` is only read (its tiles and head); ``verifiers`` gives the published checkpoint keys
-        and ``stage_keys`` the published stage keys, as ``get_checkpoint`` publishes them."""
+        and ``stage_keys`` the published stage keys, as ``get_checkpoint`` publishes them; ``anchors``
+        finds the checkpoint anchors' records (``anchors``)."""
         if not is_valid_key_name(origin_prefix) or origin_prefix.endswith("/"):
             raise InvalidRequestError("the origin prefix is a key name without a trailing '/'")
         self._log = log
@@ -140,6 +153,7 @@ class AuditReader:
         self._prefix = origin_prefix
         self._verifiers = verifiers
         self._stage_keys = stage_keys
+        self._anchors = anchors
         self._opened: dict[str, tuple[bytes, Checkpoint]] = {}  # the last checkpoint verified, per log
         self._lock = threading.Lock()
 
@@ -286,3 +300,39 @@ class AuditReader:
         page = tuple(rows[:limit])
         more = len(rows) > limit
         return DecisionPage(page, encode_cursor(log_id, vault_id, item_id, page[-1].index) if more else None)
+
+    # --- anchored checkpoints --------------------------------------------------------------------
+    def anchors(self, tenant_id: str, *, limit: int = DEFAULT_ANCHORS) -> list[Anchor]:
+        """The log's checkpoint anchors, newest first, at most ``limit`` (1 to ``MAX_ANCHORS``), each read
+        from its ``checkpoint_anchor`` entry (with the block of its ``checkpoint_anchor_confirmed`` one)
+        and proved in the latest checkpoint: the rows that find them are never the evidence. Empty when
+        nothing is anchored."""
+        log_id = validate_id("tenant_id", tenant_id)
+        limit = _count(limit, "limit")
+        if not 1 <= limit <= MAX_ANCHORS:
+            raise InvalidRequestError(f"limit is 1 to {MAX_ANCHORS}", field="limit")
+        if self._anchors is None:
+            raise ConfigurationError("this reader has no anchor index")
+        try:
+            _, signed = self._latest(log_id)
+        except NotFoundError:
+            return []
+        found = []
+        for row in self._anchors.anchor_entries(log_id, limit=limit):
+            if row.log_index >= signed.size:
+                continue  # logged after the latest checkpoint (its writer stopped before publishing)
+            record = decode_record(self.entry(log_id, row.log_index).entry)
+            if not isinstance(record, CheckpointAnchorRecord) or record.tree_size != row.tree_size:
+                raise LogInconsistentError("an anchor row does not name an anchor's entry", log_id=log_id)
+            block = None
+            if row.confirmed_index is not None and row.confirmed_index < signed.size:
+                confirmed = decode_record(self.entry(log_id, row.confirmed_index).entry)
+                if (
+                    not isinstance(confirmed, CheckpointAnchorConfirmedRecord)
+                    or confirmed.tree_size != record.tree_size
+                    or confirmed.locator != record.locator
+                ):
+                    raise LogInconsistentError("an anchor row does not name its block's entry", log_id=log_id)
+                block = Block(confirmed.block_height, confirmed.block_hash)
+            found.append(Anchor.of(record, row.log_index, block))
+        return found

@@ -1,4 +1,5 @@
-"""The records of the transparency log: access decisions, deletions and key events.
+"""The records of the transparency log: access decisions, deletions, key events, and the log's own
+checkpoint anchors (a checkpoint published on permanent storage, and the block that holds it).
 
 Each record is a frozen, strictly validated pydantic model with a ``kind`` (the discriminator) and a
 schema version ``v``. ``encode_record`` turns a record into the bytes that become a log entry and
@@ -44,6 +45,7 @@ and one record of another kind per key (decisions have their own id space: ``aud
 
 from __future__ import annotations
 
+import base64
 import itertools
 import re
 from collections.abc import Mapping
@@ -115,6 +117,11 @@ def _as_tuple(value: object) -> object:
     return tuple(value) if isinstance(value, list) else value
 
 
+def _check_locator(backend: str, locator: str) -> None:
+    if _LOCATORS[backend].fullmatch(locator) is None:
+        raise ValueError("the locator is not its backend's (IPFS: a base32 CID, Arweave: a transaction id)")
+
+
 def _ascending(versions: tuple[int, ...]) -> tuple[int, ...]:
     if any(a >= b for a, b in itertools.pairwise(versions)):
         raise ValueError("versions must be strictly ascending")
@@ -130,6 +137,12 @@ Version = Annotated[int, Field(ge=1, le=MAX_VERSION)]
 Reason = Annotated[str, StringConstraints(min_length=1, max_length=MAX_REASON_CHARS), AfterValidator(_line)]
 SignatureAlgorithmName = Literal["Ed25519", "ML-DSA-65", "Falcon-512"]  # reliquary.crypto.signing's
 DetailKey = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+MAX_ORIGIN_CHARS = 256
+RootHash = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9+/]{43}=$")]  # base64 of 32 bytes
+# A CID version 1 in base32 (multibase "b", lower case) or an Arweave transaction id (base64url of 32 bytes).
+Locator = Annotated[str, StringConstraints(pattern=r"^(b[a-z2-7]{58,200}|[A-Za-z0-9_-]{43})$")]
+BlockHash = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{64}$")]  # base64url of 48 bytes
+_LOCATORS = {"ipfs": re.compile(r"b[a-z2-7]{58,200}"), "arweave": re.compile(r"[A-Za-z0-9_-]{43}")}
 DetailValue = (
     Annotated[int, Field(ge=-MAX_SAFE_INT, le=MAX_SAFE_INT)]
     | Annotated[str, StringConstraints(max_length=MAX_DETAIL_VALUE_CHARS), AfterValidator(_line)]
@@ -255,16 +268,97 @@ class KeyEventRecord(_Record):
     )
 
 
-Record: TypeAlias = Annotated[DecisionRecord | DeletionRecord | KeyEventRecord, Field(discriminator="kind")]
-_RECORD: TypeAdapter[DecisionRecord | DeletionRecord | KeyEventRecord] = TypeAdapter(Record)
+class _LogRecord(_Frozen):
+    """A record about the log itself (no vault): logged only by the log's own jobs, never by ``append``."""
+
+    _added_members: ClassVar[frozenset[str]] = frozenset()
+
+    v: Literal[1] = SCHEMA_VERSION
+    request_id: Identifier
+    tenant_id: Identifier
+
+    @property
+    def dedup_key(self) -> tuple[str, str]:
+        return (self.tenant_id, self.request_id)
+
+
+def anchor_request_id(tree_size: int) -> str:
+    """The request id of the anchor of the checkpoint of ``tree_size``: one anchor per tree size."""
+    return f"checkpoint-{tree_size}"
+
+
+def confirmation_request_id(tree_size: int) -> str:
+    """The request id of the block that holds the anchor of ``tree_size``: one per anchor."""
+    return f"checkpoint-{tree_size}-block"
+
+
+class CheckpointAnchorRecord(_LogRecord):
+    """The log's signed checkpoint of ``tree_size`` published, byte for byte, on permanent storage.
+
+    ``locator`` names it there: the CID (version 1, base32) on IPFS, the transaction id (base64url) on
+    Arweave; ``note_sha256`` is the hex SHA-256 of the note's bytes, ``root_hash`` the checkpoint's root
+    (base64), ``anchored_at`` when it was stored (Unix seconds). Logged by the anchoring job alone
+    (``reliquary.audit.anchor``) under ``anchor_request_id(tree_size)``."""
+
+    kind: Literal["checkpoint_anchor"] = "checkpoint_anchor"
+    origin: Annotated[
+        str, StringConstraints(min_length=1, max_length=MAX_ORIGIN_CHARS), AfterValidator(_line)
+    ]
+    tree_size: Annotated[int, Field(ge=1, le=MAX_SAFE_INT)]
+    root_hash: RootHash
+    backend: Literal["ipfs", "arweave"]
+    locator: Locator
+    note_sha256: Hex64
+    anchored_at: EpochSeconds
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CheckpointAnchorRecord:
+        if self.request_id != anchor_request_id(self.tree_size):
+            raise ValueError("an anchor's request id names its tree size (checkpoint-<tree size>)")
+        _check_locator(self.backend, self.locator)
+        if base64.b64encode(base64.b64decode(self.root_hash)).decode("ascii") != self.root_hash:
+            raise ValueError("the root hash is not canonical base64")
+        return self
+
+
+class CheckpointAnchorConfirmedRecord(_LogRecord):
+    """The Arweave block that holds the anchor of ``tree_size`` (transaction ``locator``): its height and
+    independent hash (base64url), as the node reported it once the transaction was mined. Logged under
+    ``confirmation_request_id(tree_size)``; it names nothing time-dependent, so two anchoring runs that
+    race write the same bytes (the log keeps one)."""
+
+    kind: Literal["checkpoint_anchor_confirmed"] = "checkpoint_anchor_confirmed"
+    tree_size: Annotated[int, Field(ge=1, le=MAX_SAFE_INT)]
+    backend: Literal["arweave"] = "arweave"
+    locator: Locator
+    block_height: Annotated[int, Field(ge=0, le=MAX_SAFE_INT)]
+    block_hash: BlockHash
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CheckpointAnchorConfirmedRecord:
+        if self.request_id != confirmation_request_id(self.tree_size):
+            raise ValueError("a confirmation's request id names its tree size (checkpoint-<tree size>-block)")
+        _check_locator(self.backend, self.locator)
+        return self
+
+
+AnyRecord: TypeAlias = (
+    DecisionRecord
+    | DeletionRecord
+    | KeyEventRecord
+    | CheckpointAnchorRecord
+    | CheckpointAnchorConfirmedRecord
+)
+Record: TypeAlias = Annotated[AnyRecord, Field(discriminator="kind")]
+_RECORD: TypeAdapter[AnyRecord] = TypeAdapter(Record)
 
 
 # --- encoding -------------------------------------------------------------------------------------
-def encode_record(record: DecisionRecord | DeletionRecord | KeyEventRecord) -> bytes:
+def encode_record(record: AnyRecord) -> bytes:
     """The log entry of ``record``: the JCS bytes of its JSON object (the format is fixed forever).
 
     The record is validated again first, so one built with ``model_construct`` cannot reach the log."""
-    if not isinstance(record, DecisionRecord | DeletionRecord | KeyEventRecord):
+    if not isinstance(record, _Record | _LogRecord):
         raise InvalidRequestError(f"not an audit record: {type(record).__name__}")
     checked = _validate(record.model_dump(mode="python"))
     members = checked.model_dump(mode="python")
@@ -277,7 +371,7 @@ def encode_record(record: DecisionRecord | DeletionRecord | KeyEventRecord) -> b
     return entry
 
 
-def decode_record(data: bytes) -> DecisionRecord | DeletionRecord | KeyEventRecord:
+def decode_record(data: bytes) -> AnyRecord:
     """The record of a log entry, refusing (``InvalidRequestError``) anything but the exact bytes that
     ``encode_record`` writes: other whitespace, member order, number or string spellings, unknown kinds,
     versions or fields, missing fields, out-of-range values."""
@@ -297,7 +391,7 @@ def decode_record(data: bytes) -> DecisionRecord | DeletionRecord | KeyEventReco
     return record
 
 
-def parse_record(value: Mapping[str, Any]) -> DecisionRecord | DeletionRecord | KeyEventRecord:
+def parse_record(value: Mapping[str, Any]) -> AnyRecord:
     """A record from its JSON object (as a task receives it), ``InvalidRequestError`` if malformed."""
     return _validate(value)
 
@@ -309,7 +403,7 @@ def principal_hash(tenant_id: str, subject: str, salt: bytes) -> str:
     return pseudonym(tenant_id, subject, salt)
 
 
-def _validate(value: object) -> DecisionRecord | DeletionRecord | KeyEventRecord:
+def _validate(value: object) -> AnyRecord:
     try:
         return _RECORD.validate_python(value)
     except ValidationError as exc:

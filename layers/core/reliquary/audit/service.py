@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Protocol
 from reliquary.audit import merkle, tiles
 from reliquary.audit.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
 from reliquary.audit.index import DecisionRef
-from reliquary.audit.log import TileStore, TransparencyLog, decision_key
+from reliquary.audit.log import TileStore, TransparencyLog, anchor_key, decision_key
 from reliquary.audit.note import NoteSigner, NoteVerifier, Policy, is_valid_key_name
 from reliquary.audit.receipts import (
     Promise,
@@ -46,9 +46,10 @@ from reliquary.audit.receipts import (
     sign_promise,
 )
 from reliquary.audit.records import (
+    AnyRecord,
+    CheckpointAnchorConfirmedRecord,
+    CheckpointAnchorRecord,
     DecisionRecord,
-    DeletionRecord,
-    KeyEventRecord,
     encode_record,
     same_decision,
 )
@@ -66,7 +67,7 @@ from reliquary.errors import (
 if TYPE_CHECKING:
     from reliquary.audit.fsck import FsckReport
 
-AuditRecord = DecisionRecord | DeletionRecord | KeyEventRecord
+AuditRecord = AnyRecord
 CHECKPOINT_PATH = "checkpoint"
 MAX_EXPORT_ENTRIES = 100_000  # one export call; larger ranges are exported in several
 MAX_READ_ENTRIES = 1_000  # entries returned by one read
@@ -80,9 +81,14 @@ INTEGRATE_BACKLOG = tiles.TILE_WIDTH
 
 def log_key(record: AuditRecord) -> str:
     """The id ``record`` is deduplicated under in its tenant's log: its request id, in the decisions' own
-    id space for a decision (``log.decision_key``). One decision per (tenant, request id), and one other
-    record per (tenant, request id); no append of another record can take a decision's request id."""
-    return decision_key(record.request_id) if isinstance(record, DecisionRecord) else record.request_id
+    id space for a decision (``log.decision_key``), in the log's own for a checkpoint anchor or its block
+    (``log.anchor_key``). One decision per (tenant, request id), and one other record per (tenant,
+    request id); no append of a tenant's record can take a decision's or an anchor's request id."""
+    if isinstance(record, DecisionRecord):
+        return decision_key(record.request_id)
+    if isinstance(record, CheckpointAnchorRecord | CheckpointAnchorConfirmedRecord):
+        return anchor_key(record.request_id)
+    return record.request_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -441,6 +447,14 @@ class AuditService:
         if latest is None:
             raise NotFoundError("the log has no checkpoint yet", tenant_id=log_id)
         return latest
+
+    def latest(self, tenant_id: str) -> StoredCheckpoint | None:
+        """The latest signed checkpoint, or None before the first one."""
+        return self._checkpoints.latest_checkpoint(validate_id("tenant_id", tenant_id))
+
+    def sequenced(self, tenant_id: str) -> int:
+        """How many entries the log has committed (some may not be integrated or signed yet)."""
+        return self._log.head(validate_id("tenant_id", tenant_id)).size
 
     def receipt(self, tenant_id: str, request_id: str, leaf_index: int) -> Receipt:
         """A receipt for a logged leaf against the latest checkpoint. A leaf sequenced but not yet

@@ -1,6 +1,6 @@
 """Input models of the audit-append function: appending records, the flow's RecordDecision task
 (``contracts.flow``; the chain checked and logged, see ``reliquary.audit.stage``), publishing and reading
-checkpoints, exports and fsck."""
+checkpoints, exports, fsck, and anchoring checkpoints in public (``reliquary.audit.anchor``)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from reliquary.audit.anchor import DEFAULT_DUE_LOGS, MAX_DUE_LOGS
 from reliquary.audit.log import MAX_BATCH
 from reliquary.contracts.common import Identifier
 from reliquary.contracts.flow import RecordDecisionTask
@@ -52,12 +53,31 @@ class VerifyRequest(_Request):
     action: Literal["verify"]
 
 
+class AnchorRequest(_Request):
+    """Anchor the tenant's latest checkpoint now (published first when entries are waiting), and record
+    the blocks of its pending Arweave anchors."""
+
+    action: Literal["anchor"]
+
+
+class AnchorDueRequest(BaseModel):
+    """The schedule's: ``anchor`` each log, at most ``max_logs`` per run, going on where the last run
+    stopped."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    action: Literal["anchor_due"]
+    max_logs: int = Field(default=DEFAULT_DUE_LOGS, ge=1, le=MAX_DUE_LOGS, strict=True)
+
+
 AuditRequest = Annotated[
     AppendRequest
     | RecordDecisionTask
     | PublishRequest
     | GetCheckpointRequest
     | ExportRequest
-    | VerifyRequest,
+    | VerifyRequest
+    | AnchorRequest
+    | AnchorDueRequest,
     Field(discriminator="action"),
 ]

@@ -1,15 +1,16 @@
 """The tenant's transparency log: the signed checkpoint (a C2SP signed note), entries with inclusion
 proofs, consistency proofs between sizes, exports, and the keys that verify all of it.
 
-The checkpoint, the consistency proofs and the keys are public verification material (a signed tree
-head, hashes, public keys): besides ``audit:read``, ``access:request`` on any vault allows them, so a
+The checkpoint, the consistency proofs, the keys and the checkpoints' public anchors are public
+verification material (a signed tree head, hashes, public keys, where copies of signed tree heads are):
+besides ``audit:read``, ``access:request`` on any vault allows them, so a
 requester can check the receipt of its own decision and that its tenant's log never forked. Entries and
 exports (the records themselves) stay the auditor's."""
 
 from __future__ import annotations
 
 import base64
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import PlainTextResponse
@@ -61,6 +62,27 @@ class AuditKeys(BaseModel):
         description="The service's grant and envelope signing keys (public): `algorithm`, `key_id` (hex) "
         "and `public_key` (base64) each. A requester checks a grant and the sealed item it opens with them."
     )
+
+
+class AnchorBlock(BaseModel):
+    height: int
+    hash: str = Field(description="The block's independent hash (base64url).")
+
+
+class AnchorView(BaseModel):
+    tree_size: int = Field(description="The size of the anchored checkpoint's tree.")
+    root_hash: str = Field(description="Its root hash (base64).")
+    backend: Literal["ipfs", "arweave"]
+    locator: str = Field(description="The CID (version 1, base32) on IPFS, the transaction id on Arweave.")
+    note_sha256: str = Field(description="SHA-256 (hex) of the signed note, stored byte for byte as signed.")
+    anchored_at: int = Field(description="When it was stored (Unix seconds).")
+    log_index: int = Field(description="Where the `checkpoint_anchor` record sits in the log.")
+    block: AnchorBlock | None = Field(description="The Arweave block that holds it, once recorded.")
+
+
+class AnchorList(BaseModel):
+    origin: str = Field(description="The log's checkpoint origin line.")
+    anchors: list[AnchorView] = Field(description="Newest first; empty when nothing is anchored.")
 
 
 class NewExport(BaseModel):
@@ -139,6 +161,21 @@ def keys(caller: CallerDep, runtime: RuntimeDep) -> AuditKeys:
         verifier_keys=list(runtime.audit.verifier_keys()),
         stage_keys=runtime.audit.stage_keys(),
         service_keys=runtime.service_keys(),
+    )
+
+
+@router.get("/v1/audit/anchors", response_model=AnchorList, responses=problems(*AUTHED))
+def anchors(
+    caller: CallerDep, runtime: RuntimeDep, limit: Annotated[int, Query(ge=1, le=100)] = 20
+) -> AnchorList:
+    """The log's checkpoints anchored in public (IPFS or Arweave), newest first: each read from its
+    `checkpoint_anchor` record, proved in the latest checkpoint. `audit:read`, or `access:request` on
+    any vault."""
+    caller.grants.require_any(*VERIFY)
+    found = runtime.audit.anchors(caller.tenant_id, limit=limit)
+    return AnchorList(
+        origin=runtime.audit.origin(caller.tenant_id),
+        anchors=[AnchorView.model_validate(anchor.to_dict()) for anchor in found],
     )
 
 
