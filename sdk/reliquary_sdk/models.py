@@ -260,7 +260,7 @@ class VaultView(Model):
     current_key_version: int
     recovery_threshold: int | None
     custodian_ids: list[str]
-    permanent_storage: str | None = None  # "ipfs" / "arweave": item bodies kept there for good
+    permanent_storage: Literal["ipfs", "arweave"] | None = None  # item bodies kept there for good
 
 
 class KeyVersionView(Model):
@@ -484,7 +484,7 @@ class AnchorView(Model):
 
     tree_size: int
     root_hash: str
-    backend: str
+    backend: Literal["ipfs", "arweave"]
     locator: str
     note_sha256: str
     anchored_at: int

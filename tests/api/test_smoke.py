@@ -29,7 +29,7 @@ def test_every_role_of_both_tenants_gets_a_token(world: ApiWorld) -> None:
 def test_a_vault_opts_in_to_permanent_storage_only_acknowledged_and_where_a_node_is_configured(
     world: ApiWorld,
 ) -> None:
-    from tests.support.api_routes import problem  # noqa: PLC0415
+    from tests.support.api_routes import problem
 
     headers = {**world.headers("tenant-admin"), "Idempotency-Key": "perm-" + "0" * 8}
     unacknowledged = world.http.post(
@@ -41,7 +41,9 @@ def test_a_vault_opts_in_to_permanent_storage_only_acknowledged_and_where_a_node
     unconfigured = world.http.post("/v1/vaults", json=body, headers=headers)  # the shared world has no nodes
     assert problem(unconfigured, 400, "invalid_request")["details"]["field"] == "permanent_storage"
     headers["Idempotency-Key"] = "perm-" + "2" * 8
-    not_a_flag = world.http.post("/v1/vaults", json={**body, "acknowledge_permanence": "yes"}, headers=headers)
+    not_a_flag = world.http.post(
+        "/v1/vaults", json={**body, "acknowledge_permanence": "yes"}, headers=headers
+    )
     assert not_a_flag.status_code in (400, 422)
     assert world.http.get("/v1/vaults/archive-x", headers=world.headers("tenant-admin")).status_code == 404
     listed = world.http.get("/v1/vaults", headers=world.headers("tenant-admin")).json()["vaults"]
