@@ -210,7 +210,7 @@ KMS_ACTIONS = (
 )
 # role -> the purposes it may Encrypt and Decrypt under (and no other KMS action, called directly).
 OWNED_PURPOSES: dict[str, set[str]] = {
-    "encrypt": {"vault-key", "service-signing"},
+    "encrypt": {"vault-key", "service-signing", "arweave-wallet/bodies"},
     "audit-append": {"checkpoint-signing", "principal-pseudonym", "arweave-wallet/anchors"},
     "verify-proof": {"stage-signing/verify-proof"},
     "score-trust": {"stage-signing/score-trust", "principal-pseudonym"},

@@ -42,9 +42,24 @@ ENCRYPT_ENVIRONMENT = {
     "RELIQUARY_KMS_KEY_ID",
     "RELIQUARY_ROOT_OF_TRUST",
     "RELIQUARY_LARGE_ITEM_THRESHOLD",
+    "RELIQUARY_IPFS_API_URL",
+    "RELIQUARY_ARWEAVE_URL",
+    "RELIQUARY_ARWEAVE_WALLET_KEY_ID",
     "POWERTOOLS_SERVICE_NAME",
     "POWERTOOLS_METRICS_NAMESPACE",
     "POWERTOOLS_LOG_LEVEL",
+}
+# Set only when the deployment names the node (an empty parameter leaves the variable out).
+PERMANENT_STORAGE_ENVIRONMENT = {
+    "RELIQUARY_IPFS_API_URL": {"Fn::If": ["HasIpfsApiUrl", {"Ref": "IpfsApiUrl"}, {"Ref": "AWS::NoValue"}]},
+    "RELIQUARY_ARWEAVE_URL": {"Fn::If": ["HasArweaveUrl", {"Ref": "ArweaveUrl"}, {"Ref": "AWS::NoValue"}]},
+    "RELIQUARY_ARWEAVE_WALLET_KEY_ID": {
+        "Fn::If": [
+            "HasKmsArweaveWallet",
+            {"Fn::GetAtt": ["ArweaveWalletKey", "Arn"]},
+            {"Ref": "AWS::NoValue"},
+        ]
+    },
 }
 
 
@@ -108,7 +123,8 @@ def test_translates_offline_to_every_declared_resource(translated: dict[str, Any
     assert set(TABLES) <= set(by_type["AWS::DynamoDB::Table"])
     assert "ItemsBucket" in by_type["AWS::S3::Bucket"]
     # The root key, and the two slots of the access-token key (docs/iam.md, Rotating the token key).
-    assert by_type["AWS::KMS::Key"] == ["RootKey", "TokenKeyA", "TokenKeyB"]
+    # With ArweaveWallet kms, the Arweave wallet's RSA_4096 signing key (docs/storage.md).
+    assert by_type["AWS::KMS::Key"] == ["ArweaveWalletKey", "RootKey", "TokenKeyA", "TokenKeyB"]
     assert by_type["AWS::KMS::Alias"] == ["RootKeyAlias"]
     # SAM gives layer versions a content-hash suffix; the function refers to the suffixed ids.
     layers = sorted(by_type["AWS::Lambda::LayerVersion"])
@@ -338,6 +354,8 @@ def test_encrypt_function_environment_is_exactly_the_contract() -> None:
     assert environment["RELIQUARY_AUDIT_BUCKET"] == {"Ref": "AuditBucket"}
     assert environment["POWERTOOLS_SERVICE_NAME"] == "reliquary-encrypt"
     assert environment["POWERTOOLS_METRICS_NAMESPACE"] == "Reliquary"
+    for name, value in PERMANENT_STORAGE_ENVIRONMENT.items():
+        assert environment[name] == value
     # Every RELIQUARY_* variable is read by the one settings object.
     reliquary_fields = {
         name.removeprefix(ENV_PREFIX).lower() for name in environment if name.startswith(ENV_PREFIX)
@@ -462,7 +480,7 @@ def test_encrypt_function_role_is_least_privilege(translated: dict[str, Any]) ->
     assert _as_list(by_sid["ItemObjectVersions"]["Action"]) == ["s3:ListBucketVersions"]
     assert by_sid["ItemObjectVersions"]["Condition"] == {"StringLike": {"s3:prefix": "tenants/*"}}
     assert _kms_grants(statements) == {
-        "RootKeyForVaultAndServiceKeys": _purposes("vault-key", "service-signing"),
+        "RootKeyForVaultAndServiceKeys": _purposes("vault-key", "service-signing", "arweave-wallet/bodies"),
         "RootKeyThroughDynamoDB": VIA_DYNAMODB,
         "RootKeyThroughS3": VIA_S3,
     }
@@ -533,6 +551,7 @@ def test_audit_append_environment_is_exactly_the_contract() -> None:
         "RELIQUARY_AUDIT_ANCHOR_BACKEND",
         "RELIQUARY_IPFS_API_URL",
         "RELIQUARY_ARWEAVE_URL",
+        "RELIQUARY_ARWEAVE_WALLET_KEY_ID",
         "POWERTOOLS_SERVICE_NAME",
         "POWERTOOLS_METRICS_NAMESPACE",
         "POWERTOOLS_LOG_LEVEL",
@@ -1235,3 +1254,26 @@ def test_the_anchor_schedule_exists_only_when_checkpoints_are_anchored() -> None
     assert schedule == {"Fn::Sub": "rate(${AuditAnchorIntervalMinutes} minutes)"}
     assert permission["Properties"]["Principal"] == "events.amazonaws.com"
     assert permission["Properties"]["SourceArn"] == {"Fn::GetAtt": ["AuditAnchorSchedule", "Arn"]}
+
+
+def test_the_arweave_wallet_key_exists_only_when_chosen_and_signs_only_for_the_paying_functions(
+    translated: dict[str, Any],
+) -> None:
+    key = _resource(translated, "ArweaveWalletKey")
+    assert key["Condition"] == "HasKmsArweaveWallet"
+    assert translated["Conditions"]["HasKmsArweaveWallet"] == {
+        "Fn::Equals": [{"Ref": "ArweaveWallet"}, "kms"]
+    }
+    properties = key["Properties"]
+    assert (properties["KeySpec"], properties["KeyUsage"]) == ("RSA_4096", "SIGN_VERIFY")
+    assert (key["DeletionPolicy"], key["UpdateReplacePolicy"]) == ("Retain", "Retain")
+    statements = {s["Sid"]: s for s in properties["KeyPolicy"]["Statement"]}
+    payers = [
+        {"Fn::GetAtt": ["EncryptFunctionRole", "Arn"]},
+        {"Fn::GetAtt": ["AuditAppendFunctionRole", "Arn"]},
+    ]
+    assert statements["PayingFunctionsSign"]["Principal"] == {"AWS": payers}
+    assert statements["PayingFunctionsSign"]["Action"] == ["kms:Sign", "kms:GetPublicKey"]
+    deny = statements["OnlyThePayingFunctionsSign"]
+    assert (deny["Effect"], deny["Action"]) == ("Deny", "kms:Sign")
+    assert deny["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": payers}}
