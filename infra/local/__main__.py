@@ -356,6 +356,45 @@ def _permanent_demo(access: Any, demo: Any, agent: Any, arweave_url: str) -> Non
         )
 
 
+def _anchor_demo(url: str, tenant_admin: tuple[str, str], access: Any, demo: Any, arweave_url: str) -> None:
+    """The tenant's log anchored on arlocal (audit-append's ``anchor`` action, as the schedule runs it),
+    its block recorded once mined, then checked from the anchor as an outsider: the SDK reads the note
+    from the Arweave node (never from the service) and proves the service's latest checkpoint of one
+    history with it."""
+    import urllib.request  # noqa: PLC0415
+
+    from reliquary_sdk import ClientCredentials, Reliquary  # noqa: PLC0415
+    from reliquary_sdk.anchors import AnchorSource  # noqa: PLC0415
+
+    print(f"\nThe tenant's log anchored in public (arlocal at {arweave_url}):")
+    began = time.perf_counter()
+    anchored = access.invoke("audit-append", {"action": "anchor", "tenant_id": demo.tenant})["anchored"]
+    if anchored is None:
+        _line("anchor the latest checkpoint", "nothing to anchor: the log is empty")
+        return
+    _line(
+        "anchor the latest checkpoint",
+        f"tree size {anchored['tree_size']} in transaction {anchored['locator']}",
+        (time.perf_counter() - began) * 1000,
+    )
+    with urllib.request.urlopen(f"{arweave_url}/mine", timeout=10):  # noqa: S310 (a loopback URL)
+        pass
+    began = time.perf_counter()
+    confirmed = access.invoke("audit-append", {"action": "anchor", "tenant_id": demo.tenant})["confirmed"]
+    blocks = ", ".join(f"block {c['block']['height']}" for c in confirmed) or "not mined yet"
+    _line("record its block once mined", blocks, (time.perf_counter() - began) * 1000)
+    began = time.perf_counter()
+    with Reliquary(url, auth=ClientCredentials(*tenant_admin)) as client:
+        check = client.verify_newest_anchor(AnchorSource(arweave_gateway=arweave_url))
+    if check is None:
+        raise LocalRuntimeError("the anchor just made is not listed by GET /v1/audit/anchors")
+    _line(
+        "verify the log from its anchor (SDK)",
+        f"anchored size {check.anchored.size}, service's {check.presented.size}: {check.relation}",
+        (time.perf_counter() - began) * 1000,
+    )
+
+
 def run(
     port: int,
     *,
@@ -396,6 +435,7 @@ def run(
         quiet |= {
             "RELIQUARY_IPFS_API_URL": running.ipfs.url,
             "RELIQUARY_ARWEAVE_URL": running.arweave.url,
+            "RELIQUARY_AUDIT_ANCHOR_BACKEND": "arweave",
         }
     with outer, local_stack(port, environment=quiet) as stack, Prover() as prover:
         _line(
@@ -431,6 +471,8 @@ def run(
                 shown = (session, *_approval_demo(api, access, demo, demo.requester(0)))
             else:
                 tenant_admin = _tenant_identity(api, demo)
+            if running is not None:
+                _anchor_demo(api.url, tenant_admin, access, demo, running.arweave.url)
             if profile_file is not None:
                 write_profile_file(profile_file, api, tenant_admin)
             if not serve:

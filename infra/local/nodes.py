@@ -219,11 +219,14 @@ def mint(arweave_url: str, address: str, winston: int = LOCAL_WINSTON) -> None:
 def fund_wallets(stack: Any, arweave_url: str) -> dict[str, str]:
     """Fund, on arlocal, the Arweave wallets the stack's functions pay from (each made now, sealed by the
     local root of trust, as a deployment's first seal or anchor would make it); their addresses by use."""
+    from reliquary.adapters.audit_factory import anchors_wallet_address  # noqa: PLC0415
     from reliquary.adapters.factory import bodies_wallet_address  # noqa: PLC0415
     from reliquary.config import get_settings  # noqa: PLC0415
 
     with stack.lambdas.environment_of("EncryptFunction"):
         addresses = {"bodies": bodies_wallet_address(get_settings())}
+    with stack.lambdas.environment_of("AuditAppendFunction"):
+        addresses["anchors"] = anchors_wallet_address(get_settings())
     for address in addresses.values():
         mint(arweave_url, address)
     return addresses

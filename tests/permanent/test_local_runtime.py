@@ -1,7 +1,8 @@
 """End to end on the local runtime with the local nodes (what `make run NODES=1` runs): the stack from
 template.yaml on moto, the functions in process with the nodes' URLs, the demo tenant seeded with a vault
 on IPFS and one on Arweave; items of each go through the real access state machine and come back from the
-node, and a body record altered in the items table is refused."""
+node, a body record altered in the items table is refused, and the tenant's log is anchored on IPFS and
+checked from the anchor by the SDK over HTTP (the served API), a substituted anchor refused."""
 
 from __future__ import annotations
 
@@ -10,15 +11,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from reliquary_sdk import ClientCredentials, Reliquary
+from reliquary_sdk.anchors import AnchorIntegrityError, AnchorSource
 
 from infra.local.access import LocalAccess
+from infra.local.api import serve_api
 from infra.local.nodes import LocalNodes, fund_wallets
 from infra.local.requester import Prover
 from infra.local.runtime import LocalStack, free_port, local_stack
 from infra.local.seed import ARCHIVE_PREFIX, DemoTenant, seed
 from reliquary.adapters.ipfs import IpfsStore
 from reliquary.vaults.permanent import PermanentBackend, PermanentRef
-from tests.support.nodes import arweave_get
+from tests.support.nodes import FakeNode, Reply, arweave_get
 
 pytestmark = [
     pytest.mark.e2e,
@@ -36,21 +40,31 @@ class World:
     access: LocalAccess
     demo: DemoTenant
     wallets: dict[str, str]
+    api_url: str
+    tenant_admin: tuple[str, str]
+
+    def client(self) -> Reliquary:
+        return Reliquary(self.api_url, auth=ClientCredentials(*self.tenant_admin))
 
 
 @pytest.fixture(scope="module")
 def world(nodes: LocalNodes) -> Iterator[World]:
-    environment = {"RELIQUARY_IPFS_API_URL": nodes.ipfs.url, "RELIQUARY_ARWEAVE_URL": nodes.arweave.url}
+    environment = {
+        "RELIQUARY_IPFS_API_URL": nodes.ipfs.url,
+        "RELIQUARY_ARWEAVE_URL": nodes.arweave.url,
+        "RELIQUARY_AUDIT_ANCHOR_BACKEND": "ipfs",
+    }
+    name = f"nodes-{uuid.uuid4().hex[:6]}"
     with (
-        local_stack(
-            free_port(), stack_name=f"nodes-{uuid.uuid4().hex[:6]}", environment=environment
-        ) as stack,
+        local_stack(free_port(), stack_name=name, environment=environment) as stack,
         Prover() as prover,
+        serve_api(stack, free_port()) as api,
     ):
         access = LocalAccess(stack, prover)
         wallets = fund_wallets(stack, nodes.arweave.url)
         demo = seed(access, permanent=("ipfs", "arweave"))
-        yield World(stack, access, demo, wallets)
+        _, admin, secret = api.runtime.identity.create_tenant(demo.tenant, "Demo tenant")
+        yield World(stack, access, demo, wallets, api.url, (admin.client_id, secret))
 
 
 def _item_row(world: World, vault: str, item: str = ITEM) -> dict[str, object]:
@@ -123,3 +137,37 @@ def test_a_body_record_swapped_in_the_items_table_is_refused(world: World) -> No
 def test_the_bodies_wallet_is_sealed_in_the_stack_and_funded(world: World, nodes: LocalNodes) -> None:
     address = world.wallets["bodies"]
     assert int(arweave_get(nodes.arweave.url, f"/wallet/{address}/balance")) > 0
+
+
+def test_the_log_is_anchored_on_ipfs_and_a_receipt_is_checked_from_the_anchor(
+    world: World, nodes: LocalNodes
+) -> None:
+    requester = world.demo.requester(1)
+    vault = f"{ARCHIVE_PREFIX}ipfs"
+    request = world.access.request(
+        requester, world.demo.tenant, vault, ITEM, purpose="support", region="office-lisbon"
+    )
+    receipt = (world.access.decide(request).output or {})["receipt"]
+    anchored = world.access.invoke("audit-append", {"action": "anchor", "tenant_id": world.demo.tenant})
+    anchor = anchored["anchored"]
+    assert anchor is not None
+    assert anchor["backend"] == "ipfs"
+    assert anchor["tree_size"] >= receipt["tree_size"]
+
+    source = AnchorSource(ipfs_api=nodes.ipfs.url)  # the node, never the service
+    with world.client() as client:
+        [listed, *_] = client.audit_anchors().anchors
+        assert (listed.locator, listed.tree_size) == (anchor["locator"], anchor["tree_size"])
+        # The receipt's own checkpoint, proved of one history with the anchored one.
+        check = client.verify_newest_anchor(source, presented=receipt["checkpoint"].encode("utf-8"))
+        assert check is not None
+        assert check.anchored.size == anchor["tree_size"]
+        assert check.presented.size == receipt["tree_size"]
+        assert check.relation in ("same", "anchor_newer")
+        # A node that serves another body under the anchor's CID is caught before anything is opened.
+        note = source.fetch(listed)
+        with (
+            FakeNode(Reply(200, note.replace(b"\n", b"\n\n", 1))) as liar,
+            pytest.raises(AnchorIntegrityError),
+        ):
+            client.verify_newest_anchor(AnchorSource(ipfs_api=liar.url))

@@ -36,9 +36,6 @@ from reliquary.vaults.service_keys import CHECKPOINT_SIGNING, load_or_create_sig
 if TYPE_CHECKING:
     from reliquary.adapters.dynamodb import TableConfig
 
-# The Arweave wallet that pays for checkpoint anchors, kept sealed beside the checkpoint keys.
-ANCHOR_WALLET_PURPOSE = "arweave-wallet/anchors"
-
 
 @dataclass(frozen=True, slots=True)
 class AuditRuntime:
@@ -62,16 +59,16 @@ def build_anchorer(
     root: RootOfTrust,
 ) -> CheckpointAnchorer:
     """The anchorer of ``settings.audit_anchor_backend`` (not "none"), paying on Arweave from the wallet
-    of ``ANCHOR_WALLET_PURPOSE`` sealed in ``keys`` (or the deployment's KMS wallet key)."""
+    of ``ANCHORS_WALLET`` sealed in ``keys`` beside the checkpoint keys (or the KMS wallet key)."""
     # Imported here: only anchoring runs load the node clients and the wallet.
     from reliquary.adapters.anchor_store import DynamoDBAnchorStore  # noqa: PLC0415
     from reliquary.adapters.arweave_status import ArweaveBlocks  # noqa: PLC0415
     from reliquary.adapters.permanent_factory import build_permanent_store  # noqa: PLC0415
     from reliquary.audit.anchor import CheckpointAnchorer  # noqa: PLC0415
-    from reliquary.vaults.permanent import PermanentBackend  # noqa: PLC0415
+    from reliquary.vaults.permanent import ANCHORS_WALLET, PermanentBackend  # noqa: PLC0415
 
     backend = PermanentBackend(settings.audit_anchor_backend)
-    store = build_permanent_store(settings, backend, keys=keys, root=root, purpose=ANCHOR_WALLET_PURPOSE)
+    store = build_permanent_store(settings, backend, keys=keys, root=root, purpose=ANCHORS_WALLET)
     blocks = None
     if backend is PermanentBackend.ARWEAVE and settings.arweave_url is not None:
         blocks = ArweaveBlocks(settings.arweave_url, timeout=settings.permanent_timeout_seconds)
@@ -124,3 +121,26 @@ def build_audit(settings: Settings) -> AuditRuntime:
             lambda: build_anchorer(settings, service, audit, dynamodb, keys=checkpoint_keys, root=root)
         )
     return AuditRuntime(service, decisions, anchorer)
+
+
+def anchors_wallet_address(settings: Settings) -> str:
+    """The address of the Arweave wallet audit-append pays for checkpoint anchors from (created on first
+    use, as the function would): what an operator funds. ``ConfigurationError`` without an Arweave node."""
+    from reliquary.adapters.arweave import ArweaveStore  # noqa: PLC0415
+    from reliquary.adapters.permanent_factory import build_permanent_store  # noqa: PLC0415
+    from reliquary.vaults.permanent import ANCHORS_WALLET, PermanentBackend  # noqa: PLC0415
+
+    keys = DynamoDBSigningKeyStore(
+        table_config(settings, settings.audit_table),
+        dynamodb_client(settings),
+        partition=CHECKPOINT_PARTITION,
+    )
+    store = build_permanent_store(
+        settings,
+        PermanentBackend.ARWEAVE,
+        keys=keys,
+        root=build_root_of_trust(settings),
+        purpose=ANCHORS_WALLET,
+    )
+    assert isinstance(store, ArweaveStore)  # noqa: S101  (what build_permanent_store builds for Arweave)
+    return store.address
