@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import ValidationError
 from reliquary_sdk import ClientCredentials, Reliquary, TrustedKeys
 from reliquary_sdk.anchors import (
     MAX_ANCHOR_BYTES,
@@ -299,8 +300,11 @@ def test_arweave_is_read_by_transaction_id_from_the_named_gateway(honest: CoreLo
         with pytest.raises(AnchorIntegrityError):
             source.fetch(anchor_of(note, backend="arweave", locator=bad))
     assert len(seen) == 1
+    with pytest.raises(ValidationError):  # a listing naming another backend does not even parse
+        anchor_of(note, backend="tape")
+    unknown = anchor_of(note, backend="arweave").model_copy(update={"backend": "tape"})  # past the model
     with pytest.raises(AnchorIntegrityError):
-        source.fetch(anchor_of(note, backend="tape"))
+        source.fetch(unknown)
 
 
 def test_an_oversized_body_is_refused_without_reading_it_all(honest: CoreLog) -> None:

@@ -56,12 +56,14 @@ def test_the_rest_api_is_left_out_and_the_api_function_kept(translated: dict[str
     assert {"ApiFunction", "ApiFunctionRole", "TokenKeyA", "IdentityTable", "ApiAccessLogGroup"} <= set(
         created["Resources"]
     )
-    # Every left-out resource is API Gateway's or names it (the stream mapping aside).
-    for lid in left_out - rest_api:
+    # Every left-out resource is API Gateway's or names it, but the stream mapping and the anchor
+    # schedule's permission to invoke audit-append (locally, the `anchor` action is called directly).
+    for lid in left_out - rest_api - {"AuditAnchorSchedulePermission"}:
         resource = translated["Resources"][lid]
         assert (
             resource["Type"] == "AWS::Lambda::EventSourceMapping" or runtime._references(resource) & rest_api
         )
+    assert translated["Resources"]["AuditAnchorSchedulePermission"]["Condition"] == "AnchorsCheckpoints"
     assert "ApiUrl" not in created["Outputs"]
     assert "ApiFunctionArn" in created["Outputs"]
 
