@@ -39,16 +39,24 @@ class OperatorClient:
 def api_settings(stack: str, session: Any, endpoint_url: str | None) -> tuple[Settings, str | None]:
     """The settings the stack's API function runs with (its RELIQUARY_* environment), and the API's URL
     (None locally, where the stack has no API Gateway)."""
+    return function_settings(stack, session, endpoint_url, "ApiFunctionArn")
+
+
+def function_settings(
+    stack: str, session: Any, endpoint_url: str | None, output: str
+) -> tuple[Settings, str | None]:
+    """The settings the stack's function named by the output ``output`` (e.g. ``EncryptFunctionArn``)
+    runs with (its RELIQUARY_* environment), and the API's URL (None locally)."""
     outputs = {
         o["OutputKey"]: o["OutputValue"]
         for o in session.client("cloudformation", endpoint_url=endpoint_url)
         .describe_stacks(StackName=stack)["Stacks"][0]
         .get("Outputs", [])
     }
-    if "ApiFunctionArn" not in outputs:
-        raise SystemExit(f"error: stack {stack} has no ApiFunctionArn output (is it RELIQUARY's?)")
+    if output not in outputs:
+        raise SystemExit(f"error: stack {stack} has no {output} output (is it RELIQUARY's?)")
     configuration = session.client("lambda", endpoint_url=endpoint_url).get_function_configuration(
-        FunctionName=outputs["ApiFunctionArn"]
+        FunctionName=outputs[output]
     )
     variables: dict[str, Any] = configuration.get("Environment", {}).get("Variables", {})
     # By field name, never through os.environ: the process's environment stays the operator's own. A

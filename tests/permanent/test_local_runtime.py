@@ -18,7 +18,7 @@ from infra.local.access import LocalAccess
 from infra.local.api import serve_api
 from infra.local.nodes import LocalNodes, fund_wallets
 from infra.local.requester import Prover
-from infra.local.runtime import LocalStack, free_port, local_stack
+from infra.local.runtime import LOCAL_CREDENTIALS, LocalStack, free_port, local_stack
 from infra.local.seed import ARCHIVE_PREFIX, DemoTenant, seed
 from reliquary.adapters.ipfs import IpfsStore
 from reliquary.vaults.permanent import PermanentBackend, PermanentRef
@@ -171,3 +171,26 @@ def test_the_log_is_anchored_on_ipfs_and_a_receipt_is_checked_from_the_anchor(
             pytest.raises(AnchorIntegrityError),
         ):
             client.verify_newest_anchor(AnchorSource(ipfs_api=liar.url))
+
+
+def test_an_operator_sees_each_paying_wallet_and_its_balance(
+    world: World, nodes: LocalNodes, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from infra import wallets
+    from reliquary.config import get_settings
+
+    settings = {}
+    for logical_id in ("EncryptFunction", "AuditAppendFunction"):
+        with world.stack.lambdas.environment_of(logical_id):
+            settings[logical_id] = get_settings()
+    found = wallets.wallets(settings["EncryptFunction"], settings["AuditAppendFunction"])
+    assert {w.use: w.address for w in found} == world.wallets  # the same wallets, not new ones
+    assert all(w.balance is not None and w.balance > 0 for w in found)
+    assert wallets.balance("http://127.0.0.1:9", world.wallets["bodies"], timeout=0.5) is None
+
+    # The stack as deployed names no Arweave node (the runtime passes the nodes' URLs to the functions
+    # in process): the command says so, reading the functions' configuration through the AWS APIs.
+    for name, value in {**LOCAL_CREDENTIALS, "AWS_ENDPOINT_URL": world.stack.endpoint}.items():
+        monkeypatch.setenv(name, value)
+    assert wallets.main(["--stack", world.stack.stack_name, "--region", "us-east-1"]) == 0
+    assert "no Arweave node is configured" in capsys.readouterr().out
