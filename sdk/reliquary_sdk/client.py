@@ -35,7 +35,7 @@ from pydantic import BaseModel, ValidationError
 from reliquary_sdk import models as m
 from reliquary_sdk._version import __version__
 from reliquary_sdk.anchors import AnchorCheck, AnchorSource, open_anchor, verify_against_anchor
-from reliquary_sdk.audit import FalconPolicy, ProofError
+from reliquary_sdk.audit import FalconPolicy, ProofError, open_checkpoint
 from reliquary_sdk.auth import OAuth2Auth
 from reliquary_sdk.crypto import RequesterKey
 from reliquary_sdk.errors import (
@@ -1060,6 +1060,49 @@ class AsyncReliquary(_Base):
             return proof
 
         monitor.observe(keys.origin, note, fetched)
+
+    async def audit_anchors(self, *, limit: int | None = None) -> m.AnchorList:
+        """The tenant log's anchored checkpoints, newest first (``GET /v1/audit/anchors``)."""
+        return await self.audit.anchors(limit=limit)
+
+    async def verify_newest_anchor(
+        self, source: AnchorSource, *, presented: bytes | None = None
+    ) -> AnchorCheck | None:
+        """``Reliquary.verify_newest_anchor``, awaited: the gateway is read in a worker thread and the one
+        consistency proof the check needs is fetched first."""
+        keys = await self.trusted_keys()
+        listing = await self.audit.anchors(limit=1)
+        if listing.origin != keys.origin:
+            raise UnexpectedResponseError("the anchor listing is for another log")
+        if not listing.anchors:
+            return None
+        anchor = listing.anchors[0]
+        note = await asyncio.to_thread(source.fetch, anchor)
+        trusted = keys.verifiers
+        anchored = open_anchor(
+            anchor, note, trusted, origin=keys.origin, required=trusted, falcon=self.falcon
+        )
+        if presented is None:
+            presented = str(await self.audit.checkpoint()).encode("utf-8")
+        shown = open_checkpoint(presented, trusted, origin=keys.origin, required=trusted, falcon=self.falcon)
+        needed = (min(anchored.size, shown.size), max(anchored.size, shown.size))
+        proof = [] if needed[0] == needed[1] else _proof_hashes(await self.audit.consistency(*needed))
+
+        def fetched(first: int, second: int) -> list[bytes]:
+            if (first, second) != needed:
+                raise StaleProofError("the check asked for another proof than the one fetched")
+            return proof
+
+        return verify_against_anchor(
+            presented,
+            note,
+            trusted,
+            origin=keys.origin,
+            proof=fetched,
+            required=trusted,
+            falcon=self.falcon,
+            anchor=anchor,
+        )
 
     async def call(self, call: Call[Any], *, cursor: str | None = None) -> Json:
         return (await self.exchange(call, cursor=cursor)).value

@@ -5,6 +5,7 @@ proven of one history with it, or a SplitViewError carrying both signed notes. T
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -14,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from pydantic import ValidationError
-from reliquary_sdk import ClientCredentials, Reliquary, TrustedKeys
+from reliquary_sdk import AsyncReliquary, ClientCredentials, Reliquary, TrustedKeys
 from reliquary_sdk.anchors import (
     MAX_ANCHOR_BYTES,
     AnchorIntegrityError,
@@ -450,3 +451,42 @@ def test_nothing_anchored_yet_is_none_and_a_listing_of_another_log_is_refused(
         )
         with pytest.raises(ReliquaryError, match="another log"):
             api.verify_newest_anchor(AnchorSource(ipfs_api=IPFS_API))
+
+
+def test_the_async_client_verifies_the_newest_anchor_and_finds_the_split_view(
+    verifiers: list[NoteVerifier], honest: CoreLog, forked: CoreLog
+) -> None:
+    service = Service(honest, [honest.note(5), honest.note(9)])
+    notes = {raw_cid(n): n for n in (honest.note(5), honest.note(9))}
+    source = AnchorSource(
+        ipfs_api=IPFS_API,
+        transport=httpx.MockTransport(lambda r: httpx.Response(200, content=notes[r.url.params["arg"]])),
+    )
+    keys = TrustedKeys(ORIGIN, tuple(verifiers), StageKeys({}), KeyRing([]))
+
+    async def run() -> None:
+        async with AsyncReliquary(
+            "https://api.example",
+            auth=ClientCredentials("cl-1", "secret"),
+            transport=httpx.MockTransport(service),
+            trusted_keys=keys,
+            monitor=LogMonitor(verifiers, store=MemoryStore()),
+        ) as api:
+            assert [a.tree_size for a in (await api.audit_anchors()).anchors] == [9, 5]
+            check = await api.verify_newest_anchor(source)
+            assert check is not None
+            assert (check.relation, check.anchored.size, check.presented.size) == ("anchor_older", 9, 20)
+            same = await api.verify_newest_anchor(source, presented=honest.note(9))
+            assert same is not None
+            assert same.relation == "same"
+            service.current, service.log = forked.note(20), forked
+            with pytest.raises(SplitViewError) as caught:
+                await api.verify_newest_anchor(source)
+            assert (caught.value.anchored_note, caught.value.presented_note) == (
+                honest.note(9),
+                forked.note(20),
+            )
+            service.anchored = []
+            assert await api.verify_newest_anchor(source) is None
+
+    asyncio.run(run())
