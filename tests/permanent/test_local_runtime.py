@@ -6,9 +6,14 @@ checked from the anchor by the SDK over HTTP (the served API), a substituted anc
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from reliquary_sdk import ClientCredentials, Reliquary
@@ -194,3 +199,39 @@ def test_an_operator_sees_each_paying_wallet_and_its_balance(
         monkeypatch.setenv(name, value)
     assert wallets.main(["--stack", world.stack.stack_name, "--region", "us-east-1"]) == 0
     assert "no Arweave node is configured" in capsys.readouterr().out
+
+
+def test_the_cli_checks_the_log_against_its_newest_anchor(
+    world: World, nodes: LocalNodes, tmp_path: Path
+) -> None:
+    world.access.invoke("audit-append", {"action": "anchor", "tenant_id": world.demo.tenant})
+    root = Path(__file__).resolve().parents[2]
+    # A client machine (as tests/cli does): no RELIQUARY_* settings, no core liboqs, so --skip-falcon.
+    base = {k: v for k, v in os.environ.items() if not k.startswith("RELIQUARY_") and k != "OQS_INSTALL_PATH"}
+    env = {
+        **base,
+        "PYTHONPATH": os.pathsep.join([str(root / "sdk"), str(root), str(root / "layers" / "core")]),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+        "RELIQUARY_URL": world.api_url,
+        "RELIQUARY_CLIENT_ID": world.tenant_admin[0],
+        "RELIQUARY_CLIENT_SECRET": world.tenant_admin[1],
+    }
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "reliquary_sdk.cli", "--json", *args]
+        return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, check=False)  # noqa: S603
+
+    listed = cli("audit", "anchors")
+    assert listed.returncode == 0, listed.stderr
+    newest = json.loads(listed.stdout)["anchors"][0]
+    assert newest["backend"] == "ipfs"
+    verified = cli("audit", "verify", "--skip-falcon", "--anchor", "--ipfs-api", nodes.ipfs.url)
+    assert verified.returncode == 0, verified.stderr
+    anchor = json.loads(verified.stdout)["anchor"]
+    assert anchor["relation"] in ("same", "anchor_older")
+    assert anchor["locator"] == newest["locator"]
+    with FakeNode(Reply(200, b"another body")) as liar:
+        refused = cli("audit", "verify", "--skip-falcon", "--anchor", "--ipfs-api", liar.url)
+    assert refused.returncode == 3
+    assert json.loads(refused.stderr.strip().splitlines()[-1])["error"]["code"] == "anchor_integrity"
