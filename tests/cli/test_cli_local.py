@@ -317,3 +317,23 @@ def test_exit_codes_are_listed() -> None:
         "4": "unavailable: no answer, a server error, rate limited, or a missing tool",
         "130": "interrupted (Ctrl-C)",
     }
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--permanent", "ipfs"], ("bodies on ipfs can never be deleted, only crypto-shredded: "
+         "add --acknowledge-permanence to opt in")),
+        (["--permanent", "s3", "--acknowledge-permanence"], "--permanent is ipfs or arweave"),
+    ],
+)  # fmt: skip
+def test_permanent_storage_is_refused_unacknowledged_before_anything_is_sent(
+    options: list[str], message: str
+) -> None:
+    env = {"RELIQUARY_CLIENT_ID": "cl-1", "RELIQUARY_CLIENT_SECRET": SECRET}
+    # The URL answers nothing: a refusal here is the CLI's own, before any request.
+    result = invoke(
+        "--json", "--url", "http://127.0.0.1:9", "vault", "create", "v", "-t", "standard", *options, **env
+    )
+    assert result.exit_code == 1, result.stderr
+    assert error_of(result)["message"] == message

@@ -118,6 +118,11 @@ def vault_create(
         )
         if "context" not in applied:
             console.print("no context policy yet: enrol devices (`reliquary device new`) to allow access")
+        if created.permanent_storage:
+            console.print(
+                f"item bodies go to {created.permanent_storage} for good: shredding destroys their keys, "
+                "never the ciphertext"
+            )
 
     run.output.result(value, show)
 
