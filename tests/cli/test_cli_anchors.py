@@ -20,9 +20,10 @@ from reliquary_sdk.cli import app
 from typer.testing import CliRunner
 
 from reliquary.audit import note as core_note
-from reliquary.crypto.signing import SignatureAlgorithm, SigningKey
-from tests.sdk.test_monitor import LOG, ORIGIN, CoreLog
+from tests.sdk.test_monitor import LOG, ORIGIN, CoreLog, log_keys
 from tests.support.nodes import FakeNode, Reply
+
+__all__ = ["log_keys"]  # the monitor tests' signing keys, a shared fixture
 
 TX_ID = base64.urlsafe_b64encode(bytes(range(32))).decode().rstrip("=")
 ENV = ("RELIQUARY_URL", "RELIQUARY_PROFILE", "RELIQUARY_CLIENT_ID", "RELIQUARY_CLIENT_SECRET")
@@ -40,14 +41,8 @@ def homes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def signers() -> list[core_note.NoteSigner]:
-    from reliquary_native import load_oqs
-
-    load_oqs()
-    return [
-        core_note.NoteSigner(ORIGIN, SigningKey.generate(algorithm))
-        for algorithm in (SignatureAlgorithm.ED25519, SignatureAlgorithm.ML_DSA_65)
-    ]
+def signers(log_keys: list[core_note.NoteSigner]) -> list[core_note.NoteSigner]:
+    return log_keys
 
 
 @pytest.fixture

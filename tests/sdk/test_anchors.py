@@ -37,26 +37,12 @@ from reliquary_sdk.monitor import LogMonitor, MemoryStore
 from reliquary.audit import note as core_note
 from reliquary.crypto.signing import SignatureAlgorithm, SigningKey
 from reliquary.identity.did import b58encode
-from tests.sdk.test_monitor import LOG, ORIGIN, CoreLog
+from tests.sdk.test_monitor import LOG, ORIGIN, CoreLog, log_keys, verifiers
+
+__all__ = ["log_keys", "verifiers"]  # the monitor tests' signed logs, shared as fixtures
 
 TX_ID = base64.urlsafe_b64encode(bytes(range(32))).decode().rstrip("=")
 IPFS_API, GATEWAY, ARWEAVE = "http://ipfs.test:5001", "https://gateway.test", "https://arweave.test"
-
-
-@pytest.fixture(scope="module")
-def log_keys() -> list[core_note.NoteSigner]:
-    from reliquary_native import load_oqs
-
-    load_oqs()
-    return [
-        core_note.NoteSigner(ORIGIN, SigningKey.generate(algorithm))
-        for algorithm in (SignatureAlgorithm.ED25519, SignatureAlgorithm.ML_DSA_65)
-    ]
-
-
-@pytest.fixture(scope="module")
-def verifiers(log_keys: list[core_note.NoteSigner]) -> list[NoteVerifier]:
-    return [NoteVerifier.from_vkey(s.verifier.to_vkey()) for s in log_keys]
 
 
 @pytest.fixture

@@ -124,23 +124,12 @@ def build_audit(settings: Settings) -> AuditRuntime:
 
 
 def anchors_wallet_address(settings: Settings) -> str:
-    """The address of the Arweave wallet audit-append pays for checkpoint anchors from (created on first
-    use, as the function would): what an operator funds. ``ConfigurationError`` without an Arweave node."""
-    from reliquary.adapters.arweave import ArweaveStore  # noqa: PLC0415
-    from reliquary.adapters.permanent_factory import build_permanent_store  # noqa: PLC0415
-    from reliquary.vaults.permanent import ANCHORS_WALLET, PermanentBackend  # noqa: PLC0415
+    """The address of the Arweave wallet audit-append pays for checkpoint anchors from."""
+    from reliquary.adapters.permanent_factory import arweave_wallet_address  # noqa: PLC0415
+    from reliquary.vaults.permanent import ANCHORS_WALLET  # noqa: PLC0415
 
-    keys = DynamoDBSigningKeyStore(
-        table_config(settings, settings.audit_table),
-        dynamodb_client(settings),
-        partition=CHECKPOINT_PARTITION,
+    audit = table_config(settings, settings.audit_table)
+    keys = DynamoDBSigningKeyStore(audit, dynamodb_client(settings), partition=CHECKPOINT_PARTITION)
+    return arweave_wallet_address(
+        settings, keys=keys, root=build_root_of_trust(settings), purpose=ANCHORS_WALLET
     )
-    store = build_permanent_store(
-        settings,
-        PermanentBackend.ARWEAVE,
-        keys=keys,
-        root=build_root_of_trust(settings),
-        purpose=ANCHORS_WALLET,
-    )
-    assert isinstance(store, ArweaveStore)  # noqa: S101  (what build_permanent_store builds for Arweave)
-    return store.address

@@ -65,19 +65,10 @@ def build_vault_service(settings: Settings) -> VaultService:
 
 
 def bodies_wallet_address(settings: Settings) -> str:
-    """The address of the Arweave wallet the encrypt function pays for item bodies from (created on first
-    use, as the function would): what an operator funds. ``ConfigurationError`` without an Arweave node."""
-    from reliquary.adapters.arweave import ArweaveStore  # noqa: PLC0415
-    from reliquary.adapters.permanent_factory import build_permanent_store  # noqa: PLC0415
-    from reliquary.vaults.permanent import PermanentBackend  # noqa: PLC0415
+    """The address of the Arweave wallet the encrypt function pays for item bodies from."""
+    from reliquary.adapters.permanent_factory import arweave_wallet_address  # noqa: PLC0415
 
     keys = DynamoDBSigningKeyStore(table_config(settings, settings.vaults_table), dynamodb_client(settings))
-    store = build_permanent_store(
-        settings,
-        PermanentBackend.ARWEAVE,
-        keys=keys,
-        root=build_root_of_trust(settings),
-        purpose=BODIES_WALLET,
+    return arweave_wallet_address(
+        settings, keys=keys, root=build_root_of_trust(settings), purpose=BODIES_WALLET
     )
-    assert isinstance(store, ArweaveStore)  # noqa: S101  (what build_permanent_store builds for Arweave)
-    return store.address

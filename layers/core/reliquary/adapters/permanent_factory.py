@@ -58,3 +58,15 @@ def permanent_stores(
         configured_backends(settings),
         lambda backend: build_permanent_store(settings, backend, keys=keys, root=root, purpose=purpose),
     )
+
+
+def arweave_wallet_address(
+    settings: Settings, *, keys: SigningKeyStore, root: RootOfTrust, purpose: str
+) -> str:
+    """The address of the Arweave wallet of ``purpose`` (made now if it is new, as its function's first
+    transaction would): what an operator funds. ``ConfigurationError`` without an Arweave node."""
+    from reliquary.adapters.arweave import ArweaveStore  # noqa: PLC0415
+
+    store = build_permanent_store(settings, PermanentBackend.ARWEAVE, keys=keys, root=root, purpose=purpose)
+    assert isinstance(store, ArweaveStore)  # noqa: S101  (what build_permanent_store builds for Arweave)
+    return store.address
