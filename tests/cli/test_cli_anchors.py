@@ -19,11 +19,12 @@ from reliquary_sdk.audit import RECEIPT_FORMAT
 from reliquary_sdk.cli import app
 from typer.testing import CliRunner
 
-from reliquary.audit import note as core_note
+from tests.sdk.test_anchors import forked, honest
 from tests.sdk.test_monitor import LOG, ORIGIN, CoreLog, log_keys
 from tests.support.nodes import FakeNode, Reply
 
-__all__ = ["log_keys"]  # the monitor tests' signing keys, a shared fixture
+# The SDK anchor tests' signed logs (an honest one and its fork), shared as fixtures.
+__all__ = ["forked", "honest", "log_keys"]
 
 TX_ID = base64.urlsafe_b64encode(bytes(range(32))).decode().rstrip("=")
 ENV = ("RELIQUARY_URL", "RELIQUARY_PROFILE", "RELIQUARY_CLIENT_ID", "RELIQUARY_CLIENT_SECRET")
@@ -38,21 +39,6 @@ def homes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     monkeypatch.setenv("COLUMNS", "250")
     return tmp_path
-
-
-@pytest.fixture(scope="module")
-def signers(log_keys: list[core_note.NoteSigner]) -> list[core_note.NoteSigner]:
-    return log_keys
-
-
-@pytest.fixture
-def honest(signers: list[core_note.NoteSigner]) -> CoreLog:
-    return CoreLog(signers).append(0, 5).append(5, 4).append(9, 11)
-
-
-@pytest.fixture
-def forked(signers: list[core_note.NoteSigner]) -> CoreLog:
-    return CoreLog(signers).append(0, 5).append(5, 4, tag="forked").append(9, 11, tag="forked")
 
 
 def listed(note: bytes, backend: str = "ipfs") -> dict[str, Any]:

@@ -18,6 +18,7 @@ from reliquary.contracts.audit import (
     AnchorDueRequest,
     AnchorRequest,
     AppendRequest,
+    AuditAction,
     ExportRequest,
     GetCheckpointRequest,
     PublishRequest,
@@ -25,17 +26,6 @@ from reliquary.contracts.audit import (
 )
 from reliquary.contracts.flow import RecordDecisionTask
 from reliquary.errors import InvalidRequestError
-
-AuditAction = (
-    AppendRequest
-    | RecordDecisionTask
-    | PublishRequest
-    | GetCheckpointRequest
-    | ExportRequest
-    | VerifyRequest
-    | AnchorRequest
-    | AnchorDueRequest
-)
 
 
 def _checkpoint_result(

@@ -70,7 +70,7 @@ class AnchorDueRequest(BaseModel):
     max_logs: int = Field(default=DEFAULT_DUE_LOGS, ge=1, le=MAX_DUE_LOGS, strict=True)
 
 
-AuditRequest = Annotated[
+AuditAction = (
     AppendRequest
     | RecordDecisionTask
     | PublishRequest
@@ -78,6 +78,9 @@ AuditRequest = Annotated[
     | ExportRequest
     | VerifyRequest
     | AnchorRequest
-    | AnchorDueRequest,
+    | AnchorDueRequest
+)
+AuditRequest = Annotated[
+    AuditAction,
     Field(discriminator="action"),
 ]
