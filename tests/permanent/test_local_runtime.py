@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from reliquary_sdk import ClientCredentials, Reliquary
@@ -22,7 +23,7 @@ from reliquary_sdk.anchors import AnchorIntegrityError, AnchorSource
 from infra.local.access import LocalAccess
 from infra.local.api import serve_api
 from infra.local.nodes import LocalNodes, fund_wallets
-from infra.local.requester import Prover
+from infra.local.requester import Prover, Requester
 from infra.local.runtime import LOCAL_CREDENTIALS, LocalStack, free_port, local_stack
 from infra.local.seed import ARCHIVE_PREFIX, DemoTenant, seed
 from reliquary.adapters.ipfs import IpfsStore
@@ -47,6 +48,7 @@ class World:
     wallets: dict[str, str]
     api_url: str
     tenant_admin: tuple[str, str]
+    identity: Any  # the API's identity service, to make clients
 
     def client(self) -> Reliquary:
         return Reliquary(self.api_url, auth=ClientCredentials(*self.tenant_admin))
@@ -69,7 +71,7 @@ def world(nodes: LocalNodes) -> Iterator[World]:
         wallets = fund_wallets(stack, nodes.arweave.url)
         demo = seed(access, permanent=("ipfs", "arweave"))
         _, admin, secret = api.runtime.identity.create_tenant(demo.tenant, "Demo tenant")
-        yield World(stack, access, demo, wallets, api.url, (admin.client_id, secret))
+        yield World(stack, access, demo, wallets, api.url, (admin.client_id, secret), api.runtime.identity)
 
 
 def _item_row(world: World, vault: str, item: str = ITEM) -> dict[str, object]:
@@ -235,3 +237,37 @@ def test_the_cli_checks_the_log_against_its_newest_anchor(
         refused = cli("audit", "verify", "--skip-falcon", "--anchor", "--ipfs-api", liar.url)
     assert refused.returncode == 3
     assert json.loads(refused.stderr.strip().splitlines()[-1])["error"]["code"] == "anchor_integrity"
+
+
+def test_the_sdk_seals_into_an_arweave_vault_and_opens_an_approved_request_over_http(
+    world: World, nodes: LocalNodes, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from reliquary_sdk import RequesterKey
+    from reliquary_sdk.prove import Device, NodeProver
+
+    from reliquary.identity.scopes import Role, RoleBinding
+    from reliquary_native import load_oqs
+
+    load_oqs()  # the core's liboqs stands in for the SDK's falcon extra (the checkpoints' Falcon lines)
+    monkeypatch.setenv("RELIQUARY_STATE_DIR", str(tmp_path / "state"))  # the client's monitor file
+    vault = f"{ARCHIVE_PREFIX}arweave"
+    agent, secret = world.identity.create_client(
+        world.demo.tenant, "archivist", [RoleBinding(Role.WRITER, vault), RoleBinding(Role.REQUESTER, vault)]
+    )
+    root = Path(__file__).resolve().parents[2]
+    with (
+        NodeProver(root / "zk") as prover,
+        Reliquary(world.api_url, auth=ClientCredentials(agent.client_id, secret)) as client,
+    ):
+        device = Device.generate(prover)
+        world.demo.requesters.append(Requester(subject=f"sdk-{uuid.uuid4().hex[:8]}", seed=device.seed()))
+        world.access.set_context_policy(world.demo.tenant, vault, world.demo.requesters)
+        sealed = client.memories.add(vault, text="kept for good", user_id="customer-7")
+        assert sealed.body_location == "permanent"
+        assert sealed.permanent_locator is not None
+        arweave_get(nodes.arweave.url, "/mine")
+        key = RequesterKey.generate()
+        handle = client.access.request(vault, sealed.item_id, purpose="support", prove=device, key=key)
+        view = handle.wait(timeout=120, interval=0.2)
+        assert view.status == "approved", view.reasons
+        assert handle.open().plaintext == b"kept for good"
