@@ -26,7 +26,13 @@ from reliquary.errors import (
 from reliquary.vaults.cid import Cid, file_cid
 from reliquary.vaults.models import BodyLocation, ItemRecord
 from reliquary.vaults.permanent import PermanentBackend, PermanentRef, PermanentStore, PermanentStores
-from reliquary.vaults.service import PERMANENT_BODY_TAGS, PERMANENT_REF_SUFFIX, RemovedVersion, blob_prefix
+from reliquary.vaults.service import (
+    PERMANENT_BODY_TAGS,
+    PERMANENT_REF_SUFFIX,
+    RemovedVersion,
+    blob_prefix,
+    unreleased_prefix,
+)
 from tests.support.nodes import LATENCIES, FakeNode, Reply, arweave_get
 from tests.support.vaults import USER_SCOPE, MemoryStack, grant_and_open, memory_stack, unique_id
 
@@ -233,9 +239,11 @@ def test_an_unpin_that_fails_never_delays_the_erasure(
             stack.service.shred_item(TENANT, vault_id, "notes")
     assert stack.items.get(TENANT, vault_id, "notes", 1).envelope is None  # the key is destroyed already
     assert _pinned(nodes, ref.locator)
+    assert stack.blobs.keys(unreleased_prefix(TENANT, vault_id)) != []
     stack.service._permanent = PermanentStores.of({PermanentBackend.IPFS: ipfs})
     stack.service.shred_item(TENANT, vault_id, "notes")  # the retry releases what is left
     assert not _pinned(nodes, ref.locator)
+    assert stack.blobs.keys(unreleased_prefix(TENANT, vault_id)) == []
 
 
 def test_the_arweave_wallet_pays_and_a_mined_body_still_reads_back(
@@ -301,3 +309,28 @@ def test_a_writer_that_loses_the_version_race_releases_its_body(
     assert _pinned(nodes, record.permanent_ref.locator)
     [key] = _records_under(stack, vault_id, "notes", 1)  # only the winner's record of it
     assert PermanentRef.from_json(stack.blobs.get(key)) == record.permanent_ref
+
+
+def test_forgetting_again_unpins_what_a_node_that_was_down_kept(
+    stack: MemoryStack, nodes: LocalNodes, ipfs: IpfsStore
+) -> None:
+    vault_id = _vault(stack, PermanentBackend.IPFS)
+    record = _seal(stack, vault_id, "notes")
+    assert record.permanent_ref is not None
+    with FakeNode(Reply(503)) as failing:
+        stack.service._permanent = PermanentStores.of({PermanentBackend.IPFS: IpfsStore(failing.url)})
+        with pytest.raises(StorageUnavailableError):
+            stack.service.forget_scope(TENANT, vault_id, USER_SCOPE)
+    assert stack.items.get(TENANT, vault_id, "notes", 1).envelope is None  # erased all the same
+    assert _pinned(nodes, record.permanent_ref.locator)
+    marked = unreleased_prefix(TENANT, vault_id)
+    assert stack.blobs.keys(marked) == [f"{marked}notes/1"]  # the version left to release
+
+    stack.service._permanent = PermanentStores.of({PermanentBackend.IPFS: ipfs})
+    report = stack.service.forget_scope(TENANT, vault_id, USER_SCOPE)
+
+    assert (report.receipts, report.already_shredded, report.complete) == ((), 1, True)
+    assert not _pinned(nodes, record.permanent_ref.locator)
+    assert _records_under(stack, vault_id, "notes", 1) == []
+    assert stack.blobs.keys(marked) == []
+    stack.service.forget_scope(TENANT, vault_id, USER_SCOPE)  # nothing left: no node call fails it

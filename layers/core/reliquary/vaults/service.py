@@ -30,6 +30,7 @@ from reliquary.errors import (
     NotFoundError,
     PayloadTooLargeError,
     RootOfTrustError,
+    TransientError,
 )
 from reliquary.vaults.decisions import DecisionLedger, require_approval, require_attested
 from reliquary.vaults.labels import DEFAULT_SENSITIVITY, Sensitivity, parse_sensitivity
@@ -123,6 +124,12 @@ def blob_key_for(scope: ItemScope, nonce: bytes) -> str:
 # items table's stream carries keys only, so when TTL deletes a row this is how the body is still found
 # and unpinned. Unique to each write, like a large body's key.
 PERMANENT_REF_SUFFIX = ".ref.json"
+
+
+def unreleased_prefix(tenant_id: str, vault_id: str) -> str:
+    """Where a vault marks the shredded versions whose bodies a node that was down kept pinned: the next
+    ``forget`` of the vault releases them (``shred`` of the item does too)."""
+    return f"tenants/{tenant_id}/vaults/{vault_id}/unreleased/"
 
 
 def permanent_ref_key(scope: ItemScope, nonce: bytes) -> str:
@@ -704,7 +711,9 @@ class VaultService:
         VaultRef(tenant_id, vault_id)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_FORGET_LIMIT:
             raise InvalidRequestError(f"limit must be an integer from 1 to {MAX_FORGET_LIMIT}", field="limit")
-        self._vaults.get(tenant_id, vault_id)  # NotFoundError for a vault this tenant does not have
+        vault = self._vaults.get(tenant_id, vault_id)  # NotFoundError for a vault this tenant does not have
+        if vault.permanent_storage is not None:
+            self._release_unreleased(tenant_id, vault_id)  # what an earlier call left pinned
         deadline = self._monotonic() + self._forget_budget
         receipts: list[ShredReceipt] = []
         already = answer_bytes = largest = 0
@@ -794,11 +803,39 @@ class VaultService:
         if not record.shredded:
             self._items.shred(record, shredded_at=now)
         if record.permanent_ref is not None:
-            # After the key is destroyed, so a node that is down delays only the unpinning (the call
-            # fails transient; shredding again releases again), never the erasure.
-            prefix = blob_prefix(record.tenant_id, record.vault_id, record.item_id, record.version)
-            self._release_permanent(prefix, known=record.permanent_ref)
-            self._blobs.delete_prefix(prefix)
+            # After the key is destroyed, so a node that is down delays only the unpinning, never the
+            # erasure: the call fails transient, and the version is marked for the next forget of the
+            # vault (or shred of the item) to release.
+            try:
+                self._release_left_behind(record, known=None if record.shredded else record.permanent_ref)
+            except TransientError:
+                self._blobs.put(self._unreleased_key(record), b"")
+                raise
+            if record.shredded:  # shredding again: whatever was marked is released now
+                self._blobs.delete(self._unreleased_key(record))
+
+    @staticmethod
+    def _unreleased_key(record: ItemRecord) -> str:
+        return f"{unreleased_prefix(record.tenant_id, record.vault_id)}{record.item_id}/{record.version}"
+
+    def _release_unreleased(self, tenant_id: str, vault_id: str) -> None:
+        prefix = unreleased_prefix(tenant_id, vault_id)
+        for key in self._blobs.keys(prefix):
+            item_id, _, version = key.removeprefix(prefix).partition("/")
+            if not version.isdigit():
+                continue  # not a mark this service wrote
+            self._release_permanent(blob_prefix(tenant_id, vault_id, item_id, int(version)), known=None)
+            self._blobs.delete_prefix(blob_prefix(tenant_id, vault_id, item_id, int(version)))
+            self._blobs.delete(key)
+
+    def _release_left_behind(self, record: ItemRecord, *, known: PermanentRef | None = None) -> None:
+        """Release ``known`` and the bodies still named under the version's prefix (a body's S3 record
+        is deleted only once it is released: what is left there is what remains), then delete them."""
+        if record.permanent_ref is None:
+            return
+        prefix = blob_prefix(record.tenant_id, record.vault_id, record.item_id, record.version)
+        self._release_permanent(prefix, known=known)
+        self._blobs.delete_prefix(prefix)
 
     def _release_permanent(self, prefix: str, *, known: PermanentRef | None) -> None:
         """Release ``known`` and every body a record under ``prefix`` names (one version's: its own, and
