@@ -15,12 +15,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from reliquary_sdk.anchors import raw_cid
-from reliquary_sdk.audit import RECEIPT_FORMAT
 from reliquary_sdk.cli import app
 from typer.testing import CliRunner
 
-from tests.sdk.test_anchors import forked, honest
-from tests.sdk.test_monitor import LOG, ORIGIN, CoreLog, log_keys
+from tests.sdk.test_anchors import forked, honest, signed_receipt
+from tests.sdk.test_monitor import ORIGIN, CoreLog, log_keys
 from tests.support.nodes import FakeNode, Reply
 
 # The SDK anchor tests' signed logs (an honest one and its fork), shared as fixtures.
@@ -99,17 +98,9 @@ def error_of(result: Any) -> dict[str, Any]:
 
 
 def _receipt_file(tmp_path: Path, log: CoreLog, index: int, size: int) -> Path:
-    receipt = {
-        "format": RECEIPT_FORMAT,
-        "origin": ORIGIN,
-        "request_id": f"req-{index}",
-        "leaf_index": index,
-        "tree_size": size,
-        "checkpoint": log.note(size).decode(),
-        "inclusion_proof": [base64.b64encode(h).decode() for h in log.log.inclusion_proof(LOG, index, size)],
-    }
+    receipt, entry = signed_receipt(log, index, size)
     path = tmp_path / f"receipt-{index}.json"
-    path.write_text(json.dumps({"receipt": receipt, "entry": f"honest record {index}"}))
+    path.write_text(json.dumps({"receipt": receipt, "entry": entry.decode()}))
     return path
 
 

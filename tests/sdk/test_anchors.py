@@ -157,7 +157,7 @@ def test_no_proof_the_service_makes_up_passes_for_a_split_view(
         verify_against_anchor(forked.note(20), honest.note(9), verifiers, origin=ORIGIN, proof=proof)
 
 
-def _receipt(log: CoreLog, index: int, size: int) -> tuple[dict[str, Any], bytes]:
+def signed_receipt(log: CoreLog, index: int, size: int) -> tuple[dict[str, Any], bytes]:
     entry = f"honest record {index}".encode()
     receipt = {
         "format": RECEIPT_FORMAT,
@@ -174,7 +174,7 @@ def _receipt(log: CoreLog, index: int, size: int) -> tuple[dict[str, Any], bytes
 def test_a_receipt_is_checked_against_the_anchor_and_its_entry(
     verifiers: list[NoteVerifier], honest: CoreLog, forked: CoreLog
 ) -> None:
-    receipt, entry = _receipt(honest, 3, 9)
+    receipt, entry = signed_receipt(honest, 3, 9)
     check = verify_against_anchor(
         receipt, honest.note(20), verifiers, origin=ORIGIN, proof=honest.proof, entry=entry
     )
